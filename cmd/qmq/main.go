@@ -1,0 +1,128 @@
+// Command qmq is the single binary of qmq-go: one subcommand per component.
+//
+//	qmq metaserver [--conf DIR] [--set key=value]…   cluster registry and routing
+//	qmq tools <Command> --metaserver=host:port …     QMQ's tools.sh admin commands
+//	qmq version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/qmq-go/qmq/cmd/qmq/tools"
+	"github.com/qmq-go/qmq/conf"
+	"github.com/qmq-go/qmq/services/metaserver"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+const usage = `qmq — QMQ message queue servers and tools, in Go.
+
+Usage:
+  qmq metaserver [--conf DIR] [--set key=value]... [--log-level LEVEL]
+  qmq tools <Command> --metaserver=<host[:port]> [--token=<token>] [flags]   (qmq tools --help lists commands)
+  qmq version
+
+Configuration keys and file names are QMQ's (metaserver.properties, datasource.properties, …).
+Any key can be overridden with --set key=value or the environment variable QMQ_<KEY>
+(upper case, dots as underscores, e.g. QMQ_MIN_GROUP_NUM=3).
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "metaserver":
+		return runMetaserver(args[1:], stderr)
+	case "tools":
+		return tools.Main(args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "qmq", version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "qmq: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+// stringList collects a repeatable flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+// serverFlags are shared by every server subcommand.
+type serverFlags struct {
+	confDir  string
+	sets     stringList
+	logLevel string
+	logJSON  bool
+}
+
+func parseServerFlags(name string, args []string, stderr io.Writer) (*serverFlags, conf.Overrides, hclog.Logger, error) {
+	fs := flag.NewFlagSet("qmq "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	f := &serverFlags{}
+	fs.StringVar(&f.confDir, "conf", "./conf", "directory holding QMQ's .properties files")
+	fs.Var(&f.sets, "set", "override a configuration key: --set key=value (repeatable)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "trace, debug, info, warn or error")
+	fs.BoolVar(&f.logJSON, "log-json", false, "log in JSON")
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, nil, nil, fmt.Errorf("unexpected arguments %q (flags are --conf, --set, --log-level)", fs.Args())
+	}
+	o, err := conf.ParseSet(f.sets)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	level := hclog.LevelFromString(f.logLevel)
+	if level == hclog.NoLevel {
+		return nil, nil, nil, fmt.Errorf("--log-level %q: want trace, debug, info, warn or error", f.logLevel)
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: name, Level: level, JSONFormat: f.logJSON, Output: stderr})
+	return f, o, log, nil
+}
+
+func runMetaserver(args []string, stderr io.Writer) int {
+	f, o, log, err := parseServerFlags("metaserver", args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, "qmq metaserver:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	srv, err := metaserver.New(ctx, metaserver.Options{ConfDir: f.confDir, Overrides: o, Logger: log})
+	if err != nil {
+		// Expected start-up failures (bad config, busy port, unreachable database) are
+		// printed as plain sentences, not as a log record with escaped newlines.
+		fmt.Fprintf(stderr, "qmq metaserver: cannot start: %v\n", err)
+		return 1
+	}
+	if err := srv.Run(ctx); err != nil {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,80 @@
+package tools
+
+// flagSpec is one command-line option, named as in QMQ's tools.
+type flagSpec struct {
+	name     string // flag name, also the form parameter unless param is set
+	param    string // form parameter name when it differs (ResetOffset --action -> code)
+	required bool
+	def      string
+	help     string
+}
+
+// command is one tools.sh command and the management action it posts.
+type command struct {
+	name   string
+	action string
+	token  bool
+	help   string
+	flags  []flagSpec
+}
+
+var (
+	fBrokerGroup = flagSpec{name: "brokerGroup", required: true, help: "broker group name (master and slave share it; real-time and delay groups need different names)"}
+	fRole        = flagSpec{name: "role", required: true, help: "0 master, 1 slave, 4 backup, 5 delay master, 6 delay slave"}
+	fHostname    = flagSpec{name: "hostname", required: true, help: "the broker machine's hostname, as printed by `hostname` there"}
+	fIP          = flagSpec{name: "ip", required: true, help: "the broker machine's IPv4 address (not 127.0.0.1 unless everything runs on one host)"}
+	fServePort   = flagSpec{name: "servePort", required: true, help: "the broker's broker.port (20881; delay server 20801)"}
+	fSyncPort    = flagSpec{name: "syncPort", required: true, help: "the broker's sync.port (20882; delay server 20802)"}
+)
+
+// commands lists QMQ's tools.sh commands (qmq-tools' Tools.java) in its order.
+var commands = []command{
+	{name: "AddBroker", action: "AddBroker", token: true, help: "register a broker (run before starting it)",
+		flags: []flagSpec{fBrokerGroup, fRole, fHostname, fIP, fServePort, fSyncPort}},
+	{name: "AddDb", action: "AddDb", token: true, help: "register a client database for the watchdog to scan",
+		flags: []flagSpec{
+			{name: "type", def: "mmm", help: "database type (mmm = MySQL)"},
+			{name: "host", required: true, help: "database host"},
+			{name: "port", required: true, help: "database port"},
+			{name: "username", required: true, help: "database user"},
+			{name: "password", required: true, help: "database password"},
+			{name: "room", def: "default", help: "watchdog namespace that scans it"},
+		}},
+	{name: "ReplaceBroker", action: "ReplaceBroker", token: true, help: "replace the broker of a (group, role), e.g. to move it to a new machine",
+		flags: []flagSpec{fBrokerGroup, fRole, fHostname, fIP, fServePort, fSyncPort}},
+	{name: "ListBrokers", action: "ListBrokers", help: "list registered brokers",
+		flags: []flagSpec{{name: "brokerGroup", help: "only this group"}}},
+	{name: "ListBrokerGroups", action: "ListBrokerGroups", help: "list broker groups and their state"},
+	{name: "ListSubjectRoutes", action: "ListSubjectRoutes", help: "list subject -> broker group routes"},
+	{name: "AddSubjectBrokerGroup", action: "AddSubjectBrokerGroup", token: true, help: "add a broker group to a subject's route",
+		flags: []flagSpec{fBrokerGroup, {name: "subject", required: true, help: "subject"}}},
+	{name: "RemoveSubjectBrokerGroup", action: "RemoveSubjectBrokerGroup", token: true, help: "remove a broker group from a subject's route (or from all, with --subject=*)",
+		flags: []flagSpec{fBrokerGroup, {name: "subject", required: true, help: "one subject or *, * means all subjects"}}},
+	{name: "AddNewSubject", action: "AddNewSubject", token: true, help: "declare a subject with a routing tag",
+		flags: []flagSpec{{name: "subject", required: true, help: "subject"}, {name: "tag", required: true, help: "routing tag (groups with the same broker_group.tag serve it)"}}},
+	{name: "ExtendSubjectRoute", action: "ExtendSubjectRoute", token: true, help: "add newBrokerGroup to every route that contains relatedBrokerGroup",
+		flags: []flagSpec{
+			{name: "relatedSubject", required: true, help: "one subject or *, * means all subject"},
+			{name: "relatedBrokerGroup", required: true, help: "routes containing this group are extended"},
+			{name: "newBrokerGroup", required: true, help: "group to add"},
+		}},
+	{name: "MarkReadonly", action: "MarkReadonlyBrokerGroup", token: true, help: "stop producers from using a broker group (consumers still drain it)",
+		flags: []flagSpec{fBrokerGroup, {name: "subject", def: "*", help: "one subject, or * for all"}}},
+	{name: "UnMarkReadonly", action: "UnMarkReadonlyBrokerGroup", token: true, help: "undo MarkReadonly",
+		flags: []flagSpec{fBrokerGroup, {name: "subject", def: "*", help: "one subject, or * for all"}}},
+	{name: "ResetOffset", action: "ResetOffset", token: true, help: "move a consumer group to the latest or earliest message",
+		flags: []flagSpec{
+			{name: "subject", required: true, help: "subject"},
+			{name: "group", required: true, help: "consumer group"},
+			{name: "action", param: "code", required: true, help: "1 LATEST, 2 EARLIEST"},
+		}},
+}
+
+func findCommand(name string) (command, bool) {
+	for _, c := range commands {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
+}

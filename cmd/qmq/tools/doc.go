@@ -1,0 +1,6 @@
+// Package tools implements `qmq tools`, the Go equivalent of QMQ's tools.sh:
+// the same commands, the same flag names, and the metaserver's JSON printed
+// as is. Each command posts a form to http://<metaserver>/management with the
+// token in X-Api-Token, exactly as QMQ's Java tool does, so the commands in
+// QMQ's install guides work when `tools.sh` is replaced by `qmq tools`.
+package tools

@@ -1,0 +1,194 @@
+package tools
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/qmq-go/qmq/consul"
+)
+
+// Main runs `qmq tools <Command> …` and returns the process exit code:
+// 0 on success, 1 when the metaserver answers an error (status -1, or an
+// "error" field) or cannot be reached, 2 on a usage error.
+func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" || args[0] == "help" {
+		printUsage(stdout)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmd, ok := findCommand(args[0])
+	if !ok {
+		fmt.Fprintf(stderr, "qmq tools: unknown command %q\n\n", args[0])
+		printUsage(stderr)
+		return 2
+	}
+	fs := flag.NewFlagSet("qmq tools "+cmd.name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	metaserver := fs.String("metaserver", "", "metaserver HTTP address: <host> or <host>:<port> (port defaults to 8080), or consul://<service>")
+	token := ""
+	if cmd.token {
+		fs.StringVar(&token, "token", "", "API token: any key of the metaserver's valid-api-tokens.properties (required)")
+	}
+	values := map[string]*string{}
+	for _, f := range cmd.flags {
+		help := f.help
+		if f.required {
+			help += " (required)"
+		}
+		values[f.name] = fs.String(f.name, f.def, help)
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: qmq tools %s --metaserver=<host[:port]>", cmd.name)
+		if cmd.token {
+			fmt.Fprint(fs.Output(), " --token=<token>")
+		}
+		for _, f := range cmd.flags {
+			if f.required {
+				fmt.Fprintf(fs.Output(), " --%s=<%s>", f.name, f.name)
+			} else {
+				fmt.Fprintf(fs.Output(), " [--%s=<%s>]", f.name, f.name)
+			}
+		}
+		fmt.Fprintf(fs.Output(), "\n\n%s.\n\n", cmd.help)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "qmq tools %s: unexpected arguments %q; flags are written --name=value\n", cmd.name, fs.Args())
+		return 2
+	}
+	var missing []string
+	if *metaserver == "" {
+		missing = append(missing, "--metaserver")
+	}
+	if cmd.token && token == "" {
+		missing = append(missing, "--token")
+	}
+	form := url.Values{"action": {cmd.action}}
+	for _, f := range cmd.flags {
+		v := *values[f.name]
+		if f.required && v == "" {
+			missing = append(missing, "--"+f.name)
+		}
+		param := f.param
+		if param == "" {
+			param = f.name
+		}
+		form.Set(param, v)
+	}
+	if len(missing) > 0 {
+		fmt.Fprintf(stderr, "qmq tools %s: missing required %s (see qmq tools %s --help)\n", cmd.name, strings.Join(missing, ", "), cmd.name)
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	base, err := metaserverURL(ctx, *metaserver)
+	if err != nil {
+		fmt.Fprintf(stderr, "qmq tools %s: %v\n", cmd.name, err)
+		return 1
+	}
+	body, err := post(ctx, base, token, form)
+	if err != nil {
+		fmt.Fprintf(stderr, "qmq tools %s: %v\n", cmd.name, err)
+		return 1
+	}
+	fmt.Fprintln(stdout, body)
+	return exitCode(body, stderr)
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: qmq tools <Command> --metaserver=<host[:port]> [--token=<token>] [flags]")
+	fmt.Fprintln(w, "\nCommands (qmq tools <Command> --help for their flags):")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-26s %s\n", c.name, c.help)
+	}
+}
+
+// metaserverURL turns QMQ's --metaserver value (host or host:port, default
+// port 8080) or consul://<service> into the management URL.
+func metaserverURL(ctx context.Context, v string) (string, error) {
+	if service, dns, ok := consul.ParseServiceURL(v); ok {
+		r := &consul.Resolver{DNSAddr: dns}
+		eps, err := r.Resolve(ctx, service)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("http://%s/management", net.JoinHostPort(eps[0].Host, fmt.Sprint(eps[0].Port))), nil
+	}
+	v = strings.TrimPrefix(strings.TrimPrefix(v, "http://"), "https://")
+	v = strings.TrimSuffix(v, "/")
+	if _, _, err := net.SplitHostPort(v); err != nil {
+		v = net.JoinHostPort(v, "8080")
+	}
+	return "http://" + v + "/management", nil
+}
+
+func post(ctx context.Context, endpoint, token string, form url.Values) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return "", fmt.Errorf("bad --metaserver: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Api-Token", token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("cannot reach the metaserver at %s: %w; is `qmq metaserver` running, and is this its HTTP port (meta.server.discover.port, default 8080)?", endpoint, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return "", fmt.Errorf("read answer from %s: %w", endpoint, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("metaserver at %s answered HTTP %s: %s", endpoint, resp.Status, strings.TrimSpace(string(data)))
+	}
+	return strings.TrimSpace(string(data)), nil
+}
+
+// exitCode reads the answer: status -1 or an "error" field is a failure;
+// a warning in a successful answer is repeated on stderr.
+func exitCode(body string, stderr io.Writer) int {
+	var res struct {
+		Status  *int    `json:"status"`
+		Message string  `json:"message"`
+		Error   *string `json:"error"`
+	}
+	if !strings.HasPrefix(body, "{") {
+		if strings.HasPrefix(body, "[") {
+			return 0
+		}
+		fmt.Fprintln(stderr, "qmq tools: the metaserver did not accept the request (see the message above)")
+		return 1
+	}
+	if err := json.Unmarshal([]byte(body), &res); err != nil {
+		return 0
+	}
+	if res.Error != nil {
+		return 1
+	}
+	if res.Status != nil && *res.Status != 0 {
+		return 1
+	}
+	if strings.HasPrefix(res.Message, "warning:") {
+		fmt.Fprintln(stderr, "qmq tools:", res.Message)
+	}
+	return 0
+}

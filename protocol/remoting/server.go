@@ -1,0 +1,480 @@
+package remoting
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/qmq-go/qmq/protocol"
+)
+
+// Defaults for ServerConfig zero values.
+const (
+	DefaultWriteTimeout          = 30 * time.Second
+	DefaultMaxConcurrentRequests = 256
+)
+
+// Request is one request frame and where it came from.
+type Request struct {
+	Frame      protocol.Frame
+	RemoteAddr net.Addr
+	LocalAddr  net.Addr
+}
+
+// Handler serves one request code. The returned frame's status (Header.Code)
+// and body are sent back; the server fills in opaque, flag, version and
+// request code. ctx is cancelled when the connection or the server closes.
+type Handler interface {
+	Serve(ctx context.Context, req *Request) protocol.Frame
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, req *Request) protocol.Frame
+
+// Serve calls f.
+func (f HandlerFunc) Serve(ctx context.Context, req *Request) protocol.Frame { return f(ctx, req) }
+
+// ServerConfig configures a Server.
+type ServerConfig struct {
+	// Addr is the TCP address to listen on, e.g. ":20880" or "127.0.0.1:0".
+	Addr string
+	// MaxFrameSize bounds incoming frames; 0 means protocol.DefaultMaxFrameSize.
+	MaxFrameSize int
+	// Logger receives the server's logs; nil discards them.
+	Logger hclog.Logger
+	// IdleTimeout closes a connection on which no frame has arrived for this
+	// long; 0 means never. It must exceed the peers' heartbeat interval and
+	// any long-poll wait.
+	IdleTimeout time.Duration
+	// WriteTimeout bounds writing one response; 0 means DefaultWriteTimeout,
+	// a negative value means no limit. A connection whose write times out is
+	// closed.
+	WriteTimeout time.Duration
+	// MaxConcurrentRequests bounds the requests in flight per connection;
+	// 0 means DefaultMaxConcurrentRequests.
+	MaxConcurrentRequests int
+	// OnBadFrame, if set, is called (from the connection's reader goroutine)
+	// for every malformed frame, before the connection is closed.
+	OnBadFrame func(remote net.Addr, err error)
+}
+
+// ServerStats are cumulative counters (Connections is a gauge).
+type ServerStats struct {
+	Connections  int64  // open now
+	Accepted     uint64 // connections accepted
+	Requests     uint64 // request frames received
+	BadFrames    uint64 // malformed frames (each closed its connection)
+	UnknownCodes uint64 // requests answered with UNKNOWN_CODE
+	Panics       uint64 // handler panics recovered
+}
+
+// Server accepts QMQ connections and dispatches requests to handlers.
+type Server struct {
+	cfg          ServerConfig
+	log          hclog.Logger
+	maxFrame     int
+	writeTimeout time.Duration
+	maxInflight  int
+
+	mu       sync.Mutex
+	handlers map[int16]Handler
+	ln       net.Listener
+	serving  bool
+	closed   bool
+	conns    map[*conn]struct{}
+
+	done      chan struct{} // closed by Close
+	closeOnce sync.Once
+	closeErr  error
+	wg        sync.WaitGroup // connection goroutines
+
+	connections  atomic.Int64
+	accepted     atomic.Uint64
+	requests     atomic.Uint64
+	badFrames    atomic.Uint64
+	unknownCodes atomic.Uint64
+	panics       atomic.Uint64
+}
+
+// NewServer returns a Server; register handlers, then Listen and Serve.
+func NewServer(cfg ServerConfig) *Server {
+	s := &Server{
+		cfg:          cfg,
+		log:          cfg.Logger,
+		maxFrame:     cfg.MaxFrameSize,
+		writeTimeout: cfg.WriteTimeout,
+		maxInflight:  cfg.MaxConcurrentRequests,
+		handlers:     make(map[int16]Handler),
+		conns:        make(map[*conn]struct{}),
+		done:         make(chan struct{}),
+	}
+	if s.log == nil {
+		s.log = hclog.NewNullLogger()
+	}
+	if s.maxFrame <= 0 || s.maxFrame > protocol.DefaultMaxFrameSize {
+		s.maxFrame = protocol.DefaultMaxFrameSize
+	}
+	if s.writeTimeout == 0 {
+		s.writeTimeout = DefaultWriteTimeout
+	}
+	if s.maxInflight <= 0 {
+		s.maxInflight = DefaultMaxConcurrentRequests
+	}
+	return s
+}
+
+// Handle registers h for request code code, replacing any previous handler.
+// It may be called at any time.
+func (s *Server) Handle(code int16, h Handler) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.handlers[code] = h
+}
+
+func (s *Server) handler(code int16) Handler {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.handlers[code]
+}
+
+// Listen binds ServerConfig.Addr. Addr is valid afterwards.
+func (s *Server) Listen() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errors.New("remoting: server is closed")
+	}
+	if s.ln != nil {
+		return errors.New("remoting: server is already listening")
+	}
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("remoting: listen on %q: %w", s.cfg.Addr, err)
+	}
+	s.ln = ln
+	return nil
+}
+
+// Addr returns the bound address, or nil before Listen.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Stats returns a snapshot of the server's counters.
+func (s *Server) Stats() ServerStats {
+	return ServerStats{
+		Connections:  s.connections.Load(),
+		Accepted:     s.accepted.Load(),
+		Requests:     s.requests.Load(),
+		BadFrames:    s.badFrames.Load(),
+		UnknownCodes: s.unknownCodes.Load(),
+		Panics:       s.panics.Load(),
+	}
+}
+
+// Serve accepts connections until ctx is done or Close is called, then
+// closes the server and returns nil once every connection goroutine has
+// finished. It calls Listen first if needed. It returns an error if the
+// listener fails for another reason (the server is then still open: call
+// Close).
+func (s *Server) Serve(ctx context.Context) error {
+	s.mu.Lock()
+	needListen := s.ln == nil
+	s.mu.Unlock()
+	if needListen {
+		if err := s.Listen(); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	if s.serving {
+		s.mu.Unlock()
+		return errors.New("remoting: Serve called twice")
+	}
+	s.serving = true
+	ln := s.ln
+	s.mu.Unlock()
+
+	stop := make(chan struct{})
+	watcherDone := make(chan struct{})
+	go func() {
+		defer close(watcherDone)
+		select {
+		case <-ctx.Done():
+			s.Close()
+		case <-s.done:
+		case <-stop:
+		}
+	}()
+	defer func() {
+		close(stop)
+		<-watcherDone
+	}()
+
+	s.log.Info("listening", "addr", ln.Addr().String())
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.isClosed() {
+				s.wg.Wait()
+				return nil
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("remoting: listener %s closed unexpectedly: %w", ln.Addr(), err)
+			}
+			// Resource exhaustion (EMFILE, ENFILE...) is usually transient.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept failed; retrying", "addr", ln.Addr().String(), "error", err, "retry_in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-s.done:
+			}
+			continue
+		}
+		backoff = 0
+		s.startConn(nc)
+	}
+}
+
+func (s *Server) isClosed() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close stops accepting, closes every connection, cancels handler contexts
+// and waits for all connection and handler goroutines. It is idempotent.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		ln := s.ln
+		conns := make([]*conn, 0, len(s.conns))
+		for c := range s.conns {
+			conns = append(conns, c)
+		}
+		s.mu.Unlock()
+		close(s.done)
+		if ln != nil {
+			if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+				s.closeErr = err
+			}
+		}
+		for _, c := range conns {
+			c.close()
+		}
+	})
+	s.wg.Wait()
+	return s.closeErr
+}
+
+func (s *Server) startConn(nc net.Conn) {
+	c := &conn{
+		srv:    s,
+		nc:     nc,
+		remote: nc.RemoteAddr(),
+		local:  nc.LocalAddr(),
+		sem:    make(chan struct{}, s.maxInflight),
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		c.cancel()
+		nc.Close()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	s.accepted.Add(1)
+	s.connections.Add(1)
+	go c.serve()
+}
+
+func (s *Server) removeConn(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.connections.Add(-1)
+}
+
+// conn is one accepted connection.
+type conn struct {
+	srv    *Server
+	nc     net.Conn
+	remote net.Addr
+	local  net.Addr
+	ctx    context.Context // cancelled when the connection closes
+	cancel context.CancelFunc
+
+	sem       chan struct{}  // bounds requests in flight
+	inflight  sync.WaitGroup // handler goroutines
+	wmu       sync.Mutex     // serialises writes
+	closeOnce sync.Once
+
+	warnedUnknown bool // reader goroutine only
+}
+
+func (c *conn) close() {
+	c.closeOnce.Do(func() {
+		c.cancel()
+		c.nc.Close()
+	})
+}
+
+// serve is the connection's reader goroutine.
+func (c *conn) serve() {
+	s := c.srv
+	defer s.wg.Done()
+	defer s.removeConn(c)
+	defer c.inflight.Wait()
+	defer c.close()
+
+	log := s.log.With("remote", c.remote.String())
+	log.Debug("connection opened")
+	br := bufio.NewReaderSize(c.nc, 32<<10)
+	for {
+		if s.cfg.IdleTimeout > 0 {
+			c.nc.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+		}
+		f, err := protocol.ReadFrame(br, s.maxFrame)
+		if err != nil {
+			c.readFailed(log, err)
+			return
+		}
+		if f.IsResponse() {
+			log.Debug("ignoring a response frame sent to the server",
+				"request_code", protocol.CodeName(f.Header.RequestCode, false), "opaque", f.Header.Opaque)
+			continue
+		}
+		s.requests.Add(1)
+		h := s.handler(f.Header.Code)
+		if h == nil {
+			c.answerUnhandled(log, f.Header)
+			continue
+		}
+		select {
+		case c.sem <- struct{}{}:
+		case <-c.ctx.Done():
+			return
+		}
+		c.inflight.Add(1)
+		go c.handle(log, h, f)
+	}
+}
+
+func (c *conn) readFailed(log hclog.Logger, err error) {
+	var fe *protocol.FrameError
+	var ne net.Error
+	switch {
+	case c.ctx.Err() != nil:
+		// Closed by us (server shutdown or a failed write).
+	case errors.Is(err, io.EOF):
+		log.Debug("connection closed by peer")
+	case errors.As(err, &fe) && errors.Is(err, io.ErrUnexpectedEOF):
+		log.Debug("connection closed by peer in the middle of a frame", "error", err)
+	case errors.As(err, &fe):
+		c.srv.badFrames.Add(1)
+		log.Warn("malformed frame; closing connection", "error", err)
+		if cb := c.srv.cfg.OnBadFrame; cb != nil {
+			cb(c.remote, err)
+		}
+	case errors.As(err, &ne) && ne.Timeout():
+		log.Debug("closing idle connection", "idle_timeout", c.srv.cfg.IdleTimeout)
+	default:
+		log.Debug("connection read failed", "error", err)
+	}
+}
+
+// answerUnhandled answers a request no handler is registered for.
+func (c *conn) answerUnhandled(log hclog.Logger, req protocol.Header) {
+	if req.Code == protocol.CodeHeartbeat {
+		c.write(log, protocol.NewResponse(req, protocol.CodeSuccess, nil))
+		return
+	}
+	c.srv.unknownCodes.Add(1)
+	msg := fmt.Sprintf("unknown request code %d (%s): this server does not handle it",
+		req.Code, protocol.CodeName(req.Code, false))
+	if !c.warnedUnknown {
+		c.warnedUnknown = true
+		log.Warn("request with an unhandled code (further ones on this connection are logged at debug)", "code", req.Code, "name", protocol.CodeName(req.Code, false))
+	} else {
+		log.Debug("request with an unhandled code", "code", req.Code)
+	}
+	c.write(log, protocol.NewResponse(req, protocol.CodeUnknownCode, protocol.AppendErrorBody(nil, msg)))
+}
+
+// handle runs one handler in its own goroutine and writes its response.
+func (c *conn) handle(log hclog.Logger, h Handler, f protocol.Frame) {
+	defer c.inflight.Done()
+	defer func() { <-c.sem }()
+	req := &Request{Frame: f, RemoteAddr: c.remote, LocalAddr: c.local}
+	resp := c.run(log, h, req)
+	resp.Header.Opaque = f.Header.Opaque
+	resp.Header.Flag = protocol.FlagResponse
+	resp.Header.Version = f.Header.Version
+	resp.Header.RequestCode = f.Header.Code
+	if len(resp.Body) > c.srv.maxFrameBody() {
+		log.Error("handler response too large; answering BROKER_ERROR",
+			"code", protocol.CodeName(f.Header.Code, false), "body_bytes", len(resp.Body))
+		resp = protocol.NewResponse(f.Header, protocol.CodeBrokerError,
+			protocol.AppendErrorBody(nil, fmt.Sprintf("response to %s too large (%d bytes)", protocol.CodeName(f.Header.Code, false), len(resp.Body))))
+	}
+	c.write(log, resp)
+}
+
+func (s *Server) maxFrameBody() int { return protocol.DefaultMaxFrameSize - 2 - protocol.HeaderSize }
+
+// run calls the handler, converting a panic into a BROKER_ERROR response.
+func (c *conn) run(log hclog.Logger, h Handler, req *Request) (resp protocol.Frame) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.srv.panics.Add(1)
+			name := protocol.CodeName(req.Frame.Header.Code, false)
+			log.Error("request handler panicked", "code", name, "opaque", req.Frame.Header.Opaque,
+				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			resp = protocol.NewResponse(req.Frame.Header, protocol.CodeBrokerError,
+				protocol.AppendErrorBody(nil, "internal error while handling "+name))
+		}
+	}()
+	return h.Serve(c.ctx, req)
+}
+
+// write sends one frame; a failed write closes the connection.
+func (c *conn) write(log hclog.Logger, f protocol.Frame) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.ctx.Err() != nil {
+		return
+	}
+	if c.srv.writeTimeout > 0 {
+		c.nc.SetWriteDeadline(time.Now().Add(c.srv.writeTimeout))
+	}
+	if err := protocol.WriteFrame(c.nc, f.Header, f.Body); err != nil {
+		log.Debug("write failed; closing connection", "error", err)
+		c.close()
+	}
+}

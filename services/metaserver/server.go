@@ -1,0 +1,285 @@
+package metaserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/qmq-go/qmq/conf"
+	"github.com/qmq-go/qmq/consul"
+	"github.com/qmq-go/qmq/protocol"
+	"github.com/qmq-go/qmq/protocol/remoting"
+	"github.com/qmq-go/qmq/services/metaserver/store"
+)
+
+// Options configure a metaserver.
+type Options struct {
+	ConfDir   string // --conf
+	Overrides conf.Overrides
+	Env       func(string) (string, bool) // nil = os.LookupEnv
+	Logger    hclog.Logger
+	// ConfigPollInterval is how often config files are checked for changes (QMQ: 10 s).
+	ConfigPollInterval time.Duration
+}
+
+// sampleToken is the token printed in QMQ's install guide (and our sample config).
+const sampleToken = "9p4lGl8JoTH9GhemH9QFtfVmmRj!DR@OjIcYyqoDN8MLSY!6Fx6twXoZL0K3tV11"
+
+// Server is a running metaserver. Create it with New, run it with Run.
+type Server struct {
+	opts       Options
+	lookup     conf.Lookup
+	log        hclog.Logger
+	settings   Settings
+	dyn        atomic.Pointer[Dynamic]
+	store      store.Store
+	cache      *cache
+	heartbeats *heartbeats
+	m          *metrics
+
+	httpLn net.Listener
+	http   *http.Server
+	tcp    *remoting.Server
+}
+
+// New loads the configuration, opens the store and binds both ports. Every
+// configuration or store problem is returned before anything listens.
+func New(ctx context.Context, opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = hclog.New(&hclog.LoggerOptions{Name: "metaserver"})
+	}
+	if opts.ConfigPollInterval == 0 {
+		opts.ConfigPollInterval = 10 * time.Second
+	}
+	s := &Server{opts: opts, log: opts.Logger, lookup: conf.Lookup{Overrides: opts.Overrides, Env: opts.Env}, m: newMetrics()}
+	var err error
+	if s.settings, err = loadSettings(opts.ConfDir, s.lookup); err != nil {
+		return nil, err
+	}
+	dyn, err := loadDynamic(opts.ConfDir, s.lookup)
+	if err != nil {
+		return nil, err
+	}
+	if len(dyn.Tokens) == 0 {
+		s.log.Warn("no API token configured: management actions that change the cluster will be refused; add a line <token>=<description> to " + filepath.Join(opts.ConfDir, FileTokens))
+	}
+	if _, ok := dyn.Tokens[sampleToken]; ok {
+		s.log.Warn("valid-api-tokens.properties still holds the sample token from QMQ's install guide; anyone who has read the guide can change this cluster: replace it", "file", filepath.Join(opts.ConfDir, FileTokens))
+	}
+	s.dyn.Store(dyn)
+	if s.store, err = s.openStore(ctx); err != nil {
+		return nil, err
+	}
+	s.cache = newCache(s.store, s.log.Named("cache"), s.m)
+	if err := s.cache.refresh(ctx); err != nil {
+		s.store.Close()
+		return nil, fmt.Errorf("initial metadata load: %w", err)
+	}
+	s.heartbeats = newHeartbeats(s)
+	if err := s.listen(); err != nil {
+		s.store.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) openStore(ctx context.Context) (store.Store, error) {
+	if s.settings.JDBCURL == "" {
+		path := filepath.Join(s.settings.StoreRoot, "metaserver.db")
+		s.log.Info("no jdbc.url in datasource.properties: using the embedded SQLite store", "path", path)
+		st, err := store.OpenSQLite(ctx, path)
+		if err != nil {
+			return nil, fmt.Errorf("open embedded store %s (set store.root to move it): %w", path, err)
+		}
+		return st, nil
+	}
+	dsn, ignored, err := store.DSNFromJDBC(s.settings.JDBCURL, s.settings.JDBCUser, s.settings.JDBCPassword)
+	if err != nil {
+		return nil, fmt.Errorf("%s: jdbc.url: %w", filepath.Join(s.opts.ConfDir, FileDatasource), err)
+	}
+	if len(ignored) > 0 {
+		s.log.Info("jdbc.url parameters without a Go driver equivalent are ignored", "params", ignored)
+	}
+	s.log.Info("using MySQL store", "url", s.settings.JDBCURL, "user", s.settings.JDBCUser, "pool.size.max", s.settings.PoolSizeMax)
+	return store.OpenMySQL(ctx, dsn, s.settings.PoolSizeMax)
+}
+
+func (s *Server) listen() error {
+	httpAddr := net.JoinHostPort(s.settings.BindHost, strconv.Itoa(s.settings.DiscoverPort))
+	ln, err := net.Listen("tcp", httpAddr)
+	if err != nil {
+		return fmt.Errorf("listen on meta.server.discover.port %s (HTTP): %w; is another metaserver or program using it? change meta.server.discover.port in %s", httpAddr, err, FileMetaserver)
+	}
+	s.httpLn = ln
+	s.http = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: s.log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug})}
+	s.tcp = remoting.NewServer(remoting.ServerConfig{
+		Addr:         net.JoinHostPort(s.settings.BindHost, strconv.Itoa(s.settings.ServerPort)),
+		MaxFrameSize: s.settings.MaxFrameSize,
+		Logger:       s.log.Named("tcp"),
+		OnBadFrame:   func(net.Addr, error) { s.m.badFrames.Inc() },
+	})
+	s.registerTCPHandlers(s.tcp)
+	if err := s.tcp.Listen(); err != nil {
+		ln.Close()
+		return fmt.Errorf("listen on meta.server.port %d (TCP): %w; change meta.server.port in %s", s.settings.ServerPort, err, FileMetaserver)
+	}
+	return nil
+}
+
+// HTTPAddr is the bound HTTP address (useful with port 0 in tests).
+func (s *Server) HTTPAddr() net.Addr { return s.httpLn.Addr() }
+
+// TCPAddr is the bound TCP address.
+func (s *Server) TCPAddr() net.Addr { return s.tcp.Addr() }
+
+func (s *Server) dynamic() *Dynamic { return s.dyn.Load() }
+
+// Reload re-reads the dynamic settings. An invalid file is logged and the
+// previous values stay in force.
+func (s *Server) Reload(reason string) {
+	d, err := loadDynamic(s.opts.ConfDir, s.lookup)
+	if err != nil {
+		s.log.Error("configuration reload rejected; keeping the previous values", "reason", reason, "error", err)
+		return
+	}
+	s.dyn.Store(d)
+	s.log.Info("configuration reloaded", "reason", reason,
+		"heartbeat.timeout.ms", d.HeartbeatTimeout.Milliseconds(), "min.group.num", d.MinGroupNum, "tokens", len(d.Tokens))
+	if fresh, err := loadSettings(s.opts.ConfDir, s.lookup); err == nil && fresh != s.settings {
+		s.log.Warn("static settings changed on disk; they take effect after a restart", "reason", reason)
+	}
+}
+
+// Run serves until ctx is cancelled, then shuts down: it deregisters from
+// Consul, stops accepting, finishes in-flight requests and closes the store.
+func (s *Server) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	goRun := func(f func()) {
+		wg.Add(1)
+		go func() { defer wg.Done(); f() }()
+	}
+	goRun(func() {
+		if err := s.http.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("http server: %w", err)
+		}
+	})
+	goRun(func() {
+		if err := s.tcp.Serve(ctx); err != nil && ctx.Err() == nil {
+			errc <- fmt.Errorf("tcp server: %w", err)
+		}
+	})
+	goRun(func() { s.cache.run(ctx, func() time.Duration { return s.settings.RefreshPeriod }) })
+	goRun(func() { s.heartbeats.run(ctx) })
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	goRun(func() {
+		paths := []string{FileMetaserver, FileTokens, FileClientLog, FileBrokerHTTPPort}
+		for i, p := range paths {
+			paths[i] = filepath.Join(s.opts.ConfDir, p)
+		}
+		conf.Watch(ctx, paths, s.opts.ConfigPollInterval, hup, s.Reload)
+	})
+
+	deregister := s.registerConsul(ctx)
+	s.log.Info("metaserver started", "http", s.HTTPAddr().String(), "tcp", s.TCPAddr().String())
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+		s.log.Error("metaserver stopping on error", "error", runErr)
+	}
+	cancel()
+	shutdownCtx, done := context.WithTimeout(context.Background(), 10*time.Second)
+	defer done()
+	if deregister != nil {
+		if err := deregister(shutdownCtx); err != nil {
+			s.log.Warn("consul deregistration failed; the service will be removed by its failing check", "error", err)
+		}
+	}
+	_ = s.http.Shutdown(shutdownCtx)
+	_ = s.tcp.Close()
+	wg.Wait()
+	if err := s.store.Close(); err != nil {
+		s.log.Warn("close store", "error", err)
+	}
+	s.log.Info("metaserver stopped")
+	return runErr
+}
+
+// registerConsul registers qmq-metaserver when consul.address (or
+// CONSUL_HTTP_ADDR) is set. A failure is logged, not fatal: QMQ's own
+// discovery over /meta/address keeps working without Consul.
+func (s *Server) registerConsul(ctx context.Context) func(context.Context) error {
+	if s.settings.ConsulAddress == "" {
+		return nil
+	}
+	ip := s.settings.AdvertiseIP
+	if ip == "" {
+		ip = outboundIP(s.settings.ConsulAddress)
+	}
+	port := s.HTTPAddr().(*net.TCPAddr).Port
+	tcpPort := s.TCPAddr().(*net.TCPAddr).Port
+	reg := consul.Registration{
+		Name:      s.settings.ConsulService,
+		Address:   ip,
+		Port:      port,
+		Tags:      []string{"qmq", "metaserver"},
+		Meta:      map[string]string{"tcp_port": strconv.Itoa(tcpPort)},
+		CheckHTTP: fmt.Sprintf("http://%s/health", net.JoinHostPort(ip, strconv.Itoa(port))),
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	dereg, err := consul.Register(rctx, consul.Config{Address: s.settings.ConsulAddress, Token: s.settings.ConsulToken, Logger: s.log.Named("consul")}, reg)
+	if err != nil {
+		s.log.Error("consul registration failed; clients using consul:// will not find this metaserver", "error", err)
+		return nil
+	}
+	s.log.Info("registered in consul", "service", reg.Name, "address", ip, "port", port, "tcp_port", tcpPort)
+	return dereg
+}
+
+// outboundIP is the local IP used to reach target (no packet is sent).
+func outboundIP(target string) string {
+	c, err := net.Dial("udp", target)
+	if err != nil {
+		return "127.0.0.1"
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).IP.String()
+}
+
+// callBroker sends one request to a broker and checks the response status.
+func (s *Server) callBroker(ctx context.Context, addr string, code int16, body []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c, err := remoting.Dial(ctx, addr, s.settings.MaxFrameSize)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	resp, err := c.Call(ctx, code, body)
+	if err != nil {
+		return err
+	}
+	if resp.Header.Code != protocol.CodeSuccess {
+		return fmt.Errorf("broker answered %s: %s", protocol.CodeName(resp.Header.Code, true), protocol.DecodeErrorBody(resp.Body))
+	}
+	return nil
+}
