@@ -71,8 +71,9 @@ func effectiveMax(maxFrameSize int) int {
 func ReadFrame(r io.Reader, maxFrameSize int) (Frame, error) {
 	limit := effectiveMax(maxFrameSize)
 
-	var pre [prefixLen]byte
-	if n, err := io.ReadFull(r, pre[:]); err != nil {
+	var hdr [prefixLen + HeaderSize - 4]byte // one buffer: it escapes to the heap
+	pre, rest := hdr[:prefixLen], hdr[prefixLen:]
+	if n, err := io.ReadFull(r, pre); err != nil {
 		if n == 0 && err == io.EOF {
 			return Frame{}, io.EOF
 		}
@@ -81,7 +82,7 @@ func ReadFrame(r io.Reader, maxFrameSize int) (Frame, error) {
 	total := int32(binary.BigEndian.Uint32(pre[0:4]))
 	headerSize := int16(binary.BigEndian.Uint16(pre[4:6]))
 	if magic := binary.BigEndian.Uint32(pre[6:10]); magic != Magic {
-		return Frame{}, &FrameError{Msg: badMagicMessage(magic, pre[:])}
+		return Frame{}, &FrameError{Msg: badMagicMessage(magic, pre)}
 	}
 	if total < 2+HeaderSize {
 		return Frame{}, &FrameError{Msg: fmt.Sprintf(
@@ -98,8 +99,7 @@ func ReadFrame(r io.Reader, maxFrameSize int) (Frame, error) {
 			headerSize, total, HeaderSize, total-2)}
 	}
 
-	var rest [HeaderSize - 4]byte
-	if n, err := io.ReadFull(r, rest[:]); err != nil {
+	if n, err := io.ReadFull(r, rest); err != nil {
 		return Frame{}, truncated(err, "frame header", prefixLen+n, prefixLen+len(rest))
 	}
 	h := Header{
