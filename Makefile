@@ -10,7 +10,7 @@ CONSUL := $(TOOLS)/bin/consul
 export PATH := $(TOOLS)/bin:$(PATH)
 
 # Packages whose tests exercise goroutines: run under the race detector.
-RACE_PKGS := ./conf/... ./protocol/... ./consul/... ./services/... ./cmd/...
+RACE_PKGS := ./conf/... ./protocol/... ./consul/... ./services/... ./cmd/... ./client/... ./storage/...
 
 .PHONY: all build run test test-unit vet fmt fuzz consul clean
 
@@ -27,7 +27,7 @@ run: build
 test: consul vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*'))" || { echo "gofmt needed on:"; gofmt -l .; exit 1; }
 	$(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
-	$(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v -E '/(conf|protocol|consul|services|cmd)(/|$$)')
+	$(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v -E '/(conf|protocol|consul|services|cmd|client|storage)(/|$$)')
 
 vet:
 	$(GO) vet ./...

@@ -139,3 +139,17 @@ func (r *Reader) HostPort(key, def string) string {
 	}
 	return v
 }
+
+// Float returns key's value as a decimal number in [min, max].
+func (r *Reader) Float(key string, def, min, max float64) float64 {
+	v, origin, ok := r.raw(key)
+	if !ok || v == "" {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < min || f > max {
+		r.fail(origin, v, fmt.Sprintf("a number from %g to %g (default %g)", min, max, def))
+		return def
+	}
+	return f
+}

@@ -1,0 +1,85 @@
+package storage
+
+import (
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/qmq-go/qmq/conf"
+	"github.com/qmq-go/qmq/storage/vfs"
+)
+
+// Config configures a Store. ReadConfig fills it from broker.properties keys.
+type Config struct {
+	Root string // store.root
+	FS   vfs.FS // nil = the OS
+
+	MessageSegmentSize     int64 // messagelog.segment.size (ours; QMQ: 1 GiB fixed)
+	ActionSegmentSize      int64 // actionlog.segment.size (ours; QMQ: 100 MiB fixed)
+	ConsumerLogSegmentUnit int64 // consumerlog.segment.units (ours; QMQ: 10,000,000 fixed)
+
+	FlushSync     bool          // flush.sync (ours, like RocketMQ SYNC_FLUSH): appends return after fsync
+	FlushInterval time.Duration // flush.interval.ms (ours; QMQ: 500 ms)
+
+	MessageCheckpointInterval int           // message.checkpoint.interval: records between message checkpoints
+	CheckpointMaxAge          time.Duration // a checkpoint is also written at least this often (QMQ: 1 min)
+	CheckpointRetain          int           // checkpoint.retain.count
+
+	MessageLogRetention    time.Duration // messagelog.retention.hours
+	ConsumerLogRetention   time.Duration // consumerlog.retention.hours
+	PullLogRetention       time.Duration // pulllog.retention.hours (action log segments)
+	RetentionCheckInterval time.Duration // log.retention.check.interval.seconds
+	DeleteExpired          bool          // log.expired.delete.enable
+	// KeepUnacked (messagelog.retention.keep.unacked, ours) keeps message-log segments that still hold
+	// messages a live consumer group has not acked, beyond the retention time (QMQ issues #114, #137).
+	KeepUnacked bool
+	// DiskMaxUsedRatio (disk.max.used.ratio, ours, like RocketMQ's diskMaxUsedSpaceRatio): when the disk
+	// holding Root is fuller than this, expired segments are deleted even if KeepUnacked protects them.
+	DiskMaxUsedRatio float64
+
+	Logger     hclog.Logger
+	Registerer prometheus.Registerer
+}
+
+// DefaultConfig returns QMQ's defaults rooted at root.
+func DefaultConfig(root string) Config {
+	return Config{
+		Root:                      root,
+		MessageSegmentSize:        1 << 30,
+		ActionSegmentSize:         100 << 20,
+		ConsumerLogSegmentUnit:    10_000_000,
+		FlushInterval:             500 * time.Millisecond,
+		MessageCheckpointInterval: 10_000,
+		CheckpointMaxAge:          time.Minute,
+		CheckpointRetain:          5,
+		MessageLogRetention:       72 * time.Hour,
+		ConsumerLogRetention:      72 * time.Hour,
+		PullLogRetention:          72 * time.Hour,
+		RetentionCheckInterval:    60 * time.Second,
+		DeleteExpired:             true,
+		KeepUnacked:               false,
+		DiskMaxUsedRatio:          0.90,
+	}
+}
+
+// ReadConfig reads the storage keys of broker.properties (QMQ's names and defaults, plus ours).
+func ReadConfig(r *conf.Reader) Config {
+	c := DefaultConfig("/data")
+	c.Root = r.String("store.root", c.Root)
+	c.MessageSegmentSize = r.Int64("messagelog.segment.size", c.MessageSegmentSize, 1<<20, 1<<31-1) // record sizes are i32
+	c.ActionSegmentSize = r.Int64("actionlog.segment.size", c.ActionSegmentSize, 1<<20, 4<<30)
+	c.ConsumerLogSegmentUnit = r.Int64("consumerlog.segment.units", c.ConsumerLogSegmentUnit, 1000, 100_000_000)
+	c.FlushSync = r.Bool("flush.sync", c.FlushSync)
+	c.FlushInterval = r.Millis("flush.interval.ms", c.FlushInterval, time.Millisecond, time.Minute)
+	c.MessageCheckpointInterval = r.Int("message.checkpoint.interval", c.MessageCheckpointInterval, 1, 100_000_000)
+	c.CheckpointRetain = r.Int("checkpoint.retain.count", c.CheckpointRetain, 1, 1000)
+	c.MessageLogRetention = time.Duration(r.Int64("messagelog.retention.hours", 72, 1, 100_000)) * time.Hour
+	c.ConsumerLogRetention = time.Duration(r.Int64("consumerlog.retention.hours", 72, 1, 100_000)) * time.Hour
+	c.PullLogRetention = time.Duration(r.Int64("pulllog.retention.hours", 72, 1, 100_000)) * time.Hour
+	c.RetentionCheckInterval = r.Seconds("log.retention.check.interval.seconds", c.RetentionCheckInterval, time.Second, 24*time.Hour)
+	c.DeleteExpired = r.Bool("log.expired.delete.enable", c.DeleteExpired)
+	c.KeepUnacked = r.Bool("messagelog.retention.keep.unacked", c.KeepUnacked)
+	c.DiskMaxUsedRatio = r.Float("disk.max.used.ratio", c.DiskMaxUsedRatio, 0.1, 0.99)
+	return c
+}

@@ -1,0 +1,33 @@
+package storage
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics of the store as a whole; each log registers its own (segments, bytes, latency).
+type metrics struct {
+	recoverySeconds  prometheus.Gauge
+	replayLag        prometheus.Gauge
+	dispatchErrors   prometheus.Counter
+	checkpoints      *prometheus.CounterVec
+	retentionDeleted *prometheus.CounterVec
+	retentionKept    prometheus.Gauge
+	retentionForced  prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		recoverySeconds: prometheus.NewGauge(prometheus.GaugeOpts{Name: "qmq_store_recovery_seconds", Help: "Time the last Open took to recover and replay."}),
+		replayLag:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "qmq_store_replay_lag_bytes", Help: "Message-log bytes not yet dispatched into consumer logs."}),
+		dispatchErrors:  prometheus.NewCounter(prometheus.CounterOpts{Name: "qmq_store_dispatch_errors_total", Help: "Failed consumer-log dispatch attempts (retried)."}),
+		checkpoints:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "qmq_store_checkpoints_total", Help: "Checkpoints written, by kind."}, []string{"kind"}),
+		retentionDeleted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "qmq_store_retention_deleted_segments_total",
+			Help: "Segments deleted by retention, by log."}, []string{"log"}),
+		retentionKept: prometheus.NewGauge(prometheus.GaugeOpts{Name: "qmq_store_retention_kept_unacked_segments",
+			Help: "Expired message-log segments kept because live consumer groups have not acked them (messagelog.retention.keep.unacked)."}),
+		retentionForced: prometheus.NewCounter(prometheus.CounterOpts{Name: "qmq_store_retention_disk_ceiling_deletes_total",
+			Help: "Times disk.max.used.ratio forced deletion of segments that still held unacked messages."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.recoverySeconds, m.replayLag, m.dispatchErrors, m.checkpoints, m.retentionDeleted, m.retentionKept, m.retentionForced)
+	}
+	return m
+}

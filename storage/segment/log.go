@@ -1,0 +1,533 @@
+package segment
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/qmq-go/qmq/storage/vfs"
+)
+
+// Config configures a Log.
+type Config struct {
+	FS          vfs.FS // nil: vfs.Default()
+	Dir         string
+	SegmentSize int64 // bytes per new segment
+	// Filler fills the unused tail b of a segment when an append does not fit
+	// (the message log writes its 13-byte EOF record, then zeros). nil leaves
+	// zeros. Readers recognise it and jump to the next segment.
+	Filler func(b []byte)
+	Logger hclog.Logger // nil: no logging
+	// Sparse skips reserving blocks for new segments. Consumer logs use it: with
+	// QMQ's 10,000,000-unit segments a reserved file is 220 MB per subject, so
+	// thousands of subjects would reserve terabytes for mostly empty indexes (QMQ's
+	// own files are sparse too). The cost: a write into a hole on a full disk
+	// faults (SIGBUS) instead of failing cleanly — the retention disk ceiling
+	// (disk.max.used.ratio) exists to keep the disk from getting there.
+	Sparse bool
+}
+
+// Log is a sequence of contiguous segments. See the package documentation.
+type Log struct {
+	cfg Config
+	fs  vfs.FS
+	log hclog.Logger
+
+	// segs is an immutable, ascending snapshot, replaced on roll, delete and
+	// truncate so that readers find segments without a lock.
+	segs    atomic.Pointer[[]*segment]
+	wrote   atomic.Int64
+	flushed atomic.Int64
+	closed  atomic.Bool
+	// dirDirty is set when a segment file was created and not yet covered by
+	// a directory fsync.
+	dirDirty atomic.Bool
+
+	mu      sync.Mutex // serializes changes to segs
+	flushMu sync.Mutex // one Flush at a time
+	start   int64      // first offset of an empty log
+
+	// Owned by the single writer (and by Truncate/Close, which callers do not
+	// run concurrently with Append).
+	active     *segment
+	activeData []byte
+}
+
+// Open lists the segments in cfg.Dir (creating it if needed). Content is not
+// validated: WrotePosition is the end of the last segment until the owner
+// calls Truncate after its recovery scan. Segment sizes follow from the file
+// names (each segment reaches the next one's base); the last one has
+// cfg.SegmentSize or its file size if larger.
+func Open(cfg Config) (*Log, error) {
+	if cfg.SegmentSize <= 0 {
+		return nil, fmt.Errorf("segment log %s: segment size %d must be positive", cfg.Dir, cfg.SegmentSize)
+	}
+	if cfg.FS == nil {
+		cfg.FS = vfs.Default()
+	}
+	l := &Log{cfg: cfg, fs: cfg.FS, log: cfg.Logger}
+	if l.log == nil {
+		l.log = hclog.NewNullLogger()
+	}
+	if err := l.fs.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create segment dir %s: %w", cfg.Dir, err)
+	}
+	entries, err := l.fs.ReadDir(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("list segment dir %s: %w", cfg.Dir, err)
+	}
+	type found struct {
+		base, fileSize int64
+	}
+	var files []found
+	for _, e := range entries {
+		base, ok := parseSegmentName(e.Name())
+		if !ok || e.IsDir() {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			return nil, fmt.Errorf("stat segment %s: %w", segmentPath(cfg.Dir, base), err)
+		}
+		files = append(files, found{base, fi.Size()})
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].base < files[j].base })
+	segs := make([]*segment, 0, len(files))
+	for i, f := range files {
+		size := max(f.fileSize, cfg.SegmentSize)
+		if i+1 < len(files) {
+			size = files[i+1].base - f.base
+			// A smaller file is one whose preallocation a crash lost; a larger
+			// gap means a missing segment.
+			if size > max(f.fileSize, cfg.SegmentSize) {
+				return nil, fmt.Errorf("segment log %s: gap after segment %s (next starts at %d)",
+					cfg.Dir, segmentName(f.base), files[i+1].base)
+			}
+		}
+		segs = append(segs, &segment{base: f.base, size: size, path: segmentPath(cfg.Dir, f.base), fs: l.fs})
+	}
+	l.segs.Store(&segs)
+	if n := len(segs); n > 0 {
+		l.start = segs[0].base
+		l.wrote.Store(segs[n-1].end())
+		l.active = segs[n-1]
+	}
+	// Nothing is known to be durable (a killed predecessor may have left dirty
+	// pages): the first Flush syncs every segment.
+	l.flushed.Store(l.start)
+	l.log.Debug("segment log opened", "dir", cfg.Dir, "segments", len(segs), "wrote", l.wrote.Load())
+	return l, nil
+}
+
+func (l *Log) snapshot() []*segment { return *l.segs.Load() }
+
+// SetStart makes an empty log begin at offset (a slave's copy, or a log whose
+// older part was deleted).
+func (l *Log) SetStart(offset int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.snapshot()) > 0 {
+		return fmt.Errorf("segment log %s: SetStart on a non-empty log", l.cfg.Dir)
+	}
+	if offset < 0 {
+		return fmt.Errorf("segment log %s: negative start %d", l.cfg.Dir, offset)
+	}
+	l.start = offset
+	l.wrote.Store(offset)
+	l.flushed.Store(offset)
+	return nil
+}
+
+// find returns the segment containing offset, or nil.
+func (l *Log) find(offset int64) *segment {
+	segs := l.snapshot()
+	n := len(segs)
+	if n == 0 {
+		return nil
+	}
+	if last := segs[n-1]; offset >= last.base { // most reads are recent
+		if offset < last.end() {
+			return last
+		}
+		return nil
+	}
+	lo, hi := 0, n-1 // segs[hi].base > offset
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if segs[mid].base <= offset {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	if lo == 0 {
+		return nil
+	}
+	if s := segs[lo-1]; offset < s.end() {
+		return s
+	}
+	return nil
+}
+
+// Append reserves n bytes that do not straddle segments, lets write fill
+// them through the mapping and publishes them. Callers serialize Append.
+func (l *Log) Append(n int, write func(b []byte)) (int64, error) {
+	if n <= 0 || int64(n) > l.cfg.SegmentSize {
+		return 0, fmt.Errorf("segment log %s: append of %d bytes (segment size %d)", l.cfg.Dir, n, l.cfg.SegmentSize)
+	}
+	if l.closed.Load() {
+		return 0, ErrClosed
+	}
+	off := l.wrote.Load()
+	s := l.active
+	if s == nil || off+int64(n) > s.end() {
+		var err error
+		if s, err = l.roll(off); err != nil {
+			return 0, err
+		}
+		off = l.wrote.Load()
+	}
+	if l.activeData == nil {
+		data, err := s.pin()
+		if err != nil {
+			return 0, err
+		}
+		s.unpin() // the active segment is never unmapped (see UnmapIdle)
+		l.activeData = data
+	}
+	pos := off - s.base
+	write(l.activeData[pos : pos+int64(n) : pos+int64(n)])
+	l.wrote.Store(off + int64(n))
+	return off, nil
+}
+
+// roll fills the rest of the active segment and starts a new one at its end.
+func (l *Log) roll(off int64) (*segment, error) {
+	if s := l.active; s != nil && off < s.end() {
+		data, err := s.pin()
+		if err != nil {
+			return nil, err
+		}
+		tail := data[off-s.base:]
+		if l.cfg.Filler != nil {
+			l.cfg.Filler(tail)
+		}
+		s.unpin()
+		off = s.end()
+		l.wrote.Store(off) // readers may now pass the filler
+	}
+	s := &segment{base: off, size: l.cfg.SegmentSize, path: segmentPath(l.cfg.Dir, off), fs: l.fs}
+	f, err := l.fs.OpenFile(s.path, os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("create segment %s: %w", s.path, err)
+	}
+	if err := f.Truncate(s.size); err != nil {
+		f.Close()
+		l.fs.Remove(s.path)
+		return nil, fmt.Errorf("size segment %s: %w", s.path, err)
+	}
+	if err := l.preallocate(f, s.size); err != nil {
+		f.Close()
+		l.fs.Remove(s.path)
+		return nil, fmt.Errorf("preallocate segment %s: %w", s.path, err)
+	}
+	s.file = f
+	data, err := s.mapSlow()
+	if err != nil {
+		f.Close()
+		l.fs.Remove(s.path)
+		return nil, err
+	}
+	l.dirDirty.Store(true)
+	l.mu.Lock()
+	old := l.snapshot()
+	segs := make([]*segment, len(old), len(old)+1)
+	copy(segs, old)
+	segs = append(segs, s)
+	l.segs.Store(&segs)
+	l.mu.Unlock()
+	l.active, l.activeData = s, data
+	l.log.Debug("segment created", "path", s.path)
+	return s, nil
+}
+
+// WrotePosition is the end of the published bytes.
+func (l *Log) WrotePosition() int64 { return l.wrote.Load() }
+
+// FlushedPosition is the end of the bytes known durable.
+func (l *Log) FlushedPosition() int64 { return l.flushed.Load() }
+
+// Flush makes everything appended before the call durable: it syncs each
+// segment holding bytes in [FlushedPosition, WrotePosition) and, if segments
+// were created, the directory.
+func (l *Log) Flush() error {
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	return l.flushLocked()
+}
+
+func (l *Log) flushLocked() error {
+	target := l.wrote.Load()
+	from := l.flushed.Load()
+	if target <= from && !l.dirDirty.Load() {
+		return nil
+	}
+	for _, s := range l.snapshot() {
+		if s.end() <= from || s.base >= target {
+			continue
+		}
+		if err := s.sync(); err != nil {
+			return err
+		}
+	}
+	if l.dirDirty.Swap(false) {
+		if err := l.fs.SyncDir(l.cfg.Dir); err != nil {
+			l.dirDirty.Store(true)
+			return fmt.Errorf("sync segment dir %s: %w", l.cfg.Dir, err)
+		}
+	}
+	if target > from {
+		l.flushed.Store(target)
+	}
+	return nil
+}
+
+// Read returns a zero-copy view of [offset, offset+n), which must lie inside
+// one segment and below WrotePosition. It does not allocate.
+func (l *Log) Read(offset int64, n int) (View, error) {
+	end := offset + int64(n)
+	if n < 0 || offset < 0 || end > l.wrote.Load() {
+		return View{}, ErrOutOfRange
+	}
+	s := l.find(offset)
+	if s == nil || end > s.end() {
+		return View{}, ErrOutOfRange
+	}
+	data, err := s.pin()
+	if err != nil {
+		return View{}, err
+	}
+	pos := offset - s.base
+	return View{seg: s, b: data[pos : end-s.base : end-s.base]}, nil
+}
+
+// ReadAt copies bytes at offset into p, crossing segments if needed. It
+// returns io.EOF if fewer than len(p) bytes lie below WrotePosition.
+func (l *Log) ReadAt(p []byte, offset int64) (int, error) {
+	read := 0
+	for read < len(p) {
+		off := offset + int64(read)
+		wrote := l.wrote.Load()
+		if off >= wrote {
+			return read, io.EOF
+		}
+		s := l.find(off)
+		if s == nil {
+			return read, ErrOutOfRange
+		}
+		n := int(min(int64(len(p)-read), s.end()-off, wrote-off))
+		v, err := l.Read(off, n)
+		if err != nil {
+			return read, err
+		}
+		copy(p[read:], v.Bytes())
+		v.Release()
+		read += n
+	}
+	return read, nil
+}
+
+// SegmentEnd returns the end offset of the segment containing offset, or -1
+// if no segment contains it.
+func (l *Log) SegmentEnd(offset int64) int64 {
+	if s := l.find(offset); s != nil {
+		return s.end()
+	}
+	return -1
+}
+
+// SegmentCount is the number of segments (cheaper than len(Segments())).
+func (l *Log) SegmentCount() int { return len(l.snapshot()) }
+
+// MinOffset is the first offset still stored.
+func (l *Log) MinOffset() int64 {
+	if segs := l.snapshot(); len(segs) > 0 {
+		return segs[0].base
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.start
+}
+
+// Segments describes the segments, ascending.
+func (l *Log) Segments() []SegmentInfo {
+	segs := l.snapshot()
+	infos := make([]SegmentInfo, 0, len(segs))
+	for _, s := range segs {
+		info := SegmentInfo{BaseOffset: s.base, Size: s.size, Path: s.path}
+		if fi, err := l.fs.Stat(s.path); err == nil {
+			info.ModTime = fi.ModTime()
+		}
+		infos = append(infos, info)
+	}
+	return infos
+}
+
+// DeleteSegmentsBefore deletes the segments that end at or before offset,
+// never the last (active) one. Views already taken stay valid until released.
+func (l *Log) DeleteSegmentsBefore(offset int64) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	old := l.snapshot()
+	n := 0
+	for n < len(old)-1 && old[n].end() <= offset {
+		n++
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	segs := make([]*segment, len(old)-n)
+	copy(segs, old[n:])
+	l.segs.Store(&segs)
+	l.start = segs[0].base
+	var errs []error
+	for _, s := range old[:n] {
+		s.retire()
+		if err := l.fs.Remove(s.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("delete segment %s: %w", s.path, err))
+		}
+		l.log.Debug("segment deleted", "path", s.path)
+	}
+	return n, errors.Join(errs...)
+}
+
+// Truncate is for recovery: WrotePosition becomes offset, segments starting
+// at or after it are removed (but the first segment is kept) and the bytes from offset to the end of its segment
+// are zeroed. The zeroing and removals are made durable before returning, so
+// that a later crash cannot resurrect old records behind new ones.
+func (l *Log) Truncate(offset int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	old := l.snapshot()
+	if len(old) == 0 {
+		if offset != l.start {
+			return fmt.Errorf("segment log %s: truncate empty log to %d (start %d)", l.cfg.Dir, offset, l.start)
+		}
+		return nil
+	}
+	if offset < old[0].base || offset > old[len(old)-1].end() {
+		return fmt.Errorf("segment log %s: truncate to %d outside [%d, %d]", l.cfg.Dir, offset, old[0].base, old[len(old)-1].end())
+	}
+	keep := len(old)
+	for keep > 1 && old[keep-1].base >= offset {
+		keep--
+	}
+	removed := old[keep:]
+	if len(removed) > 0 {
+		segs := append([]*segment(nil), old[:keep]...)
+		l.segs.Store(&segs)
+		for _, s := range removed {
+			s.retire()
+			if err := l.fs.Remove(s.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("truncate: remove segment %s: %w", s.path, err)
+			}
+		}
+		if err := l.fs.SyncDir(l.cfg.Dir); err != nil {
+			return fmt.Errorf("truncate: sync dir %s: %w", l.cfg.Dir, err)
+		}
+		l.log.Info("truncated segments", "dir", l.cfg.Dir, "removed", len(removed), "offset", offset)
+	}
+	last := old[keep-1]
+	if offset < last.end() {
+		if err := l.zeroFrom(last, offset-last.base); err != nil {
+			return err
+		}
+	}
+	l.active, l.activeData = last, nil
+	l.wrote.Store(offset)
+	if l.flushed.Load() > offset {
+		l.flushed.Store(offset)
+	}
+	return nil
+}
+
+// preallocate reserves a new segment's blocks unless the log is sparse.
+func (l *Log) preallocate(f vfs.File, size int64) error {
+	if l.cfg.Sparse {
+		return nil
+	}
+	return preallocate(f, size)
+}
+
+// zeroFrom durably zeroes s from pos to its end.
+func (l *Log) zeroFrom(s *segment, pos int64) error {
+	data, err := s.pin()
+	if err != nil {
+		return err
+	}
+	defer s.unpin()
+	s.mu.Lock()
+	f := s.file
+	s.mu.Unlock()
+	if err := zeroTail(f, data, pos, !l.cfg.Sparse); err != nil {
+		return fmt.Errorf("truncate: zero segment %s from %d: %w", s.path, pos, err)
+	}
+	if err := s.sync(); err != nil {
+		return fmt.Errorf("truncate: %w", err)
+	}
+	return nil
+}
+
+// UnmapIdle unmaps sealed, flushed segments that no View pins and nobody read
+// since the previous call; they are mapped again on the next read. The owner
+// calls it periodically (e.g. from its retention loop). It returns how many
+// segments it unmapped.
+func (l *Log) UnmapIdle() int {
+	flushed := l.flushed.Load()
+	segs := l.snapshot()
+	n := 0
+	for i, s := range segs {
+		if i == len(segs)-1 || s.end() > flushed {
+			break
+		}
+		if s.used.Swap(false) {
+			continue
+		}
+		if s.tryUnmap() {
+			n++
+		}
+	}
+	return n
+}
+
+// Close flushes and releases every segment; Views still held keep their
+// segment mapped until released.
+func (l *Log) Close() error {
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
+	if l.closed.Swap(true) {
+		return nil
+	}
+	err := l.flushLocked()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, s := range l.snapshot() {
+		s.retire()
+	}
+	empty := []*segment{}
+	l.segs.Store(&empty)
+	l.active, l.activeData = nil, nil
+	if err != nil {
+		return fmt.Errorf("close segment log %s: %w", l.cfg.Dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,49 @@
+package segment
+
+import (
+	"errors"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/qmq-go/qmq/storage/vfs"
+)
+
+// preallocate reserves the segment's blocks so that writes through the
+// mapping never hit a hole (which could SIGBUS on a full disk) and never
+// change the file's size. File systems without fallocate keep a sparse file.
+func preallocate(f vfs.File, size int64) error {
+	err := unix.Fallocate(int(f.OSFile().Fd()), 0, 0, size)
+	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
+		return nil
+	}
+	return err
+}
+
+// msync is not needed on Linux: the page cache is unified, so fsync writes
+// back pages dirtied through shared mappings too, and msync(MS_SYNC) would be
+// a second, redundant write-back pass.
+func msync(data []byte) error { return nil }
+
+// zeroTail zeroes data[pos:] (the whole mapped segment is data). Whole pages
+// are punched out of the file, which is cheap whatever their number, then
+// reallocated (unless the log is sparse); the partial first page is cleared through the mapping. If the
+// file system cannot punch holes, non-zero pages are cleared by hand.
+func zeroTail(f vfs.File, data []byte, pos int64, reserve bool) error {
+	page := int64(unix.Getpagesize())
+	aligned := min((pos+page-1)/page*page, int64(len(data)))
+	clear(data[pos:aligned])
+	if aligned == int64(len(data)) {
+		return nil
+	}
+	fd := int(f.OSFile().Fd())
+	length := int64(len(data)) - aligned
+	err := unix.Fallocate(fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, aligned, length)
+	if err != nil {
+		clearNonZero(data[aligned:])
+		return nil
+	}
+	if !reserve {
+		return nil // sparse logs keep the holes
+	}
+	return preallocate(f, int64(len(data)))
+}
