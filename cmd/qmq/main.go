@@ -1,6 +1,9 @@
 // Command qmq is the single binary of qmq-go: one subcommand per component.
 //
+//	qmq dev [--data DIR]                              metaserver + broker in one process
 //	qmq metaserver [--conf DIR] [--set key=value]…   cluster registry and routing
+//	qmq broker [--conf DIR] [--set key=value]…       real-time broker (master)
+//	qmq send / qmq consume                           try the queue from a terminal
 //	qmq tools <Command> --metaserver=host:port …     QMQ's tools.sh admin commands
 //	qmq version
 package main
@@ -29,7 +32,11 @@ var version = "dev"
 const usage = `qmq — QMQ message queue servers and tools, in Go.
 
 Usage:
+  qmq dev [--data DIR]                      metaserver (SQLite) + broker in one process, registered automatically
   qmq metaserver [--conf DIR] [--set key=value]... [--log-level LEVEL]
+  qmq broker [--conf DIR] [--set key=value]... [--log-level LEVEL]
+  qmq send --meta URL --subject S [--count N] [--size B] [--tag T]... [--prop k=v]... [--body TEXT]
+  qmq consume --meta URL --subject S --group G [--count N] [--broadcast] [--tag T]... [--tag-mode and|or] [--json]
   qmq tools <Command> --metaserver=<host[:port]> [--token=<token>] [flags]   (qmq tools --help lists commands)
   qmq version
 
@@ -50,6 +57,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "metaserver":
 		return runMetaserver(args[1:], stderr)
+	case "broker":
+		return runBroker(args[1:], stderr)
+	case "dev":
+		return runDev(args[1:], stdout, stderr)
+	case "send":
+		return runSend(args[1:], stdout, stderr)
+	case "consume":
+		return runConsume(args[1:], stdout, stderr)
 	case "tools":
 		return tools.Main(args[1:], stdout, stderr)
 	case "version", "--version":

@@ -1,0 +1,220 @@
+package client
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/qmq-go/qmq/protocol"
+)
+
+// ackEntry is one pulled message awaiting completion.
+type ackEntry struct {
+	q      *ackQueue
+	offset int64
+	done   bool
+}
+
+type queueKey struct {
+	subject     string // the subject pulled (the subscribed one or its retry subject)
+	brokerGroup string
+}
+
+// ackQueue tracks the pulled messages of one (subject, broker group) in
+// pull-log order and acknowledges completed prefixes with range ACKs, as
+// QMQ's AckSendQueue: each ACK covers the contiguous run of completed
+// messages after the last acked one. It also sends the heartbeat ack.
+type ackQueue struct {
+	c   *Consumer
+	key queueKey
+
+	mu      sync.Mutex
+	entries []*ackEntry   // pulled, not yet part of a completed prefix
+	ranges  [][2]int64    // completed ranges not yet acknowledged, in order
+	minPull int64         // first pull offset not acknowledged (-1 none yet)
+	maxPull int64         // last pull offset received (-1 none yet)
+	kick    chan struct{} // a range is ready to send now
+
+	sendMu   sync.Mutex // serialises ACK requests
+	lastSent time.Time
+}
+
+func newAckQueue(c *Consumer, key queueKey) *ackQueue {
+	return &ackQueue{c: c, key: key, minPull: -1, maxPull: -1, kick: make(chan struct{}, 1)}
+}
+
+// offsets returns PullOffsetBegin and PullOffsetLast for the next pull.
+func (q *ackQueue) offsets() (int64, int64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.minPull, q.maxPull
+}
+
+// add registers pulled messages (in offset order) and returns their entries.
+func (q *ackQueue) add(offsets []int64) []*ackEntry {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := make([]*ackEntry, len(offsets))
+	for i, off := range offsets {
+		if q.maxPull >= 0 && off != q.maxPull+1 {
+			q.c.log.Debug("pulled offsets not contiguous", "subject", q.key.subject, "broker_group", q.key.brokerGroup, "last", q.maxPull, "new", off)
+		}
+		e := &ackEntry{q: q, offset: off}
+		out[i] = e
+		q.entries = append(q.entries, e)
+		if q.minPull < 0 {
+			q.minPull = off
+		}
+		q.maxPull = off
+	}
+	return out
+}
+
+// complete marks e done and moves the completed prefix into ranges.
+func (q *ackQueue) complete(e *ackEntry) {
+	q.mu.Lock()
+	if e.done {
+		q.mu.Unlock()
+		return
+	}
+	e.done = true
+	n := 0
+	for n < len(q.entries) && q.entries[n].done {
+		n++
+	}
+	if n == 0 {
+		q.mu.Unlock()
+		return
+	}
+	for _, x := range q.entries[:n] {
+		if k := len(q.ranges) - 1; k >= 0 && x.offset == q.ranges[k][1]+1 {
+			q.ranges[k][1] = x.offset
+		} else {
+			q.ranges = append(q.ranges, [2]int64{x.offset, x.offset})
+		}
+	}
+	clear(q.entries[:n])
+	q.entries = q.entries[n:]
+	if len(q.entries) == 0 {
+		q.entries = nil
+	}
+	// QMQ sends at once when everything pulled is done or a batch's worth
+	// is ready; otherwise the periodic flush sends it.
+	r := q.ranges[0]
+	sendNow := len(q.entries) == 0 || r[1]-r[0]+1 >= int64(q.c.cfg.pullBatch) || len(q.ranges) > 1
+	q.mu.Unlock()
+	if sendNow {
+		select {
+		case q.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// pending reports whether completed ranges wait to be acknowledged.
+func (q *ackQueue) pending() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.ranges) > 0
+}
+
+// unacked counts messages pulled and not yet acknowledged to the broker.
+func (q *ackQueue) unacked() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := len(q.entries)
+	for _, r := range q.ranges {
+		n += int(r[1] - r[0] + 1)
+	}
+	return n
+}
+
+// flush sends the waiting ranges in order; with heartbeat set and nothing
+// to send, a heartbeat ack instead.
+func (q *ackQueue) flush(ctx context.Context, heartbeat bool) error {
+	q.sendMu.Lock()
+	defer q.sendMu.Unlock()
+	for {
+		q.mu.Lock()
+		if len(q.ranges) == 0 {
+			q.mu.Unlock()
+			break
+		}
+		r := q.ranges[0]
+		q.ranges = q.ranges[1:]
+		q.mu.Unlock()
+		if err := q.send(ctx, r[0], r[1]); err != nil {
+			q.mu.Lock()
+			if len(q.ranges) > 0 && q.ranges[0][0] == r[1]+1 {
+				q.ranges[0][0] = r[0]
+			} else {
+				q.ranges = append([][2]int64{r}, q.ranges...)
+			}
+			q.mu.Unlock()
+			return err
+		}
+		q.mu.Lock()
+		if len(q.ranges) == 0 {
+			q.ranges = nil
+		}
+		q.minPull = r[1] + 1
+		q.mu.Unlock()
+		heartbeat = false
+	}
+	if heartbeat {
+		return q.send(ctx, -1, -1)
+	}
+	return nil
+}
+
+// send sends one ACK_REQUEST (begin < 0: heartbeat).
+func (q *ackQueue) send(ctx context.Context, begin, last int64) error {
+	c := q.c
+	addr, err := c.brokerAddr(ctx, q.key)
+	if err != nil {
+		return err
+	}
+	conn, err := c.r.conn(ctx, addr)
+	if err != nil {
+		c.r.invalidate(c.routeKey(q.key.subject))
+		return err
+	}
+	body := protocol.AppendAckRequest(nil, &protocol.AckRequest{
+		Subject: q.key.subject, ConsumerGroup: c.group, ConsumerID: c.clientID,
+		PullOffsetBegin: begin, PullOffsetLast: last, Broadcast: c.cfg.broadcast,
+	}, protocol.CurrentVersion)
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := conn.Call(cctx, protocol.CodeAckRequest, body)
+	if err != nil {
+		c.r.invalidate(c.routeKey(q.key.subject))
+		return err
+	}
+	if resp.Header.Code != protocol.CodeSuccess {
+		c.r.invalidate(c.routeKey(q.key.subject))
+		return &brokerError{op: "ACK", group: q.key.brokerGroup, status: resp.Header.Code, msg: protocol.DecodeErrorBody(resp.Body)}
+	}
+	q.lastSent = time.Now()
+	return nil
+}
+
+// loop sends acks when kicked, flushes partial prefixes every ackFlush and
+// sends a heartbeat when nothing was sent for a heartbeat interval.
+func (q *ackQueue) loop(ctx context.Context) {
+	flush := time.NewTicker(q.c.cfg.ackFlush)
+	defer flush.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-q.kick:
+		case <-flush.C:
+		}
+		q.sendMu.Lock()
+		hb := time.Since(q.lastSent) >= q.c.cfg.heartbeat
+		q.sendMu.Unlock()
+		if err := q.flush(ctx, hb); err != nil && ctx.Err() == nil {
+			q.c.log.Warn("ack failed; will retry", "subject", q.key.subject, "broker_group", q.key.brokerGroup, "error", err)
+		}
+	}
+}

@@ -1,0 +1,356 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/qmq-go/qmq/protocol"
+)
+
+// Reserved property keys (QMQ's BaseMessage.keys). Applications should not
+// set them; the client does.
+const (
+	PropCreateTime      = "qmq_createTime"
+	PropExpireTime      = "qmq_expireTime"
+	PropConsumerGroup   = "qmq_consumerGroupName"
+	PropScheduleReceive = "qmq_scheduleReceiveTime"
+	PropTimes           = "qmq_times"
+	PropMaxRetryNum     = "qmq_maxRetryNum"
+	PropAppCode         = "qmq_appCode"
+	PropPullOffset      = "qmq_pullOffset"
+	PropCorruptData     = "qmq_corruptData"
+	PropEnv             = "qmq_env"
+	PropSubEnv          = "qmq_subEnv"
+)
+
+// BodyKey is the property that SetBody and Body use. QMQ messages have no
+// body, only string properties; the body convention of this client is a
+// large string (see SetLargeString) under the key "data", which a Java
+// consumer reads with message.getLargeString("data").
+const BodyKey = "data"
+
+// largeStringPart is QMQ's split size for large strings: 32 KiB / 4 UTF-16
+// code units, so a part always fits a str16 field.
+const largeStringPart = 32 * 1024 / 4
+
+// Message is one QMQ message. A producer creates it with
+// Producer.NewMessage; a consumer receives it from Pull or Run and must
+// acknowledge it with Ack (Run does so from the handler's result).
+//
+// Setters are not safe for concurrent use; a message must not be modified
+// after it is handed to Send or SendAsync.
+type Message struct {
+	subject    string
+	id         string
+	createdAt  time.Time
+	props      map[string]string
+	tags       []string
+	scheduleAt time.Time // zero: not a delay message
+
+	// Consumer side.
+	pullSubject string // subject the message was pulled from (%RETRY%... for retries)
+	brokerGroup string
+	pullOffset  int64
+	entry       *ackEntry
+	acked       atomic.Bool
+}
+
+func newMessage(subject, id string, now time.Time) *Message {
+	m := &Message{subject: subject, id: id, createdAt: now, props: make(map[string]string, 4), pullOffset: -1}
+	m.props[PropCreateTime] = strconv.FormatInt(now.UnixMilli(), 10)
+	return m
+}
+
+// Subject is the message's subject. A consumer sees the subscribed subject
+// even for messages it pulled from the retry subject.
+func (m *Message) Subject() string { return m.subject }
+
+// ID is the message id (QMQ format yyMMdd.HHmmss.<ip>.<pid>.<counter>).
+func (m *Message) ID() string { return m.id }
+
+// CreatedAt is when the producer created the message (qmq_createTime).
+func (m *Message) CreatedAt() time.Time {
+	if ms, err := strconv.ParseInt(m.props[PropCreateTime], 10, 64); err == nil {
+		return time.UnixMilli(ms)
+	}
+	return m.createdAt
+}
+
+// Property returns a property's value, "" if absent.
+func (m *Message) Property(key string) string { return m.props[key] }
+
+// LookupProperty returns a property's value and whether it is set.
+func (m *Message) LookupProperty(key string) (string, bool) {
+	v, ok := m.props[key]
+	return v, ok
+}
+
+// Properties returns a copy of all properties, reserved qmq_* keys included.
+func (m *Message) Properties() map[string]string { return maps.Clone(m.props) }
+
+// SetProperty sets a string property. QMQ carries every property as a
+// string (Java's typed setters write decimal text), so numbers and dates
+// should be formatted the same way (dates as epoch milliseconds). Values
+// longer than 32767 bytes cannot be sent: use SetLargeString.
+func (m *Message) SetProperty(key, value string) *Message {
+	if m.props == nil {
+		m.props = make(map[string]string)
+	}
+	m.props[key] = value
+	return m
+}
+
+// SetLargeString stores a string of any length the way QMQ's
+// setLargeString does: as is when it has at most 8192 UTF-16 code units,
+// else split into properties key#part0, key#part1, ... of at most 8192 code
+// units each.
+func (m *Message) SetLargeString(key, value string) *Message {
+	// Remove what a previous call left.
+	delete(m.props, key)
+	for i := 0; ; i++ {
+		k := key + "#part" + strconv.Itoa(i)
+		if _, ok := m.props[k]; !ok {
+			break
+		}
+		delete(m.props, k)
+	}
+	if utf16Len(value) <= largeStringPart {
+		return m.SetProperty(key, value)
+	}
+	part, units, start := 0, 0, 0
+	for i, r := range value {
+		n := 1
+		if r >= 0x10000 {
+			n = 2
+		}
+		if units+n > largeStringPart {
+			m.SetProperty(key+"#part"+strconv.Itoa(part), value[start:i])
+			part, units, start = part+1, 0, i
+		}
+		units += n
+	}
+	if start < len(value) {
+		m.SetProperty(key+"#part"+strconv.Itoa(part), value[start:])
+	}
+	return m
+}
+
+func utf16Len(s string) int {
+	if len(s) <= largeStringPart {
+		return len(s) // bytes >= code units
+	}
+	n := 0
+	for _, r := range s {
+		if r >= 0x10000 {
+			n += 2
+		} else {
+			n++
+		}
+	}
+	return n
+}
+
+// LargeString reads a string written by SetLargeString (or Java's
+// setLargeString).
+func (m *Message) LargeString(key string) string {
+	if v, ok := m.props[key]; ok {
+		return v
+	}
+	var b strings.Builder
+	for i := 0; ; i++ {
+		v, ok := m.props[key+"#part"+strconv.Itoa(i)]
+		if !ok {
+			break
+		}
+		b.WriteString(v)
+	}
+	return b.String()
+}
+
+// SetBody stores the message body as the large string BodyKey ("data").
+func (m *Message) SetBody(body string) *Message { return m.SetLargeString(BodyKey, body) }
+
+// Body returns the large string BodyKey ("data"), "" if absent.
+func (m *Message) Body() string { return m.LargeString(BodyKey) }
+
+// AddTag adds a tag (QMQ allows at most 10 per message; Send rejects more).
+// Adding a tag twice has no effect.
+func (m *Message) AddTag(tag string) *Message {
+	if !slices.Contains(m.tags, tag) {
+		m.tags = append(m.tags, tag)
+	}
+	return m
+}
+
+// Tags returns the message's tags.
+func (m *Message) Tags() []string { return slices.Clone(m.tags) }
+
+// SetDelay makes this a delay message delivered d from now (sent through a
+// delay broker group; Send fails if the metaserver knows none).
+func (m *Message) SetDelay(d time.Duration) *Message { return m.SetDelayUntil(time.Now().Add(d)) }
+
+// SetDelayUntil makes this a delay message delivered at t.
+func (m *Message) SetDelayUntil(t time.Time) *Message {
+	m.scheduleAt = t
+	m.props[PropScheduleReceive] = strconv.FormatInt(t.UnixMilli(), 10)
+	return m
+}
+
+// ScheduledAt is the delivery time of a delay message (zero otherwise).
+func (m *Message) ScheduledAt() time.Time { return m.scheduleAt }
+
+// SetMaxRetries overrides, for this message, how often consumers retry it
+// before it goes to the dead-letter subject (qmq_maxRetryNum).
+func (m *Message) SetMaxRetries(n int) *Message {
+	return m.SetProperty(PropMaxRetryNum, strconv.Itoa(n))
+}
+
+// Times is how many times the message has been delivered to the consumer
+// group: 1 the first time, then qmq_times of the retry copy.
+func (m *Message) Times() int {
+	if n, err := strconv.Atoi(m.props[PropTimes]); err == nil && n > 0 {
+		return n
+	}
+	return 1
+}
+
+// maxRetries returns qmq_maxRetryNum, or -1 when unset.
+func (m *Message) maxRetries() int {
+	if n, err := strconv.Atoi(m.props[PropMaxRetryNum]); err == nil {
+		return n
+	}
+	return -1
+}
+
+// String is a short description for logs.
+func (m *Message) String() string { return m.subject + "/" + m.id }
+
+// toWire converts the message for the protocol encoder. Properties are
+// written in sorted key order so the encoding is deterministic.
+func (m *Message) toWire(now time.Time) (*protocol.Message, error) {
+	if m.subject == "" {
+		return nil, errors.New("message has no subject")
+	}
+	if m.id == "" {
+		return nil, errors.New("message has no id")
+	}
+	if len(m.tags) > protocol.MaxTags {
+		return nil, fmt.Errorf("message %s has %d tags; QMQ allows at most %d", m.id, len(m.tags), protocol.MaxTags)
+	}
+	pm := &protocol.Message{
+		CreateTime: m.CreatedAt().UnixMilli(),
+		Subject:    m.subject,
+		MessageID:  m.id,
+		Tags:       m.tags,
+	}
+	if !m.scheduleAt.IsZero() {
+		pm.Flag |= protocol.MessageFlagDelay
+		pm.ExpireOrScheduleTime = m.scheduleAt.UnixMilli()
+	} else {
+		pm.ExpireOrScheduleTime = now.UnixMilli()
+	}
+	keys := slices.Sorted(maps.Keys(m.props))
+	pm.Attrs = make([]protocol.Attr, 0, len(keys))
+	for _, k := range keys {
+		v := m.props[k]
+		if len(v) > protocol.MaxString16Len {
+			return nil, fmt.Errorf("message %s: property %q is %d bytes, over QMQ's %d-byte limit (use SetLargeString)", m.id, k, len(v), protocol.MaxString16Len)
+		}
+		if !utf8.ValidString(v) || !utf8.ValidString(k) {
+			return nil, fmt.Errorf("message %s: property %q is not valid UTF-8 (QMQ strings are text)", m.id, k)
+		}
+		pm.Attrs = append(pm.Attrs, protocol.Attr{Key: k, Value: v})
+	}
+	return pm, nil
+}
+
+// fromPulled builds a consumer-side message.
+func fromPulled(pm *protocol.PulledMessage) *Message {
+	m := &Message{
+		subject:     pm.Message.Subject,
+		pullSubject: pm.Message.Subject,
+		id:          pm.Message.MessageID,
+		createdAt:   time.UnixMilli(pm.Message.CreateTime),
+		props:       make(map[string]string, len(pm.Message.Attrs)+2),
+		pullOffset:  pm.PullOffset,
+	}
+	if len(pm.Message.Tags) > 0 {
+		m.tags = slices.Clone(pm.Message.Tags)
+	}
+	for _, a := range pm.Message.Attrs {
+		m.props[a.Key] = a.Value
+	}
+	if pm.Message.Flag&protocol.MessageFlagDelay != 0 {
+		m.scheduleAt = time.UnixMilli(pm.Message.ExpireOrScheduleTime)
+	}
+	m.props[PropPullOffset] = strconv.FormatInt(pm.PullOffset, 10)
+	return m
+}
+
+// retryCopy is the copy of a consumed message sent to a retry, dead-letter
+// or delay subject: same id, tags and properties, qmq_times incremented,
+// a fresh qmq_createTime (as QMQ's client sets when sending back).
+func (m *Message) retryCopy(subject string, times int, now time.Time) *Message {
+	c := &Message{subject: subject, id: m.id, createdAt: now, props: maps.Clone(m.props), tags: slices.Clone(m.tags)}
+	delete(c.props, PropPullOffset)
+	delete(c.props, PropScheduleReceive)
+	c.props[PropTimes] = strconv.Itoa(times)
+	c.props[PropCreateTime] = strconv.FormatInt(now.UnixMilli(), 10)
+	return c
+}
+
+// RetrySubject is the subject a consumer group's failed messages of subject
+// are re-sent to: %RETRY%<subject>%<group>.
+func RetrySubject(subject, group string) string { return "%RETRY%" + subject + "%" + group }
+
+// DeadLetterSubject is where messages go after the maximum number of
+// retries: %DEAD_RETRY%<subject>%<group>.
+func DeadLetterSubject(subject, group string) string {
+	return "%DEAD_RETRY%" + subject + "%" + group
+}
+
+// realSubject strips a %RETRY% or %DEAD_RETRY% wrapper.
+func realSubject(s string) string {
+	if !strings.HasPrefix(s, "%RETRY%") && !strings.HasPrefix(s, "%DEAD_RETRY%") {
+		return s
+	}
+	var parts []string
+	for _, p := range strings.Split(s, "%") {
+		if p = strings.TrimSpace(p); p != "" {
+			parts = append(parts, p)
+		}
+	}
+	if len(parts) != 3 {
+		return s
+	}
+	return parts[1]
+}
+
+// RetryAtError asks for a failed message to be retried at a given time
+// rather than after the broker's retry delay. Return it from a handler or
+// pass it to Message.Ack (see RetryAt).
+type RetryAtError struct {
+	At    time.Time
+	Cause error
+}
+
+func (e *RetryAtError) Error() string {
+	if e.Cause != nil {
+		return fmt.Sprintf("retry at %s: %v", e.At.Format(time.RFC3339Nano), e.Cause)
+	}
+	return "retry at " + e.At.Format(time.RFC3339Nano)
+}
+
+func (e *RetryAtError) Unwrap() error { return e.Cause }
+
+// RetryAt returns a *RetryAtError: the message is re-sent as a delay
+// message scheduled at t (QMQ's NeedRetryException), or retried normally
+// when no delay broker group exists.
+func RetryAt(t time.Time) error { return &RetryAtError{At: t} }

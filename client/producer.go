@@ -1,0 +1,220 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// ErrQueueFull is returned by SendAsync when the send queue is full.
+var ErrQueueFull = errors.New("qmq producer: send queue full")
+
+// expireAfter is QMQ's informational qmq_expireTime offset (15 minutes).
+const expireAfter = 15 * time.Minute
+
+// Producer sends messages to the broker groups the metaserver routes each
+// subject to. It is safe for concurrent use.
+type Producer struct {
+	cfg producerConfig
+	log hclog.Logger
+	r   *router
+	s   *sender
+	ids *idGen
+
+	qmu    sync.RWMutex
+	closed bool
+	queue  chan asyncItem
+
+	workCtx    context.Context
+	cancelWork context.CancelFunc
+	wg         sync.WaitGroup
+	closeOnce  sync.Once
+	closeErr   error
+}
+
+type asyncItem struct {
+	out  *outgoing
+	done func(*Message, error)
+}
+
+// NewProducer connects to the metaserver at metaEndpoint
+// (http://host:8080/meta/address, consul://qmq-metaserver or host:port) and
+// starts the asynchronous senders.
+func NewProducer(ctx context.Context, metaEndpoint string, opts ...ProducerOption) (*Producer, error) {
+	cfg := producerConfig{
+		commonConfig: commonConfig{maxRetries: DefaultSendTries, routeRefresh: DefaultRouteRefresh, sendTimeout: DefaultSendTimeout},
+		batchSize:    DefaultBatchSize, queueSize: DefaultQueueSize, senders: DefaultSenders,
+	}
+	for _, o := range opts {
+		o.applyProducer(&cfg)
+	}
+	if cfg.log == nil {
+		cfg.log = hclog.NewNullLogger()
+	}
+	if cfg.clientID == "" {
+		cfg.clientID = defaultClientID()
+	}
+	log := cfg.log.Named("producer")
+	r := newRouter(metaEndpoint, cfg.appCode, cfg.clientID, cfg.routeRefresh, log)
+	if _, err := r.meta(ctx); err != nil {
+		r.close()
+		return nil, err
+	}
+	r.start()
+	p := &Producer{cfg: cfg, log: log, r: r, s: newSender(r, log, cfg.sendTimeout, cfg.maxRetries), ids: newIDGen(), queue: make(chan asyncItem, cfg.queueSize)}
+	p.workCtx, p.cancelWork = context.WithCancel(context.Background())
+	for i := 0; i < cfg.senders; i++ {
+		p.wg.Add(1)
+		go p.worker()
+	}
+	return p, nil
+}
+
+// NewMessage returns a message for subject with a fresh QMQ message id
+// (yyMMdd.HHmmss.<ip>.<pid>.<counter>), qmq_createTime, qmq_expireTime
+// (+15 min, informational) and qmq_appCode.
+func (p *Producer) NewMessage(subject string) *Message {
+	now := time.Now()
+	m := newMessage(subject, p.ids.next(now), now)
+	m.props[PropExpireTime] = strconv.FormatInt(now.Add(expireAfter).UnixMilli(), 10)
+	if p.cfg.appCode != "" {
+		m.props[PropAppCode] = p.cfg.appCode
+	}
+	return m
+}
+
+// Send sends messages synchronously and returns when each is stored or has
+// failed for good. Each message gets up to WithMaxRetries tries across the
+// subject's broker groups; a MESSAGE_DUPLICATE answer counts as success and
+// BLOCK is not retried. On failure the error is a *BatchError whose Failed
+// lists one *SendError per failed message (errors.As works for both).
+// Invalid messages (too many tags, oversize property) fail before anything
+// is sent.
+func (p *Producer) Send(ctx context.Context, msgs ...*Message) error {
+	if p.isClosed() {
+		return ErrClosed
+	}
+	now := time.Now()
+	items := make([]*outgoing, 0, len(msgs))
+	for _, m := range msgs {
+		it, err := newOutgoing(m, now)
+		if err != nil {
+			return err
+		}
+		items = append(items, it)
+	}
+	p.s.send(ctx, items, 1<<30)
+	var failed []*SendError
+	for _, it := range items {
+		if it.err != nil {
+			failed = append(failed, it.err)
+		}
+	}
+	if len(failed) > 0 {
+		return &BatchError{Failed: failed}
+	}
+	return nil
+}
+
+// SendAsync queues m for the background senders, which batch queued
+// messages (up to WithBatchSize per request and broker group). done, if not
+// nil, is called once from a sender goroutine with nil or the message's
+// *SendError; it should return quickly. SendAsync fails at once with
+// ErrQueueFull, ErrClosed, or a validation error (done is then not called).
+func (p *Producer) SendAsync(m *Message, done func(*Message, error)) error {
+	it, err := newOutgoing(m, time.Now())
+	if err != nil {
+		return err
+	}
+	p.qmu.RLock()
+	defer p.qmu.RUnlock()
+	if p.closed {
+		return ErrClosed
+	}
+	select {
+	case p.queue <- asyncItem{out: it, done: done}:
+		return nil
+	default:
+		return ErrQueueFull
+	}
+}
+
+func (p *Producer) worker() {
+	defer p.wg.Done()
+	// Drain a few batches' worth at a time: they are split per broker group.
+	limit := p.cfg.batchSize * 4
+	batch := make([]asyncItem, 0, limit)
+	items := make([]*outgoing, 0, limit)
+	for {
+		first, ok := <-p.queue
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], first)
+	drain:
+		for len(batch) < limit {
+			select {
+			case it, ok := <-p.queue:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, it)
+			default:
+				break drain
+			}
+		}
+		items = items[:0]
+		for _, b := range batch {
+			items = append(items, b.out)
+		}
+		p.s.send(p.workCtx, items, p.cfg.batchSize)
+		for _, b := range batch {
+			err := b.out.errOf()
+			if err != nil {
+				p.log.Debug("async send failed", "message", b.out.m.String(), "error", err)
+			}
+			if b.done != nil {
+				b.done(b.out.m, err)
+			}
+		}
+		clear(batch)
+	}
+}
+
+func (p *Producer) isClosed() bool {
+	p.qmu.RLock()
+	defer p.qmu.RUnlock()
+	return p.closed
+}
+
+// Close stops accepting messages, waits for the queued ones to be sent
+// (their callbacks called) and releases the connections. If ctx ends first,
+// the remaining messages fail with the context's error and Close returns
+// it.
+func (p *Producer) Close(ctx context.Context) error {
+	p.closeOnce.Do(func() {
+		p.qmu.Lock()
+		p.closed = true
+		close(p.queue)
+		p.qmu.Unlock()
+		done := make(chan struct{})
+		go func() {
+			p.wg.Wait()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			p.closeErr = ctx.Err()
+			p.cancelWork()
+			<-done
+		}
+		p.cancelWork()
+		p.r.close()
+	})
+	return p.closeErr
+}

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// devProcess is a `qmq dev` child process.
+type devProcess struct {
+	cmd  *exec.Cmd
+	meta string
+	log  *lockedLog
+}
+
+type lockedLog struct {
+	ch  chan struct{}
+	buf strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.ch <- struct{}{}
+	defer func() { <-l.ch }()
+	return l.buf.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.ch <- struct{}{}
+	defer func() { <-l.ch }()
+	return l.buf.String()
+}
+
+func startDev(t *testing.T, data string, ports [3]int) *devProcess {
+	t.Helper()
+	cmd := exec.Command(qmqBin, "dev", "--data", data,
+		fmt.Sprintf("--meta-http-port=%d", ports[0]), fmt.Sprintf("--meta-port=%d", ports[1]), fmt.Sprintf("--broker-port=%d", ports[2]))
+	log := &lockedLog{ch: make(chan struct{}, 1)}
+	cmd.Stderr = log
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &devProcess{cmd: cmd, meta: fmt.Sprintf("http://127.0.0.1:%d/meta/address", ports[0]), log: log}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("qmq dev log:\n%s", log.String())
+		}
+	})
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "qmq dev is running") {
+				close(ready)
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("qmq dev did not start; log:\n%s", log.String())
+	}
+	return p
+}
+
+// consumeAsync runs `qmq consume --json --count n` and returns a channel with its decoded output.
+func consumeAsync(t *testing.T, meta, subject, group string, n int) <-chan []consumedJSON {
+	t.Helper()
+	cmd := exec.Command(qmqBin, "consume", "--meta", meta, "--subject", subject, "--group", group, "--count", fmt.Sprint(n), "--json")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errBuf strings.Builder
+	cmd.Stderr = &errBuf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	res := make(chan []consumedJSON, 1)
+	go func() {
+		data, _ := io.ReadAll(out)
+		_ = cmd.Wait()
+		var msgs []consumedJSON
+		dec := json.NewDecoder(strings.NewReader(string(data)))
+		for {
+			var m consumedJSON
+			if dec.Decode(&m) != nil {
+				break
+			}
+			msgs = append(msgs, m)
+		}
+		res <- msgs
+	}()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	return res
+}
+
+func send(t *testing.T, meta, subject string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(qmqBin, append([]string{"send", "--meta", meta, "--subject", subject}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("qmq send: %v: %s", err, out)
+	}
+}
+
+func waitConsumed(t *testing.T, ch <-chan []consumedJSON, want int) []consumedJSON {
+	t.Helper()
+	select {
+	case msgs := <-ch:
+		if len(msgs) != want {
+			t.Fatalf("consumed %d messages, want %d: %+v", len(msgs), want, msgs)
+		}
+		return msgs
+	case <-time.After(30 * time.Second):
+		t.Fatalf("consumer did not get %d messages in 30s", want)
+	}
+	return nil
+}
+
+// TestDevSendConsume is the README's walkthrough: qmq dev, then qmq consume
+// and qmq send from other terminals; then kill -9 and restart keeps data.
+func TestDevSendConsume(t *testing.T) {
+	data := t.TempDir()
+	ports := [3]int{freePort(t), freePort(t), freePort(t)}
+	dev := startDev(t, data, ports)
+
+	got := consumeAsync(t, dev.meta, "hello", "g1", 3)
+	time.Sleep(2 * time.Second) // let the new group register its cursor before anything is sent
+	send(t, dev.meta, "hello", "--body", "hi there", "--tag", "t1", "--prop", "k=v")
+	send(t, dev.meta, "hello", "--count", "2", "--size", "100")
+	msgs := waitConsumed(t, got, 3)
+	if msgs[0].Body != "hi there" || msgs[0].Properties["k"] != "v" || len(msgs[0].Tags) != 1 || msgs[0].Tags[0] != "t1" {
+		t.Fatalf("first message: %+v", msgs[0])
+	}
+
+	// kill -9 and restart on the same data: the group resumes where it was.
+	_ = dev.cmd.Process.Signal(syscall.SIGKILL)
+	_ = dev.cmd.Wait()
+	dev = startDev(t, data, ports)
+	send(t, dev.meta, "hello", "--body", "after restart")
+	msgs = waitConsumed(t, consumeAsync(t, dev.meta, "hello", "g1", 1), 1)
+	if msgs[0].Body != "after restart" {
+		t.Fatalf("after restart got %+v", msgs[0])
+	}
+}

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/qmq-go/qmq/client"
+)
+
+const defaultMeta = "http://127.0.0.1:8080/meta/address"
+
+// runSend sends messages from the command line (how a person tries the queue).
+func runSend(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("qmq send", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	meta := fs.String("meta", defaultMeta, "meta.server.endpoint: http://host:8080/meta/address, consul://qmq-metaserver or host:port")
+	subject := fs.String("subject", "", "subject (required)")
+	count := fs.Int("count", 1, "messages to send")
+	size := fs.Int("size", 0, "body size in bytes when --body is not given")
+	body := fs.String("body", "", "message body")
+	var tags, props stringList
+	fs.Var(&tags, "tag", "tag (repeatable, at most 10)")
+	fs.Var(&props, "prop", "property key=value (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *subject == "" {
+		fmt.Fprintln(stderr, "qmq send: --subject is required")
+		return 2
+	}
+	text := *body
+	if text == "" && *size > 0 {
+		text = strings.Repeat("x", *size)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	p, err := client.NewProducer(ctx, *meta, client.WithAppCode("qmq-cli"), client.WithLogger(quietLogger(stderr)))
+	if err != nil {
+		fmt.Fprintf(stderr, "qmq send: %v\n", err)
+		return 1
+	}
+	defer p.Close(context.Background())
+	start := time.Now()
+	for i := 0; i < *count; i++ {
+		m := p.NewMessage(*subject)
+		if text != "" {
+			m.SetBody(text)
+		}
+		for _, t := range tags {
+			m.AddTag(t)
+		}
+		for _, kv := range props {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok {
+				fmt.Fprintf(stderr, "qmq send: --prop %q: want key=value\n", kv)
+				return 2
+			}
+			m.SetProperty(k, v)
+		}
+		if err := p.Send(ctx, m); err != nil {
+			fmt.Fprintf(stderr, "qmq send: message %d (%s): %v\n", i+1, m.ID(), err)
+			return 1
+		}
+		if *count == 1 {
+			fmt.Fprintf(stdout, "sent %s\n", m.ID())
+		}
+	}
+	if *count > 1 {
+		took := time.Since(start)
+		fmt.Fprintf(stdout, "sent %d messages to %s in %s (%.0f msg/s)\n", *count, *subject, took.Round(time.Millisecond), float64(*count)/took.Seconds())
+	}
+	return 0
+}
+
+// consumedJSON is what `qmq consume --json` prints per message.
+type consumedJSON struct {
+	ID         string            `json:"id"`
+	Subject    string            `json:"subject"`
+	Tags       []string          `json:"tags"`
+	Properties map[string]string `json:"properties"`
+	Body       string            `json:"body"`
+	Times      int               `json:"times"`
+}
+
+// runConsume prints messages of a subject as they arrive and acks them.
+func runConsume(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("qmq consume", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	meta := fs.String("meta", defaultMeta, "meta.server.endpoint")
+	subject := fs.String("subject", "", "subject (required)")
+	group := fs.String("group", "", "consumer group (required unless --broadcast)")
+	count := fs.Int("count", 0, "stop after this many messages (0 = until Ctrl-C)")
+	broadcast := fs.Bool("broadcast", false, "broadcast: this consumer gets every message")
+	mode := fs.String("tag-mode", "or", "how --tag values combine: or (any) or and (all)")
+	asJSON := fs.Bool("json", false, "one JSON object per message")
+	var tags stringList
+	fs.Var(&tags, "tag", "only messages with this tag (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *subject == "" || (*group == "" && !*broadcast) {
+		fmt.Fprintln(stderr, "qmq consume: --subject and --group (or --broadcast) are required")
+		return 2
+	}
+	opts := []client.ConsumerOption{client.WithLogger(quietLogger(stderr))}
+	if *broadcast {
+		opts = append(opts, client.WithBroadcast())
+	}
+	if len(tags) > 0 {
+		tm := client.TagOr
+		switch *mode {
+		case "or":
+		case "and":
+			tm = client.TagAnd
+		default:
+			fmt.Fprintf(stderr, "qmq consume: --tag-mode %q: want and or or\n", *mode)
+			return 2
+		}
+		opts = append(opts, client.WithTags(tm, tags...))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	c, err := client.NewConsumer(ctx, *meta, *subject, *group, opts...)
+	if err != nil {
+		fmt.Fprintf(stderr, "qmq consume: %v\n", err)
+		return 1
+	}
+	defer c.Close()
+	enc := json.NewEncoder(stdout)
+	enc.SetEscapeHTML(false)
+	got := 0
+	for *count == 0 || got < *count {
+		want := 50
+		if *count > 0 {
+			want = min(want, *count-got)
+		}
+		msgs, err := c.Pull(ctx, want)
+		if ctx.Err() != nil {
+			break
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "qmq consume: %v (retrying)\n", err)
+			time.Sleep(time.Second)
+			continue
+		}
+		for _, m := range msgs {
+			if *asJSON {
+				_ = enc.Encode(consumedJSON{ID: m.ID(), Subject: m.Subject(), Tags: m.Tags(), Properties: m.Properties(), Body: m.Body(), Times: m.Times()})
+			} else {
+				fmt.Fprintf(stdout, "%s %s %q\n", m.Subject(), m.ID(), m.Body())
+			}
+			m.Ack(nil)
+			got++
+		}
+	}
+	return 0
+}
+
+// quietLogger keeps client chatter to warnings on stderr.
+func quietLogger(w io.Writer) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Name: "client", Level: hclog.Warn, Output: w})
+}

@@ -1,0 +1,313 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/qmq-go/qmq/cmd/qmq/tools"
+	"github.com/qmq-go/qmq/conf"
+	"github.com/qmq-go/qmq/protocol"
+	"github.com/qmq-go/qmq/protocol/remoting"
+	"github.com/qmq-go/qmq/services/metaserver"
+)
+
+const testToken = "test-token-0123456789"
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// metaHarness is an in-process metaserver on free ports.
+type metaHarness struct {
+	t   *testing.T
+	srv *metaserver.Server
+}
+
+func startMeta(t *testing.T) *metaHarness {
+	t.Helper()
+	dir := t.TempDir()
+	files := map[string]string{
+		metaserver.FileMetaserver: "meta.server.discover.port=0\nmeta.server.port=0\nrefresh.period.seconds=1\nstore.root=" + filepath.Join(dir, "data") + "\n",
+		metaserver.FileTokens:     testToken + "=test\n",
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "meta", Output: testWriter{t}, Level: hclog.Warn})
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := metaserver.New(ctx, metaserver.Options{ConfDir: dir, Logger: log, Env: noEnv, ConfigPollInterval: time.Hour})
+	if err != nil {
+		cancel()
+		t.Fatalf("start metaserver: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			t.Errorf("metaserver did not stop")
+		}
+	})
+	return &metaHarness{t: t, srv: srv}
+}
+
+func noEnv(string) (string, bool) { return "", false }
+
+func (m *metaHarness) httpAddr() string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(m.srv.HTTPAddr().(*net.TCPAddr).Port))
+}
+
+func (m *metaHarness) endpoint() string { return "http://" + m.httpAddr() + "/meta/address" }
+
+func (m *metaHarness) addBroker(group, hostname string, port int) {
+	m.t.Helper()
+	var out, errOut bytes.Buffer
+	code := tools.Main([]string{"AddBroker", "--metaserver=" + m.httpAddr(), "--token=" + testToken, "--brokerGroup=" + group, "--role=0",
+		"--hostname=" + hostname, "--ip=127.0.0.1", fmt.Sprintf("--servePort=%d", port), fmt.Sprintf("--syncPort=%d", port+1)}, &out, &errOut)
+	if code != 0 {
+		m.t.Fatalf("AddBroker: exit %d: %s %s", code, out.String(), errOut.String())
+	}
+}
+
+// brokerHarness is one broker run; restart keeps store.root and port.
+type brokerHarness struct {
+	t        *testing.T
+	meta     *metaHarness
+	dir      string // conf dir
+	root     string // store.root
+	hostname string
+	sets     []string
+	srv      *Server
+	cancel   context.CancelFunc
+	done     chan error
+	logs     *syncBuffer
+	port     int
+}
+
+const testHost = "broker-test-host"
+
+// startBroker registers testHost with the metaserver (unless register is
+// false) and runs a broker until the test ends.
+func startBroker(t *testing.T, m *metaHarness, register bool, sets ...string) *brokerHarness {
+	t.Helper()
+	dir := t.TempDir()
+	props := "meta.server.endpoint=" + m.endpoint() + "\nbroker.port=0\nmeta.retry.interval.ms=100\nbroker.heartbeat.interval.ms=200\nmessage.retry.delay.seconds=0\n"
+	if err := os.WriteFile(filepath.Join(dir, FileBroker), []byte(props), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := &brokerHarness{t: t, meta: m, dir: dir, root: filepath.Join(dir, "store"), hostname: testHost, sets: sets}
+	b.start(register, true)
+	t.Cleanup(b.stop)
+	return b
+}
+
+func (b *brokerHarness) start(register, waitOnline bool) {
+	b.t.Helper()
+	sets := append([]string{"store.root=" + b.root, "flush.interval.ms=10"}, b.sets...)
+	if b.port != 0 {
+		sets = append(sets, "broker.port="+strconv.Itoa(b.port))
+	}
+	o, err := conf.ParseSet(sets)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	b.logs = &syncBuffer{}
+	log := hclog.New(&hclog.LoggerOptions{Name: "broker", Output: io.MultiWriter(b.logs, testWriter{b.t}), Level: hclog.Info})
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := New(ctx, Options{ConfDir: b.dir, Overrides: o, Env: noEnv, Logger: log, Hostname: b.hostname})
+	if err != nil {
+		cancel()
+		b.t.Fatalf("start broker: %v", err)
+	}
+	if register && b.port == 0 {
+		b.meta.addBroker("g1", b.hostname, srv.Port())
+	}
+	b.port = srv.Port()
+	b.srv, b.cancel, b.done = srv, cancel, make(chan error, 1)
+	go func() { b.done <- srv.Run(ctx) }()
+	if waitOnline {
+		eventually(b.t, 10*time.Second, "broker online", srv.Online)
+	}
+}
+
+func (b *brokerHarness) stop() {
+	if b.cancel == nil {
+		return
+	}
+	b.cancel()
+	b.cancel = nil
+	select {
+	case err := <-b.done:
+		if err != nil {
+			b.t.Errorf("broker Run: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		b.t.Errorf("broker did not stop within 15s")
+	}
+}
+
+func (b *brokerHarness) restart() {
+	b.t.Helper()
+	b.stop()
+	b.start(false, true)
+}
+
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+// conn is a raw protocol client of the broker.
+type conn struct {
+	t *testing.T
+	c *remoting.Client
+}
+
+func (b *brokerHarness) dial() *conn {
+	b.t.Helper()
+	c, err := remoting.Dial(context.Background(), net.JoinHostPort("127.0.0.1", strconv.Itoa(b.port)), 0)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	b.t.Cleanup(func() { c.Close() })
+	return &conn{t: b.t, c: c}
+}
+
+func (c *conn) call(code int16, body []byte) protocol.Frame {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	f, err := c.c.Call(ctx, code, body)
+	if err != nil {
+		c.t.Fatalf("%s: %v", protocol.CodeName(code, false), err)
+	}
+	return f
+}
+
+// send sends one batch and returns the failures.
+func (c *conn) send(msgs ...protocol.Message) []protocol.SendResult {
+	c.t.Helper()
+	var body []byte
+	for i := range msgs {
+		var err error
+		if body, err = protocol.AppendMessage(body, &msgs[i]); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	f := c.call(protocol.CodeSendMessage, body)
+	if f.Header.Code != protocol.CodeSuccess {
+		c.t.Fatalf("SEND_MESSAGE: status %s: %s", protocol.CodeName(f.Header.Code, true), protocol.DecodeErrorBody(f.Body))
+	}
+	rs, err := protocol.DecodeSendResults(f.Body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return rs
+}
+
+func (c *conn) mustSend(msgs ...protocol.Message) {
+	c.t.Helper()
+	if rs := c.send(msgs...); len(rs) > 0 {
+		c.t.Fatalf("send failures: %+v", rs)
+	}
+}
+
+func msg(subject, id string, tags ...string) protocol.Message {
+	return protocol.Message{CreateTime: time.Now().UnixMilli(), ExpireOrScheduleTime: time.Now().Add(time.Hour).UnixMilli(),
+		Subject: subject, MessageID: id, Tags: tags, Attrs: []protocol.Attr{{Key: "body", Value: "hello " + id}}}
+}
+
+// pull sends a PULL_MESSAGE and decodes the answer (nil on NO_MESSAGE).
+func (c *conn) pull(r protocol.PullRequest) *protocol.PullResponse {
+	c.t.Helper()
+	if r.RequestNum == 0 {
+		r.RequestNum = 100
+	}
+	if r.TimeoutMillis == 0 {
+		r.TimeoutMillis = -1
+	}
+	f := c.call(protocol.CodePullMessage, protocol.AppendPullRequest(nil, &r, protocol.CurrentVersion))
+	switch f.Header.Code {
+	case protocol.CodeNoMessage:
+		return nil
+	case protocol.CodeSuccess:
+	default:
+		c.t.Fatalf("PULL_MESSAGE: status %s: %s", protocol.CodeName(f.Header.Code, true), protocol.DecodeErrorBody(f.Body))
+	}
+	resp, err := protocol.DecodePullResponse(f.Body, protocol.CurrentVersion)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return &resp
+}
+
+func (c *conn) ack(subject, group, consumer string, begin, last int64, broadcast bool) {
+	c.t.Helper()
+	f := c.call(protocol.CodeAckRequest, protocol.AppendAckRequest(nil, &protocol.AckRequest{Subject: subject, ConsumerGroup: group, ConsumerID: consumer,
+		PullOffsetBegin: begin, PullOffsetLast: last, Broadcast: broadcast}, protocol.CurrentVersion))
+	if f.Header.Code != protocol.CodeSuccess {
+		c.t.Fatalf("ACK: status %s: %s", protocol.CodeName(f.Header.Code, true), protocol.DecodeErrorBody(f.Body))
+	}
+}
+
+func ids(r *protocol.PullResponse) []string {
+	if r == nil {
+		return nil
+	}
+	out := make([]string, len(r.Messages))
+	for i, m := range r.Messages {
+		out[i] = m.Message.MessageID
+	}
+	return out
+}
+
+func writeFile(t *testing.T, path, body string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,388 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/qmq-go/qmq/protocol"
+	"github.com/qmq-go/qmq/protocol/remoting"
+	"github.com/qmq-go/qmq/storage"
+	"github.com/qmq-go/qmq/storage/actionlog"
+	"github.com/qmq-go/qmq/storage/pulllog"
+)
+
+const (
+	maxRequestNum = 10000    // QMQ caps requestNum at 10,000
+	maxPullBytes  = 16 << 20 // a response stops growing past this (one message always fits)
+	maxScan       = 20000    // consumer-log entries examined per attempt (filters can skip many)
+	retryPrefix   = "%RETRY%"
+	deadPrefix    = "%DEAD_RETRY%"
+)
+
+// cursorKey names a cursor: a group's shared one (consumer ""), or a
+// broadcast consumer's own.
+type cursorKey struct{ subject, group, consumer string }
+
+// cursor is the next consumer-log sequence to hand out. Its mutex also
+// serializes the pulls of the group (QMQ: one actor per subject+group).
+type cursor struct {
+	mu   chan struct{} // a lock that a waiting pull can give up on (ctx)
+	init bool
+	next int64
+}
+
+func (s *Server) cursorFor(k cursorKey) *cursor {
+	s.cursorsMu.Lock()
+	defer s.cursorsMu.Unlock()
+	c := s.cursors[k]
+	if c == nil {
+		c = &cursor{mu: make(chan struct{}, 1)}
+		s.cursors[k] = c
+	}
+	return c
+}
+
+func (c *cursor) lock(ctx context.Context) bool {
+	select {
+	case c.mu <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (c *cursor) unlock() { <-c.mu }
+
+// pullParams is a validated pull request.
+type pullParams struct {
+	*protocol.PullRequest
+	broadcast bool
+	version   int16
+	retry     bool // a retry subject: entries are held back for the retry delay
+}
+
+func badPart(s string) bool { return strings.ContainsAny(s, "/\r\n") }
+
+func (s *Server) handlePull(ctx context.Context, req *remoting.Request) protocol.Frame {
+	start := time.Now()
+	r, err := protocol.DecodePullRequest(req.Frame.Body, req.Frame.Header.Version)
+	if err != nil {
+		return errorFrame(protocol.CodeParamError, "%v", err)
+	}
+	p := pullParams{PullRequest: &r, version: req.Frame.Header.Version}
+	if r.ConsumerGroup == "" {
+		// QMQ: a consumer without a group is a broadcast consumer whose group is its id.
+		r.ConsumerGroup, p.broadcast = r.ConsumerID, true
+	}
+	p.broadcast = p.broadcast || r.Broadcast
+	switch {
+	case r.Subject == "" || r.ConsumerID == "":
+		return errorFrame(protocol.CodeParamError, "PULL_MESSAGE needs a subject, a consumer group and a consumer id (got subject %q, group %q, consumer %q)", r.Subject, r.ConsumerGroup, r.ConsumerID)
+	case badPart(r.Subject) || badPart(r.ConsumerGroup) || badPart(r.ConsumerID):
+		return errorFrame(protocol.CodeParamError, "PULL_MESSAGE subject, group and consumer id must not contain '/', CR or LF")
+	case r.RequestNum <= 0:
+		return errorFrame(protocol.CodeParamError, "PULL_MESSAGE requestNum must be positive, got %d", r.RequestNum)
+	}
+	r.RequestNum = min(r.RequestNum, maxRequestNum)
+	p.retry = strings.HasPrefix(r.Subject, retryPrefix)
+	if !p.broadcast {
+		s.subs.seen(r.Subject, r.ConsumerGroup, r.ConsumerID)
+	}
+	var deadline time.Time
+	if r.TimeoutMillis > 0 {
+		deadline = start.Add(time.Duration(r.TimeoutMillis) * time.Millisecond)
+	}
+	idle := 0
+	for {
+		changed := s.store.Changed(r.Subject)
+		res, err := s.pullOnce(ctx, &p)
+		if err != nil {
+			if ctx.Err() != nil || s.bgCtx.Err() != nil {
+				return protocol.Frame{Header: protocol.Header{Code: protocol.CodeNoMessage}}
+			}
+			s.log.Error("pull failed", "subject", r.Subject, "group", r.ConsumerGroup, "consumer", r.ConsumerID, "error", err)
+			return errorFrame(protocol.CodeBrokerError, "pull failed: %v", err)
+		}
+		if res.n > 0 {
+			s.m.pulled.Add(float64(res.n))
+			s.m.pullLatency.Observe(time.Since(start).Seconds())
+			return protocol.Frame{Body: res.body}
+		}
+		if res.more {
+			continue // a scan limit was hit with nothing kept: look further at once
+		}
+		now := time.Now()
+		if deadline.IsZero() || !now.Before(deadline) {
+			return protocol.Frame{Header: protocol.Header{Code: protocol.CodeNoMessage}}
+		}
+		wait := deadline.Sub(now)
+		if !res.wakeAt.IsZero() {
+			wait = min(wait, max(res.wakeAt.Sub(now), time.Millisecond))
+		}
+		if idle++; idle > 100 {
+			wait = min(wait, 50*time.Millisecond) // the change channel keeps firing without news: slow down
+			changed = nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-changed:
+		case <-t.C:
+		case <-ctx.Done():
+		case <-s.bgCtx.Done():
+		}
+		t.Stop()
+		if ctx.Err() != nil || s.bgCtx.Err() != nil {
+			return protocol.Frame{Header: protocol.Header{Code: protocol.CodeNoMessage}}
+		}
+	}
+}
+
+// pullResult is one attempt's outcome.
+type pullResult struct {
+	body   []byte    // response body when n > 0
+	n      int       // messages in body
+	more   bool      // nothing kept, but the scan stopped early: try again at once
+	wakeAt time.Time // a retry-subject entry becomes deliverable then
+}
+
+// pullOnce serves one attempt under the group's (or broadcast consumer's) lock.
+func (s *Server) pullOnce(ctx context.Context, p *pullParams) (pullResult, error) {
+	key := cursorKey{subject: p.Subject, group: p.ConsumerGroup}
+	if p.broadcast {
+		key.consumer = p.ConsumerID
+	}
+	c := s.cursorFor(key)
+	if !c.lock(ctx) {
+		return pullResult{}, ctx.Err()
+	}
+	defer c.unlock()
+
+	var prog pulllog.ConsumerProgress
+	var known bool
+	s.store.PullLog(func(t *pulllog.Table) { prog, known = t.Consumer(p.Subject, p.ConsumerGroup, p.ConsumerID) })
+	if !known {
+		prog = pulllog.ConsumerProgress{PullSeq: -1, AckSeq: -1}
+	}
+	if !p.broadcast {
+		if res, ok := s.redeliver(p, prog); ok {
+			return res, nil
+		}
+	}
+	if !c.init {
+		c.next = s.startSequence(p, prog, known)
+		c.init = true
+		s.log.Debug("cursor initialised", "subject", p.Subject, "group", p.ConsumerGroup, "consumer", key.consumer, "next", c.next)
+	}
+	if minSeq := s.store.MinSequence(p.Subject); c.next < minSeq {
+		c.next = minSeq // retention removed what the cursor pointed at
+	}
+	maxSeq := s.store.MaxSequence(p.Subject)
+	if c.next > maxSeq {
+		return pullResult{}, nil
+	}
+
+	var (
+		res     pullResult
+		body    = protocol.AppendPullResponseHeader(make([]byte, 0, 4096), 0)
+		msgSeqs = make([]int64, 0, min(int64(p.RequestNum), maxSeq-c.next+1))
+		scanned = c.next
+		now     = time.Now()
+		tags    = tagFilters(p.Filters)
+	)
+scan:
+	for seq := c.next; seq <= maxSeq && len(msgSeqs) < int(p.RequestNum) && seq-c.next < maxScan; seq++ {
+		rec, err := s.store.Read(p.Subject, seq)
+		if errors.Is(err, storage.ErrNotFound) {
+			scanned = seq + 1
+			continue
+		}
+		if err != nil {
+			if len(msgSeqs) == 0 {
+				return pullResult{}, err
+			}
+			break
+		}
+		if p.retry && s.settings.RetryDelay > 0 {
+			if at := time.UnixMilli(rec.Timestamp).Add(s.settings.RetryDelay); at.After(now) {
+				rec.Release()
+				res.wakeAt = at
+				break scan
+			}
+		}
+		keep := matchTags(tags, rec.Payload)
+		switch {
+		case !keep && p.broadcast && len(msgSeqs) > 0:
+			// A broadcast response must hold consecutive sequences: stop here.
+			rec.Release()
+			break scan
+		case !keep:
+			s.m.filtered.Inc()
+		case len(msgSeqs) > 0 && len(body)+len(rec.Payload) > maxPullBytes:
+			rec.Release()
+			break scan
+		default:
+			body = protocol.AppendPulledPayload(body, rec.Payload, p.version)
+			msgSeqs = append(msgSeqs, seq)
+		}
+		rec.Release()
+		scanned = seq + 1
+	}
+	if len(msgSeqs) == 0 {
+		res.more = scanned-c.next >= maxScan
+		c.next = scanned
+		return res, nil
+	}
+
+	var first int64
+	var actions []actionlog.Action
+	ts := now.UnixMilli()
+	if p.broadcast {
+		first = msgSeqs[0]
+		last := msgSeqs[len(msgSeqs)-1]
+		actions = []actionlog.Action{{Type: actionlog.Pull, Subject: p.Subject, Group: p.ConsumerGroup, ConsumerID: p.ConsumerID,
+			Timestamp: ts, Broadcast: true, FirstPullSeq: first, LastPullSeq: last, FirstMsgSeq: first, LastMsgSeq: last}}
+	} else {
+		first = prog.PullSeq + 1
+		pull := first
+		for i := 0; i < len(msgSeqs); {
+			j := i + 1
+			for j < len(msgSeqs) && msgSeqs[j] == msgSeqs[j-1]+1 {
+				j++
+			}
+			n := int64(j - i)
+			actions = append(actions, actionlog.Action{Type: actionlog.Pull, Subject: p.Subject, Group: p.ConsumerGroup, ConsumerID: p.ConsumerID,
+				Timestamp: ts, FirstPullSeq: pull, LastPullSeq: pull + n - 1, FirstMsgSeq: msgSeqs[i], LastMsgSeq: msgSeqs[j-1]})
+			pull += n
+			i = j
+		}
+	}
+	if err := s.store.ApplyActions(actions); err != nil {
+		return pullResult{}, err
+	}
+	c.next = scanned
+	binary.BigEndian.PutUint64(body, uint64(first))
+	return pullResult{body: body, n: len(msgSeqs)}, nil
+}
+
+// startSequence is where a cursor starts when first used since start-up.
+func (s *Server) startSequence(p *pullParams, prog pulllog.ConsumerProgress, known bool) int64 {
+	if p.broadcast {
+		if known && prog.PullSeq >= 0 {
+			return prog.PullSeq + 1 // broadcast: pull sequence == consumer-log sequence
+		}
+		return s.store.MaxSequence(p.Subject) + 1
+	}
+	var maxPulled int64
+	var ok bool
+	s.store.PullLog(func(t *pulllog.Table) { maxPulled, ok = t.GroupMaxPulledMsgSeq(p.Subject, p.ConsumerGroup) })
+	switch {
+	case ok:
+		return maxPulled + 1
+	case p.retry:
+		// Everything in a retry subject is for its group: start at the oldest.
+		return s.store.MinSequence(p.Subject)
+	default:
+		// QMQ: a new group starts with the messages that arrive from now on.
+		s.log.Info("new consumer group starts at the latest message", "subject", p.Subject, "group", p.ConsumerGroup)
+		return s.store.MaxSequence(p.Subject) + 1
+	}
+}
+
+// redeliver re-sends what the consumer was handed but says it never got:
+// its last pull offset is behind the broker's pull sequence for it.
+func (s *Server) redeliver(p *pullParams, prog pulllog.ConsumerProgress) (pullResult, bool) {
+	consumerLast := max(p.PullOffsetLast, prog.AckSeq)
+	if prog.PullSeq <= consumerLast {
+		return pullResult{}, false
+	}
+	body := protocol.AppendPullResponseHeader(make([]byte, 0, 4096), 0)
+	first, n := int64(-1), 0
+	for seq := consumerLast + 1; seq <= prog.PullSeq && n < int(p.RequestNum) && len(body) < maxPullBytes; seq++ {
+		var msgSeq int64
+		var ok bool
+		s.store.PullLog(func(t *pulllog.Table) { msgSeq, ok = t.Lookup(p.Subject, p.ConsumerGroup, p.ConsumerID, seq) })
+		var rec interface{ Release() }
+		var payload []byte
+		if ok {
+			r, err := s.store.Read(p.Subject, msgSeq)
+			if err != nil {
+				ok = false
+			} else {
+				rec, payload = r, r.Payload
+			}
+		}
+		if !ok {
+			if first < 0 {
+				continue // deleted or acked meanwhile: skip to the next
+			}
+			break // responses hold consecutive pull offsets
+		}
+		if first < 0 {
+			first = seq
+		}
+		body = protocol.AppendPulledPayload(body, payload, p.version)
+		rec.Release()
+		n++
+	}
+	if n == 0 {
+		return pullResult{}, false
+	}
+	s.log.Warn("consumer lost a pull response: redelivering", "subject", p.Subject, "group", p.ConsumerGroup, "consumer", p.ConsumerID,
+		"consumer_last", p.PullOffsetLast, "broker_pull_seq", prog.PullSeq, "messages", n)
+	s.m.redelivered.Add(float64(n))
+	binary.BigEndian.PutUint64(body, uint64(first))
+	return pullResult{body: body, n: n}, true
+}
+
+// tagFilter is one TAG filter that actually filters.
+type tagFilter struct {
+	and  bool
+	tags [][]byte
+}
+
+func tagFilters(fs []protocol.PullFilter) []tagFilter {
+	var out []tagFilter
+	for _, f := range fs {
+		if f.Type != protocol.PullFilterTag || len(f.Tags) == 0 || (f.TagType != protocol.TagTypeOr && f.TagType != protocol.TagTypeAnd) {
+			continue
+		}
+		tf := tagFilter{and: f.TagType == protocol.TagTypeAnd}
+		for _, t := range f.Tags {
+			tf.tags = append(tf.tags, []byte(t))
+		}
+		out = append(out, tf)
+	}
+	return out
+}
+
+// matchTags applies every tag filter to a stored payload: OR keeps a
+// message having any of the tags, AND one having all of them; a message
+// without tags never matches a filter (QMQ §2.8).
+func matchTags(fs []tagFilter, payload []byte) bool {
+	for _, f := range fs {
+		matched := 0
+		for _, want := range f.tags {
+			found := false
+			protocol.PayloadTags(payload, func(tag []byte) bool {
+				found = bytes.Equal(tag, want)
+				return !found
+			})
+			if found {
+				matched++
+				if !f.and {
+					break
+				}
+			} else if f.and {
+				return false
+			}
+		}
+		if matched == 0 {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,212 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/qmq-go/qmq/client/meta"
+	"github.com/qmq-go/qmq/protocol"
+)
+
+// registrar talks to the metaserver: BROKER_ACQUIRE_META, then ONLINE and
+// HEARTBEATs, and OFFLINE at shutdown.
+type registrar struct {
+	s       *Server
+	client  *meta.Client
+	addr    string // metaserver TCP address of client
+	group   string
+	role    int32
+	brokerA string // the address registered for clients
+}
+
+// connect locates the metaserver and dials it (closing any previous connection).
+func (r *registrar) connect(ctx context.Context) error {
+	r.close()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	addr, err := meta.Locate(ctx, r.s.settings.MetaEndpoint)
+	if err != nil {
+		return err
+	}
+	c, err := meta.Dial(ctx, addr)
+	if err != nil {
+		return err
+	}
+	r.client, r.addr = c, addr
+	return nil
+}
+
+func (r *registrar) close() {
+	if r.client != nil {
+		r.client.Close()
+		r.client = nil
+	}
+}
+
+// explain renders an error for the one log line per failed attempt: the
+// metaserver's own explanation when it refused.
+func explain(err error) string {
+	var me *meta.Error
+	if errors.As(err, &me) {
+		return me.Message
+	}
+	return err.Error()
+}
+
+// run acquires the broker's meta (retrying), registers ONLINE and heartbeats
+// until ctx ends. It returns an error only when the broker must stop.
+func (r *registrar) run(ctx context.Context) error {
+	defer r.close()
+	s := r.s
+	for attempt := 1; ; attempt++ {
+		err := r.acquire(ctx)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		var fatal *fatalError
+		if errors.As(err, &fatal) {
+			return fatal.err
+		}
+		s.log.Error("cannot get this broker's group and role from the metaserver; retrying", "attempt", attempt,
+			"retry_in", s.settings.MetaRetry, "hostname", s.hostname, "port", s.Port(), "error", explain(err))
+		r.close()
+		if !sleep(ctx, s.settings.MetaRetry) {
+			return nil
+		}
+	}
+	s.group.Store(&r.group)
+	s.log.Info("broker meta acquired", "group", r.group, "role", roleName(r.role), "metaserver", r.addr, "address", r.brokerA)
+
+	for attempt := 1; ; attempt++ {
+		err := r.register(ctx, protocol.BrokerRequestOnline)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		s.log.Error("ONLINE registration failed; retrying", "attempt", attempt, "retry_in", s.settings.MetaRetry, "error", explain(err))
+		r.close()
+		if !sleep(ctx, s.settings.MetaRetry) {
+			return nil
+		}
+	}
+	s.online.Store(true)
+	s.log.Info("broker online", "group", r.group, "address", r.brokerA)
+
+	failing := false
+	for sleep(ctx, s.settings.HeartbeatInterval) {
+		err := r.register(ctx, protocol.BrokerRequestHeartbeat)
+		switch {
+		case err == nil && failing:
+			s.log.Info("heartbeats to the metaserver work again", "metaserver", r.addr)
+			failing = false
+		case err != nil && ctx.Err() == nil:
+			if !failing {
+				s.log.Warn("heartbeat to the metaserver failed; will locate it again and keep trying", "error", explain(err))
+			}
+			failing = true
+			r.close()
+		}
+	}
+	return nil
+}
+
+type fatalError struct{ err error }
+
+func (e *fatalError) Error() string { return e.err.Error() }
+
+func (r *registrar) acquire(ctx context.Context) error {
+	if err := r.connect(ctx); err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	resp, err := r.client.AcquireMeta(cctx, r.s.hostname, r.s.Port(), r.s.settings.SyncPort)
+	if err != nil {
+		return err
+	}
+	if resp.Role != protocol.RoleMaster {
+		return &fatalError{fmt.Errorf("the metaserver registers %s:%d as %s of group %q; this broker only runs as a master for now (slaves come later): register it with --role=0",
+			r.s.hostname, r.s.Port(), roleName(resp.Role), resp.GroupName)}
+	}
+	r.group, r.role = resp.GroupName, resp.Role
+	ip := r.s.settings.AdvertiseIP
+	if ip == "" {
+		ip = outboundIP(r.addr)
+	}
+	r.brokerA = net.JoinHostPort(ip, strconv.Itoa(r.s.Port()))
+	return nil
+}
+
+// register sends one BROKER_REGISTER, dialing the metaserver if needed.
+func (r *registrar) register(ctx context.Context, typ int32) error {
+	if r.client == nil {
+		if err := r.connect(ctx); err != nil {
+			return err
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return r.client.RegisterBroker(cctx, protocol.BrokerRegisterRequest{
+		RequestType: typ, GroupName: r.group, BrokerAddress: r.brokerA, Role: r.role, State: protocol.BrokerStateRW,
+	})
+}
+
+// offline sends OFFLINE (3 tries) if the broker had registered ONLINE.
+func (r *registrar) offline() {
+	if r.group == "" || r.brokerA == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var err error
+	for i := 0; i < 3; i++ {
+		if err = r.register(ctx, protocol.BrokerRequestOffline); err == nil {
+			r.s.log.Info("broker offline", "group", r.group)
+			r.close()
+			return
+		}
+		r.close()
+	}
+	r.s.log.Warn("could not tell the metaserver this broker is going offline; its heartbeat timeout will mark it so", "error", explain(err))
+}
+
+func roleName(role int32) string {
+	switch role {
+	case protocol.RoleMaster:
+		return "MASTER"
+	case protocol.RoleSlave:
+		return "SLAVE"
+	case protocol.RoleStandby:
+		return "STANDBY"
+	case protocol.RoleDelay:
+		return "DELAY"
+	case protocol.RoleBackup:
+		return "BACKUP"
+	case protocol.RoleDelayMaster:
+		return "DELAY_MASTER"
+	case protocol.RoleDelaySlave:
+		return "DELAY_SLAVE"
+	case protocol.RoleDelayBackup:
+		return "DELAY_BACKUP"
+	}
+	return "role(" + strconv.Itoa(int(role)) + ")"
+}
+
+// outboundIP is the local IP used to reach target (no packet is sent).
+func outboundIP(target string) string {
+	c, err := net.Dial("udp", target)
+	if err != nil {
+		return "127.0.0.1"
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).IP.String()
+}

@@ -1,0 +1,84 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/qmq-go/qmq/protocol"
+	"github.com/qmq-go/qmq/protocol/remoting"
+	"github.com/qmq-go/qmq/storage/messagelog"
+)
+
+// maxSubjectLen is the longest subject accepted, in characters.
+const maxSubjectLen = 100
+
+// subjectProblem says why a subject is refused, or "".
+func subjectProblem(subject string) string {
+	switch {
+	case subject == "":
+		return "empty subject"
+	case utf8.RuneCountInString(subject) > maxSubjectLen:
+		return fmt.Sprintf("subject longer than %d characters", maxSubjectLen)
+	}
+	for _, r := range subject {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return "subject contains control characters or invalid UTF-8"
+		}
+	}
+	return ""
+}
+
+func errorFrame(code int16, format string, args ...any) protocol.Frame {
+	return protocol.Frame{Header: protocol.Header{Code: code}, Body: protocol.AppendErrorBody(nil, fmt.Sprintf(format, args...))}
+}
+
+func (s *Server) handleSend(ctx context.Context, req *remoting.Request) protocol.Frame {
+	// Sizes are checked per message below, so one oversize message does not
+	// fail its batch; the frame size bounds decoding.
+	msgs, err := protocol.DecodeMessages(req.Frame.Body, req.Frame.Header.Version, 0)
+	if err != nil {
+		return errorFrame(protocol.CodeParamError, "%v", err)
+	}
+	var fails []protocol.SendResult
+	fail := func(m *protocol.RawMessage, code int32, remark string) {
+		fails = append(fails, protocol.SendResult{MessageID: m.Message.MessageID, Code: code, Remark: remark})
+		s.m.rejected.WithLabelValues(protocol.SendCodeName(code)).Inc()
+	}
+	if !s.online.Load() {
+		for i := range msgs {
+			fail(&msgs[i], protocol.SendBrokerReadOnly, "BROKER READ ONLY")
+		}
+		return protocol.Frame{Body: protocol.AppendSendResults(nil, fails)}
+	}
+	batch := make([]messagelog.Message, 0, len(msgs))
+	kept := make([]int, 0, len(msgs))
+	now := time.Now().UnixMilli()
+	for i := range msgs {
+		m := &msgs[i]
+		if p := subjectProblem(m.Message.Subject); p != "" {
+			fail(m, protocol.SendSubjectNotAssigned, "message rejected: "+p)
+			continue
+		}
+		if m.Size() > s.settings.MaxMessageSize {
+			fail(m, protocol.SendBlock, "message of "+strconv.Itoa(m.Size())+" bytes is over the broker's max.message.size of "+strconv.Itoa(s.settings.MaxMessageSize))
+			continue
+		}
+		batch = append(batch, messagelog.Message{Subject: m.Message.Subject, Payload: m.Payload, Timestamp: now})
+		kept = append(kept, i)
+	}
+	if len(batch) > 0 {
+		if _, err := s.store.Append(ctx, batch); err != nil {
+			s.log.Error("store append failed", "messages", len(batch), "remote", req.RemoteAddr, "error", err)
+			for _, i := range kept {
+				fail(&msgs[i], protocol.SendStoreError, "store error")
+			}
+		} else {
+			s.m.received.Add(float64(len(batch)))
+		}
+	}
+	return protocol.Frame{Body: protocol.AppendSendResults(nil, fails)}
+}

@@ -1,0 +1,191 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/qmq-go/qmq/conf"
+	"github.com/qmq-go/qmq/protocol"
+	"github.com/qmq-go/qmq/protocol/remoting"
+	"github.com/qmq-go/qmq/storage"
+)
+
+// Options configure a broker.
+type Options struct {
+	ConfDir   string // --conf: the directory holding broker.properties
+	Overrides conf.Overrides
+	Env       func(string) (string, bool) // nil = os.LookupEnv
+	Logger    hclog.Logger
+	Hostname  string // the name sent in BROKER_ACQUIRE_META; "" = os.Hostname()
+}
+
+// Server is a broker. Create it with New, run it with Run (or Close it if
+// Run is never called).
+type Server struct {
+	opts     Options
+	log      hclog.Logger
+	settings Settings
+	hostname string
+	m        *metrics
+	store    *storage.Store
+	tcp      *remoting.Server
+
+	online atomic.Bool
+	group  atomic.Pointer[string]
+
+	cursorsMu sync.Mutex
+	cursors   map[cursorKey]*cursor
+
+	subs *subscribers
+
+	bgCtx    context.Context // cancelled by shutdown: long polls and background work end
+	bgCancel context.CancelFunc
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New loads broker.properties, opens the store and binds broker.port. Every
+// configuration, store or port problem is returned before anything serves.
+func New(ctx context.Context, opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = hclog.New(&hclog.LoggerOptions{Name: "broker"})
+	}
+	s := &Server{opts: opts, log: opts.Logger, m: newMetrics(), cursors: make(map[cursorKey]*cursor)}
+	var err error
+	if s.settings, err = loadSettings(opts.ConfDir, conf.Lookup{Overrides: opts.Overrides, Env: opts.Env}); err != nil {
+		return nil, err
+	}
+	s.hostname = opts.Hostname
+	if s.hostname == "" {
+		if s.hostname, err = os.Hostname(); err != nil {
+			return nil, fmt.Errorf("find this machine's hostname (the metaserver identifies brokers by hostname and broker.port): %w", err)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	scfg := s.settings.Store
+	scfg.Logger = s.log.Named("store")
+	scfg.Registerer = s.m.reg
+	if s.store, err = storage.Open(scfg); err != nil {
+		return nil, fmt.Errorf("open store under %s (store.root): %w", scfg.Root, err)
+	}
+	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
+	s.subs = newSubscribers(s)
+	s.tcp = remoting.NewServer(remoting.ServerConfig{
+		Addr:         net.JoinHostPort(s.settings.BindHost, strconv.Itoa(s.settings.Port)),
+		MaxFrameSize: s.settings.MaxFrameSize,
+		Logger:       s.log.Named("tcp"),
+		OnBadFrame:   func(net.Addr, error) { s.m.badFrames.Inc() },
+	})
+	s.tcp.Handle(protocol.CodeSendMessage, remoting.HandlerFunc(s.handleSend))
+	s.tcp.Handle(protocol.CodePullMessage, remoting.HandlerFunc(s.handlePull))
+	s.tcp.Handle(protocol.CodeAckRequest, remoting.HandlerFunc(s.handleAck))
+	s.tcp.Handle(protocol.CodeConsumeManage, remoting.HandlerFunc(s.handleConsumeManage))
+	if err := s.tcp.Listen(); err != nil {
+		s.bgCancel()
+		s.store.Close()
+		return nil, fmt.Errorf("listen on broker.port %d: %w; is another broker using it? change broker.port in %s", s.settings.Port, err, FileBroker)
+	}
+	return s, nil
+}
+
+// Addr is the bound TCP address (useful with broker.port=0).
+func (s *Server) Addr() net.Addr { return s.tcp.Addr() }
+
+// Port is the bound TCP port.
+func (s *Server) Port() int { return s.tcp.Addr().(*net.TCPAddr).Port }
+
+// Group is the broker group the metaserver assigned ("" until then).
+func (s *Server) Group() string {
+	if g := s.group.Load(); g != nil {
+		return *g
+	}
+	return ""
+}
+
+// Online reports whether the metaserver acknowledged this broker's ONLINE.
+func (s *Server) Online() bool { return s.online.Load() }
+
+// Registry is the broker's Prometheus registry (its own and the store's series).
+func (s *Server) Registry() *prometheus.Registry { return s.m.reg }
+
+// Settings returns the settings in force.
+func (s *Server) Settings() Settings { return s.settings }
+
+// Run serves until ctx is cancelled or the broker cannot go on (the
+// metaserver assigns a role this broker does not support), then shuts down:
+// OFFLINE to the metaserver if it was online, stop serving, close the store.
+func (s *Server) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	goRun := func(f func()) {
+		wg.Add(1)
+		go func() { defer wg.Done(); f() }()
+	}
+	goRun(func() {
+		if err := s.tcp.Serve(ctx); err != nil && ctx.Err() == nil {
+			errc <- fmt.Errorf("tcp server: %w", err)
+		}
+	})
+	goRun(func() { s.subs.run(ctx) })
+	reg := &registrar{s: s}
+	goRun(func() {
+		if err := reg.run(ctx); err != nil {
+			errc <- err
+		}
+	})
+	s.log.Info("broker started", "addr", s.Addr().String(), "hostname", s.hostname, "store.root", s.settings.Store.Root)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+		s.log.Error("broker stopping on error", "error", runErr)
+	}
+	cancel()
+	s.online.Store(false)
+	wg.Wait() // the TCP server stops with ctx; handlers and the registrar have returned
+	reg.offline()
+	err := s.Close()
+	s.log.Info("broker stopped")
+	return errors.Join(runErr, err)
+}
+
+// Close stops serving and closes the store. Run calls it; call it yourself
+// only for a Server whose Run was never called.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.bgCancel()
+		_ = s.tcp.Close()
+		if err := s.store.Close(); err != nil {
+			s.closeErr = fmt.Errorf("close store: %w", err)
+		}
+	})
+	return s.closeErr
+}
+
+// sleep waits d or until ctx ends (false).
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
