@@ -12,7 +12,7 @@ export PATH := $(TOOLS)/bin:$(PATH)
 # Packages whose tests exercise goroutines: run under the race detector.
 RACE_PKGS := ./conf/... ./protocol/... ./consul/... ./services/... ./cmd/... ./client/... ./storage/...
 
-.PHONY: all build run test test-unit vet fmt fuzz consul clean
+.PHONY: all build run dev test vet fmt fuzz consul clean
 
 all: build
 
@@ -22,6 +22,10 @@ build:
 ## run: a metaserver on the embedded SQLite store under ./data, with the sample config in ./conf.
 run: build
 	$(BIN) metaserver --conf conf
+
+## dev: metaserver (SQLite) + one broker group in one process under ./data/dev, registered automatically.
+dev: build
+	$(BIN) dev --data data/dev
 
 ## test: everything, against real MariaDB (127.0.0.1:3306) and a real Consul agent (built by `make consul`).
 test: consul vet
