@@ -342,7 +342,11 @@ func (c *Consumer) deliver(ctx context.Context, q *ackQueue, pulled []protocol.P
 		m := fromPulled(&pulled[i])
 		m.entry = entries[i]
 		m.brokerGroup = q.key.brokerGroup
-		if g := m.props[PropConsumerGroup]; (g != "" && g != c.group) || (c.cfg.atMostOnce && m.Times() > 1) || m.props[PropCorruptData] == "true" {
+		// Only delayed retries, which come back on the real subject, are
+		// for one group; copies in %RETRY%/%DEAD_RETRY% subjects keep the
+		// failing group's mark but are for whoever reads those subjects.
+		otherGroup := realSubject(q.key.subject) == q.key.subject && m.props[PropConsumerGroup] != "" && m.props[PropConsumerGroup] != c.group
+		if otherGroup || (c.cfg.atMostOnce && m.Times() > 1) || m.props[PropCorruptData] == "true" {
 			// Another group's delayed retry, or a retry an at-most-once
 			// consumer must not see.
 			m.acked.Store(true)

@@ -90,7 +90,11 @@ func (s *Server) handlePull(ctx context.Context, req *remoting.Request) protocol
 	r.RequestNum = min(r.RequestNum, maxRequestNum)
 	p.retry = strings.HasPrefix(r.Subject, retryPrefix)
 	if !p.broadcast {
+		// A consumer parked in a long poll is alive: mark it at the start, on
+		// every wake-up and when the poll returns, so a poll longer than
+		// subscriber.offline.timeout.ms cannot make it look silent.
 		s.subs.seen(r.Subject, r.ConsumerGroup, r.ConsumerID)
+		defer s.subs.seen(r.Subject, r.ConsumerGroup, r.ConsumerID)
 	}
 	var deadline time.Time
 	if r.TimeoutMillis > 0 {
@@ -137,6 +141,9 @@ func (s *Server) handlePull(ctx context.Context, req *remoting.Request) protocol
 		t.Stop()
 		if ctx.Err() != nil || s.bgCtx.Err() != nil {
 			return protocol.Frame{Header: protocol.Header{Code: protocol.CodeNoMessage}}
+		}
+		if !p.broadcast {
+			s.subs.seen(r.Subject, r.ConsumerGroup, r.ConsumerID)
 		}
 	}
 }

@@ -437,3 +437,17 @@ func setTag(t *testing.T, h *harness, group, tag string) {
 		t.Fatal(err)
 	}
 }
+
+func TestRealSubject(t *testing.T) {
+	for in, want := range map[string]string{
+		"order":                              "order",
+		"%RETRY%order%cg":                    "order",
+		"%DEAD_RETRY%order%cg":               "order",
+		"%RETRY%%DEAD_RETRY%order%cg%reader": "order",
+		"%RETRY%order":                       "order",
+	} {
+		if got := realSubject(in); got != want {
+			t.Errorf("realSubject(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

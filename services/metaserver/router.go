@@ -22,16 +22,25 @@ const (
 )
 
 // realSubject strips QMQ's retry and dead-letter decorations: "%RETRY%order%group" routes like "order".
+// Decorations can nest: a dead-letter reader's own retry subject is "%RETRY%%DEAD_RETRY%order%g%reader".
 func realSubject(subject string) string {
-	for _, p := range []string{deadRetryPrefix, retryPrefix} {
-		if rest, ok := strings.CutPrefix(subject, p); ok {
-			if i := strings.IndexByte(rest, '%'); i >= 0 {
-				return rest[:i]
-			}
-			return rest
+	rest, stripped := subject, false
+	for {
+		if r, ok := strings.CutPrefix(rest, retryPrefix); ok {
+			rest, stripped = r, true
+		} else if r, ok := strings.CutPrefix(rest, deadRetryPrefix); ok {
+			rest, stripped = r, true
+		} else {
+			break
 		}
 	}
-	return subject
+	if !stripped {
+		return subject
+	}
+	if i := strings.IndexByte(rest, '%'); i >= 0 {
+		return rest[:i]
+	}
+	return rest
 }
 
 // route returns the broker groups a client should use, in QMQ's order of
