@@ -59,29 +59,31 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "qmq dev: metaserver cannot start: %v\n", err)
 		return 1
 	}
-	var wg sync.WaitGroup
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = meta.Run(runCtx) }()
+	// The broker stops before the metaserver so that its OFFLINE reaches it.
+	var metaWG sync.WaitGroup
+	metaCtx, stopMeta := context.WithCancel(context.Background())
+	defer stopMeta()
+	metaWG.Add(1)
+	go func() { defer metaWG.Done(); _ = meta.Run(metaCtx) }()
 
 	hostname, _ := os.Hostname()
 	if err := devAddBroker(ctx, *metaHTTP, token, hostname, *brokerPort); err != nil {
 		fmt.Fprintf(stderr, "qmq dev: register the broker: %v\n", err)
-		cancel()
-		wg.Wait()
+		stopMeta()
+		metaWG.Wait()
 		return 1
 	}
 	b, err := broker.New(ctx, broker.Options{ConfDir: confDir, Logger: log.Named("broker"), Hostname: hostname})
 	if err != nil {
 		fmt.Fprintf(stderr, "qmq dev: broker cannot start: %v\n", err)
-		cancel()
-		wg.Wait()
+		stopMeta()
+		metaWG.Wait()
 		return 1
 	}
 	brokerDone := make(chan error, 1)
-	wg.Add(1)
-	go func() { defer wg.Done(); brokerDone <- b.Run(runCtx) }()
+	brokerCtx, stopBroker := context.WithCancel(context.Background())
+	defer stopBroker()
+	go func() { brokerDone <- b.Run(brokerCtx) }()
 
 	endpoint := fmt.Sprintf("http://127.0.0.1:%d/meta/address", *metaHTTP)
 	fmt.Fprintf(stdout, `qmq dev is running (data in %s; Ctrl-C stops it, a restart keeps the data)
@@ -96,13 +98,15 @@ Try:
 
 	select {
 	case <-ctx.Done():
+		stopBroker()
+		<-brokerDone
 	case err := <-brokerDone:
 		if err != nil {
 			fmt.Fprintf(stderr, "qmq dev: broker stopped: %v\n", err)
 		}
 	}
-	cancel()
-	wg.Wait()
+	stopMeta()
+	metaWG.Wait()
 	return 0
 }
 

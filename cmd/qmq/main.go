@@ -37,6 +37,7 @@ Usage:
   qmq broker [--conf DIR] [--set key=value]... [--log-level LEVEL]
   qmq send --meta URL --subject S [--count N] [--size B] [--tag T]... [--prop k=v]... [--body TEXT]
   qmq consume --meta URL --subject S --group G [--count N] [--broadcast] [--tag T]... [--tag-mode and|or] [--json]
+  qmq bench --meta URL [--subjects N] [--size B] [--producers P] [--consumers C] [--duration D] [--rate R] [--mode produce|consume|e2e|all] [--json]
   qmq tools <Command> --metaserver=<host[:port]> [--token=<token>] [flags]   (qmq tools --help lists commands)
   qmq version
 
@@ -65,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runSend(args[1:], stdout, stderr)
 	case "consume":
 		return runConsume(args[1:], stdout, stderr)
+	case "bench":
+		return runBench(args[1:], stdout, stderr)
 	case "tools":
 		return tools.Main(args[1:], stdout, stderr)
 	case "version", "--version":

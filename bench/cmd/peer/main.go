@@ -1,0 +1,192 @@
+// Command peer runs qmq bench's workloads (produce, consume with per-message
+// ack, end-to-end latency at a fixed rate) against NATS JetStream and qmq in
+// one run and prints them side by side with qmq/nats ratios.
+//
+//	cd bench && go run ./cmd/peer --meta http://127.0.0.1:8080/meta/address
+//
+// The harness (harness.go) and the qmq backend (qmq.go) are generated from
+// cmd/qmq/bench.go by sync.sh, so both systems go through the same code as
+// `qmq bench`. This module is separate so that nats.go is not a dependency
+// of the product.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/qmq-go/qmq/client"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("peer", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	meta := fs.String("meta", "http://127.0.0.1:8080/meta/address", "qmq meta.server.endpoint")
+	natsURL := fs.String("nats", "nats://127.0.0.1:4222", "NATS server URL (JetStream enabled)")
+	systems := fs.String("systems", "nats,qmq", "systems to run, in order")
+	subjects := fs.Int("subjects", 1, "subjects the messages are spread over")
+	size := fs.Int("size", 1024, "message body size in bytes")
+	producers := fs.Int("producers", 1, "producers")
+	consumers := fs.Int("consumers", 1, "consumers (members of one group / one durable)")
+	duration := fs.Duration("duration", 5*time.Second, "length of each workload")
+	rate := fs.Int("rate", 10000, "e2e: messages per second")
+	mode := fs.String("mode", "all", "produce, consume, e2e, a comma-separated list, or all")
+	natsPending := fs.Int("nats-max-pending", 4000, "NATS PublishAsyncMaxPending (nats.go default 4000)")
+	batch := fs.Int("batch", 0, "qmq producer batch size (default the client's)")
+	senders := fs.Int("senders", 0, "qmq producer sender goroutines (default the client's)")
+	pullBatch := fs.Int("pull-batch", 0, "qmq consumer pull batch (default the client's)")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	modes, err := benchModes(*mode)
+	if err != nil {
+		fmt.Fprintln(stderr, "peer:", err)
+		return 2
+	}
+	cfg := benchConfig{Subjects: *subjects, Size: *size, Producers: *producers, Consumers: *consumers, Duration: *duration}
+	if cfg.Subjects < 1 || cfg.Producers < 1 || cfg.Consumers < 1 || cfg.Duration <= 0 || *rate <= 0 {
+		fmt.Fprintln(stderr, "peer: --subjects, --producers, --consumers, --duration and --rate must be positive")
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	runID := strconv.FormatInt(time.Now().UnixMilli(), 36)
+	log := hclog.New(&hclog.LoggerOptions{Name: "client", Level: hclog.Warn, Output: stderr})
+
+	backends := map[string]benchBackend{}
+	for _, s := range strings.Split(*systems, ",") {
+		switch s = strings.TrimSpace(s); s {
+		case "qmq":
+			b := newQMQBench(*meta, runID, cfg.Subjects, cfg.Size, log)
+			if *batch > 0 {
+				b.popts = append(b.popts, client.WithBatchSize(*batch))
+			}
+			if *senders > 0 {
+				b.popts = append(b.popts, client.WithSenders(*senders))
+			}
+			if *pullBatch > 0 {
+				b.copts = append(b.copts, client.WithPullBatch(*pullBatch))
+			}
+			backends[s] = b
+		case "nats":
+			b, err := newNATSBench(ctx, *natsURL, runID, cfg.Subjects, cfg.Size, *natsPending)
+			if err != nil {
+				fmt.Fprintf(stderr, "peer: nats at %s: %v\n", *natsURL, err)
+				return 1
+			}
+			defer b.Close()
+			backends[s] = b
+		default:
+			fmt.Fprintf(stderr, "peer: unknown system %q (want qmq, nats)\n", s)
+			return 2
+		}
+	}
+	order := strings.Split(*systems, ",")
+	results := map[string]map[string]benchResult{}
+	for _, m := range modes {
+		c := cfg
+		if m == "e2e" {
+			c.Rate = *rate
+		}
+		for _, s := range order {
+			s = strings.TrimSpace(s)
+			err := runBenchModes(ctx, backends[s], s, c, []string{m}, func(r benchResult) {
+				if results[s] == nil {
+					results[s] = map[string]benchResult{}
+				}
+				results[s][m] = r
+				fmt.Fprintln(stderr, r.String())
+			})
+			if err != nil {
+				fmt.Fprintln(stderr, "peer:", err)
+				return 1
+			}
+		}
+	}
+	if *asJSON {
+		out := map[string]any{"config": map[string]any{"subjects": cfg.Subjects, "size": cfg.Size, "producers": cfg.Producers,
+			"consumers": cfg.Consumers, "duration_s": cfg.Duration.Seconds(), "e2e_rate": *rate}, "results": results, "ratios": ratios(results)}
+		_ = json.NewEncoder(stdout).Encode(out)
+		return 0
+	}
+	printTable(stdout, cfg, *rate, modes, results)
+	return 0
+}
+
+type row struct {
+	mode, label string
+	get         func(benchResult) float64
+	format      string
+}
+
+var rows = []row{
+	{"produce", "produce msg/s", func(r benchResult) float64 { return r.MsgPerSec }, "%.0f"},
+	{"consume", "consume msg/s (ack each)", func(r benchResult) float64 { return r.MsgPerSec }, "%.0f"},
+	{"e2e", "e2e delivered msg/s", func(r benchResult) float64 { return r.MsgPerSec }, "%.0f"},
+	{"e2e", "e2e p50 ms", func(r benchResult) float64 { return r.LatencyP50 }, "%.3f"},
+	{"e2e", "e2e p90 ms", func(r benchResult) float64 { return r.LatencyP90 }, "%.3f"},
+	{"e2e", "e2e p99 ms", func(r benchResult) float64 { return r.LatencyP99 }, "%.3f"},
+	{"e2e", "e2e max ms", func(r benchResult) float64 { return r.LatencyMax }, "%.3f"},
+}
+
+func ratios(results map[string]map[string]benchResult) map[string]float64 {
+	out := map[string]float64{}
+	q, n := results["qmq"], results["nats"]
+	for _, r := range rows {
+		a, okA := q[r.mode]
+		b, okB := n[r.mode]
+		if okA && okB && r.get(b) > 0 {
+			out[r.label] = r.get(a) / r.get(b)
+		}
+	}
+	return out
+}
+
+func printTable(w io.Writer, cfg benchConfig, rate int, modes []string, results map[string]map[string]benchResult) {
+	fmt.Fprintf(w, "%d B messages, %d subject(s), %d producer(s), %d consumer(s), %s per workload, e2e at %d msg/s\n",
+		cfg.Size, cfg.Subjects, cfg.Producers, cfg.Consumers, cfg.Duration, rate)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "workload\tqmq\tnats\tqmq/nats\t")
+	rt := ratios(results)
+	want := map[string]bool{}
+	for _, m := range modes {
+		want[m] = true
+	}
+	cell := func(sys string, r row) string {
+		res, ok := results[sys][r.mode]
+		if !ok {
+			return "-"
+		}
+		return fmt.Sprintf(r.format, r.get(res))
+	}
+	for _, r := range rows {
+		if !want[r.mode] {
+			continue
+		}
+		ratio := "-"
+		if v, ok := rt[r.label]; ok {
+			ratio = fmt.Sprintf("%.2fx", v)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", r.label, cell("qmq", r), cell("nats", r), ratio)
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(w, "(throughput: higher is better; latency: lower is better, ratio < 1 means qmq is faster)")
+}

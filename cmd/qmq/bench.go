@@ -1,0 +1,718 @@
+package main
+
+// qmq bench: produce, consume and end-to-end latency workloads against a
+// running metaserver + broker. The harness part of this file (everything
+// between "harness" and "qmq backend") is written against a small backend
+// interface; bench/cmd/peer carries the same harness and runs it against
+// NATS JetStream and qmq side by side.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/qmq-go/qmq/client"
+)
+
+// ---- harness ----------------------------------------------------------------
+
+// errBenchBusy says the publisher's queue is full: try again shortly.
+var errBenchBusy = errors.New("bench: publisher busy")
+
+// benchBackend is one messaging system under test. Subjects are numbered
+// 0..n-1; the backend maps them to its own names.
+type benchBackend interface {
+	NewPublisher(ctx context.Context) (benchPublisher, error)
+	// NewSubscriber adds a member to the run's consumer group (or durable).
+	// It receives at once; fn is called for every message (stamp < 0 for
+	// sentinel/warm-up messages), which is then acknowledged individually.
+	NewSubscriber(ctx context.Context, idx int, fn func(subject int, stamp int64)) (benchSubscriber, error)
+}
+
+type benchPublisher interface {
+	// Publish queues one message for asynchronous sending; errBenchBusy
+	// means the send window is full.
+	Publish(subject int, stamp int64) error
+	// Acked counts the sends the server acknowledged (ok) or failed.
+	Acked() (ok, failed int64)
+	// Close waits for outstanding sends (bounded by ctx).
+	Close(ctx context.Context) error
+}
+
+type benchSubscriber interface{ Close() error }
+
+type benchConfig struct {
+	Subjects  int
+	Size      int
+	Producers int
+	Consumers int
+	Duration  time.Duration
+	Rate      int // msg/s over all producers; 0 = as fast as possible
+	Count     int // consume: messages to pre-fill (0 = what --duration of produce gives)
+}
+
+type benchResult struct {
+	System     string  `json:"system"`
+	Mode       string  `json:"mode"`
+	Subjects   int     `json:"subjects"`
+	Size       int     `json:"size"`
+	Producers  int     `json:"producers"`
+	Consumers  int     `json:"consumers"`
+	Rate       int     `json:"rate,omitempty"`
+	Seconds    float64 `json:"seconds"`
+	Messages   int64   `json:"messages"`
+	Failed     int64   `json:"failed,omitempty"`
+	Missing    int64   `json:"missing,omitempty"`
+	MsgPerSec  float64 `json:"msg_per_sec"`
+	MiBPerSec  float64 `json:"mib_per_sec"`
+	LatencyP50 float64 `json:"latency_p50_ms,omitempty"`
+	LatencyP90 float64 `json:"latency_p90_ms,omitempty"`
+	LatencyP99 float64 `json:"latency_p99_ms,omitempty"`
+	LatencyMax float64 `json:"latency_max_ms,omitempty"`
+}
+
+func (r *benchResult) finish(cfg benchConfig, took time.Duration) {
+	r.Subjects, r.Size, r.Producers, r.Consumers = cfg.Subjects, cfg.Size, cfg.Producers, cfg.Consumers
+	r.Seconds = took.Seconds()
+	if r.Seconds > 0 {
+		r.MsgPerSec = float64(r.Messages) / r.Seconds
+		r.MiBPerSec = r.MsgPerSec * float64(cfg.Size) / (1 << 20)
+	}
+}
+
+func (r *benchResult) String() string {
+	s := fmt.Sprintf("%-8s %-7s %9d msgs in %6.2fs = %9.0f msg/s (%6.1f MiB/s)", r.System, r.Mode, r.Messages, r.Seconds, r.MsgPerSec, r.MiBPerSec)
+	if r.Mode == "e2e" {
+		s += fmt.Sprintf("  latency ms p50 %.3f p90 %.3f p99 %.3f max %.3f (rate %d/s)", r.LatencyP50, r.LatencyP90, r.LatencyP99, r.LatencyMax, r.Rate)
+	}
+	if r.Failed > 0 {
+		s += fmt.Sprintf("  failed %d", r.Failed)
+	}
+	if r.Missing > 0 {
+		s += fmt.Sprintf("  missing %d", r.Missing)
+	}
+	return s
+}
+
+type benchDispatch struct {
+	confirmed []atomic.Bool
+	handler   atomic.Pointer[func(subject int, stamp int64)]
+}
+
+func newBenchDispatch(subjects int) *benchDispatch {
+	return &benchDispatch{confirmed: make([]atomic.Bool, subjects)}
+}
+
+func (d *benchDispatch) fn(subject int, stamp int64) {
+	if stamp < 0 {
+		if subject >= 0 && subject < len(d.confirmed) {
+			d.confirmed[subject].Store(true)
+		}
+		return
+	}
+	if h := d.handler.Load(); h != nil {
+		(*h)(subject, stamp)
+	}
+}
+
+func (d *benchDispatch) set(h func(subject int, stamp int64)) { d.handler.Store(&h) }
+
+// publishRetry publishes, waiting while the publisher is busy.
+func publishRetry(ctx context.Context, p benchPublisher, subject int, stamp int64) error {
+	for {
+		err := p.Publish(subject, stamp)
+		if !errors.Is(err, errBenchBusy) {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
+}
+
+func waitAcked(ctx context.Context, p benchPublisher, want int64) error {
+	for {
+		ok, failed := p.Acked()
+		if ok+failed >= want {
+			if failed > 0 {
+				return fmt.Errorf("%d warm-up sends failed", failed)
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("warm-up: %d of %d sends acknowledged: %w", ok, want, ctx.Err())
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+// confirmGroup sends sentinels to every subject until the running
+// subscribers have seen one on each: then the consumer group exists on the
+// server and sees every later message (QMQ starts new groups at the current
+// end of the log).
+func confirmGroup(ctx context.Context, p benchPublisher, d *benchDispatch) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	for {
+		pending := 0
+		for i := range d.confirmed {
+			if !d.confirmed[i].Load() {
+				pending++
+				if err := publishRetry(ctx, p, i, -1); err != nil {
+					return err
+				}
+			}
+		}
+		if pending == 0 {
+			return nil
+		}
+		deadline := time.Now().Add(time.Second)
+		for time.Now().Before(deadline) {
+			all := true
+			for i := range d.confirmed {
+				if !d.confirmed[i].Load() {
+					all = false
+					break
+				}
+			}
+			if all {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("consumer group not ready: %w", ctx.Err())
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}
+}
+
+type produceOutcome struct {
+	res     benchResult
+	totalOK int64 // acknowledged by the time the publishers closed
+}
+
+// benchProduce runs cfg.Producers publishers for cfg.Duration (at cfg.Rate
+// msg/s in total when > 0, else flat out) after a warm-up of one message
+// per subject and publisher; it counts the sends acknowledged by the end of
+// the duration, then waits for the rest.
+func benchProduce(ctx context.Context, b benchBackend, cfg benchConfig, count int) (produceOutcome, error) {
+	pubs := make([]benchPublisher, 0, cfg.Producers)
+	closeAll := func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		for _, p := range pubs {
+			_ = p.Close(cctx)
+		}
+	}
+	for i := 0; i < cfg.Producers; i++ {
+		p, err := b.NewPublisher(ctx)
+		if err != nil {
+			closeAll()
+			return produceOutcome{}, err
+		}
+		pubs = append(pubs, p)
+	}
+	// Warm-up: routes for every subject, connections.
+	wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
+	for _, p := range pubs {
+		for s := 0; s < cfg.Subjects; s++ {
+			if err := publishRetry(wctx, p, s, -1); err != nil {
+				wcancel()
+				closeAll()
+				return produceOutcome{}, err
+			}
+		}
+	}
+	for _, p := range pubs {
+		if err := waitAcked(wctx, p, int64(cfg.Subjects)); err != nil {
+			wcancel()
+			closeAll()
+			return produceOutcome{}, err
+		}
+	}
+	wcancel()
+	base := make([]int64, len(pubs))
+	for i, p := range pubs {
+		base[i], _ = p.Acked()
+	}
+	var published atomic.Int64
+	start := time.Now()
+	deadline := start.Add(cfg.Duration)
+	var wg sync.WaitGroup
+	for i, p := range pubs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			subject := i % cfg.Subjects
+			next := func() int {
+				s := subject
+				subject++
+				if subject == cfg.Subjects {
+					subject = 0
+				}
+				return s
+			}
+			limit := -1
+			if count > 0 {
+				limit = count / cfg.Producers
+				if i < count%cfg.Producers {
+					limit++
+				}
+			}
+			sent := 0
+			if cfg.Rate <= 0 {
+				for (limit < 0 && time.Now().Before(deadline)) || (limit >= 0 && sent < limit) {
+					if publishRetry(ctx, p, next(), time.Now().UnixNano()) != nil {
+						return
+					}
+					sent++
+				}
+				published.Add(int64(sent))
+				return
+			}
+			rate := float64(cfg.Rate) / float64(cfg.Producers)
+			for ctx.Err() == nil {
+				el := time.Since(start)
+				if el >= cfg.Duration || (limit >= 0 && sent >= limit) {
+					break
+				}
+				target := int(el.Seconds() * rate)
+				for sent < target && (limit < 0 || sent < limit) {
+					if publishRetry(ctx, p, next(), time.Now().UnixNano()) != nil {
+						published.Add(int64(sent))
+						return
+					}
+					sent++
+				}
+				time.Sleep(200 * time.Microsecond)
+			}
+			published.Add(int64(sent))
+		}()
+	}
+	var atDeadline, failedAtDeadline int64
+	var took time.Duration
+	if count > 0 {
+		wg.Wait()
+	} else {
+		select {
+		case <-time.After(time.Until(deadline)):
+		case <-ctx.Done():
+		}
+	}
+	took = time.Since(start)
+	for i, p := range pubs {
+		ok, failed := p.Acked()
+		atDeadline += ok - base[i]
+		failedAtDeadline += failed
+	}
+	wg.Wait()
+	closeAll()
+	var total, failed int64
+	for i, p := range pubs {
+		ok, f := p.Acked()
+		total += ok - base[i]
+		failed += f
+	}
+	out := produceOutcome{totalOK: total}
+	out.res.Mode = "produce"
+	out.res.Rate = cfg.Rate
+	out.res.Messages = atDeadline
+	if count > 0 {
+		out.res.Messages = total
+		took = time.Since(start)
+	}
+	out.res.Failed = failed
+	out.res.finish(cfg, took)
+	if err := ctx.Err(); err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+func newSubscribers(ctx context.Context, b benchBackend, n int, fn func(int, int64)) ([]benchSubscriber, func(), error) {
+	var subs []benchSubscriber
+	closeAll := func() {
+		for _, s := range subs {
+			_ = s.Close()
+		}
+	}
+	for i := 0; i < n; i++ {
+		s, err := b.NewSubscriber(ctx, i, fn)
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		subs = append(subs, s)
+	}
+	return subs, closeAll, nil
+}
+
+// benchConsume creates the consumer group (confirmed with sentinels), stops
+// its members, pre-fills the subjects, then measures how fast fresh members
+// of the group receive and acknowledge every message.
+func benchConsume(ctx context.Context, b benchBackend, cfg benchConfig) (benchResult, error) {
+	d := newBenchDispatch(cfg.Subjects)
+	_, closeSubs, err := newSubscribers(ctx, b, cfg.Consumers, d.fn)
+	if err != nil {
+		return benchResult{}, err
+	}
+	p, err := b.NewPublisher(ctx)
+	if err != nil {
+		closeSubs()
+		return benchResult{}, err
+	}
+	err = confirmGroup(ctx, p, d)
+	closeSubs()
+	cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	_ = p.Close(cctx)
+	cancel()
+	if err != nil {
+		return benchResult{}, err
+	}
+	fill, err := benchProduce(ctx, b, cfg, cfg.Count)
+	if err != nil {
+		return benchResult{}, fmt.Errorf("pre-fill: %w", err)
+	}
+	want := fill.totalOK
+	var got atomic.Int64
+	done := make(chan struct{})
+	var doneOnce sync.Once
+	d2 := newBenchDispatch(cfg.Subjects)
+	d2.set(func(int, int64) {
+		if got.Add(1) >= want {
+			doneOnce.Do(func() { close(done) })
+		}
+	})
+	start := time.Now()
+	_, closeSubs, err = newSubscribers(ctx, b, cfg.Consumers, d2.fn)
+	if err != nil {
+		return benchResult{}, err
+	}
+	limit := max(60*time.Second, 4*cfg.Duration)
+	if want == 0 {
+		doneOnce.Do(func() { close(done) })
+	}
+	select {
+	case <-done:
+	case <-time.After(limit):
+	case <-ctx.Done():
+	}
+	took := time.Since(start)
+	n := got.Load()
+	closeSubs()
+	res := benchResult{Mode: "consume", Messages: n, Missing: max(want-n, 0)}
+	res.finish(cfg, took)
+	return res, ctx.Err()
+}
+
+// benchE2E measures produce→consume latency at cfg.Rate msg/s: the
+// producer stamps the send time, the consumer computes now - stamp.
+func benchE2E(ctx context.Context, b benchBackend, cfg benchConfig) (benchResult, error) {
+	if cfg.Rate <= 0 {
+		cfg.Rate = 10000
+	}
+	d := newBenchDispatch(cfg.Subjects)
+	var mu sync.Mutex
+	lat := make([]int64, 0, int(float64(cfg.Rate)*cfg.Duration.Seconds())+16)
+	var got atomic.Int64
+	d.set(func(_ int, stamp int64) {
+		l := time.Now().UnixNano() - stamp
+		mu.Lock()
+		lat = append(lat, l)
+		mu.Unlock()
+		got.Add(1)
+	})
+	_, closeSubs, err := newSubscribers(ctx, b, cfg.Consumers, d.fn)
+	if err != nil {
+		return benchResult{}, err
+	}
+	defer closeSubs()
+	p, err := b.NewPublisher(ctx)
+	if err != nil {
+		return benchResult{}, err
+	}
+	err = confirmGroup(ctx, p, d)
+	cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	_ = p.Close(cctx)
+	cancel()
+	if err != nil {
+		return benchResult{}, err
+	}
+	out, err := benchProduce(ctx, b, cfg, 0)
+	if err != nil {
+		return benchResult{}, err
+	}
+	// Wait for the tail.
+	tail := time.Now().Add(10 * time.Second)
+	for got.Load() < out.totalOK && time.Now().Before(tail) && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	mu.Lock()
+	sorted := slices.Clone(lat)
+	mu.Unlock()
+	slices.Sort(sorted)
+	res := benchResult{Mode: "e2e", Rate: cfg.Rate, Messages: int64(len(sorted)), Failed: out.res.Failed, Missing: max(out.totalOK-int64(len(sorted)), 0)}
+	res.finish(cfg, time.Duration(out.res.Seconds*float64(time.Second)))
+	if len(sorted) > 0 {
+		pct := func(q float64) float64 {
+			i := int(q*float64(len(sorted))+0.5) - 1
+			i = min(max(i, 0), len(sorted)-1)
+			return float64(sorted[i]) / 1e6
+		}
+		res.LatencyP50, res.LatencyP90, res.LatencyP99 = pct(0.50), pct(0.90), pct(0.99)
+		res.LatencyMax = float64(sorted[len(sorted)-1]) / 1e6
+	}
+	return res, ctx.Err()
+}
+
+// runBenchModes runs the workloads named in modes ("all" = produce, consume, e2e).
+func runBenchModes(ctx context.Context, b benchBackend, system string, cfg benchConfig, modes []string, each func(benchResult)) error {
+	for _, m := range modes {
+		var res benchResult
+		var err error
+		switch m {
+		case "produce":
+			var out produceOutcome
+			out, err = benchProduce(ctx, b, cfg, 0)
+			res = out.res
+		case "consume":
+			res, err = benchConsume(ctx, b, cfg)
+		case "e2e":
+			res, err = benchE2E(ctx, b, cfg)
+		default:
+			return fmt.Errorf("unknown mode %q (want produce, consume, e2e or all)", m)
+		}
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", system, m, err)
+		}
+		res.System = system
+		each(res)
+	}
+	return nil
+}
+
+func benchModes(mode string) ([]string, error) {
+	if mode == "all" {
+		return []string{"produce", "consume", "e2e"}, nil
+	}
+	var out []string
+	for _, m := range strings.Split(mode, ",") {
+		switch m = strings.TrimSpace(m); m {
+		case "produce", "consume", "e2e":
+			out = append(out, m)
+		default:
+			return nil, fmt.Errorf("--mode %q: want produce, consume, e2e or all", m)
+		}
+	}
+	return out, nil
+}
+
+// ---- qmq backend ------------------------------------------------------------
+
+// benchStampKey carries the send time (Unix nanoseconds) of a bench message.
+const benchStampKey = "bench_ts"
+
+type qmqBench struct {
+	meta     string
+	subjects []string
+	group    string
+	body     string
+	log      hclog.Logger
+	popts    []client.ProducerOption
+	copts    []client.ConsumerOption
+}
+
+func newQMQBench(meta, runID string, subjects, size int, log hclog.Logger) *qmqBench {
+	b := &qmqBench{meta: meta, group: "bench_" + runID, body: strings.Repeat("x", size), log: log}
+	for i := 0; i < subjects; i++ {
+		b.subjects = append(b.subjects, fmt.Sprintf("bench.%s.s%d", runID, i))
+	}
+	return b
+}
+
+type qmqBenchPublisher struct {
+	b      *qmqBench
+	p      *client.Producer
+	ok     atomic.Int64
+	failed atomic.Int64
+	done   func(*client.Message, error)
+}
+
+func (b *qmqBench) NewPublisher(ctx context.Context) (benchPublisher, error) {
+	opts := append([]client.ProducerOption{client.WithAppCode("qmq-bench"), client.WithLogger(b.log)}, b.popts...)
+	p, err := client.NewProducer(ctx, b.meta, opts...)
+	if err != nil {
+		return nil, err
+	}
+	q := &qmqBenchPublisher{b: b, p: p}
+	q.done = func(_ *client.Message, err error) {
+		if err != nil {
+			q.failed.Add(1)
+		} else {
+			q.ok.Add(1)
+		}
+	}
+	return q, nil
+}
+
+func (q *qmqBenchPublisher) Publish(subject int, stamp int64) error {
+	m := q.p.NewMessage(q.b.subjects[subject])
+	m.SetBody(q.b.body)
+	m.SetProperty(benchStampKey, strconv.FormatInt(stamp, 10))
+	err := q.p.SendAsync(m, q.done)
+	if errors.Is(err, client.ErrQueueFull) {
+		return errBenchBusy
+	}
+	return err
+}
+
+func (q *qmqBenchPublisher) Acked() (int64, int64) { return q.ok.Load(), q.failed.Load() }
+
+func (q *qmqBenchPublisher) Close(ctx context.Context) error { return q.p.Close(ctx) }
+
+type qmqBenchSubscriber struct {
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	consumers []*client.Consumer
+}
+
+func (b *qmqBench) NewSubscriber(ctx context.Context, idx int, fn func(int, int64)) (benchSubscriber, error) {
+	rctx, cancel := context.WithCancel(context.Background())
+	s := &qmqBenchSubscriber{cancel: cancel}
+	opts := append([]client.ConsumerOption{client.WithLogger(b.log), client.WithAppCode("qmq-bench"), client.WithPullTimeout(time.Second)}, b.copts...)
+	for i, subject := range b.subjects {
+		c, err := client.NewConsumer(ctx, b.meta, subject, b.group, opts...)
+		if err != nil {
+			_ = s.Close()
+			return nil, err
+		}
+		s.consumers = append(s.consumers, c)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			for rctx.Err() == nil {
+				msgs, err := c.Pull(rctx, 100)
+				if err != nil {
+					if rctx.Err() == nil && !errors.Is(err, client.ErrClosed) {
+						b.log.Warn("bench pull failed", "subject", subject, "error", err)
+						time.Sleep(100 * time.Millisecond)
+					}
+					continue
+				}
+				for _, m := range msgs {
+					stamp, err := strconv.ParseInt(m.Property(benchStampKey), 10, 64)
+					if err != nil {
+						stamp = -1
+					}
+					fn(i, stamp)
+					m.Ack(nil)
+				}
+			}
+		}()
+	}
+	return s, nil
+}
+
+func (s *qmqBenchSubscriber) Close() error {
+	s.cancel()
+	s.wg.Wait()
+	var errs []error
+	for _, c := range s.consumers {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// ---- command ------------------------------------------------------------------
+
+func runBench(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("qmq bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	meta := fs.String("meta", defaultMeta, "meta.server.endpoint")
+	subjects := fs.Int("subjects", 1, "subjects the messages are spread over (a consumer per subject per --consumers)")
+	size := fs.Int("size", 1024, "message body size in bytes")
+	producers := fs.Int("producers", 1, "producers (each a client.Producer with its own connections)")
+	consumers := fs.Int("consumers", 1, "members of the consumer group (each subscribes to every subject)")
+	duration := fs.Duration("duration", 5*time.Second, "length of each workload")
+	rate := fs.Int("rate", 0, "messages per second over all producers (e2e default 10000; produce default unlimited)")
+	count := fs.Int("count", 0, "consume: messages to pre-fill (0 = what --duration of producing gives)")
+	mode := fs.String("mode", "all", "produce, consume, e2e, a comma-separated list, or all")
+	batch := fs.Int("batch", 0, "producer batch size (default the client's)")
+	senders := fs.Int("senders", 0, "producer sender goroutines (default the client's)")
+	pullBatch := fs.Int("pull-batch", 0, "consumer pull batch (default the client's)")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "qmq bench: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	modes, err := benchModes(*mode)
+	if err != nil {
+		fmt.Fprintln(stderr, "qmq bench:", err)
+		return 2
+	}
+	if *subjects < 1 || *size < 0 || *producers < 1 || *consumers < 1 || *duration <= 0 || *rate < 0 || *count < 0 {
+		fmt.Fprintln(stderr, "qmq bench: --subjects, --producers, --consumers and --duration must be positive")
+		return 2
+	}
+	cfg := benchConfig{Subjects: *subjects, Size: *size, Producers: *producers, Consumers: *consumers, Duration: *duration, Rate: *rate, Count: *count}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	runID := strconv.FormatInt(time.Now().UnixMilli(), 36)
+	b := newQMQBench(*meta, runID, *subjects, *size, quietLogger(stderr))
+	if *batch > 0 {
+		b.popts = append(b.popts, client.WithBatchSize(*batch))
+	}
+	if *senders > 0 {
+		b.popts = append(b.popts, client.WithSenders(*senders))
+	}
+	if *pullBatch > 0 {
+		b.copts = append(b.copts, client.WithPullBatch(*pullBatch))
+	}
+	var results []benchResult
+	err = runBenchModes(ctx, b, "qmq", cfg, modes, func(r benchResult) {
+		results = append(results, r)
+		if !*asJSON {
+			fmt.Fprintln(stdout, r.String())
+		}
+	})
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		if len(results) == 1 && err == nil {
+			_ = enc.Encode(results[0])
+		} else {
+			out := map[string]any{"results": results}
+			if err != nil {
+				out["error"] = err.Error()
+			}
+			_ = enc.Encode(out)
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "qmq bench:", err)
+		return 1
+	}
+	return 0
+}

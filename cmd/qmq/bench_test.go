@@ -1,0 +1,81 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestBench runs every workload with small numbers against a `qmq dev`
+// (metaserver + broker) on free ports.
+func TestBench(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts qmq dev")
+	}
+	dev := startDev(t, filepath.Join(t.TempDir(), "dev"), [3]int{freePort(t), freePort(t), freePort(t)})
+	common := []string{"--meta", dev.meta, "--size", "100", "--duration", "300ms", "--json"}
+
+	run1 := func(t *testing.T, args ...string) benchResult {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		if code := runBench(append(append([]string{}, common...), args...), &out, &errOut); code != 0 {
+			t.Fatalf("qmq bench %v: exit %d\nstdout: %s\nstderr: %s", args, code, out.String(), errOut.String())
+		}
+		var r benchResult
+		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+			t.Fatalf("output %q: %v", out.String(), err)
+		}
+		if strings.Count(strings.TrimSpace(out.String()), "\n") != 0 {
+			t.Errorf("--json printed more than one line: %q", out.String())
+		}
+		return r
+	}
+
+	t.Run("produce", func(t *testing.T) {
+		r := run1(t, "--mode", "produce", "--subjects", "3", "--producers", "2")
+		if r.System != "qmq" || r.Mode != "produce" || r.Messages <= 0 || r.MsgPerSec <= 0 || r.Failed != 0 {
+			t.Fatalf("result %+v", r)
+		}
+		if r.Subjects != 3 || r.Producers != 2 || r.Size != 100 {
+			t.Errorf("config not echoed: %+v", r)
+		}
+	})
+	t.Run("consume", func(t *testing.T) {
+		r := run1(t, "--mode", "consume", "--subjects", "2", "--consumers", "2", "--count", "500")
+		if r.Mode != "consume" || r.Messages != 500 || r.Missing != 0 || r.MsgPerSec <= 0 {
+			t.Fatalf("result %+v", r)
+		}
+	})
+	t.Run("e2e", func(t *testing.T) {
+		r := run1(t, "--mode", "e2e", "--rate", "500")
+		if r.Mode != "e2e" || r.Rate != 500 || r.Messages < 100 || r.Missing != 0 {
+			t.Fatalf("result %+v", r)
+		}
+		if !(r.LatencyP50 > 0 && r.LatencyP50 <= r.LatencyP90 && r.LatencyP90 <= r.LatencyP99 && r.LatencyP99 <= r.LatencyMax) {
+			t.Fatalf("percentiles out of order: %+v", r)
+		}
+	})
+	t.Run("all-text", func(t *testing.T) {
+		var out, errOut bytes.Buffer
+		args := []string{"--meta", dev.meta, "--size", "10", "--duration", "200ms", "--rate", "200", "--count", "100"}
+		if code := runBench(args, &out, &errOut); code != 0 {
+			t.Fatalf("exit %d: %s %s", code, out.String(), errOut.String())
+		}
+		for _, m := range []string{"produce", "consume", "e2e"} {
+			if !strings.Contains(out.String(), " "+m+" ") {
+				t.Errorf("no %s line in %q", m, out.String())
+			}
+		}
+	})
+}
+
+func TestBenchFlags(t *testing.T) {
+	for _, args := range [][]string{{"--mode", "nope"}, {"--subjects", "0"}, {"extra"}} {
+		var out, errOut bytes.Buffer
+		if code := runBench(args, &out, &errOut); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+}
