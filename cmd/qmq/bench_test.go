@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/qmq-go/qmq/client/loadgen"
 )
 
 // TestBench runs every workload with small numbers against a `qmq dev`
@@ -17,13 +19,13 @@ func TestBench(t *testing.T) {
 	dev := startDev(t, filepath.Join(t.TempDir(), "dev"), [3]int{freePort(t), freePort(t), freePort(t)})
 	common := []string{"--meta", dev.meta, "--size", "100", "--duration", "300ms", "--json"}
 
-	run1 := func(t *testing.T, args ...string) benchResult {
+	run1 := func(t *testing.T, args ...string) loadgen.Result {
 		t.Helper()
 		var out, errOut bytes.Buffer
 		if code := runBench(append(append([]string{}, common...), args...), &out, &errOut); code != 0 {
 			t.Fatalf("qmq bench %v: exit %d\nstdout: %s\nstderr: %s", args, code, out.String(), errOut.String())
 		}
-		var r benchResult
+		var r loadgen.Result
 		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
 			t.Fatalf("output %q: %v", out.String(), err)
 		}

@@ -4,10 +4,9 @@
 //
 //	cd bench && go run ./cmd/peer --meta http://127.0.0.1:8080/meta/address
 //
-// The harness (harness.go) and the qmq backend (qmq.go) are generated from
-// cmd/qmq/bench.go by sync.sh, so both systems go through the same code as
-// `qmq bench`. This module is separate so that nats.go is not a dependency
-// of the product.
+// Both systems run through github.com/qmq-go/qmq/client/loadgen, the same
+// harness as `qmq bench` (this module replaces the main module with ../).
+// This module is separate so that nats.go is not a dependency of the product.
 package main
 
 import (
@@ -28,6 +27,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/qmq-go/qmq/client"
+
+	"github.com/qmq-go/qmq/client/loadgen"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -56,12 +57,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	modes, err := benchModes(*mode)
+	modes, err := loadgen.Modes(*mode)
 	if err != nil {
 		fmt.Fprintln(stderr, "peer:", err)
 		return 2
 	}
-	cfg := benchConfig{Subjects: *subjects, Size: *size, Producers: *producers, Consumers: *consumers, Duration: *duration}
+	cfg := loadgen.Config{Subjects: *subjects, Size: *size, Producers: *producers, Consumers: *consumers, Duration: *duration}
 	if cfg.Subjects < 1 || cfg.Producers < 1 || cfg.Consumers < 1 || cfg.Duration <= 0 || *rate <= 0 {
 		fmt.Fprintln(stderr, "peer: --subjects, --producers, --consumers, --duration and --rate must be positive")
 		return 2
@@ -71,19 +72,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	runID := strconv.FormatInt(time.Now().UnixMilli(), 36)
 	log := hclog.New(&hclog.LoggerOptions{Name: "client", Level: hclog.Warn, Output: stderr})
 
-	backends := map[string]benchBackend{}
+	backends := map[string]loadgen.Backend{}
 	for _, s := range strings.Split(*systems, ",") {
 		switch s = strings.TrimSpace(s); s {
 		case "qmq":
-			b := newQMQBench(*meta, runID, cfg.Subjects, cfg.Size, log)
+			b := loadgen.NewQMQ(*meta, runID, cfg.Subjects, cfg.Size, log)
 			if *batch > 0 {
-				b.popts = append(b.popts, client.WithBatchSize(*batch))
+				b.ProducerOptions = append(b.ProducerOptions, client.WithBatchSize(*batch))
 			}
 			if *senders > 0 {
-				b.popts = append(b.popts, client.WithSenders(*senders))
+				b.ProducerOptions = append(b.ProducerOptions, client.WithSenders(*senders))
 			}
 			if *pullBatch > 0 {
-				b.copts = append(b.copts, client.WithPullBatch(*pullBatch))
+				b.ConsumerOptions = append(b.ConsumerOptions, client.WithPullBatch(*pullBatch))
 			}
 			backends[s] = b
 		case "nats":
@@ -100,7 +101,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	order := strings.Split(*systems, ",")
-	results := map[string]map[string]benchResult{}
+	results := map[string]map[string]loadgen.Result{}
 	for _, m := range modes {
 		c := cfg
 		if m == "e2e" {
@@ -108,9 +109,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		for _, s := range order {
 			s = strings.TrimSpace(s)
-			err := runBenchModes(ctx, backends[s], s, c, []string{m}, func(r benchResult) {
+			err := loadgen.RunModes(ctx, backends[s], s, c, []string{m}, func(r loadgen.Result) {
 				if results[s] == nil {
-					results[s] = map[string]benchResult{}
+					results[s] = map[string]loadgen.Result{}
 				}
 				results[s][m] = r
 				fmt.Fprintln(stderr, r.String())
@@ -133,21 +134,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 type row struct {
 	mode, label string
-	get         func(benchResult) float64
+	get         func(loadgen.Result) float64
 	format      string
 }
 
 var rows = []row{
-	{"produce", "produce msg/s", func(r benchResult) float64 { return r.MsgPerSec }, "%.0f"},
-	{"consume", "consume msg/s (ack each)", func(r benchResult) float64 { return r.MsgPerSec }, "%.0f"},
-	{"e2e", "e2e delivered msg/s", func(r benchResult) float64 { return r.MsgPerSec }, "%.0f"},
-	{"e2e", "e2e p50 ms", func(r benchResult) float64 { return r.LatencyP50 }, "%.3f"},
-	{"e2e", "e2e p90 ms", func(r benchResult) float64 { return r.LatencyP90 }, "%.3f"},
-	{"e2e", "e2e p99 ms", func(r benchResult) float64 { return r.LatencyP99 }, "%.3f"},
-	{"e2e", "e2e max ms", func(r benchResult) float64 { return r.LatencyMax }, "%.3f"},
+	{"produce", "produce msg/s", func(r loadgen.Result) float64 { return r.MsgPerSec }, "%.0f"},
+	{"consume", "consume msg/s (ack each)", func(r loadgen.Result) float64 { return r.MsgPerSec }, "%.0f"},
+	{"e2e", "e2e delivered msg/s", func(r loadgen.Result) float64 { return r.MsgPerSec }, "%.0f"},
+	{"e2e", "e2e p50 ms", func(r loadgen.Result) float64 { return r.LatencyP50 }, "%.3f"},
+	{"e2e", "e2e p90 ms", func(r loadgen.Result) float64 { return r.LatencyP90 }, "%.3f"},
+	{"e2e", "e2e p99 ms", func(r loadgen.Result) float64 { return r.LatencyP99 }, "%.3f"},
+	{"e2e", "e2e max ms", func(r loadgen.Result) float64 { return r.LatencyMax }, "%.3f"},
 }
 
-func ratios(results map[string]map[string]benchResult) map[string]float64 {
+func ratios(results map[string]map[string]loadgen.Result) map[string]float64 {
 	out := map[string]float64{}
 	q, n := results["qmq"], results["nats"]
 	for _, r := range rows {
@@ -160,7 +161,7 @@ func ratios(results map[string]map[string]benchResult) map[string]float64 {
 	return out
 }
 
-func printTable(w io.Writer, cfg benchConfig, rate int, modes []string, results map[string]map[string]benchResult) {
+func printTable(w io.Writer, cfg loadgen.Config, rate int, modes []string, results map[string]map[string]loadgen.Result) {
 	fmt.Fprintf(w, "%d B messages, %d subject(s), %d producer(s), %d consumer(s), %s per workload, e2e at %d msg/s\n",
 		cfg.Size, cfg.Subjects, cfg.Producers, cfg.Consumers, cfg.Duration, rate)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)

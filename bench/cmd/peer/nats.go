@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/qmq-go/qmq/client/loadgen"
 )
 
 // natsStampHeader carries the send time (Unix nanoseconds) of a bench message.
@@ -93,7 +95,7 @@ type natsPublisher struct {
 	failed atomic.Int64
 }
 
-func (b *natsBench) NewPublisher(ctx context.Context) (benchPublisher, error) {
+func (b *natsBench) NewPublisher(ctx context.Context) (loadgen.Publisher, error) {
 	nc, err := nats.Connect(b.url)
 	if err != nil {
 		return nil, err
@@ -116,7 +118,7 @@ func (p *natsPublisher) Publish(subject int, stamp int64) error {
 	m.Header.Set(natsStampHeader, strconv.FormatInt(stamp, 10))
 	_, err := p.js.PublishMsgAsync(m)
 	if errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
-		return errBenchBusy
+		return loadgen.ErrBusy
 	}
 	return err
 }
@@ -138,7 +140,7 @@ type natsSubscriber struct {
 	cc jetstream.ConsumeContext
 }
 
-func (b *natsBench) NewSubscriber(ctx context.Context, _ int, fn func(int, int64)) (benchSubscriber, error) {
+func (b *natsBench) NewSubscriber(ctx context.Context, _ int, fn func(int, int64)) (loadgen.Subscriber, error) {
 	if err := b.group(ctx); err != nil {
 		return nil, fmt.Errorf("create durable consumer: %w", err)
 	}
