@@ -10,7 +10,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,14 +23,12 @@ import (
 
 	"github.com/qmq-go/qmq/client"
 	"github.com/qmq-go/qmq/client/meta"
-	"github.com/qmq-go/qmq/cmd/qmq/tools"
 	"github.com/qmq-go/qmq/conf"
 	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/services/broker"
-	"github.com/qmq-go/qmq/services/metaserver"
+	"github.com/qmq-go/qmq/services/metaserver/metatest"
 )
 
-const e2eToken = "e2e-token-0123456789abcdef"
 
 // Helper process modes (environment variable e2eHelperEnv).
 const (
@@ -115,6 +112,7 @@ func msgf(format string, args ...any) func() string {
 type cluster struct {
 	t        *testing.T
 	metaHTTP string // host:port of the metaserver's HTTP endpoint
+	meta     *metatest.Server
 	endpoint string // meta.server.endpoint for clients and brokers
 	brokers  []*brokerProc
 }
@@ -124,38 +122,8 @@ type cluster struct {
 // broker.properties lines.
 func newCluster(t *testing.T, n int, sets ...string) *cluster {
 	t.Helper()
-	dir := t.TempDir()
-	files := map[string]string{
-		metaserver.FileMetaserver: "meta.server.discover.port=0\nmeta.server.port=0\nrefresh.period.seconds=1\n",
-		metaserver.FileTokens:     e2eToken + "=e2e\n",
-	}
-	for name, body := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	o, err := conf.ParseSet([]string{"store.root=" + filepath.Join(dir, "data")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := metaserver.New(ctx, metaserver.Options{ConfDir: dir, Overrides: o, Logger: e2eLogger(t, "meta"),
-		Env: func(string) (string, bool) { return "", false }, ConfigPollInterval: time.Hour})
-	if err != nil {
-		cancel()
-		t.Fatalf("start metaserver: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			t.Errorf("metaserver did not stop")
-		}
-	})
-	c := &cluster{t: t, metaHTTP: net.JoinHostPort("127.0.0.1", strconv.Itoa(srv.HTTPAddr().(*net.TCPAddr).Port))}
+	metaSrv := metatest.Start(t, e2eLogger(t, "meta"))
+	c := &cluster{t: t, meta: metaSrv, metaHTTP: metaSrv.HTTP()}
 	c.endpoint = "http://" + c.metaHTTP + "/meta/address"
 	for i := 1; i <= n; i++ {
 		c.brokers = append(c.brokers, c.newBroker(fmt.Sprintf("e2e-g%d", i), fmt.Sprintf("e2e-host-%d", i), sets...))
@@ -170,15 +138,7 @@ func newCluster(t *testing.T, n int, sets ...string) *cluster {
 }
 
 // addBroker registers a master with the metaserver as `qmq tools AddBroker` does.
-func (c *cluster) addBroker(group, host string, port int) {
-	c.t.Helper()
-	var out, errOut bytes.Buffer
-	code := tools.Main([]string{"AddBroker", "--metaserver=" + c.metaHTTP, "--token=" + e2eToken, "--brokerGroup=" + group, "--role=0",
-		"--hostname=" + host, "--ip=127.0.0.1", fmt.Sprintf("--servePort=%d", port), fmt.Sprintf("--syncPort=%d", port+1)}, &out, &errOut)
-	if code != 0 {
-		c.t.Fatalf("AddBroker %s: exit %d: %s %s", group, code, out.String(), errOut.String())
-	}
-}
+func (c *cluster) addBroker(group, host string, port int) { c.meta.AddBroker(group, 0, host, port) }
 
 // route asks the metaserver for the broker groups of subject, as a producer.
 func (c *cluster) route(subject string) []string {

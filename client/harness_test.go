@@ -2,11 +2,7 @@ package client
 
 import (
 	"context"
-	"net"
-	"os"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -15,10 +11,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/qmq-go/qmq/client/meta"
-	"github.com/qmq-go/qmq/conf"
 	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/protocol/remoting"
-	"github.com/qmq-go/qmq/services/metaserver"
+	"github.com/qmq-go/qmq/services/metaserver/metatest"
 )
 
 // testLogger logs into the test output.
@@ -37,46 +32,15 @@ func (w testWriter) Write(p []byte) (int, error) {
 // meta.server.endpoint URL and a client to register brokers with.
 func startMeta(t *testing.T) (string, *meta.Client) {
 	t.Helper()
-	dir := t.TempDir()
-	files := map[string]string{
-		metaserver.FileMetaserver: "meta.server.discover.port=0\nmeta.server.port=0\nrefresh.period.seconds=1\n",
-		metaserver.FileTokens:     "testtoken-testtoken-testtoken=tests\n",
-		metaserver.FileClientLog:  "default=false\n",
-	}
-	for name, body := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	o, err := conf.ParseSet([]string{"store.root=" + filepath.Join(dir, "data")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := metaserver.New(ctx, metaserver.Options{ConfDir: dir, Overrides: o, Logger: hclog.NewNullLogger(),
-		Env: func(string) (string, bool) { return "", false }, ConfigPollInterval: time.Second})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("metaserver did not stop")
-		}
-	})
-	httpPort := srv.HTTPAddr().(*net.TCPAddr).Port
-	tcp := net.JoinHostPort("127.0.0.1", strconv.Itoa(srv.TCPAddr().(*net.TCPAddr).Port))
-	mc, err := meta.Dial(ctx, tcp)
+	srv := metatest.Start(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	mc, err := meta.Dial(ctx, srv.TCP())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { mc.Close() })
-	return "http://127.0.0.1:" + strconv.Itoa(httpPort) + "/meta/address", mc
+	return srv.Endpoint(), mc
 }
 
 // fakeBroker is a TEST DOUBLE of a broker master: an in-memory SEND /

@@ -3,7 +3,6 @@ package broker
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -16,11 +15,10 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/qmq-go/qmq/cmd/qmq/tools"
 	"github.com/qmq-go/qmq/conf"
 	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/protocol/remoting"
-	"github.com/qmq-go/qmq/services/metaserver"
+	"github.com/qmq-go/qmq/services/metaserver/metatest"
 )
 
 const testToken = "test-token-0123456789"
@@ -50,60 +48,23 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// metaHarness is an in-process metaserver on free ports.
-type metaHarness struct {
-	t   *testing.T
-	srv *metaserver.Server
-}
+// metaHarness is an in-process metaserver on free ports (see metatest).
+type metaHarness struct{ *metatest.Server }
 
 func startMeta(t *testing.T) *metaHarness {
 	t.Helper()
-	dir := t.TempDir()
-	files := map[string]string{
-		metaserver.FileMetaserver: "meta.server.discover.port=0\nmeta.server.port=0\nrefresh.period.seconds=1\nstore.root=" + filepath.Join(dir, "data") + "\n",
-		metaserver.FileTokens:     testToken + "=test\n",
-	}
-	for name, body := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "meta", Output: testWriter{t}, Level: hclog.Warn})
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := metaserver.New(ctx, metaserver.Options{ConfDir: dir, Logger: log, Env: noEnv, ConfigPollInterval: time.Hour})
-	if err != nil {
-		cancel()
-		t.Fatalf("start metaserver: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			t.Errorf("metaserver did not stop")
-		}
-	})
-	return &metaHarness{t: t, srv: srv}
+	return &metaHarness{metatest.Start(t, log)}
 }
 
 func noEnv(string) (string, bool) { return "", false }
 
-func (m *metaHarness) httpAddr() string {
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(m.srv.HTTPAddr().(*net.TCPAddr).Port))
-}
+func (m *metaHarness) httpAddr() string { return m.HTTP() }
 
-func (m *metaHarness) endpoint() string { return "http://" + m.httpAddr() + "/meta/address" }
+func (m *metaHarness) endpoint() string { return m.Endpoint() }
 
 func (m *metaHarness) addBroker(group, hostname string, port int) {
-	m.t.Helper()
-	var out, errOut bytes.Buffer
-	code := tools.Main([]string{"AddBroker", "--metaserver=" + m.httpAddr(), "--token=" + testToken, "--brokerGroup=" + group, "--role=0",
-		"--hostname=" + hostname, "--ip=127.0.0.1", fmt.Sprintf("--servePort=%d", port), fmt.Sprintf("--syncPort=%d", port+1)}, &out, &errOut)
-	if code != 0 {
-		m.t.Fatalf("AddBroker: exit %d: %s %s", code, out.String(), errOut.String())
-	}
+	m.AddBroker(group, 0, hostname, port)
 }
 
 // brokerHarness is one broker run; restart keeps store.root and port.

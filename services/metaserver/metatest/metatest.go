@@ -1,0 +1,95 @@
+// Package metatest runs a real metaserver in-process for other packages'
+// tests (brokers, clients): embedded SQLite under a temp dir, free ports,
+// stopped when the test ends. Brokers are registered the way an operator
+// does it, through `qmq tools AddBroker`.
+package metatest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/qmq-go/qmq/cmd/qmq/tools"
+	"github.com/qmq-go/qmq/conf"
+	"github.com/qmq-go/qmq/services/metaserver"
+)
+
+// Token is the API token the test metaserver accepts.
+const Token = "metatest-token-0123456789abcdef"
+
+// Server is a running test metaserver.
+type Server struct {
+	*metaserver.Server
+	t       testing.TB
+	ConfDir string
+}
+
+// Start runs a metaserver until t ends. log may be nil (silent).
+func Start(t testing.TB, log hclog.Logger) *Server {
+	t.Helper()
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	dir := t.TempDir()
+	files := map[string]string{
+		metaserver.FileMetaserver: "meta.server.discover.port=0\nmeta.server.port=0\nrefresh.period.seconds=1\n",
+		metaserver.FileTokens:     Token + "=tests\n",
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := metaserver.New(ctx, metaserver.Options{ConfDir: dir, Logger: log,
+		Overrides: conf.Overrides{"store.root": filepath.Join(dir, "data")},
+		Env:       func(string) (string, bool) { return "", false }, ConfigPollInterval: time.Hour})
+	if err != nil {
+		cancel()
+		t.Fatalf("start metaserver: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			t.Errorf("metaserver did not stop within 15s")
+		}
+	})
+	return &Server{Server: srv, t: t, ConfDir: dir}
+}
+
+// HTTP is the loopback address of the HTTP port (what --metaserver takes).
+func (s *Server) HTTP() string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.HTTPAddr().(*net.TCPAddr).Port))
+}
+
+// TCP is the loopback address of the TCP port.
+func (s *Server) TCP() string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.TCPAddr().(*net.TCPAddr).Port))
+}
+
+// Endpoint is the meta.server.endpoint brokers and clients use.
+func (s *Server) Endpoint() string { return "http://" + s.HTTP() + "/meta/address" }
+
+// AddBroker registers a broker (ip 127.0.0.1, syncPort servePort+1) with `qmq tools AddBroker`.
+func (s *Server) AddBroker(group string, role int, hostname string, servePort int) {
+	s.t.Helper()
+	var out, errOut bytes.Buffer
+	code := tools.Main([]string{"AddBroker", "--metaserver=" + s.HTTP(), "--token=" + Token, "--brokerGroup=" + group,
+		fmt.Sprintf("--role=%d", role), "--hostname=" + hostname, "--ip=127.0.0.1",
+		fmt.Sprintf("--servePort=%d", servePort), fmt.Sprintf("--syncPort=%d", servePort+1)}, &out, &errOut)
+	if code != 0 {
+		s.t.Fatalf("AddBroker %s: exit %d: %s %s", group, code, out.String(), errOut.String())
+	}
+}
