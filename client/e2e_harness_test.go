@@ -29,7 +29,6 @@ import (
 	"github.com/qmq-go/qmq/services/metaserver/metatest"
 )
 
-
 // Helper process modes (environment variable e2eHelperEnv).
 const (
 	e2eHelperEnv   = "QMQ_E2E_HELPER"

@@ -173,7 +173,7 @@ func (s *Store) dispatch(it *messagelog.Iterator, limit int) (int, int64, error)
 		if !ok {
 			break
 		}
-		err := s.clogs.Put(string(rec.Subject), rec.Sequence, consumerlog.Entry{
+		err := s.clogs.PutBytes(rec.Subject, rec.Sequence, consumerlog.Entry{
 			Timestamp: rec.Timestamp, Offset: rec.Offset, Size: rec.Size, HeaderSize: rec.HeaderSize,
 		})
 		rec.Release()

@@ -23,6 +23,7 @@ import (
 
 	"github.com/qmq-go/qmq/cmd/qmq/tools"
 	"github.com/qmq-go/qmq/conf"
+	"github.com/qmq-go/qmq/services/broker"
 	"github.com/qmq-go/qmq/services/metaserver"
 )
 
@@ -121,26 +122,46 @@ func parseServerFlags(name string, args []string, stderr io.Writer) (*serverFlag
 	return f, o, log, nil
 }
 
-func runMetaserver(args []string, stderr io.Writer) int {
-	f, o, log, err := parseServerFlags("metaserver", args, stderr)
+// runnable is a server that serves until its context ends.
+type runnable interface {
+	Run(ctx context.Context) error
+}
+
+// runServer parses the shared server flags, builds the server with start and
+// runs it until SIGINT/SIGTERM. Expected start-up failures (bad config, busy
+// port, unreachable database) are printed as plain sentences, not as a log
+// record with escaped newlines.
+func runServer(name string, args []string, stderr io.Writer, start func(ctx context.Context, confDir string, o conf.Overrides, log hclog.Logger) (runnable, error)) int {
+	f, o, log, err := parseServerFlags(name, args, stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
-		fmt.Fprintln(stderr, "qmq metaserver:", err)
+		fmt.Fprintf(stderr, "qmq %s: %v\n", name, err)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	srv, err := metaserver.New(ctx, metaserver.Options{ConfDir: f.confDir, Overrides: o, Logger: log})
+	srv, err := start(ctx, f.confDir, o, log)
 	if err != nil {
-		// Expected start-up failures (bad config, busy port, unreachable database) are
-		// printed as plain sentences, not as a log record with escaped newlines.
-		fmt.Fprintf(stderr, "qmq metaserver: cannot start: %v\n", err)
+		fmt.Fprintf(stderr, "qmq %s: cannot start: %v\n", name, err)
 		return 1
 	}
 	if err := srv.Run(ctx); err != nil {
+		fmt.Fprintf(stderr, "qmq %s: %v\n", name, err)
 		return 1
 	}
 	return 0
+}
+
+func runMetaserver(args []string, stderr io.Writer) int {
+	return runServer("metaserver", args, stderr, func(ctx context.Context, dir string, o conf.Overrides, log hclog.Logger) (runnable, error) {
+		return metaserver.New(ctx, metaserver.Options{ConfDir: dir, Overrides: o, Logger: log})
+	})
+}
+
+func runBroker(args []string, stderr io.Writer) int {
+	return runServer("broker", args, stderr, func(ctx context.Context, dir string, o conf.Overrides, log hclog.Logger) (runnable, error) {
+		return broker.New(ctx, broker.Options{ConfDir: dir, Overrides: o, Logger: log})
+	})
 }

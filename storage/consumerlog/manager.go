@@ -163,6 +163,20 @@ func (m *Manager) Put(subject string, seq int64, e Entry) error {
 	return s.put(seq, e)
 }
 
+// PutBytes is Put for a subject held as bytes, such as a message-log record's
+// subject aliasing the mapping. On the replay hot path it avoids a string
+// allocation per record once the subject's log exists; anything unusual
+// (new subject, invalid input, closed manager) takes Put's path.
+func (m *Manager) PutBytes(subject []byte, seq int64, e Entry) error {
+	m.mu.RLock()
+	s, closed := m.subjects[string(subject)], m.closed
+	m.mu.RUnlock()
+	if s == nil || closed || seq < 0 || validateEntry(e) != nil {
+		return m.Put(string(subject), seq, e)
+	}
+	return s.put(seq, e)
+}
+
 // Get returns the entry of sequence seq. found is false for sequences
 // beyond the end, below the (retention-raised) start, or blank. It costs
 // one map lookup and one read of the mapping, and does not allocate once

@@ -687,3 +687,29 @@ func TestErrorsAreReturnedAndRecoverable(t *testing.T) {
 	}
 	checkRange(t, m, "s", 0, 1200)
 }
+
+func TestPutBytesDoesNotAllocate(t *testing.T) {
+	m, err := Open(Config{Dir: t.TempDir(), UnitsPerSegment: 100_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	subject := []byte("order.created")
+	e := Entry{Timestamp: 1, Offset: 0, Size: 100, HeaderSize: 40}
+	if err := m.PutBytes(subject, 0, e); err != nil { // creates the subject's log
+		t.Fatal(err)
+	}
+	seq := int64(1)
+	allocs := testing.AllocsPerRun(1000, func() {
+		if err := m.PutBytes(subject, seq, e); err != nil {
+			t.Fatal(err)
+		}
+		seq++
+	})
+	if allocs != 0 {
+		t.Fatalf("PutBytes allocates %.1f times per call", allocs)
+	}
+	if got, ok, _ := m.Get("order.created", seq-1); !ok || got != e {
+		t.Fatalf("last entry: %+v %v", got, ok)
+	}
+}
