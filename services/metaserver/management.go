@@ -65,10 +65,11 @@ func (s *Server) handleManagement(w http.ResponseWriter, r *http.Request) {
 		writeText(w, "need provide action param (e.g. action=ListBrokers)\n")
 		return
 	}
-	a, ok := s.actions()[name]
+	actions := s.actions()
+	a, ok := actions[name]
 	if !ok {
-		names := make([]string, 0)
-		for n := range s.actions() {
+		names := make([]string, 0, len(actions))
+		for n := range actions {
 			names = append(names, n)
 		}
 		slices.Sort(names)
@@ -85,7 +86,9 @@ func (s *Server) handleManagement(w http.ResponseWriter, r *http.Request) {
 	status := "0"
 	if ar, ok := result.(actionResult); ok && ar.Status != 0 {
 		status = "-1"
-		s.log.Info("management action failed", "action", name, "message", ar.Message)
+		if ar.Message != badTokenMessage { // already logged as a refusal above
+			s.log.Info("management action failed", "action", name, "message", ar.Message)
+		}
 	} else if m, ok := result.(map[string]any); ok && m["error"] != nil {
 		status = "-1"
 	}
