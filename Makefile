@@ -12,20 +12,25 @@ export PATH := $(TOOLS)/bin:$(PATH)
 # Packages whose tests exercise goroutines: run under the race detector.
 RACE_PKGS := ./conf/... ./protocol/... ./consul/... ./services/... ./cmd/... ./client/... ./storage/...
 
-.PHONY: all build run dev test vet fmt fuzz consul clean
+.PHONY: all build run dev metaserver test vet fmt fuzz consul clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/qmq
 
-## run: a metaserver on the embedded SQLite store under ./data, with the sample config in ./conf.
+## run: the main job on embedded defaults: metaserver (SQLite) + one broker group in one process under
+## ./data/dev, the broker registered automatically (`qmq dev`). Ctrl-C stops it; a restart keeps the data.
 run: build
-	$(BIN) metaserver --conf conf
-
-## dev: metaserver (SQLite) + one broker group in one process under ./data/dev, registered automatically.
-dev: build
 	$(BIN) dev --data data/dev
+
+## dev: the same as run.
+dev: run
+
+## metaserver: a metaserver alone on the embedded SQLite store under ./data, with the sample config in
+## ./conf (the install guide's registration steps run against it unchanged).
+metaserver: build
+	$(BIN) metaserver --conf conf
 
 ## test: everything, against real MariaDB (127.0.0.1:3306) and a real Consul agent (built by `make consul`).
 test: consul vet

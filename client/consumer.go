@@ -139,10 +139,11 @@ func (c *Consumer) start(mode string) error {
 		return fmt.Errorf("qmq consumer: already used with %s; Pull and Run cannot be mixed", c.mode)
 	}
 	c.mode = mode
-	buf := c.cfg.pullBatch
-	if mode == "run" {
-		buf = max(c.cfg.concurrency, 1)
-	}
+	// One pull batch of prefetch: the next pull is already under way while
+	// the handlers work through the previous batch, instead of pulling and
+	// handling taking turns. Prefetched messages a shutdown leaves unhandled
+	// stay unacknowledged and are delivered again.
+	buf := max(c.cfg.pullBatch, c.cfg.concurrency, 1)
 	c.msgs = make(chan *Message, buf)
 	c.pullWG.Add(1)
 	go c.watchRoutes()

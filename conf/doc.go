@@ -9,5 +9,5 @@
 // would be accepted, so start-up stops with a message a person can act on.
 //
 // The sample files next to this package (metaserver.properties,
-// datasource.properties, …) are the commented defaults that `make run` uses.
+// datasource.properties, …) are the commented defaults that `make metaserver` uses.
 package conf

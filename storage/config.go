@@ -19,6 +19,10 @@ type Config struct {
 	ActionSegmentSize      int64 // actionlog.segment.size (ours; QMQ: 100 MiB fixed)
 	ConsumerLogSegmentUnit int64 // consumerlog.segment.units (ours; QMQ: 10,000,000 fixed)
 
+	// MessageResidentBytes (messagelog.resident.bytes, ours): how much of the message log behind the
+	// flush point stays mapped into the broker (RSS); older pages stay in the page cache only.
+	MessageResidentBytes int64
+
 	FlushSync     bool          // flush.sync (ours, like RocketMQ SYNC_FLUSH): appends return after fsync
 	FlushInterval time.Duration // flush.interval.ms (ours; QMQ: 500 ms)
 
@@ -49,6 +53,7 @@ func DefaultConfig(root string) Config {
 		MessageSegmentSize:        1 << 30,
 		ActionSegmentSize:         100 << 20,
 		ConsumerLogSegmentUnit:    10_000_000,
+		MessageResidentBytes:      64 << 20,
 		FlushInterval:             500 * time.Millisecond,
 		MessageCheckpointInterval: 10_000,
 		CheckpointMaxAge:          time.Minute,
@@ -70,6 +75,7 @@ func ReadConfig(r *conf.Reader) Config {
 	c.MessageSegmentSize = r.Int64("messagelog.segment.size", c.MessageSegmentSize, 1<<20, 1<<31-1) // record sizes are i32
 	c.ActionSegmentSize = r.Int64("actionlog.segment.size", c.ActionSegmentSize, 1<<20, 4<<30)
 	c.ConsumerLogSegmentUnit = r.Int64("consumerlog.segment.units", c.ConsumerLogSegmentUnit, 1000, 100_000_000)
+	c.MessageResidentBytes = r.Int64("messagelog.resident.bytes", c.MessageResidentBytes, 0, 1<<40)
 	c.FlushSync = r.Bool("flush.sync", c.FlushSync)
 	c.FlushInterval = r.Millis("flush.interval.ms", c.FlushInterval, time.Millisecond, time.Minute)
 	c.MessageCheckpointInterval = r.Int("message.checkpoint.interval", c.MessageCheckpointInterval, 1, 100_000_000)

@@ -42,6 +42,14 @@ type Store struct {
 	dispatchedMu  sync.Mutex
 	dispatchedPos int64
 
+	// The dispatcher captures what a checkpoint claims; the checkpointer
+	// goroutine makes it durable and writes it, so fsyncs of the message log
+	// and of every subject's consumer log never stall dispatch (consumers
+	// would see them as latency). A newer capture replaces one still waiting.
+	checkpointMu      sync.Mutex
+	checkpointPending *messageCheckpoint
+	checkpointDue     chan struct{} // capacity 1
+
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	closed bool
@@ -61,7 +69,8 @@ func Open(cfg Config) (*Store, error) {
 		cfg.Logger = hclog.NewNullLogger()
 	}
 	start := time.Now()
-	s := &Store{cfg: cfg, fs: cfg.FS, log: cfg.Logger, m: newMetrics(cfg.Registerer), dispatched: make(chan struct{})}
+	s := &Store{cfg: cfg, fs: cfg.FS, log: cfg.Logger, m: newMetrics(cfg.Registerer), dispatched: make(chan struct{}),
+		checkpointDue: make(chan struct{}, 1)}
 	cpDir := cfg.dir("checkpoint")
 	if err := s.fs.MkdirAll(cpDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create %s: %w", cpDir, err)
@@ -71,7 +80,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("load message checkpoint: %w", err)
 	}
 	s.msgs, err = messagelog.Open(messagelog.Config{
-		FS: s.fs, Dir: cfg.dir("messagelog"), SegmentSize: cfg.MessageSegmentSize,
+		FS: s.fs, Dir: cfg.dir("messagelog"), SegmentSize: cfg.MessageSegmentSize, ResidentBytes: cfg.MessageResidentBytes,
 		FlushSync: cfg.FlushSync, FlushInterval: cfg.FlushInterval, Logger: s.log.Named("messagelog"), Registerer: cfg.Registerer,
 	}, messagelog.Start{Offset: mcp.Offset, MaxSequences: mcp.MaxSequences})
 	if err != nil {
@@ -121,6 +130,7 @@ func Open(cfg Config) (*Store, error) {
 		s.runDispatcher(ctx, it, pos)
 	})
 	s.goRun(func() { s.runRetention(ctx) })
+	s.goRun(func() { s.runCheckpointer(ctx) })
 	s.log.Info("store open", "root", cfg.Root, "replayed_messages", n, "message_log_end", s.msgs.WrotePosition(),
 		"action_log_end", s.actions.WrotePosition(), "took", time.Since(start))
 	s.m.recoverySeconds.Set(time.Since(start).Seconds())
@@ -185,8 +195,9 @@ func (s *Store) dispatch(it *messagelog.Iterator, limit int) (int, int64, error)
 	return n, it.Offset(), it.Err()
 }
 
-// runDispatcher follows the message log and writes checkpoints every
-// message.checkpoint.interval records or CheckpointMaxAge, whichever first.
+// runDispatcher follows the message log and asks for a message checkpoint
+// every message.checkpoint.interval records or CheckpointMaxAge, whichever
+// first.
 func (s *Store) runDispatcher(ctx context.Context, it *messagelog.Iterator, pos int64) {
 	sinceCheckpoint := 0
 	lastCheckpoint := time.Now()
@@ -210,11 +221,8 @@ func (s *Store) runDispatcher(ctx context.Context, it *messagelog.Iterator, pos 
 		s.setDispatched(pos)
 		s.m.replayLag.Set(float64(s.msgs.WrotePosition() - pos))
 		if sinceCheckpoint >= s.cfg.MessageCheckpointInterval || (sinceCheckpoint > 0 && time.Since(lastCheckpoint) >= s.cfg.CheckpointMaxAge) {
-			if err := s.saveMessageCheckpoint(pos); err != nil {
-				s.log.Error("message checkpoint failed", "error", err)
-			} else {
-				sinceCheckpoint, lastCheckpoint = 0, time.Now()
-			}
+			s.requestCheckpoint(s.captureCheckpoint(pos))
+			sinceCheckpoint, lastCheckpoint = 0, time.Now()
 		}
 		if n == 4096 {
 			continue // more is waiting
@@ -228,26 +236,88 @@ func (s *Store) runDispatcher(ctx context.Context, it *messagelog.Iterator, pos 
 	}
 }
 
+// messageCheckpoint is what a message checkpoint will claim: the message
+// log is dispatched up to Offset, and each subject's consumer log holds
+// exactly the sequences up to MaxSequences at that point.
+type messageCheckpoint = checkpoint.MessageCheckpoint
+
+// captureCheckpoint records the consumer logs' ends at pos. Only the
+// dispatcher (or Close, once the dispatcher stopped) calls it: it is the
+// only writer of consumer logs, so their ends match pos exactly.
+func (s *Store) captureCheckpoint(pos int64) *messageCheckpoint {
+	cp := &messageCheckpoint{Offset: pos, MaxSequences: map[string]int64{}}
+	for _, subject := range s.clogs.Subjects() {
+		if seq := s.clogs.MaxSequence(subject); seq >= 0 {
+			cp.MaxSequences[subject] = seq
+		}
+	}
+	return cp
+}
+
+func (s *Store) requestCheckpoint(cp *messageCheckpoint) {
+	s.checkpointMu.Lock()
+	s.checkpointPending = cp
+	s.checkpointMu.Unlock()
+	select {
+	case s.checkpointDue <- struct{}{}:
+	default: // already signalled; the checkpointer takes the newest capture
+	}
+}
+
+// minCheckpointGap spaces message checkpoints: each one fsyncs every dirty
+// consumer log (one file per subject), so back-to-back checkpoints under a
+// high record rate would keep the disk busy for little gain — recovery
+// replays from the last checkpoint, and a second of records replays in
+// milliseconds.
+const minCheckpointGap = time.Second
+
+// runCheckpointer writes the captures the dispatcher hands it.
+func (s *Store) runCheckpointer(ctx context.Context) {
+	var last time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.checkpointDue:
+		}
+		if wait := minCheckpointGap - time.Since(last); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
+		s.checkpointMu.Lock()
+		cp := s.checkpointPending
+		s.checkpointPending = nil
+		s.checkpointMu.Unlock()
+		if cp == nil {
+			continue
+		}
+		last = time.Now()
+		if err := s.saveMessageCheckpoint(cp); err != nil {
+			s.log.Error("message checkpoint failed; the next one retries", "offset", cp.Offset, "error", err)
+		}
+	}
+}
+
 // saveMessageCheckpoint makes the message log and consumer logs durable up
-// to pos, then records pos and every subject's max sequence. The order
-// matters: a checkpoint must never claim more than is on disk.
-func (s *Store) saveMessageCheckpoint(pos int64) error {
+// to cp, then writes cp. The order matters: a checkpoint must never claim
+// more than is on disk. The logs may hold more than cp by now (dispatch goes
+// on); recovery truncates consumer logs back to cp and replays the rest.
+func (s *Store) saveMessageCheckpoint(cp *messageCheckpoint) error {
+	start := time.Now()
 	if err := s.msgs.Flush(); err != nil {
 		return err
 	}
 	if err := s.clogs.Flush(); err != nil {
 		return err
 	}
-	cp := checkpoint.MessageCheckpoint{Offset: pos, MaxSequences: map[string]int64{}}
-	for _, subject := range s.clogs.Subjects() {
-		if seq := s.clogs.MaxSequence(subject); seq >= 0 {
-			cp.MaxSequences[subject] = seq
-		}
-	}
-	if err := checkpoint.SaveMessage(s.fs, s.cfg.dir("checkpoint"), cp, s.cfg.CheckpointRetain); err != nil {
+	if err := checkpoint.SaveMessage(s.fs, s.cfg.dir("checkpoint"), *cp, s.cfg.CheckpointRetain); err != nil {
 		return err
 	}
 	s.m.checkpoints.WithLabelValues("message").Inc()
+	s.log.Trace("message checkpoint saved", "offset", cp.Offset, "subjects", len(cp.MaxSequences), "took", time.Since(start))
 	return nil
 }
 
@@ -365,7 +435,7 @@ func (s *Store) Close() error {
 	s.dispatchedMu.Lock()
 	pos := s.dispatchedPos
 	s.dispatchedMu.Unlock()
-	if err := s.saveMessageCheckpoint(pos); err != nil {
+	if err := s.saveMessageCheckpoint(s.captureCheckpoint(pos)); err != nil {
 		errs = append(errs, fmt.Errorf("final message checkpoint: %w", err))
 	}
 	if err := s.saveActionCheckpoint(); err != nil {

@@ -259,11 +259,52 @@ func (m *Manager) Flush() error {
 			errs = append(errs, fmt.Errorf("flush consumer logs: sync %s: %w", m.dir, err))
 		}
 	}
+	var dirty []*subjectLog
 	for _, s := range m.snapshot() {
-		if err := s.flush(); err != nil {
-			errs = append(errs, err)
+		if s.dirty() {
+			dirty = append(dirty, s)
 		}
 	}
+	errs = append(errs, flushAll(dirty))
+	return errors.Join(errs...)
+}
+
+// flushParallelism is how many consumer logs are fsynced at once. One fsync
+// at a time costs a journal commit each; concurrent fsyncs share commits, so
+// with a thousand dirty subjects a flush takes a fraction of the time.
+const flushParallelism = 16
+
+func flushAll(logs []*subjectLog) error {
+	if len(logs) <= 1 {
+		for _, s := range logs {
+			return s.flush()
+		}
+		return nil
+	}
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+		next atomic.Int64
+	)
+	for range min(flushParallelism, len(logs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(len(logs)) {
+					return
+				}
+				if err := logs[i].flush(); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 

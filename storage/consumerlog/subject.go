@@ -59,12 +59,13 @@ func (s *subjectLog) openLocked(create bool) error {
 		s.onDisk.Store(true)
 	}
 	log, err := segment.Open(segment.Config{
-		FS:          fs,
-		Dir:         s.dir,
-		SegmentSize: s.m.segmentSize,
-		Filler:      fillBlank,
-		Sparse:      true, // see segment.Config.Sparse: 220 MB per subject otherwise
-		Logger:      s.m.logger.With("subject", s.subject),
+		FS:           fs,
+		Dir:          s.dir,
+		SegmentSize:  s.m.segmentSize,
+		Filler:       fillBlank,
+		Sparse:       true, // see segment.Config.Sparse: 220 MB per subject otherwise
+		RandomAccess: true, // see segment.Config.RandomAccess: no read-ahead of holes
+		Logger:       s.m.logger.With("subject", s.subject),
 	})
 	if err != nil {
 		return fmt.Errorf("open consumer log %s: %w", s.dir, err)
@@ -318,6 +319,13 @@ func (s *subjectLog) truncateLocked(maxSeq int64) error {
 	}
 	s.next.Store(target / UnitSize)
 	return nil
+}
+
+// dirty reports whether the log has unflushed units.
+func (s *subjectLog) dirty() bool {
+	s.rw.RLock()
+	defer s.rw.RUnlock()
+	return s.log != nil && !s.closed && s.log.FlushedPosition() < s.log.WrotePosition()
 }
 
 func (s *subjectLog) flush() error {

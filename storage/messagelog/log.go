@@ -57,6 +57,8 @@ type Config struct {
 	SegmentSize   int64         // 0: DefaultSegmentSize
 	FlushSync     bool          // Append returns after an fsync covering it
 	FlushInterval time.Duration // background flush period; 0: DefaultFlushInterval
+	// ResidentBytes: see segment.Config.ResidentBytes (0 = unbounded).
+	ResidentBytes int64
 	Logger        hclog.Logger
 	Registerer    prometheus.Registerer // nil: metrics are not registered
 }
@@ -120,11 +122,12 @@ func Open(cfg Config, start Start) (*Log, error) {
 		done:    make(chan struct{}),
 	}
 	seg, err := segment.Open(segment.Config{
-		FS:          cfg.FS,
-		Dir:         cfg.Dir,
-		SegmentSize: cfg.SegmentSize,
-		Filler:      fillEOF(func() int64 { return time.Now().UnixMilli() }),
-		Logger:      cfg.Logger,
+		FS:            cfg.FS,
+		Dir:           cfg.Dir,
+		SegmentSize:   cfg.SegmentSize,
+		Filler:        fillEOF(func() int64 { return time.Now().UnixMilli() }),
+		ResidentBytes: cfg.ResidentBytes,
+		Logger:        cfg.Logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open message log: %w", err)

@@ -32,6 +32,8 @@ type segment struct {
 	size int64
 	path string
 	fs   vfs.FS
+	// random asks the kernel not to read ahead on faults (Config.RandomAccess).
+	random bool
 
 	// m is the current mapping (nil: not mapped). Readers load it without a
 	// lock after pinning; mapping, unmapping and file handling happen under mu.
@@ -115,6 +117,9 @@ func (s *segment) mapSlow() ([]byte, error) {
 	data, err := mmap.MapRegion(s.file.OSFile(), int(s.size), mmap.RDWR, 0, 0)
 	if err != nil {
 		return nil, fmt.Errorf("map segment %s: %w", s.path, err)
+	}
+	if s.random {
+		adviseRandom(data)
 	}
 	s.m.Store(&mapping{data: data})
 	return data, nil

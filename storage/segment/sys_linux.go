@@ -47,3 +47,21 @@ func zeroTail(f vfs.File, data []byte, pos int64, reserve bool) error {
 	}
 	return preallocate(f, int64(len(data)))
 }
+
+// adviseRandom turns off read-ahead and fault-around for a mapping. It is
+// advice: a failure changes speed, never correctness, so it is ignored.
+func adviseRandom(data []byte) { _ = unix.Madvise(data, unix.MADV_RANDOM) }
+
+// releasePages drops the mapping's pages covering whole pages of
+// data[from:to] from this process (MADV_DONTNEED). The mapping is shared and
+// file-backed, so the bytes stay in the file and the page cache; the next
+// access maps them again. Advice only: a failure is ignored.
+func releasePages(data []byte, from, to int64) {
+	page := int64(unix.Getpagesize())
+	from = (from + page - 1) / page * page
+	to = to / page * page
+	if to <= from {
+		return
+	}
+	_ = unix.Madvise(data[from:to], unix.MADV_DONTNEED)
+}
