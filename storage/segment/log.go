@@ -8,6 +8,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -58,17 +59,17 @@ type Log struct {
 	segs    atomic.Pointer[[]*segment]
 	wrote   atomic.Int64
 	flushed atomic.Int64
-	// released is the offset below which pages were handed back by
-	// releaseBehind (only the flusher moves it, under flushMu).
-	released int64
-	closed   atomic.Bool
+	closed  atomic.Bool
 	// dirDirty is set when a segment file was created and not yet covered by
 	// a directory fsync.
 	dirDirty atomic.Bool
 
 	mu      sync.Mutex // serializes changes to segs
 	flushMu sync.Mutex // one Flush at a time
-	start   int64      // first offset of an empty log
+	// When releaseBehind last ran, and its upTo (under flushMu).
+	lastRelease     time.Time
+	lastReleaseUpTo int64
+	start           int64 // first offset of an empty log
 
 	// Owned by the single writer (and by Truncate/Close, which callers do not
 	// run concurrently with Append).
@@ -296,6 +297,9 @@ func (l *Log) flushLocked() error {
 	target := l.wrote.Load()
 	from := l.flushed.Load()
 	if target <= from && !l.dirDirty.Load() {
+		if l.cfg.ResidentBytes > 0 {
+			l.releaseBehind(from - l.cfg.ResidentBytes) // what readers mapped meanwhile
+		}
 		return nil
 	}
 	for _, s := range l.snapshot() {
@@ -321,15 +325,26 @@ func (l *Log) flushLocked() error {
 	return nil
 }
 
+// releaseEvery spaces releaseBehind calls.
+const releaseEvery = 100 * time.Millisecond
+
 // releaseBehind drops this process's mappings of the flushed pages below
-// upTo (see Config.ResidentBytes). flushMu is held.
+// upTo (see Config.ResidentBytes). Every flush releases the whole range
+// again, not just what the flush point passed: readers of older messages
+// (consumers catching up) map pages back in, and those must go too for the
+// bound to hold. Unpopulated ranges cost the kernel a page-table walk only.
+// With flush.sync a flush follows every batch, so releases are spaced by
+// releaseEvery unless a quarter of the bound was written since. flushMu is
+// held.
 func (l *Log) releaseBehind(upTo int64) {
-	if upTo <= l.released {
+	now := time.Now()
+	if now.Sub(l.lastRelease) < releaseEvery && upTo-l.lastReleaseUpTo < l.cfg.ResidentBytes/4 {
 		return
 	}
+	l.lastRelease, l.lastReleaseUpTo = now, upTo
 	for _, s := range l.snapshot() {
-		if s.end() <= l.released || s.base >= upTo {
-			continue
+		if s.base >= upTo {
+			break
 		}
 		if s.m.Load() == nil {
 			continue // not mapped: nothing resident
@@ -338,11 +353,9 @@ func (l *Log) releaseBehind(upTo int64) {
 		if err != nil {
 			continue
 		}
-		from, to := max(l.released, s.base)-s.base, min(upTo, s.end())-s.base
-		releasePages(data, from, to)
+		releasePages(data, 0, min(upTo, s.end())-s.base)
 		s.unpin()
 	}
-	l.released = upTo
 }
 
 // Read returns a zero-copy view of [offset, offset+n), which must lie inside
