@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
+	"slices"
 )
 
 // Message flag bits (Message.Flag).
@@ -60,6 +61,7 @@ func AppendMessage(dst []byte, m *Message) ([]byte, error) {
 	if len(m.Tags) > 0 {
 		flag |= MessageFlagTags
 	}
+	dst = slices.Grow(dst, encodedMessageSize(m)) // one allocation, not one per field
 	crcAt := len(dst)
 	dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0)
 	start := len(dst)
@@ -83,6 +85,21 @@ func AppendMessage(dst []byte, m *Message) ([]byte, error) {
 	binary.BigEndian.PutUint32(dst[lenAt:], uint32(len(dst)-lenAt-4))
 	binary.BigEndian.PutUint64(dst[crcAt:], uint64(crc32.ChecksumIEEE(dst[start:])))
 	return dst, nil
+}
+
+// encodedMessageSize is what AppendMessage appends for a valid m.
+func encodedMessageSize(m *Message) int {
+	n := 8 + 1 + 8 + 8 + 2 + len(m.Subject) + 2 + len(m.MessageID) + 4
+	if len(m.Tags) > 0 {
+		n++
+		for _, t := range m.Tags {
+			n += 2 + len(t)
+		}
+	}
+	for _, a := range m.Attrs {
+		n += 4 + len(a.Key) + len(a.Value)
+	}
+	return n
 }
 
 func validateMessage(m *Message) error {

@@ -249,3 +249,21 @@ func TestSendResults(t *testing.T) {
 		t.Fatalf("truncated: %v", err)
 	}
 }
+
+// TestAppendMessageAllocatesOnce checks the size AppendMessage reserves is
+// exactly what it writes, so encoding a message costs one allocation.
+func TestAppendMessageAllocatesOnce(t *testing.T) {
+	m := &Message{Subject: "order.changed", MessageID: "261121.160700.10.0.0.1.42.7", CreateTime: 1, ExpireOrScheduleTime: 2,
+		Tags: []string{"a", "bb"}, Attrs: []Attr{{Key: "qmq_appCode", Value: "app"}, {Key: "body", Value: strings.Repeat("x", 1000)}}}
+	b, err := AppendMessage(nil, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) != encodedMessageSize(m) {
+		t.Fatalf("encodedMessageSize = %d, AppendMessage wrote %d", encodedMessageSize(m), len(b))
+	}
+	allocs := testing.AllocsPerRun(100, func() { _, _ = AppendMessage(nil, m) })
+	if allocs > 1 {
+		t.Fatalf("AppendMessage allocated %v times, want 1", allocs)
+	}
+}
