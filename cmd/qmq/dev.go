@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"syscall"
@@ -39,11 +40,25 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 	metaTCP := fs.Int("meta-port", 20880, "metaserver TCP port (meta.server.port)")
 	brokerPort := fs.Int("broker-port", 20881, "broker port (broker.port)")
 	logLevel := fs.String("log-level", "info", "trace, debug, info, warn or error")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (performance work)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "qmq dev: --cpuprofile: %v\n", err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "qmq dev: --cpuprofile: %v\n", err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "dev", Level: hclog.LevelFromString(*logLevel), Output: stderr})
 	confDir := filepath.Join(*data, "conf")

@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -51,11 +52,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 	senders := fs.Int("senders", 0, "qmq producer sender goroutines (default the client's)")
 	pullBatch := fs.Int("pull-batch", 0, "qmq consumer pull batch (default the client's)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (the clients) to this file")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "peer: --cpuprofile:", err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "peer: --cpuprofile:", err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
 	}
 	modes, err := loadgen.Modes(*mode)
 	if err != nil {
