@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -48,7 +49,23 @@ Any key can be overridden with --set key=value or the environment variable QMQ_<
 `
 
 func main() {
+	tuneGC()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// serverGCPercent replaces Go's default GOGC=100 unless GOGC is set. A
+// broker keeps little live heap (messages live in mmap'ed files, not on the
+// heap) while allocating request and response buffers at the message rate,
+// so with the default the collector runs dozens of times a second under
+// load and every cycle hands pages back to the kernel, which zeroes them
+// again on the next fault. 400 trades a few more MiB of heap for a fraction
+// of that work.
+const serverGCPercent = 400
+
+func tuneGC() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(serverGCPercent)
+	}
 }
 
 func run(args []string, stdout, stderr io.Writer) int {

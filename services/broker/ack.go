@@ -42,6 +42,10 @@ func (s *Server) handleAck(ctx context.Context, req *remoting.Request) protocol.
 	return protocol.Frame{}
 }
 
+// handleConsumeManage moves a group's shared cursor: to the earliest or
+// latest message (QMQ), or (ours) to the first message stored at or after a
+// time. The answer carries where the cursor now is (ours; Java brokers
+// answer an empty body).
 func (s *Server) handleConsumeManage(ctx context.Context, req *remoting.Request) protocol.Frame {
 	m, err := protocol.DecodeConsumeManageRequest(req.Frame.Body)
 	if err != nil {
@@ -51,13 +55,23 @@ func (s *Server) handleConsumeManage(ctx context.Context, req *remoting.Request)
 		return errorFrame(protocol.CodeParamError, "CONSUME_MANAGE needs a subject and a consumer group")
 	}
 	var next int64
+	var at int64 = -1 // the timestamp asked for
 	switch m.Code {
 	case protocol.ConsumeFromEarliest:
 		next = s.store.MinSequence(m.Subject)
 	case protocol.ConsumeFromLatest:
 		next = s.store.MaxSequence(m.Subject) + 1
+	case protocol.ConsumeFromTimestamp:
+		if at, err = protocol.DecodeConsumeManageTimestamp(req.Frame.Body); err != nil {
+			return errorFrame(protocol.CodeParamError, "%v", err)
+		}
+		if next, err = s.store.SeekTimestamp(m.Subject, at); err != nil {
+			s.log.Error("finding a message by time failed", "subject", m.Subject, "timestamp", at, "error", err)
+			return errorFrame(protocol.CodeBrokerError, "cannot find the first message of %q stored at or after %s: %v", m.Subject, time.UnixMilli(at).UTC().Format(time.RFC3339Nano), err)
+		}
 	default:
-		return errorFrame(protocol.CodeParamError, "CONSUME_MANAGE code %d: want %d (latest) or %d (earliest)", m.Code, protocol.ConsumeFromLatest, protocol.ConsumeFromEarliest)
+		return errorFrame(protocol.CodeParamError, "CONSUME_MANAGE code %d: want %d (latest), %d (earliest) or %d (timestamp, followed by an i64 of milliseconds since the epoch)",
+			m.Code, protocol.ConsumeFromLatest, protocol.ConsumeFromEarliest, protocol.ConsumeFromTimestamp)
 	}
 	c := s.cursorFor(cursorKey{subject: m.Subject, group: m.ConsumerGroup})
 	if !c.lock(ctx) {
@@ -65,6 +79,14 @@ func (s *Server) handleConsumeManage(ctx context.Context, req *remoting.Request)
 	}
 	c.next, c.init = next, true
 	c.unlock()
-	s.log.Info("consumer group cursor reset", "subject", m.Subject, "group", m.ConsumerGroup, "next_sequence", next, "remote", req.RemoteAddr)
-	return protocol.Frame{}
+	res := protocol.ConsumeManageResult{NextSequence: next, MessageTimestamp: -1}
+	if ts, ok, err := s.store.Timestamp(m.Subject, next); err == nil && ok {
+		res.MessageTimestamp = ts
+	}
+	args := []any{"subject", m.Subject, "group", m.ConsumerGroup, "code", m.Code, "next_sequence", next, "remote", req.RemoteAddr}
+	if m.Code == protocol.ConsumeFromTimestamp {
+		args = append(args, "timestamp", time.UnixMilli(at).UTC().Format(time.RFC3339Nano))
+	}
+	s.log.Info("consumer group cursor reset", args...)
+	return protocol.Frame{Body: protocol.AppendConsumeManageResult(nil, &res)}
 }

@@ -14,6 +14,13 @@
 // OFFLINE (3 tries), stops serving and closes the store. Until ONLINE has
 // been acknowledged SEND_MESSAGE answers every message BROKER_READ_ONLY.
 //
+// With consul.address (or CONSUL_HTTP_ADDR) set (ours), the online broker
+// also registers in Consul as consul.service.name (qmq-broker) at its
+// registered address, tagged group:<group> and role:<role>, with a TCP check
+// on broker.port (the broker serves no HTTP); a failed registration is
+// logged once and retried every heartbeat, and the service is deregistered
+// first thing at shutdown (consul.go).
+//
 // # Requests
 //
 //   - SEND_MESSAGE: the batch is decoded (CRC checked), illegal subjects
@@ -27,16 +34,24 @@
 //     of a retry subject is meant for its group). Known groups resume after
 //     the largest sequence any of their consumers pulled. A consumer whose
 //     reported last pull offset is behind the broker's gets those entries
-//     again first (lost-response redelivery). Tag filters apply; filtered
-//     messages advance the cursor without a pull-log entry. Broadcast
+//     again first (lost-response redelivery), filtered again with its
+//     current tags as QMQ does; leading entries the filter now drops are
+//     range-acked by the broker (waiting, when the consumer still holds
+//     unacked entries before them, for its ack, so that no ack jumps over
+//     them). Tag filters apply; filtered messages advance the cursor without
+//     a pull-log entry. Broadcast
 //     consumers (or an empty group) have a cursor of their own and pull
 //     sequence == consumer-log sequence. Long polls wait on Store.Changed.
 //     Retry subjects deliver an entry only message.retry.delay.seconds after
 //     it was stored.
 //   - ACK_REQUEST: a RANGE_ACK action; begin < 0 is a heartbeat.
 //   - CONSUME_MANAGE: moves a group's cursor to the earliest or latest
-//     message (in memory, like QMQ: after a restart the group resumes after
-//     its largest pulled sequence).
+//     message, or (ours, code 3 followed by an i64 timestamp) to the first
+//     message stored at or after a time, found by binary search of the
+//     consumer log (Store.SeekTimestamp). In memory, like QMQ: after a
+//     restart the group resumes after its largest pulled sequence. The
+//     answer body (ours) says where the cursor now is; Java brokers answer
+//     an empty body, which is how the metaserver tells they ignored code 3.
 //
 // # Safety nets
 //
@@ -45,5 +60,13 @@
 // that long has its pulled, unacked messages re-appended to
 // %RETRY%<subject>%<group> (qmq_times incremented, subject rewritten) and
 // range-acked, at most put_need_retry_message.limiter messages per second;
-// entries an ack jumped over are moved the same way.
+// entries an ack jumped over are moved the same way. A message whose
+// incremented qmq_times exceeds its qmq_maxRetryNum (32 without one, QMQ's
+// client default; the rule of QMQ's consumer, which is where Java dead-letters)
+// goes to %DEAD_RETRY%<subject>%<group> instead: stored, never delivered.
+// A consumer silent for subscriber.forever.offline.timeout.ms (ours; QMQ: 2
+// days) is dropped once nothing it pulled is unacked: a FOREVER_OFFLINE
+// action removes its pull log and progress (the group's cursor stays). As in
+// QMQ (ConsumerStatusChecker.SkipCheckDuringOffline), consumers are not
+// judged while the broker is not online: their silence then says nothing.
 package broker

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/qmq-go/qmq/client/meta"
 	"github.com/qmq-go/qmq/conf"
 	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/protocol/remoting"
@@ -49,12 +50,61 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // metaHarness is an in-process metaserver on free ports (see metatest).
-type metaHarness struct{ *metatest.Server }
+type metaHarness struct {
+	*metatest.Server
+	t      *testing.T
+	mu     sync.Mutex
+	routed map[string]bool // subjects registered by register
+}
 
 func startMeta(t *testing.T) *metaHarness {
 	t.Helper()
 	log := hclog.New(&hclog.LoggerOptions{Name: "meta", Output: testWriter{t}, Level: hclog.Warn})
-	return &metaHarness{metatest.Start(t, log)}
+	return &metaHarness{Server: metatest.Start(t, log), t: t, routed: map[string]bool{}}
+}
+
+// register does what a producer does before sending: CLIENT_REGISTER, which
+// creates the subject's route. It returns the route's groups, or the
+// metaserver's refusal.
+func (m *metaHarness) register(subject string) ([]string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	mc, err := meta.Dial(ctx, m.TCP())
+	if err != nil {
+		return nil, err
+	}
+	defer mc.Close()
+	resp, err := mc.RegisterClient(ctx, protocol.ClientRegisterRequest{Subject: subject, ClientTypeCode: protocol.ClientTypeProducer,
+		AppCode: "broker-test", ClientID: "broker-test-producer", RequestType: protocol.ClientRequestOnline})
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, g := range resp.Groups {
+		names = append(names, g.Name)
+	}
+	return names, nil
+}
+
+// registerOnce registers the real subjects of msgs that were not registered
+// yet. Failures (an illegal subject, no live group) are left to the send.
+func (m *metaHarness) registerOnce(msgs []protocol.Message) {
+	for _, msg := range msgs {
+		subject := realSubject(msg.Subject)
+		m.mu.Lock()
+		done := m.routed[subject]
+		m.mu.Unlock()
+		if done {
+			continue
+		}
+		if _, err := m.register(subject); err != nil {
+			m.t.Logf("CLIENT_REGISTER %q: %v", subject, err)
+			continue
+		}
+		m.mu.Lock()
+		m.routed[subject] = true
+		m.mu.Unlock()
+	}
 }
 
 func noEnv(string) (string, bool) { return "", false }
@@ -74,6 +124,7 @@ type brokerHarness struct {
 	dir      string // conf dir
 	root     string // store.root
 	hostname string
+	group    string // registered with AddBroker; default g1
 	sets     []string
 	srv      *Server
 	cancel   context.CancelFunc
@@ -88,12 +139,18 @@ const testHost = "broker-test-host"
 // false) and runs a broker until the test ends.
 func startBroker(t *testing.T, m *metaHarness, register bool, sets ...string) *brokerHarness {
 	t.Helper()
+	return startBrokerAs(t, m, "g1", testHost, register, sets...)
+}
+
+// startBrokerAs is startBroker for another group and hostname.
+func startBrokerAs(t *testing.T, m *metaHarness, group, hostname string, register bool, sets ...string) *brokerHarness {
+	t.Helper()
 	dir := t.TempDir()
 	props := "meta.server.endpoint=" + m.endpoint() + "\nbroker.port=0\nmeta.retry.interval.ms=100\nbroker.heartbeat.interval.ms=200\nmessage.retry.delay.seconds=0\n"
 	if err := os.WriteFile(filepath.Join(dir, FileBroker), []byte(props), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	b := &brokerHarness{t: t, meta: m, dir: dir, root: filepath.Join(dir, "store"), hostname: testHost, sets: sets}
+	b := &brokerHarness{t: t, meta: m, dir: dir, root: filepath.Join(dir, "store"), hostname: hostname, group: group, sets: sets}
 	b.start(register, true)
 	t.Cleanup(b.stop)
 	return b
@@ -118,7 +175,11 @@ func (b *brokerHarness) start(register, waitOnline bool) {
 		b.t.Fatalf("start broker: %v", err)
 	}
 	if register && b.port == 0 {
-		b.meta.addBroker("g1", b.hostname, srv.Port())
+		group := b.group
+		if group == "" {
+			group = "g1"
+		}
+		b.meta.addBroker(group, b.hostname, srv.Port())
 	}
 	b.port = srv.Port()
 	b.srv, b.cancel, b.done = srv, cancel, make(chan error, 1)
@@ -162,10 +223,13 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 	t.Fatalf("timed out waiting for %s", what)
 }
 
-// conn is a raw protocol client of the broker.
+// conn is a raw protocol client of the broker. Its send registers subjects
+// with the metaserver first, as producers do, unless raw is set.
 type conn struct {
-	t *testing.T
-	c *remoting.Client
+	t    *testing.T
+	c    *remoting.Client
+	meta *metaHarness
+	raw  bool
 }
 
 func (b *brokerHarness) dial() *conn {
@@ -175,7 +239,7 @@ func (b *brokerHarness) dial() *conn {
 		b.t.Fatal(err)
 	}
 	b.t.Cleanup(func() { c.Close() })
-	return &conn{t: b.t, c: c}
+	return &conn{t: b.t, c: c, meta: b.meta}
 }
 
 func (c *conn) call(code int16, body []byte) protocol.Frame {
@@ -192,6 +256,9 @@ func (c *conn) call(code int16, body []byte) protocol.Frame {
 // send sends one batch and returns the failures.
 func (c *conn) send(msgs ...protocol.Message) []protocol.SendResult {
 	c.t.Helper()
+	if !c.raw && c.meta != nil {
+		c.meta.registerOnce(msgs)
+	}
 	var body []byte
 	for i := range msgs {
 		var err error

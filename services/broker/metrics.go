@@ -18,7 +18,12 @@ type metrics struct {
 	acked       prometheus.Counter
 	pullLatency prometheus.Histogram
 	movedRetry  prometheus.Counter
+	movedDead   prometheus.Counter
 	badFrames   prometheus.Counter
+
+	routeQueries       prometheus.Counter
+	routeQueryFailures prometheus.Counter
+	foreverOffline     prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -50,11 +55,24 @@ func newMetrics() *metrics {
 		movedRetry: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "qmq_broker_moved_to_retry_total", Help: "Unacked messages of offline consumers (or skipped by acks) re-appended to retry subjects.",
 		}),
+		movedDead: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "qmq_broker_moved_to_dead_letter_total", Help: "Unacked messages of offline consumers (or skipped by acks) that had used up their retries, appended to %DEAD_RETRY% subjects.",
+		}),
+		routeQueries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "qmq_broker_route_queries_total", Help: "QUERY_SUBJECT_ROUTE requests sent to the metaserver to check that subjects are routed to this broker.",
+		}),
+		routeQueryFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "qmq_broker_route_query_failures_total", Help: "Subject route checks the metaserver could not answer (messages were accepted: fail open).",
+		}),
+		foreverOffline: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "qmq_broker_forever_offline_consumers_total", Help: "Consumers dropped for good after subscriber.forever.offline.timeout.ms of silence (FOREVER_OFFLINE actions written).",
+		}),
 		badFrames: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "qmq_broker_bad_frames_total", Help: "Malformed frames received (each closed its connection).",
 		}),
 	}
-	reg.MustRegister(m.received, m.rejected, m.pulled, m.redelivered, m.filtered, m.acked, m.pullLatency, m.movedRetry, m.badFrames,
+	reg.MustRegister(m.received, m.rejected, m.pulled, m.redelivered, m.filtered, m.acked, m.pullLatency, m.movedRetry, m.movedDead, m.badFrames,
+		m.routeQueries, m.routeQueryFailures, m.foreverOffline,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -194,11 +196,11 @@ func (s *Server) pullOnce(ctx context.Context, p *pullParams) (pullResult, error
 
 	var (
 		res     pullResult
-		body    = protocol.AppendPullResponseHeader(make([]byte, 0, 4096), 0)
+		body    = protocol.AppendPullResponseHeader(make([]byte, 0, 64), 0)
 		msgSeqs = make([]int64, 0, min(int64(p.RequestNum), maxSeq-c.next+1))
 		scanned = c.next
 		now     = time.Now()
-		tags    = tagFilters(p.Filters)
+		filter  = s.pullFilter(p)
 	)
 scan:
 	for seq := c.next; seq <= maxSeq && len(msgSeqs) < int(p.RequestNum) && seq-c.next < maxScan; seq++ {
@@ -220,7 +222,7 @@ scan:
 				break scan
 			}
 		}
-		keep := matchTags(tags, rec.Payload)
+		keep := filter.keep(rec.Payload)
 		switch {
 		case !keep && p.broadcast && len(msgSeqs) > 0:
 			// A broadcast response must hold consecutive sequences: stop here.
@@ -232,6 +234,12 @@ scan:
 			rec.Release()
 			break scan
 		default:
+			if len(msgSeqs) == 0 {
+				// Size the response once from the first message: growing it by
+				// doubling would allocate twice its size in garbage per pull.
+				want := min(int64(p.RequestNum), maxSeq-seq+1) * int64(len(rec.Payload)+8)
+				body = slices.Grow(body, int(min(want, maxPullBytes)))
+			}
 			body = protocol.AppendPulledPayload(body, rec.Payload, p.version)
 			msgSeqs = append(msgSeqs, seq)
 		}
@@ -299,15 +307,31 @@ func (s *Server) startSequence(p *pullParams, prog pulllog.ConsumerProgress, kno
 	}
 }
 
+// redeliverRecheck is how soon a redelivery held back for the consumer's
+// ack (see redeliver) is tried again within a long poll.
+const redeliverRecheck = 50 * time.Millisecond
+
 // redeliver re-sends what the consumer was handed but says it never got:
 // its last pull offset is behind the broker's pull sequence for it.
+//
+// The entries are filtered again with the consumer's current filters (tags,
+// sub-environment), as QMQ does: a new release of the consumer may have
+// changed its tags. Responses hold consecutive pull offsets, so a filtered entry ends a
+// response; leading entries that are filtered out (or whose message is
+// gone) are acknowledged here, so that the consumer's ack of what follows
+// does not jump over them (which would move them to the retry subject).
+// That ack must continue the consumer's own: while it still holds unacked
+// entries before them, the redelivery waits for its ack (QMQ clients ack
+// every completed prefix, so the wait is as long as its processing).
 func (s *Server) redeliver(p *pullParams, prog pulllog.ConsumerProgress) (pullResult, bool) {
 	consumerLast := max(p.PullOffsetLast, prog.AckSeq)
 	if prog.PullSeq <= consumerLast {
 		return pullResult{}, false
 	}
+	filter := s.pullFilter(p)
 	body := protocol.AppendPullResponseHeader(make([]byte, 0, 4096), 0)
 	first, n := int64(-1), 0
+	skipTo, filtered := int64(-1), 0 // leading entries not delivered: the last one, and how many a filter dropped
 	for seq := consumerLast + 1; seq <= prog.PullSeq && n < int(p.RequestNum) && len(body) < maxPullBytes; seq++ {
 		var msgSeq int64
 		var ok bool
@@ -322,11 +346,20 @@ func (s *Server) redeliver(p *pullParams, prog pulllog.ConsumerProgress) (pullRe
 				rec, payload = r, r.Payload
 			}
 		}
-		if !ok {
-			if first < 0 {
-				continue // deleted or acked meanwhile: skip to the next
+		keep := ok && filter.keep(payload)
+		if ok && !keep {
+			rec.Release()
+			s.m.filtered.Inc()
+		}
+		if !keep {
+			if first >= 0 {
+				break // responses hold consecutive pull offsets
 			}
-			break // responses hold consecutive pull offsets
+			skipTo = seq // deleted, acked meanwhile, or filtered out: skip to the next
+			if ok {
+				filtered++
+			}
+			continue
 		}
 		if first < 0 {
 			first = seq
@@ -334,6 +367,22 @@ func (s *Server) redeliver(p *pullParams, prog pulllog.ConsumerProgress) (pullRe
 		body = protocol.AppendPulledPayload(body, payload, p.version)
 		rec.Release()
 		n++
+	}
+	if filtered > 0 {
+		if consumerLast != prog.AckSeq {
+			// The consumer holds entries up to consumerLast that it has not
+			// acked: acknowledging the filtered ones now would jump over them.
+			return pullResult{wakeAt: time.Now().Add(redeliverRecheck)}, true
+		}
+		err := s.store.ApplyActions([]actionlog.Action{{Type: actionlog.RangeAck, Subject: p.Subject, Group: p.ConsumerGroup, ConsumerID: p.ConsumerID,
+			Timestamp: time.Now().UnixMilli(), FirstPullSeq: consumerLast + 1, LastPullSeq: skipTo}})
+		if err != nil {
+			s.log.Error("acknowledging redelivered messages the consumer's filters drop failed", "subject", p.Subject, "group", p.ConsumerGroup,
+				"consumer", p.ConsumerID, "error", err)
+			return pullResult{wakeAt: time.Now().Add(redeliverRecheck)}, true
+		}
+		s.log.Info("unacked messages no longer match the consumer's filters: acknowledged without redelivery", "subject", p.Subject,
+			"group", p.ConsumerGroup, "consumer", p.ConsumerID, "pull_offsets", fmt.Sprintf("%d..%d", consumerLast+1, skipTo), "filtered", filtered)
 	}
 	if n == 0 {
 		return pullResult{}, false

@@ -21,6 +21,9 @@ type registrar struct {
 	group   string
 	role    int32
 	brokerA string // the address registered for clients
+
+	consulDereg   func(context.Context) error // set once registered in Consul
+	consulFailing bool                        // the last Consul registration attempt failed (logged once)
 }
 
 // connect locates the metaserver and dials it (closing any previous connection).
@@ -61,6 +64,7 @@ func explain(err error) string {
 // until ctx ends. It returns an error only when the broker must stop.
 func (r *registrar) run(ctx context.Context) error {
 	defer r.close()
+	defer r.deregisterConsul() // first thing at shutdown, so Consul stops sending clients here
 	s := r.s
 	for attempt := 1; ; attempt++ {
 		err := r.acquire(ctx)
@@ -100,9 +104,11 @@ func (r *registrar) run(ctx context.Context) error {
 	}
 	s.online.Store(true)
 	s.log.Info("broker online", "group", r.group, "address", r.brokerA)
+	r.tryConsul(ctx)
 
 	failing := false
 	for sleep(ctx, s.settings.HeartbeatInterval) {
+		r.tryConsul(ctx)
 		err := r.register(ctx, protocol.BrokerRequestHeartbeat)
 		switch {
 		case err == nil && failing:
@@ -117,6 +123,41 @@ func (r *registrar) run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// tryConsul registers in Consul when configured and not registered yet;
+// a failure is logged once, then retried every heartbeat.
+func (r *registrar) tryConsul(ctx context.Context) {
+	s := r.s
+	if s.settings.ConsulAddress == "" || r.consulDereg != nil {
+		return
+	}
+	dereg, err := r.registerConsul(ctx)
+	switch {
+	case err == nil:
+		r.consulDereg, r.consulFailing = dereg, false
+		s.log.Info("registered in consul", "service", s.settings.ConsulService, "address", r.brokerA, "group", r.group, "consul", s.settings.ConsulAddress)
+	case ctx.Err() != nil:
+	case !r.consulFailing:
+		r.consulFailing = true
+		s.log.Error("consul registration failed; will retry every heartbeat (QMQ clients find brokers through the metaserver and are not affected)",
+			"consul", s.settings.ConsulAddress, "retry_in", s.settings.HeartbeatInterval, "error", err)
+	}
+}
+
+// deregisterConsul removes the broker from Consul at shutdown.
+func (r *registrar) deregisterConsul() {
+	if r.consulDereg == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.consulDereg(ctx); err != nil {
+		r.s.log.Warn("consul deregistration failed; the service will be removed by its failing check", "error", err)
+		return
+	}
+	r.consulDereg = nil
+	r.s.log.Info("deregistered from consul", "service", r.s.settings.ConsulService)
 }
 
 type fatalError struct{ err error }

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 	"unicode"
@@ -54,13 +55,28 @@ func (s *Server) handleSend(ctx context.Context, req *remoting.Request) protocol
 		}
 		return protocol.Frame{Body: protocol.AppendSendResults(nil, fails)}
 	}
-	batch := make([]messagelog.Message, 0, len(msgs))
-	kept := make([]int, 0, len(msgs))
-	now := time.Now().UnixMilli()
+	// Subjects first: illegal ones, then those not routed to this group.
+	legal := make([]int, 0, len(msgs))
+	var subjects []string
 	for i := range msgs {
 		m := &msgs[i]
 		if p := subjectProblem(m.Message.Subject); p != "" {
 			fail(m, protocol.SendSubjectNotAssigned, "message rejected: "+p)
+			continue
+		}
+		legal = append(legal, i)
+		if real := realSubject(m.Message.Subject); !slices.Contains(subjects, real) {
+			subjects = append(subjects, real)
+		}
+	}
+	refused := s.routes.refusals(ctx, s.Group(), subjects)
+	batch := make([]messagelog.Message, 0, len(legal))
+	kept := make([]int, 0, len(legal))
+	now := time.Now().UnixMilli()
+	for _, i := range legal {
+		m := &msgs[i]
+		if why, ok := refused[realSubject(m.Message.Subject)]; ok {
+			fail(m, protocol.SendSubjectNotAssigned, "message rejected: "+why)
 			continue
 		}
 		if m.Size() > s.settings.MaxMessageSize {

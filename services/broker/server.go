@@ -46,7 +46,9 @@ type Server struct {
 	cursorsMu sync.Mutex
 	cursors   map[cursorKey]*cursor
 
-	subs *subscribers
+	subs   *subscribers
+	routes *routeChecker
+	subEnv *subEnvRules
 
 	bgCtx    context.Context // cancelled by shutdown: long polls and background work end
 	bgCancel context.CancelFunc
@@ -83,6 +85,8 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	s.subs = newSubscribers(s)
+	s.routes = newRouteChecker(s)
+	s.subEnv = newSubEnvRules(s)
 	s.tcp = remoting.NewServer(remoting.ServerConfig{
 		Addr:         net.JoinHostPort(s.settings.BindHost, strconv.Itoa(s.settings.Port)),
 		MaxFrameSize: s.settings.MaxFrameSize,
@@ -142,6 +146,8 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	})
 	goRun(func() { s.subs.run(ctx) })
+	goRun(func() { s.routes.run(ctx) })
+	goRun(func() { s.subEnv.run(ctx) })
 	reg := &registrar{s: s}
 	goRun(func() {
 		if err := reg.run(ctx); err != nil {
@@ -159,6 +165,7 @@ func (s *Server) Run(ctx context.Context) error {
 	cancel()
 	s.online.Store(false)
 	wg.Wait() // the TCP server stops with ctx; handlers and the registrar have returned
+	s.routes.close()
 	reg.offline()
 	err := s.Close()
 	s.log.Info("broker stopped")

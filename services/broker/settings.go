@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/qmq-go/qmq/conf"
@@ -26,8 +27,25 @@ type Settings struct {
 	RetryLimit     int           // put_need_retry_message.limiter: messages per second moved to retry subjects
 
 	OfflineTimeout    time.Duration // subscriber.offline.timeout.ms (ours; QMQ: 3 min)
+	ForeverTimeout    time.Duration // subscriber.forever.offline.timeout.ms (ours; QMQ: 2 days)
 	HeartbeatInterval time.Duration // broker.heartbeat.interval.ms (ours; QMQ: 10 s)
 	MetaRetry         time.Duration // meta.retry.interval.ms (ours): between BROKER_ACQUIRE_META attempts
+
+	// Subject route checks of SEND_MESSAGE (ours; see routes.go).
+	RouteCheck       bool          // subject.route.check.enable
+	RouteRefresh     time.Duration // subject.route.refresh.ms: re-check routed subjects; one warning per period while failing
+	RouteNegativeTTL time.Duration // subject.route.negative.ttl.ms: how long a refusal is remembered
+	RouteTimeout     time.Duration // subject.route.timeout.ms: the longest a send waits for the metaserver
+
+	// Sub-environment isolation (QMQ's EnvPullMessageFilter; see subenv.go).
+	SubEnvIsolation bool          // sub_env_isolation_filter.enable
+	SubEnvRulesURL  string        // sub_env_isolation_filter.rules_url: http(s) URL (QMQ) or file path (ours)
+	SubEnvReload    time.Duration // sub_env_isolation_filter.reload.seconds (ours; QMQ: 30 s)
+
+	// Consul registration (ours): service qmq-broker with a TCP check on broker.port.
+	ConsulAddress string // consul.address; "" = CONSUL_HTTP_ADDR; both empty = no registration
+	ConsulToken   string // consul.token; "" = CONSUL_HTTP_TOKEN
+	ConsulService string // consul.service.name, default qmq-broker
 
 	Store storage.Config
 }
@@ -51,13 +69,42 @@ func loadSettings(dir string, l conf.Lookup) (Settings, error) {
 		OfflineTimeout:    r.Millis("subscriber.offline.timeout.ms", 3*time.Minute, 100*time.Millisecond, 7*24*time.Hour),
 		HeartbeatInterval: r.Millis("broker.heartbeat.interval.ms", 10*time.Second, 10*time.Millisecond, 10*time.Minute),
 		MetaRetry:         r.Millis("meta.retry.interval.ms", 5*time.Second, 10*time.Millisecond, 10*time.Minute),
+		ForeverTimeout:    r.Millis("subscriber.forever.offline.timeout.ms", 48*time.Hour, 100*time.Millisecond, 365*24*time.Hour),
+		RouteCheck:        r.Bool("subject.route.check.enable", true),
+		RouteRefresh:      r.Millis("subject.route.refresh.ms", time.Minute, 100*time.Millisecond, time.Hour),
+		RouteNegativeTTL:  r.Millis("subject.route.negative.ttl.ms", time.Second, 0, 10*time.Minute),
+		RouteTimeout:      r.Millis("subject.route.timeout.ms", time.Second, 10*time.Millisecond, 30*time.Second),
+		SubEnvIsolation:   r.Bool("sub_env_isolation_filter.enable", false),
+		SubEnvRulesURL:    r.String("sub_env_isolation_filter.rules_url", ""),
+		SubEnvReload:      r.Seconds("sub_env_isolation_filter.reload.seconds", 30*time.Second, time.Second, 24*time.Hour),
+		ConsulAddress:     r.HostPort("consul.address", envOr(l, "CONSUL_HTTP_ADDR")),
+		ConsulToken:       r.String("consul.token", envOr(l, "CONSUL_HTTP_TOKEN")),
+		ConsulService:     r.String("consul.service.name", "qmq-broker"),
 	}
 	s.Store = storage.ReadConfig(r)
 	if err := r.Err(); err != nil {
 		return Settings{}, fmt.Errorf("invalid configuration in %s:\n%w", f.Path, err)
 	}
+	if s.ForeverTimeout < s.OfflineTimeout {
+		return Settings{}, fmt.Errorf("%s: subscriber.forever.offline.timeout.ms (%v) is shorter than subscriber.offline.timeout.ms (%v): a consumer is dropped for good only after it has been offline; raise it (QMQ: 2 days)",
+			f.Path, s.ForeverTimeout, s.OfflineTimeout)
+	}
+	if s.SubEnvIsolation && s.SubEnvRulesURL == "" {
+		return Settings{}, errors.New(f.Path + ": sub_env_isolation_filter.enable=true needs sub_env_isolation_filter.rules_url: the http(s) URL (or file) of the JSON rules saying which sub-environment's messages each consumer group takes")
+	}
 	if s.MetaEndpoint == "" {
 		return Settings{}, errors.New(f.Path + ": meta.server.endpoint is required: the metaserver's discovery URL, e.g. meta.server.endpoint=http://<metaserver>:8080/meta/address")
 	}
 	return s, nil
+}
+
+// envOr reads an environment variable through the lookup's Env (tests
+// pass none), "" when unset.
+func envOr(l conf.Lookup, name string) string {
+	env := l.Env
+	if env == nil {
+		env = os.LookupEnv
+	}
+	v, _ := env(name)
+	return v
 }

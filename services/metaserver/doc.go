@@ -1,7 +1,9 @@
 // Package metaserver is QMQ's cluster registry and router, rebuilt in Go.
 //
-// It answers brokers (BROKER_ACQUIRE_META, BROKER_REGISTER) and clients
-// (CLIENT_REGISTER) on the TCP port meta.server.port (20880), and people and
+// It answers brokers (BROKER_ACQUIRE_META, BROKER_REGISTER, and our
+// QUERY_SUBJECT_ROUTE, with which a broker checks that a subject is routed
+// to its group before storing its messages) and clients (CLIENT_REGISTER)
+// on the TCP port meta.server.port (20880), and people and
 // tools on the HTTP port meta.server.discover.port (8080): /meta/address,
 // /management (the actions behind `qmq tools`), /slave/meta,
 // /subject/consumers, /onoffline, /health and /metrics.

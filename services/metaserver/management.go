@@ -9,8 +9,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/qmq-go/qmq/protocol"
+	"github.com/qmq-go/qmq/protocol/remoting"
 	"github.com/qmq-go/qmq/services/metaserver/store"
 )
 
@@ -455,31 +457,123 @@ func (s *Server) unmarkReadonly(ctx context.Context, p params) any {
 	return ok("success")
 }
 
-// resetOffset sends CONSUME_MANAGE to the master of every group in the subject's route.
+// resetOffset sends CONSUME_MANAGE to the master of every group in the
+// subject's route (retry subjects use their subject's route, as in QMQ).
+// Codes 1 (latest) and 2 (earliest) are QMQ's; code 3 (ours) moves the
+// group to the first message stored at or after the timestamp parameter
+// (milliseconds since the epoch, or RFC 3339), and the answer lists where
+// each broker group's cursor now is.
 func (s *Server) resetOffset(ctx context.Context, p params) any {
 	subject, group := p.str("subject"), p.str("group")
 	code, err := p.int("code")
 	if subject == "" || group == "" {
 		return fail("subject and consumerGroup required (--subject and --group)")
 	}
-	if err != nil || (code != 1 && code != 2) {
-		return fail("action must 1 or 2, LATEST=1, EARLIEST=2 (got %q)", p.str("code"))
+	if err != nil || code < 1 || code > 3 {
+		return fail("action must 1 or 2, LATEST=1, EARLIEST=2 (or 3 = TIMESTAMP with --timestamp, ours) (got %q)", p.str("code"))
+	}
+	var body []byte
+	var at time.Time
+	if code == int(protocol.ConsumeFromTimestamp) {
+		if at, err = parseResetTime(p.str("timestamp")); err != nil {
+			return fail("%v", err)
+		}
+		body = protocol.AppendConsumeManageTimestamp(nil, subject, group, at.UnixMilli())
+	} else {
+		body = protocol.AppendConsumeManageRequest(nil, &protocol.ConsumeManageRequest{Subject: subject, ConsumerGroup: group, Code: int32(code)})
 	}
 	snap := s.cache.get()
-	route, found := snap.routes[subject]
+	route, found := snap.routes[realSubject(subject)]
 	if !found || len(route.BrokerGroups) == 0 {
 		return fail("find no route for subject %q: nobody has produced or consumed it yet", subject)
 	}
-	body := protocol.AppendConsumeManageRequest(nil, &protocol.ConsumeManageRequest{Subject: subject, ConsumerGroup: group, Code: int32(code)})
+	var results []resetResult
 	for _, name := range route.BrokerGroups {
 		g, ok := snap.groups[name]
 		if !ok || g.MasterAddress == "" {
-			return fail("reset failed: brokerGroupName=%s has no known master address", name)
+			return fail("reset failed: brokerGroupName=%s has no known master address%s", name, resetSoFar(results))
 		}
-		if err := s.callBroker(ctx, g.MasterAddress, protocol.CodeConsumeManage, body); err != nil {
+		resp, err := s.callBrokerBody(ctx, g.MasterAddress, protocol.CodeConsumeManage, body)
+		if err != nil {
 			s.log.Error("send consume manage request failed", "group", name, "master", g.MasterAddress, "error", err)
-			return fail("reset failed: brokerGroupName=%s (master %s): %v", name, g.MasterAddress, err)
+			return fail("reset failed: brokerGroupName=%s (master %s): %v%s", name, g.MasterAddress, err, resetSoFar(results))
 		}
+		if code != int(protocol.ConsumeFromTimestamp) {
+			continue
+		}
+		r, ok, err := protocol.DecodeConsumeManageResult(resp)
+		if err != nil || !ok {
+			return fail("reset failed: brokerGroupName=%s (master %s) ignored the reset to a time: it answered without saying where the group now is, so it does not support CONSUME_MANAGE code 3 (a QMQ Java broker?). Nothing changed there; use --action=1 or 2 for it%s",
+				name, g.MasterAddress, resetSoFar(results))
+		}
+		rr := resetResult{BrokerGroup: name, NextSequence: r.NextSequence}
+		if r.MessageTimestamp >= 0 {
+			rr.MessageTime = time.UnixMilli(r.MessageTimestamp).UTC().Format(time.RFC3339Nano)
+		}
+		results = append(results, rr)
 	}
-	return ok("success")
+	if code != int(protocol.ConsumeFromTimestamp) {
+		return ok("success")
+	}
+	return actionResult{Status: 0, Message: fmt.Sprintf("success: consumer group %s of %s moved, in %d broker groups, to the first message stored at or after %s",
+		group, subject, len(results), at.UTC().Format(time.RFC3339Nano)), Data: results}
+}
+
+// resetResult is one broker group's answer to a reset to a time.
+type resetResult struct {
+	BrokerGroup  string `json:"brokerGroup"`
+	NextSequence int64  `json:"nextSequence"`          // the consumer-log sequence the group pulls next
+	MessageTime  string `json:"messageTime,omitempty"` // when that message was stored; absent: none yet
+}
+
+// resetSoFar tells which groups were already moved when a later one failed.
+func resetSoFar(done []resetResult) string {
+	if len(done) == 0 {
+		return ""
+	}
+	names := make([]string, len(done))
+	for i, r := range done {
+		names[i] = r.BrokerGroup
+	}
+	return fmt.Sprintf(" (already moved in %s; run the command again once it is fixed)", strings.Join(names, ", "))
+}
+
+// parseResetTime reads ResetOffset's timestamp: milliseconds since the epoch
+// or an RFC 3339 time.
+func parseResetTime(v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, fmt.Errorf("action 3 (TIMESTAMP) needs --timestamp: milliseconds since the epoch (e.g. %d) or an RFC 3339 time (e.g. %s)",
+			time.Now().Add(-time.Hour).UnixMilli(), time.Now().Add(-time.Hour).UTC().Format(time.RFC3339))
+	}
+	if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if ms < 0 {
+			return time.Time{}, fmt.Errorf("--timestamp=%s is negative; want milliseconds since the epoch or an RFC 3339 time", v)
+		}
+		return time.UnixMilli(ms), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--timestamp=%q is neither milliseconds since the epoch nor an RFC 3339 time like %s", v, time.Now().UTC().Format(time.RFC3339))
+	}
+	return t, nil
+}
+
+// callBrokerBody sends one request to a broker and returns the body of a
+// successful answer.
+func (s *Server) callBrokerBody(ctx context.Context, addr string, code int16, body []byte) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c, err := remoting.Dial(ctx, addr, s.settings.MaxFrameSize)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	resp, err := c.Call(ctx, code, body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.Header.Code != protocol.CodeSuccess {
+		return nil, fmt.Errorf("broker answered %s: %s", protocol.CodeName(resp.Header.Code, true), protocol.DecodeErrorBody(resp.Body))
+	}
+	return resp.Body, nil
 }

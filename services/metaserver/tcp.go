@@ -19,6 +19,7 @@ func (s *Server) registerTCPHandlers(srv *remoting.Server) {
 	srv.Handle(protocol.CodeBrokerAcquireMeta, remoting.HandlerFunc(s.handleAcquireMeta))
 	srv.Handle(protocol.CodeBrokerRegister, remoting.HandlerFunc(s.handleBrokerRegister))
 	srv.Handle(protocol.CodeClientRegister, remoting.HandlerFunc(s.handleClientRegister))
+	srv.Handle(protocol.CodeQuerySubjectRoute, remoting.HandlerFunc(s.handleSubjectRouteQuery)) // ours, see routequery.go
 }
 
 func errorResponse(req *remoting.Request, code int16, format string, args ...any) protocol.Frame {

@@ -62,11 +62,12 @@ var commands = []command{
 		flags: []flagSpec{fBrokerGroup, {name: "subject", def: "*", help: "one subject, or * for all"}}},
 	{name: "UnMarkReadonly", action: "UnMarkReadonlyBrokerGroup", token: true, help: "undo MarkReadonly",
 		flags: []flagSpec{fBrokerGroup, {name: "subject", def: "*", help: "one subject, or * for all"}}},
-	{name: "ResetOffset", action: "ResetOffset", token: true, help: "move a consumer group to the latest or earliest message",
+	{name: "ResetOffset", action: "ResetOffset", token: true, help: "move a consumer group to the latest or earliest message, or (ours) to the first message stored at or after a time",
 		flags: []flagSpec{
 			{name: "subject", required: true, help: "subject"},
 			{name: "group", required: true, help: "consumer group"},
-			{name: "action", param: "code", required: true, help: "1 LATEST, 2 EARLIEST"},
+			{name: "action", param: "code", required: true, help: "1 LATEST, 2 EARLIEST, 3 TIMESTAMP (ours: needs --timestamp and qmq-go brokers)"},
+			{name: "timestamp", help: "with --action=3: milliseconds since the epoch, or an RFC 3339 time such as 2024-05-01T08:00:00Z"},
 		}},
 }
 
