@@ -19,7 +19,6 @@ import (
 
 	"github.com/qmq-go/qmq/conf"
 	"github.com/qmq-go/qmq/consul"
-	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/protocol/remoting"
 	"github.com/qmq-go/qmq/services/metaserver/store"
 )
@@ -263,23 +262,4 @@ func outboundIP(target string) string {
 	}
 	defer c.Close()
 	return c.LocalAddr().(*net.UDPAddr).IP.String()
-}
-
-// callBroker sends one request to a broker and checks the response status.
-func (s *Server) callBroker(ctx context.Context, addr string, code int16, body []byte) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	c, err := remoting.Dial(ctx, addr, s.settings.MaxFrameSize)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	resp, err := c.Call(ctx, code, body)
-	if err != nil {
-		return err
-	}
-	if resp.Header.Code != protocol.CodeSuccess {
-		return fmt.Errorf("broker answered %s: %s", protocol.CodeName(resp.Header.Code, true), protocol.DecodeErrorBody(resp.Body))
-	}
-	return nil
 }
