@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -27,6 +28,7 @@ type queueKey struct {
 type ackQueue struct {
 	c   *Consumer
 	key queueKey
+	m   *pullMetrics // of key.subject, for the puller too
 
 	mu      sync.Mutex
 	entries []*ackEntry   // pulled, not yet part of a completed prefix
@@ -40,7 +42,7 @@ type ackQueue struct {
 }
 
 func newAckQueue(c *Consumer, key queueKey) *ackQueue {
-	return &ackQueue{c: c, key: key, minPull: -1, maxPull: -1, kick: make(chan struct{}, 1)}
+	return &ackQueue{c: c, key: key, m: c.m.pull(key.subject), minPull: -1, maxPull: -1, kick: make(chan struct{}, 1)}
 }
 
 // offsets returns PullOffsetBegin and PullOffsetLast for the next pull.
@@ -50,24 +52,23 @@ func (q *ackQueue) offsets() (int64, int64) {
 	return q.minPull, q.maxPull
 }
 
-// add registers pulled messages (in offset order) and returns their entries.
-func (q *ackQueue) add(offsets []int64) []*ackEntry {
+// add registers the ack entries of pulled messages (in offset order).
+func (q *ackQueue) add(batch []Message) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	out := make([]*ackEntry, len(offsets))
-	for i, off := range offsets {
+	q.entries = slices.Grow(q.entries, len(batch))
+	for i := range batch {
+		e := &batch[i].ack
+		off := e.offset
 		if q.maxPull >= 0 && off != q.maxPull+1 {
 			q.c.log.Debug("pulled offsets not contiguous", "subject", q.key.subject, "broker_group", q.key.brokerGroup, "last", q.maxPull, "new", off)
 		}
-		e := &ackEntry{q: q, offset: off}
-		out[i] = e
 		q.entries = append(q.entries, e)
 		if q.minPull < 0 {
 			q.minPull = off
 		}
 		q.maxPull = off
 	}
-	return out
 }
 
 // complete marks e done and moves the completed prefix into ranges.
@@ -185,16 +186,24 @@ func (q *ackQueue) send(ctx context.Context, begin, last int64) error {
 	}, protocol.CurrentVersion)
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	start := time.Now()
 	resp, err := conn.Call(cctx, protocol.CodeAckRequest, body)
 	if err != nil {
+		q.m.ackError.Inc()
 		c.r.invalidate(c.routeKey(q.key.subject))
 		return err
 	}
+	now := time.Now()
+	q.m.ackTime.Observe(now.Sub(start).Seconds())
 	if resp.Header.Code != protocol.CodeSuccess {
+		q.m.ackError.Inc()
 		c.r.invalidate(c.routeKey(q.key.subject))
 		return &brokerError{op: "ACK", group: q.key.brokerGroup, status: resp.Header.Code, msg: protocol.DecodeErrorBody(resp.Body)}
 	}
-	q.lastSent = time.Now()
+	q.lastSent = now
+	if begin >= 0 {
+		q.m.acked.Add(float64(last - begin + 1))
+	}
 	return nil
 }
 

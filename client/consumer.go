@@ -41,6 +41,7 @@ type Consumer struct {
 	r        *router
 	s        *sender
 	subjects []string // pulled subjects
+	m        *consumerMetrics
 
 	msgs     chan *Message
 	closedCh chan struct{}
@@ -62,6 +63,12 @@ type Consumer struct {
 	ackCtx      context.Context // ack loops
 	cancelAck   context.CancelFunc
 	ackWG       sync.WaitGroup
+
+	// Forced offline by the metaserver: resumed is closed when the
+	// consumer is online again (nil while online).
+	stateMu sync.Mutex
+	offline bool
+	resumed chan struct{}
 
 	closeOnce sync.Once
 }
@@ -92,10 +99,26 @@ func NewConsumer(ctx context.Context, metaEndpoint, subject, group string, opts 
 	if len(cfg.tags) > 0 && cfg.tagMode != TagOr && cfg.tagMode != TagAnd {
 		return nil, fmt.Errorf("qmq consumer: unknown tag mode %d (use TagOr or TagAnd)", cfg.tagMode)
 	}
+	if cfg.env != "" {
+		// QMQ's PullRegister: a consumer in a sub-environment is a group
+		// of its own (a broadcast one is keyed by its client id).
+		base := group
+		if base == "" {
+			base = cfg.clientID
+		}
+		renamed := base + "_" + cfg.env + "_" + cfg.subEnv
+		cfg.log.Named("consumer").Info("sub-environment isolation: consumer group renamed", "subject", subject, "group", group, "env", cfg.env, "sub_env", cfg.subEnv, "renamed_group", renamed)
+		group = renamed
+	}
+	cm, err := newConsumerMetrics(cfg.reg, subject, group)
+	if err != nil {
+		return nil, metricsError("qmq consumer", err)
+	}
 	log := cfg.log.Named("consumer").With("subject", subject, "group", group)
 	r := newRouter(metaEndpoint, cfg.appCode, cfg.clientID, cfg.routeRefresh, log)
+	r.ldc = cfg.ldc
 	c := &Consumer{
-		cfg: cfg, log: log, subject: subject, group: group, clientID: cfg.clientID, r: r,
+		cfg: cfg, log: log, subject: subject, group: group, clientID: cfg.clientID, r: r, m: cm,
 		s:        newSender(r, log, cfg.sendTimeout, DefaultSendTries),
 		subjects: []string{subject},
 		closedCh: make(chan struct{}),
@@ -105,6 +128,7 @@ func NewConsumer(ctx context.Context, metaEndpoint, subject, group string, opts 
 	if !cfg.broadcast {
 		c.subjects = append(c.subjects, RetrySubject(subject, group))
 	}
+	r.onState = c.setState
 	// Register now so a misconfiguration shows at once.
 	for _, s := range c.subjects {
 		if _, err := r.groups(ctx, c.routeKey(s)); err != nil {
@@ -125,6 +149,10 @@ func (c *Consumer) routeKey(subject string) routeKey {
 
 // ClientID is the consumer's client id (its pull log on the brokers).
 func (c *Consumer) ClientID() string { return c.clientID }
+
+// Group is the consumer group used with the brokers and the metaserver:
+// the group given to NewConsumer, or <group>_<env>_<subEnv> with WithEnv.
+func (c *Consumer) Group() string { return c.group }
 
 func (c *Consumer) start(mode string) error {
 	c.mu.Lock()
@@ -240,11 +268,21 @@ func (c *Consumer) brokerAddr(ctx context.Context, k queueKey) (string, error) {
 	return "", fmt.Errorf("broker group %s is not in the route of %s", k.brokerGroup, k.subject)
 }
 
-func (c *Consumer) filters() []protocol.PullFilter {
-	if len(c.cfg.tags) == 0 {
-		return nil
+// filters are the server-side filters of pulls of subject: the tag filter
+// (WithTags), then the SUB_ENV_ISOLATION filter (WithEnv). The latter
+// goes with pulls of the subscribed subject only: the retry subject is
+// this renamed group's own, and a broker would look its rule up under
+// %RETRY%<subject>%<group>, find none and drop every retry (QMQ's Java
+// client sends it there too and loses them).
+func (c *Consumer) filters(subject string) []protocol.PullFilter {
+	var f []protocol.PullFilter
+	if len(c.cfg.tags) > 0 {
+		f = append(f, protocol.PullFilter{Type: protocol.PullFilterTag, TagType: int16(c.cfg.tagMode), Tags: c.cfg.tags})
 	}
-	return []protocol.PullFilter{{Type: protocol.PullFilterTag, TagType: int16(c.cfg.tagMode), Tags: c.cfg.tags}}
+	if c.cfg.env != "" && subject == c.subject {
+		f = append(f, protocol.PullFilter{Type: protocol.PullFilterSubEnvIsolation, Env: c.cfg.env, SubEnv: c.cfg.subEnv})
+	}
+	return f
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {
@@ -262,9 +300,11 @@ func (c *Consumer) pullLoop(ctx context.Context, q *ackQueue) {
 	defer c.pullWG.Done()
 	k := q.key
 	log := c.log.With("pull_subject", k.subject, "broker_group", k.brokerGroup)
-	filters := c.filters()
+	filters := c.filters(k.subject)
+	pm := q.m
 	failures := 0
 	backoff := func(err error) {
+		pm.pullError.Inc()
 		failures++
 		if failures == 1 || failures%30 == 0 {
 			log.Warn("pull failed; retrying", "error", err, "failures", failures)
@@ -273,6 +313,14 @@ func (c *Consumer) pullLoop(ctx context.Context, q *ackQueue) {
 		sleepCtx(ctx, min(c.cfg.retryDelay*time.Duration(failures), 5*time.Second))
 	}
 	for ctx.Err() == nil {
+		if resumed := c.pausedUntil(); resumed != nil {
+			select {
+			case <-resumed:
+			case <-ctx.Done():
+				return
+			}
+			continue
+		}
 		addr, err := c.brokerAddr(ctx, k)
 		if err != nil {
 			backoff(err)
@@ -302,6 +350,7 @@ func (c *Consumer) pullLoop(ctx context.Context, q *ackQueue) {
 			backoff(err)
 			continue
 		}
+		pm.pullTime.Observe(time.Since(start).Seconds())
 		switch resp.Header.Code {
 		case protocol.CodeSuccess:
 		case protocol.CodeNoMessage:
@@ -314,7 +363,7 @@ func (c *Consumer) pullLoop(ctx context.Context, q *ackQueue) {
 			backoff(&brokerError{op: "PULL", group: k.brokerGroup, status: resp.Header.Code, msg: protocol.DecodeErrorBody(resp.Body)})
 			continue
 		}
-		pr, err := protocol.DecodePullResponse(resp.Body, protocol.CurrentVersion)
+		pr, err := protocol.DecodePullResponseShared(resp.Body, protocol.CurrentVersion)
 		if err != nil {
 			backoff(err)
 			continue
@@ -323,6 +372,7 @@ func (c *Consumer) pullLoop(ctx context.Context, q *ackQueue) {
 		if len(pr.Messages) == 0 {
 			continue
 		}
+		pm.pulled.Add(float64(len(pr.Messages)))
 		if !c.deliver(ctx, q, pr.Messages) {
 			return
 		}
@@ -332,22 +382,29 @@ func (c *Consumer) pullLoop(ctx context.Context, q *ackQueue) {
 // deliver registers pulled messages for acking, skips (and acks) those not
 // for this group, and hands the rest over. It returns false when ctx ended;
 // undelivered messages then stay unacknowledged for redelivery.
+//
+// The batch's messages, with their ack entries, take one allocation, and
+// their strings share one copy of the pull response
+// (protocol.DecodePullResponseShared): a message kept after it was
+// handled keeps its whole batch in memory.
 func (c *Consumer) deliver(ctx context.Context, q *ackQueue, pulled []protocol.PulledMessage) bool {
-	offsets := make([]int64, len(pulled))
+	batch := make([]Message, len(pulled))
 	for i := range pulled {
-		offsets[i] = pulled[i].PullOffset
-	}
-	entries := q.add(offsets)
-	out := make([]*Message, 0, len(pulled))
-	for i := range pulled {
-		m := fromPulled(&pulled[i])
-		m.entry = entries[i]
+		m := &batch[i]
+		m.setPulled(&pulled[i])
+		m.ack = ackEntry{q: q, offset: pulled[i].PullOffset}
+		m.entry = &m.ack
 		m.brokerGroup = q.key.brokerGroup
+	}
+	q.add(batch)
+	for i := range batch {
+		m := &batch[i]
 		// Only delayed retries, which come back on the real subject, are
 		// for one group; copies in %RETRY%/%DEAD_RETRY% subjects keep the
 		// failing group's mark but are for whoever reads those subjects.
-		otherGroup := realSubject(q.key.subject) == q.key.subject && m.props[PropConsumerGroup] != "" && m.props[PropConsumerGroup] != c.group
-		if otherGroup || (c.cfg.atMostOnce && m.Times() > 1) || m.props[PropCorruptData] == "true" {
+		markedGroup := m.Property(PropConsumerGroup)
+		otherGroup := realSubject(q.key.subject) == q.key.subject && markedGroup != "" && markedGroup != c.group
+		if otherGroup || (c.cfg.atMostOnce && m.Times() > 1) || m.Property(PropCorruptData) == "true" {
 			// Another group's delayed retry, or a retry an at-most-once
 			// consumer must not see.
 			m.acked.Store(true)
@@ -356,15 +413,12 @@ func (c *Consumer) deliver(ctx context.Context, q *ackQueue, pulled []protocol.P
 		}
 		m.subject = c.subject
 		if c.group != "" {
-			m.props[PropConsumerGroup] = c.group
+			m.setGroup(c.group)
 		}
 		if c.cfg.atMostOnce {
 			m.acked.Store(true)
 			q.complete(m.entry)
 		}
-		out = append(out, m)
-	}
-	for _, m := range out {
 		select {
 		case c.msgs <- m:
 		case <-ctx.Done():
@@ -454,124 +508,24 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, m 
 }
 
 func (c *Consumer) handle(ctx context.Context, handler func(context.Context, *Message) error, m *Message) (err error) {
+	var start time.Time
+	if c.m.vecs != nil {
+		start = time.Now()
+		c.m.createToHandle.Observe(start.Sub(m.createdAt).Seconds())
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			c.log.Error("handler panicked; the message will be retried", "message", m.String(), "panic", r, "stack", string(debug.Stack()))
 			err = fmt.Errorf("handler panic: %v", r)
 		}
+		if c.m.vecs != nil {
+			c.m.handle.Observe(time.Since(start).Seconds())
+		}
+		if err != nil {
+			c.m.handleFail.Inc()
+		}
 	}()
 	return handler(ctx, m)
-}
-
-// Ack completes a received message. nil acknowledges it; an error retries
-// it as Run describes (a *RetryAtError schedules the retry). Only the first
-// call counts. Ack never blocks on the network for successes; failures are
-// sent to the retry subject in the background (at most 64 at a time, after
-// which Ack waits).
-func (m *Message) Ack(err error) {
-	e := m.entry
-	if e == nil || !m.acked.CompareAndSwap(false, true) {
-		return
-	}
-	if err == nil {
-		e.q.complete(e)
-		return
-	}
-	e.q.c.nack(m, err)
-}
-
-// nack re-sends a failed message to the retry (or dead-letter) subject and
-// completes it once that send succeeded.
-func (c *Consumer) nack(m *Message, cause error) {
-	q, e := m.entry.q, m.entry
-	if c.cfg.broadcast {
-		c.log.Warn("broadcast message failed; broadcast messages are not retried", "message", m.String(), "error", cause)
-		q.complete(e)
-		return
-	}
-	select {
-	case c.retrySem <- struct{}{}:
-	case <-c.retryCtx.Done():
-		return // closing: leave it unacknowledged
-	}
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		<-c.retrySem
-		return // closing: leave it unacknowledged
-	}
-	c.retryWG.Add(1)
-	c.mu.Unlock()
-	go func() {
-		defer c.retryWG.Done()
-		defer func() { <-c.retrySem }()
-		if c.sendBack(m, cause) {
-			q.complete(e)
-		}
-	}()
-}
-
-func (c *Consumer) sendBack(m *Message, cause error) bool {
-	ctx := c.retryCtx
-	next := m.Times() + 1
-	maxRetries := m.maxRetries()
-	if maxRetries < 0 {
-		maxRetries = c.cfg.maxRetries
-	}
-	var ra *RetryAtError
-	if errors.As(cause, &ra) && next <= maxRetries {
-		if c.sendDelayed(ctx, m, next, ra.At) {
-			return true
-		}
-	}
-	subject := RetrySubject(c.subject, c.group)
-	if next > maxRetries {
-		subject = DeadLetterSubject(c.subject, c.group)
-		c.log.Warn("message failed too often; sending it to the dead-letter subject", "message", m.String(), "times", next-1, "max_retries", maxRetries, "error", cause)
-	} else {
-		c.log.Debug("message failed; sending it to the retry subject", "message", m.String(), "times", next, "error", cause)
-	}
-	cp := m.retryCopy(subject, next, time.Now())
-	for attempt := 0; ctx.Err() == nil; attempt++ {
-		it, err := newOutgoing(cp, time.Now())
-		if err != nil {
-			c.log.Error("cannot encode retry message; acknowledging it", "message", m.String(), "error", err)
-			return true
-		}
-		c.s.send(ctx, []*outgoing{it}, 1)
-		if it.err == nil {
-			return true
-		}
-		if ctx.Err() == nil {
-			c.log.Warn("cannot send message to retry subject; will try again", "message", m.String(), "subject", subject, "error", it.err)
-			sleepCtx(ctx, min(time.Second*time.Duration(attempt+1), 5*time.Second))
-		}
-	}
-	return false
-}
-
-// sendDelayed sends the retry as a delay message to the real subject,
-// marked for this group only, as QMQ's client does for NeedRetryException.
-func (c *Consumer) sendDelayed(ctx context.Context, m *Message, next int, at time.Time) bool {
-	key := routeKey{clientType: protocol.ClientTypeDelayProducer, subject: c.subject}
-	groups, err := c.r.groups(ctx, key)
-	if err != nil || len(groups) == 0 {
-		c.log.Debug("no delay broker group; retrying normally", "message", m.String())
-		return false
-	}
-	cp := m.retryCopy(c.subject, next, time.Now())
-	cp.props[PropConsumerGroup] = c.group
-	cp.SetDelayUntil(at)
-	it, err := newOutgoing(cp, time.Now())
-	if err != nil {
-		return false
-	}
-	c.s.send(ctx, []*outgoing{it}, 1)
-	if it.err != nil {
-		c.log.Warn("cannot send delayed retry; retrying normally", "message", m.String(), "error", it.err)
-		return false
-	}
-	return true
 }
 
 // Close stops pulling, waits (up to WithCloseWait) for retry sends and

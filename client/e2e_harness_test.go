@@ -356,7 +356,7 @@ func exitOnStdinEOF(f func()) {
 
 func brokerHelper() int {
 	log := hclog.New(&hclog.LoggerOptions{Name: "broker", Output: os.Stderr, Level: hclog.Info})
-	o, err := conf.ParseSet([]string{"broker.port=" + os.Getenv("QMQ_E2E_PORT")})
+	o, err := conf.ParseSet([]string{"broker.port=" + os.Getenv("QMQ_E2E_PORT"), "sync.port=0", "broker.http.port=0"})
 	if err != nil {
 		log.Error("overrides", "error", err)
 		return 2

@@ -50,7 +50,8 @@ type Message struct {
 	subject    string
 	id         string
 	createdAt  time.Time
-	props      map[string]string
+	props      map[string]string // see props.go
+	attrs      []protocol.Attr   // a received message's properties until modified
 	tags       []string
 	scheduleAt time.Time // zero: not a delay message
 
@@ -58,13 +59,30 @@ type Message struct {
 	pullSubject string // subject the message was pulled from (%RETRY%... for retries)
 	brokerGroup string
 	pullOffset  int64
-	entry       *ackEntry
+	group       string    // qmq_consumerGroupName of a received message in attrs form
+	entry       *ackEntry // nil: not a received message (Ack does nothing)
+	ack         ackEntry  // what entry points to
 	acked       atomic.Bool
 }
 
 func newMessage(subject, id string, now time.Time) *Message {
 	m := &Message{subject: subject, id: id, createdAt: now, props: make(map[string]string, 4), pullOffset: -1}
 	m.props[PropCreateTime] = strconv.FormatInt(now.UnixMilli(), 10)
+	return m
+}
+
+// NewTestMessage returns a message that looks delivered: it has subject,
+// id and a copy of props (qmq_createTime set to now unless props has it),
+// as a consumer would receive it. It is meant for tests of code that
+// handles messages, such as handlers and idempotency checkers; Ack on it
+// does nothing. Applications create messages with Producer.NewMessage.
+func NewTestMessage(subject, id string, props map[string]string) *Message {
+	now := time.Now()
+	m := &Message{subject: subject, pullSubject: subject, id: id, createdAt: now, props: make(map[string]string, len(props)+1), pullOffset: -1}
+	maps.Copy(m.props, props)
+	if _, ok := m.props[PropCreateTime]; !ok {
+		m.props[PropCreateTime] = strconv.FormatInt(now.UnixMilli(), 10)
+	}
 	return m
 }
 
@@ -77,33 +95,31 @@ func (m *Message) ID() string { return m.id }
 
 // CreatedAt is when the producer created the message (qmq_createTime).
 func (m *Message) CreatedAt() time.Time {
-	if ms, err := strconv.ParseInt(m.props[PropCreateTime], 10, 64); err == nil {
+	v, _ := m.prop(PropCreateTime)
+	if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
 		return time.UnixMilli(ms)
 	}
 	return m.createdAt
 }
 
 // Property returns a property's value, "" if absent.
-func (m *Message) Property(key string) string { return m.props[key] }
-
-// LookupProperty returns a property's value and whether it is set.
-func (m *Message) LookupProperty(key string) (string, bool) {
-	v, ok := m.props[key]
-	return v, ok
+func (m *Message) Property(key string) string {
+	v, _ := m.prop(key)
+	return v
 }
 
+// LookupProperty returns a property's value and whether it is set.
+func (m *Message) LookupProperty(key string) (string, bool) { return m.prop(key) }
+
 // Properties returns a copy of all properties, reserved qmq_* keys included.
-func (m *Message) Properties() map[string]string { return maps.Clone(m.props) }
+func (m *Message) Properties() map[string]string { return m.cloneProps() }
 
 // SetProperty sets a string property. QMQ carries every property as a
 // string (Java's typed setters write decimal text), so numbers and dates
 // should be formatted the same way (dates as epoch milliseconds). Values
 // longer than 32767 bytes cannot be sent: use SetLargeString.
 func (m *Message) SetProperty(key, value string) *Message {
-	if m.props == nil {
-		m.props = make(map[string]string)
-	}
-	m.props[key] = value
+	m.setProp(key, value)
 	return m
 }
 
@@ -113,13 +129,13 @@ func (m *Message) SetProperty(key, value string) *Message {
 // units each.
 func (m *Message) SetLargeString(key, value string) *Message {
 	// Remove what a previous call left.
-	delete(m.props, key)
+	m.delProp(key)
 	for i := 0; ; i++ {
 		k := key + "#part" + strconv.Itoa(i)
-		if _, ok := m.props[k]; !ok {
+		if _, ok := m.prop(k); !ok {
 			break
 		}
-		delete(m.props, k)
+		m.delProp(k)
 	}
 	if utf16Len(value) <= largeStringPart {
 		return m.SetProperty(key, value)
@@ -160,12 +176,12 @@ func utf16Len(s string) int {
 // LargeString reads a string written by SetLargeString (or Java's
 // setLargeString).
 func (m *Message) LargeString(key string) string {
-	if v, ok := m.props[key]; ok {
+	if v, ok := m.prop(key); ok {
 		return v
 	}
 	var b strings.Builder
 	for i := 0; ; i++ {
-		v, ok := m.props[key+"#part"+strconv.Itoa(i)]
+		v, ok := m.prop(key + "#part" + strconv.Itoa(i))
 		if !ok {
 			break
 		}
@@ -199,7 +215,7 @@ func (m *Message) SetDelay(d time.Duration) *Message { return m.SetDelayUntil(ti
 // SetDelayUntil makes this a delay message delivered at t.
 func (m *Message) SetDelayUntil(t time.Time) *Message {
 	m.scheduleAt = t
-	m.props[PropScheduleReceive] = strconv.FormatInt(t.UnixMilli(), 10)
+	m.setProp(PropScheduleReceive, strconv.FormatInt(t.UnixMilli(), 10))
 	return m
 }
 
@@ -215,7 +231,7 @@ func (m *Message) SetMaxRetries(n int) *Message {
 // Times is how many times the message has been delivered to the consumer
 // group: 1 the first time, then qmq_times of the retry copy.
 func (m *Message) Times() int {
-	if n, err := strconv.Atoi(m.props[PropTimes]); err == nil && n > 0 {
+	if n, err := strconv.Atoi(m.Property(PropTimes)); err == nil && n > 0 {
 		return n
 	}
 	return 1
@@ -223,7 +239,7 @@ func (m *Message) Times() int {
 
 // maxRetries returns qmq_maxRetryNum, or -1 when unset.
 func (m *Message) maxRetries() int {
-	if n, err := strconv.Atoi(m.props[PropMaxRetryNum]); err == nil {
+	if n, err := strconv.Atoi(m.Property(PropMaxRetryNum)); err == nil {
 		return n
 	}
 	return -1
@@ -256,10 +272,14 @@ func (m *Message) toWire(now time.Time) (*protocol.Message, error) {
 	} else {
 		pm.ExpireOrScheduleTime = now.UnixMilli()
 	}
-	keys := slices.Sorted(maps.Keys(m.props))
+	props := m.props
+	if m.attrs != nil {
+		props = m.cloneProps() // a received message sent on
+	}
+	keys := slices.Sorted(maps.Keys(props))
 	pm.Attrs = make([]protocol.Attr, 0, len(keys))
 	for _, k := range keys {
-		v := m.props[k]
+		v := props[k]
 		if len(v) > protocol.MaxString16Len {
 			return nil, fmt.Errorf("message %s: property %q is %d bytes, over QMQ's %d-byte limit (use SetLargeString)", m.id, k, len(v), protocol.MaxString16Len)
 		}
@@ -271,34 +291,31 @@ func (m *Message) toWire(now time.Time) (*protocol.Message, error) {
 	return pm, nil
 }
 
-// fromPulled builds a consumer-side message.
-func fromPulled(pm *protocol.PulledMessage) *Message {
-	m := &Message{
-		subject:     pm.Message.Subject,
-		pullSubject: pm.Message.Subject,
-		id:          pm.Message.MessageID,
-		createdAt:   time.UnixMilli(pm.Message.CreateTime),
-		props:       make(map[string]string, len(pm.Message.Attrs)+2),
-		pullOffset:  pm.PullOffset,
-	}
+// setPulled fills a zero Message with a pulled one. It takes over the
+// decoded tag and attribute slices.
+func (m *Message) setPulled(pm *protocol.PulledMessage) {
+	m.subject = pm.Message.Subject
+	m.pullSubject = pm.Message.Subject
+	m.id = pm.Message.MessageID
+	m.createdAt = time.UnixMilli(pm.Message.CreateTime)
+	m.setPulledAttrs(pm.Message.Attrs, pm.PullOffset)
 	if len(pm.Message.Tags) > 0 {
-		m.tags = slices.Clone(pm.Message.Tags)
-	}
-	for _, a := range pm.Message.Attrs {
-		m.props[a.Key] = a.Value
+		m.tags = pm.Message.Tags
 	}
 	if pm.Message.Flag&protocol.MessageFlagDelay != 0 {
 		m.scheduleAt = time.UnixMilli(pm.Message.ExpireOrScheduleTime)
 	}
-	m.props[PropPullOffset] = strconv.FormatInt(pm.PullOffset, 10)
-	return m
 }
 
 // retryCopy is the copy of a consumed message sent to a retry, dead-letter
 // or delay subject: same id, tags and properties, qmq_times incremented,
 // a fresh qmq_createTime (as QMQ's client sets when sending back).
 func (m *Message) retryCopy(subject string, times int, now time.Time) *Message {
-	c := &Message{subject: subject, id: m.id, createdAt: now, props: maps.Clone(m.props), tags: slices.Clone(m.tags)}
+	props := m.cloneProps()
+	if props == nil {
+		props = make(map[string]string, 2)
+	}
+	c := &Message{subject: subject, id: m.id, createdAt: now, props: props, tags: slices.Clone(m.tags)}
 	delete(c.props, PropPullOffset)
 	delete(c.props, PropScheduleReceive)
 	c.props[PropTimes] = strconv.Itoa(times)

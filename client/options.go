@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Defaults (QMQ's client defaults).
@@ -38,6 +39,9 @@ type commonConfig struct {
 	maxRetries   int
 	routeRefresh time.Duration
 	sendTimeout  time.Duration
+	reg          prometheus.Registerer // nil: no metrics
+	ldc          string                // clientLDC sent in CLIENT_REGISTER
+	env, subEnv  string                // sub-environment ("" env: none)
 }
 
 type producerConfig struct {
@@ -131,6 +135,31 @@ func WithRouteRefresh(d time.Duration) Option {
 			c.routeRefresh = d
 		}
 	}}
+}
+
+// WithRegisterer registers the client's Prometheus metrics with reg (see
+// the package documentation for the names). Without it no metrics are
+// kept. Producers and consumers may share one registerer: series of the
+// same name are shared, told apart by their labels.
+func WithRegisterer(reg prometheus.Registerer) Option {
+	return Option{func(c *commonConfig) { c.reg = reg }}
+}
+
+// WithLDC sets the logical data center (room) sent to the metaserver as
+// clientLDC in CLIENT_REGISTER, as QMQ's ClientInfo.ldc. Empty: not sent.
+func WithLDC(ldc string) Option { return Option{func(c *commonConfig) { c.ldc = ldc }} }
+
+// WithEnv puts the client in sub-environment subEnv of environment env, as
+// QMQ's EnvProvider (env(subject) = env, subEnv(env) = subEnv for every
+// subject). A producer stamps qmq_env and qmq_subEnv on every message it
+// creates with NewMessage. A consumer renames its group
+// <group>_<env>_<subEnv> (for the metaserver, pulls, acks and its retry
+// subject) and pulls its subject with a SUB_ENV_ISOLATION filter, so that
+// a broker with sub_env_isolation_filter.enable delivers only the messages
+// whose qmq_env/qmq_subEnv its rule for that group names. An empty env
+// turns the feature off, as in QMQ.
+func WithEnv(env, subEnv string) Option {
+	return Option{func(c *commonConfig) { c.env, c.subEnv = env, subEnv }}
 }
 
 // WithBatchSize sets the most messages per SEND_MESSAGE request of the

@@ -24,6 +24,7 @@ type Producer struct {
 	r   *router
 	s   *sender
 	ids *idGen
+	m   *producerMetrics
 
 	qmu    sync.RWMutex
 	closed bool
@@ -37,8 +38,9 @@ type Producer struct {
 }
 
 type asyncItem struct {
-	out  *outgoing
-	done func(*Message, error)
+	out   *outgoing
+	done  func(*Message, error)
+	start time.Time
 }
 
 // NewProducer connects to the metaserver at metaEndpoint
@@ -59,13 +61,19 @@ func NewProducer(ctx context.Context, metaEndpoint string, opts ...ProducerOptio
 		cfg.clientID = defaultClientID()
 	}
 	log := cfg.log.Named("producer")
+	pm, err := newProducerMetrics(cfg.reg)
+	if err != nil {
+		return nil, metricsError("qmq producer", err)
+	}
 	r := newRouter(metaEndpoint, cfg.appCode, cfg.clientID, cfg.routeRefresh, log)
+	r.ldc = cfg.ldc
 	if _, err := r.meta(ctx); err != nil {
 		r.close()
 		return nil, err
 	}
 	r.start()
-	p := &Producer{cfg: cfg, log: log, r: r, s: newSender(r, log, cfg.sendTimeout, cfg.maxRetries), ids: newIDGen(), queue: make(chan asyncItem, cfg.queueSize)}
+	p := &Producer{cfg: cfg, log: log, r: r, s: newSender(r, log, cfg.sendTimeout, cfg.maxRetries), ids: newIDGen(), m: pm, queue: make(chan asyncItem, cfg.queueSize)}
+	p.s.rtt = pm.brokerTime
 	p.workCtx, p.cancelWork = context.WithCancel(context.Background())
 	for i := 0; i < cfg.senders; i++ {
 		p.wg.Add(1)
@@ -76,13 +84,18 @@ func NewProducer(ctx context.Context, metaEndpoint string, opts ...ProducerOptio
 
 // NewMessage returns a message for subject with a fresh QMQ message id
 // (yyMMdd.HHmmss.<ip>.<pid>.<counter>), qmq_createTime, qmq_expireTime
-// (+15 min, informational) and qmq_appCode.
+// (+15 min, informational), qmq_appCode and, with WithEnv, qmq_env and
+// qmq_subEnv.
 func (p *Producer) NewMessage(subject string) *Message {
 	now := time.Now()
 	m := newMessage(subject, p.ids.next(now), now)
 	m.props[PropExpireTime] = strconv.FormatInt(now.Add(expireAfter).UnixMilli(), 10)
 	if p.cfg.appCode != "" {
 		m.props[PropAppCode] = p.cfg.appCode
+	}
+	if p.cfg.env != "" { // QMQ's MessageProducerProvider.setupEnv
+		m.props[PropEnv] = p.cfg.env
+		m.props[PropSubEnv] = p.cfg.subEnv
 	}
 	return m
 }
@@ -107,7 +120,9 @@ func (p *Producer) Send(ctx context.Context, msgs ...*Message) error {
 		}
 		items = append(items, it)
 	}
+	p.m.send.Add(float64(len(items)))
 	p.s.send(ctx, items, 1<<30)
+	p.m.finished(items, now)
 	var failed []*SendError
 	for _, it := range items {
 		if it.err != nil {
@@ -126,7 +141,8 @@ func (p *Producer) Send(ctx context.Context, msgs ...*Message) error {
 // *SendError; it should return quickly. SendAsync fails at once with
 // ErrQueueFull, ErrClosed, or a validation error (done is then not called).
 func (p *Producer) SendAsync(m *Message, done func(*Message, error)) error {
-	it, err := newOutgoing(m, time.Now())
+	now := time.Now()
+	it, err := newOutgoing(m, now)
 	if err != nil {
 		return err
 	}
@@ -135,10 +151,13 @@ func (p *Producer) SendAsync(m *Message, done func(*Message, error)) error {
 	if p.closed {
 		return ErrClosed
 	}
+	p.m.send.Inc()
 	select {
-	case p.queue <- asyncItem{out: it, done: done}:
+	case p.queue <- asyncItem{out: it, done: done, start: now}:
 		return nil
 	default:
+		p.m.queueFull.Inc()
+		p.m.sendFail.Inc()
 		return ErrQueueFull
 	}
 }
@@ -173,6 +192,7 @@ func (p *Producer) worker() {
 		}
 		p.s.send(p.workCtx, items, p.cfg.batchSize)
 		for _, b := range batch {
+			p.m.finishedOne(b.out, b.start)
 			err := b.out.errOf()
 			if err != nil {
 				p.log.Debug("async send failed", "message", b.out.m.String(), "error", err)

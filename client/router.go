@@ -39,7 +39,6 @@ type route struct {
 	groups    []protocol.BrokerGroupInfo
 	fetched   time.Time
 	online    bool // ONLINE registration done; later ones are HEARTBEAT
-	offline   bool // metaserver says this consumer is forced offline
 	stale     bool // refresh requested
 	refreshMu sync.Mutex
 }
@@ -52,6 +51,15 @@ type router struct {
 	clientID string
 	log      hclog.Logger
 	refresh  time.Duration
+	ldc      string // clientLDC ("" not sent)
+
+	// onState, if set, gets the forced online/offline state the metaserver
+	// reports for a consumer of a real subject (not %RETRY%…), as QMQ's
+	// MetaInfoService: responses older than the newest one seen (such as
+	// the metaserver's timestamp -2 error answers) are ignored.
+	onState   func(subject, group string, offline bool)
+	stateMu   sync.Mutex
+	stateTime int64 // timestamp of the newest response applied
 
 	metaMu   sync.Mutex
 	metaConn *meta.Client
@@ -70,7 +78,7 @@ func newRouter(endpoint, appCode, clientID string, refresh time.Duration, log hc
 	return &router{
 		endpoint: endpoint, appCode: appCode, clientID: clientID, log: log, refresh: refresh,
 		routes: make(map[routeKey]*route), conns: make(map[string]*remoting.Client), dialMu: make(map[string]*sync.Mutex),
-		stop: make(chan struct{}),
+		stop: make(chan struct{}), stateTime: -1,
 	}
 }
 
@@ -205,7 +213,7 @@ func (r *router) fetch(ctx context.Context, k routeKey, periodic bool) ([]protoc
 	}
 	req := protocol.ClientRegisterRequest{
 		Subject: k.subject, ClientTypeCode: k.clientType, AppCode: r.appCode,
-		ClientID: r.clientID, ConsumerGroup: k.group, RequestType: reqType,
+		ClientID: r.clientID, ConsumerGroup: k.group, RequestType: reqType, ClientLDC: r.ldc,
 	}
 	resp, err := r.register(ctx, req)
 	if err != nil {
@@ -221,8 +229,23 @@ func (r *router) fetch(ctx context.Context, k routeKey, periodic bool) ([]protoc
 		r.log.Trace("route", "subject", k.subject, "group", k.group, "groups", len(gs))
 	}
 	rt.groups, rt.fetched, rt.online, rt.stale = gs, time.Now(), true, false
-	rt.offline = resp.OnOfflineState == protocol.ClientOffline
+	r.applyState(k, &resp)
 	return gs, nil
+}
+
+// applyState passes a consumer's forced online/offline state to onState.
+func (r *router) applyState(k routeKey, resp *protocol.ClientRegisterResponse) {
+	if r.onState == nil || k.clientType != protocol.ClientTypeConsumer || k.group == "" || realSubject(k.subject) != k.subject {
+		return
+	}
+	r.stateMu.Lock()
+	defer r.stateMu.Unlock()
+	if resp.Timestamp < r.stateTime {
+		r.log.Debug("ignoring an older metaserver answer for the consumer state", "subject", k.subject, "timestamp", resp.Timestamp, "newest", r.stateTime)
+		return
+	}
+	r.stateTime = resp.Timestamp
+	r.onState(k.subject, k.group, resp.OnOfflineState == protocol.ClientOffline)
 }
 
 func usable(clientType int32, state uint8) bool {

@@ -127,6 +127,7 @@ type sender struct {
 	log      hclog.Logger
 	timeout  time.Duration
 	maxTries int
+	rtt      observer // SEND_MESSAGE round trips
 
 	mu       sync.Mutex
 	rr       map[routeKey]uint64
@@ -137,7 +138,7 @@ func newSender(r *router, log hclog.Logger, timeout time.Duration, maxTries int)
 	if maxTries < 1 {
 		maxTries = 1
 	}
-	return &sender{r: r, log: log, timeout: timeout, maxTries: maxTries, rr: map[routeKey]uint64{}, breakers: map[string]*breaker{}}
+	return &sender{r: r, log: log, timeout: timeout, maxTries: maxTries, rtt: nop{}, rr: map[routeKey]uint64{}, breakers: map[string]*breaker{}}
 }
 
 func (s *sender) tripped(group string, now time.Time) bool {
@@ -313,7 +314,9 @@ func (s *sender) sendTo(ctx context.Context, g protocol.BrokerGroupInfo, items [
 		body = append(body, it.wire...)
 	}
 	cctx, cancel := context.WithTimeout(ctx, s.timeout)
+	start := time.Now()
 	resp, err := conn.Call(cctx, protocol.CodeSendMessage, body)
+	s.rtt.Observe(time.Since(start).Seconds())
 	cancel()
 	if err != nil {
 		s.record(g.Name, false, false)

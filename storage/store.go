@@ -155,6 +155,12 @@ func (s *Store) openActions(cpDir string) error {
 	if err != nil {
 		return fmt.Errorf("open action log: %w", err)
 	}
+	if s.actions.Empty() && acp.Offset > 0 {
+		// A replica's empty log that began at its master's oldest segment.
+		if err := s.actions.SetStart(acp.Offset); err != nil {
+			return fmt.Errorf("open action log: %w", err)
+		}
+	}
 	it := s.actions.Iterate(acp.Offset)
 	for {
 		a, _, ok := it.Next()
@@ -203,8 +209,15 @@ func (s *Store) runDispatcher(ctx context.Context, it *messagelog.Iterator, pos 
 	lastCheckpoint := time.Now()
 	ticker := time.NewTicker(time.Second)
 	defer ticker.Stop()
+	defer func() { it.Close() }() // it may be replaced below
 	for {
 		wake := s.msgs.Appended()
+		if start := s.msgs.MinOffset(); it.Offset() < start {
+			// The log now starts later: an empty replica's log was set to
+			// begin at its master's oldest segment (see replica.go).
+			it.Close()
+			it = s.msgs.Iterate(start)
+		}
 		n, next, err := s.dispatch(it, 4096)
 		if err != nil {
 			s.log.Error("consumer log dispatch failed; retrying", "offset", next, "error", err)
@@ -248,6 +261,14 @@ func (s *Store) captureCheckpoint(pos int64) *messageCheckpoint {
 	cp := &messageCheckpoint{Offset: pos, MaxSequences: map[string]int64{}}
 	for _, subject := range s.clogs.Subjects() {
 		if seq := s.clogs.MaxSequence(subject); seq >= 0 {
+			cp.MaxSequences[subject] = seq
+		}
+	}
+	// Subjects without a consumer log keep their sequences: those of the
+	// checkpoint Open started from, and those a replica learned from its
+	// master for subjects it holds no message of (see replica.go).
+	for subject, seq := range s.msgs.RaisedSequences() {
+		if _, ok := cp.MaxSequences[subject]; !ok {
 			cp.MaxSequences[subject] = seq
 		}
 	}

@@ -60,6 +60,8 @@ func startBroker(t *testing.T, meta *metatest.Server, group string) {
 	props := strings.Join([]string{
 		"meta.server.endpoint=" + meta.Endpoint(),
 		"broker.port=0",
+		"sync.port=0",
+		"broker.http.port=0",
 		"broker.advertise.ip=127.0.0.1",
 		"meta.retry.interval.ms=100",
 		"broker.heartbeat.interval.ms=200",

@@ -73,6 +73,7 @@ type Log struct {
 
 	appendMu sync.Mutex
 	nextSeq  map[string]*int64 // guarded by appendMu
+	raised   map[string]int64  // floors from RaiseSequences and the start checkpoint (see raw.go), guarded by appendMu
 
 	notify atomic.Pointer[chan struct{}] // Appended(): closed on the next append
 
@@ -137,6 +138,7 @@ func Open(cfg Config, start Start) (*Log, error) {
 		seg.Close()
 		return nil, err
 	}
+	l.RaiseSequences(start.MaxSequences) // kept for checkpoints (see RaisedSequences)
 	m, err := newMetrics(cfg.Registerer, l)
 	if err != nil {
 		seg.Close()

@@ -1,0 +1,6 @@
+//go:build race
+
+package protocol
+
+// raceEnabled: the race detector adds allocations, so allocation counts are not asserted.
+const raceEnabled = true

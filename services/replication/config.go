@@ -1,0 +1,83 @@
+package replication
+
+import (
+	"errors"
+	"time"
+
+	"github.com/qmq-go/qmq/conf"
+	"github.com/qmq-go/qmq/protocol"
+	"github.com/qmq-go/qmq/storage"
+	"github.com/qmq-go/qmq/storage/checkpoint"
+)
+
+// QMQ's defaults (broker.properties).
+const (
+	DefaultSyncPort           = 20882                   // sync.port
+	DefaultBatchSize          = 100000                  // sync.batch.size
+	DefaultMessageSyncTimeout = 10 * time.Millisecond   // message.sync.timeout.ms
+	DefaultSlaveSyncTimeout   = 3000 * time.Millisecond // slave.sync.timeout
+	DefaultRetryInterval      = 2 * time.Second         // SlaveSyncTask's sleep after a failure
+	DefaultHeartbeatInterval  = time.Second             // DEFAULT_HEARTBEAT_SLEEP_TIMEOUT_MS
+)
+
+var errClosed = errors.New("replication: master closed")
+
+// Settings are the replication keys of broker.properties.
+type Settings struct {
+	BatchSize          int           // sync.batch.size: most bytes per SYNC_LOG_REQUEST response
+	MessageSyncTimeout time.Duration // message.sync.timeout.ms: how long the master parks a request with nothing new
+	SlaveSyncTimeout   time.Duration // slave.sync.timeout: the slave's timeout per request
+}
+
+// ReadSettings reads the replication keys (QMQ's names and defaults).
+// sync.port and wait.slave.wrote are the broker's to read.
+func ReadSettings(r *conf.Reader) Settings {
+	return Settings{
+		BatchSize:          r.Int("sync.batch.size", DefaultBatchSize, 1024, 32<<20),
+		MessageSyncTimeout: r.Millis("message.sync.timeout.ms", DefaultMessageSyncTimeout, time.Millisecond, time.Minute),
+		SlaveSyncTimeout:   r.Millis("slave.sync.timeout", DefaultSlaveSyncTimeout, 100*time.Millisecond, 10*time.Minute),
+	}
+}
+
+// MasterStore is what a Master reads; *storage.Store implements it.
+type MasterStore interface {
+	ReadRaw(kind storage.LogKind, offset int64, max int) (storage.RawView, error)
+	LogEnd(kind storage.LogKind) int64
+	LogAppended(kind storage.LogKind) <-chan struct{}
+	ReplicaInfo() storage.ReplicaInfo
+	ReplicaCheckpoints() (checkpoint.MessageCheckpoint, checkpoint.ActionCheckpoint)
+	MessageTimestampAt(offset int64) (ts int64, ok bool)
+}
+
+// SlaveStore is what a Slave writes; *storage.Store implements it. It must
+// get no other writes while the Slave runs.
+type SlaveStore interface {
+	AppendRaw(kind storage.LogKind, offset int64, b []byte) (int64, error)
+	LogEnd(kind storage.LogKind) int64
+	LogEmpty(kind storage.LogKind) bool
+	SetLogStart(kind storage.LogKind, offset int64) error
+	ReplicaInfo() storage.ReplicaInfo
+	RaiseSequences(maxSequences map[string]int64)
+	InstallActionCheckpoint(cp checkpoint.ActionCheckpoint) error
+}
+
+var (
+	_ MasterStore = (*storage.Store)(nil)
+	_ SlaveStore  = (*storage.Store)(nil)
+)
+
+// syncType is the SYNC_LOG_REQUEST type that copies kind.
+func syncType(kind storage.LogKind) uint8 {
+	if kind == storage.MessageLog {
+		return protocol.SyncTypeMessage
+	}
+	return protocol.SyncTypeAction
+}
+
+// logLabel is kind as a metric label.
+func logLabel(kind storage.LogKind) string {
+	if kind == storage.MessageLog {
+		return "message"
+	}
+	return "action"
+}

@@ -1,0 +1,364 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/qmq-go/qmq/protocol"
+	"github.com/qmq-go/qmq/protocol/remoting"
+	"github.com/qmq-go/qmq/storage"
+	"github.com/qmq-go/qmq/storage/checkpoint"
+)
+
+// MasterConfig configures a Master.
+type MasterConfig struct {
+	// Addr is the listen address of sync.port, e.g. ":20882" ("127.0.0.1:0" in tests).
+	Addr  string
+	Store MasterStore
+	// BatchSize (sync.batch.size) bounds the bytes of one response (a
+	// record larger than that is still sent whole); 0: DefaultBatchSize.
+	BatchSize int
+	// SyncTimeout (message.sync.timeout.ms) is how long a request finding
+	// nothing new is parked before an empty answer; appends wake it early.
+	// 0: DefaultMessageSyncTimeout.
+	SyncTimeout time.Duration
+	// IdleTimeout closes sync connections silent for this long (slaves send a
+	// heartbeat every second); 0: one minute.
+	IdleTimeout time.Duration
+	Logger      hclog.Logger          // nil: no logging
+	Registerer  prometheus.Registerer // nil: metrics are not registered
+}
+
+// Master serves SYNC_LOG_REQUEST and SYNC_CHECKPOINT_REQUEST on sync.port
+// for a slave, tracks the offsets the slave reports, and lets writers wait
+// until the slave has written their messages (WaitSlaveWrote).
+type Master struct {
+	cfg     MasterConfig
+	store   MasterStore
+	log     hclog.Logger
+	srv     *remoting.Server
+	waiters *slaveWaiters
+	metrics *masterMetrics
+
+	slaveMessage atomic.Int64 // the slave's message-log end as last reported (-1: never)
+	slaveAction  atomic.Int64 // the slave's action-log end as last reported (-1: never)
+	lastRequest  atomic.Int64 // unix nanoseconds of the last sync request (0: never)
+	caughtUp     atomic.Int64 // unix nanoseconds of the last report at the message log's end
+
+	slaveMu   sync.Mutex
+	slaveAddr string
+
+	closeOnce sync.Once
+}
+
+// NewMaster validates cfg and binds sync.port (so that a busy port fails
+// here); Run serves it.
+func NewMaster(cfg MasterConfig) (*Master, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("replication master: MasterConfig.Store is nil")
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = DefaultBatchSize
+	}
+	if cfg.SyncTimeout <= 0 {
+		cfg.SyncTimeout = DefaultMessageSyncTimeout
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	m := &Master{cfg: cfg, store: cfg.Store, log: cfg.Logger, waiters: newSlaveWaiters()}
+	m.slaveMessage.Store(-1)
+	m.slaveAction.Store(-1)
+	metrics, err := newMasterMetrics(cfg.Registerer, m)
+	if err != nil {
+		return nil, err
+	}
+	m.metrics = metrics
+	m.srv = remoting.NewServer(remoting.ServerConfig{
+		Addr:        cfg.Addr,
+		Logger:      cfg.Logger.Named("sync-server"),
+		IdleTimeout: cfg.IdleTimeout,
+		OnBadFrame:  func(net.Addr, error) { m.metrics.refused.WithLabelValues("bad_frame").Inc() },
+	})
+	m.srv.Handle(protocol.CodeSyncLogRequest, remoting.HandlerFunc(m.serveSyncLog))
+	m.srv.Handle(protocol.CodeSyncCheckpointRequest, remoting.HandlerFunc(m.serveCheckpoint))
+	if err := m.srv.Listen(); err != nil {
+		m.metrics.unregister()
+		return nil, fmt.Errorf("replication master: sync.port: %w", err)
+	}
+	return m, nil
+}
+
+// Addr is the bound sync address.
+func (m *Master) Addr() net.Addr { return m.srv.Addr() }
+
+// Run serves slaves until ctx ends or Close is called, then closes the
+// Master (pending WaitSlaveWrote calls fail) and returns once every
+// connection goroutine has finished.
+func (m *Master) Run(ctx context.Context) error {
+	err := m.srv.Serve(ctx)
+	m.Close()
+	return err
+}
+
+// Close stops serving and fails pending and later WaitSlaveWrote calls.
+func (m *Master) Close() error {
+	var err error
+	m.closeOnce.Do(func() {
+		m.waiters.close()
+		err = m.srv.Close()
+		m.metrics.unregister()
+	})
+	return err
+}
+
+// WaitSlaveWrote blocks until a sync request of the slave reports a
+// message-log offset at or past messageLogEnd (the end of a just-appended
+// batch), i.e. the slave has written it (QMQ's wait.slave.wrote). It returns
+// early with an error when ctx ends (with the slave's state, for the log)
+// or the Master is closed. Callers are grouped: it is cheap with many
+// concurrent callers and starts no goroutine.
+func (m *Master) WaitSlaveWrote(ctx context.Context, messageLogEnd int64) error {
+	err := m.waiters.wait(ctx, messageLogEnd)
+	if err == nil || errors.Is(err, errClosed) {
+		return err
+	}
+	l := m.Lag()
+	state := "no slave has connected since the master started"
+	if !l.LastRequest.IsZero() {
+		state = fmt.Sprintf("slave %s reported message-log offset %d, last request %s ago", l.Slave, l.MessageOffset,
+			time.Since(l.LastRequest).Round(time.Millisecond))
+	}
+	return fmt.Errorf("wait for the slave to write message-log offset %d (%s): %w", messageLogEnd, state, err)
+}
+
+// Lag is the slave's replication state as the master sees it.
+type Lag struct {
+	Slave         string    // address of the slave that sent the last sync request ("" if none)
+	LastRequest   time.Time // when (zero if none since the master started)
+	MessageOffset int64     // the slave's message-log end as last reported (-1 if unknown)
+	ActionOffset  int64     // the slave's action-log end as last reported (-1 if unknown)
+	MessageBytes  int64     // message-log bytes the slave lacks (-1 if unknown)
+	ActionBytes   int64     // action-log bytes the slave lacks (-1 if unknown)
+	// MessageDelay is how old the oldest message the slave lacks is: 0 when
+	// it has everything, -1 if unknown.
+	MessageDelay time.Duration
+}
+
+// Lag returns the slave's replication lag.
+func (m *Master) Lag() Lag {
+	l := Lag{MessageOffset: m.slaveMessage.Load(), ActionOffset: m.slaveAction.Load(), MessageBytes: -1, ActionBytes: -1, MessageDelay: -1}
+	if ns := m.lastRequest.Load(); ns != 0 {
+		l.LastRequest = time.Unix(0, ns)
+	}
+	m.slaveMu.Lock()
+	l.Slave = m.slaveAddr
+	m.slaveMu.Unlock()
+	if l.ActionOffset >= 0 {
+		l.ActionBytes = max(m.store.LogEnd(storage.ActionLog)-l.ActionOffset, 0)
+	}
+	if l.MessageOffset < 0 {
+		return l
+	}
+	end := m.store.LogEnd(storage.MessageLog)
+	l.MessageBytes = max(end-l.MessageOffset, 0)
+	now := time.Now()
+	switch {
+	case l.MessageBytes == 0:
+		l.MessageDelay = 0
+	default:
+		if ts, ok := m.store.MessageTimestampAt(l.MessageOffset); ok {
+			l.MessageDelay = max(now.Sub(time.UnixMilli(ts)), 0)
+		} else if ns := m.caughtUp.Load(); ns != 0 { // behind retention, or only fillers missing
+			l.MessageDelay = now.Sub(time.Unix(0, ns))
+		}
+	}
+	return l
+}
+
+// noteSlave records the offsets a request reports (negative: not
+// reported). A copy request sets its log's offset, which goes down when a
+// wiped slave starts over; a heartbeat only raises them, since it may have
+// been sent before the copy request that arrived first.
+func (m *Master) noteSlave(remote net.Addr, messageOffset, actionOffset int64, heartbeat bool) {
+	now := time.Now()
+	m.lastRequest.Store(now.UnixNano())
+	addr := remote.String()
+	m.slaveMu.Lock()
+	prev := m.slaveAddr
+	m.slaveAddr = addr
+	m.slaveMu.Unlock()
+	if prev != addr {
+		if prev == "" {
+			m.log.Info("a slave is syncing", "slave", addr)
+		} else {
+			m.log.Info("sync requests now come from another address (a master has one slave; a restarted slave reconnects from a new port)",
+				"slave", addr, "before", prev)
+		}
+	}
+	if actionOffset >= 0 {
+		setOffset(&m.slaveAction, actionOffset, heartbeat)
+	}
+	if messageOffset < 0 {
+		return
+	}
+	messageOffset = setOffset(&m.slaveMessage, messageOffset, heartbeat)
+	end := m.store.LogEnd(storage.MessageLog)
+	if messageOffset >= end {
+		m.caughtUp.Store(now.UnixNano())
+	}
+	if messageOffset <= end { // a slave ahead of the master holds other bytes: it proves nothing
+		m.waiters.report(messageOffset)
+	}
+}
+
+// setOffset stores v in p (only if larger when raiseOnly) and returns p's value.
+func setOffset(p *atomic.Int64, v int64, raiseOnly bool) int64 {
+	if !raiseOnly {
+		p.Store(v)
+		return v
+	}
+	for {
+		cur := p.Load()
+		if v <= cur {
+			return cur
+		}
+		if p.CompareAndSwap(cur, v) {
+			return v
+		}
+	}
+}
+
+func (m *Master) serveSyncLog(ctx context.Context, req *remoting.Request) protocol.Frame {
+	h := req.Frame.Header
+	r, err := protocol.DecodeSyncLogRequest(req.Frame.Body)
+	if err != nil {
+		m.metrics.refused.WithLabelValues("bad_request").Inc()
+		return errorFrame(h, protocol.CodeParamError, err.Error())
+	}
+	m.metrics.requests.WithLabelValues(protocol.SyncTypeName(r.Type)).Inc()
+	switch r.Type {
+	case protocol.SyncTypeHeartbeat:
+		m.noteSlave(req.RemoteAddr, r.MessageLogOffset, r.ActionLogOffset, true)
+		return protocol.NewResponse(h, protocol.CodeSuccess, protocol.AppendSyncHeartbeatResponse(nil, protocol.SyncHeartbeatResponse{
+			MessageLogMaxOffset: m.store.LogEnd(storage.MessageLog), ActionLogMaxOffset: m.store.LogEnd(storage.ActionLog)}))
+	case protocol.SyncTypeMessage:
+		m.noteSlave(req.RemoteAddr, r.MessageLogOffset, -1, false)
+		return m.serveLog(ctx, h, storage.MessageLog, r.MessageLogOffset)
+	case protocol.SyncTypeAction:
+		m.noteSlave(req.RemoteAddr, -1, r.ActionLogOffset, false)
+		return m.serveLog(ctx, h, storage.ActionLog, r.ActionLogOffset)
+	}
+	m.metrics.refused.WithLabelValues("bad_request").Inc()
+	return errorFrame(h, protocol.CodeBrokerError, fmt.Sprintf("sync type %s is not served by a broker master (it serves action=1, message=2, heartbeat=3)",
+		protocol.SyncTypeName(r.Type)))
+}
+
+// serveLog answers a copy request: the log's bytes from offset, or, when
+// there are none yet, an empty answer after SyncTimeout unless an append
+// comes first.
+func (m *Master) serveLog(ctx context.Context, h protocol.Header, kind storage.LogKind, offset int64) protocol.Frame {
+	var timer *time.Timer
+	var prev <-chan struct{}
+	for {
+		wake := m.store.LogAppended(kind)
+		if wake == prev {
+			wake = nil // the same closed channel again: the log was closed; wait for the timer only
+		}
+		prev = wake
+		v, err := m.store.ReadRaw(kind, offset, m.cfg.BatchSize)
+		if err != nil {
+			return m.refuse(h, kind, offset, err)
+		}
+		if n := v.Len(); n > 0 {
+			body := make([]byte, 0, protocol.SyncLogResponseHeaderSize+n)
+			body = protocol.AppendSyncLogResponseHeader(body, n, offset)
+			body = append(body, v.Bytes()...)
+			v.Release()
+			m.metrics.bytes.WithLabelValues(logLabel(kind)).Add(float64(n))
+			return protocol.NewResponse(h, protocol.CodeSuccess, body)
+		}
+		if timer == nil {
+			timer = time.NewTimer(m.cfg.SyncTimeout)
+			defer timer.Stop()
+		}
+		select {
+		case <-wake:
+		case <-timer.C:
+			return protocol.NewResponse(h, protocol.CodeSuccess, protocol.AppendSyncLogResponseHeader(nil, 0, offset))
+		case <-ctx.Done():
+			return protocol.NewResponse(h, protocol.CodeSuccess, protocol.AppendSyncLogResponseHeader(nil, 0, offset))
+		}
+	}
+}
+
+// refuse explains a copy request the master cannot serve.
+func (m *Master) refuse(h protocol.Header, kind storage.LogKind, offset int64, err error) protocol.Frame {
+	switch {
+	case errors.Is(err, storage.ErrBeforeStart):
+		m.metrics.refused.WithLabelValues("behind_retention").Inc()
+		info := m.store.ReplicaInfo()
+		start := info.MessageStart
+		if kind == storage.ActionLog {
+			start = info.ActionStart
+		}
+		return errorFrame(h, protocol.CodeBrokerReject, fmt.Sprintf(
+			"the slave's %s ends at %d, but the master's %s now starts at %d: retention deleted the bytes the slave lacks, so it can never catch up. "+
+				"To recover, stop the slave, delete its store (store.root) and start it again: it copies everything the master retains",
+			kind, offset, kind, start))
+	case errors.Is(err, storage.ErrBeyondEnd):
+		m.metrics.refused.WithLabelValues("slave_ahead").Inc()
+		return errorFrame(h, protocol.CodeBrokerReject, fmt.Sprintf(
+			"the slave's %s ends at %d, past the master's end %d: the slave holds bytes this master does not have "+
+				"(the master lost unflushed data in a crash, or the slave copied another master). Promote the slave if its copy is the one to keep; "+
+				"otherwise stop it, delete its store (store.root) and start it again to copy this master",
+			kind, offset, m.store.LogEnd(kind)))
+	}
+	m.metrics.refused.WithLabelValues("read_error").Inc()
+	// Also what a request at an offset that is not a record boundary gets
+	// (a slave asks for its own end, which always is one).
+	m.log.Warn("cannot serve a sync request", "log", kind.String(), "offset", offset, "error", err)
+	return errorFrame(h, protocol.CodeBrokerError, fmt.Sprintf("the master cannot read its %s at %d: %v", kind, offset, err))
+}
+
+func (m *Master) serveCheckpoint(_ context.Context, req *remoting.Request) protocol.Frame {
+	h := req.Frame.Header
+	version, err := protocol.DecodeSyncCheckpointRequest(req.Frame.Body)
+	if err != nil {
+		m.metrics.refused.WithLabelValues("bad_request").Inc()
+		return errorFrame(h, protocol.CodeParamError, err.Error())
+	}
+	m.metrics.requests.WithLabelValues("checkpoint").Inc()
+	mcp, acp := m.store.ReplicaCheckpoints()
+	mb, err := checkpoint.EncodeMessage(mcp)
+	if err != nil {
+		return errorFrame(h, protocol.CodeBrokerError, fmt.Sprintf("encode the message checkpoint: %v", err))
+	}
+	resp := protocol.SyncCheckpointResponse{Version: version, MessageCheckpoint: mb, ActionCheckpoint: checkpoint.EncodeAction(acp)}
+	if version == protocol.SyncCheckpointV2 {
+		info := m.store.ReplicaInfo()
+		resp.Replica = protocol.SyncReplicaInfo{
+			MessageSegmentSize: info.MessageSegmentSize, ActionSegmentSize: info.ActionSegmentSize,
+			MessageMinOffset: info.MessageStart, MessageMaxOffset: info.MessageEnd,
+			ActionMinOffset: info.ActionStart, ActionMaxOffset: info.ActionEnd,
+		}
+	}
+	m.log.Debug("sync checkpoint served", "remote", req.RemoteAddr.String(), "version", version,
+		"message_offset", mcp.Offset, "action_offset", acp.Offset)
+	return protocol.NewResponse(h, protocol.CodeSuccess, protocol.AppendSyncCheckpointResponse(nil, &resp))
+}
+
+func errorFrame(h protocol.Header, status int16, msg string) protocol.Frame {
+	return protocol.NewResponse(h, status, protocol.AppendErrorBody(nil, msg))
+}

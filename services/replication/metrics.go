@@ -1,0 +1,142 @@
+package replication
+
+import (
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/qmq-go/qmq/storage"
+)
+
+// masterMetrics are registered on MasterConfig.Registerer and unregistered
+// by Close.
+type masterMetrics struct {
+	reg        prometheus.Registerer
+	collectors []prometheus.Collector
+	requests   *prometheus.CounterVec
+	bytes      *prometheus.CounterVec
+	refused    *prometheus.CounterVec
+}
+
+func newMasterMetrics(reg prometheus.Registerer, m *Master) (*masterMetrics, error) {
+	x := &masterMetrics{
+		reg: reg,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "qmq_replication_sync_requests_total",
+			Help: "Sync requests received from slaves, by type (message, action, heartbeat, checkpoint)."}, []string{"type"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "qmq_replication_sync_sent_bytes_total",
+			Help: "Log bytes sent to slaves, by log."}, []string{"log"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "qmq_replication_sync_refused_total",
+			Help: "Sync requests answered with an error, by reason (bad_frame, bad_request, behind_retention, slave_ahead, read_error)."}, []string{"reason"}),
+	}
+	lagBytes := func(kind storage.LogKind) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "qmq_replication_slave_lag_bytes",
+			Help:        "Bytes of the log the slave lacks, from its last sync request (-1: no slave has reported).",
+			ConstLabels: prometheus.Labels{"log": logLabel(kind)}}, func() float64 {
+			l := m.Lag()
+			if kind == storage.MessageLog {
+				return float64(l.MessageBytes)
+			}
+			return float64(l.ActionBytes)
+		})
+	}
+	x.collectors = []prometheus.Collector{x.requests, x.bytes, x.refused, lagBytes(storage.MessageLog), lagBytes(storage.ActionLog),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "qmq_replication_slave_lag_seconds",
+			Help: "Age of the oldest message the slave lacks: 0 when it has everything (-1: no slave has reported)."},
+			func() float64 {
+				if d := m.Lag().MessageDelay; d >= 0 {
+					return d.Seconds()
+				}
+				return -1
+			}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "qmq_replication_slave_last_request_age_seconds",
+			Help: "Seconds since the last sync request of the slave (-1: none since the master started)."},
+			func() float64 {
+				if ns := m.lastRequest.Load(); ns != 0 {
+					return time.Since(time.Unix(0, ns)).Seconds()
+				}
+				return -1
+			}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "qmq_replication_wait_slave_wrote_waiting",
+			Help: "Callers of WaitSlaveWrote waiting for the slave."},
+			func() float64 { return float64(m.waiters.waiting.Load()) }),
+	}
+	if reg == nil {
+		return x, nil
+	}
+	for i, c := range x.collectors {
+		if err := reg.Register(c); err != nil {
+			for _, done := range x.collectors[:i] {
+				reg.Unregister(done)
+			}
+			return nil, fmt.Errorf("replication master: register metrics: %w", err)
+		}
+	}
+	return x, nil
+}
+
+func (x *masterMetrics) unregister() {
+	if x.reg == nil {
+		return
+	}
+	for _, c := range x.collectors {
+		x.reg.Unregister(c)
+	}
+}
+
+// slaveMetrics are registered by Run and unregistered when it returns.
+type slaveMetrics struct {
+	reg        prometheus.Registerer
+	collectors []prometheus.Collector
+	connected  prometheus.Gauge
+	errors     prometheus.Counter
+	bytes      [2]prometheus.Counter // by storage.LogKind
+}
+
+func newSlaveMetrics(reg prometheus.Registerer, s *Slave) (*slaveMetrics, error) {
+	copied := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "qmq_replication_slave_copied_bytes_total",
+		Help: "Log bytes copied from the master, by log."}, []string{"log"})
+	x := &slaveMetrics{
+		reg: reg,
+		connected: prometheus.NewGauge(prometheus.GaugeOpts{Name: "qmq_replication_slave_connected",
+			Help: "1 while the slave is connected to its master."}),
+		errors: prometheus.NewCounter(prometheus.CounterOpts{Name: "qmq_replication_slave_errors_total",
+			Help: "Failed connection attempts and requests (each is retried)."}),
+		bytes: [2]prometheus.Counter{copied.WithLabelValues("message"), copied.WithLabelValues("action")},
+	}
+	behind := func(kind storage.LogKind, master *atomic.Int64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "qmq_replication_slave_behind_bytes",
+			Help:        "The master's log end (as of the last heartbeat) minus this slave's (-1: unknown).",
+			ConstLabels: prometheus.Labels{"log": logLabel(kind)}}, func() float64 {
+			m := master.Load()
+			if m < 0 {
+				return -1
+			}
+			return float64(max(m-s.store.LogEnd(kind), 0))
+		})
+	}
+	x.collectors = []prometheus.Collector{x.connected, x.errors, copied,
+		behind(storage.MessageLog, &s.masterMessageEnd), behind(storage.ActionLog, &s.masterActionEnd)}
+	if reg == nil {
+		return x, nil
+	}
+	for i, c := range x.collectors {
+		if err := reg.Register(c); err != nil {
+			for _, done := range x.collectors[:i] {
+				reg.Unregister(done)
+			}
+			return nil, fmt.Errorf("replication slave: register metrics: %w", err)
+		}
+	}
+	return x, nil
+}
+
+func (x *slaveMetrics) unregister() {
+	if x.reg == nil {
+		return
+	}
+	for _, c := range x.collectors {
+		x.reg.Unregister(c)
+	}
+}
