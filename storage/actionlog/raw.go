@@ -13,28 +13,16 @@ import (
 // and a slave appends exactly those bytes at the same offsets, so the two
 // logs are byte-for-byte identical (services/replication).
 
+// Errors of raw access (see segment/raw.go).
 var (
-	// ErrBeforeStart is wrapped by ReadRaw for an offset older than the
-	// oldest retained segment.
-	ErrBeforeStart = errors.New("offset is before the oldest retained segment")
-	// ErrBeyondEnd is wrapped by ReadRaw for an offset past the write position.
-	ErrBeyondEnd = errors.New("offset is beyond the end of the log")
-	// ErrNotEmpty is wrapped by SetStart on a log that has segments.
-	ErrNotEmpty = errors.New("log is not empty")
+	ErrBeforeStart = segment.ErrBeforeStart
+	ErrBeyondEnd   = segment.ErrBeyondEnd
+	ErrNotEmpty    = segment.ErrNotEmpty
 )
 
 // OffsetMismatchError is returned by AppendRaw for bytes that do not start
 // at the log's end.
-type OffsetMismatchError struct {
-	Dir    string
-	Offset int64 // where the bytes belong
-	End    int64 // where the log ends
-}
-
-func (e *OffsetMismatchError) Error() string {
-	return fmt.Sprintf("action log %s: replicated bytes start at offset %d but the log ends at %d (raw bytes are only appended at the end)",
-		e.Dir, e.Offset, e.End)
-}
+type OffsetMismatchError = segment.OffsetMismatchError
 
 // ReadRaw returns the log's bytes from offset: the first n bytes of v, a
 // zero-copy view (call v.Release when done). They are whole units of one
@@ -45,45 +33,12 @@ func (e *OffsetMismatchError) Error() string {
 // position n is 0. ErrBeforeStart and ErrBeyondEnd are wrapped for offsets
 // outside the log. Record CRCs are not checked here (the replica does).
 func (l *Log) ReadRaw(offset int64, max int) (v segment.View, n int, err error) {
-	wrote := l.seg.WrotePosition()
-	switch {
-	case offset == wrote:
-		return segment.View{}, 0, nil
-	case offset > wrote:
-		return segment.View{}, 0, fmt.Errorf("action log %s: read at %d: %w (%d)", l.cfg.Dir, offset, ErrBeyondEnd, wrote)
-	case offset < l.seg.MinOffset():
-		return segment.View{}, 0, fmt.Errorf("action log %s: read at %d: %w (%d)", l.cfg.Dir, offset, ErrBeforeStart, l.seg.MinOffset())
-	}
-	segEnd := l.seg.SegmentEnd(offset)
-	if segEnd < 0 {
-		return segment.View{}, 0, fmt.Errorf("action log %s: read at %d: %w (%d)", l.cfg.Dir, offset, ErrBeforeStart, l.seg.MinOffset())
-	}
-	v, err = l.seg.Read(offset, int(min(segEnd, wrote)-offset))
+	v, n, err = l.seg.ReadUnits(offset, max, MinFillerSize, func(b []byte) (int, bool, error) {
+		rt, size, err := unitSize(b)
+		return size, err == nil && rt == RecordEOF, err
+	})
 	if err != nil {
-		return segment.View{}, 0, fmt.Errorf("action log %s: read at %d: %w", l.cfg.Dir, offset, err)
-	}
-	b := v.Bytes()
-	for n < len(b) {
-		if segEnd-offset-int64(n) < MinFillerSize { // a zero tail
-			n = len(b)
-			break
-		}
-		rt, size, err := unitSize(b[n:])
-		if err != nil {
-			if n > 0 {
-				break // serve what is valid; the next read reports the error
-			}
-			v.Release()
-			return segment.View{}, 0, fmt.Errorf("action log %s: invalid record at %d: %w", l.cfg.Dir, offset, err)
-		}
-		if rt == RecordEOF {
-			n += MinFillerSize
-			break
-		}
-		if n > 0 && n+size > max {
-			break
-		}
-		n += size
+		return v, n, fmt.Errorf("action log %s: %w", l.cfg.Dir, err)
 	}
 	return v, n, nil
 }
@@ -142,7 +97,7 @@ func (l *Log) AppendRaw(offset int64, b []byte) (end int64, actions []Action, er
 	defer l.mu.Unlock()
 	wrote := l.seg.WrotePosition()
 	if offset != wrote {
-		return wrote, nil, &OffsetMismatchError{Dir: l.cfg.Dir, Offset: offset, End: wrote}
+		return wrote, nil, &OffsetMismatchError{Log: "action log", Dir: l.cfg.Dir, Offset: offset, End: wrote}
 	}
 	segEnd := l.seg.SegmentEnd(wrote)
 	if segEnd < 0 { // at a segment boundary: the next segment starts here
