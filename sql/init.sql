@@ -173,3 +173,29 @@ CREATE TABLE IF NOT EXISTS `readonly_broker_group_setting`
   DEFAULT CHARSET = utf8mb4
   COLLATE = utf8mb4_general_ci
   COMMENT = 'read-only broker groups';
+
+-- Ours (not in QMQ): the terms of each broker group's master, for failover
+-- (qmq tools SwapMasterSlave and failover.enable). The latest row of a group
+-- is its master lease, renewed by the master; message_offset and
+-- action_offset are where the new master's logs ended when its term began,
+-- so that a former master truncates what it never replicated. A database
+-- without this table works as QMQ's; only failover needs it.
+CREATE TABLE IF NOT EXISTS `broker_epoch`
+(
+    `id`               INT(11) UNSIGNED NOT NULL AUTO_INCREMENT COMMENT 'primary key',
+    `group_name`       VARCHAR(30)      NOT NULL DEFAULT '' COMMENT 'broker group name',
+    `epoch`            BIGINT(20)       NOT NULL DEFAULT 0 COMMENT 'term number, 1 for the first master',
+    `holder`           VARCHAR(300)     NOT NULL DEFAULT '' COMMENT 'hostname:serve_port of the master',
+    `address`          VARCHAR(64)      NOT NULL DEFAULT '' COMMENT 'ip:port the master registered for clients',
+    `message_offset`   BIGINT(20)       NOT NULL DEFAULT 0 COMMENT 'message log end at the takeover',
+    `action_offset`    BIGINT(20)       NOT NULL DEFAULT 0 COMMENT 'action log end at the takeover',
+    `wait_slave_wrote` TINYINT          NOT NULL DEFAULT 0 COMMENT '1: the master acknowledges only what its slave wrote',
+    `expire_ms`        BIGINT(20)       NOT NULL DEFAULT 0 COMMENT 'lease expiry, epoch milliseconds',
+    `create_time`      TIMESTAMP        NOT NULL DEFAULT CURRENT_TIMESTAMP COMMENT 'creation time',
+    `update_time`      TIMESTAMP        NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP COMMENT 'last update time',
+    PRIMARY KEY (`id`),
+    UNIQUE KEY `uniq_group_epoch` (`group_name`, `epoch`)
+) ENGINE = InnoDB
+  DEFAULT CHARSET = utf8mb4
+  COLLATE = utf8mb4_general_ci
+  COMMENT = 'broker group master terms (ours)';

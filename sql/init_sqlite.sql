@@ -125,3 +125,20 @@ CREATE TABLE IF NOT EXISTS readonly_broker_group_setting
     create_time  TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
     CONSTRAINT uniq_subject_broker_group UNIQUE (subject, broker_group)
 );
+
+-- Ours (not in QMQ): broker group master terms and leases, for failover.
+CREATE TABLE IF NOT EXISTS broker_epoch
+(
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    group_name       TEXT COLLATE NOCASE NOT NULL DEFAULT '',
+    epoch            INTEGER NOT NULL DEFAULT 0,
+    holder           TEXT COLLATE NOCASE NOT NULL DEFAULT '',
+    address          TEXT COLLATE NOCASE NOT NULL DEFAULT '',
+    message_offset   INTEGER NOT NULL DEFAULT 0,
+    action_offset    INTEGER NOT NULL DEFAULT 0,
+    wait_slave_wrote INTEGER NOT NULL DEFAULT 0,
+    expire_ms        INTEGER NOT NULL DEFAULT 0,
+    create_time      TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    update_time      TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    CONSTRAINT uniq_group_epoch UNIQUE (group_name, epoch)
+);

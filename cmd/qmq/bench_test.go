@@ -16,7 +16,7 @@ func TestBench(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts qmq dev")
 	}
-	dev := startDev(t, filepath.Join(t.TempDir(), "dev"), [3]int{freePort(t), freePort(t), freePort(t)})
+	dev := startDev(t, filepath.Join(t.TempDir(), "dev"), devPorts(t))
 	common := []string{"--meta", dev.meta, "--size", "100", "--duration", "300ms", "--json"}
 
 	run1 := func(t *testing.T, args ...string) loadgen.Result {

@@ -36,10 +36,11 @@ func (l *lockedLog) String() string {
 	return l.buf.String()
 }
 
-func startDev(t *testing.T, data string, ports [3]int) *devProcess {
+func startDev(t *testing.T, data string, ports [5]int) *devProcess {
 	t.Helper()
 	cmd := exec.Command(qmqBin, "dev", "--data", data,
-		fmt.Sprintf("--meta-http-port=%d", ports[0]), fmt.Sprintf("--meta-port=%d", ports[1]), fmt.Sprintf("--broker-port=%d", ports[2]))
+		fmt.Sprintf("--meta-http-port=%d", ports[0]), fmt.Sprintf("--meta-port=%d", ports[1]), fmt.Sprintf("--broker-port=%d", ports[2]),
+		fmt.Sprintf("--sync-port=%d", ports[3]), fmt.Sprintf("--broker-http-port=%d", ports[4]))
 	log := &lockedLog{ch: make(chan struct{}, 1)}
 	cmd.Stderr = log
 	out, err := cmd.StdoutPipe()
@@ -133,7 +134,7 @@ func waitConsumed(t *testing.T, ch <-chan []consumedJSON, want int) []consumedJS
 // and qmq send from other terminals; then kill -9 and restart keeps data.
 func TestDevSendConsume(t *testing.T) {
 	data := t.TempDir()
-	ports := [3]int{freePort(t), freePort(t), freePort(t)}
+	ports := devPorts(t)
 	dev := startDev(t, data, ports)
 
 	got := consumeAsync(t, dev.meta, "hello", "g1", 3)

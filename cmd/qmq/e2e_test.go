@@ -51,6 +51,22 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// devPorts returns five distinct free ports for qmq dev (metaserver HTTP and
+// TCP, broker, its sync port and its HTTP port), all held open until chosen.
+func devPorts(t *testing.T) [5]int {
+	t.Helper()
+	var ports [5]int
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+	}
+	return ports
+}
+
 // metaProcess is a `qmq metaserver` child process.
 type metaProcess struct {
 	cmd      *exec.Cmd

@@ -10,6 +10,9 @@ import (
 )
 
 func (s *Server) handleAck(ctx context.Context, req *remoting.Request) protocol.Frame {
+	if f, refused := s.refuseUnlessMaster(); refused {
+		return f
+	}
 	a, err := protocol.DecodeAckRequest(req.Frame.Body, req.Frame.Header.Version)
 	if err != nil {
 		return errorFrame(protocol.CodeParamError, "%v", err)
@@ -47,6 +50,9 @@ func (s *Server) handleAck(ctx context.Context, req *remoting.Request) protocol.
 // time. The answer carries where the cursor now is (ours; Java brokers
 // answer an empty body).
 func (s *Server) handleConsumeManage(ctx context.Context, req *remoting.Request) protocol.Frame {
+	if f, refused := s.refuseUnlessMaster(); refused {
+		return f
+	}
 	m, err := protocol.DecodeConsumeManageRequest(req.Frame.Body)
 	if err != nil {
 		return errorFrame(protocol.CodeParamError, "%v", err)

@@ -386,7 +386,7 @@ func startBroker2(t *testing.T, m *metaHarness) *brokerHarness {
 	t.Helper()
 	b := &brokerHarness{t: t, meta: m, dir: t.TempDir(), hostname: "unregistered-host"}
 	b.root = b.dir + "/store"
-	props := "meta.server.endpoint=" + m.endpoint() + "\nbroker.port=0\nmeta.retry.interval.ms=100\n"
+	props := "meta.server.endpoint=" + m.endpoint() + "\nbroker.port=0\nsync.port=0\nbroker.http.port=0\nmeta.retry.interval.ms=100\n"
 	writeFile(t, b.dir+"/"+FileBroker, props)
 	b.start(false, false)
 	t.Cleanup(b.stop)

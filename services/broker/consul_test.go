@@ -13,7 +13,12 @@ import (
 	"github.com/qmq-go/qmq/consul/consultest"
 )
 
-func TestMain(m *testing.M) { os.Exit(consultest.Main(m)) }
+func TestMain(m *testing.M) {
+	if os.Getenv(failoverHelperEnv) != "" {
+		os.Exit(failoverHelper()) // a broker subprocess of failover_e2e_test.go
+	}
+	os.Exit(consultest.Main(m))
+}
 
 // With consul.address set, an online broker registers in a real Consul
 // agent as qmq-broker (or consul.service.name), tagged with its group and

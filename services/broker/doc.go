@@ -8,11 +8,53 @@
 // New reads broker.properties, opens the store and binds broker.port. Run
 // acquires the broker's group and role from the metaserver (retrying every
 // meta.retry.interval.ms, 5 s, with one log line per failure that carries the
-// metaserver's explanation), refuses roles other than master (slaves come
-// later), registers ONLINE, heartbeats every 10 s (locating the metaserver
-// again after a failure), and serves until its context ends; then it sends
-// OFFLINE (3 tries), stops serving and closes the store. Until ONLINE has
-// been acknowledged SEND_MESSAGE answers every message BROKER_READ_ONLY.
+// metaserver's explanation), then runs as the role it is given:
+//
+//   - master (role 0): serves sync.port for its slave (services/replication),
+//     registers ONLINE, heartbeats every 10 s (locating the metaserver again
+//     after a failure), and serves clients until its context ends; then it
+//     sends OFFLINE (3 tries), stops serving and closes the store. Until ONLINE
+//     has been acknowledged SEND_MESSAGE answers every message
+//     BROKER_READ_ONLY.
+//   - slave (role 1): copies the master's message and action logs from the
+//     master's sync address (the metaserver's answer names it), whatever the
+//     start order: a slave started before its master waits for it (QMQ's slave
+//     cannot). It registers nowhere but Consul and refuses clients (PULL, ACK,
+//     CONSUME_MANAGE answer an error naming the role; SEND answers
+//     BROKER_READ_ONLY).
+//
+// Other roles stop the broker with an explanation.
+//
+// # Replication (replica.go)
+//
+// With wait.slave.wrote=true a master answers a send only once the slave has
+// written it (messages without the unreliable flag, as QMQ); at most
+// receive.queue.size messages wait at once. What the slave does not confirm
+// within wait.slave.wrote.timeout.ms (ours; QMQ waits for the producer's
+// timeout) is answered BROKER_BUSY with the reason: it is stored, and the
+// producer sends it again, to another group if it has one (at-least-once).
+// With slave.message.lag.mark_readonly=true as well, a slave more than
+// slave.message.lag.time.max.seconds behind (or absent) turns the master's
+// heartbeats read-only (state R), and the metaserver stops giving the group
+// to producers until the slave has caught up.
+//
+// # Failover (failover.go, ours)
+//
+// A master takes its group's lease at the metaserver (BROKER_LEASE, table
+// broker_epoch) before going ONLINE and renews it every third of
+// failover.lease.ttl.ms; each term records where the new master's logs ended
+// when it took over, and store.root/failover-epoch.json the last term this
+// store knew. With failover.enable=true (needs wait.slave.wrote=true) a master
+// that cannot renew refuses sends (BROKER_READ_ONLY) before the lease can
+// expire, and a slave whose master has been silent for
+// failover.master.timeout.ms (and that has caught up in this run) asks to be
+// promoted; the metaserver grants it only on an expired lease of a master that
+// ran with wait.slave.wrote, swapping the roles. The promoted slave stops
+// copying, serves sync.port and registers ONLINE without a restart. A master
+// whose lease or heartbeat is refused because another broker holds the group,
+// and a slave whose store belongs to an older term and goes past the next
+// term's takeover point, restart in-process (Run): the logs are cut at the
+// takeover point (storage.TruncateLogs) and the broker copies the new master.
 //
 // With consul.address (or CONSUL_HTTP_ADDR) set (ours), the online broker
 // also registers in Consul as consul.service.name (qmq-broker) at its

@@ -146,7 +146,7 @@ func startBroker(t *testing.T, m *metaHarness, register bool, sets ...string) *b
 func startBrokerAs(t *testing.T, m *metaHarness, group, hostname string, register bool, sets ...string) *brokerHarness {
 	t.Helper()
 	dir := t.TempDir()
-	props := "meta.server.endpoint=" + m.endpoint() + "\nbroker.port=0\nmeta.retry.interval.ms=100\nbroker.heartbeat.interval.ms=200\nmessage.retry.delay.seconds=0\n"
+	props := "meta.server.endpoint=" + m.endpoint() + "\nbroker.port=0\nsync.port=0\nbroker.http.port=0\nmeta.retry.interval.ms=100\nbroker.heartbeat.interval.ms=200\nmessage.retry.delay.seconds=0\n"
 	if err := os.WriteFile(filepath.Join(dir, FileBroker), []byte(props), 0o644); err != nil {
 		t.Fatal(err)
 	}

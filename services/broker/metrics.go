@@ -24,6 +24,7 @@ type metrics struct {
 	routeQueries       prometheus.Counter
 	routeQueryFailures prometheus.Counter
 	foreverOffline     prometheus.Counter
+	slaveUnconfirmed   prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -67,12 +68,15 @@ func newMetrics() *metrics {
 		foreverOffline: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "qmq_broker_forever_offline_consumers_total", Help: "Consumers dropped for good after subscriber.forever.offline.timeout.ms of silence (FOREVER_OFFLINE actions written).",
 		}),
+		slaveUnconfirmed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "qmq_broker_slave_unconfirmed_messages_total", Help: "Messages stored but answered BROKER_BUSY because the slave did not confirm them within wait.slave.wrote.timeout.ms.",
+		}),
 		badFrames: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "qmq_broker_bad_frames_total", Help: "Malformed frames received (each closed its connection).",
 		}),
 	}
 	reg.MustRegister(m.received, m.rejected, m.pulled, m.redelivered, m.filtered, m.acked, m.pullLatency, m.movedRetry, m.movedDead, m.badFrames,
-		m.routeQueries, m.routeQueryFailures, m.foreverOffline,
+		m.routeQueries, m.routeQueryFailures, m.foreverOffline, m.slaveUnconfirmed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

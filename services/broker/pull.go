@@ -70,6 +70,9 @@ type pullParams struct {
 func badPart(s string) bool { return strings.ContainsAny(s, "/\r\n") }
 
 func (s *Server) handlePull(ctx context.Context, req *remoting.Request) protocol.Frame {
+	if f, refused := s.refuseUnlessMaster(); refused {
+		return f
+	}
 	start := time.Now()
 	r, err := protocol.DecodePullRequest(req.Frame.Body, req.Frame.Header.Version)
 	if err != nil {

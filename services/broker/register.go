@@ -10,6 +10,7 @@ import (
 
 	"github.com/qmq-go/qmq/client/meta"
 	"github.com/qmq-go/qmq/protocol"
+	"github.com/qmq-go/qmq/protocol/remoting"
 )
 
 // registrar talks to the metaserver: BROKER_ACQUIRE_META, then ONLINE and
@@ -21,6 +22,11 @@ type registrar struct {
 	group   string
 	role    int32
 	brokerA string // the address registered for clients
+	// masterSync is the master's sync address (ip:sync.port) when this broker is a slave.
+	masterSync string
+
+	leaseConn *remoting.Client // BROKER_LEASE connection (failover.go)
+	epoch     int64            // the group's term this broker holds as master
 
 	consulDereg   func(context.Context) error // set once registered in Consul
 	consulFailing bool                        // the last Consul registration attempt failed (logged once)
@@ -47,6 +53,10 @@ func (r *registrar) close() {
 	if r.client != nil {
 		r.client.Close()
 		r.client = nil
+	}
+	if r.leaseConn != nil {
+		r.leaseConn.Close()
+		r.leaseConn = nil
 	}
 }
 
@@ -87,6 +97,34 @@ func (r *registrar) run(ctx context.Context) error {
 	}
 	s.group.Store(&r.group)
 	s.log.Info("broker meta acquired", "group", r.group, "role", roleName(r.role), "metaserver", r.addr, "address", r.brokerA)
+	if r.role == protocol.RoleSlave {
+		if err := r.checkTerm(ctx); err != nil {
+			return err
+		}
+	}
+	if err := s.startReplica(ctx, r.role, r.masterSync); err != nil {
+		return err
+	}
+	if r.role == protocol.RoleSlave {
+		// A slave takes no clients, so it does not register ONLINE (the
+		// metaserver ignores slaves' registrations, as QMQ's does); it is
+		// found in Consul, when configured, under role:slave.
+		r.tryConsul(ctx)
+		if !r.runSlave(ctx) {
+			return nil
+		}
+		// Promoted (failover.go): serve as the group's master from here on.
+		if err := s.startReplica(ctx, protocol.RoleMaster, ""); err != nil {
+			return err
+		}
+		r.role = protocol.RoleMaster
+		r.deregisterConsul() // registered again below with role:master
+	} else if err := r.claimAtStart(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
 
 	for attempt := 1; ; attempt++ {
 		err := r.register(ctx, protocol.BrokerRequestOnline)
@@ -95,6 +133,9 @@ func (r *registrar) run(ctx context.Context) error {
 		}
 		if ctx.Err() != nil {
 			return nil
+		}
+		if refusedLease(err) {
+			return &rejoinError{reason: explain(err)}
 		}
 		s.log.Error("ONLINE registration failed; retrying", "attempt", attempt, "retry_in", s.settings.MetaRetry, "error", explain(err))
 		r.close()
@@ -106,14 +147,34 @@ func (r *registrar) run(ctx context.Context) error {
 	s.log.Info("broker online", "group", r.group, "address", r.brokerA)
 	r.tryConsul(ctx)
 
+	lost := make(chan error, 1)
+	if s.leaseUntil.Load() != 0 {
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); r.renewLoop(rctx, lost) }()
+		defer func() { cancel(); <-done }()
+	}
 	failing := false
-	for sleep(ctx, s.settings.HeartbeatInterval) {
+	t := time.NewTicker(s.settings.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-lost:
+			s.online.Store(false)
+			return err
+		case <-t.C:
+		}
 		r.tryConsul(ctx)
 		err := r.register(ctx, protocol.BrokerRequestHeartbeat)
 		switch {
 		case err == nil && failing:
 			s.log.Info("heartbeats to the metaserver work again", "metaserver", r.addr)
 			failing = false
+		case err != nil && refusedLease(err):
+			s.online.Store(false)
+			return &rejoinError{reason: explain(err)}
 		case err != nil && ctx.Err() == nil:
 			if !failing {
 				s.log.Warn("heartbeat to the metaserver failed; will locate it again and keep trying", "error", explain(err))
@@ -122,7 +183,31 @@ func (r *registrar) run(ctx context.Context) error {
 			r.close()
 		}
 	}
-	return nil
+}
+
+// runSlave keeps the slave's Consul registration and, with failover.enable,
+// watches the master (failover.go). It returns true once this broker has
+// been promoted, false when ctx ends.
+func (r *registrar) runSlave(ctx context.Context) bool {
+	s := r.s
+	if !s.settings.Failover.Enable {
+		for sleep(ctx, s.settings.HeartbeatInterval) {
+			r.tryConsul(ctx)
+		}
+		return false
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for sleep(wctx, s.settings.HeartbeatInterval) {
+			r.tryConsul(wctx)
+		}
+	}()
+	promoted := r.watchMaster(ctx)
+	cancel()
+	<-done
+	return promoted
 }
 
 // tryConsul registers in Consul when configured and not registered yet;
@@ -174,11 +259,11 @@ func (r *registrar) acquire(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if resp.Role != protocol.RoleMaster {
-		return &fatalError{fmt.Errorf("the metaserver registers %s:%d as %s of group %q; this broker only runs as a master for now (slaves come later): register it with --role=0",
+	if resp.Role != protocol.RoleMaster && resp.Role != protocol.RoleSlave {
+		return &fatalError{fmt.Errorf("the metaserver registers %s:%d as %s of group %q; qmq broker runs real-time masters (--role=0) and slaves (--role=1): register it with one of those, or run the delay server or backup for that role",
 			r.s.hostname, r.s.Port(), roleName(resp.Role), resp.GroupName)}
 	}
-	r.group, r.role = resp.GroupName, resp.Role
+	r.group, r.role, r.masterSync = resp.GroupName, resp.Role, resp.MasterAddress
 	ip := r.s.settings.AdvertiseIP
 	if ip == "" {
 		ip = outboundIP(r.addr)
@@ -197,7 +282,7 @@ func (r *registrar) register(ctx context.Context, typ int32) error {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	return r.client.RegisterBroker(cctx, protocol.BrokerRegisterRequest{
-		RequestType: typ, GroupName: r.group, BrokerAddress: r.brokerA, Role: r.role, State: protocol.BrokerStateRW,
+		RequestType: typ, GroupName: r.group, BrokerAddress: r.brokerA, Role: r.role, State: r.s.brokerState(),
 	})
 }
 

@@ -49,9 +49,13 @@ func (s *Server) handleSend(ctx context.Context, req *remoting.Request) protocol
 		fails = append(fails, protocol.SendResult{MessageID: m.Message.MessageID, Code: code, Remark: remark})
 		s.m.rejected.WithLabelValues(protocol.SendCodeName(code)).Inc()
 	}
-	if !s.online.Load() {
+	if !s.online.Load() || s.fenced() {
+		remark := "BROKER READ ONLY"
+		if s.online.Load() {
+			remark = "BROKER READ ONLY: this master cannot renew its group's lease at the metaserver (failover fencing); send to another group"
+		}
 		for i := range msgs {
-			fail(&msgs[i], protocol.SendBrokerReadOnly, "BROKER READ ONLY")
+			fail(&msgs[i], protocol.SendBrokerReadOnly, remark)
 		}
 		return protocol.Frame{Body: protocol.AppendSendResults(nil, fails)}
 	}
@@ -87,14 +91,44 @@ func (s *Server) handleSend(ctx context.Context, req *remoting.Request) protocol
 		kept = append(kept, i)
 	}
 	if len(batch) > 0 {
-		if _, err := s.store.Append(ctx, batch); err != nil {
+		appended, err := s.store.Append(ctx, batch)
+		if err != nil {
 			s.log.Error("store append failed", "messages", len(batch), "remote", req.RemoteAddr, "error", err)
 			for _, i := range kept {
 				fail(&msgs[i], protocol.SendStoreError, "store error")
 			}
 		} else {
 			s.m.received.Add(float64(len(batch)))
+			s.waitForSlave(ctx, msgs, kept, appended, fail)
 		}
 	}
 	return protocol.Frame{Body: protocol.AppendSendResults(nil, fails)}
+}
+
+// waitForSlave holds the answer until the slave has written the batch when
+// the group runs with wait.slave.wrote (QMQ: reliable messages only, i.e.
+// without the unreliable flag). Messages the slave does not confirm in time
+// are answered BROKER_BUSY: producers send them again, to another group if
+// they can.
+func (s *Server) waitForSlave(ctx context.Context, msgs []protocol.RawMessage, kept []int, appended []messagelog.Appended, fail func(*protocol.RawMessage, int32, string)) {
+	r := s.replica.Load()
+	if !s.settings.WaitSlaveWrote || r == nil || r.master == nil {
+		return
+	}
+	var reliable []int
+	for _, i := range kept {
+		if msgs[i].Message.Flag&protocol.MessageFlagUnreliable == 0 {
+			reliable = append(reliable, i)
+		}
+	}
+	if len(reliable) == 0 {
+		return
+	}
+	last := appended[len(appended)-1]
+	if err := r.waitSlaveWrote(ctx, last.Offset+int64(last.Size), len(reliable)); err != nil {
+		s.m.slaveUnconfirmed.Add(float64(len(reliable)))
+		for _, i := range reliable {
+			fail(&msgs[i], protocol.SendBrokerBusy, err.Error())
+		}
+	}
 }

@@ -39,9 +39,17 @@ type Server struct {
 	m        *metrics
 	store    *storage.Store
 	tcp      *remoting.Server
+	http     *httpServer // nil when broker.http.port=-1
 
 	online atomic.Bool
 	group  atomic.Pointer[string]
+	// role is the metaserver's answer (protocol.RoleMaster, RoleSlave), roleUnknown before.
+	role        atomic.Int32
+	replica     atomic.Pointer[replica]
+	lagReadonly atomic.Bool // the slave lags: heartbeats say read-only (replica.go)
+	// leaseUntil (unix ns) is when this master's lease may have run out for
+	// the metaserver, minus a margin; 0: no lease (failover.go).
+	leaseUntil atomic.Int64
 
 	cursorsMu sync.Mutex
 	cursors   map[cursorKey]*cursor
@@ -63,7 +71,8 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = hclog.New(&hclog.LoggerOptions{Name: "broker"})
 	}
-	s := &Server{opts: opts, log: opts.Logger, m: newMetrics(), cursors: make(map[cursorKey]*cursor)}
+	s := &Server{opts: opts, log: opts.Logger, m: newMetrics()}
+	s.role.Store(roleUnknown)
 	var err error
 	if s.settings, err = loadSettings(opts.ConfDir, conf.Lookup{Overrides: opts.Overrides, Env: opts.Env}); err != nil {
 		return nil, err
@@ -77,12 +86,23 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if err := s.open(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// open opens the store and binds the ports: New, and again after a rejoin
+// (Run) on a fresh metrics registry.
+func (s *Server) open() error {
 	scfg := s.settings.Store
 	scfg.Logger = s.log.Named("store")
 	scfg.Registerer = s.m.reg
+	var err error
 	if s.store, err = storage.Open(scfg); err != nil {
-		return nil, fmt.Errorf("open store under %s (store.root): %w", scfg.Root, err)
+		return fmt.Errorf("open store under %s (store.root): %w", scfg.Root, err)
 	}
+	s.cursors = make(map[cursorKey]*cursor)
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	s.subs = newSubscribers(s)
 	s.routes = newRouteChecker(s)
@@ -100,9 +120,15 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if err := s.tcp.Listen(); err != nil {
 		s.bgCancel()
 		s.store.Close()
-		return nil, fmt.Errorf("listen on broker.port %d: %w; is another broker using it? change broker.port in %s", s.settings.Port, err, FileBroker)
+		return fmt.Errorf("listen on broker.port %d: %w; is another broker using it? change broker.port in %s", s.settings.Port, err, FileBroker)
 	}
-	return s, nil
+	if s.http, err = s.listenHTTP(); err != nil {
+		s.bgCancel()
+		_ = s.tcp.Close()
+		s.store.Close()
+		return err
+	}
+	return nil
 }
 
 // Addr is the bound TCP address (useful with broker.port=0).
@@ -131,11 +157,48 @@ func (s *Server) Settings() Settings { return s.settings }
 // Run serves until ctx is cancelled or the broker cannot go on (the
 // metaserver assigns a role this broker does not support), then shuts down:
 // OFFLINE to the metaserver if it was online, stop serving, close the store.
+// A master that learns another broker took its group over restarts within
+// the process as the group's slave (failover.go), cutting the tail of its
+// logs that was never replicated.
 func (s *Server) Run(ctx context.Context) error {
+	for {
+		err := s.runOnce(ctx)
+		var rj *rejoinError
+		if !errors.As(err, &rj) || ctx.Err() != nil {
+			return err
+		}
+		s.log.Warn("rejoining the group as its slave: restarting the broker in-process", "reason", rj.reason)
+		if rj.truncate {
+			scfg := s.settings.Store
+			scfg.Logger = s.log.Named("store")
+			oldMsg, oldAct, terr := storage.TruncateLogs(scfg, rj.messageEnd, rj.actionEnd)
+			if terr != nil {
+				return fmt.Errorf("cut the unreplicated tail of this former master's logs: %w; to recover, stop this broker, delete its store.root and start it: it copies the group's master", terr)
+			}
+			s.log.Warn("cut the tail this former master never replicated", "message_log_end", rj.messageEnd, "message_log_was", oldMsg,
+				"action_log_end", rj.actionEnd, "action_log_was", oldAct)
+		}
+		if !sleep(ctx, 200*time.Millisecond) {
+			return nil
+		}
+		s.m = newMetrics()
+		s.closeOnce = sync.Once{}
+		s.closeErr = nil
+		s.role.Store(roleUnknown)
+		s.replica.Store(nil)
+		s.lagReadonly.Store(false)
+		s.leaseUntil.Store(0)
+		if err := s.open(); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *Server) runOnce(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 2)
+	errc := make(chan error, 4)
 	goRun := func(f func()) {
 		wg.Add(1)
 		go func() { defer wg.Done(); f() }()
@@ -145,6 +208,13 @@ func (s *Server) Run(ctx context.Context) error {
 			errc <- fmt.Errorf("tcp server: %w", err)
 		}
 	})
+	if s.http != nil {
+		goRun(func() {
+			if err := s.http.serve(ctx); err != nil && ctx.Err() == nil {
+				errc <- err
+			}
+		})
+	}
 	goRun(func() { s.subs.run(ctx) })
 	goRun(func() { s.routes.run(ctx) })
 	goRun(func() { s.subEnv.run(ctx) })
@@ -165,6 +235,9 @@ func (s *Server) Run(ctx context.Context) error {
 	cancel()
 	s.online.Store(false)
 	wg.Wait() // the TCP server stops with ctx; handlers and the registrar have returned
+	if r := s.replica.Load(); r != nil {
+		r.stop()
+	}
 	s.routes.close()
 	reg.offline()
 	err := s.Close()

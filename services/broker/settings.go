@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/qmq-go/qmq/conf"
+	"github.com/qmq-go/qmq/services/replication"
 	"github.com/qmq-go/qmq/storage"
 )
 
@@ -17,7 +18,8 @@ const FileBroker = "broker.properties"
 type Settings struct {
 	MetaEndpoint string // meta.server.endpoint (required): http://host:8080/meta/address, consul://…, or host:port
 	Port         int    // broker.port (0 = a free port, for tests)
-	SyncPort     int    // sync.port: sent to the metaserver so it can print an exact AddBroker command
+	SyncPort     int    // sync.port: where a master serves its slave (services/replication)
+	HTTPPort     int    // broker.http.port (ours): /health and /metrics; -1 = off, 0 = a free port
 	BindHost     string // broker.bind.host (ours): "" = all interfaces
 	AdvertiseIP  string // broker.advertise.ip (ours): the IP registered; "" = the IP that reaches the metaserver
 
@@ -47,7 +49,24 @@ type Settings struct {
 	ConsulToken   string // consul.token; "" = CONSUL_HTTP_TOKEN
 	ConsulService string // consul.service.name, default qmq-broker
 
+	// Replication (QMQ's keys; see replica.go).
+	WaitSlaveWrote       bool          // wait.slave.wrote: answer a send only once the slave has written it
+	SlaveWroteTimeout    time.Duration // wait.slave.wrote.timeout.ms (ours): then answer BROKER_BUSY so producers move on
+	ReceiveQueueSize     int           // receive.queue.size: messages waiting for the slave at once; beyond, BROKER_BUSY
+	SlaveLagMax          time.Duration // slave.message.lag.time.max.seconds
+	SlaveLagMarkReadonly bool          // slave.message.lag.mark_readonly: a lagging slave makes the group read-only
+	Replication          replication.Settings
+
+	Failover FailoverSettings
+
 	Store storage.Config
+}
+
+// FailoverSettings are the automatic failover keys (ours; failover.go).
+type FailoverSettings struct {
+	Enable        bool          // failover.enable: a slave takes over when its master's lease expires
+	MasterTimeout time.Duration // failover.master.timeout.ms: master silence before the slave asks to take over
+	LeaseTTL      time.Duration // failover.lease.ttl.ms: the master lease; renewed every third of it
 }
 
 func loadSettings(dir string, l conf.Lookup) (Settings, error) {
@@ -57,29 +76,41 @@ func loadSettings(dir string, l conf.Lookup) (Settings, error) {
 	}
 	r := conf.NewReader(f, l)
 	s := Settings{
-		MetaEndpoint:      r.String("meta.server.endpoint", ""),
-		Port:              r.Int("broker.port", 20881, 0, 65535),
-		SyncPort:          r.Int("sync.port", 20882, 0, 65535),
-		BindHost:          r.String("broker.bind.host", ""),
-		AdvertiseIP:       r.String("broker.advertise.ip", ""),
-		MaxMessageSize:    r.Int("max.message.size", 4<<20, 1<<10, 64<<20),
-		MaxFrameSize:      r.Int("max.frame.size", 64<<20, 1<<16, 64<<20),
-		RetryDelay:        r.Seconds("message.retry.delay.seconds", 5*time.Second, 0, 24*time.Hour),
-		RetryLimit:        r.Int("put_need_retry_message.limiter", 50, 1, 1_000_000),
-		OfflineTimeout:    r.Millis("subscriber.offline.timeout.ms", 3*time.Minute, 100*time.Millisecond, 7*24*time.Hour),
-		HeartbeatInterval: r.Millis("broker.heartbeat.interval.ms", 10*time.Second, 10*time.Millisecond, 10*time.Minute),
-		MetaRetry:         r.Millis("meta.retry.interval.ms", 5*time.Second, 10*time.Millisecond, 10*time.Minute),
-		ForeverTimeout:    r.Millis("subscriber.forever.offline.timeout.ms", 48*time.Hour, 100*time.Millisecond, 365*24*time.Hour),
-		RouteCheck:        r.Bool("subject.route.check.enable", true),
-		RouteRefresh:      r.Millis("subject.route.refresh.ms", time.Minute, 100*time.Millisecond, time.Hour),
-		RouteNegativeTTL:  r.Millis("subject.route.negative.ttl.ms", time.Second, 0, 10*time.Minute),
-		RouteTimeout:      r.Millis("subject.route.timeout.ms", time.Second, 10*time.Millisecond, 30*time.Second),
-		SubEnvIsolation:   r.Bool("sub_env_isolation_filter.enable", false),
-		SubEnvRulesURL:    r.String("sub_env_isolation_filter.rules_url", ""),
-		SubEnvReload:      r.Seconds("sub_env_isolation_filter.reload.seconds", 30*time.Second, time.Second, 24*time.Hour),
-		ConsulAddress:     r.HostPort("consul.address", envOr(l, "CONSUL_HTTP_ADDR")),
-		ConsulToken:       r.String("consul.token", envOr(l, "CONSUL_HTTP_TOKEN")),
-		ConsulService:     r.String("consul.service.name", "qmq-broker"),
+		MetaEndpoint:         r.String("meta.server.endpoint", ""),
+		Port:                 r.Int("broker.port", 20881, 0, 65535),
+		SyncPort:             r.Int("sync.port", 20882, 0, 65535),
+		HTTPPort:             r.Int("broker.http.port", 8081, -1, 65535),
+		BindHost:             r.String("broker.bind.host", ""),
+		AdvertiseIP:          r.String("broker.advertise.ip", ""),
+		MaxMessageSize:       r.Int("max.message.size", 4<<20, 1<<10, 64<<20),
+		MaxFrameSize:         r.Int("max.frame.size", 64<<20, 1<<16, 64<<20),
+		RetryDelay:           r.Seconds("message.retry.delay.seconds", 5*time.Second, 0, 24*time.Hour),
+		RetryLimit:           r.Int("put_need_retry_message.limiter", 50, 1, 1_000_000),
+		OfflineTimeout:       r.Millis("subscriber.offline.timeout.ms", 3*time.Minute, 100*time.Millisecond, 7*24*time.Hour),
+		HeartbeatInterval:    r.Millis("broker.heartbeat.interval.ms", 10*time.Second, 10*time.Millisecond, 10*time.Minute),
+		MetaRetry:            r.Millis("meta.retry.interval.ms", 5*time.Second, 10*time.Millisecond, 10*time.Minute),
+		ForeverTimeout:       r.Millis("subscriber.forever.offline.timeout.ms", 48*time.Hour, 100*time.Millisecond, 365*24*time.Hour),
+		RouteCheck:           r.Bool("subject.route.check.enable", true),
+		RouteRefresh:         r.Millis("subject.route.refresh.ms", time.Minute, 100*time.Millisecond, time.Hour),
+		RouteNegativeTTL:     r.Millis("subject.route.negative.ttl.ms", time.Second, 0, 10*time.Minute),
+		RouteTimeout:         r.Millis("subject.route.timeout.ms", time.Second, 10*time.Millisecond, 30*time.Second),
+		SubEnvIsolation:      r.Bool("sub_env_isolation_filter.enable", false),
+		SubEnvRulesURL:       r.String("sub_env_isolation_filter.rules_url", ""),
+		SubEnvReload:         r.Seconds("sub_env_isolation_filter.reload.seconds", 30*time.Second, time.Second, 24*time.Hour),
+		ConsulAddress:        r.HostPort("consul.address", envOr(l, "CONSUL_HTTP_ADDR")),
+		ConsulToken:          r.String("consul.token", envOr(l, "CONSUL_HTTP_TOKEN")),
+		ConsulService:        r.String("consul.service.name", "qmq-broker"),
+		WaitSlaveWrote:       r.Bool("wait.slave.wrote", false),
+		SlaveWroteTimeout:    r.Millis("wait.slave.wrote.timeout.ms", 3*time.Second, 10*time.Millisecond, 10*time.Minute),
+		ReceiveQueueSize:     r.Int("receive.queue.size", 50000, 1, 10_000_000),
+		SlaveLagMax:          r.Seconds("slave.message.lag.time.max.seconds", 5*time.Second, time.Second, 24*time.Hour),
+		SlaveLagMarkReadonly: r.Bool("slave.message.lag.mark_readonly", false),
+		Replication:          replication.ReadSettings(r),
+	}
+	s.Failover = FailoverSettings{
+		Enable:        r.Bool("failover.enable", false),
+		MasterTimeout: r.Millis("failover.master.timeout.ms", 2*time.Second, 100*time.Millisecond, 10*time.Minute),
+		LeaseTTL:      r.Millis("failover.lease.ttl.ms", 3*time.Second, 300*time.Millisecond, 10*time.Minute),
 	}
 	s.Store = storage.ReadConfig(r)
 	if err := r.Err(); err != nil {
@@ -91,6 +122,9 @@ func loadSettings(dir string, l conf.Lookup) (Settings, error) {
 	}
 	if s.SubEnvIsolation && s.SubEnvRulesURL == "" {
 		return Settings{}, errors.New(f.Path + ": sub_env_isolation_filter.enable=true needs sub_env_isolation_filter.rules_url: the http(s) URL (or file) of the JSON rules saying which sub-environment's messages each consumer group takes")
+	}
+	if s.Failover.Enable && !s.WaitSlaveWrote {
+		return Settings{}, errors.New(f.Path + ": failover.enable=true needs wait.slave.wrote=true: a slave may take over only when it has every acknowledged message")
 	}
 	if s.MetaEndpoint == "" {
 		return Settings{}, errors.New(f.Path + ": meta.server.endpoint is required: the metaserver's discovery URL, e.g. meta.server.endpoint=http://<metaserver>:8080/meta/address")

@@ -43,6 +43,7 @@ func (s *Server) actions() map[string]action {
 	return map[string]action{
 		"AddBroker":                 {true, s.addBroker},
 		"ReplaceBroker":             {true, s.replaceBroker},
+		"SwapMasterSlave":           {true, s.swapMasterSlave},
 		"ListBrokers":               {false, s.listBrokers},
 		"ListBrokerGroups":          {false, s.listBrokerGroups},
 		"ListSubjectRoutes":         {false, s.listSubjectRoutes},

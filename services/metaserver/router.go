@@ -81,7 +81,9 @@ func (s *Server) route(ctx context.Context, req *protocol.ClientRegisterRequest)
 		if !ok || g.State == store.StateNRW {
 			continue
 		}
-		if req.ClientTypeCode == protocol.ClientTypeProducer && isReadonly(snap, subject, name) {
+		if req.ClientTypeCode == protocol.ClientTypeProducer && (isReadonly(snap, subject, name) || g.State == store.StateR) {
+			// Read-only by an admin (MarkReadonly) or by its own heartbeat (a
+			// master whose slave lags, slave.message.lag.mark_readonly).
 			continue
 		}
 		out = append(out, g)

@@ -20,6 +20,7 @@ func (s *Server) registerTCPHandlers(srv *remoting.Server) {
 	srv.Handle(protocol.CodeBrokerRegister, remoting.HandlerFunc(s.handleBrokerRegister))
 	srv.Handle(protocol.CodeClientRegister, remoting.HandlerFunc(s.handleClientRegister))
 	srv.Handle(protocol.CodeQuerySubjectRoute, remoting.HandlerFunc(s.handleSubjectRouteQuery)) // ours, see routequery.go
+	srv.Handle(protocol.CodeBrokerLease, remoting.HandlerFunc(s.handleLease))                   // ours, see failover.go
 }
 
 func errorResponse(req *remoting.Request, code int16, format string, args ...any) protocol.Frame {
@@ -206,6 +207,10 @@ func (s *Server) handleBrokerRegister(ctx context.Context, req *remoting.Request
 	}
 	if r.GroupName == "" {
 		return errorResponse(req, protocol.CodeParamError, "BROKER_REGISTER from %s has an empty groupName", r.BrokerAddress)
+	}
+	if why := s.staleMaster(ctx, r); why != "" {
+		s.log.Warn("registration of a former master refused", "group", r.GroupName, "address", r.BrokerAddress, "reason", why)
+		return errorResponse(req, protocol.CodeBrokerReject, "%s", why)
 	}
 	if err := s.heartbeats.record(ctx, r); err != nil {
 		return errorResponse(req, protocol.CodeBrokerError, "%v", err)

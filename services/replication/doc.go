@@ -133,6 +133,13 @@
 //   - The master's lag is in bytes and in time (the age of the oldest
 //     message the slave lacks); QMQ exposes bytes and "last caught up".
 //
+// # Failover
+//
+// SlaveStatus.LastContact and CaughtUp (the copy reached the master's end as
+// of a handshake in this run) tell the broker when its master is gone and
+// whether its copy may be promoted; promotion itself, the lease and the cut
+// of a former master's tail are the broker's (services/broker, failover.go).
+//
 // # Goroutines
 //
 // Master.Run owns the remoting server (one goroutine per connection and

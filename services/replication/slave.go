@@ -65,6 +65,9 @@ type session struct {
 	client   *remoting.Client
 	actionCP *checkpoint.ActionCheckpoint // the master's pull-log table to install (nil: none)
 	caughtUp [2]atomic.Bool               // by storage.LogKind: an empty answer was seen
+	// masterMessageEnd is the master's message-log end at the handshake:
+	// everything the master acknowledged before this connection lies before it.
+	masterMessageEnd int64
 }
 
 // NewSlave validates cfg. Run starts copying.
@@ -137,9 +140,11 @@ type SlaveStatus struct {
 	LastError        string // why the last attempt failed ("" once connected)
 	// LastContact is when the master last answered (zero: never in this run).
 	LastContact time.Time
-	// CaughtUp: the message log reached the master's end at least once in
-	// this run (an empty answer). Until then the copy may lack messages the
-	// master acknowledged long ago (a wiped slave re-copying).
+	// CaughtUp: the message log reached, in this run, the master's end as
+	// of a handshake (or an empty answer). Until then the copy may lack
+	// messages the master acknowledged long ago (a wiped slave re-copying);
+	// after it, a master with wait.slave.wrote acknowledges nothing the
+	// slave has not written.
 	CaughtUp bool
 }
 
@@ -381,7 +386,7 @@ func (s *Slave) handshake(resp protocol.Frame) (*session, error) {
 	if err != nil {
 		return nil, refused("the master's action checkpoint is malformed: %v", err)
 	}
-	sess := &session{}
+	sess := &session{masterMessageEnd: info.MessageMaxOffset}
 	if s.store.LogEnd(storage.ActionLog) <= acp.Offset {
 		sess.actionCP = &acp
 	}
@@ -459,6 +464,9 @@ func (s *Slave) runLog(ctx context.Context, kind storage.LogKind) {
 			continue
 		}
 		s.metrics.bytes[kind].Add(float64(end - off))
+		if kind == storage.MessageLog && end >= sess.masterMessageEnd {
+			s.caughtUpOnce.Store(true)
+		}
 	}
 }
 

@@ -69,6 +69,8 @@ var commands = []command{
 			{name: "action", param: "code", required: true, help: "1 LATEST, 2 EARLIEST, 3 TIMESTAMP (ours: needs --timestamp and qmq-go brokers)"},
 			{name: "timestamp", help: "with --action=3: milliseconds since the epoch, or an RFC 3339 time such as 2024-05-01T08:00:00Z"},
 		}},
+	{name: "SwapMasterSlave", action: "SwapMasterSlave", token: true, help: "(ours) manual failover: make the group's slave its master and the master its slave, atomically; stop both brokers first, start them after (see README, High availability)",
+		flags: []flagSpec{fBrokerGroup}},
 }
 
 func findCommand(name string) (command, bool) {

@@ -85,10 +85,17 @@ func (s *Server) Endpoint() string { return "http://" + s.HTTP() + "/meta/addres
 // AddBroker registers a broker (ip 127.0.0.1, syncPort servePort+1) with `qmq tools AddBroker`.
 func (s *Server) AddBroker(group string, role int, hostname string, servePort int) {
 	s.t.Helper()
+	s.AddBrokerPorts(group, role, hostname, servePort, servePort+1)
+}
+
+// AddBrokerPorts is AddBroker with an explicit sync port (replication tests
+// bind it).
+func (s *Server) AddBrokerPorts(group string, role int, hostname string, servePort, syncPort int) {
+	s.t.Helper()
 	var out, errOut bytes.Buffer
 	code := tools.Main([]string{"AddBroker", "--metaserver=" + s.HTTP(), "--token=" + Token, "--brokerGroup=" + group,
 		fmt.Sprintf("--role=%d", role), "--hostname=" + hostname, "--ip=127.0.0.1",
-		fmt.Sprintf("--servePort=%d", servePort), fmt.Sprintf("--syncPort=%d", servePort+1)}, &out, &errOut)
+		fmt.Sprintf("--servePort=%d", servePort), fmt.Sprintf("--syncPort=%d", syncPort)}, &out, &errOut)
 	if code != 0 {
 		s.t.Fatalf("AddBroker %s: exit %d: %s %s", group, code, out.String(), errOut.String())
 	}

@@ -162,4 +162,7 @@ type Store interface {
 	// ListClientDBs lists the client databases of room (all rooms if room is ""), in insertion order,
 	// whatever their status.
 	ListClientDBs(ctx context.Context, room string) ([]ClientDB, error)
+
+	// broker roles swap and broker_epoch (ours, failover.go)
+	FailoverStore
 }

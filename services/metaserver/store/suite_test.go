@@ -36,6 +36,8 @@ func runStoreSuite(t *testing.T, open func(t *testing.T) Store) {
 		{"ClientDBs", testClientDBs},
 		{"Unicode", testUnicode},
 		{"Limits", testLimits},
+		{"SwapMasterSlave", testSwapMasterSlave},
+		{"ClaimLease", testClaimLease},
 		{"Close", testClose},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })

@@ -1,0 +1,131 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// httpServer serves broker.http.port (ours; QMQ's slaves serve
+// slave.server.http.port for the backup): /health for operators, Consul and
+// Nomad checks, and /metrics for Prometheus. Port -1 turns it off.
+type httpServer struct {
+	s   *Server
+	ln  net.Listener
+	srv *http.Server
+}
+
+func (s *Server) listenHTTP() (*httpServer, error) {
+	if s.settings.HTTPPort < 0 {
+		return nil, nil
+	}
+	addr := net.JoinHostPort(s.settings.BindHost, strconv.Itoa(s.settings.HTTPPort))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on broker.http.port %d (/health and /metrics): %w; is another process using it? change broker.http.port in %s, or set it to -1 to turn it off",
+			s.settings.HTTPPort, err, FileBroker)
+	}
+	h := &httpServer{s: s, ln: ln}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/health", h.health)
+	mux.Handle("/metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, fmt.Sprintf("no such endpoint %s; the broker serves /health and /metrics", r.URL.Path), http.StatusNotFound)
+	})
+	h.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: s.log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug})}
+	return h, nil
+}
+
+// HTTPAddr is the bound address of broker.http.port (nil when turned off).
+func (s *Server) HTTPAddr() net.Addr {
+	if s.http == nil {
+		return nil
+	}
+	return s.http.ln.Addr()
+}
+
+func (h *httpServer) serve(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = h.srv.Shutdown(sctx)
+	})
+	defer stop()
+	if err := h.srv.Serve(h.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http server: %w", err)
+	}
+	return nil
+}
+
+// healthReport is /health's JSON.
+type healthReport struct {
+	Status string `json:"status"` // "ok", or "starting" until the role is known (503)
+	Group  string `json:"group,omitempty"`
+	Role   string `json:"role,omitempty"`
+	Online bool   `json:"online"`
+	State  string `json:"state,omitempty"` // master: RW, or R while its slave lags (mark_readonly)
+
+	MessageLogEnd int64 `json:"messageLogEnd"`
+	ActionLogEnd  int64 `json:"actionLogEnd"`
+
+	// Master: its slave as last heard. Slave: its master and how far behind it is.
+	Slave           string `json:"slave,omitempty"`
+	SlaveLagBytes   *int64 `json:"slaveLagBytes,omitempty"`
+	SlaveLagMillis  *int64 `json:"slaveLagMillis,omitempty"`
+	Master          string `json:"master,omitempty"`
+	MasterConnected *bool  `json:"masterConnected,omitempty"`
+	BehindBytes     *int64 `json:"behindBytes,omitempty"`
+	LastError       string `json:"lastError,omitempty"`
+}
+
+// health reports the role and replication state: what the manual failover
+// runbook reads ("wait for slaveLagBytes 0") and what checks probe.
+func (h *httpServer) health(w http.ResponseWriter, _ *http.Request) {
+	s := h.s
+	rep := healthReport{Status: "ok", Group: s.Group(), Online: s.online.Load()}
+	rep.MessageLogEnd, rep.ActionLogEnd = s.store.MessageLogEnd(), s.store.ActionLogEnd()
+	code := http.StatusOK
+	switch role := s.role.Load(); role {
+	case roleUnknown:
+		rep.Status, code = "starting", http.StatusServiceUnavailable
+	default:
+		rep.Role = roleName(role)
+	}
+	if r := s.replica.Load(); r != nil {
+		switch {
+		case r.master != nil:
+			rep.State = "RW"
+			if s.brokerState() != 1 {
+				rep.State = "R"
+			}
+			lag := r.master.Lag()
+			rep.Slave = lag.Slave
+			if lag.MessageBytes >= 0 {
+				rep.SlaveLagBytes = &lag.MessageBytes
+			}
+			if lag.MessageDelay >= 0 {
+				ms := lag.MessageDelay.Milliseconds()
+				rep.SlaveLagMillis = &ms
+			}
+		case r.slave != nil:
+			st := r.slave.Status()
+			rep.Master, rep.MasterConnected, rep.LastError = st.Master, &st.Connected, st.LastError
+			if st.MasterMessageEnd >= 0 {
+				behind := max(st.MasterMessageEnd-st.MessageEnd, 0) + max(st.MasterActionEnd-st.ActionEnd, 0)
+				rep.BehindBytes = &behind
+			}
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(rep)
+}

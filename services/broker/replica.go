@@ -1,0 +1,198 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/qmq-go/qmq/protocol"
+	"github.com/qmq-go/qmq/services/replication"
+)
+
+// Role values held in Server.role until the metaserver has answered.
+const roleUnknown int32 = -1
+
+// replica is the broker's side of master/slave replication, started once
+// the metaserver has named the broker's role: a master serves sync.port, a
+// slave copies its master's logs. Its goroutines belong to the Server and
+// end with the ctx given to start.
+type replica struct {
+	s      *Server
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	master *replication.Master // nil unless master
+	slave  *replication.Slave  // nil unless slave
+
+	// waiting bounds the sends parked for the slave (receive.queue.size).
+	waiting chan struct{}
+}
+
+// startReplica starts the role's replication. A master that cannot bind
+// sync.port is an error the broker cannot run with.
+func (s *Server) startReplica(ctx context.Context, role int32, masterSyncAddr string) error {
+	if old := s.replica.Load(); old != nil {
+		old.stopNow() // a promotion, or replication restarted after a refused one
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	r := &replica{s: s, cancel: cancel}
+	started := false
+	defer func() {
+		if !started {
+			cancel()
+		}
+	}()
+	switch role {
+	case protocol.RoleMaster:
+		addr := net.JoinHostPort(s.settings.BindHost, strconv.Itoa(s.settings.SyncPort))
+		m, err := replication.NewMaster(replication.MasterConfig{
+			Addr: addr, Store: s.store,
+			BatchSize: s.settings.Replication.BatchSize, SyncTimeout: s.settings.Replication.MessageSyncTimeout,
+			Logger: s.log.Named("sync"), Registerer: s.m.reg,
+		})
+		if err != nil {
+			return fmt.Errorf("serve sync.port %d for the slave: %w; is another broker using it? change sync.port in %s (and the group's registration with qmq tools ReplaceBroker)",
+				s.settings.SyncPort, err, FileBroker)
+		}
+		r.master = m
+		r.waiting = make(chan struct{}, s.settings.ReceiveQueueSize)
+		r.goRun(func() {
+			if err := m.Run(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("sync server stopped", "error", err)
+			}
+		})
+		r.goRun(func() { r.watchLag(ctx) })
+		s.log.Info("serving the slave", "sync_addr", m.Addr().String(), "wait.slave.wrote", s.settings.WaitSlaveWrote)
+	case protocol.RoleSlave:
+		sl, err := replication.NewSlave(replication.SlaveConfig{
+			MasterAddr: masterSyncAddr, Store: s.store, RequestTimeout: s.settings.Replication.SlaveSyncTimeout,
+			Logger: s.log.Named("sync"), Registerer: s.m.reg,
+		})
+		if err != nil {
+			return fmt.Errorf("start copying from master %s: %w", masterSyncAddr, err)
+		}
+		r.slave = sl
+		r.goRun(func() {
+			if err := sl.Run(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("replication from the master stopped", "master", masterSyncAddr, "error", err)
+			}
+		})
+		s.log.Info("running as slave: copying the master's logs; clients are served by the master", "master_sync_addr", masterSyncAddr)
+	default:
+		return fmt.Errorf("role %s has no replication", roleName(role))
+	}
+	started = true
+	s.replica.Store(r)
+	s.role.Store(role)
+	return nil
+}
+
+func (r *replica) goRun(f func()) {
+	r.wg.Add(1)
+	go func() { defer r.wg.Done(); f() }()
+}
+
+// stop waits for the replication goroutines (their ctx has ended) and
+// releases the sync port.
+func (r *replica) stop() {
+	if r.master != nil {
+		_ = r.master.Close()
+	}
+	r.wg.Wait()
+}
+
+// stopNow ends the replication goroutines and waits for them.
+func (r *replica) stopNow() {
+	r.cancel()
+	r.stop()
+}
+
+// errSlaveQueueFull explains a send answered BROKER_BUSY without waiting.
+var errSlaveQueueFull = errors.New("too many messages are waiting for the slave (receive.queue.size)")
+
+// waitSlaveWrote parks a send until the slave has written the message log up
+// to end (wait.slave.wrote), at most wait.slave.wrote.timeout.ms. An error
+// means the messages are stored here but not known to be on the slave.
+func (r *replica) waitSlaveWrote(ctx context.Context, end int64, n int) error {
+	for i := 0; i < n; i++ {
+		select {
+		case r.waiting <- struct{}{}:
+		default:
+			r.release(i)
+			return errSlaveQueueFull
+		}
+	}
+	defer r.release(n)
+	ctx, cancel := context.WithTimeout(ctx, r.s.settings.SlaveWroteTimeout)
+	defer cancel()
+	if err := r.master.WaitSlaveWrote(ctx, end); err != nil {
+		lag := r.master.Lag()
+		who := "no slave has connected since the master started"
+		if lag.Slave != "" {
+			who = fmt.Sprintf("slave %s is %d bytes behind, last heard %s ago", lag.Slave, lag.MessageBytes, time.Since(lag.LastRequest).Round(time.Millisecond))
+		}
+		return fmt.Errorf("stored on the master, but the slave has not confirmed it within %s (%s); the producer should send it again, possibly to another group (at-least-once: it may be delivered twice)",
+			r.s.settings.SlaveWroteTimeout, who)
+	}
+	return nil
+}
+
+func (r *replica) release(n int) {
+	for i := 0; i < n; i++ {
+		<-r.waiting
+	}
+}
+
+// watchLag marks the group read-only through the heartbeat while the slave
+// lags more than slave.message.lag.time.max.seconds, when the group runs with
+// wait.slave.wrote and slave.message.lag.mark_readonly (QMQ's SyncLagChecker):
+// producers then go to other groups instead of waiting on this one.
+func (r *replica) watchLag(ctx context.Context) {
+	s := r.s
+	if !s.settings.WaitSlaveWrote || !s.settings.SlaveLagMarkReadonly {
+		return
+	}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		lag := r.master.Lag()
+		lagging := lag.MessageDelay < 0 || lag.MessageDelay > s.settings.SlaveLagMax
+		if s.lagReadonly.Swap(lagging) != lagging {
+			if lagging {
+				s.log.Warn("slave is lagging: marking the group read-only for producers until it catches up",
+					"slave", lag.Slave, "lag", lag.MessageDelay, "lag_bytes", lag.MessageBytes, "slave.message.lag.time.max.seconds", s.settings.SlaveLagMax)
+			} else {
+				s.log.Info("slave caught up: the group takes writes again", "slave", lag.Slave)
+			}
+		}
+	}
+}
+
+// brokerState is the state sent in heartbeats.
+func (s *Server) brokerState() int32 {
+	if s.lagReadonly.Load() {
+		return protocol.BrokerStateR
+	}
+	return protocol.BrokerStateRW
+}
+
+// refuseUnlessMaster answers requests only a master serves (pulls, acks,
+// consume management) while this broker is a slave or its role is not
+// known yet: a slave's store takes writes from the master only.
+func (s *Server) refuseUnlessMaster() (protocol.Frame, bool) {
+	switch s.role.Load() {
+	case protocol.RoleMaster:
+		return protocol.Frame{}, false
+	case roleUnknown:
+		return errorFrame(protocol.CodeBrokerError, "broker is starting: it has not learned its role from the metaserver yet; retry shortly"), true
+	}
+	return errorFrame(protocol.CodeBrokerError, "this broker is the slave of group %s and serves no clients; consumers pull from the group's master (the metaserver's routes name it)", s.Group()), true
+}
