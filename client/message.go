@@ -66,7 +66,7 @@ type Message struct {
 }
 
 func newMessage(subject, id string, now time.Time) *Message {
-	m := &Message{subject: subject, id: id, createdAt: now, props: make(map[string]string, 4), pullOffset: -1}
+	m := &Message{subject: subject, id: id, createdAt: now, props: make(map[string]string, 8), pullOffset: -1}
 	m.props[PropCreateTime] = strconv.FormatInt(now.UnixMilli(), 10)
 	return m
 }

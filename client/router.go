@@ -362,6 +362,14 @@ func (r *router) conn(ctx context.Context, addr string) (*remoting.Client, error
 type idGen struct {
 	ip  string
 	pid string
+	// prefix caches "yyMMdd.HHmmss.<ip>.<pid>." for the second it was made
+	// in: formatting the time for every message was a visible cost.
+	prefix atomic.Pointer[idPrefix]
+}
+
+type idPrefix struct {
+	sec  int64
+	text string
 }
 
 // idCounter is process-wide, like the pid in the id: two producers of one
@@ -371,13 +379,20 @@ var idCounter atomic.Uint32
 func newIDGen() *idGen { return &idGen{ip: localIP(), pid: strconv.Itoa(os.Getpid())} }
 
 func (g *idGen) next(now time.Time) string {
-	b := make([]byte, 0, 48)
-	b = now.AppendFormat(b, "060102.150405")
-	b = append(b, '.')
-	b = append(b, g.ip...)
-	b = append(b, '.')
-	b = append(b, g.pid...)
-	b = append(b, '.')
+	p := g.prefix.Load()
+	if sec := now.Unix(); p == nil || p.sec != sec {
+		b := make([]byte, 0, 40)
+		b = now.AppendFormat(b, "060102.150405")
+		b = append(b, '.')
+		b = append(b, g.ip...)
+		b = append(b, '.')
+		b = append(b, g.pid...)
+		b = append(b, '.')
+		p = &idPrefix{sec: sec, text: string(b)}
+		g.prefix.Store(p)
+	}
+	b := make([]byte, 0, len(p.text)+11)
+	b = append(b, p.text...)
 	b = strconv.AppendInt(b, int64(int32(idCounter.Add(1)-1)), 10)
 	return string(b)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -79,10 +80,12 @@ func (e *BatchError) Unwrap() []error {
 	return out
 }
 
-// outgoing is one message being sent.
+// outgoing is one message being sent. It is encoded straight into each
+// request's body (one copy of the bytes per try, no buffer per message).
 type outgoing struct {
 	m         *Message
-	wire      []byte
+	pm        *protocol.Message
+	size      int // encoded size of pm
 	key       routeKey
 	tries     int
 	lastGroup string
@@ -95,7 +98,7 @@ func newOutgoing(m *Message, now time.Time) (*outgoing, error) {
 	if err != nil {
 		return nil, err
 	}
-	wire, err := protocol.AppendMessage(nil, pm)
+	size, err := protocol.EncodedMessageSize(pm)
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +106,7 @@ func newOutgoing(m *Message, now time.Time) (*outgoing, error) {
 	if !m.scheduleAt.IsZero() {
 		ct = protocol.ClientTypeDelayProducer
 	}
-	return &outgoing{m: m, wire: wire, key: routeKey{clientType: ct, subject: m.subject}}, nil
+	return &outgoing{m: m, pm: pm, size: size, key: routeKey{clientType: ct, subject: m.subject}}, nil
 }
 
 // Circuit breaker: a group with breakerThreshold consecutive failures is
@@ -132,6 +135,10 @@ type sender struct {
 	mu       sync.Mutex
 	rr       map[routeKey]uint64
 	breakers map[string]*breaker
+
+	// bodies recycles SEND_MESSAGE request bodies: remoting writes a body
+	// before Call returns and keeps no reference to it.
+	bodies sync.Pool
 }
 
 func newSender(r *router, log hclog.Logger, timeout time.Duration, maxTries int) *sender {
@@ -259,8 +266,8 @@ func (s *sender) send(ctx context.Context, items []*outgoing, perRequest int) {
 			b := batches[name]
 			for len(b.items) > 0 {
 				n, size := 0, 0
-				for n < len(b.items) && (n == 0 || n < perRequest && size+len(b.items[n].wire) <= maxRequestBytes) {
-					size += len(b.items[n].wire)
+				for n < len(b.items) && (n == 0 || n < perRequest && size+b.items[n].size <= maxRequestBytes) {
+					size += b.items[n].size
 					n++
 				}
 				chunk := b.items[:n]
@@ -307,12 +314,22 @@ func (s *sender) sendTo(ctx context.Context, g protocol.BrokerGroupInfo, items [
 	}
 	size := 0
 	for _, it := range items {
-		size += len(it.wire)
+		size += it.size
 	}
-	body := make([]byte, 0, size)
+	bp, _ := s.bodies.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	defer s.bodies.Put(bp)
+	body := slices.Grow((*bp)[:0], size)
 	for _, it := range items {
-		body = append(body, it.wire...)
+		var err error
+		if body, err = protocol.AppendMessage(body, it.pm); err != nil {
+			failAll(err) // validated in newOutgoing: cannot happen
+			return
+		}
 	}
+	*bp = body
 	cctx, cancel := context.WithTimeout(ctx, s.timeout)
 	start := time.Now()
 	resp, err := conn.Call(cctx, protocol.CodeSendMessage, body)

@@ -87,6 +87,15 @@ func AppendMessage(dst []byte, m *Message) ([]byte, error) {
 	return dst, nil
 }
 
+// EncodedMessageSize validates m as AppendMessage does and returns how many
+// bytes AppendMessage will append for it.
+func EncodedMessageSize(m *Message) (int, error) {
+	if err := validateMessage(m); err != nil {
+		return 0, err
+	}
+	return encodedMessageSize(m), nil
+}
+
 // encodedMessageSize is what AppendMessage appends for a valid m.
 func encodedMessageSize(m *Message) int {
 	n := 8 + 1 + 8 + 8 + 2 + len(m.Subject) + 2 + len(m.MessageID) + 4
