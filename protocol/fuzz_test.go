@@ -80,8 +80,18 @@ func FuzzDecodeMessages(f *testing.F) {
 		var msgs []RawMessage
 		var err error
 		checkAlloc(t, len(data), 32, func() { msgs, err = DecodeMessages(data, version, 1<<20) })
+		heads, errHeads := DecodeMessageHeaders(data, version, 1<<20)
+		if (err == nil) != (errHeads == nil) {
+			t.Fatalf("DecodeMessages error %v, DecodeMessageHeaders error %v: the broker's decode must accept exactly the same input", err, errHeads)
+		}
 		if err != nil {
 			return
+		}
+		for i := range msgs {
+			if heads[i].Message.Subject != msgs[i].Message.Subject || heads[i].Message.MessageID != msgs[i].Message.MessageID ||
+				heads[i].Message.Flag != msgs[i].Message.Flag || !bytes.Equal(heads[i].Payload, msgs[i].Payload) {
+				t.Fatalf("message %d: header decode %+v differs from full decode %+v", i, heads[i], msgs[i])
+			}
 		}
 		var total []byte
 		for i := range msgs {

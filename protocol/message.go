@@ -151,12 +151,24 @@ func validateMessage(m *Message) error {
 // MessageFlagTags, whatever the version (the Java delay server forwards tagged
 // messages in version-7 frames).
 func DecodeMessages(body []byte, version int16, maxMessageSize int) ([]RawMessage, error) {
-	_ = version
+	return decodeMessages(body, maxMessageSize, true)
+}
+
+// DecodeMessageHeaders is DecodeMessages for a broker, which stores payloads
+// as they came: every message is validated (layout, size, CRC) the same way,
+// but its Message holds only Flag, CreateTime, ExpireOrScheduleTime, Subject
+// and MessageID — no tags or attributes — which spares copying each payload
+// into strings on the produce path.
+func DecodeMessageHeaders(body []byte, version int16, maxMessageSize int) ([]RawMessage, error) {
+	return decodeMessages(body, maxMessageSize, false)
+}
+
+func decodeMessages(body []byte, maxMessageSize int, full bool) ([]RawMessage, error) {
 	var out []RawMessage
 	d := NewDecoder(body)
 	for i := 0; d.Remaining() > 0; i++ {
 		at := d.Offset()
-		rm, err := decodeMessage(d, body, maxMessageSize)
+		rm, err := decodeMessage(d, body, maxMessageSize, full)
 		if err != nil {
 			return nil, fmt.Errorf("SEND_MESSAGE message #%d (starting at body offset %d): %w", i, at, err)
 		}
@@ -166,15 +178,15 @@ func DecodeMessages(body []byte, version int16, maxMessageSize int) ([]RawMessag
 }
 
 // decodeMessage walks one message's header without allocating, checks its
-// size and CRC, then parses the payload.
-func decodeMessage(d *Decoder, body []byte, maxMessageSize int) (RawMessage, error) {
+// size and CRC, then parses the payload (full) or keeps its header fields.
+func decodeMessage(d *Decoder, body []byte, maxMessageSize int, full bool) (RawMessage, error) {
 	start := d.Offset()
 	crc := d.Int64()
 	payloadStart := d.Offset()
 	flag := d.Uint8()
-	d.Int64() // createTime
-	d.Int64() // expireOrScheduleTime
-	d.rawString16()
+	created := d.Int64()
+	expireOrSchedule := d.Int64()
+	subject := d.rawString16()
 	id := d.rawString16()
 	if flag&MessageFlagTags != 0 {
 		n := int(d.Uint8())
@@ -207,6 +219,20 @@ func decodeMessage(d *Decoder, body []byte, maxMessageSize int) (RawMessage, err
 	payload := body[payloadStart:d.Offset():d.Offset()]
 	if sum := int64(crc32.ChecksumIEEE(payload)); sum != crc {
 		return RawMessage{}, fmt.Errorf("message %q: CRC mismatch: sender says 0x%X, payload hashes to 0x%X (corrupted in transit or a faulty producer)", id, crc, sum)
+	}
+	if !full {
+		// Attributes are still checked, so a malformed message is refused
+		// now rather than handed to every consumer; checking allocates nothing.
+		attrs := NewDecoder(body[d.Offset()-bodyLen : d.Offset()])
+		for attrs.Remaining() > 0 {
+			attrs.rawString16()
+			attrs.Raw(int(uint16(attrs.Int16())))
+		}
+		if err := attrs.Err(); err != nil {
+			return RawMessage{}, fmt.Errorf("message %q: malformed attributes: %w", id, err)
+		}
+		m := Message{Flag: flag, CreateTime: created, ExpireOrScheduleTime: expireOrSchedule, Subject: string(subject), MessageID: string(id)}
+		return RawMessage{CRC: crc, Payload: payload, Message: m}, nil
 	}
 	m, err := parsePayload(payload)
 	if err != nil {

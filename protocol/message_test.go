@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"hash/crc32"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -265,5 +266,49 @@ func TestAppendMessageAllocatesOnce(t *testing.T) {
 	allocs := testing.AllocsPerRun(100, func() { _, _ = AppendMessage(nil, m) })
 	if allocs > 1 && !raceEnabled {
 		t.Fatalf("AppendMessage allocated %v times, want 1", allocs)
+	}
+}
+
+// TestDecodeMessageHeadersMatchesFull: the broker's header-only decode
+// accepts and refuses exactly what the full decode does, and agrees on the
+// header fields and payloads.
+func TestDecodeMessageHeadersMatchesFull(t *testing.T) {
+	m := &Message{Subject: "order.changed", MessageID: "id-1", CreateTime: 5, ExpireOrScheduleTime: 6, Flag: MessageFlagUnreliable,
+		Tags: []string{"t"}, Attrs: []Attr{{Key: "k", Value: "v"}}}
+	good, err := AppendMessage(nil, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, _ = AppendMessage(good, &Message{Subject: "s2", MessageID: "id-2"})
+	full, err := DecodeMessages(good, CurrentVersion, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	heads, err := DecodeMessageHeaders(good, CurrentVersion, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range full {
+		f, h := full[i], heads[i]
+		if !bytes.Equal(f.Payload, h.Payload) || f.CRC != h.CRC || f.Message.Subject != h.Message.Subject ||
+			f.Message.MessageID != h.Message.MessageID || f.Message.Flag != h.Message.Flag || f.Message.CreateTime != h.Message.CreateTime {
+			t.Fatalf("message %d: full %+v, headers %+v", i, f, h)
+		}
+	}
+	// An attribute whose value length runs past the attributes, with a valid
+	// CRC: only the attribute check can catch it.
+	one, _ := AppendMessage(nil, m)
+	bad := slices.Clone(one)
+	binary.BigEndian.PutUint16(bad[len(bad)-3:], 0x7000) // value length of the last attribute ("v")
+	binary.BigEndian.PutUint64(bad, uint64(crc32.ChecksumIEEE(bad[8:])))
+	for _, b := range [][]byte{bad, good[:len(good)-1]} {
+		_, errFull := DecodeMessages(b, CurrentVersion, 0)
+		_, errHead := DecodeMessageHeaders(b, CurrentVersion, 0)
+		if errFull == nil {
+			t.Fatal("the full decode accepted a malformed message; the test input is wrong")
+		}
+		if (errFull == nil) != (errHead == nil) {
+			t.Fatalf("full decode error %v, header decode error %v: they must agree", errFull, errHead)
+		}
 	}
 }

@@ -40,7 +40,7 @@ func errorFrame(code int16, format string, args ...any) protocol.Frame {
 func (s *Server) handleSend(ctx context.Context, req *remoting.Request) protocol.Frame {
 	// Sizes are checked per message below, so one oversize message does not
 	// fail its batch; the frame size bounds decoding.
-	msgs, err := protocol.DecodeMessages(req.Frame.Body, req.Frame.Header.Version, 0)
+	msgs, err := protocol.DecodeMessageHeaders(req.Frame.Body, req.Frame.Header.Version, 0)
 	if err != nil {
 		return errorFrame(protocol.CodeParamError, "%v", err)
 	}
