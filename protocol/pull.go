@@ -286,29 +286,7 @@ func DecodePullResponse(body []byte, version int16) (PullResponse, error) {
 	withTags := version >= Version8
 	for i := 0; d.Remaining() > 0; i++ {
 		start := d.Offset()
-		flag := d.Uint8()
-		d.Int64()
-		d.Int64()
-		d.rawString16()
-		id := d.rawString16()
-		if withTags && flag&MessageFlagTags != 0 {
-			n := int(d.Uint8())
-			switch {
-			case d.Err() != nil:
-			case n > maxWireTags:
-				d.Failf("message %q: tag count %d is over %d", id, n, maxWireTags)
-			case n*2 > d.Remaining():
-				d.Failf("message %q: tag count %d needs at least %d bytes, have %d", id, n, n*2, d.Remaining())
-			}
-			for j := 0; j < n && d.Err() == nil; j++ {
-				d.rawString16()
-			}
-		}
-		bodyLen := d.Int32()
-		if d.Err() == nil && bodyLen < 0 {
-			d.Failf("message %q: negative body length %d", id, bodyLen)
-		}
-		d.Raw(int(bodyLen))
+		id, _ := walkPulled(d, withTags)
 		if err := d.Err(); err != nil {
 			return PullResponse{}, fmt.Errorf("decode PULL_MESSAGE response message #%d (at body offset %d): %w", i, start, err)
 		}
