@@ -403,7 +403,7 @@ func (c *Consumer) deliver(ctx context.Context, q *ackQueue, pulled []protocol.P
 		// for one group; copies in %RETRY%/%DEAD_RETRY% subjects keep the
 		// failing group's mark but are for whoever reads those subjects.
 		markedGroup := m.Property(PropConsumerGroup)
-		otherGroup := realSubject(q.key.subject) == q.key.subject && markedGroup != "" && markedGroup != c.group
+		otherGroup := protocol.RealSubject(q.key.subject) == q.key.subject && markedGroup != "" && markedGroup != c.group
 		if otherGroup || (c.cfg.atMostOnce && m.Times() > 1) || m.Property(PropCorruptData) == "true" {
 			// Another group's delayed retry, or a retry an at-most-once
 			// consumer must not see.

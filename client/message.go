@@ -324,29 +324,12 @@ func (m *Message) retryCopy(subject string, times int, now time.Time) *Message {
 
 // RetrySubject is the subject a consumer group's failed messages of subject
 // are re-sent to: %RETRY%<subject>%<group>.
-func RetrySubject(subject, group string) string { return "%RETRY%" + subject + "%" + group }
+func RetrySubject(subject, group string) string { return protocol.RetrySubject(subject, group) }
 
 // DeadLetterSubject is where messages go after the maximum number of
 // retries: %DEAD_RETRY%<subject>%<group>.
 func DeadLetterSubject(subject, group string) string {
-	return "%DEAD_RETRY%" + subject + "%" + group
-}
-
-// realSubject strips a %RETRY% or %DEAD_RETRY% wrapper.
-func realSubject(s string) string {
-	if !strings.HasPrefix(s, "%RETRY%") && !strings.HasPrefix(s, "%DEAD_RETRY%") {
-		return s
-	}
-	var parts []string
-	for _, p := range strings.Split(s, "%") {
-		if p = strings.TrimSpace(p); p != "" {
-			parts = append(parts, p)
-		}
-	}
-	if len(parts) != 3 {
-		return s
-	}
-	return parts[1]
+	return protocol.DeadRetrySubject(subject, group)
 }
 
 // RetryAtError asks for a failed message to be retried at a given time

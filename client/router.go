@@ -235,7 +235,7 @@ func (r *router) fetch(ctx context.Context, k routeKey, periodic bool) ([]protoc
 
 // applyState passes a consumer's forced online/offline state to onState.
 func (r *router) applyState(k routeKey, resp *protocol.ClientRegisterResponse) {
-	if r.onState == nil || k.clientType != protocol.ClientTypeConsumer || k.group == "" || realSubject(k.subject) != k.subject {
+	if r.onState == nil || k.clientType != protocol.ClientTypeConsumer || k.group == "" || protocol.RealSubject(k.subject) != k.subject {
 		return
 	}
 	r.stateMu.Lock()

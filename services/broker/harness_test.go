@@ -90,7 +90,7 @@ func (m *metaHarness) register(subject string) ([]string, error) {
 // yet. Failures (an illegal subject, no live group) are left to the send.
 func (m *metaHarness) registerOnce(msgs []protocol.Message) {
 	for _, msg := range msgs {
-		subject := realSubject(msg.Subject)
+		subject := protocol.RealSubject(msg.Subject)
 		m.mu.Lock()
 		done := m.routed[subject]
 		m.mu.Unlock()

@@ -21,8 +21,6 @@ const (
 	maxRequestNum = 10000    // QMQ caps requestNum at 10,000
 	maxPullBytes  = 16 << 20 // a response stops growing past this (one message always fits)
 	maxScan       = 20000    // consumer-log entries examined per attempt (filters can skip many)
-	retryPrefix   = "%RETRY%"
-	deadPrefix    = "%DEAD_RETRY%"
 )
 
 // cursorKey names a cursor: a group's shared one (consumer ""), or a
@@ -93,7 +91,7 @@ func (s *Server) handlePull(ctx context.Context, req *remoting.Request) protocol
 		return errorFrame(protocol.CodeParamError, "PULL_MESSAGE requestNum must be positive, got %d", r.RequestNum)
 	}
 	r.RequestNum = min(r.RequestNum, maxRequestNum)
-	p.retry = strings.HasPrefix(r.Subject, retryPrefix)
+	p.retry = strings.HasPrefix(r.Subject, protocol.RetryPrefix)
 	if !p.broadcast {
 		// A consumer parked in a long poll is alive: mark it at the start, on
 		// every wake-up and when the poll returns, so a poll longer than

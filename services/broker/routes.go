@@ -282,26 +282,3 @@ func (rc *routeChecker) close() {
 	rc.closeConn()
 	<-rc.asking
 }
-
-// realSubject strips QMQ's retry and dead-letter decorations the way the
-// metaserver routes them: "%RETRY%order%group" is checked as "order", and
-// nested ones ("%RETRY%%DEAD_RETRY%order%g%reader") too.
-func realSubject(subject string) string {
-	rest, stripped := subject, false
-	for {
-		if r, ok := strings.CutPrefix(rest, retryPrefix); ok {
-			rest, stripped = r, true
-		} else if r, ok := strings.CutPrefix(rest, deadPrefix); ok {
-			rest, stripped = r, true
-		} else {
-			break
-		}
-	}
-	if !stripped {
-		return subject
-	}
-	if i := strings.IndexByte(rest, '%'); i >= 0 {
-		return rest[:i]
-	}
-	return rest
-}

@@ -252,8 +252,8 @@ func TestRealSubject(t *testing.T) {
 		"order": "order", "%RETRY%order%g": "order", "%DEAD_RETRY%order%g": "order",
 		"%RETRY%%DEAD_RETRY%order%g%reader": "order", "%RETRY%order": "order",
 	} {
-		if got := realSubject(in); got != want {
-			t.Errorf("realSubject(%q) = %q, want %q", in, got, want)
+		if got := protocol.RealSubject(in); got != want {
+			t.Errorf("protocol.RealSubject(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

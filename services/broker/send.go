@@ -69,7 +69,7 @@ func (s *Server) handleSend(ctx context.Context, req *remoting.Request) protocol
 			continue
 		}
 		legal = append(legal, i)
-		if real := realSubject(m.Message.Subject); !slices.Contains(subjects, real) {
+		if real := protocol.RealSubject(m.Message.Subject); !slices.Contains(subjects, real) {
 			subjects = append(subjects, real)
 		}
 	}
@@ -79,7 +79,7 @@ func (s *Server) handleSend(ctx context.Context, req *remoting.Request) protocol
 	now := time.Now().UnixMilli()
 	for _, i := range legal {
 		m := &msgs[i]
-		if why, ok := refused[realSubject(m.Message.Subject)]; ok {
+		if why, ok := refused[protocol.RealSubject(m.Message.Subject)]; ok {
 			fail(m, protocol.SendSubjectNotAssigned, "message rejected: "+why)
 			continue
 		}

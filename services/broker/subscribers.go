@@ -207,16 +207,16 @@ func (sb *subscribers) moveRuns(ctx context.Context, k pulllog.ConsumerKey, runs
 
 // retrySubject is %RETRY%<subject>%<group>; a retry subject stays itself.
 func retrySubject(subject, group string) string {
-	if strings.HasPrefix(subject, retryPrefix) {
+	if strings.HasPrefix(subject, protocol.RetryPrefix) {
 		return subject
 	}
-	return retryPrefix + subject + "%" + group
+	return protocol.RetryPrefix + subject + "%" + group
 }
 
 // deadSubject is %DEAD_RETRY%<real subject>%<group>, as QMQ's consumer
 // names it.
 func deadSubject(subject, group string) string {
-	return deadPrefix + realSubject(subject) + "%" + group
+	return protocol.DeadRetryPrefix + protocol.RealSubject(subject) + "%" + group
 }
 
 // defaultMaxRetries is QMQ's client default for a message's retries

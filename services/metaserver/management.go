@@ -484,7 +484,7 @@ func (s *Server) resetOffset(ctx context.Context, p params) any {
 		body = protocol.AppendConsumeManageRequest(nil, &protocol.ConsumeManageRequest{Subject: subject, ConsumerGroup: group, Code: int32(code)})
 	}
 	snap := s.cache.get()
-	route, found := snap.routes[realSubject(subject)]
+	route, found := snap.routes[protocol.RealSubject(subject)]
 	if !found || len(route.BrokerGroups) == 0 {
 		return fail("find no route for subject %q: nobody has produced or consumed it yet", subject)
 	}

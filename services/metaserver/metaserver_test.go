@@ -446,8 +446,8 @@ func TestRealSubject(t *testing.T) {
 		"%RETRY%%DEAD_RETRY%order%cg%reader": "order",
 		"%RETRY%order":                       "order",
 	} {
-		if got := realSubject(in); got != want {
-			t.Errorf("realSubject(%q) = %q, want %q", in, got, want)
+		if got := protocol.RealSubject(in); got != want {
+			t.Errorf("protocol.RealSubject(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

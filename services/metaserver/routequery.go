@@ -27,7 +27,7 @@ func (s *Server) handleSubjectRouteQuery(ctx context.Context, req *remoting.Requ
 	out := make([]protocol.SubjectRoute, 0, len(subjects))
 	for _, subject := range subjects {
 		r := protocol.SubjectRoute{Subject: subject, Status: protocol.RouteMissing}
-		real := realSubject(subject)
+		real := protocol.RealSubject(subject)
 		route, ok := snap.routes[real]
 		if !ok {
 			fresh, exists, err := s.store.GetSubjectRoute(ctx, real)

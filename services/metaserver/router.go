@@ -13,35 +13,11 @@ import (
 )
 
 const (
-	retryPrefix     = "%RETRY%"
-	deadRetryPrefix = "%DEAD_RETRY%"
-	defaultTag      = "_default_"
+	defaultTag = "_default_"
 	// delayGroupsPerProducer is hard-coded to 2 in QMQ's DelayRouter.
 	delayGroupsPerProducer = 2
 	maxRouteRetries        = 5
 )
-
-// realSubject strips QMQ's retry and dead-letter decorations: "%RETRY%order%group" routes like "order".
-// Decorations can nest: a dead-letter reader's own retry subject is "%RETRY%%DEAD_RETRY%order%g%reader".
-func realSubject(subject string) string {
-	rest, stripped := subject, false
-	for {
-		if r, ok := strings.CutPrefix(rest, retryPrefix); ok {
-			rest, stripped = r, true
-		} else if r, ok := strings.CutPrefix(rest, deadRetryPrefix); ok {
-			rest, stripped = r, true
-		} else {
-			break
-		}
-	}
-	if !stripped {
-		return subject
-	}
-	if i := strings.IndexByte(rest, '%'); i >= 0 {
-		return rest[:i]
-	}
-	return rest
-}
 
 // route returns the broker groups a client should use, in QMQ's order of
 // rules: delay producers get live delay groups; everyone else gets the
@@ -59,7 +35,7 @@ func (s *Server) route(ctx context.Context, req *protocol.ClientRegisterRequest)
 		return pickRandom(live, delayGroupsPerProducer), nil
 	}
 
-	subject := realSubject(req.Subject)
+	subject := protocol.RealSubject(req.Subject)
 	route, ok := snap.routes[subject]
 	if min := s.dynamic().MinGroupNum; !ok || len(route.BrokerGroups) < min {
 		widened, err := s.assignRoute(ctx, subject, min)
