@@ -17,6 +17,39 @@ const (
 
 func init() { requestNames[CodeBrokerLease] = "BROKER_LEASE" }
 
+// Why a BROKER_LEASE claim or promotion was refused. A refusal is answered
+// BROKER_REJECT with an error body (str16 message, readable by
+// DecodeErrorBody) followed by the reason (u8); a body without it decodes as
+// LeaseRefusedOther.
+const (
+	LeaseRefusedOther         uint8 = 0 // not given, or none of the below
+	LeaseRefusedHeld          uint8 = 1 // another broker holds the group's lease and it has not expired
+	LeaseRefusedUnsafe        uint8 = 2 // a promotion that could lose acknowledged messages
+	LeaseRefusedWrongRole     uint8 = 3 // the caller's registered role does not allow the operation
+	LeaseRefusedUnknownBroker uint8 = 4 // the caller or its group is not registered
+)
+
+// AppendLeaseRefusal appends a refusal body: message str16 | reason u8.
+func AppendLeaseRefusal(dst []byte, reason uint8, msg string) []byte {
+	dst = AppendErrorBody(dst, msg)
+	return AppendUint8(dst, reason)
+}
+
+// DecodeLeaseRefusal parses a refusal body. It never fails: what cannot be
+// read is empty, or LeaseRefusedOther.
+func DecodeLeaseRefusal(body []byte) (reason uint8, msg string) {
+	d := NewDecoder(body)
+	msg = d.String16()
+	if d.Err() != nil {
+		return LeaseRefusedOther, ""
+	}
+	reason = d.Uint8()
+	if d.Err() != nil {
+		return LeaseRefusedOther, msg
+	}
+	return reason, msg
+}
+
 // LeaseRequest is the body of BROKER_LEASE: op u8 | group str16 |
 // hostname str16 | servePort i32 | address str16 | messageOffset i64 |
 // actionOffset i64 | waitSlaveWrote u8 | ttlMillis i64.

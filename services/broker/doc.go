@@ -55,6 +55,9 @@
 // and a slave whose store belongs to an older term and goes past the next
 // term's takeover point, restart in-process (Run): the logs are cut at the
 // takeover point (storage.TruncateLogs) and the broker copies the new master.
+// The metaserver's refusals of BROKER_LEASE carry a reason code
+// (protocol.LeaseRefused*): a master waiting at start-up retries only while
+// the lease is held by another broker and has not expired.
 //
 // With consul.address (or CONSUL_HTTP_ADDR) set (ours), the online broker
 // also registers in Consul as consul.service.name (qmq-broker) at its

@@ -109,13 +109,38 @@ func (r *registrar) lease(ctx context.Context, op uint8) (protocol.LeaseResponse
 	case protocol.CodeUnknownCode:
 		return protocol.LeaseResponse{}, errLeaseUnsupported
 	}
+	if resp.Header.Code == protocol.CodeBrokerReject {
+		reason, msg := protocol.DecodeLeaseRefusal(resp.Body)
+		return protocol.LeaseResponse{}, &leaseRefused{reason: reason, msg: msg}
+	}
 	return protocol.LeaseResponse{}, &meta.Error{Request: "BROKER_LEASE", Status: resp.Header.Code, Message: protocol.DecodeErrorBody(resp.Body)}
 }
 
-// refusedLease reports whether err is the metaserver's refusal (not a failure to ask).
+// leaseRefused is the metaserver's refusal of a BROKER_LEASE claim or
+// promotion, with its reason (protocol.LeaseRefused*).
+type leaseRefused struct {
+	reason uint8
+	msg    string
+}
+
+func (e *leaseRefused) Error() string { return "BROKER_LEASE refused: " + e.msg }
+
+// refusedLease reports whether err is the metaserver's refusal of a lease
+// or of a registration (not a failure to ask).
 func refusedLease(err error) bool {
+	var lr *leaseRefused
+	if errors.As(err, &lr) {
+		return true
+	}
 	var me *meta.Error
 	return errors.As(err, &me) && me.Status == protocol.CodeBrokerReject
+}
+
+// isHeld reports whether err refuses a lease because another broker holds
+// it and it has not expired: the caller may get it later.
+func isHeld(err error) bool {
+	var lr *leaseRefused
+	return errors.As(err, &lr) && lr.reason == protocol.LeaseRefusedHeld
 }
 
 // claim takes or renews the master lease. Refusals other than "held by
@@ -167,20 +192,6 @@ func (r *registrar) claimAtStart(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
-}
-
-func isHeld(err error) bool {
-	var me *meta.Error
-	return errors.As(err, &me) && len(me.Message) > 0 && containsStr(me.Message, "lease is held by another broker")
-}
-
-func containsStr(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
 }
 
 // renewLoop renews the lease every third of its TTL until ctx ends. It

@@ -54,20 +54,42 @@ type procBroker struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	out  *syncBuffer
+	port int // broker.port
 }
 
 func newProcBroker(t *testing.T, m *metaHarness, group, host string, role, port, syncPort int, sets ...string) *procBroker {
 	t.Helper()
+	return newProcBrokerVia(t, m, procNet{}, group, host, role, port, syncPort, sets...)
+}
+
+// procNet routes a broker subprocess through test proxies: registeredSync
+// (non-zero) is the sync port registered at the metaserver, which the
+// slave dials, instead of the one the broker binds; metaEndpoint replaces
+// meta.server.endpoint.
+type procNet struct {
+	registeredSync int
+	metaEndpoint   string
+}
+
+func newProcBrokerVia(t *testing.T, m *metaHarness, via procNet, group, host string, role, port, syncPort int, sets ...string) *procBroker {
+	t.Helper()
 	dir := t.TempDir()
+	endpoint, regSync := m.endpoint(), syncPort
+	if via.metaEndpoint != "" {
+		endpoint = via.metaEndpoint
+	}
+	if via.registeredSync != 0 {
+		regSync = via.registeredSync
+	}
 	props := fmt.Sprintf("meta.server.endpoint=%s\nbroker.port=%d\nsync.port=%d\nbroker.http.port=-1\nmeta.retry.interval.ms=100\nbroker.heartbeat.interval.ms=200\n"+
 		"message.retry.delay.seconds=0\nstore.root=%s\nbroker.advertise.ip=127.0.0.1\nsubject.route.check.enable=false\n",
-		m.endpoint(), port, syncPort, filepath.Join(dir, "store"))
+		endpoint, port, syncPort, filepath.Join(dir, "store"))
 	for _, s := range sets {
 		props += s + "\n"
 	}
 	writeFile(t, filepath.Join(dir, FileBroker), props)
-	m.AddBrokerPorts(group, role, host, port, syncPort)
-	b := &procBroker{t: t, host: host, dir: dir, out: &syncBuffer{}}
+	m.AddBrokerPorts(group, role, host, port, regSync)
+	b := &procBroker{t: t, host: host, dir: dir, out: &syncBuffer{}, port: port}
 	t.Cleanup(func() {
 		b.kill()
 		if t.Failed() {
@@ -275,8 +297,12 @@ func runFailover(t *testing.T, auto bool, seed uint64) {
 	online := time.Now()
 	eventually(t, 30*time.Second, "sends acknowledged again after the master died", func() bool { return res.count() >= before+50 })
 	res.mu.Lock()
-	t.Logf("seed %d auto=%v: master killed after %d acks; producers (2 groups) succeeded again %v after the kill; new master of g1 online %v after (promotion logged %v after)",
-		seed, auto, before, res.firstOKAt.Sub(killed).Round(time.Millisecond), online.Sub(killed).Round(time.Millisecond), promoted.Sub(killed).Round(time.Millisecond))
+	promotion := "manual: SwapMasterSlave and a restart"
+	if auto {
+		promotion = fmt.Sprintf("promotion logged %v after", promoted.Sub(killed).Round(time.Millisecond))
+	}
+	t.Logf("seed %d auto=%v: master killed after %d acks; producers (2 groups) succeeded again %v after the kill; new master of g1 online %v after (%s)",
+		seed, auto, before, res.firstOKAt.Sub(killed).Round(time.Millisecond), online.Sub(killed).Round(time.Millisecond), promotion)
 	res.mu.Unlock()
 
 	// The old master returns: it must rejoin as the slave.

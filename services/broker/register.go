@@ -63,6 +63,10 @@ func (r *registrar) close() {
 // explain renders an error for the one log line per failed attempt: the
 // metaserver's own explanation when it refused.
 func explain(err error) string {
+	var lr *leaseRefused
+	if errors.As(err, &lr) {
+		return lr.msg
+	}
 	var me *meta.Error
 	if errors.As(err, &me) {
 		return me.Message

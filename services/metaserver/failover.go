@@ -62,7 +62,7 @@ func (s *Server) handleLease(ctx context.Context, req *remoting.Request) protoco
 		e, err := s.store.ClaimLease(ctx, c, now)
 		switch {
 		case errors.Is(err, store.ErrLeaseHeld), errors.Is(err, store.ErrUnsafe), errors.Is(err, store.ErrWrongRole), errors.Is(err, store.ErrNotFound):
-			return errorResponse(req, protocol.CodeBrokerReject, "%v", err)
+			return protocol.NewResponse(req.Frame.Header, protocol.CodeBrokerReject, protocol.AppendLeaseRefusal(nil, leaseRefusal(err), err.Error()))
 		case err != nil:
 			return errorResponse(req, protocol.CodeBrokerError, "lease of group %s: %v", r.Group, err)
 		}
@@ -85,6 +85,21 @@ func (s *Server) handleLease(ctx context.Context, req *remoting.Request) protoco
 		return errorResponse(req, protocol.CodeBrokerError, "%v", err)
 	}
 	return protocol.NewResponse(req.Frame.Header, protocol.CodeSuccess, protocol.AppendLeaseResponse(nil, resp))
+}
+
+// leaseRefusal is the reason code sent with a refused claim or promotion.
+func leaseRefusal(err error) uint8 {
+	switch {
+	case errors.Is(err, store.ErrLeaseHeld):
+		return protocol.LeaseRefusedHeld
+	case errors.Is(err, store.ErrUnsafe):
+		return protocol.LeaseRefusedUnsafe
+	case errors.Is(err, store.ErrWrongRole):
+		return protocol.LeaseRefusedWrongRole
+	case errors.Is(err, store.ErrNotFound):
+		return protocol.LeaseRefusedUnknownBroker
+	}
+	return protocol.LeaseRefusedOther
 }
 
 func (s *Server) leaseStatus(ctx context.Context, group string, now time.Time) (protocol.LeaseResponse, error) {
