@@ -12,6 +12,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/qmq-go/qmq/protocol"
 )
 
 // httpServer serves broker.http.port (ours; QMQ's slaves serve
@@ -104,7 +106,7 @@ func (h *httpServer) health(w http.ResponseWriter, _ *http.Request) {
 		switch {
 		case r.master != nil:
 			rep.State = "RW"
-			if s.brokerState() != 1 {
+			if s.brokerState() != protocol.BrokerStateRW {
 				rep.State = "R"
 			}
 			lag := r.master.Lag()
