@@ -243,3 +243,29 @@ func TestAsyncQueueFullAndCloseTimeout(t *testing.T) {
 		t.Fatal("unsent messages should fail after a forced close")
 	}
 }
+
+// TestBusyGroupIsSkipped: a group answering BROKER_BUSY for its messages (a
+// master whose slave does not confirm writes) trips the group's breaker, so
+// the producer sends to the other group instead of waiting on every send.
+func TestBusyGroupIsSkipped(t *testing.T) {
+	endpoint, mc := startMeta(t)
+	b1 := startBroker(t, "g1", mc)
+	b2 := startBroker(t, "g2", mc)
+	b1.set(func(b *fakeBroker) { b.failSend = func(*protocol.Message) int32 { return protocol.SendBrokerBusy } })
+	p := newTestProducer(t, endpoint)
+	ctx := context.Background()
+	for i := 0; i < 20; i++ {
+		if err := p.Send(ctx, p.NewMessage("s3").SetProperty("i", fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(b2.stored("s3")); n != 20 {
+		t.Fatalf("g2 stored %d of 20", n)
+	}
+	b1.mu.Lock()
+	sends := b1.sends
+	b1.mu.Unlock()
+	if sends > 5 {
+		t.Fatalf("the busy group was tried %d times; its breaker should have opened after 3", sends)
+	}
+}

@@ -355,11 +355,17 @@ func (s *sender) sendTo(ctx context.Context, g protocol.BrokerGroupInfo, items [
 		failAll(err)
 		return
 	}
-	s.record(g.Name, true, false)
+	// A BROKER_BUSY answer counts against the group's breaker: a master
+	// whose slave does not confirm writes (wait.slave.wrote) answers every
+	// send that way after its timeout, and three in a row send the producer
+	// to the other groups for a while instead of waiting on each send.
+	busy := false
 	byID := make(map[string]protocol.SendResult, len(results))
 	for _, r := range results {
 		byID[r.MessageID] = r
+		busy = busy || r.Code == protocol.SendBrokerBusy
 	}
+	s.record(g.Name, !busy, false)
 	for _, it := range items {
 		r, ok := byID[it.m.id]
 		if !ok || r.Code == protocol.SendSuccess || r.Code == protocol.SendDuplicate {
