@@ -59,6 +59,23 @@
 // (protocol.LeaseRefused*): a master waiting at start-up retries only while
 // the lease is held by another broker and has not expired.
 //
+// The lease is a masterLease (lease_consul.go): the metaserver's (dbLease)
+// or, when consul.address is set with failover.enable (and
+// failover.consul.lease, default true), a Consul session lock on
+// <failover.consul.key.prefix, default qmq/broker/><group>/master
+// (consulLease, consul.Lock): session TTL
+// failover.consul.session.ttl.ms (at least 10 s), behavior release,
+// lock-delay failover.consul.lock.delay.ms. The master renews the session
+// every third of its TTL and refuses sends 90% of the TTL after its last
+// successful renewal was sent (Consul invalidates no sooner than the TTL,
+// then adds the lock-delay). Each claim is also sent to the metaserver as
+// BROKER_LEASE with protocol.LeaseConsul, which records the term without
+// checking the metaserver's expiry (and turns a broker whose role was
+// swapped away into a rejoin). A slave takes over only after acquiring the
+// lock; its LeasePromote|LeaseConsul keeps the role and wait.slave.wrote
+// checks, swaps the roles and records the takeover offsets; refused, it
+// releases the lock.
+//
 // With consul.address (or CONSUL_HTTP_ADDR) set (ours), the online broker
 // also registers in Consul as consul.service.name (qmq-broker) at its
 // registered address, tagged group:<group> and role:<role>, with a TCP check

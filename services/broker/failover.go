@@ -146,14 +146,13 @@ func isHeld(err error) bool {
 // claim takes or renews the master lease. Refusals other than "held by
 // another, not expired yet" mean this broker is no longer the master.
 func (r *registrar) claim(ctx context.Context) error {
-	sent := time.Now()
-	resp, err := r.lease(ctx, protocol.LeaseClaim)
+	until, resp, err := r.masterLease().claim(ctx)
 	if err != nil {
 		return err
 	}
 	cur := resp.Current()
 	r.s.writeEpoch(r.group, cur.Epoch)
-	r.s.leaseUntil.Store(sent.Add(r.s.settings.Failover.LeaseTTL * 9 / 10).UnixNano())
+	r.s.leaseUntil.Store(until.UnixNano())
 	r.epoch = cur.Epoch
 	return nil
 }
@@ -168,7 +167,7 @@ func (r *registrar) claimAtStart(ctx context.Context) error {
 		err := r.claim(ctx)
 		switch {
 		case err == nil:
-			s.log.Info("master lease held", "group", r.group, "epoch", r.epoch, "failover.enable", s.settings.Failover.Enable)
+			s.log.Info("master lease held", "group", r.group, "epoch", r.epoch, "lease", r.masterLease().kind(), "failover.enable", s.settings.Failover.Enable)
 			return nil
 		case ctx.Err() != nil:
 			return ctx.Err()
@@ -186,9 +185,9 @@ func (r *registrar) claimAtStart(ctx context.Context) error {
 		}
 		if msg := explain(err); msg != logged {
 			logged = msg
-			s.log.Warn("waiting for the group's master lease before serving", "retry_in", s.settings.Failover.LeaseTTL/3, "error", msg)
+			s.log.Warn("waiting for the group's master lease before serving", "lease", r.masterLease().kind(), "retry_in", r.masterLease().renewEvery(), "error", msg)
 		}
-		if !sleep(ctx, s.settings.Failover.LeaseTTL/3) {
+		if !sleep(ctx, r.masterLease().renewEvery()) {
 			return ctx.Err()
 		}
 	}
@@ -199,7 +198,7 @@ func (r *registrar) claimAtStart(ctx context.Context) error {
 func (r *registrar) renewLoop(ctx context.Context, lost chan<- error) {
 	s := r.s
 	failing := false
-	for sleep(ctx, s.settings.Failover.LeaseTTL/3) {
+	for sleep(ctx, r.masterLease().renewEvery()) {
 		err := r.claim(ctx)
 		switch {
 		case err == nil:
@@ -217,7 +216,7 @@ func (r *registrar) renewLoop(ctx context.Context, lost chan<- error) {
 			return
 		default:
 			if !failing && s.settings.Failover.Enable {
-				s.log.Warn("cannot renew the master lease; sends are refused once it runs out (fencing), until it is renewed",
+				s.log.Warn("cannot renew the master lease; sends are refused once it runs out (fencing), until it is renewed", "lease", r.masterLease().kind(),
 					"lease_left", time.Until(time.Unix(0, s.leaseUntil.Load())).Round(time.Millisecond), "error", explain(err))
 			}
 			failing = true
@@ -311,13 +310,13 @@ func (r *registrar) watchMaster(ctx context.Context) (promoted bool) {
 			continue
 		}
 		rep.stopNow()
-		resp, err := r.lease(ctx, protocol.LeasePromote)
+		until, resp, err := r.masterLease().takeOver(ctx)
 		if err == nil {
 			cur := resp.Current()
 			s.writeEpoch(r.group, cur.Epoch)
-			s.leaseUntil.Store(time.Now().Add(f.LeaseTTL * 8 / 10).UnixNano())
+			s.leaseUntil.Store(until.UnixNano())
 			r.epoch = cur.Epoch
-			s.log.Warn("master silent; this slave took over as the group's master", "group", r.group, "epoch", cur.Epoch,
+			s.log.Warn("master silent; this slave took over as the group's master", "group", r.group, "epoch", cur.Epoch, "lease", r.masterLease().kind(),
 				"master_silent_for", time.Since(lastContact).Round(time.Millisecond),
 				"takeover_message_offset", cur.MessageOffset, "takeover_action_offset", cur.ActionOffset)
 			return true

@@ -248,10 +248,28 @@ func failoverSets(auto bool) []string {
 // SwapMasterSlave, start B); every acknowledged message is consumed; A
 // returns, rejoins as slave and its logs become identical to B's.
 func runFailover(t *testing.T, auto bool, seed uint64) {
+	runFailoverWith(t, failoverRun{auto: auto, seed: seed})
+}
+
+// failoverRun varies runFailover: extra keys for g1's brokers, a check
+// while A is master under load, and the longest wait for the promotion.
+type failoverRun struct {
+	auto        bool
+	seed        uint64
+	sets        []string
+	beforeKill  func(a, b *procBroker)
+	promoteWait time.Duration
+}
+
+func runFailoverWith(t *testing.T, run failoverRun) {
+	auto, seed := run.auto, run.seed
+	if run.promoteWait == 0 {
+		run.promoteWait = 20 * time.Second
+	}
 	m := startMeta(t)
 	ports := freePorts(t, 6)
-	a := newProcBroker(t, m, "g1", "fo-a", 0, ports[0], ports[1], failoverSets(auto)...)
-	b := newProcBroker(t, m, "g1", "fo-b", 1, ports[2], ports[3], failoverSets(auto)...)
+	a := newProcBroker(t, m, "g1", "fo-a", 0, ports[0], ports[1], append(failoverSets(auto), run.sets...)...)
+	b := newProcBroker(t, m, "g1", "fo-b", 1, ports[2], ports[3], append(failoverSets(auto), run.sets...)...)
 	c := newProcBroker(t, m, "g2", "fo-c", 0, ports[4], ports[5])
 	a.start()
 	b.start()
@@ -276,6 +294,9 @@ func runFailover(t *testing.T, auto bool, seed uint64) {
 
 	killAt := 50 + rand.New(rand.NewPCG(seed, 1)).IntN(300)
 	eventually(t, 30*time.Second, fmt.Sprintf("%d acknowledged sends", killAt), func() bool { return res.count() >= killAt })
+	if run.beforeKill != nil {
+		run.beforeKill(a, b)
+	}
 	a.kill()
 	killed := time.Now()
 	res.mu.Lock()
@@ -284,7 +305,7 @@ func runFailover(t *testing.T, auto bool, seed uint64) {
 	res.mu.Unlock()
 	var promoted time.Time
 	if auto {
-		promoted = b.waitLog("this slave took over as the group's master", 20*time.Second)
+		promoted = b.waitLog("this slave took over as the group's master", run.promoteWait)
 	} else {
 		b.stop()
 		var out, errOut bytes.Buffer

@@ -27,6 +27,7 @@ type registrar struct {
 
 	leaseConn *remoting.Client // BROKER_LEASE connection (failover.go)
 	epoch     int64            // the group's term this broker holds as master
+	ml        masterLease      // the master lease, chosen once the group is known (lease_consul.go)
 
 	consulDereg   func(context.Context) error // set once registered in Consul
 	consulFailing bool                        // the last Consul registration attempt failed (logged once)
@@ -78,6 +79,11 @@ func explain(err error) string {
 // until ctx ends. It returns an error only when the broker must stop.
 func (r *registrar) run(ctx context.Context) error {
 	defer r.close()
+	defer func() {
+		if r.ml != nil {
+			r.ml.close() // a held lease is left to expire: writes may still be in flight
+		}
+	}()
 	defer r.deregisterConsul() // first thing at shutdown, so Consul stops sending clients here
 	s := r.s
 	for attempt := 1; ; attempt++ {

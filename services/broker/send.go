@@ -52,7 +52,7 @@ func (s *Server) handleSend(ctx context.Context, req *remoting.Request) protocol
 	if !s.online.Load() || s.fenced() {
 		remark := "BROKER READ ONLY"
 		if s.online.Load() {
-			remark = "BROKER READ ONLY: this master cannot renew its group's lease at the metaserver (failover fencing); send to another group"
+			remark = "BROKER READ ONLY: this master cannot renew its group's master lease (failover fencing); send to another group"
 		}
 		for i := range msgs {
 			fail(&msgs[i], protocol.SendBrokerReadOnly, remark)

@@ -67,6 +67,13 @@ type FailoverSettings struct {
 	Enable        bool          // failover.enable: a slave takes over when its master's lease expires
 	MasterTimeout time.Duration // failover.master.timeout.ms: master silence before the slave asks to take over
 	LeaseTTL      time.Duration // failover.lease.ttl.ms: the master lease; renewed every third of it
+
+	// The Consul lease (lease_consul.go): used instead of the metaserver's
+	// when consul.address is set and failover.consul.lease is true.
+	ConsulLease      bool          // failover.consul.lease (default true)
+	ConsulSessionTTL time.Duration // failover.consul.session.ttl.ms: the session's TTL (Consul's minimum is 10 s)
+	ConsulLockDelay  time.Duration // failover.consul.lock.delay.ms: Consul's lock-delay after the session is invalidated
+	ConsulKeyPrefix  string        // failover.consul.key.prefix: the lock is <prefix><group>/master (default qmq/broker/)
 }
 
 func loadSettings(dir string, l conf.Lookup) (Settings, error) {
@@ -111,6 +118,11 @@ func loadSettings(dir string, l conf.Lookup) (Settings, error) {
 		Enable:        r.Bool("failover.enable", false),
 		MasterTimeout: r.Millis("failover.master.timeout.ms", 2*time.Second, 100*time.Millisecond, 10*time.Minute),
 		LeaseTTL:      r.Millis("failover.lease.ttl.ms", 3*time.Second, 300*time.Millisecond, 10*time.Minute),
+
+		ConsulLease:      r.Bool("failover.consul.lease", true),
+		ConsulSessionTTL: r.Millis("failover.consul.session.ttl.ms", 10*time.Second, 10*time.Second, 24*time.Hour),
+		ConsulLockDelay:  r.Millis("failover.consul.lock.delay.ms", time.Second, 0, time.Minute),
+		ConsulKeyPrefix:  r.String("failover.consul.key.prefix", "qmq/broker/"),
 	}
 	s.Store = storage.ReadConfig(r)
 	if err := r.Err(); err != nil {

@@ -62,8 +62,12 @@ func (sb *subscribers) run(ctx context.Context) {
 // and drops consumers silent for subscriber.forever.offline.timeout.ms.
 func (sb *subscribers) check(ctx context.Context) {
 	s := sb.s
+	// A slave's store is a byte copy of its master's: the master moves
+	// these messages and the slave copies the result. Writing here would
+	// fork the slave's logs from the master's.
+	master := s.role.Load() == protocol.RoleMaster
 	now := time.Now()
-	if !s.online.Load() {
+	if !s.online.Load() || !master {
 		// QMQ (ConsumerStatusChecker.SkipCheckDuringOffline): while the
 		// metaserver does not list this broker, consumers cannot find it,
 		// so their silence says nothing about them.
@@ -72,6 +76,9 @@ func (sb *subscribers) check(ctx context.Context) {
 			sb.lastSeen[k] = now
 		}
 		sb.mu.Unlock()
+		if !master {
+			return
+		}
 	} else {
 		cutoff, foreverCutoff := now.Add(-s.settings.OfflineTimeout), now.Add(-s.settings.ForeverTimeout)
 		type silent struct {

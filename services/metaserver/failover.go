@@ -14,7 +14,11 @@ import (
 // Failover (ours). SwapMasterSlave is the management action of a manual
 // failover; BROKER_LEASE is how brokers hold their group's master lease,
 // promote a slave when the lease has expired, and learn the takeover points
-// of earlier terms (table broker_epoch, see store.FailoverStore).
+// of earlier terms (table broker_epoch, see store.FailoverStore). Brokers
+// whose lease is a Consul session lock OR protocol.LeaseConsul into the op:
+// they hold the lock, so the term is recorded (and a promotion granted)
+// without checking the stored expiry; roles and wait.slave.wrote are still
+// checked (store.Claim.External).
 
 // swapMasterSlave swaps the roles of a group's master and slave rows in one
 // transaction and marks the group NRW until the new master registers ONLINE.
@@ -48,6 +52,8 @@ func (s *Server) handleLease(ctx context.Context, req *remoting.Request) protoco
 		return errorResponse(req, protocol.CodeParamError, "BROKER_LEASE from %s names no group", req.RemoteAddr)
 	}
 	now := time.Now()
+	external := r.Op&protocol.LeaseConsul != 0
+	r.Op &^= protocol.LeaseConsul
 	switch r.Op {
 	case protocol.LeaseStatus:
 	case protocol.LeaseClaim, protocol.LeasePromote:
@@ -57,7 +63,7 @@ func (s *Server) handleLease(ctx context.Context, req *remoting.Request) protoco
 		}
 		c := store.Claim{Group: r.Group, Hostname: r.Hostname, ServePort: int(r.ServePort), Address: r.Address,
 			MessageOffset: r.MessageOffset, ActionOffset: r.ActionOffset, WaitSlaveWrote: r.WaitSlaveWrote, TTL: ttl,
-			Promote: r.Op == protocol.LeasePromote}
+			Promote: r.Op == protocol.LeasePromote, External: external}
 		before, _ := s.store.ListEpochs(ctx, r.Group)
 		e, err := s.store.ClaimLease(ctx, c, now)
 		switch {
@@ -68,7 +74,7 @@ func (s *Server) handleLease(ctx context.Context, req *remoting.Request) protoco
 		}
 		if len(before) == 0 || before[len(before)-1].Epoch != e.Epoch {
 			s.log.Info("new master term", "group", r.Group, "epoch", e.Epoch, "holder", e.Holder, "address", e.Address,
-				"takeover_message_offset", e.MessageOffset, "takeover_action_offset", e.ActionOffset, "promoted", c.Promote)
+				"takeover_message_offset", e.MessageOffset, "takeover_action_offset", e.ActionOffset, "promoted", c.Promote, "consul_lease", external)
 			if c.Promote {
 				// The old master's address must not be given to clients any more.
 				if _, err := s.store.UpdateBrokerGroupState(ctx, r.Group, store.StateNRW, now); err != nil {

@@ -55,6 +55,9 @@ type Claim struct {
 	// Promote: the caller is the group's slave and takes an expired lease
 	// over, swapping the broker rows' roles in the same transaction.
 	Promote bool
+	// External: the lease itself is kept elsewhere (a Consul session lock
+	// the caller holds); the stored expiry is not checked, only recorded.
+	External bool
 }
 
 // FailoverStore is implemented by every Store of this package.
@@ -201,7 +204,7 @@ func (s *sqlStore) ClaimLease(ctx context.Context, c Claim, now time.Time) (e Ep
 		return Epoch{}, fmt.Errorf("read the lease of %s: %w (on MySQL, apply sql/init.sql again: it adds table broker_epoch)", c.Group, err)
 	}
 	nowMs, expire := now.UnixMilli(), now.Add(c.TTL).UnixMilli()
-	held := cur != nil && cur.Holder != holder && cur.ExpireMillis > nowMs
+	held := cur != nil && cur.Holder != holder && cur.ExpireMillis > nowMs && !c.External
 	heldErr := func() error {
 		return fmt.Errorf("%w: %s (epoch %d) for %d ms more", ErrLeaseHeld, cur.Holder, cur.Epoch, cur.ExpireMillis-nowMs)
 	}

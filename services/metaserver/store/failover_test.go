@@ -83,3 +83,37 @@ func testClaimLease(t *testing.T, s Store) {
 	must(t, err)
 	equal(t, "epoch after swap", e.Epoch, int64(3))
 }
+
+// An External claim (the broker holds a Consul lock) records the term
+// without checking the stored expiry; the role and wait.slave.wrote checks
+// still apply.
+func testClaimLeaseExternal(t *testing.T, s Store) {
+	ctx := ctxT(t)
+	must(t, s.InsertBroker(ctx, Broker{Group: "g", Role: RoleMaster, Hostname: "a", IP: "10.0.0.1", ServePort: 1, SyncPort: 2}))
+	must(t, s.InsertBroker(ctx, Broker{Group: "g", Role: RoleSlave, Hostname: "b", IP: "10.0.0.2", ServePort: 1, SyncPort: 2}))
+	now := time.UnixMilli(1_000_000)
+	ttl := 3 * time.Second
+	master := Claim{Group: "g", Hostname: "a", ServePort: 1, Address: "10.0.0.1:1", MessageOffset: 10, ActionOffset: 5, TTL: ttl, External: true}
+	slave := Claim{Group: "g", Hostname: "b", ServePort: 1, Address: "10.0.0.2:1", MessageOffset: 100, ActionOffset: 50, TTL: ttl, Promote: true, External: true}
+
+	_, err := s.ClaimLease(ctx, slave, now)
+	wantErrIs(t, err, ErrUnsafe, "no master of group g has held a lease")
+	_, err = s.ClaimLease(ctx, master, now)
+	must(t, err)
+	_, err = s.ClaimLease(ctx, slave, now.Add(time.Second))
+	wantErrIs(t, err, ErrUnsafe, "without wait.slave.wrote")
+	master.WaitSlaveWrote = true
+	_, err = s.ClaimLease(ctx, master, now.Add(time.Second))
+	must(t, err)
+	// Unexpired in the database, but the lease is Consul's: granted.
+	e, err := s.ClaimLease(ctx, slave, now.Add(2*time.Second))
+	must(t, err)
+	equal(t, "promoted", [3]int64{e.Epoch, e.MessageOffset, e.ActionOffset}, [3]int64{2, 100, 50})
+	_, err = s.ClaimLease(ctx, master, now.Add(3*time.Second))
+	wantErrIs(t, err, ErrWrongRole, "")
+	// b renews without wait.slave.wrote: a may not take over from it.
+	_, err = s.ClaimLease(ctx, Claim{Group: "g", Hostname: "b", ServePort: 1, TTL: ttl, Promote: true, External: true}, now.Add(4*time.Second))
+	must(t, err)
+	_, err = s.ClaimLease(ctx, Claim{Group: "g", Hostname: "a", ServePort: 1, TTL: ttl, Promote: true, External: true}, now.Add(4*time.Second))
+	wantErrIs(t, err, ErrUnsafe, "")
+}

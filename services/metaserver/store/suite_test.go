@@ -38,6 +38,7 @@ func runStoreSuite(t *testing.T, open func(t *testing.T) Store) {
 		{"Limits", testLimits},
 		{"SwapMasterSlave", testSwapMasterSlave},
 		{"ClaimLease", testClaimLease},
+		{"ClaimLeaseExternal", testClaimLeaseExternal},
 		{"Close", testClose},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
