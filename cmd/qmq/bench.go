@@ -30,6 +30,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	producers := fs.Int("producers", 1, "producers (each a client.Producer with its own connections)")
 	consumers := fs.Int("consumers", 1, "members of the consumer group (each subscribes to every subject)")
 	duration := fs.Duration("duration", 5*time.Second, "length of each workload")
+	warmup := fs.Duration("warmup", time.Second, "unmeasured produce run before the workloads (0 = none)")
 	rate := fs.Int("rate", 0, "messages per second over all producers (e2e default 10000; produce default unlimited)")
 	count := fs.Int("count", 0, "consume: messages to pre-fill (0 = what --duration of producing gives)")
 	mode := fs.String("mode", "all", "produce, consume, e2e, a comma-separated list, or all")
@@ -56,7 +57,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "qmq bench: --subjects, --producers, --consumers and --duration must be positive")
 		return 2
 	}
-	cfg := loadgen.Config{Subjects: *subjects, Size: *size, Producers: *producers, Consumers: *consumers, Duration: *duration, Rate: *rate, Count: *count}
+	cfg := loadgen.Config{Subjects: *subjects, Size: *size, Producers: *producers, Consumers: *consumers, Duration: *duration, Rate: *rate, Count: *count, Warmup: *warmup}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	runID := strconv.FormatInt(time.Now().UnixMilli(), 36)

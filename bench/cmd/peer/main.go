@@ -45,6 +45,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	producers := fs.Int("producers", 1, "producers")
 	consumers := fs.Int("consumers", 1, "consumers (members of one group / one durable)")
 	duration := fs.Duration("duration", 5*time.Second, "length of each workload")
+	warmup := fs.Duration("warmup", time.Second, "unmeasured produce run before the workloads, for each system (0 = none)")
 	rate := fs.Int("rate", 10000, "e2e: messages per second")
 	mode := fs.String("mode", "all", "produce, consume, e2e, a comma-separated list, or all")
 	natsPending := fs.Int("nats-max-pending", 4000, "NATS PublishAsyncMaxPending (nats.go default 4000)")
@@ -77,7 +78,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "peer:", err)
 		return 2
 	}
-	cfg := loadgen.Config{Subjects: *subjects, Size: *size, Producers: *producers, Consumers: *consumers, Duration: *duration}
+	cfg := loadgen.Config{Subjects: *subjects, Size: *size, Producers: *producers, Consumers: *consumers, Duration: *duration, Warmup: *warmup}
 	if cfg.Subjects < 1 || cfg.Producers < 1 || cfg.Consumers < 1 || cfg.Duration <= 0 || *rate <= 0 {
 		fmt.Fprintln(stderr, "peer: --subjects, --producers, --consumers, --duration and --rate must be positive")
 		return 2
