@@ -128,6 +128,7 @@ func Open(cfg Config, start Start) (*Log, error) {
 		SegmentSize:   cfg.SegmentSize,
 		Filler:        fillEOF(func() int64 { return time.Now().UnixMilli() }),
 		ResidentBytes: cfg.ResidentBytes,
+		WriteThrough:  true, // see segment.Config.WriteThrough
 		Logger:        cfg.Logger,
 	})
 	if err != nil {

@@ -624,3 +624,41 @@ func TestRetentionAndIterateFromDeleted(t *testing.T) {
 		t.Fatal("unreachable")
 	}
 }
+
+// TestWriteErrorStopsAppends: appends are written with pwrite (segment
+// WriteThrough); a failed write stops the log — sequences were already
+// given to the failed batch — and a reopened log recovers and goes on with
+// the sequences of what was really written.
+func TestWriteErrorStopsAppends(t *testing.T) {
+	var fail sync.Map
+	fs := vfs.NewErrorFS(vfs.Default(), func(op, path string) error {
+		if _, ok := fail.Load(op); ok {
+			return errors.New("disk on fire")
+		}
+		return nil
+	})
+	dir := t.TempDir()
+	ctx := context.Background()
+	l := openTest(t, Config{FS: fs, Dir: dir}, Start{})
+	if _, err := l.Append(ctx, []Message{{Subject: "s", Payload: []byte("x")}}); err != nil {
+		t.Fatal(err)
+	}
+	fail.Store(vfs.OpWrite, true)
+	if _, err := l.Append(ctx, []Message{{Subject: "s", Payload: []byte("y")}}); err == nil || !strings.Contains(err.Error(), "disk on fire") {
+		t.Fatalf("append with a failing write: %v", err)
+	}
+	fail.Delete(vfs.OpWrite)
+	if _, err := l.Append(ctx, []Message{{Subject: "s", Payload: []byte("z")}}); err == nil || !strings.Contains(err.Error(), "appends stopped") {
+		t.Fatalf("append after a failed write: %v; the log must stay stopped until reopened", err)
+	}
+	l.Close()
+	l = openTest(t, Config{FS: fs, Dir: dir}, Start{})
+	defer l.Close()
+	out, err := l.Append(ctx, []Message{{Subject: "s", Payload: []byte("w")}})
+	if err != nil {
+		t.Fatalf("append after reopening: %v", err)
+	}
+	if out[0].Sequence != 1 {
+		t.Fatalf("sequence after reopening = %d, want 1 (the failed batch wrote nothing)", out[0].Sequence)
+	}
+}

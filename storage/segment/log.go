@@ -46,6 +46,15 @@ type Config struct {
 	// though the pages are clean page cache. Released pages stay in the page
 	// cache; a reader of older data faults them back in (a minor fault).
 	ResidentBytes int64
+	// WriteThrough appends with pwrite(2) from a reused buffer instead of
+	// copying into the mapping; readers still read the mapping (the page
+	// cache is one). The message log uses it: a copy into fresh mapped pages
+	// takes a page fault per 4 KiB (the kernel zeroes each page first), and
+	// a batch's pwrite takes none — qmq bench produce went from ~190k to
+	// ~310k msg/s on the 2-core test machine. A failed write stops the log
+	// (every later Append fails): the caller may have numbered what it
+	// encoded, and a restart recovers from the file.
+	WriteThrough bool
 }
 
 // Log is a sequence of contiguous segments. See the package documentation.
@@ -75,6 +84,8 @@ type Log struct {
 	// run concurrently with Append).
 	active     *segment
 	activeData []byte
+	scratch    []byte // WriteThrough's encode buffer
+	writeErr   error  // WriteThrough: the failed write that stopped the log
 }
 
 // Open lists the segments in cfg.Dir (creating it if needed). Content is not
@@ -220,7 +231,25 @@ func (l *Log) Append(n int, write func(b []byte)) (int64, error) {
 		l.activeData = data
 	}
 	pos := off - s.base
-	write(l.activeData[pos : pos+int64(n) : pos+int64(n)])
+	if l.cfg.WriteThrough {
+		if l.writeErr != nil {
+			return 0, l.writeErr
+		}
+		if cap(l.scratch) < n {
+			l.scratch = make([]byte, n)
+		}
+		b := l.scratch[:n:n]
+		write(b)
+		s.mu.Lock()
+		f := s.file
+		s.mu.Unlock()
+		if _, err := f.WriteAt(b, pos); err != nil {
+			l.writeErr = fmt.Errorf("segment log %s: write of %d bytes at offset %d failed, appends stopped until a restart recovers the log: %w", l.cfg.Dir, n, off, err)
+			return 0, l.writeErr
+		}
+	} else {
+		write(l.activeData[pos : pos+int64(n) : pos+int64(n)])
+	}
 	l.wrote.Store(off + int64(n))
 	return off, nil
 }
