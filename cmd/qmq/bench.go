@@ -30,7 +30,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	producers := fs.Int("producers", 1, "producers (each a client.Producer with its own connections)")
 	consumers := fs.Int("consumers", 1, "members of the consumer group (each subscribes to every subject)")
 	duration := fs.Duration("duration", 5*time.Second, "length of each workload")
-	warmup := fs.Duration("warmup", time.Second, "unmeasured produce run before the workloads (0 = none)")
+	warmup := fs.Duration("warmup", time.Second, "unmeasured produce run before the produce workload (0 = none)")
 	rate := fs.Int("rate", 0, "messages per second over all producers (e2e default 10000; produce default unlimited)")
 	count := fs.Int("count", 0, "consume: messages to pre-fill (0 = what --duration of producing gives)")
 	mode := fs.String("mode", "all", "produce, consume, e2e, a comma-separated list, or all")

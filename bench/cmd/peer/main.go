@@ -45,7 +45,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	producers := fs.Int("producers", 1, "producers")
 	consumers := fs.Int("consumers", 1, "consumers (members of one group / one durable)")
 	duration := fs.Duration("duration", 5*time.Second, "length of each workload")
-	warmup := fs.Duration("warmup", time.Second, "unmeasured produce run before the workloads, for each system (0 = none)")
+	warmup := fs.Duration("warmup", time.Second, "unmeasured produce run before the produce workload, for each system (0 = none)")
 	rate := fs.Int("rate", 10000, "e2e: messages per second")
 	mode := fs.String("mode", "all", "produce, consume, e2e, a comma-separated list, or all")
 	natsPending := fs.Int("nats-max-pending", 4000, "NATS PublishAsyncMaxPending (nats.go default 4000)")
