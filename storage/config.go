@@ -28,7 +28,12 @@ type Config struct {
 
 	MessageCheckpointInterval int           // message.checkpoint.interval: records between message checkpoints
 	CheckpointMaxAge          time.Duration // a checkpoint is also written at least this often (QMQ: 1 min)
-	CheckpointRetain          int           // checkpoint.retain.count
+	// CheckpointMinGap (checkpoint.min.interval.ms, ours) spaces message checkpoints: each fsyncs every
+	// dirty consumer log (one file per subject), which with a thousand busy subjects cost a tenth of the
+	// broker's CPU at 1 s. Recovery replays what came after the last checkpoint: at most this long of
+	// messages (replay runs at about 1.5 GB/s).
+	CheckpointMinGap time.Duration
+	CheckpointRetain int // checkpoint.retain.count
 
 	MessageLogRetention    time.Duration // messagelog.retention.hours
 	ConsumerLogRetention   time.Duration // consumerlog.retention.hours
@@ -57,6 +62,7 @@ func DefaultConfig(root string) Config {
 		FlushInterval:             500 * time.Millisecond,
 		MessageCheckpointInterval: 10_000,
 		CheckpointMaxAge:          time.Minute,
+		CheckpointMinGap:          5 * time.Second,
 		CheckpointRetain:          5,
 		MessageLogRetention:       72 * time.Hour,
 		ConsumerLogRetention:      72 * time.Hour,
@@ -80,6 +86,7 @@ func ReadConfig(r *conf.Reader) Config {
 	c.FlushInterval = r.Millis("flush.interval.ms", c.FlushInterval, time.Millisecond, time.Minute)
 	c.MessageCheckpointInterval = r.Int("message.checkpoint.interval", c.MessageCheckpointInterval, 1, 100_000_000)
 	c.CheckpointRetain = r.Int("checkpoint.retain.count", c.CheckpointRetain, 1, 1000)
+	c.CheckpointMinGap = r.Millis("checkpoint.min.interval.ms", c.CheckpointMinGap, 0, time.Hour)
 	c.MessageLogRetention = time.Duration(r.Int64("messagelog.retention.hours", 72, 1, 100_000)) * time.Hour
 	c.ConsumerLogRetention = time.Duration(r.Int64("consumerlog.retention.hours", 72, 1, 100_000)) * time.Hour
 	c.PullLogRetention = time.Duration(r.Int64("pulllog.retention.hours", 72, 1, 100_000)) * time.Hour

@@ -285,13 +285,6 @@ func (s *Store) requestCheckpoint(cp *messageCheckpoint) {
 	}
 }
 
-// minCheckpointGap spaces message checkpoints: each one fsyncs every dirty
-// consumer log (one file per subject), so back-to-back checkpoints under a
-// high record rate would keep the disk busy for little gain — recovery
-// replays from the last checkpoint, and a second of records replays in
-// milliseconds.
-const minCheckpointGap = time.Second
-
 // runCheckpointer writes the captures the dispatcher hands it.
 func (s *Store) runCheckpointer(ctx context.Context) {
 	var last time.Time
@@ -301,7 +294,7 @@ func (s *Store) runCheckpointer(ctx context.Context) {
 			return
 		case <-s.checkpointDue:
 		}
-		if wait := minCheckpointGap - time.Since(last); wait > 0 {
+		if wait := s.cfg.CheckpointMinGap - time.Since(last); wait > 0 {
 			select {
 			case <-ctx.Done():
 				return

@@ -31,6 +31,7 @@ func testConfig(root string) Config {
 	c.FlushInterval = 20 * time.Millisecond
 	c.MessageCheckpointInterval = 100
 	c.CheckpointMaxAge = 200 * time.Millisecond
+	c.CheckpointMinGap = 0
 	c.RetentionCheckInterval = time.Hour // tests call applyRetention directly
 	return c
 }
