@@ -4,9 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/qmq-go/qmq/storage/actionlog"
 	"github.com/qmq-go/qmq/storage/checkpoint"
-	"github.com/qmq-go/qmq/storage/messagelog"
 	"github.com/qmq-go/qmq/storage/pulllog"
 	"github.com/qmq-go/qmq/storage/segment"
 )
@@ -96,9 +94,9 @@ func (s *Store) ReadRaw(kind LogKind, offset int64, max int) (RawView, error) {
 	switch {
 	case err == nil:
 		return RawView{v: v, n: n}, nil
-	case errors.Is(err, messagelog.ErrBeforeStart), errors.Is(err, actionlog.ErrBeforeStart):
+	case errors.Is(err, segment.ErrBeforeStart):
 		return RawView{}, fmt.Errorf("%w: %w", ErrBeforeStart, err)
-	case errors.Is(err, messagelog.ErrBeyondEnd), errors.Is(err, actionlog.ErrBeyondEnd):
+	case errors.Is(err, segment.ErrBeyondEnd):
 		return RawView{}, fmt.Errorf("%w: %w", ErrBeyondEnd, err)
 	}
 	return RawView{}, err

@@ -13,16 +13,8 @@ import (
 // and a slave appends exactly those bytes at the same offsets, so the two
 // logs are byte-for-byte identical (services/replication).
 
-// Errors of raw access (see segment/raw.go).
-var (
-	ErrBeforeStart = segment.ErrBeforeStart
-	ErrBeyondEnd   = segment.ErrBeyondEnd
-	ErrNotEmpty    = segment.ErrNotEmpty
-)
-
-// OffsetMismatchError is returned by AppendRaw for bytes that do not start
-// at the log's end.
-type OffsetMismatchError = segment.OffsetMismatchError
+// Raw-access errors are segment's: segment.ErrBeforeStart, ErrBeyondEnd,
+// ErrNotEmpty and *segment.OffsetMismatchError.
 
 // ReadRaw returns the log's bytes from offset: the first n bytes of v, a
 // zero-copy view (call v.Release when done). They are whole units of one
@@ -30,7 +22,7 @@ type OffsetMismatchError = segment.OffsetMismatchError
 // is implied), or a segment tail too short for a filler — published before
 // the call, adding units while they fit in max bytes; the first unit is
 // returned even if larger. offset must be a record boundary. At the write
-// position n is 0. ErrBeforeStart and ErrBeyondEnd are wrapped for offsets
+// position n is 0. segment.ErrBeforeStart and ErrBeyondEnd are wrapped for offsets
 // outside the log. Record CRCs are not checked here (the replica does).
 func (l *Log) ReadRaw(offset int64, max int) (v segment.View, n int, err error) {
 	v, n, err = l.seg.ReadUnits(offset, max, MinFillerSize, func(b []byte) (int, bool, error) {
@@ -83,7 +75,7 @@ func unitSize(b []byte) (RecordType, int, error) {
 }
 
 // AppendRaw appends bytes copied from a master's action log, which must
-// start at the log's end (else *OffsetMismatchError) and lie in the segment
+// start at the log's end (else *segment.OffsetMismatchError) and lie in the segment
 // holding that end (or, at a segment boundary, the next one). It validates
 // every record (CRC and payload) and appends the longest prefix of b made of
 // whole units; a unit cut short at the end of b is left for the next call.
@@ -97,7 +89,7 @@ func (l *Log) AppendRaw(offset int64, b []byte) (end int64, actions []Action, er
 	defer l.mu.Unlock()
 	wrote := l.seg.WrotePosition()
 	if offset != wrote {
-		return wrote, nil, &OffsetMismatchError{Log: "action log", Dir: l.cfg.Dir, Offset: offset, End: wrote}
+		return wrote, nil, &segment.OffsetMismatchError{Log: "action log", Dir: l.cfg.Dir, Offset: offset, End: wrote}
 	}
 	segEnd := l.seg.SegmentEnd(wrote)
 	if segEnd < 0 { // at a segment boundary: the next segment starts here
@@ -164,7 +156,7 @@ func (l *Log) SetStart(offset int64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.seg.SegmentCount() > 0 {
-		return fmt.Errorf("action log %s: cannot start at %d: %w (it spans [%d, %d))", l.cfg.Dir, offset, ErrNotEmpty,
+		return fmt.Errorf("action log %s: cannot start at %d: %w (it spans [%d, %d))", l.cfg.Dir, offset, segment.ErrNotEmpty,
 			l.seg.MinOffset(), l.seg.WrotePosition())
 	}
 	return l.seg.SetStart(offset)

@@ -3,6 +3,7 @@ package actionlog
 import (
 	"bytes"
 	"errors"
+	"github.com/qmq-go/qmq/storage/segment"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -114,10 +115,10 @@ func TestRawStartAtMasterOldestSegment(t *testing.T) {
 	if got := master.ReplicableStart(); got != segs[3].BaseOffset {
 		t.Fatalf("replicable start %d, want %d", got, segs[3].BaseOffset)
 	}
-	if _, _, err := master.ReadRaw(segs[2].BaseOffset, 100); !errors.Is(err, ErrBeforeStart) {
+	if _, _, err := master.ReadRaw(segs[2].BaseOffset, 100); !errors.Is(err, segment.ErrBeforeStart) {
 		t.Fatalf("read before start: %v", err)
 	}
-	if _, _, err := master.ReadRaw(master.WrotePosition()+5, 100); !errors.Is(err, ErrBeyondEnd) {
+	if _, _, err := master.ReadRaw(master.WrotePosition()+5, 100); !errors.Is(err, segment.ErrBeyondEnd) {
 		t.Fatalf("read beyond end: %v", err)
 	}
 	dir := t.TempDir()
@@ -130,7 +131,7 @@ func TestRawStartAtMasterOldestSegment(t *testing.T) {
 	}
 	copyRaw(t, master, replica, 1000)
 	sameSegmentFiles(t, master.cfg.Dir, dir)
-	if err := replica.SetStart(0); !errors.Is(err, ErrNotEmpty) {
+	if err := replica.SetStart(0); !errors.Is(err, segment.ErrNotEmpty) {
 		t.Fatalf("SetStart on a non-empty log: %v", err)
 	}
 	replica.Close()
@@ -163,7 +164,7 @@ func TestRawAppendRejects(t *testing.T) {
 
 	replica := openTest(t, vfs.Default(), t.TempDir())
 	defer replica.Close()
-	var mismatch *OffsetMismatchError
+	var mismatch *segment.OffsetMismatchError
 	if _, _, err := replica.AppendRaw(3, good); !errors.As(err, &mismatch) || mismatch.End != 0 {
 		t.Fatalf("append at the wrong offset: %v", err)
 	}

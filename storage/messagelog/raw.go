@@ -13,16 +13,8 @@ import (
 // and a slave appends exactly those bytes at the same offsets, so the two
 // logs are byte-for-byte identical (services/replication).
 
-// Errors of raw access (see segment/raw.go).
-var (
-	ErrBeforeStart = segment.ErrBeforeStart
-	ErrBeyondEnd   = segment.ErrBeyondEnd
-	ErrNotEmpty    = segment.ErrNotEmpty
-)
-
-// OffsetMismatchError is returned by AppendRaw for bytes that do not start
-// at the log's end.
-type OffsetMismatchError = segment.OffsetMismatchError
+// Raw-access errors are segment's: segment.ErrBeforeStart, ErrBeyondEnd,
+// ErrNotEmpty and *segment.OffsetMismatchError.
 
 // ReadRaw returns the log's bytes from offset: the first n bytes of v, which
 // is a zero-copy view (call v.Release when done). They are whole units of
@@ -32,7 +24,7 @@ type OffsetMismatchError = segment.OffsetMismatchError
 // fit in max bytes; the first unit is returned even if it is larger, so a
 // caller always makes progress. offset must be a record boundary (0, a
 // segment base or the end of earlier raw bytes). At the write position n is
-// 0. ErrBeforeStart and ErrBeyondEnd are wrapped for offsets outside the log.
+// 0. segment.ErrBeforeStart and ErrBeyondEnd are wrapped for offsets outside the log.
 func (l *Log) ReadRaw(offset int64, max int) (v segment.View, n int, err error) {
 	v, n, err = l.seg.ReadUnits(offset, max, MinRecordSize, func(b []byte) (int, bool, error) {
 		rec, size, err := decode(b, false)
@@ -51,7 +43,7 @@ type seqUpdate struct {
 }
 
 // AppendRaw appends bytes copied from a master's log, which must start at
-// the log's end (else *OffsetMismatchError) and lie in the segment holding
+// the log's end (else *segment.OffsetMismatchError) and lie in the segment holding
 // that end (or, at a segment boundary, the next one): the segments of both
 // logs start at the same offsets because their segment sizes are equal. It
 // validates every record (CRC included) and appends the longest prefix of b
@@ -75,7 +67,7 @@ func (l *Log) AppendRaw(offset int64, b []byte) (end int64, err error) {
 	wrote := l.seg.WrotePosition()
 	if offset != wrote {
 		l.appendMu.Unlock()
-		return wrote, &OffsetMismatchError{Log: "message log", Dir: l.cfg.Dir, Offset: offset, End: wrote}
+		return wrote, &segment.OffsetMismatchError{Log: "message log", Dir: l.cfg.Dir, Offset: offset, End: wrote}
 	}
 	segEnd := l.seg.SegmentEnd(wrote)
 	if segEnd < 0 { // at a segment boundary: the next segment starts here
@@ -163,7 +155,7 @@ func (l *Log) SetStart(offset int64) error {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
 	if l.seg.SegmentCount() > 0 {
-		return fmt.Errorf("message log %s: cannot start at %d: %w (it spans [%d, %d))", l.cfg.Dir, offset, ErrNotEmpty,
+		return fmt.Errorf("message log %s: cannot start at %d: %w (it spans [%d, %d))", l.cfg.Dir, offset, segment.ErrNotEmpty,
 			l.seg.MinOffset(), l.seg.WrotePosition())
 	}
 	return l.seg.SetStart(offset)

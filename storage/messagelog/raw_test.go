@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"github.com/qmq-go/qmq/storage/segment"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -138,10 +139,10 @@ func TestRawStartAtMasterOldestSegment(t *testing.T) {
 	if got := master.ReplicableStart(); got != segs[2].BaseOffset {
 		t.Fatalf("replicable start %d, want %d", got, segs[2].BaseOffset)
 	}
-	if _, _, err := master.ReadRaw(0, 100); !errors.Is(err, ErrBeforeStart) {
+	if _, _, err := master.ReadRaw(0, 100); !errors.Is(err, segment.ErrBeforeStart) {
 		t.Fatalf("read before start: %v", err)
 	}
-	if _, _, err := master.ReadRaw(master.WrotePosition()+1, 100); !errors.Is(err, ErrBeyondEnd) {
+	if _, _, err := master.ReadRaw(master.WrotePosition()+1, 100); !errors.Is(err, segment.ErrBeyondEnd) {
 		t.Fatalf("read beyond end: %v", err)
 	}
 
@@ -155,7 +156,7 @@ func TestRawStartAtMasterOldestSegment(t *testing.T) {
 	}
 	copyRaw(t, master, replica, 5000)
 	sameFiles(t, master.cfg.Dir, dir)
-	if err := replica.SetStart(0); !errors.Is(err, ErrNotEmpty) {
+	if err := replica.SetStart(0); !errors.Is(err, segment.ErrNotEmpty) {
 		t.Fatalf("SetStart on a non-empty log: %v", err)
 	}
 	// Sequences of records the replica never saw come from RaiseSequences.
@@ -212,7 +213,7 @@ func TestRawAppendRejects(t *testing.T) {
 
 	replica := openTest(t, Config{Dir: t.TempDir()}, Start{})
 	defer replica.Close()
-	var mismatch *OffsetMismatchError
+	var mismatch *segment.OffsetMismatchError
 	if _, err := replica.AppendRaw(10, good); !errors.As(err, &mismatch) || mismatch.End != 0 || mismatch.Offset != 10 {
 		t.Fatalf("append at the wrong offset: %v", err)
 	}
