@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/pprof"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/qmq-go/qmq/client/loadgen"
 	"github.com/qmq-go/qmq/conf"
 	"github.com/qmq-go/qmq/services/broker"
 	"github.com/qmq-go/qmq/services/metaserver"
@@ -50,19 +50,12 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			fmt.Fprintf(stderr, "qmq dev: --cpuprofile: %v\n", err)
-			return 2
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintf(stderr, "qmq dev: --cpuprofile: %v\n", err)
-			return 2
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := loadgen.StartCPUProfile(*cpuProfile)
+	if err != nil {
+		fmt.Fprintf(stderr, "qmq dev: --cpuprofile: %v\n", err)
+		return 2
 	}
+	defer stopProfile()
 	log := hclog.New(&hclog.LoggerOptions{Name: "dev", Level: hclog.LevelFromString(*logLevel), Output: stderr})
 	confDir := filepath.Join(*data, "conf")
 	if *syncPort == 0 {

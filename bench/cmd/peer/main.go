@@ -18,7 +18,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -60,19 +59,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			fmt.Fprintln(stderr, "peer: --cpuprofile:", err)
-			return 2
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintln(stderr, "peer: --cpuprofile:", err)
-			return 2
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := loadgen.StartCPUProfile(*cpuProfile)
+	if err != nil {
+		fmt.Fprintln(stderr, "peer: --cpuprofile:", err)
+		return 2
 	}
+	defer stopProfile()
 	modes, err := loadgen.Modes(*mode)
 	if err != nil {
 		fmt.Fprintln(stderr, "peer:", err)
