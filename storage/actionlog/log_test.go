@@ -522,25 +522,10 @@ func TestConcurrentAppendAndRead(t *testing.T) {
 // ends without error at the recovered end, and the log takes appends.
 func FuzzRecover(f *testing.F) {
 	const segSize = 256
-	var seed []byte
-	for range 6 {
-		seed, _ = AppendEncoded(seed, Action{Type: RangeAck, Subject: "s", Group: "g", ConsumerID: "c", FirstPullSeq: 1, LastPullSeq: 2})
-	}
-	f.Add(seed)
-	f.Add(append(bytes.Clone(seed[:200]), 0xC3, 0xB2, 0xA1, 0x00, 1))
-	f.Add([]byte{0xC3, 0xB2, 0xA1, 0x00, 2, 0, 0, 0, 4, 0, 0, 0, 0})
+	addFuzzSeeds(f)
 	// One directory per fuzz worker, emptied before each input: t.TempDir
 	// per input costs more than the test itself.
-	// tmpfs when available: the input is tiny, the fsyncs are what cost.
-	tmp := ""
-	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
-		tmp = "/dev/shm"
-	}
-	dir, err := os.MkdirTemp(tmp, "actionlog-fuzz-")
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { os.RemoveAll(dir) })
+	dir := fuzzDir(f, "actionlog-fuzz-")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 4*segSize {
 			return
@@ -589,4 +574,31 @@ func FuzzRecover(f *testing.F) {
 			t.Fatalf("appended action not read back: %v %v", ok, it.Err())
 		}
 	})
+}
+
+// addFuzzSeeds adds the fuzz targets' seeds: six records, a torn seventh,
+// and a lone record header.
+func addFuzzSeeds(f *testing.F) {
+	var seed []byte
+	for range 6 {
+		seed, _ = AppendEncoded(seed, Action{Type: RangeAck, Subject: "s", Group: "g", ConsumerID: "c", FirstPullSeq: 1, LastPullSeq: 2})
+	}
+	f.Add(seed)
+	f.Add(append(bytes.Clone(seed[:200]), 0xC3, 0xB2, 0xA1, 0x00, 1))
+	f.Add([]byte{0xC3, 0xB2, 0xA1, 0x00, 2, 0, 0, 0, 4, 0, 0, 0, 0})
+}
+
+// fuzzDir is a directory for a fuzz target's inputs, on tmpfs when there is
+// one: the inputs are tiny, the fsyncs are what cost.
+func fuzzDir(f *testing.F, prefix string) string {
+	tmp := ""
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		tmp = "/dev/shm"
+	}
+	dir, err := os.MkdirTemp(tmp, prefix)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }

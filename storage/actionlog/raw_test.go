@@ -249,22 +249,8 @@ func TestRawShortTailAndBlank(t *testing.T) {
 // iterator reads back, and a reopened log recovers to the same end.
 func FuzzAppendRaw(f *testing.F) {
 	const segSize = 256
-	var seed []byte
-	for range 6 {
-		seed, _ = AppendEncoded(seed, Action{Type: RangeAck, Subject: "s", Group: "g", ConsumerID: "c", FirstPullSeq: 1, LastPullSeq: 2})
-	}
-	f.Add(seed)
-	f.Add(append(bytes.Clone(seed[:200]), 0xC3, 0xB2, 0xA1, 0x00, 1))
-	f.Add([]byte{0xC3, 0xB2, 0xA1, 0x00, 2, 0, 0, 0, 4, 0, 0, 0, 0})
-	tmp := ""
-	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
-		tmp = "/dev/shm"
-	}
-	root, err := os.MkdirTemp(tmp, "actionlog-rawfuzz-")
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { os.RemoveAll(root) })
+	addFuzzSeeds(f)
+	root := fuzzDir(f, "actionlog-rawfuzz-")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		dir, err := os.MkdirTemp(root, "")
 		if err != nil {
