@@ -326,45 +326,11 @@ func TestFaultLiveMasterPartitioned(t *testing.T) {
 			f.metaProxy.partition()
 			f.syncProxy.partition()
 			cut := time.Now()
-			probe := newRawSender(t, f.a.port)
-			var (
-				mu          sync.Mutex
-				fencedAt    time.Time
-				ackedAfter  int
-				probeRemark string
-			)
-			pctx, stopProbes := context.WithCancel(context.Background())
-			var pwg sync.WaitGroup
-			pwg.Add(1)
-			go func() { // a send to A every 20 ms, each on its own
-				defer pwg.Done()
-				for sleep(pctx, 20*time.Millisecond) {
-					pwg.Add(1)
-					go func() {
-						defer pwg.Done()
-						code, remark, err := probe.send(subject, 3*time.Second)
-						now := time.Now()
-						mu.Lock()
-						defer mu.Unlock()
-						switch {
-						case err != nil:
-						case code == sendOK:
-							ackedAfter++
-						case code == protocol.SendBrokerReadOnly && (fencedAt.IsZero() || now.Before(fencedAt)):
-							fencedAt, probeRemark = now, remark
-						}
-					}()
-				}
-			}()
+			probe := startFenceProbe(t, f.a.port, subject, cut)
 			f.b.waitLog("this slave took over as the group's master", 20*time.Second)
 			took := logTime(t, f.b, "this slave took over as the group's master")
-			eventually(t, 10*time.Second, "the partitioned master refuses sends (fencing)", func() bool {
-				mu.Lock()
-				defer mu.Unlock()
-				return !fencedAt.IsZero()
-			})
-			stopProbes()
-			pwg.Wait()
+			eventually(t, 10*time.Second, "the partitioned master refuses sends (fencing)", probe.fenced)
+			fencedAt, ackedAfter, probeRemark := probe.stop()
 			t.Logf("partitioned at 0: old master fenced at +%v (%q), slave took over at +%v",
 				fencedAt.Sub(cut).Round(time.Millisecond), probeRemark, took.Sub(cut).Round(time.Millisecond))
 			if !fencedAt.Before(took) {
@@ -387,4 +353,61 @@ func TestFaultLiveMasterPartitioned(t *testing.T) {
 			t.Logf("%d acknowledged sends all consumed; the old master rejoined and its logs are identical", n)
 		})
 	}
+}
+
+// fenceProbe sends to a cut-off master every 20 ms, each send on its own,
+// recording when it first answered BROKER_READ_ONLY (fenced) and how many
+// sends it acknowledged after countFrom.
+type fenceProbe struct {
+	mu         sync.Mutex
+	fencedAt   time.Time
+	ackedAfter int
+	remark     string
+	stopSends  context.CancelFunc
+	wg         sync.WaitGroup
+}
+
+func startFenceProbe(t *testing.T, port int, subject string, countFrom time.Time) *fenceProbe {
+	t.Helper()
+	sender := newRawSender(t, port)
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &fenceProbe{stopSends: cancel}
+	t.Cleanup(func() { p.stop() })
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for sleep(ctx, 20*time.Millisecond) {
+			p.wg.Add(1)
+			go func() {
+				defer p.wg.Done()
+				code, remark, err := sender.send(subject, 3*time.Second)
+				now := time.Now()
+				p.mu.Lock()
+				defer p.mu.Unlock()
+				switch {
+				case err != nil:
+				case code == sendOK && now.After(countFrom):
+					p.ackedAfter++
+				case code == protocol.SendBrokerReadOnly && (p.fencedAt.IsZero() || now.Before(p.fencedAt)):
+					p.fencedAt, p.remark = now, remark
+				}
+			}()
+		}
+	}()
+	return p
+}
+
+func (p *fenceProbe) fenced() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.fencedAt.IsZero()
+}
+
+// stop ends the sends and returns what they saw.
+func (p *fenceProbe) stop() (fencedAt time.Time, ackedAfter int, remark string) {
+	p.stopSends()
+	p.wg.Wait()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.fencedAt, p.ackedAfter, p.remark
 }

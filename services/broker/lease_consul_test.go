@@ -15,7 +15,6 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/qmq-go/qmq/consul/consultest"
-	"github.com/qmq-go/qmq/protocol"
 )
 
 // consulLeaseSets are g1's keys for the Consul lease at agentAddr: Consul's
@@ -126,38 +125,15 @@ func TestConsulLeaseMasterCutOffFromConsul(t *testing.T) {
 	consulProxy.partition()
 	syncProxy.partition()
 	cut := time.Now()
-	probe := newRawSender(t, a.port)
+	probe := startFenceProbe(t, a.port, subject, cut.Add(time.Second)) // sends in flight at the cut may still land
 	var (
-		mu         sync.Mutex
-		fencedAt   time.Time
-		ackedAfter int
-		remark     string
-		lockTaken  time.Time
+		mu        sync.Mutex
+		lockTaken time.Time
 	)
 	pctx, stopProbes := context.WithCancel(context.Background())
 	defer stopProbes()
 	var pwg sync.WaitGroup
-	pwg.Add(2)
-	go func() { // a send to A every 20 ms, each on its own
-		defer pwg.Done()
-		for sleep(pctx, 20*time.Millisecond) {
-			pwg.Add(1)
-			go func() {
-				defer pwg.Done()
-				code, rm, err := probe.send(subject, 3*time.Second)
-				now := time.Now()
-				mu.Lock()
-				defer mu.Unlock()
-				switch {
-				case err != nil:
-				case code == sendOK && now.After(cut.Add(time.Second)):
-					ackedAfter++
-				case code == protocol.SendBrokerReadOnly && (fencedAt.IsZero() || now.Before(fencedAt)):
-					fencedAt, remark = now, rm
-				}
-			}()
-		}
-	}()
+	pwg.Add(1)
 	go func() { // the moment the lock changes hands, seen from the agent
 		defer pwg.Done()
 		first := ""
@@ -182,10 +158,11 @@ func TestConsulLeaseMasterCutOffFromConsul(t *testing.T) {
 	eventually(t, 10*time.Second, "the cut-off master refuses sends (fencing)", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return !fencedAt.IsZero() && !lockTaken.IsZero()
+		return probe.fenced() && !lockTaken.IsZero()
 	})
 	stopProbes()
 	pwg.Wait()
+	fencedAt, ackedAfter, remark := probe.stop()
 	t.Logf("cut at 0: old master fenced at +%v (%q), B's session took the lock at +%v, B took over at +%v",
 		fencedAt.Sub(cut).Round(time.Millisecond), remark, lockTaken.Sub(cut).Round(time.Millisecond), took.Sub(cut).Round(time.Millisecond))
 	if !fencedAt.Before(lockTaken) || !fencedAt.Before(took) {
