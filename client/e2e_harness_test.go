@@ -6,7 +6,6 @@ package client_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -24,6 +23,7 @@ import (
 	"github.com/qmq-go/qmq/client"
 	"github.com/qmq-go/qmq/client/meta"
 	"github.com/qmq-go/qmq/conf"
+	"github.com/qmq-go/qmq/internal/testlog"
 	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/services/broker"
 	"github.com/qmq-go/qmq/services/metaserver/metatest"
@@ -49,44 +49,8 @@ func e2eConsumerOpts(t *testing.T, extra ...client.ConsumerOption) []client.Cons
 
 // ---------------------------------------------------------------- logging
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// lockedWriter logs into the test output until the test is over (logging
-// into a finished test panics), then drops.
-type lockedWriter struct {
-	mu   sync.Mutex
-	t    *testing.T
-	done bool
-}
-
-func (w *lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
 func e2eLogger(t *testing.T, name string) hclog.Logger {
-	w := &lockedWriter{t: t}
-	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
-	return hclog.New(&hclog.LoggerOptions{Name: name, Output: w, Level: hclog.Warn})
+	return testlog.Logger(t, name, hclog.Warn)
 }
 
 func eventually(t *testing.T, d time.Duration, what func() string, cond func() bool) {
@@ -198,7 +162,7 @@ type brokerProc struct {
 	host   string
 	dir    string // conf dir; the store is dir/store
 	port   int
-	logs   *syncBuffer // all runs' stderr
+	logs   *testlog.Buffer // all runs' stderr
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	portCh chan int
@@ -223,7 +187,7 @@ func (c *cluster) newBroker(group, host string, sets ...string) *brokerProc {
 	if err := os.WriteFile(filepath.Join(dir, broker.FileBroker), []byte(props), 0o644); err != nil {
 		c.t.Fatal(err)
 	}
-	b := &brokerProc{c: c, group: group, host: host, dir: dir, logs: &syncBuffer{}}
+	b := &brokerProc{c: c, group: group, host: host, dir: dir, logs: &testlog.Buffer{}}
 	c.t.Cleanup(func() {
 		b.kill()
 		if c.t.Failed() {

@@ -24,6 +24,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/qmq-go/qmq/client"
+
+	"github.com/qmq-go/qmq/internal/testlog"
 )
 
 func skipShort(t *testing.T) {
@@ -286,13 +288,13 @@ type victim struct {
 	mu    sync.Mutex
 	got   []string
 	ready chan struct{}
-	logs  *syncBuffer
+	logs  *testlog.Buffer
 	done  chan struct{}
 }
 
 func startVictim(t *testing.T, c *cluster, subject, group, clientID string) *victim {
 	t.Helper()
-	v := &victim{ready: make(chan struct{}), logs: &syncBuffer{}, done: make(chan struct{})}
+	v := &victim{ready: make(chan struct{}), logs: &testlog.Buffer{}, done: make(chan struct{})}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestE2EHelperProcess$", "-test.count=1")
 	cmd.Env = append(os.Environ(), e2eHelperEnv+"="+helperConsumer, "QMQ_E2E_META="+c.endpoint, "QMQ_E2E_SUBJECT="+subject,
 		"QMQ_E2E_GROUP="+group, "QMQ_E2E_CLIENTID="+clientID)

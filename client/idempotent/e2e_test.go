@@ -16,6 +16,7 @@ import (
 
 	"github.com/qmq-go/qmq/client"
 	"github.com/qmq-go/qmq/conf"
+	"github.com/qmq-go/qmq/internal/testlog"
 	"github.com/qmq-go/qmq/services/broker"
 	"github.com/qmq-go/qmq/services/metaserver/metatest"
 )
@@ -32,24 +33,7 @@ import (
 // drops (logging into a finished test panics, and the broker's goroutines
 // may outlive it by a moment).
 func quietLogger(t *testing.T, name string) hclog.Logger {
-	w := &lockedWriter{t: t}
-	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
-	return hclog.New(&hclog.LoggerOptions{Name: name, Output: w, Level: hclog.Warn})
-}
-
-type lockedWriter struct {
-	mu   sync.Mutex
-	t    *testing.T
-	done bool
-}
-
-func (w *lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
+	return testlog.Logger(t, name, hclog.Warn)
 }
 
 // startBroker runs a broker in this process, registered with meta as

@@ -13,6 +13,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/qmq-go/qmq/client"
+
+	"github.com/qmq-go/qmq/internal/testlog"
 )
 
 // Unit tests of Wrap and Memory. A *client.Message with subject and id can
@@ -63,14 +65,7 @@ func (h *counting) handle(ctx context.Context, m *client.Message) error {
 }
 
 func testLog(t *testing.T) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{Name: t.Name(), Output: testWriter{t}, Level: hclog.Debug})
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
+	return hclog.New(&hclog.LoggerOptions{Name: t.Name(), Output: testlog.Writer(t), Level: hclog.Debug})
 }
 
 func TestWrapSkipsProcessedKeys(t *testing.T) {

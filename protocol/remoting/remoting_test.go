@@ -17,36 +17,20 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/qmq-go/qmq/protocol"
+
+	"github.com/qmq-go/qmq/internal/testlog"
 )
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 type testServer struct {
 	*Server
-	logs  *syncBuffer
+	logs  *testlog.Buffer
 	serve chan error
 }
 
 // startServer starts a server on a loopback port; it is closed at test end.
 func startServer(t *testing.T, cfg ServerConfig, handlers map[int16]Handler) *testServer {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	cfg.Addr = "127.0.0.1:0"
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "test", Output: logs, Level: hclog.Debug})

@@ -24,6 +24,7 @@ import (
 
 	"github.com/qmq-go/qmq/client"
 	"github.com/qmq-go/qmq/cmd/qmq/tools"
+	"github.com/qmq-go/qmq/internal/testlog"
 	"github.com/qmq-go/qmq/services/metaserver/metatest"
 )
 
@@ -53,7 +54,7 @@ type procBroker struct {
 	dir  string
 	cmd  *exec.Cmd
 	done chan struct{}
-	out  *syncBuffer
+	out  *testlog.Buffer
 	port int // broker.port
 }
 
@@ -89,7 +90,7 @@ func newProcBrokerVia(t *testing.T, m *metaHarness, via procNet, group, host str
 	}
 	writeFile(t, filepath.Join(dir, FileBroker), props)
 	m.AddBrokerPorts(group, role, host, port, regSync)
-	b := &procBroker{t: t, host: host, dir: dir, out: &syncBuffer{}, port: port}
+	b := &procBroker{t: t, host: host, dir: dir, out: &testlog.Buffer{}, port: port}
 	t.Cleanup(func() {
 		b.kill()
 		if t.Failed() {

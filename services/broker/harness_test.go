@@ -1,14 +1,12 @@
 package broker
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,37 +15,13 @@ import (
 
 	"github.com/qmq-go/qmq/client/meta"
 	"github.com/qmq-go/qmq/conf"
+	"github.com/qmq-go/qmq/internal/testlog"
 	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/protocol/remoting"
 	"github.com/qmq-go/qmq/services/metaserver/metatest"
 )
 
 const testToken = "test-token-0123456789"
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
 
 // metaHarness is an in-process metaserver on free ports (see metatest).
 type metaHarness struct {
@@ -59,7 +33,7 @@ type metaHarness struct {
 
 func startMeta(t *testing.T) *metaHarness {
 	t.Helper()
-	log := hclog.New(&hclog.LoggerOptions{Name: "meta", Output: testWriter{t}, Level: hclog.Warn})
+	log := hclog.New(&hclog.LoggerOptions{Name: "meta", Output: testlog.Writer(t), Level: hclog.Warn})
 	return &metaHarness{Server: metatest.Start(t, log), t: t, routed: map[string]bool{}}
 }
 
@@ -129,7 +103,7 @@ type brokerHarness struct {
 	srv      *Server
 	cancel   context.CancelFunc
 	done     chan error
-	logs     *syncBuffer
+	logs     *testlog.Buffer
 	port     int
 }
 
@@ -166,8 +140,8 @@ func (b *brokerHarness) start(register, waitOnline bool) {
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	b.logs = &syncBuffer{}
-	log := hclog.New(&hclog.LoggerOptions{Name: "broker", Output: io.MultiWriter(b.logs, testWriter{b.t}), Level: hclog.Info})
+	b.logs = &testlog.Buffer{}
+	log := hclog.New(&hclog.LoggerOptions{Name: "broker", Output: io.MultiWriter(b.logs, testlog.Writer(b.t)), Level: hclog.Info})
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := New(ctx, Options{ConfDir: b.dir, Overrides: o, Env: noEnv, Logger: log, Hostname: b.hostname})
 	if err != nil {

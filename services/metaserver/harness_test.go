@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/qmq-go/qmq/client/meta"
 	"github.com/qmq-go/qmq/cmd/qmq/tools"
 	"github.com/qmq-go/qmq/conf"
+	"github.com/qmq-go/qmq/internal/testlog"
 	schema "github.com/qmq-go/qmq/sql"
 )
 
@@ -35,28 +35,10 @@ type harness struct {
 	confDir string
 	cancel  context.CancelFunc
 	done    chan error
-	logs    *syncBuffer
+	logs    *testlog.Buffer
 }
 
-// syncBuffer collects the server's log so tests can assert on it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func newSyncBuffer() *syncBuffer { return &syncBuffer{} }
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+func newSyncBuffer() *testlog.Buffer { return &testlog.Buffer{} }
 
 // writeConf writes QMQ config files into dir; base files come first and extra ones override them.
 func writeConf(t *testing.T, dir string, files map[string]string) {
@@ -92,7 +74,7 @@ func startServerIn(t *testing.T, dir string, sets ...string) *harness {
 		t.Fatal(err)
 	}
 	logs := newSyncBuffer()
-	log := hclog.New(&hclog.LoggerOptions{Name: "metaserver", Output: io.MultiWriter(logs, testWriter{t}), Level: hclog.Debug})
+	log := hclog.New(&hclog.LoggerOptions{Name: "metaserver", Output: io.MultiWriter(logs, testlog.Writer(t)), Level: hclog.Debug})
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := New(ctx, Options{ConfDir: dir, Overrides: o, Logger: log, Env: func(string) (string, bool) { return "", false }, ConfigPollInterval: 100 * time.Millisecond})
 	if err != nil {
@@ -116,14 +98,6 @@ func (h *harness) stop() {
 	case <-time.After(15 * time.Second):
 		h.t.Errorf("metaserver did not stop within 15s")
 	}
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }
 
 // httpAddr and tcpAddr are loopback addresses of the server's ports (it listens on all interfaces).

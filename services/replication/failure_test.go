@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qmq-go/qmq/internal/testlog"
 	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/protocol/remoting"
 	"github.com/qmq-go/qmq/storage"
@@ -145,13 +146,13 @@ func TestSlaveBehindRetentionIsRefusedUntilWiped(t *testing.T) {
 	startMaster(t, master, addr, nil)
 
 	slave = openStore(t, slaveCfg)
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	s, sr := startSlave(t, addr, slave, func(c *SlaveConfig) { c.Logger = testLogger(t, "slave", logs) })
 	time.Sleep(500 * time.Millisecond)
 	if st := s.Status(); !strings.Contains(st.LastError, "delete its store.root") || st.Connected {
 		t.Fatalf("behind retention: %+v", st)
 	}
-	if n := logs.count("retention on the master deleted"); n != 1 {
+	if n := logs.Count("retention on the master deleted"); n != 1 {
 		t.Fatalf("%d refusal lines, want 1:\n%s", n, logs)
 	}
 	t.Logf("slave log:\n%s", logs)

@@ -9,13 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/qmq-go/qmq/internal/testlog"
 	"github.com/qmq-go/qmq/storage"
 	"github.com/qmq-go/qmq/storage/actionlog"
 	"github.com/qmq-go/qmq/storage/messagelog"
@@ -45,36 +45,7 @@ func openStore(t testing.TB, cfg storage.Config) *storage.Store {
 	return s
 }
 
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// count counts the lines containing substr.
-func (s *syncBuffer) count(substr string) int {
-	n := 0
-	for _, line := range strings.Split(s.String(), "\n") {
-		if strings.Contains(line, substr) {
-			n++
-		}
-	}
-	return n
-}
-
-func testLogger(t testing.TB, name string, sink *syncBuffer) hclog.Logger {
+func testLogger(t testing.TB, name string, sink *testlog.Buffer) hclog.Logger {
 	switch {
 	case sink != nil:
 		return hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.Info, Output: sink})

@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/qmq-go/qmq/storage"
+
+	"github.com/qmq-go/qmq/internal/testlog"
 )
 
 var testSubjects = []string{"order.created", "pay.done", "%RETRY%order.created%billing"}
@@ -106,10 +108,10 @@ func TestSlaveStartedBeforeMaster(t *testing.T) {
 		p.appendBatch(t)
 	}
 	addr := freeAddr(t)
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	s, _ := startSlave(t, addr, slave, func(c *SlaveConfig) { c.Logger = testLogger(t, "slave", logs) })
 	time.Sleep(800 * time.Millisecond) // several retries at 100 ms
-	if n := logs.count("not reachable"); n != 1 {
+	if n := logs.Count("not reachable"); n != 1 {
 		t.Fatalf("%d 'not reachable' lines, want exactly 1:\n%s", n, logs)
 	}
 	if st := s.Status(); st.Connected || st.LastError == "" {
@@ -119,7 +121,7 @@ func TestSlaveStartedBeforeMaster(t *testing.T) {
 	waitCaughtUp(t, master, slave, 20*time.Second)
 	sameFiles(t, masterCfg.Root, slaveCfg.Root)
 	checkServes(t, master, slave)
-	if logs.count("not reachable") != 1 || logs.count("connected to the master") != 1 {
+	if logs.Count("not reachable") != 1 || logs.Count("connected to the master") != 1 {
 		t.Fatalf("log lines:\n%s", logs)
 	}
 	t.Logf("slave log:\n%s", logs)
@@ -133,7 +135,7 @@ func TestMasterRestartedMidStream(t *testing.T) {
 	p := &producer{store: master, subjects: testSubjects}
 	m, mr := startMaster(t, master, "127.0.0.1:0", nil)
 	addr := m.Addr().String()
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	startSlave(t, addr, slave, func(c *SlaveConfig) { c.Logger = testLogger(t, "slave", logs) })
 	stop := make(chan struct{})
 	wg := runProducers(t, p, 2, stop)
@@ -162,7 +164,7 @@ func TestMasterRestartedMidStream(t *testing.T) {
 	sameFiles(t, masterCfg.Root, slaveCfg.Root)
 	checkServes(t, master, slave)
 	sameTables(t, master, slave)
-	if logs.count("lost the connection") != 1 {
+	if logs.Count("lost the connection") != 1 {
 		t.Fatalf("want one 'lost the connection' line:\n%s", logs)
 	}
 	t.Logf("slave log:\n%s", logs)
@@ -324,7 +326,7 @@ func TestSegmentSizeMismatchRefused(t *testing.T) {
 	slave := openStore(t, cfg)
 	defer slave.Close()
 	m, _ := startMaster(t, master, "127.0.0.1:0", nil)
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	s, _ := startSlave(t, m.Addr().String(), slave, func(c *SlaveConfig) { c.Logger = testLogger(t, "slave", logs) })
 	time.Sleep(700 * time.Millisecond)
 	st := s.Status()
@@ -333,7 +335,7 @@ func TestSegmentSizeMismatchRefused(t *testing.T) {
 			t.Fatalf("error %q does not name %s", st.LastError, want)
 		}
 	}
-	if n := logs.count("segment sizes differ"); n != 1 {
+	if n := logs.Count("segment sizes differ"); n != 1 {
 		t.Fatalf("%d error lines, want 1:\n%s", n, logs)
 	}
 	t.Logf("slave log:\n%s", logs)
