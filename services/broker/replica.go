@@ -2,11 +2,11 @@ package broker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/qmq-go/qmq/protocol"
@@ -27,8 +27,9 @@ type replica struct {
 	master *replication.Master // nil unless master
 	slave  *replication.Slave  // nil unless slave
 
-	// waiting bounds the sends parked for the slave (receive.queue.size).
-	waiting chan struct{}
+	// waiting counts the messages parked for the slave (bounded by
+	// receive.queue.size).
+	waiting atomic.Int64
 }
 
 // startReplica starts the role's replication. A master that cannot bind
@@ -58,7 +59,6 @@ func (s *Server) startReplica(ctx context.Context, role int32, masterSyncAddr st
 				s.settings.SyncPort, err, FileBroker)
 		}
 		r.master = m
-		r.waiting = make(chan struct{}, s.settings.ReceiveQueueSize)
 		r.goRun(func() {
 			if err := m.Run(ctx); err != nil && ctx.Err() == nil {
 				s.log.Error("sync server stopped", "error", err)
@@ -110,22 +110,16 @@ func (r *replica) stopNow() {
 	r.stop()
 }
 
-// errSlaveQueueFull explains a send answered BROKER_BUSY without waiting.
-var errSlaveQueueFull = errors.New("too many messages are waiting for the slave (receive.queue.size)")
-
 // waitSlaveWrote parks a send until the slave has written the message log up
 // to end (wait.slave.wrote), at most wait.slave.wrote.timeout.ms. An error
 // means the messages are stored here but not known to be on the slave.
 func (r *replica) waitSlaveWrote(ctx context.Context, end int64, n int) error {
-	for i := 0; i < n; i++ {
-		select {
-		case r.waiting <- struct{}{}:
-		default:
-			r.release(i)
-			return errSlaveQueueFull
-		}
+	if r.waiting.Add(int64(n)) > int64(r.s.settings.ReceiveQueueSize) {
+		r.waiting.Add(-int64(n))
+		return fmt.Errorf("stored on the master but not confirmed: receive.queue.size (%d) messages are already waiting for the slave, so it is slow or gone (see the master's /health); the producer should send it again, to another group if it can (at-least-once)",
+			r.s.settings.ReceiveQueueSize)
 	}
-	defer r.release(n)
+	defer r.waiting.Add(-int64(n))
 	ctx, cancel := context.WithTimeout(ctx, r.s.settings.SlaveWroteTimeout)
 	defer cancel()
 	if err := r.master.WaitSlaveWrote(ctx, end); err != nil {
@@ -138,12 +132,6 @@ func (r *replica) waitSlaveWrote(ctx context.Context, end int64, n int) error {
 			r.s.settings.SlaveWroteTimeout, who)
 	}
 	return nil
-}
-
-func (r *replica) release(n int) {
-	for i := 0; i < n; i++ {
-		<-r.waiting
-	}
 }
 
 // watchLag marks the group read-only through the heartbeat while the slave
