@@ -57,7 +57,7 @@ func (s *Server) writeEpoch(group string, epoch int64) {
 }
 
 // errLeaseUnsupported: the metaserver does not know BROKER_LEASE (a Java one).
-var errLeaseUnsupported = errors.New("the metaserver does not support BROKER_LEASE (a QMQ Java metaserver?): failover is unavailable")
+var errLeaseUnsupported = errors.New("the metaserver does not support BROKER_LEASE (a QMQ Java metaserver, or a qmq metaserver older than the broker?): failover needs qmq-go's metaserver; upgrade it, or set failover.enable=false")
 
 // rejoinError ends Server.runOnce: the broker restarts in-process as the
 // group's slave, first cutting its logs at the given offsets (-1: leave).

@@ -136,7 +136,7 @@ func loadSettings(dir string, l conf.Lookup) (Settings, error) {
 		return Settings{}, errors.New(f.Path + ": sub_env_isolation_filter.enable=true needs sub_env_isolation_filter.rules_url: the http(s) URL (or file) of the JSON rules saying which sub-environment's messages each consumer group takes")
 	}
 	if s.Failover.Enable && !s.WaitSlaveWrote {
-		return Settings{}, errors.New(f.Path + ": failover.enable=true needs wait.slave.wrote=true: a slave may take over only when it has every acknowledged message")
+		return Settings{}, errors.New(f.Path + ": failover.enable=true needs wait.slave.wrote=true (a slave may take over only when it has every acknowledged message): set wait.slave.wrote=true on both brokers of the group, or failover.enable=false")
 	}
 	if s.MetaEndpoint == "" {
 		return Settings{}, errors.New(f.Path + ": meta.server.endpoint is required: the metaserver's discovery URL, e.g. meta.server.endpoint=http://<metaserver>:8080/meta/address")
