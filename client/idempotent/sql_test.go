@@ -5,24 +5,18 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
 	_ "modernc.org/sqlite" // driver "sqlite"
 
 	"github.com/qmq-go/qmq/client"
-)
 
-// The MariaDB tests need a server: 127.0.0.1:3306, user root without a
-// password, unless QMQ_TEST_MYSQL_DSN names another (a DSN without
-// database, e.g. "user:pass@tcp(host:3306)/"). They fail, never skip, when
-// it cannot be reached: a green run must have exercised MySQL.
-const mysqlStartHint = "start MariaDB (e.g. start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd) or set QMQ_TEST_MYSQL_DSN"
+	"github.com/qmq-go/qmq/internal/testmysql"
+)
 
 // backend is a database to run the SQL checker tests against.
 type backend struct {
@@ -53,42 +47,12 @@ func backends() []backend {
 // openMariaDB creates a database of its own, dropped when the test ends.
 func openMariaDB(t *testing.T) *sql.DB {
 	t.Helper()
-	dsn := os.Getenv("QMQ_TEST_MYSQL_DSN")
-	if dsn == "" {
-		dsn = "root@tcp(127.0.0.1:3306)/"
-	}
-	cfg, err := mysql.ParseDSN(dsn)
-	if err != nil {
-		t.Fatalf("QMQ_TEST_MYSQL_DSN %q: %v", dsn, err)
-	}
-	cfg.DBName = ""
-	connector, err := mysql.NewConnector(cfg)
+	_, dsn := testmysql.Database(t, "qmq_idem_")
+	db, err := sql.Open("mysql", dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin := sql.OpenDB(connector)
-	t.Cleanup(func() { admin.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := admin.PingContext(ctx); err != nil {
-		t.Fatalf("MariaDB/MySQL at %s is unreachable, so the SQL checker cannot be tested against it: %v\n%s", cfg.Addr, err, mysqlStartHint)
-	}
-	name := fmt.Sprintf("qmq_idem_%d_%d", os.Getpid(), time.Now().UnixNano())
-	if _, err := admin.ExecContext(ctx, "CREATE DATABASE `"+name+"` CHARACTER SET utf8mb4"); err != nil {
-		t.Fatalf("create test database %s: %v", name, err)
-	}
-	cfg = cfg.Clone()
-	cfg.DBName = name
-	db, err := sql.Open("mysql", cfg.FormatDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		db.Close()
-		if _, err := admin.ExecContext(context.Background(), "DROP DATABASE IF EXISTS `"+name+"`"); err != nil {
-			t.Errorf("drop test database %s: %v", name, err)
-		}
-	})
+	t.Cleanup(func() { db.Close() }) // before the database is dropped (cleanups run last first)
 	return db
 }
 

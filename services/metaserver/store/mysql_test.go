@@ -2,79 +2,27 @@ package store
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
-
 	schema "github.com/qmq-go/qmq/sql"
+
+	"github.com/qmq-go/qmq/internal/testmysql"
 )
 
-// The MySQL tests need a server: MariaDB at 127.0.0.1:3306, user root without
-// a password, unless QMQ_TEST_MYSQL_DSN names another (a DSN without database,
-// e.g. "user:pass@tcp(host:3306)/"). They fail, never skip, when it cannot be
-// reached: CI must not pass without having run them.
-const mysqlStartHint = "start MariaDB: start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd"
-
-func testServerConfig(t *testing.T) *mysql.Config {
-	t.Helper()
-	dsn := os.Getenv("QMQ_TEST_MYSQL_DSN")
-	if dsn == "" {
-		dsn = "root@tcp(127.0.0.1:3306)/"
-	}
-	cfg, err := mysql.ParseDSN(dsn)
-	if err != nil {
-		t.Fatalf("QMQ_TEST_MYSQL_DSN %q: %v", dsn, err)
-	}
-	cfg.DBName = ""
-	return cfg
-}
-
-// adminDB connects to the test server without selecting a database.
-func adminDB(t *testing.T) (*sql.DB, *mysql.Config) {
-	t.Helper()
-	cfg := testServerConfig(t)
-	connector, err := mysql.NewConnector(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := sql.OpenDB(connector)
-	t.Cleanup(func() { db.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := db.PingContext(ctx); err != nil {
-		t.Fatalf("cannot reach the test MySQL/MariaDB server at %s: %v\n%s\n(or point QMQ_TEST_MYSQL_DSN at a server)", cfg.Addr, err, mysqlStartHint)
-	}
-	return db, cfg
-}
+// The MySQL tests need a server; see internal/testmysql (they fail, never
+// skip, when it cannot be reached).
 
 // createTestDatabase creates an empty database qmq_test_<random>, dropped when
 // the test ends, runs the statements of sql/init.sql for which apply returns
 // true (nil: all) and returns the database's name and a DSN for it.
 func createTestDatabase(t *testing.T, apply func(stmt string) bool) (name, dsn string) {
 	t.Helper()
-	admin, cfg := adminDB(t)
 	ctx := context.Background()
-	b := make([]byte, 6)
-	rand.Read(b)
-	name = "qmq_test_" + hex.EncodeToString(b)
-	if _, err := admin.ExecContext(ctx, "CREATE DATABASE `"+name+"` CHARACTER SET utf8mb4"); err != nil {
-		t.Fatalf("create test database: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.ExecContext(context.Background(), "DROP DATABASE IF EXISTS `"+name+"`"); err != nil {
-			t.Errorf("drop test database %s: %v", name, err)
-		}
-	})
-	cfg = cfg.Clone()
-	cfg.DBName = name
-	dsn = cfg.FormatDSN()
+	name, dsn = testmysql.Database(t, "qmq_test_")
 
 	db, err := sql.Open("mysql", dsn)
 	if err != nil {
@@ -105,7 +53,7 @@ func openTestMySQL(t *testing.T) Store {
 }
 
 func TestMySQLStore(t *testing.T) {
-	adminDB(t) // one failure with the hint, not one per subtest, if the server is down
+	testmysql.Admin(t) // one failure with the hint, not one per subtest, if the server is down
 	runStoreSuite(t, openTestMySQL)
 }
 
@@ -141,7 +89,7 @@ func TestOpenMySQLMissingTables(t *testing.T) {
 	if err == nil {
 		t.Fatal("OpenMySQL succeeded on a database lacking tables")
 	}
-	cfg := testServerConfig(t)
+	cfg := testmysql.ServerConfig(t)
 	host, _, _ := strings.Cut(cfg.Addr, ":")
 	want := fmt.Sprintf("database %s lacks tables broker, broker_group, client_meta_info, client_offline_state, datasource_config, readonly_broker_group_setting: apply the schema with `mysql -h%s", name, host)
 	if !strings.Contains(err.Error(), want) || !strings.HasSuffix(err.Error(), name+" < sql/init.sql`") {
@@ -160,9 +108,9 @@ func TestOpenMySQLMissingTables(t *testing.T) {
 func TestOpenMySQLErrors(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	adminDB(t) // fail early, with the hint, if the server is down
+	testmysql.Admin(t) // fail early, with the hint, if the server is down
 
-	cfg := testServerConfig(t)
+	cfg := testmysql.ServerConfig(t)
 	cfg.DBName = "qmq_test_does_not_exist"
 	_, err := OpenMySQL(ctx, cfg.FormatDSN(), 1)
 	if err == nil || !strings.Contains(err.Error(), "has no database qmq_test_does_not_exist") || !strings.Contains(err.Error(), "create database qmq_test_does_not_exist") {
