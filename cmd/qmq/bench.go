@@ -17,7 +17,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/qmq-go/qmq/client"
 	"github.com/qmq-go/qmq/client/loadgen"
 )
 
@@ -25,18 +24,8 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("qmq bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	meta := fs.String("meta", defaultMeta, "meta.server.endpoint")
-	subjects := fs.Int("subjects", 1, "subjects the messages are spread over (a consumer per subject per --consumers)")
-	size := fs.Int("size", 1024, "message body size in bytes")
-	producers := fs.Int("producers", 1, "producers (each a client.Producer with its own connections)")
-	consumers := fs.Int("consumers", 1, "members of the consumer group (each subscribes to every subject)")
-	duration := fs.Duration("duration", 5*time.Second, "length of each workload")
-	warmup := fs.Duration("warmup", time.Second, "unmeasured produce run before the produce workload (0 = none)")
+	workload := loadgen.RegisterFlags(fs)
 	rate := fs.Int("rate", 0, "messages per second over all producers (e2e default 10000; produce default unlimited)")
-	count := fs.Int("count", 0, "consume: messages to pre-fill (0 = what --duration of producing gives)")
-	mode := fs.String("mode", "all", "produce, consume, e2e, a comma-separated list, or all")
-	batch := fs.Int("batch", 0, "producer batch size (default the client's)")
-	senders := fs.Int("senders", 0, "producer sender goroutines (default the client's)")
-	pullBatch := fs.Int("pull-batch", 0, "consumer pull batch (default the client's)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -48,29 +37,20 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "qmq bench: unexpected arguments %q\n", fs.Args())
 		return 2
 	}
-	modes, err := loadgen.Modes(*mode)
+	cfg, modes, err := workload.Config()
+	if err == nil && *rate < 0 {
+		err = errors.New("--rate must not be negative")
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "qmq bench:", err)
 		return 2
 	}
-	if *subjects < 1 || *size < 0 || *producers < 1 || *consumers < 1 || *duration <= 0 || *rate < 0 || *count < 0 {
-		fmt.Fprintln(stderr, "qmq bench: --subjects, --producers, --consumers and --duration must be positive")
-		return 2
-	}
-	cfg := loadgen.Config{Subjects: *subjects, Size: *size, Producers: *producers, Consumers: *consumers, Duration: *duration, Rate: *rate, Count: *count, Warmup: *warmup}
+	cfg.Rate = *rate
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	runID := strconv.FormatInt(time.Now().UnixMilli(), 36)
-	b := loadgen.NewQMQ(*meta, runID, *subjects, *size, quietLogger(stderr))
-	if *batch > 0 {
-		b.ProducerOptions = append(b.ProducerOptions, client.WithBatchSize(*batch))
-	}
-	if *senders > 0 {
-		b.ProducerOptions = append(b.ProducerOptions, client.WithSenders(*senders))
-	}
-	if *pullBatch > 0 {
-		b.ConsumerOptions = append(b.ConsumerOptions, client.WithPullBatch(*pullBatch))
-	}
+	b := loadgen.NewQMQ(*meta, runID, cfg.Subjects, cfg.Size, quietLogger(stderr))
+	workload.TuneQMQ(b)
 	var results []loadgen.Result
 	err = loadgen.RunModes(ctx, b, "qmq", cfg, modes, func(r loadgen.Result) {
 		results = append(results, r)

@@ -26,8 +26,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/qmq-go/qmq/client"
-
 	"github.com/qmq-go/qmq/client/loadgen"
 )
 
@@ -39,18 +37,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	meta := fs.String("meta", "http://127.0.0.1:8080/meta/address", "qmq meta.server.endpoint")
 	natsURL := fs.String("nats", "nats://127.0.0.1:4222", "NATS server URL (JetStream enabled)")
 	systems := fs.String("systems", "nats,qmq", "systems to run, in order")
-	subjects := fs.Int("subjects", 1, "subjects the messages are spread over")
-	size := fs.Int("size", 1024, "message body size in bytes")
-	producers := fs.Int("producers", 1, "producers")
-	consumers := fs.Int("consumers", 1, "consumers (members of one group / one durable)")
-	duration := fs.Duration("duration", 5*time.Second, "length of each workload")
-	warmup := fs.Duration("warmup", time.Second, "unmeasured produce run before the produce workload, for each system (0 = none)")
+	workload := loadgen.RegisterFlags(fs)
 	rate := fs.Int("rate", 10000, "e2e: messages per second")
-	mode := fs.String("mode", "all", "produce, consume, e2e, a comma-separated list, or all")
 	natsPending := fs.Int("nats-max-pending", 4000, "NATS PublishAsyncMaxPending (nats.go default 4000)")
-	batch := fs.Int("batch", 0, "qmq producer batch size (default the client's)")
-	senders := fs.Int("senders", 0, "qmq producer sender goroutines (default the client's)")
-	pullBatch := fs.Int("pull-batch", 0, "qmq consumer pull batch (default the client's)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (the clients) to this file")
 	if err := fs.Parse(args); err != nil {
@@ -65,14 +54,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	defer stopProfile()
-	modes, err := loadgen.Modes(*mode)
+	cfg, modes, err := workload.Config()
+	if err == nil && *rate <= 0 {
+		err = errors.New("--rate must be positive")
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "peer:", err)
-		return 2
-	}
-	cfg := loadgen.Config{Subjects: *subjects, Size: *size, Producers: *producers, Consumers: *consumers, Duration: *duration, Warmup: *warmup}
-	if cfg.Subjects < 1 || cfg.Producers < 1 || cfg.Consumers < 1 || cfg.Duration <= 0 || *rate <= 0 {
-		fmt.Fprintln(stderr, "peer: --subjects, --producers, --consumers, --duration and --rate must be positive")
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -85,15 +72,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		switch s = strings.TrimSpace(s); s {
 		case "qmq":
 			b := loadgen.NewQMQ(*meta, runID, cfg.Subjects, cfg.Size, log)
-			if *batch > 0 {
-				b.ProducerOptions = append(b.ProducerOptions, client.WithBatchSize(*batch))
-			}
-			if *senders > 0 {
-				b.ProducerOptions = append(b.ProducerOptions, client.WithSenders(*senders))
-			}
-			if *pullBatch > 0 {
-				b.ConsumerOptions = append(b.ConsumerOptions, client.WithPullBatch(*pullBatch))
-			}
+			workload.TuneQMQ(b)
 			backends[s] = b
 		case "nats":
 			b, err := newNATSBench(ctx, *natsURL, runID, cfg.Subjects, cfg.Size, *natsPending)
