@@ -157,7 +157,14 @@ func (s *Store) LogEmpty(kind LogKind) bool {
 // segments.
 func (s *Store) SetLogStart(kind LogKind, offset int64) error {
 	if kind == MessageLog {
-		return s.msgs.SetStart(offset)
+		if err := s.msgs.SetStart(offset); err != nil {
+			return err
+		}
+		// Nothing lies below the start, so the consumer logs cover it: a
+		// checkpoint written before the dispatcher notices (Close right
+		// after) must still record the start, or a reopened log starts at 0.
+		s.setDispatched(offset)
+		return nil
 	}
 	s.actionMu.Lock()
 	defer s.actionMu.Unlock()
