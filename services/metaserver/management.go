@@ -158,12 +158,26 @@ func (s *Server) addBroker(ctx context.Context, p params) any {
 	b, problems := s.brokerFromParams(p)
 	more, warnings := validateBroker(b)
 	problems = append(problems, more...)
+	// ifAbsent (ours; qmq tools AddBroker --ifAbsent) is only sent when given,
+	// so QMQ's requests are handled as before.
+	ifAbsent := false
+	if v := p.str("ifAbsent"); v != "" {
+		var err error
+		if ifAbsent, err = strconv.ParseBool(v); err != nil {
+			problems = append(problems, fmt.Sprintf("parameter ifAbsent=%q is not true or false", v))
+		}
+	}
 	if len(problems) > 0 {
 		return fail("add broker refused: %s", strings.Join(problems, "; "))
 	}
 	existing, err := s.store.ListBrokers(ctx)
 	if err != nil {
 		return fail("add broker failed: cannot read the broker table: %v", err)
+	}
+	if ifAbsent {
+		if res, done := alreadyMember(existing, b); done {
+			return res
+		}
 	}
 	var inGroup []store.Broker
 	for _, e := range existing {
@@ -190,6 +204,17 @@ func (s *Server) addBroker(ctx context.Context, p params) any {
 	}
 	if err := s.store.InsertBroker(ctx, b); err != nil {
 		if errors.Is(err, store.ErrDuplicate) {
+			if ifAbsent {
+				// Registered by someone else since we read the table (the
+				// same start script on a second metaserver): that is fine
+				// if it is this very broker.
+				if again, lerr := s.store.ListBrokers(ctx); lerr == nil {
+					if res, done := alreadyMember(again, b); done {
+						_ = s.cache.refresh(ctx)
+						return res
+					}
+				}
+			}
 			return fail("broker group's role already exist or broker already added: %v", err)
 		}
 		return fail("add broker failed, caused by: %v", err)
@@ -201,6 +226,32 @@ func (s *Server) addBroker(ctx context.Context, p params) any {
 		res.Message = "warning: " + strings.Join(warnings, "; ")
 	}
 	return res
+}
+
+// alreadyMember answers AddBroker --ifAbsent when b's hostname:servePort is
+// already a member of b's group: success with the registered row when its ip
+// and syncPort are b's, whatever its role (automatic failover swaps the
+// roles of a group's rows, so a start script's role is only the initial
+// one); a refusal when they differ, since the broker would then be reached
+// at an address it does not serve. done is false when b is not a member.
+func alreadyMember(existing []store.Broker, b store.Broker) (res actionResult, done bool) {
+	for _, e := range existing {
+		if e.Group != b.Group || e.Hostname != b.Hostname || e.ServePort != b.ServePort || roleKind(e.Role) != roleKind(b.Role) {
+			continue // a delay role asked of a real-time member is refused below, as without ifAbsent
+		}
+		if e.IP != b.IP || e.SyncPort != b.SyncPort {
+			return fail("add broker refused: %s:%d is already the %s of group %s with ip %s and syncPort %d, not ip %s and syncPort %d; if the broker moved, run qmq tools ReplaceBroker with --role=%d and the new values",
+				e.Hostname, e.ServePort, roleName(e.Role), e.Group, e.IP, e.SyncPort, b.IP, b.SyncPort, e.Role), true
+		}
+		res := ok(toBrokerMeta(e))
+		res.Message = fmt.Sprintf("already registered: %s:%d is the %s of group %s (this request said %s: failover swaps the roles of a group's brokers); nothing changed",
+			e.Hostname, e.ServePort, roleName(e.Role), e.Group, roleName(b.Role))
+		if e.Role == b.Role {
+			res.Message = fmt.Sprintf("already registered: %s:%d is the %s of group %s; nothing changed", e.Hostname, e.ServePort, roleName(e.Role), e.Group)
+		}
+		return res, true
+	}
+	return actionResult{}, false
 }
 
 func (s *Server) replaceBroker(ctx context.Context, p params) any {

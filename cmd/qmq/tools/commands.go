@@ -7,6 +7,9 @@ type flagSpec struct {
 	required bool
 	def      string
 	help     string
+	// boolean flags (ours) take no value and are sent only when given, as
+	// <param>=true: without them the form is exactly QMQ's.
+	boolean bool
 }
 
 // command is one tools.sh command and the management action it posts.
@@ -25,12 +28,13 @@ var (
 	fIP          = flagSpec{name: "ip", required: true, help: "the broker machine's IPv4 address (not 127.0.0.1 unless everything runs on one host)"}
 	fServePort   = flagSpec{name: "servePort", required: true, help: "the broker's broker.port (20881; delay server 20801)"}
 	fSyncPort    = flagSpec{name: "syncPort", required: true, help: "the broker's sync.port (20882; delay server 20802)"}
+	fIfAbsent    = flagSpec{name: "ifAbsent", boolean: true, help: "(ours) succeed without changing anything when hostname:servePort is already a member of --brokerGroup with this ip and syncPort, whatever its role now (automatic failover swaps roles): for scripts and Nomad jobs that register a broker before every start"}
 )
 
 // commands lists QMQ's tools.sh commands (qmq-tools' Tools.java) in its order.
 var commands = []command{
-	{name: "AddBroker", action: "AddBroker", token: true, help: "register a broker (run before starting it)",
-		flags: []flagSpec{fBrokerGroup, fRole, fHostname, fIP, fServePort, fSyncPort}},
+	{name: "AddBroker", action: "AddBroker", token: true, help: "register a broker (run before starting it; --ifAbsent to run before every start)",
+		flags: []flagSpec{fBrokerGroup, fRole, fHostname, fIP, fServePort, fSyncPort, fIfAbsent}},
 	{name: "AddDb", action: "AddDb", token: true, help: "register a client database for the watchdog to scan",
 		flags: []flagSpec{
 			{name: "type", def: "mmm", help: "database type (mmm = MySQL)"},

@@ -41,10 +41,15 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fs.StringVar(&token, "token", "", "API token: any key of the metaserver's valid-api-tokens.properties (required)")
 	}
 	values := map[string]*string{}
+	bools := map[string]*bool{}
 	for _, f := range cmd.flags {
 		help := f.help
 		if f.required {
 			help += " (required)"
+		}
+		if f.boolean {
+			bools[f.name] = fs.Bool(f.name, false, help)
+			continue
 		}
 		values[f.name] = fs.String(f.name, f.def, help)
 	}
@@ -54,7 +59,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprint(fs.Output(), " --token=<token>")
 		}
 		for _, f := range cmd.flags {
-			if f.required {
+			if f.boolean {
+				fmt.Fprintf(fs.Output(), " [--%s]", f.name)
+			} else if f.required {
 				fmt.Fprintf(fs.Output(), " --%s=<%s>", f.name, f.name)
 			} else {
 				fmt.Fprintf(fs.Output(), " [--%s=<%s>]", f.name, f.name)
@@ -84,13 +91,19 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	form := url.Values{"action": {cmd.action}}
 	for _, f := range cmd.flags {
-		v := *values[f.name]
-		if f.required && v == "" {
-			missing = append(missing, "--"+f.name)
-		}
 		param := f.param
 		if param == "" {
 			param = f.name
+		}
+		if f.boolean {
+			if *bools[f.name] {
+				form.Set(param, "true")
+			}
+			continue
+		}
+		v := *values[f.name]
+		if f.required && v == "" {
+			missing = append(missing, "--"+f.name)
 		}
 		form.Set(param, v)
 	}
