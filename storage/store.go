@@ -109,7 +109,7 @@ func Open(cfg Config) (*Store, error) {
 	if min := s.msgs.MinOffset(); replayFrom < min {
 		replayFrom = min
 	}
-	it := s.msgs.Iterate(replayFrom)
+	it := s.msgs.IterateTrusted(replayFrom)
 	n, pos, err := s.dispatch(it, -1)
 	if err != nil {
 		it.Close()
@@ -216,7 +216,7 @@ func (s *Store) runDispatcher(ctx context.Context, it *messagelog.Iterator, pos 
 			// The log now starts later: an empty replica's log was set to
 			// begin at its master's oldest segment (see replica.go).
 			it.Close()
-			it = s.msgs.Iterate(start)
+			it = s.msgs.IterateTrusted(start)
 		}
 		n, next, err := s.dispatch(it, 4096)
 		if err != nil {

@@ -6,14 +6,16 @@ import (
 	"github.com/qmq-go/qmq/storage/segment"
 )
 
-// Iterator walks the records of the log in order, validating each (CRC
-// included) and skipping EOF fillers and blank records. It stops at the write
+// Iterator walks the records of the log in order, validating each (the
+// payload CRC too, unless made by IterateTrusted) and skipping EOF fillers
+// and blank records. It stops at the write
 // position; Next can be called again after more appends. One goroutine at a
 // time.
 type Iterator struct {
-	l   *Log
-	off int64
-	err error
+	l        *Log
+	off      int64
+	err      error
+	checkCRC bool
 
 	// view pins [vStart, vEnd) of the segment ending at segEnd; records
 	// returned by Next alias it.
@@ -30,7 +32,19 @@ func (l *Log) Iterate(from int64) *Iterator {
 	if m := l.MinOffset(); from < m {
 		from = m
 	}
-	return &Iterator{l: l, off: from}
+	return &Iterator{l: l, off: from, checkCRC: true}
+}
+
+// IterateTrusted is Iterate without the payload CRC check (record structure
+// is still validated), for the store's dispatcher: every byte it reads was
+// checked already, by the recovery scan (which starts at or before the
+// checkpoint the dispatcher replays from) or when it was appended (Append
+// computes the CRC, AppendRaw checks it). Checking again cost about 0.15 µs
+// per 1 KiB message on the dispatcher's goroutine, on master and slave.
+func (l *Log) IterateTrusted(from int64) *Iterator {
+	it := l.Iterate(from)
+	it.checkCRC = false
+	return it
 }
 
 // Next returns the next message record. It is valid until the next call to
@@ -53,7 +67,7 @@ func (it *Iterator) Next() (rec Record, ok bool) {
 			continue
 		}
 		b := it.view.Bytes()[it.off-it.vStart:]
-		r, n, err := decode(b, true)
+		r, n, err := decode(b, it.checkCRC)
 		if err == ErrShort && it.vEnd < min(it.segEnd, wrote) {
 			it.release() // the record was published after we pinned
 			continue
