@@ -28,6 +28,22 @@ type Request struct {
 	Frame      protocol.Frame
 	RemoteAddr net.Addr
 	LocalAddr  net.Addr
+
+	written []func()
+}
+
+// OnWritten registers f to run once the handler's response has been written
+// (or dropped because the connection closed): a handler may answer with a
+// body it borrowed, such as a pooled buffer, and take it back in f.
+func (r *Request) OnWritten(f func()) { r.written = append(r.written, f) }
+
+// Written runs and forgets the OnWritten callbacks. The server calls it
+// after writing the response; a test calling a handler directly may too.
+func (r *Request) Written() {
+	for _, f := range r.written {
+		f()
+	}
+	r.written = nil
 }
 
 // Handler serves one request code. The returned frame's status (Header.Code)
@@ -444,6 +460,7 @@ func (c *conn) handle(log hclog.Logger, h Handler, f protocol.Frame) {
 			protocol.AppendErrorBody(nil, fmt.Sprintf("response to %s too large (%d bytes)", protocol.CodeName(f.Header.Code, false), len(resp.Body))))
 	}
 	c.write(log, resp)
+	req.Written()
 }
 
 func (s *Server) maxFrameBody() int { return protocol.DefaultMaxFrameSize - 2 - protocol.HeaderSize }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/qmq-go/qmq/protocol"
+	"github.com/qmq-go/qmq/protocol/remoting"
 	"github.com/qmq-go/qmq/storage"
 	"github.com/qmq-go/qmq/storage/messagelog"
 )
@@ -85,15 +86,16 @@ func BenchmarkMasterReadPath(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer m.Close()
-	h := protocol.Header{Code: protocol.CodeSyncLogRequest, Version: protocol.CurrentVersion}
+	req := &remoting.Request{Frame: protocol.Frame{Header: protocol.Header{Code: protocol.CodeSyncLogRequest, Version: protocol.CurrentVersion}}}
 	b.SetBytes(master.MessageLogEnd() / int64(len(chunks)))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		f := m.serveLog(context.Background(), h, storage.MessageLog, chunks[i%len(chunks)].offset)
+		f := m.serveLog(context.Background(), req, storage.MessageLog, chunks[i%len(chunks)].offset)
 		if f.Header.Code != protocol.CodeSuccess || len(f.Body) <= protocol.SyncLogResponseHeaderSize {
 			b.Fatalf("answer %d, %d bytes", f.Header.Code, len(f.Body))
 		}
+		req.Written() // as the server does once the answer is written
 	}
 }
 
