@@ -48,8 +48,15 @@ func (e *FrameError) Unwrap() error { return e.Err }
 const prefixLen = 4 + 2 + 4
 
 // bodyChunk is the largest buffer ReadFrame allocates before the bytes to
-// fill it have arrived; bigger bodies grow geometrically as data comes in.
-const bodyChunk = 64 << 10
+// fill it have arrived; bigger bodies grow geometrically (by bodyGrowth) as
+// data comes in. The growth factor trades the copies of a large body (a
+// slave's replication answers are hundreds of KiB: doubling from 64 KiB
+// copied more than the body itself) against what a peer that stops sending
+// can make us allocate (at most bodyGrowth times what it sent).
+const (
+	bodyChunk  = 64 << 10
+	bodyGrowth = 4
+)
 
 // effectiveMax clamps a caller-supplied frame limit to (0, DefaultMaxFrameSize].
 func effectiveMax(maxFrameSize int) int {
@@ -145,7 +152,7 @@ func readBody(r io.Reader, n int) ([]byte, error) {
 		if got == n {
 			return buf, nil
 		}
-		grown := make([]byte, min(2*len(buf), n))
+		grown := make([]byte, min(bodyGrowth*len(buf), n))
 		copy(grown, buf)
 		buf = grown
 	}
