@@ -3,6 +3,7 @@ package consul
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/http"
@@ -22,11 +23,24 @@ import (
 // by another session for LockDelay. Renew therefore returns the last moment
 // the holder can be sure that nobody else holds the lock: when its request
 // was sent, plus the TTL (the caller keeps its own margin below it).
+//
+// Consul's session TTL is at least 10 s and a dead holder's session may live
+// twice that, so a lock on the TTL alone changes hands 10 to 20 s after its
+// holder died. With LockOptions.HealthTTL the session is also tied to a TTL
+// health check that Acquire and Renew pass: the servers invalidate a session
+// as soon as one of its checks is critical, so the lock is free HealthTTL
+// (plus LockDelay) after the last pass. The check belongs to a service of its
+// own (name LockServiceName, one per Lock), so that its going critical hides
+// nothing else registered on the node; the agent removes a service whose check
+// stayed critical for a minute. TTL() is then HealthTTL.
 type Lock struct {
 	cfg       Config
 	key       string
-	ttl       time.Duration
+	ttl       time.Duration // the session's
 	lockDelay time.Duration
+	healthTTL time.Duration // 0: no health check
+	serviceID string        // the health check's service (with healthTTL)
+	checkID   string
 
 	client    *api.Client
 	transport *http.Transport
@@ -47,11 +61,24 @@ var (
 // MinSessionTTL is Consul's smallest session TTL.
 const MinSessionTTL = 10 * time.Second
 
+// LockServiceName names the services that carry locks' health checks
+// (LockOptions.HealthTTL).
+const LockServiceName = "qmq-lock"
+
+// LockOptions tune a Lock.
+type LockOptions struct {
+	// SessionTTL is raised to MinSessionTTL.
+	SessionTTL time.Duration
+	// LockDelay keeps others out after the session is invalidated. 0 means
+	// none (Consul takes an unset one as its default, 15 s: 1 ms is sent).
+	LockDelay time.Duration
+	// HealthTTL, if positive, ties the session to a TTL health check passed
+	// by Acquire and Renew (see Lock); at most SessionTTL is used.
+	HealthTTL time.Duration
+}
+
 // NewLock prepares a lock on key; nothing is sent to Consul until Acquire.
-// ttl is raised to MinSessionTTL. A lockDelay of 0 means none (Consul takes
-// an unset one as its default, 15 s: 1 ms is sent instead).
-func NewLock(cfg Config, key string, ttl, lockDelay time.Duration) (*Lock, error) {
-	lockDelay = max(lockDelay, time.Millisecond)
+func NewLock(cfg Config, key string, o LockOptions) (*Lock, error) {
 	addr, err := cfg.address()
 	if err != nil {
 		return nil, err
@@ -60,15 +87,32 @@ func NewLock(cfg Config, key string, ttl, lockDelay time.Duration) (*Lock, error
 	if err != nil {
 		return nil, fmt.Errorf("consul client for %s: %w", displayAddr(addr), err)
 	}
-	return &Lock{cfg: cfg, key: strings.TrimPrefix(key, "/"), ttl: max(ttl, MinSessionTTL), lockDelay: lockDelay,
-		client: client, transport: tr, addr: displayAddr(addr)}, nil
+	key = strings.TrimPrefix(key, "/")
+	l := &Lock{cfg: cfg, key: key, ttl: max(o.SessionTTL, MinSessionTTL), lockDelay: max(o.LockDelay, time.Millisecond),
+		client: client, transport: tr, addr: displayAddr(addr)}
+	if o.HealthTTL > 0 {
+		l.healthTTL = min(o.HealthTTL, l.ttl)
+		// One service per Lock: a holder's failed attempt or release removes
+		// only its own check, even where two contenders share an agent.
+		var suffix [4]byte
+		_, _ = rand.Read(suffix[:])
+		l.serviceID = fmt.Sprintf("%s-%s-%x", LockServiceName, strings.NewReplacer("/", "-", ":", "-").Replace(key), suffix)
+		l.checkID = "service:" + l.serviceID
+	}
+	return l, nil
 }
 
 // Key returns the lock's KV key.
 func (l *Lock) Key() string { return l.key }
 
-// TTL returns the session TTL in use.
-func (l *Lock) TTL() time.Duration { return l.ttl }
+// TTL is how long after a renewal the lock may be lost without the holder
+// learning it: HealthTTL when set, else the session TTL.
+func (l *Lock) TTL() time.Duration {
+	if l.healthTTL > 0 {
+		return l.healthTTL
+	}
+	return l.ttl
+}
 
 // Held reports whether this Lock believes it holds the key.
 func (l *Lock) Held() bool { return l.session != "" }
@@ -99,25 +143,74 @@ func (l *Lock) Acquire(ctx context.Context, value []byte) (until time.Time, err 
 		return until, nil
 	}
 	sent := time.Now()
-	id, _, err := l.client.Session().Create(&api.SessionEntry{
+	entry := &api.SessionEntry{
 		Name:      "qmq lock " + l.key,
 		TTL:       l.ttl.String(),
 		LockDelay: l.lockDelay,
 		Behavior:  api.SessionBehaviorRelease,
-	}, q)
+	}
+	if l.healthTTL > 0 {
+		if err := l.registerCheck(ctx); err != nil {
+			return time.Time{}, err
+		}
+		entry.NodeChecks = []string{"serfHealth"} // Consul's default, kept
+		entry.ServiceChecks = []api.ServiceCheck{{ID: l.checkID}}
+	}
+	id, _, err := l.client.Session().Create(entry, q)
 	if err != nil {
+		l.deregisterCheck()
 		return time.Time{}, l.wrap("create a session for", err)
 	}
 	ok, _, err := l.client.KV().Acquire(&api.KVPair{Key: l.key, Value: value, Session: id}, q)
 	if err != nil || !ok {
 		l.destroy(id)
+		l.deregisterCheck()
 		if err != nil {
 			return time.Time{}, l.wrap("acquire", err)
 		}
 		return time.Time{}, fmt.Errorf("%w: %s at %s (or its lock-delay after the last holder runs)", ErrLockHeld, l.key, l.addr)
 	}
 	l.session, l.value = id, value
-	return sent.Add(l.ttl), nil
+	return sent.Add(l.TTL()), nil
+}
+
+// registerCheck (re)registers the lock's service with its TTL check passing.
+func (l *Lock) registerCheck(ctx context.Context) error {
+	reg := &api.AgentServiceRegistration{
+		ID:   l.serviceID,
+		Name: LockServiceName,
+		Meta: map[string]string{"key": l.key},
+		Check: &api.AgentServiceCheck{
+			CheckID:                        l.checkID,
+			Name:                           "qmq lock " + l.key + " holder",
+			TTL:                            l.healthTTL.String(),
+			Status:                         api.HealthPassing,
+			DeregisterCriticalServiceAfter: "1m",
+		},
+	}
+	if err := l.client.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{}.WithContext(ctx)); err != nil {
+		return l.wrap("register the health check of", err)
+	}
+	return nil
+}
+
+// passCheck resets the health check's TTL.
+func (l *Lock) passCheck(ctx context.Context) error {
+	if err := l.client.Agent().UpdateTTLOpts(l.checkID, "held", api.HealthPassing, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
+		return l.wrap("pass the health check of", err)
+	}
+	return nil
+}
+
+// deregisterCheck removes the lock's service (best effort: the agent
+// removes it a minute after its check went critical anyway).
+func (l *Lock) deregisterCheck() {
+	if l.healthTTL <= 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = l.client.Agent().ServiceDeregisterOpts(l.serviceID, (&api.QueryOptions{}).WithContext(ctx))
 }
 
 // Renew renews the session. ErrLockLost means the lock is gone: the
@@ -127,6 +220,11 @@ func (l *Lock) Renew(ctx context.Context) (until time.Time, err error) {
 		return time.Time{}, ErrLockLost
 	}
 	sent := time.Now()
+	if l.healthTTL > 0 {
+		if err := l.passCheck(ctx); err != nil {
+			return time.Time{}, err
+		}
+	}
 	q := (&api.WriteOptions{}).WithContext(ctx)
 	entry, _, err := l.client.Session().Renew(l.session, q)
 	if err != nil {
@@ -134,6 +232,7 @@ func (l *Lock) Renew(ctx context.Context) (until time.Time, err error) {
 	}
 	if entry == nil {
 		l.session, l.value = "", nil
+		l.deregisterCheck()
 		return time.Time{}, fmt.Errorf("%w: %s at %s", ErrLockLost, l.key, l.addr)
 	}
 	kv, _, err := l.client.KV().Get(l.key, (&api.QueryOptions{}).WithContext(ctx))
@@ -144,7 +243,7 @@ func (l *Lock) Renew(ctx context.Context) (until time.Time, err error) {
 		l.release(ctx)
 		return time.Time{}, fmt.Errorf("%w: %s at %s no longer names this session", ErrLockLost, l.key, l.addr)
 	}
-	return sent.Add(l.ttl), nil
+	return sent.Add(l.TTL()), nil
 }
 
 // Holder returns the key's value and whether a session holds it.
@@ -173,6 +272,7 @@ func (l *Lock) release(ctx context.Context) {
 	q := (&api.WriteOptions{}).WithContext(ctx)
 	_, _, _ = l.client.KV().Release(&api.KVPair{Key: l.key, Session: id}, q)
 	l.destroy(id)
+	l.deregisterCheck()
 }
 
 func (l *Lock) destroy(id string) {

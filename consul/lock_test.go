@@ -16,7 +16,7 @@ func TestLockRealAgent(t *testing.T) {
 	defer cancel()
 	cfg := Config{Address: a.HTTPAddr, Logger: testLogger(t)}
 	key := "qmq/test/" + t.Name()
-	l1, err := NewLock(cfg, key, time.Second, 0)
+	l1, err := NewLock(cfg, key, LockOptions{SessionTTL: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,7 +24,7 @@ func TestLockRealAgent(t *testing.T) {
 	if l1.TTL() != MinSessionTTL {
 		t.Fatalf("TTL %v, want it raised to %v", l1.TTL(), MinSessionTTL)
 	}
-	l2, err := NewLock(cfg, key, MinSessionTTL, 0)
+	l2, err := NewLock(cfg, key, LockOptions{SessionTTL: MinSessionTTL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,14 +71,24 @@ func TestLockRealAgent(t *testing.T) {
 	if l2.Held() {
 		t.Fatal("still held after the loss")
 	}
-	if _, err := l1.Acquire(ctx, []byte("one")); err != nil {
-		t.Fatalf("after the other's session was destroyed (lock-delay 0): %v", err)
+	// Lock-delay 0 (1 ms is sent): the key is free at once, but the servers
+	// apply a destroy and its release asynchronously; allow them a moment.
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		_, err := l1.Acquire(ctx, []byte("one"))
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ErrLockHeld) || time.Now().After(deadline) {
+			t.Fatalf("after the other's session was destroyed (lock-delay 0): %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	l1.Release(ctx)
 }
 
 func TestLockAgentDown(t *testing.T) {
-	l, err := NewLock(Config{Address: closedTCPAddr(t)}, "qmq/x", MinSessionTTL, time.Second)
+	l, err := NewLock(Config{Address: closedTCPAddr(t)}, "qmq/x", LockOptions{SessionTTL: MinSessionTTL, LockDelay: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,4 +100,72 @@ func TestLockAgentDown(t *testing.T) {
 		t.Fatalf("Acquire with no agent: %v", err)
 	}
 	t.Log(err)
+}
+
+// A lock tied to a health check changes hands HealthTTL (plus the
+// lock-delay) after its holder stopped renewing, not after the 10–20 s of a
+// session TTL; a contender's failed attempt on the same agent leaves the
+// holder's check alone.
+func TestLockHealthTTLRealAgent(t *testing.T) {
+	a := agent(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := Config{Address: a.HTTPAddr, Logger: testLogger(t)}
+	key := "qmq/test/" + t.Name()
+	opts := LockOptions{SessionTTL: MinSessionTTL, LockDelay: 500 * time.Millisecond, HealthTTL: 2 * time.Second}
+	holder, err := NewLock(cfg, key, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	contender, err := NewLock(cfg, key, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer contender.Close()
+	if holder.TTL() != opts.HealthTTL {
+		t.Fatalf("TTL %v, want the health TTL %v", holder.TTL(), opts.HealthTTL)
+	}
+	before := time.Now()
+	until, err := holder.Acquire(ctx, []byte("holder"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := until.Sub(before); d < opts.HealthTTL-100*time.Millisecond || d > opts.HealthTTL+time.Second {
+		t.Fatalf("acquired until +%v, want about the health TTL %v", d, opts.HealthTTL)
+	}
+	// The contender fails while the holder renews, several times over the health TTL.
+	for i := 0; i < 4; i++ {
+		if _, err := contender.Acquire(ctx, []byte("contender")); !errors.Is(err, ErrLockHeld) {
+			t.Fatalf("contender while held: %v, want ErrLockHeld", err)
+		}
+		time.Sleep(opts.HealthTTL / 3)
+		if _, err := holder.Renew(ctx); err != nil {
+			t.Fatalf("holder's renewal %d after the contender's failed attempt: %v", i, err)
+		}
+	}
+
+	// The holder "dies": it stops renewing and releases nothing.
+	died := time.Now()
+	var took time.Duration
+	for {
+		if _, err := contender.Acquire(ctx, []byte("contender")); err == nil {
+			took = time.Since(died)
+			break
+		} else if !errors.Is(err, ErrLockHeld) {
+			t.Fatal(err)
+		}
+		if time.Since(died) > MinSessionTTL {
+			t.Fatalf("the lock did not change hands within %v of its holder's last renewal (health TTL %v)", MinSessionTTL, opts.HealthTTL)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("the lock changed hands %v after the holder's last renewal (health TTL %v, lock-delay %v)", took, opts.HealthTTL, opts.LockDelay)
+	if took < opts.HealthTTL-100*time.Millisecond {
+		t.Fatalf("the lock changed hands after %v, before the health TTL %v: the holder's fencing margin is void", took, opts.HealthTTL)
+	}
+	if _, err := holder.Renew(ctx); !errors.Is(err, ErrLockLost) {
+		t.Fatalf("the old holder's renewal: %v, want ErrLockLost", err)
+	}
+	contender.Release(ctx)
 }

@@ -49,13 +49,13 @@
 //	sync_port_a/_b              20882 (sync.port, AddBroker --syncPort)
 //	http_port_a/_b              8081 (broker.http.port: /health and /metrics)
 //	broker_config               {} more broker.properties keys for both brokers (--set key=value)
-//	restart_delay               30s: a dead broker is restarted in place after this
+//	restart_delay               10s: a dead broker is restarted in place after this
 //	user                        "" (the driver's default: nobody with exec)
 //
 // A broker is pinned to its data: it is restarted in place (restart mode
 // delay, never giving up), never rescheduled, and not replaced when its
 // client loses the Nomad servers. restart_delay is longer than a takeover
-// (Consul's session TTL, 10 s, up to twice, plus the lock delay), so a
+// (the lease's health check TTL, 3 s, plus the lock delay), so a
 // killed master comes back after its slave has taken over, and rejoins as
 // the slave, instead of racing it for the lease. Changing the job replaces
 // both brokers of the pair at once (Nomad updates task groups in parallel):

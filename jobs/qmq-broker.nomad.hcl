@@ -136,8 +136,8 @@ variable "broker_config" {
 
 variable "restart_delay" {
   type        = string
-  default     = "30s"
-  description = "Wait before a broker that died is started again. Longer than a takeover (Consul session TTL, up to twice 10 s, plus the lock delay), so that a killed master comes back as the slave instead of racing its slave for the lease."
+  default     = "10s"
+  description = "Wait before a broker that died is started again. Longer than a takeover (the lease's health check TTL, failover.consul.check.ttl.ms 3 s, plus the lock delay: about 4 s), so that a killed master comes back as the slave instead of racing its slave for the lease."
 }
 
 variable "cpu" {

@@ -65,9 +65,13 @@
 // <failover.consul.key.prefix, default qmq/broker/><group>/master
 // (consulLease, consul.Lock): session TTL
 // failover.consul.session.ttl.ms (at least 10 s), behavior release,
-// lock-delay failover.consul.lock.delay.ms. The master renews the session
-// every third of its TTL and refuses sends 90% of the TTL after its last
-// successful renewal was sent (Consul invalidates no sooner than the TTL,
+// lock-delay failover.consul.lock.delay.ms, and (ours, unless
+// failover.consul.check.ttl.ms is 0) a TTL health check of
+// failover.consul.check.ttl.ms (3 s) that the session depends on, so that a
+// dead master's lock is free 3 s after its last renewal instead of 10–20 s.
+// The master renews (passes the check, renews the session) every third of
+// the lease TTL (the check's, else the session's) and refuses sends 90% of it
+// after its last successful renewal was sent (Consul invalidates no sooner,
 // then adds the lock-delay). Each claim is also sent to the metaserver as
 // BROKER_LEASE with protocol.LeaseConsul, which records the term without
 // checking the metaserver's expiry (and turns a broker whose role was

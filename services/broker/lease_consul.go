@@ -43,7 +43,8 @@ func (r *registrar) masterLease() masterLease {
 	f := s.settings.Failover
 	if f.Enable && f.ConsulLease && s.settings.ConsulAddress != "" {
 		cfg := consul.Config{Address: s.settings.ConsulAddress, Token: s.settings.ConsulToken, Logger: s.log.Named("consul")}
-		lock, err := consul.NewLock(cfg, consulLeaseKey(f.ConsulKeyPrefix, r.group), f.ConsulSessionTTL, f.ConsulLockDelay)
+		lock, err := consul.NewLock(cfg, consulLeaseKey(f.ConsulKeyPrefix, r.group), consul.LockOptions{
+			SessionTTL: f.ConsulSessionTTL, LockDelay: f.ConsulLockDelay, HealthTTL: f.ConsulHealthTTL})
 		if err == nil {
 			r.ml = &consulLease{r: r, lock: lock}
 			return r.ml
@@ -84,12 +85,13 @@ func (l dbLease) takeOver(ctx context.Context) (time.Time, protocol.LeaseRespons
 }
 
 // consulLease is a Consul session lock (TTL failover.consul.session.ttl.ms,
-// behavior release, lock-delay failover.consul.lock.delay.ms). Consul
-// invalidates a session no sooner than its TTL after the last renewal
-// reached it (up to twice the TTL later), and another session can take the
-// key only after the lock-delay that follows; the master stops
-// acknowledging writes at 90% of the TTL after sending its last successful
-// renewal, before anyone else can hold the key. The metaserver is told of
+// behavior release, lock-delay failover.consul.lock.delay.ms, tied to a TTL
+// health check of failover.consul.check.ttl.ms). Consul invalidates a
+// session no sooner than the lock's TTL (the check's) after the last renewal
+// reached it, and another session can take the key only after the
+// lock-delay that follows; the master stops acknowledging writes at 90% of
+// the TTL after sending its last successful renewal, before anyone else can
+// hold the key. The metaserver is told of
 // each claim and promotion with protocol.LeaseConsul: it records the terms
 // and swaps the roles, checking roles and wait.slave.wrote but not its own
 // lease's expiry.
@@ -160,7 +162,7 @@ func (l *consulLease) claim(ctx context.Context) (time.Time, protocol.LeaseRespo
 		return time.Time{}, protocol.LeaseResponse{}, err
 	}
 	if !wasHeld {
-		r.s.log.Info("consul lock acquired", "key", l.lock.Key(), "session_ttl", l.lock.TTL())
+		r.s.log.Info("consul lock acquired", "key", l.lock.Key(), "lease_ttl", l.lock.TTL())
 	}
 	resp, err := r.lease(ctx, protocol.LeaseClaim|protocol.LeaseConsul)
 	switch {

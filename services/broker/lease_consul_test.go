@@ -25,7 +25,7 @@ func consulLeaseSets(t *testing.T, agentAddr string) []string {
 }
 
 // testKeyPrefix keeps each test's locks apart in the shared agent (a
-// killed broker's session holds its lock for up to twice its TTL).
+// killed broker's lease check and session hold its lock for a while).
 func testKeyPrefix(t *testing.T) string { return "qmq-test/" + t.Name() + "/" }
 
 func consulKV(t *testing.T, agentAddr string) *api.KV {

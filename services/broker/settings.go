@@ -73,7 +73,11 @@ type FailoverSettings struct {
 	ConsulLease      bool          // failover.consul.lease (default true)
 	ConsulSessionTTL time.Duration // failover.consul.session.ttl.ms: the session's TTL (Consul's minimum is 10 s)
 	ConsulLockDelay  time.Duration // failover.consul.lock.delay.ms: Consul's lock-delay after the session is invalidated
-	ConsulKeyPrefix  string        // failover.consul.key.prefix: the lock is <prefix><group>/master (default qmq/broker/)
+	// ConsulHealthTTL is failover.consul.check.ttl.ms (ours): the session also
+	// depends on a TTL health check the master passes, so a dead master's lock
+	// is free this long after its last pass instead of 10–20 s; 0 = session TTL only.
+	ConsulHealthTTL time.Duration
+	ConsulKeyPrefix string // failover.consul.key.prefix: the lock is <prefix><group>/master (default qmq/broker/)
 }
 
 func loadSettings(dir string, l conf.Lookup) (Settings, error) {
@@ -122,6 +126,7 @@ func loadSettings(dir string, l conf.Lookup) (Settings, error) {
 		ConsulLease:      r.Bool("failover.consul.lease", true),
 		ConsulSessionTTL: r.Millis("failover.consul.session.ttl.ms", 10*time.Second, 10*time.Second, 24*time.Hour),
 		ConsulLockDelay:  r.Millis("failover.consul.lock.delay.ms", time.Second, 0, time.Minute),
+		ConsulHealthTTL:  r.Millis("failover.consul.check.ttl.ms", 3*time.Second, 0, time.Minute),
 		ConsulKeyPrefix:  r.String("failover.consul.key.prefix", "qmq/broker/"),
 	}
 	s.Store = storage.ReadConfig(r)
