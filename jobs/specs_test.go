@@ -89,7 +89,7 @@ func TestSpecsParseAndValidate(t *testing.T) {
 				if v := g.Volumes["data"]; v == nil || v.Type != "host" || v.Source != "qmq-broker-"+name {
 					t.Errorf("group %s volume %v", name, v)
 				}
-				if *g.Count != 1 || *g.RestartPolicy.Mode != "delay" || *g.RestartPolicy.Delay != 30*time.Second ||
+				if *g.Count != 1 || *g.RestartPolicy.Mode != "delay" || *g.RestartPolicy.Delay != 10*time.Second ||
 					*g.ReschedulePolicy.Attempts != 0 || *g.ReschedulePolicy.Unlimited {
 					t.Errorf("group %s: count %d restart %+v reschedule %+v: want one broker restarted in place, never rescheduled", name, *g.Count, *g.RestartPolicy, *g.ReschedulePolicy)
 				}
