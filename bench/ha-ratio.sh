@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# ha-ratio.sh: produce throughput of a broker group with wait.slave.wrote=true as a ratio of the
+# same broker without a slave, measured in one run (issue 5's target: at least 85%).
+#
+#   make build && bench/ha-ratio.sh [--pairs N] [--quota PERCENT] [--set key=value]… [-- qmq bench flags…]
+#
+# Each pair runs `lone` (metaserver + master, wait.slave.wrote=false) and `slave` (metaserver +
+# master + slave, wait.slave.wrote=true) as separate processes on this machine, with
+# `qmq bench --mode produce` as the load, and prints msg/s and the CPU seconds of every process.
+# On one machine the slave and the load generator take CPU from the master: --quota confines the
+# load generator, the master and the slave to PERCENT of one CPU each (a cgroup v1 cpu quota, so
+# root), which is how three separate hosts of that size would behave; without it they share all
+# cores. Ports 18480-18494 must be free.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+Q=$PWD/bin/qmq
+pairs=3 quota=0 sets=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --pairs) pairs=$2; shift 2 ;;
+    --quota) quota=$2; shift 2 ;;
+    --set) sets+=("$2"); shift 2 ;; # broker.properties key for both brokers
+    --) shift; break ;;
+    *) echo "ha-ratio.sh: unknown flag $1 (see the header of $0)" >&2; exit 2 ;;
+  esac
+done
+[ -x "$Q" ] || { echo "ha-ratio.sh: $Q is missing: run make build" >&2; exit 1; }
+CG=/sys/fs/cgroup/cpu
+if [ "$quota" != 0 ]; then
+  [ -w $CG ] || { echo "ha-ratio.sh: --quota needs the cgroup v1 cpu controller at $CG, writable (root)" >&2; exit 1; }
+  for g in client master slave; do
+    mkdir -p $CG/qmq-ha-$g
+    echo 10000 > $CG/qmq-ha-$g/cpu.cfs_period_us # short periods: a throttled process waits at most a few ms
+    echo $((quota * 100)) > $CG/qmq-ha-$g/cpu.cfs_quota_us
+  done
+fi
+# confine NAME CMD…: run CMD in NAME's cgroup (when --quota is set); the shell execs CMD, so $! is CMD.
+confine() {
+  local g=$1; shift
+  if [ "$quota" != 0 ]; then
+    exec sh -c 'echo $$ > '$CG'/qmq-ha-$0/cgroup.procs; exec "$@"' "$g" "$@"
+  else
+    exec "$@"
+  fi
+}
+ticks() { if [ -n "${1:-}" ]; then awk '{print $14 + $15}' "/proc/$1/stat"; else echo 0; fi; }
+alive() { for p in "$@"; do kill -0 "$p" 2>/dev/null && return 0; done; return 1; }
+waitfor() { # URL PATTERN
+  for _ in $(seq 1 150); do curl -sf "$1" 2>/dev/null | grep -qi "$2" && return 0; sleep 0.1; done
+  echo "ha-ratio.sh: $1 never matched $2" >&2; return 1
+}
+
+# run MODE [bench flags]: prints "MODE msg/s client_cpu master_cpu slave_cpu"
+run() {
+  local mode=$1; shift
+  local d; d=$(mktemp -d /tmp/qmq-ha-ratio.XXXX)
+  # qmq dev --slave writes both brokers' config and registers them; then each runs alone.
+  $Q dev --data "$d" --meta-http-port 18480 --meta-port 18481 --broker-port 18482 --log-level warn --slave > "$d/dev.out" 2>&1 &
+  local dev=$!
+  waitfor http://127.0.0.1:18494/health '"role":"slave"'
+  kill -INT $dev; wait $dev || true
+  for kv in "${sets[@]}"; do echo "$kv" | tee -a "$d/conf/broker.properties" >> "$d/conf-slave/broker.properties"; done
+  if [ "$mode" = lone ]; then sed -i 's/^wait.slave.wrote=true/wait.slave.wrote=false/' "$d/conf/broker.properties"; fi
+  $Q metaserver --conf "$d/conf" --log-level warn > "$d/meta.out" 2>&1 &
+  local meta=$! master slave=
+  (confine master "$Q" broker --conf "$d/conf" --log-level warn > "$d/master.out" 2>&1) &
+  master=$!
+  if [ "$mode" = slave ]; then
+    (confine slave "$Q" broker --conf "$d/conf-slave" --log-level warn > "$d/slave.out" 2>&1) &
+    slave=$!
+  fi
+  waitfor http://127.0.0.1:18484/health '"online":true'
+  [ "$mode" = slave ] && waitfor http://127.0.0.1:18494/health '"role":"slave"'
+  sleep 1
+  local m0 s0 m1 s1 out
+  m0=$(ticks $master); s0=$(ticks "$slave")
+  out=$( (confine client /usr/bin/time -f "client_cpu %U %S" "$Q" bench --meta http://127.0.0.1:18480/meta/address --mode produce --duration 5s "$@") 2>&1)
+  m1=$(ticks $master); s1=$(ticks "$slave")
+  local rate cpu
+  rate=$(echo "$out" | grep -oE '= +[0-9]+ msg/s' | grep -oE '[0-9]+' | head -1)
+  cpu=$(echo "$out" | awk '/client_cpu/ {printf "%.2f", $2 + $3}')
+  printf '%-5s %8s msg/s   cpu s: client %s master %s slave %s\n' "$mode" "${rate:-?}" "${cpu:-?}" \
+    "$(echo "$m0 $m1" | awk '{printf "%.2f", ($2 - $1) / 100}')" "$(echo "$s0 $s1" | awk '{printf "%.2f", ($2 - $1) / 100}')"
+  kill -INT $master $slave 2>/dev/null || true
+  for _ in $(seq 1 50); do alive $master $slave || break; sleep 0.2; done
+  if alive $master $slave; then echo "ha-ratio.sh: a broker ignored SIGINT for 10 s; killing it (logs in $d)" >&2; kill -9 $master $slave 2>/dev/null; return 1; fi
+  kill -INT $meta; wait $meta || true
+  rm -rf "$d"
+  RATE=${rate:-0}
+}
+
+echo "ha-ratio: $pairs pairs; quota ${quota}% of a CPU per process (0 = shared); broker keys: ${sets[*]:-none}; bench flags: $*"
+ratios=()
+for i in $(seq 1 "$pairs"); do
+  run lone "$@"; lone=$RATE
+  run slave "$@"; with=$RATE
+  ratios+=("$(echo "$with $lone" | awk '{printf "%.2f", $1 / $2}')")
+  echo "pair $i: slave/lone = ${ratios[-1]}"
+done
+printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR] = $1} END {printf "median slave/lone = %s (of %d pairs)\n", a[int((NR + 1) / 2)], NR}'
