@@ -37,7 +37,7 @@ var (
 //
 //	func TestMain(m *testing.M) { os.Exit(consultest.Main(m)) }
 func Main(m *testing.M) int {
-	if root, err := repoRoot(); err != nil {
+	if root, err := RepoRoot(); err != nil {
 		binErr = err
 	} else {
 		dir := filepath.Join(root, ".tools", "bin")
@@ -65,8 +65,9 @@ func Main(m *testing.M) int {
 	return code
 }
 
-// repoRoot walks up from the working directory to the directory holding go.mod.
-func repoRoot() (string, error) {
+// RepoRoot walks up from the working directory to the directory holding
+// go.mod: where <repo>/.tools/bin holds the agents the Makefile builds.
+func RepoRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err

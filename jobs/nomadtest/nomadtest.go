@@ -3,7 +3,6 @@ package nomadtest
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -49,7 +48,7 @@ func Main(m *testing.M, volumes ...string) int {
 		return watchdog(v)
 	}
 	volumeNames = volumes
-	if root, err := repoRoot(); err != nil {
+	if root, err := consultest.RepoRoot(); err != nil {
 		binErr = err
 	} else {
 		nomadBin = filepath.Join(root, ".tools", "bin", "nomad")
@@ -70,24 +69,6 @@ func Main(m *testing.M, volumes ...string) int {
 		fmt.Fprintf(os.Stderr, "---- nomad test agent output ----\n%s---- end nomad agent output ----\n", agentLog.String())
 	}
 	return code
-}
-
-// repoRoot walks up from the working directory to the directory holding go.mod.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found above the test's working directory")
-		}
-		dir = parent
-	}
 }
 
 // Server is the shared Nomad dev agent.
