@@ -289,7 +289,11 @@ func (l *Lock) Close() {
 }
 
 func (l *Lock) wrap(op string, err error) error {
-	reason, hint := explainHTTP(err, l.key, "key:write and session:write", registerAddrHint)
+	perms := "key:write and session:write"
+	if l.healthTTL > 0 {
+		perms = "key:write, session:write and service:write on " + LockServiceName
+	}
+	reason, hint := explainHTTP(err, l.key, perms, registerAddrHint)
 	msg := fmt.Sprintf("consul lock: %s %s at %s: %s", op, l.key, l.addr, reason)
 	if hint != "" {
 		msg += "; " + hint
