@@ -535,3 +535,49 @@ func TestDialFailure(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// A handler answering with a borrowed buffer gets it back through OnWritten
+// only after the response went out: the client reads the handler's bytes,
+// not what the buffer's next user wrote into it.
+func TestOnWrittenRunsAfterTheResponse(t *testing.T) {
+	var (
+		mu       sync.Mutex
+		returned int
+	)
+	buf := make([]byte, 0, 64<<10) // large enough for the vectored write path
+	s := startServer(t, ServerConfig{}, map[int16]Handler{
+		protocol.CodeSendMessage: HandlerFunc(func(ctx context.Context, req *Request) protocol.Frame {
+			body := append(buf[:0], bytes.Repeat([]byte("x"), cap(buf))...)
+			req.OnWritten(func() {
+				clear(body) // the next user overwrites it
+				mu.Lock()
+				returned++
+				mu.Unlock()
+			})
+			return protocol.NewResponse(req.Frame.Header, protocol.CodeSuccess, body)
+		}),
+	})
+	c := dial(t, s)
+	for i := 0; i < 3; i++ {
+		resp, err := c.Call(callCtx(t), protocol.CodeSendMessage, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(resp.Body, bytes.Repeat([]byte("x"), cap(buf))) {
+			t.Fatalf("call %d: the response was changed after the buffer was returned", i)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		n := returned
+		mu.Unlock()
+		if n == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("OnWritten ran %d times for 3 responses", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
