@@ -219,6 +219,12 @@ func AppendFrame(dst []byte, h Header, body []byte) []byte {
 	return append(dst, body...)
 }
 
+// AppendFrameHeader appends the frame prefix and header of a frame whose body
+// is bodyLen bytes long, for a writer that sends the body itself.
+func AppendFrameHeader(dst []byte, h Header, bodyLen int) []byte {
+	return appendHeader(dst, h, bodyLen)
+}
+
 func appendHeader(dst []byte, h Header, bodyLen int) []byte {
 	dst = binary.BigEndian.AppendUint32(dst, uint32(2+HeaderSize+bodyLen))
 	dst = binary.BigEndian.AppendUint16(dst, HeaderSize)

@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/qmq-go/qmq/storage/checkpoint"
 	"github.com/qmq-go/qmq/storage/pulllog"
@@ -76,6 +77,15 @@ func (r RawView) Len() int { return r.n }
 
 // Release unpins the log segment.
 func (r RawView) Release() { r.v.Release() }
+
+// File returns the file holding Bytes() and its position there (see
+// segment.View.File), or nil.
+func (r RawView) File() (*os.File, int64) {
+	if r.n == 0 {
+		return nil, 0
+	}
+	return r.v.File()
+}
 
 // ReadRaw returns the log's bytes from offset (a record boundary): whole
 // records of one segment, as many as fit in max bytes but at least one. An

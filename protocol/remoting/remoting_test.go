@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -579,5 +580,44 @@ func TestOnWrittenRunsAfterTheResponse(t *testing.T) {
 			t.Fatalf("OnWritten ran %d times for 3 responses", n)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A response may end with a range of a file (sent with sendfile): the
+// client reads the handler's body followed by exactly those bytes, large
+// ranges included (the socket fills and the send waits for the reader).
+func TestFileTail(t *testing.T) {
+	content := make([]byte, 3<<20)
+	for i := range content {
+		content[i] = byte(i * 7)
+	}
+	path := t.TempDir() + "/segment"
+	if err := os.WriteFile(path, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	s := startServer(t, ServerConfig{}, map[int16]Handler{
+		protocol.CodeSyncLogRequest: HandlerFunc(func(ctx context.Context, req *Request) protocol.Frame {
+			off := int64(binary.BigEndian.Uint32(req.Frame.Body))
+			n := int(binary.BigEndian.Uint32(req.Frame.Body[4:]))
+			req.SetFileTail(FileTail{File: f, Offset: off, Len: n})
+			return protocol.NewResponse(req.Frame.Header, protocol.CodeSuccess, []byte("head:"))
+		}),
+	})
+	c := dial(t, s)
+	for _, r := range []struct{ off, n int }{{0, 1}, {12345, 100000}, {1 << 20, 2 << 20}, {len(content) - 10, 10}} {
+		body := binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, uint32(r.off)), uint32(r.n))
+		resp, err := c.Call(callCtx(t), protocol.CodeSyncLogRequest, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := append([]byte("head:"), content[r.off:r.off+r.n]...)
+		if !bytes.Equal(resp.Body, want) {
+			t.Fatalf("range %d+%d: got %d bytes, want %d (the handler's body, then the file's bytes)", r.off, r.n, len(resp.Body), len(want))
+		}
 	}
 }

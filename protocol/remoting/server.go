@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -30,7 +31,23 @@ type Request struct {
 	LocalAddr  net.Addr
 
 	written []func()
+	tail    FileTail
 }
+
+// FileTail is part of a response the server sends straight from a file,
+// after the handler's body: with sendfile(2) on TCP, so the bytes are not
+// copied through the process (a master's replication answers are hundreds
+// of KiB of its log, many times a second).
+type FileTail struct {
+	File   *os.File
+	Offset int64
+	Len    int
+}
+
+// SetFileTail makes t the end of the response: the frame is the handler's
+// body followed by t's bytes. The file must stay open and unchanged over
+// that range until the response is written (OnWritten).
+func (r *Request) SetFileTail(t FileTail) { r.tail = t }
 
 // OnWritten registers f to run once the handler's response has been written
 // (or dropped because the connection closed): a handler may answer with a
@@ -453,13 +470,18 @@ func (c *conn) handle(log hclog.Logger, h Handler, f protocol.Frame) {
 	resp.Header.Flag = protocol.FlagResponse
 	resp.Header.Version = f.Header.Version
 	resp.Header.RequestCode = f.Header.Code
-	if len(resp.Body) > c.srv.maxFrameBody() {
+	if len(resp.Body)+req.tail.Len > c.srv.maxFrameBody() {
 		log.Error("handler response too large; answering BROKER_ERROR",
 			"code", protocol.CodeName(f.Header.Code, false), "body_bytes", len(resp.Body))
 		resp = protocol.NewResponse(f.Header, protocol.CodeBrokerError,
-			protocol.AppendErrorBody(nil, fmt.Sprintf("response to %s too large (%d bytes)", protocol.CodeName(f.Header.Code, false), len(resp.Body))))
+			protocol.AppendErrorBody(nil, fmt.Sprintf("response to %s too large (%d bytes)", protocol.CodeName(f.Header.Code, false), len(resp.Body)+req.tail.Len)))
+		req.tail = FileTail{}
 	}
-	c.write(log, resp)
+	if req.tail.Len > 0 {
+		c.writeWithTail(log, resp, req.tail)
+	} else {
+		c.write(log, resp)
+	}
 	req.Written()
 }
 
@@ -494,4 +516,34 @@ func (c *conn) write(log hclog.Logger, f protocol.Frame) {
 		log.Debug("write failed; closing connection", "error", err)
 		c.close()
 	}
+}
+
+// writeWithTail sends a frame whose body ends with bytes of a file: the
+// header and the handler's body, then the file range with sendfile(2) (a
+// plain copy where the connection is not TCP). A failed write closes the
+// connection.
+func (c *conn) writeWithTail(log hclog.Logger, f protocol.Frame, t FileTail) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.ctx.Err() != nil {
+		return
+	}
+	if c.srv.writeTimeout > 0 {
+		c.nc.SetWriteDeadline(time.Now().Add(c.srv.writeTimeout))
+	}
+	head := protocol.AppendFrameHeader(make([]byte, 0, 4+2+protocol.HeaderSize+len(f.Body)), f.Header, len(f.Body)+t.Len)
+	head = append(head, f.Body...)
+	err := writeAll(c.nc, head)
+	if err == nil {
+		err = sendFile(c.nc, t)
+	}
+	if err != nil {
+		log.Debug("write failed; closing connection", "error", err)
+		c.close()
+	}
+}
+
+func writeAll(w io.Writer, b []byte) error {
+	_, err := w.Write(b) // net.Conn writes everything or fails
+	return err
 }

@@ -74,8 +74,9 @@ func masterChunks(tb testing.TB, s *storage.Store, batch int) []chunk {
 	}
 }
 
-// BenchmarkMasterReadPath: serving one SYNC_LOG_REQUEST for data that is
-// there (read the raw bytes, copy them into the response body).
+// BenchmarkMasterReadPath: copy requests answered by a master over a real
+// connection (the master reads its log and sends it with sendfile; the
+// client reads the answers), as a slave's copy loop sees it without appending.
 func BenchmarkMasterReadPath(b *testing.B) {
 	master := openStore(b, benchStoreConfig(b.TempDir()))
 	defer master.Close()
@@ -86,16 +87,28 @@ func BenchmarkMasterReadPath(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer m.Close()
-	req := &remoting.Request{Frame: protocol.Frame{Header: protocol.Header{Code: protocol.CodeSyncLogRequest, Version: protocol.CurrentVersion}}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go m.Run(ctx)
+	c, err := remoting.Dial(ctx, m.Addr().String(), 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
 	b.SetBytes(master.MessageLogEnd() / int64(len(chunks)))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		f := m.serveLog(context.Background(), req, storage.MessageLog, chunks[i%len(chunks)].offset)
-		if f.Header.Code != protocol.CodeSuccess || len(f.Body) <= protocol.SyncLogResponseHeaderSize {
-			b.Fatalf("answer %d, %d bytes", f.Header.Code, len(f.Body))
+		ch := chunks[i%len(chunks)]
+		resp, err := c.Call(ctx, protocol.CodeSyncLogRequest, protocol.AppendSyncLogRequest(nil,
+			protocol.SyncLogRequest{Type: protocol.SyncTypeMessage, MessageLogOffset: ch.offset}))
+		if err != nil {
+			b.Fatal(err)
 		}
-		req.Written() // as the server does once the answer is written
+		r, err := protocol.DecodeSyncLogResponse(resp.Body)
+		if resp.Header.Code != protocol.CodeSuccess || err != nil || r.StartOffset != ch.offset || len(r.Data) == 0 {
+			b.Fatalf("answer %d (%v): %d bytes from %d", resp.Header.Code, err, len(r.Data), r.StartOffset)
+		}
 	}
 }
 

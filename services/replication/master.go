@@ -289,11 +289,18 @@ func (m *Master) serveLog(ctx context.Context, req *remoting.Request, kind stora
 			return m.refuse(h, kind, offset, err)
 		}
 		if n := v.Len(); n > 0 {
+			m.metrics.bytes.WithLabelValues(logLabel(kind)).Add(float64(n))
+			if f, pos := v.File(); f != nil {
+				// The log's bytes go from its file to the socket (sendfile);
+				// the segment stays pinned, so open, until they are sent.
+				req.SetFileTail(remoting.FileTail{File: f, Offset: pos, Len: n})
+				req.OnWritten(v.Release)
+				return protocol.NewResponse(h, protocol.CodeSuccess, protocol.AppendSyncLogResponseHeader(nil, n, offset))
+			}
 			body := m.responseBody(req, protocol.SyncLogResponseHeaderSize+n)
 			body = protocol.AppendSyncLogResponseHeader(body, n, offset)
 			body = append(body, v.Bytes()...)
 			v.Release()
-			m.metrics.bytes.WithLabelValues(logLabel(kind)).Add(float64(n))
 			return protocol.NewResponse(h, protocol.CodeSuccess, body)
 		}
 		if timer == nil {

@@ -403,7 +403,7 @@ func (l *Log) Read(offset int64, n int) (View, error) {
 		return View{}, err
 	}
 	pos := offset - s.base
-	return View{seg: s, b: data[pos : end-s.base : end-s.base]}, nil
+	return View{seg: s, b: data[pos : end-s.base : end-s.base], pos: pos}, nil
 }
 
 // ReadAt copies bytes at offset into p, crossing segments if needed. It

@@ -226,10 +226,28 @@ func syncPath(fs vfs.FS, path string) error {
 type View struct {
 	seg *segment
 	b   []byte
+	pos int64 // position of b[0] in the segment's file
 }
 
 // Bytes returns the viewed bytes (aliasing the mapping).
 func (v View) Bytes() []byte { return v.b }
+
+// File returns the segment's file and the position of Bytes()[0] in it, for
+// sending the bytes with sendfile(2) instead of copying them; nil for the
+// zero View or when the file is not a real one. Both stay valid until
+// Release: a pinned segment keeps its file open.
+func (v View) File() (*os.File, int64) {
+	if v.seg == nil {
+		return nil, 0
+	}
+	v.seg.mu.Lock()
+	f := v.seg.file
+	v.seg.mu.Unlock()
+	if f == nil {
+		return nil, 0
+	}
+	return f.OSFile(), v.pos
+}
 
 // Release unpins the segment.
 func (v View) Release() {
