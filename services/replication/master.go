@@ -56,12 +56,6 @@ type Master struct {
 	slaveMu   sync.Mutex
 	slaveAddr string
 
-	// bodies recycles copy-response buffers (SyncLogResponseHeaderSize +
-	// BatchSize bytes): a fresh one per response, at hundreds of KiB and
-	// thousands of responses a second, kept the garbage collector and its
-	// allocation assists busy on the master's busiest path.
-	bodies sync.Pool
-
 	closeOnce sync.Once
 }
 
@@ -297,7 +291,8 @@ func (m *Master) serveLog(ctx context.Context, req *remoting.Request, kind stora
 				req.OnWritten(v.Release)
 				return protocol.NewResponse(h, protocol.CodeSuccess, protocol.AppendSyncLogResponseHeader(nil, n, offset))
 			}
-			body := m.responseBody(req, protocol.SyncLogResponseHeaderSize+n)
+			// A segment without a real file (not seen in practice): copy.
+			body := make([]byte, 0, protocol.SyncLogResponseHeaderSize+n)
 			body = protocol.AppendSyncLogResponseHeader(body, n, offset)
 			body = append(body, v.Bytes()...)
 			v.Release()
@@ -315,22 +310,6 @@ func (m *Master) serveLog(ctx context.Context, req *remoting.Request, kind stora
 			return protocol.NewResponse(h, protocol.CodeSuccess, protocol.AppendSyncLogResponseHeader(nil, 0, offset))
 		}
 	}
-}
-
-// responseBody returns an empty buffer for a copy response of size bytes,
-// from the pool when it fits, given back once the response is written.
-func (m *Master) responseBody(req *remoting.Request, size int) []byte {
-	capacity := protocol.SyncLogResponseHeaderSize + m.cfg.BatchSize
-	if size > capacity { // one record larger than sync.batch.size
-		return make([]byte, 0, size)
-	}
-	p, _ := m.bodies.Get().(*[]byte)
-	if p == nil {
-		b := make([]byte, 0, capacity)
-		p = &b
-	}
-	req.OnWritten(func() { m.bodies.Put(p) })
-	return (*p)[:0]
 }
 
 // refuse explains a copy request the master cannot serve.
