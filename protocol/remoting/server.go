@@ -445,7 +445,7 @@ func (c *conn) readFailed(log hclog.Logger, err error) {
 // answerUnhandled answers a request no handler is registered for.
 func (c *conn) answerUnhandled(log hclog.Logger, req protocol.Header) {
 	if req.Code == protocol.CodeHeartbeat {
-		c.write(log, protocol.NewResponse(req, protocol.CodeSuccess, nil))
+		c.write(log, protocol.NewResponse(req, protocol.CodeSuccess, nil), FileTail{})
 		return
 	}
 	c.srv.unknownCodes.Add(1)
@@ -457,7 +457,7 @@ func (c *conn) answerUnhandled(log hclog.Logger, req protocol.Header) {
 	} else {
 		log.Debug("request with an unhandled code", "code", req.Code)
 	}
-	c.write(log, protocol.NewResponse(req, protocol.CodeUnknownCode, protocol.AppendErrorBody(nil, msg)))
+	c.write(log, protocol.NewResponse(req, protocol.CodeUnknownCode, protocol.AppendErrorBody(nil, msg)), FileTail{})
 }
 
 // handle runs one handler in its own goroutine and writes its response.
@@ -477,11 +477,7 @@ func (c *conn) handle(log hclog.Logger, h Handler, f protocol.Frame) {
 			protocol.AppendErrorBody(nil, fmt.Sprintf("response to %s too large (%d bytes)", protocol.CodeName(f.Header.Code, false), len(resp.Body)+req.tail.Len)))
 		req.tail = FileTail{}
 	}
-	if req.tail.Len > 0 {
-		c.writeWithTail(log, resp, req.tail)
-	} else {
-		c.write(log, resp)
-	}
+	c.write(log, resp, req.tail)
 	req.Written()
 }
 
@@ -502,8 +498,9 @@ func (c *conn) run(log hclog.Logger, h Handler, req *Request) (resp protocol.Fra
 	return h.Serve(c.ctx, req)
 }
 
-// write sends one frame; a failed write closes the connection.
-func (c *conn) write(log hclog.Logger, f protocol.Frame) {
+// write sends one frame, followed by tail's file bytes if any (see
+// FileTail); a failed write closes the connection.
+func (c *conn) write(log hclog.Logger, f protocol.Frame, tail FileTail) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.ctx.Err() != nil {
@@ -512,30 +509,11 @@ func (c *conn) write(log hclog.Logger, f protocol.Frame) {
 	if c.srv.writeTimeout > 0 {
 		c.nc.SetWriteDeadline(time.Now().Add(c.srv.writeTimeout))
 	}
-	if err := protocol.WriteFrame(c.nc, f.Header, f.Body); err != nil {
-		log.Debug("write failed; closing connection", "error", err)
-		c.close()
-	}
-}
-
-// writeWithTail sends a frame whose body ends with bytes of a file: the
-// header and the handler's body, then the file range with sendfile(2) (a
-// plain copy where the connection is not TCP). A failed write closes the
-// connection.
-func (c *conn) writeWithTail(log hclog.Logger, f protocol.Frame, t FileTail) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if c.ctx.Err() != nil {
-		return
-	}
-	if c.srv.writeTimeout > 0 {
-		c.nc.SetWriteDeadline(time.Now().Add(c.srv.writeTimeout))
-	}
-	head := protocol.AppendFrameHeader(make([]byte, 0, 4+2+protocol.HeaderSize+len(f.Body)), f.Header, len(f.Body)+t.Len)
-	head = append(head, f.Body...)
-	err := writeAll(c.nc, head)
-	if err == nil {
-		err = sendFile(c.nc, t)
+	var err error
+	if tail.Len == 0 {
+		err = protocol.WriteFrame(c.nc, f.Header, f.Body)
+	} else {
+		err = writeFrameWithTail(c.nc, f, tail)
 	}
 	if err != nil {
 		log.Debug("write failed; closing connection", "error", err)
@@ -543,7 +521,13 @@ func (c *conn) writeWithTail(log hclog.Logger, f protocol.Frame, t FileTail) {
 	}
 }
 
-func writeAll(w io.Writer, b []byte) error {
-	_, err := w.Write(b) // net.Conn writes everything or fails
-	return err
+// writeFrameWithTail writes the frame's header and body, then the tail with
+// sendfile(2) (a plain copy where the connection is not TCP).
+func writeFrameWithTail(nc net.Conn, f protocol.Frame, t FileTail) error {
+	head := protocol.AppendFrameHeader(make([]byte, 0, 4+2+protocol.HeaderSize+len(f.Body)), f.Header, len(f.Body)+t.Len)
+	head = append(head, f.Body...)
+	if _, err := nc.Write(head); err != nil { // a net.Conn writes everything or fails
+		return err
+	}
+	return sendFile(nc, t)
 }
