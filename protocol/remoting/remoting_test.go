@@ -545,15 +545,18 @@ func TestOnWrittenRunsAfterTheResponse(t *testing.T) {
 		mu       sync.Mutex
 		returned int
 	)
-	buf := make([]byte, 0, 64<<10) // large enough for the vectored write path
+	const size = 64 << 10        // large enough for the vectored write path
+	pool := make(chan []byte, 1) // one buffer, lent to one response at a time
+	pool <- make([]byte, 0, size)
 	s := startServer(t, ServerConfig{}, map[int16]Handler{
 		protocol.CodeSendMessage: HandlerFunc(func(ctx context.Context, req *Request) protocol.Frame {
-			body := append(buf[:0], bytes.Repeat([]byte("x"), cap(buf))...)
+			body := append((<-pool)[:0], bytes.Repeat([]byte("x"), size)...)
 			req.OnWritten(func() {
-				clear(body) // the next user overwrites it
+				clear(body) // what the buffer's next user would do
 				mu.Lock()
 				returned++
 				mu.Unlock()
+				pool <- body
 			})
 			return protocol.NewResponse(req.Frame.Header, protocol.CodeSuccess, body)
 		}),
@@ -564,7 +567,7 @@ func TestOnWrittenRunsAfterTheResponse(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(resp.Body, bytes.Repeat([]byte("x"), cap(buf))) {
+		if !bytes.Equal(resp.Body, bytes.Repeat([]byte("x"), size)) {
 			t.Fatalf("call %d: the response was changed after the buffer was returned", i)
 		}
 	}
