@@ -4,11 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/qmq-go/qmq/internal/logtest"
 	"github.com/qmq-go/qmq/storage/actionlog"
 	"github.com/qmq-go/qmq/storage/checkpoint"
 	"github.com/qmq-go/qmq/storage/messagelog"
@@ -59,37 +58,6 @@ func replicaTestConfig(root string) Config {
 	return c
 }
 
-func sameSegments(t testing.TB, a, b string) {
-	t.Helper()
-	read := func(dir string) map[string][]byte {
-		es, err := os.ReadDir(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := map[string][]byte{}
-		for _, e := range es {
-			if len(e.Name()) != 20 {
-				continue
-			}
-			data, err := os.ReadFile(filepath.Join(dir, e.Name()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			out[e.Name()] = data
-		}
-		return out
-	}
-	fa, fb := read(a), read(b)
-	if len(fa) != len(fb) || len(fa) == 0 {
-		t.Fatalf("%s has %d segments, %s has %d", a, len(fa), b, len(fb))
-	}
-	for name, data := range fa {
-		if !bytes.Equal(data, fb[name]) {
-			t.Fatalf("segment %s differs between %s and %s", name, a, b)
-		}
-	}
-}
-
 func sameTables(t testing.TB, a, b *Store) {
 	t.Helper()
 	var ta, tb []byte
@@ -128,8 +96,8 @@ func TestReplicaCopyServesMessagesAndActions(t *testing.T) {
 	want := map[string]int64{"order.created": 1500, "pay/done": 1500}
 	checkAll(t, replica, subjects, want)
 	sameTables(t, master, replica)
-	sameSegments(t, master.cfg.dir("messagelog"), replica.cfg.dir("messagelog"))
-	sameSegments(t, master.cfg.dir("actionlog"), replica.cfg.dir("actionlog"))
+	logtest.SameSegments(t, master.cfg.dir("messagelog"), replica.cfg.dir("messagelog"))
+	logtest.SameSegments(t, master.cfg.dir("actionlog"), replica.cfg.dir("actionlog"))
 
 	// Reopened, the replica recovers like any store and continues copying.
 	if err := replica.Close(); err != nil {
@@ -229,8 +197,8 @@ func TestReplicaStartsAtMasterOldestSegment(t *testing.T) {
 	}
 	copyLog(t, master, replica, MessageLog, 30000, nil)
 	copyLog(t, master, replica, ActionLog, 30000, &acp)
-	sameSegments(t, master.cfg.dir("messagelog"), replica.cfg.dir("messagelog"))
-	sameSegments(t, master.cfg.dir("actionlog"), replica.cfg.dir("actionlog"))
+	logtest.SameSegments(t, master.cfg.dir("messagelog"), replica.cfg.dir("messagelog"))
+	logtest.SameSegments(t, master.cfg.dir("actionlog"), replica.cfg.dir("actionlog"))
 	sameTables(t, master, replica)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/qmq-go/qmq/internal/logtest"
 	"github.com/qmq-go/qmq/internal/testlog"
 	"github.com/qmq-go/qmq/storage"
 	"github.com/qmq-go/qmq/storage/actionlog"
@@ -142,35 +143,8 @@ func waitCaughtUp(t testing.TB, master, slave *storage.Store, timeout time.Durat
 func sameFiles(t testing.TB, masterRoot, slaveRoot string) {
 	t.Helper()
 	for _, dir := range []string{"messagelog", "actionlog"} {
-		a, b := readSegments(t, filepath.Join(masterRoot, dir)), readSegments(t, filepath.Join(slaveRoot, dir))
-		if len(a) != len(b) || len(a) == 0 {
-			t.Fatalf("%s: master has %d segment files, slave %d", dir, len(a), len(b))
-		}
-		for name, data := range a {
-			if !bytes.Equal(data, b[name]) {
-				t.Fatalf("%s/%s differs between master and slave", dir, name)
-			}
-		}
+		logtest.SameSegments(t, filepath.Join(masterRoot, dir), filepath.Join(slaveRoot, dir))
 	}
-}
-
-func readSegments(t testing.TB, dir string) map[string][]byte {
-	es, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string][]byte{}
-	for _, e := range es {
-		if len(e.Name()) != 20 {
-			continue
-		}
-		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[e.Name()] = data
-	}
-	return out
 }
 
 // sameTables fails unless both pull-log tables are equal.
