@@ -21,6 +21,7 @@ import (
 	"github.com/qmq-go/qmq/client"
 	"github.com/qmq-go/qmq/cmd/qmq/tools"
 	"github.com/qmq-go/qmq/consul"
+	"github.com/qmq-go/qmq/internal/consumetest"
 	"github.com/qmq-go/qmq/jobs"
 	"github.com/qmq-go/qmq/jobs/nomadtest"
 )
@@ -348,41 +349,12 @@ func (s *sends) ids() []string {
 // until every given id has been consumed.
 func startConsumer(t *testing.T, endpoint, subject string) func(ids []string, timeout time.Duration) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	cons, err := client.NewConsumer(ctx, endpoint, subject, "nomad-fo", client.WithPullTimeout(300*time.Millisecond),
-		client.WithRouteRefresh(500*time.Millisecond), client.WithAckFlushInterval(100*time.Millisecond), client.WithPullBatch(200))
-	if err != nil {
-		cancel()
-		t.Fatalf("consumer through %s: %v", endpoint, err)
-	}
-	var mu sync.Mutex
-	seen := map[string]bool{}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = cons.Run(ctx, func(_ context.Context, m *client.Message) error {
-			mu.Lock()
-			seen[m.ID()] = true
-			mu.Unlock()
-			return nil
-		})
-	}()
-	t.Cleanup(func() { cancel(); cons.Close(); <-done })
+	r := consumetest.Start(t, endpoint, subject, "nomad-fo")
 	return func(ids []string, timeout time.Duration) {
 		t.Helper()
 		waitFor(t, timeout, fmt.Sprintf("all %d acknowledged messages consumed", len(ids)), func() (bool, string) {
-			mu.Lock()
-			defer mu.Unlock()
-			var missing []string
-			for _, id := range ids {
-				if !seen[id] {
-					missing = append(missing, id)
-				}
-			}
-			if len(missing) > 5 {
-				missing = append(missing[:5], "…")
-			}
-			return len(missing) == 0, fmt.Sprintf("missing %v", missing)
+			n, some := r.Missing(ids)
+			return n == 0, fmt.Sprintf("%d missing, e.g. %v", n, some)
 		})
 	}
 }

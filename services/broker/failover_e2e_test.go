@@ -24,6 +24,7 @@ import (
 
 	"github.com/qmq-go/qmq/client"
 	"github.com/qmq-go/qmq/cmd/qmq/tools"
+	"github.com/qmq-go/qmq/internal/consumetest"
 	"github.com/qmq-go/qmq/internal/testlog"
 	"github.com/qmq-go/qmq/services/metaserver/metatest"
 )
@@ -187,39 +188,13 @@ func (r *loadResult) count() int {
 // every given id is consumed.
 func startConsumer(t *testing.T, endpoint, subject string) func(ids []string, timeout time.Duration) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	cons, err := client.NewConsumer(ctx, endpoint, subject, "fo-group", client.WithPullTimeout(300*time.Millisecond),
-		client.WithRouteRefresh(500*time.Millisecond), client.WithAckFlushInterval(100*time.Millisecond), client.WithPullBatch(200))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	seen := map[string]bool{}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = cons.Run(ctx, func(_ context.Context, m *client.Message) error {
-			mu.Lock()
-			seen[m.ID()] = true
-			mu.Unlock()
-			return nil
-		})
-	}()
-	t.Cleanup(func() { cancel(); cons.Close(); <-done })
+	r := consumetest.Start(t, endpoint, subject, "fo-group")
 	return func(ids []string, timeout time.Duration) {
 		t.Helper()
-		missing := func() int {
-			mu.Lock()
-			defer mu.Unlock()
-			n := 0
-			for _, id := range ids {
-				if !seen[id] {
-					n++
-				}
-			}
-			return n
-		}
-		eventually(t, timeout, fmt.Sprintf("all %d acknowledged messages consumed", len(ids)), func() bool { return missing() == 0 })
+		eventually(t, timeout, fmt.Sprintf("all %d acknowledged messages consumed", len(ids)), func() bool {
+			n, _ := r.Missing(ids)
+			return n == 0
+		})
 	}
 }
 
