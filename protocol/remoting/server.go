@@ -30,8 +30,8 @@ type Request struct {
 	RemoteAddr net.Addr
 	LocalAddr  net.Addr
 
-	written []func()
-	tail    FileTail
+	onWritten []func()
+	tail      FileTail
 }
 
 // FileTail is part of a response the server sends straight from a file,
@@ -52,15 +52,14 @@ func (r *Request) SetFileTail(t FileTail) { r.tail = t }
 // OnWritten registers f to run once the handler's response has been written
 // (or dropped because the connection closed): a handler may answer with a
 // body it borrowed, such as a pooled buffer, and take it back in f.
-func (r *Request) OnWritten(f func()) { r.written = append(r.written, f) }
+func (r *Request) OnWritten(f func()) { r.onWritten = append(r.onWritten, f) }
 
-// Written runs and forgets the OnWritten callbacks. The server calls it
-// after writing the response; a test calling a handler directly may too.
-func (r *Request) Written() {
-	for _, f := range r.written {
+// written runs the OnWritten callbacks once the response is out.
+func (r *Request) written() {
+	for _, f := range r.onWritten {
 		f()
 	}
-	r.written = nil
+	r.onWritten = nil
 }
 
 // Handler serves one request code. The returned frame's status (Header.Code)
@@ -478,7 +477,7 @@ func (c *conn) handle(log hclog.Logger, h Handler, f protocol.Frame) {
 		req.tail = FileTail{}
 	}
 	c.write(log, resp, req.tail)
-	req.Written()
+	req.written()
 }
 
 func (s *Server) maxFrameBody() int { return protocol.DefaultMaxFrameSize - 2 - protocol.HeaderSize }
