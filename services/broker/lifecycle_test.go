@@ -181,6 +181,21 @@ func TestForeverTimeoutShorterThanOfflineRefused(t *testing.T) {
 	}
 }
 
+// A lease health check shorter than a second would flap: refused at start
+// with the key, the value and what to use instead.
+func TestShortConsulCheckTTLRefused(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir+"/"+FileBroker, "meta.server.endpoint=http://127.0.0.1:1/meta/address\nfailover.consul.check.ttl.ms=200\n")
+	_, err := loadSettings(dir, conf.Lookup{Env: noEnv})
+	if err == nil || !strings.Contains(err.Error(), "failover.consul.check.ttl.ms=200") || !strings.Contains(err.Error(), "1000 or more") {
+		t.Fatalf("got %v", err)
+	}
+	writeFile(t, dir+"/"+FileBroker, "meta.server.endpoint=http://127.0.0.1:1/meta/address\nfailover.consul.check.ttl.ms=0\n")
+	if _, err := loadSettings(dir, conf.Lookup{Env: noEnv}); err != nil {
+		t.Fatalf("0 (session TTL only) refused: %v", err)
+	}
+}
+
 // toolCode runs `qmq tools <args>` and returns its exit code and output.
 func (m *metaHarness) toolCode(args ...string) (int, string) {
 	var out, errOut bytes.Buffer

@@ -143,6 +143,10 @@ func loadSettings(dir string, l conf.Lookup) (Settings, error) {
 	if s.Failover.Enable && !s.WaitSlaveWrote {
 		return Settings{}, errors.New(f.Path + ": failover.enable=true needs wait.slave.wrote=true (a slave may take over only when it has every acknowledged message): set wait.slave.wrote=true on both brokers of the group, or failover.enable=false")
 	}
+	if h := s.Failover.ConsulHealthTTL; h > 0 && h < time.Second {
+		return Settings{}, fmt.Errorf("%s: failover.consul.check.ttl.ms=%d is below 1000: the master passes the check every third of it and a missed pass frees its lock, so a short TTL makes the lease flap; use 1000 or more (default 3000), or 0 for the session TTL only",
+			f.Path, h.Milliseconds())
+	}
 	if s.MetaEndpoint == "" {
 		return Settings{}, errors.New(f.Path + ": meta.server.endpoint is required: the metaserver's discovery URL, e.g. meta.server.endpoint=http://<metaserver>:8080/meta/address")
 	}
