@@ -13,13 +13,17 @@
 # cores. Ports 18480-18494 must be free.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-Q=$PWD/bin/qmq
-pairs=3 quota=0 sets=()
+Q=${QMQ_BIN:-$PWD/bin/qmq} # QMQ_BIN: another build to measure
+pairs=3 quota=0 sets=() perfdir= env_master=() env_slave=() env_client=()
 while [ $# -gt 0 ]; do
   case $1 in
     --pairs) pairs=$2; shift 2 ;;
     --quota) quota=$2; shift 2 ;;
     --set) sets+=("$2"); shift 2 ;; # broker.properties key for both brokers
+    --env-master) env_master+=("$2"); shift 2 ;; # environment of the master (e.g. GOMAXPROCS=1), both runs
+    --env-slave) env_slave+=("$2"); shift 2 ;;
+    --env-client) env_client+=("$2"); shift 2 ;;
+    --perf) perfdir=$2; shift 2 ;;  # record CPU profiles of the brokers (perf record -g) into this directory
     --) shift; break ;;
     *) echo "ha-ratio.sh: unknown flag $1 (see the header of $0)" >&2; exit 2 ;;
   esac
@@ -43,6 +47,8 @@ confine() {
     exec "$@"
   fi
 }
+# switches PID: context switches of all the process's threads so far.
+switches() { if [ -n "${1:-}" ]; then cat /proc/$1/task/*/status 2>/dev/null | awk '/ctxt_switches/ {n += $2} END {print n + 0}'; else echo 0; fi; }
 ticks() { if [ -n "${1:-}" ]; then awk '{print $14 + $15}' "/proc/$1/stat"; else echo 0; fi; }
 alive() { for p in "$@"; do kill -0 "$p" 2>/dev/null && return 0; done; return 1; }
 waitfor() { # URL PATTERN
@@ -63,24 +69,43 @@ run() {
   if [ "$mode" = lone ]; then sed -i 's/^wait.slave.wrote=true/wait.slave.wrote=false/' "$d/conf/broker.properties"; fi
   $Q metaserver --conf "$d/conf" --log-level warn > "$d/meta.out" 2>&1 &
   local meta=$! master slave=
-  (confine master "$Q" broker --conf "$d/conf" --log-level warn > "$d/master.out" 2>&1) &
+  (confine master env "${env_master[@]}" "$Q" broker --conf "$d/conf" --log-level warn > "$d/master.out" 2>&1) &
   master=$!
   if [ "$mode" = slave ]; then
-    (confine slave "$Q" broker --conf "$d/conf-slave" --log-level warn > "$d/slave.out" 2>&1) &
+    (confine slave env "${env_slave[@]}" "$Q" broker --conf "$d/conf-slave" --log-level warn > "$d/slave.out" 2>&1) &
     slave=$!
   fi
   waitfor http://127.0.0.1:18484/health '"online":true'
   [ "$mode" = slave ] && waitfor http://127.0.0.1:18494/health '"role":"slave"'
   sleep 1
   local m0 s0 m1 s1 out
-  m0=$(ticks $master); s0=$(ticks "$slave")
-  out=$( (confine client /usr/bin/time -f "client_cpu %U %S" "$Q" bench --meta http://127.0.0.1:18480/meta/address --mode produce --duration 5s "$@") 2>&1)
-  m1=$(ticks $master); s1=$(ticks "$slave")
+  m0=$(ticks $master); s0=$(ticks "$slave"); mx0=$(switches $master); sx0=$(switches "$slave")
+  local perfs=()
+  if [ -n "$perfdir" ]; then
+    mkdir -p "$perfdir"
+    if [ "${PERF_TRACE:-}" = 1 ]; then
+      perf trace -s -p $master -o "$perfdir/$mode-master.trace" -- sleep 5 >/dev/null 2>&1 & perfs+=($!)
+      [ -n "$slave" ] && { perf trace -s -p $slave -o "$perfdir/$mode-slave.trace" -- sleep 5 >/dev/null 2>&1 & perfs+=($!); }
+    elif [ "${PERF_STAT:-}" = 1 ]; then
+      perf stat -e task-clock,context-switches,cpu-migrations,page-faults -p $master -o "$perfdir/$mode-master.stat" -- sleep 5 >/dev/null 2>&1 & perfs+=($!)
+      [ -n "$slave" ] && { perf stat -e task-clock,context-switches,cpu-migrations,page-faults -p $slave -o "$perfdir/$mode-slave.stat" -- sleep 5 >/dev/null 2>&1 & perfs+=($!); }
+    else
+      perf record -q -F 999 -g -p $master -o "$perfdir/$mode-master.data" -- sleep 5 >/dev/null 2>&1 & perfs+=($!)
+      [ -n "$slave" ] && { perf record -q -F 999 -g -p $slave -o "$perfdir/$mode-slave.data" -- sleep 5 >/dev/null 2>&1 & perfs+=($!); }
+    fi
+  fi
+  out=$( (confine client env "${env_client[@]}" /usr/bin/time -f "client_cpu %U %S" "$Q" bench --meta http://127.0.0.1:18480/meta/address --mode produce --duration 5s "$@") 2>&1)
+  m1=$(ticks $master); s1=$(ticks "$slave"); mx1=$(switches $master); sx1=$(switches "$slave")
+  local cycles
+  cycles=$(curl -s http://127.0.0.1:18484/metrics | awk '/^qmq_replication_sync_requests_total\{type="message"\}/ {print $2}')
+  [ ${#perfs[@]} -gt 0 ] && wait "${perfs[@]}"
   local rate cpu
   rate=$(echo "$out" | grep -oE '= +[0-9]+ msg/s' | grep -oE '[0-9]+' | head -1)
   cpu=$(echo "$out" | awk '/client_cpu/ {printf "%.2f", $2 + $3}')
   printf '%-5s %8s msg/s   cpu s: client %s master %s slave %s\n' "$mode" "${rate:-?}" "${cpu:-?}" \
     "$(echo "$m0 $m1" | awk '{printf "%.2f", ($2 - $1) / 100}')" "$(echo "$s0 $s1" | awk '{printf "%.2f", ($2 - $1) / 100}')"
+  # Per message of the measured run (6 s with the warm-up, so slightly high): context switches, and messages per sync request.
+  echo "$rate $mx0 $mx1 $sx0 $sx1 ${cycles:-0}" | awk '{n = $1 * 6; if (n > 0) printf "      switches/msg: master %.2f slave %.2f   sync requests %d (%.0f msg each)\n", ($3 - $2) / n, ($5 - $4) / n, $6, ($6 > 0 ? n / $6 : 0)}'
   kill -INT $master $slave 2>/dev/null || true
   for _ in $(seq 1 50); do alive $master $slave || break; sleep 0.2; done
   if alive $master $slave; then echo "ha-ratio.sh: a broker ignored SIGINT for 10 s; killing it (logs in $d)" >&2; kill -9 $master $slave 2>/dev/null; return 1; fi

@@ -1,6 +1,7 @@
 package tools
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -70,14 +71,19 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(fs.Output(), "\n\n%s.\n\n", cmd.help)
 		fs.PrintDefaults()
 	}
+	// The flag package prints the usage itself on --help and on a bad flag;
+	// collect it so that --help goes to stdout once and errors to stderr.
+	var parseOut bytes.Buffer
+	fs.SetOutput(&parseOut)
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fs.Usage()
+			stdout.Write(parseOut.Bytes())
 			return 0
 		}
+		stderr.Write(parseOut.Bytes())
 		return 2
 	}
+	fs.SetOutput(stderr)
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "qmq tools %s: unexpected arguments %q; flags are written --name=value\n", cmd.name, fs.Args())
 		return 2

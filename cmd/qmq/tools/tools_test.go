@@ -57,3 +57,22 @@ func withParam(v url.Values, k, val string) url.Values {
 	out.Set(k, val)
 	return out
 }
+
+// TestUsageOnce: --help prints a command's usage once, to stdout, and exits
+// 0; a bad flag prints the error and the usage once, to stderr, and exits 2.
+func TestUsageOnce(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := Main([]string{"AddBroker", "--help"}, &out, &errOut); code != 0 {
+		t.Fatalf("--help exited %d, want 0", code)
+	}
+	if n := strings.Count(out.String(), "Usage: qmq tools AddBroker"); n != 1 || errOut.Len() != 0 {
+		t.Fatalf("--help: usage %d times on stdout (want 1), stderr %q", n, errOut.String())
+	}
+	out.Reset()
+	if code := Main([]string{"AddBroker", "--nosuchflag=1"}, &out, &errOut); code != 2 {
+		t.Fatalf("bad flag exited %d, want 2", code)
+	}
+	if n := strings.Count(errOut.String(), "Usage: qmq tools AddBroker"); n != 1 || out.Len() != 0 || !strings.Contains(errOut.String(), "nosuchflag") {
+		t.Fatalf("bad flag: stderr %q (want the error and the usage once), stdout %q", errOut.String(), out.String())
+	}
+}
