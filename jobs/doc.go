@@ -9,7 +9,8 @@
 // has no Nomad service block, which would register it a second time. Its
 // variables:
 //
-//	admin_token        required: the API token of qmq tools, written to valid-api-tokens.properties
+//	admin_token        "": the API token of qmq tools, written to valid-api-tokens.properties;
+//	                   empty: read from the Nomad variable nomad/jobs/qmq-metaserver (key admin_token)
 //	qmq_binary         /usr/local/bin/qmq (with exec it must lie inside the task's chroot, e.g. under /usr)
 //	driver             exec, or raw_exec
 //	datacenters        ["*"]
@@ -38,7 +39,8 @@
 // the slave takes over when the master dies, with the master lease held as a
 // Consul session lock (README, High availability). Its variables:
 //
-//	admin_token                 required: the metaserver's API token, for AddBroker
+//	admin_token                 "": the metaserver's API token, for AddBroker; empty: read from the
+//	                            Nomad variable nomad/jobs/qmq-broker-<broker_group> (key admin_token)
 //	broker_group                qmq_group01 (AddBroker --brokerGroup; the job ID is qmq-broker-<broker_group>)
 //	qmq_binary, driver, datacenters, consul_address, cpu, memory, as above (1000 MHz, 1024 MB)
 //	meta_endpoint               consul://qmq-metaserver (?dns=host:port for a Consul DNS other than 127.0.0.1:8600)
@@ -75,11 +77,19 @@
 //	}
 //
 // (qmq-broker-b on the other machine, qmq-metaserver where the metaserver
-// runs; the directory must exist and be writable by the task's user). Then:
+// runs; the directory must exist and be writable by the task's user). The
+// API token goes into each job's Nomad variable, which its tasks read
+// (templates; the task waits until the variable exists), so that it is
+// neither in the job nor on a command line: the prestart task hands it to
+// qmq tools as QMQ_TOOLS_TOKEN. (-var admin_token=$TOKEN works too, but
+// puts it in the job, readable by whoever can read the job.) Then:
 //
-//	nomad job run -var admin_token=$TOKEN jobs/qmq-metaserver.nomad.hcl
-//	nomad job run -var admin_token=$TOKEN -var broker_group=qmq_group01 jobs/qmq-broker.nomad.hcl
-//	nomad job run -var admin_token=$TOKEN -var broker_group=qmq_group02 \
+//	nomad var put nomad/jobs/qmq-metaserver admin_token=$TOKEN
+//	nomad var put nomad/jobs/qmq-broker-qmq_group01 admin_token=$TOKEN
+//	nomad var put nomad/jobs/qmq-broker-qmq_group02 admin_token=$TOKEN
+//	nomad job run jobs/qmq-metaserver.nomad.hcl
+//	nomad job run -var broker_group=qmq_group01 jobs/qmq-broker.nomad.hcl
+//	nomad job run -var broker_group=qmq_group02 \
 //	    -var volume_a=qmq-broker-c -var volume_b=qmq-broker-d jobs/qmq-broker.nomad.hcl
 //
 // Clients and tools find the metaserver through Consul DNS:

@@ -51,8 +51,21 @@ func TestNomadBrokerPairFailover(t *testing.T) {
 	ports := freePorts(t, 8)
 	metaHTTP := ports[0]
 
+	// The token goes the way the specs recommend: in the jobs' Nomad
+	// variables, not in the jobs (nor on a command line).
+	metaVars := metaTestVars(n, t, qmq, ports[0], ports[1])
+	brokerVars := brokerTestVars(n, t, qmq, endpoint, [6]int(ports[2:8]))
+	delete(metaVars, "admin_token")
+	delete(brokerVars, "admin_token")
+	for _, path := range []string{"nomad/jobs/qmq-metaserver", "nomad/jobs/qmq-broker-" + brokerVars["broker_group"].(string)} {
+		if _, _, err := n.Client.Variables().Create(&api.Variable{Path: path, Items: api.VariableItems{"admin_token": testToken}}, nil); err != nil {
+			t.Fatalf("put the token in Nomad variable %s: %v", path, err)
+		}
+		t.Cleanup(func() { _, _ = n.Client.Variables().Delete(path, nil) })
+	}
+
 	start := time.Now()
-	runJob(ctx, t, n, jobs.Metaserver, metaTestVars(n, t, qmq, ports[0], ports[1]))
+	runJob(ctx, t, n, jobs.Metaserver, metaVars)
 	resolver := &consul.Resolver{DNSAddr: dns, HTTPAddr: n.Consul.HTTPAddr}
 	waitFor(t, 60*time.Second, "the metaserver in Consul DNS with a passing check", func() (bool, string) {
 		eps, err := resolver.Resolve(ctx, "qmq-metaserver")
@@ -62,7 +75,7 @@ func TestNomadBrokerPairFailover(t *testing.T) {
 		return len(eps) == 1 && eps[0].Port == metaHTTP, fmt.Sprint(eps)
 	})
 
-	brokerJob := runJob(ctx, t, n, jobs.Broker, brokerTestVars(n, t, qmq, endpoint, [6]int(ports[2:8])))
+	brokerJob := runJob(ctx, t, n, jobs.Broker, brokerVars)
 	a := member{name: "a", port: ports[2], http: ports[4]}
 	b := member{name: "b", port: ports[5], http: ports[7]}
 	waitFor(t, 90*time.Second, "the pair up: a master online with its slave, b caught up", func() (bool, string) {

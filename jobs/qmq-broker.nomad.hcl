@@ -1,7 +1,8 @@
 # qmq-broker: ONE broker group (a master/slave pair) as a Nomad service job; run it once per broker
 # group (see jobs/doc.go and README, Deploy on Nomad).
 #
-#   nomad job run -var admin_token=<token> -var broker_group=qmq_group01 jobs/qmq-broker.nomad.hcl
+#   nomad var put nomad/jobs/qmq-broker-qmq_group01 admin_token=<token>   # or -var admin_token=<token> below
+#   nomad job run -var broker_group=qmq_group01 jobs/qmq-broker.nomad.hcl
 #
 # The pair is two task groups, "a" and "b", each pinned to its own host volume. Their roles come
 # from the metaserver: a is registered as the master and b as the slave the first time, and an
@@ -120,12 +121,8 @@ variable "meta_endpoint" {
 
 variable "admin_token" {
   type        = string
-  description = "API token of qmq tools (a key of the metaserver's valid-api-tokens.properties): the prestart task registers the broker with it. Required."
-
-  validation {
-    condition     = var.admin_token != ""
-    error_message = "The admin_token is required: the metaserver's API token, for qmq tools AddBroker."
-  }
+  default     = ""
+  description = "API token of qmq tools (a key of the metaserver's valid-api-tokens.properties), for the prestart task's AddBroker. Empty (better: the token stays out of the job): the task reads it from the Nomad variable nomad/jobs/qmq-broker-<broker_group>, key admin_token (nomad var put nomad/jobs/qmq-broker-<broker_group> admin_token=<token>)."
 }
 
 variable "broker_config" {
@@ -288,7 +285,6 @@ job "qmq-broker" {
           args = [
             "tools", "AddBroker", "--ifAbsent",
             "--metaserver=${local.tools_metaserver}",
-            "--token=${var.admin_token}",
             "--brokerGroup=${var.broker_group}",
             "--role=${group.value.role}",
             # The broker identifies itself to the metaserver by os.Hostname() and broker.port;
@@ -302,6 +298,15 @@ job "qmq-broker" {
 
         env {
           CONSUL_HTTP_ADDR = var.consul_address
+        }
+
+        # The token reaches qmq tools through its environment (QMQ_TOOLS_TOKEN), never its command
+        # line: from the admin_token variable, or else from the job's Nomad variable, which keeps it
+        # out of the job too (the task waits until that variable exists).
+        template {
+          destination = "secrets/tools.env"
+          env         = true
+          data        = var.admin_token != "" ? "QMQ_TOOLS_TOKEN=${var.admin_token}\n" : "{{ with nomadVar \"nomad/jobs/qmq-broker-${var.broker_group}\" }}QMQ_TOOLS_TOKEN={{ .admin_token }}{{ end }}\n"
         }
 
         resources {

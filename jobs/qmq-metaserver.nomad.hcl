@@ -1,6 +1,7 @@
 # qmq-metaserver: QMQ's metaserver as a Nomad service job (see jobs/doc.go and README, Deploy on Nomad).
 #
-#   nomad job run -var admin_token=<token> jobs/qmq-metaserver.nomad.hcl
+#   nomad var put nomad/jobs/qmq-metaserver admin_token=<token>   # or -var admin_token=<token> below
+#   nomad job run jobs/qmq-metaserver.nomad.hcl
 #
 # The metaserver registers itself in Consul as qmq-metaserver (consul.address below), with an HTTP
 # check on /health; brokers and clients find it at consul://qmq-metaserver. There is no Nomad
@@ -55,11 +56,12 @@ variable "consul_address" {
 
 variable "admin_token" {
   type        = string
-  description = "API token of qmq tools (the key of valid-api-tokens.properties). Required. No whitespace, '=', ':', '\\', '{' or '}', and no leading '#' or '!'."
+  default     = ""
+  description = "API token of qmq tools (the key of valid-api-tokens.properties). Empty (better: the token stays out of the job): it is read from the Nomad variable nomad/jobs/qmq-metaserver, key admin_token (nomad var put nomad/jobs/qmq-metaserver admin_token=<token>). Either way: no whitespace, '=', ':', '\\', '{' or '}', and no leading '#' or '!'."
 
   validation {
-    condition     = var.admin_token != "" && regex_replace(var.admin_token, "^[^\\s=:\\\\{}#!][^\\s=:\\\\{}]*$", "") == ""
-    error_message = "The admin_token must be non-empty, without whitespace, '=', ':', '\\', '{' or '}', and must not start with '#' or '!' (it is written as a key of valid-api-tokens.properties)."
+    condition     = var.admin_token == "" || regex_replace(var.admin_token, "^[^\\s=:\\\\{}#!][^\\s=:\\\\{}]*$", "") == ""
+    error_message = "The admin_token must be without whitespace, '=', ':', '\\', '{' or '}', and must not start with '#' or '!' (it is written as a key of valid-api-tokens.properties)."
   }
 }
 
@@ -186,7 +188,7 @@ job "qmq-metaserver" {
       # The token file is reloaded by the metaserver itself; SIGHUP makes it immediate.
       template {
         destination   = "local/conf/valid-api-tokens.properties"
-        data          = "${var.admin_token}=qmq-metaserver Nomad job\n"
+        data          = var.admin_token != "" ? "${var.admin_token}=qmq-metaserver Nomad job\n" : "{{ with nomadVar \"nomad/jobs/qmq-metaserver\" }}{{ .admin_token }}=qmq-metaserver Nomad job{{ end }}\n"
         change_mode   = "signal"
         change_signal = "SIGHUP"
       }

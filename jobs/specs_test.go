@@ -55,6 +55,23 @@ func TestSpecsParseAndValidate(t *testing.T) {
 				t.Errorf("the metaserver registers itself in Consul; a Nomad service block would register it twice")
 			}
 		}},
+		{"metaserver, token from the Nomad variable", jobs.Metaserver, jobs.Vars{}, false, func(t *testing.T, j *api.Job) {
+			task := findTask(t, group(t, j, "metaserver"), "metaserver")
+			if len(task.Templates) != 1 || !strings.Contains(*task.Templates[0].EmbeddedTmpl, `nomadVar "nomad/jobs/qmq-metaserver"`) {
+				t.Errorf("without admin_token the token file should come from the Nomad variable nomad/jobs/qmq-metaserver: %v", task.Templates)
+			}
+		}},
+		{"broker, token from the Nomad variable", jobs.Broker, jobs.Vars{"broker_group": "g3"}, false, func(t *testing.T, j *api.Job) {
+			for _, name := range []string{"a", "b"} {
+				reg := findTask(t, group(t, j, name), "register")
+				if len(reg.Templates) != 1 || !strings.Contains(*reg.Templates[0].EmbeddedTmpl, `nomadVar "nomad/jobs/qmq-broker-g3"`) {
+					t.Errorf("group %s: without admin_token the token should come from the Nomad variable nomad/jobs/qmq-broker-g3: %v", name, reg.Templates)
+				}
+				if b := findTask(t, group(t, j, name), "broker"); len(b.Templates) != 0 {
+					t.Errorf("group %s: the broker task needs no token: %v", name, b.Templates)
+				}
+			}
+		}},
 		{"metaserver on MySQL", jobs.Metaserver, jobs.Vars{"admin_token": testToken, "jdbc_url": "jdbc:mysql://db:3306/qmq_metaserver?useSSL=false",
 			"jdbc_username": "qmq", "jdbc_password": "s3cret", "metaserver_count": 2}, false, func(t *testing.T, j *api.Job) {
 			g := group(t, j, "metaserver")
@@ -100,7 +117,14 @@ func TestSpecsParseAndValidate(t *testing.T) {
 				if reg.Lifecycle == nil || reg.Lifecycle.Hook != "prestart" || reg.Lifecycle.Sidecar {
 					t.Errorf("group %s: register should be a prestart task: %+v", name, reg.Lifecycle)
 				}
-				wantArgs(t, reg, "AddBroker", "--ifAbsent", "--metaserver=consul://qmq-metaserver", "--token="+testToken,
+				if slices.ContainsFunc(strArgs(reg), func(a string) bool { return strings.Contains(a, testToken) }) {
+					t.Errorf("group %s: the token is on the register task's command line: %q", name, strArgs(reg))
+				}
+				if len(reg.Templates) != 1 || !*reg.Templates[0].Envvars || *reg.Templates[0].EmbeddedTmpl != "QMQ_TOOLS_TOKEN="+testToken+"\n" ||
+					!strings.HasPrefix(*reg.Templates[0].DestPath, "secrets/") {
+					t.Errorf("group %s: the token should reach qmq tools as QMQ_TOOLS_TOKEN from a template in secrets/: %v", name, reg.Templates)
+				}
+				wantArgs(t, reg, "AddBroker", "--ifAbsent", "--metaserver=consul://qmq-metaserver",
 					"--brokerGroup=qmq_group01", fmt.Sprintf("--role=%d", i), "--hostname=${attr.unique.hostname}",
 					"--ip=${NOMAD_IP_broker}", "--servePort=${NOMAD_PORT_broker}", "--syncPort=${NOMAD_PORT_sync}")
 				b := findTask(t, g, "broker")
@@ -196,8 +220,6 @@ func TestSpecsParseAndValidate(t *testing.T) {
 		vars jobs.Vars
 		want string
 	}{
-		{jobs.Broker, jobs.Vars{}, "admin_token"},
-		{jobs.Metaserver, jobs.Vars{}, "admin_token"},
 		{jobs.Metaserver, jobs.Vars{"admin_token": "a=b"}, "valid-api-tokens.properties"},
 		{jobs.Broker, jobs.Vars{"admin_token": testToken, "driver": "docker"}, "The driver must be exec or raw_exec"},
 		{jobs.Broker, jobs.Vars{"admin_token": testToken, "broker_group": "a group with spaces"}, "The broker_group must be 1 to 30"},

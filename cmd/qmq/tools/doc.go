@@ -3,4 +3,7 @@
 // as is. Each command posts a form to http://<metaserver>/management with the
 // token in X-Api-Token, exactly as QMQ's Java tool does, so the commands in
 // QMQ's install guides work when `tools.sh` is replaced by `qmq tools`.
+//
+// Ours: without --token the token is read from QMQ_TOOLS_TOKEN (TokenEnv),
+// so scripts and Nomad tasks need not put it on a command line.
 package tools

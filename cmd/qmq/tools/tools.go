@@ -11,11 +11,17 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/qmq-go/qmq/consul"
 )
+
+// TokenEnv is the environment variable read for the API token when
+// --token is not given (ours): a token on the command line is visible to
+// every user of the machine (ps) and to whatever records commands.
+const TokenEnv = "QMQ_TOOLS_TOKEN"
 
 // Main runs `qmq tools <Command> …` and returns the process exit code:
 // 0 on success, 1 when the metaserver answers an error (status -1, or an
@@ -39,7 +45,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	metaserver := fs.String("metaserver", "", "metaserver HTTP address: <host> or <host>:<port> (port defaults to 8080), or consul://<service>")
 	token := ""
 	if cmd.token {
-		fs.StringVar(&token, "token", "", "API token: any key of the metaserver's valid-api-tokens.properties (required)")
+		fs.StringVar(&token, "token", "", "API token: any key of the metaserver's valid-api-tokens.properties (required; or set "+TokenEnv+", which keeps it off the command line)")
 	}
 	values := map[string]*string{}
 	bools := map[string]*bool{}
@@ -93,7 +99,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		missing = append(missing, "--metaserver")
 	}
 	if cmd.token && token == "" {
-		missing = append(missing, "--token")
+		token = os.Getenv(TokenEnv)
+	}
+	if cmd.token && token == "" {
+		missing = append(missing, "--token (or "+TokenEnv+")")
 	}
 	form := url.Values{"action": {cmd.action}}
 	for _, f := range cmd.flags {

@@ -76,3 +76,37 @@ func TestUsageOnce(t *testing.T) {
 		t.Fatalf("bad flag: stderr %q (want the error and the usage once), stdout %q", errOut.String(), out.String())
 	}
 }
+
+// TestTokenFromEnvironment: without --token the token comes from
+// QMQ_TOOLS_TOKEN; --token wins over it; with neither the command refuses,
+// naming both.
+func TestTokenFromEnvironment(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.Header.Get("X-Api-Token"))
+		mu.Unlock()
+		_, _ = w.Write([]byte(`{"status":0,"message":"","data":{}}`))
+	}))
+	defer srv.Close()
+	args := []string{"MarkReadonly", "--metaserver=" + strings.TrimPrefix(srv.URL, "http://"), "--brokerGroup=g1"}
+	var out, errOut bytes.Buffer
+	t.Setenv(TokenEnv, "from-env")
+	if code := Main(args, &out, &errOut); code != 0 {
+		t.Fatalf("with %s: exit %d: %s", TokenEnv, code, errOut.String())
+	}
+	if code := Main(append(args, "--token=from-flag"), &out, &errOut); code != 0 {
+		t.Fatalf("with --token: exit %d: %s", code, errOut.String())
+	}
+	mu.Lock()
+	if len(got) != 2 || got[0] != "from-env" || got[1] != "from-flag" {
+		t.Errorf("tokens sent %q, want [from-env from-flag]", got)
+	}
+	mu.Unlock()
+	t.Setenv(TokenEnv, "")
+	errOut.Reset()
+	if code := Main(args, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "--token (or "+TokenEnv+")") {
+		t.Errorf("without a token: exit %d, stderr %q; want 2 naming --token and %s", code, errOut.String(), TokenEnv)
+	}
+}
