@@ -11,6 +11,11 @@
 # load generator, the master and the slave to PERCENT of one CPU each (a cgroup v1 cpu quota, so
 # root), which is how three separate hosts of that size would behave; without it they share all
 # cores. Ports 18480-18494 must be free.
+#
+# Also printed per run: CPU microseconds and context switches per message of master and slave, and
+# the messages each sync request carried. Diagnostics: --env-master/--env-slave/--env-client K=V
+# (e.g. GOMAXPROCS=1), --perf DIR (perf record -g of the brokers; PERF_STAT=1: perf stat;
+# PERF_TRACE=1: perf trace -s), QMQ_BIN=<another qmq build> (e.g. one with a patched runtime).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 Q=${QMQ_BIN:-$PWD/bin/qmq} # QMQ_BIN: another build to measure
@@ -104,8 +109,9 @@ run() {
   cpu=$(echo "$out" | awk '/client_cpu/ {printf "%.2f", $2 + $3}')
   printf '%-5s %8s msg/s   cpu s: client %s master %s slave %s\n' "$mode" "${rate:-?}" "${cpu:-?}" \
     "$(echo "$m0 $m1" | awk '{printf "%.2f", ($2 - $1) / 100}')" "$(echo "$s0 $s1" | awk '{printf "%.2f", ($2 - $1) / 100}')"
-  # Per message of the measured run (6 s with the warm-up, so slightly high): context switches, and messages per sync request.
-  echo "$rate $mx0 $mx1 $sx0 $sx1 ${cycles:-0}" | awk '{n = $1 * 6; if (n > 0) printf "      switches/msg: master %.2f slave %.2f   sync requests %d (%.0f msg each)\n", ($3 - $2) / n, ($5 - $4) / n, $6, ($6 > 0 ? n / $6 : 0)}'
+  # Per message of the measured run (6 s with the warm-up, so slightly high): CPU, context switches, messages per sync request.
+  # CPU per message is what decides the ratio on separate hosts, where the master is the bottleneck.
+  echo "$rate $mx0 $mx1 $sx0 $sx1 ${cycles:-0} $m0 $m1 $s0 $s1" | awk '{n = $1 * 6; if (n > 0) printf "      per msg: master %.2f us, slave %.2f us; switches master %.2f slave %.2f; sync requests %d (%.0f msg each)\n", ($8 - $7) * 1e4 / n, ($10 - $9) * 1e4 / n, ($3 - $2) / n, ($5 - $4) / n, $6, ($6 > 0 ? n / $6 : 0)}'
   kill -INT $master $slave 2>/dev/null || true
   for _ in $(seq 1 50); do alive $master $slave || break; sleep 0.2; done
   if alive $master $slave; then echo "ha-ratio.sh: a broker ignored SIGINT for 10 s; killing it (logs in $d)" >&2; kill -9 $master $slave 2>/dev/null; return 1; fi

@@ -50,7 +50,7 @@ type Consumer struct {
 	mode    string // "", "pull", "run"
 	closed  bool
 	queues  map[queueKey]*ackQueue
-	pullers map[queueKey]context.CancelFunc
+	pullers map[queueKey]*puller
 	addrs   map[queueKey]string
 
 	pullCtx     context.Context // pullers and the route watcher
@@ -122,7 +122,7 @@ func NewConsumer(ctx context.Context, metaEndpoint, subject, group string, opts 
 		s:        newSender(r, log, cfg.sendTimeout, DefaultSendTries),
 		subjects: []string{subject},
 		closedCh: make(chan struct{}),
-		queues:   map[queueKey]*ackQueue{}, pullers: map[queueKey]context.CancelFunc{}, addrs: map[queueKey]string{},
+		queues:   map[queueKey]*ackQueue{}, pullers: map[queueKey]*puller{}, addrs: map[queueKey]string{},
 		retrySem: make(chan struct{}, 64),
 	}
 	if !cfg.broadcast {
@@ -217,23 +217,48 @@ func (c *Consumer) syncPullers() {
 			k := queueKey{subject: s, brokerGroup: g.Name}
 			live[g.Name] = true
 			c.addrs[k] = g.MasterAddress
-			if _, ok := c.pullers[k]; ok {
+			prev := c.pullers[k]
+			if prev != nil && !prev.stopped {
 				continue
 			}
 			q := c.queueLocked(k)
 			ctx, cancel := context.WithCancel(c.pullCtx)
-			c.pullers[k] = cancel
+			p := &puller{cancel: cancel, done: make(chan struct{})}
+			c.pullers[k] = p
 			c.pullWG.Add(1)
-			go c.pullLoop(ctx, q)
+			go func() {
+				defer close(p.done)
+				// One pull at a time per (subject, broker group): a pull
+				// reports the last offset this consumer received, and one
+				// sent beside another's unprocessed answer would make the
+				// broker redeliver that answer. So a group that comes back
+				// waits for its previous puller to finish.
+				if prev != nil {
+					select {
+					case <-prev.done:
+					case <-ctx.Done():
+						c.pullWG.Done()
+						return
+					}
+				}
+				c.pullLoop(ctx, q)
+			}()
 		}
-		for k, cancel := range c.pullers {
-			if k.subject == s && !live[k.brokerGroup] {
-				cancel()
-				delete(c.pullers, k)
+		for k, p := range c.pullers {
+			if k.subject == s && !live[k.brokerGroup] && !p.stopped {
+				p.cancel()
+				p.stopped = true // kept until replaced: its successor waits for done
 			}
 		}
 		c.mu.Unlock()
 	}
+}
+
+// puller is the goroutine pulling one (subject, broker group).
+type puller struct {
+	cancel  context.CancelFunc
+	done    chan struct{} // closed when its pullLoop has returned
+	stopped bool          // cancelled because the group left the route (c.mu)
 }
 
 // queueLocked returns the ack queue of k, starting its ack loop. c.mu held.
