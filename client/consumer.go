@@ -232,16 +232,13 @@ func (c *Consumer) syncPullers() {
 				// reports the last offset this consumer received, and one
 				// sent beside another's unprocessed answer would make the
 				// broker redeliver that answer. So a group that comes back
-				// waits for its previous puller to finish.
+				// waits for its previous puller, cancelled, to return (even
+				// if this one is cancelled too: its done must mean that no
+				// puller of k before it still runs).
 				if prev != nil {
-					select {
-					case <-prev.done:
-					case <-ctx.Done():
-						c.pullWG.Done()
-						return
-					}
+					<-prev.done
 				}
-				c.pullLoop(ctx, q)
+				c.pullLoop(ctx, q) // returns at once if ctx has ended
 			}()
 		}
 		for k, p := range c.pullers {
