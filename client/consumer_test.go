@@ -83,6 +83,15 @@ func TestPullAndAckRanges(t *testing.T) {
 	ms[4].Ack(nil)
 	ms[3].Ack(nil) // completes everything pulled: sent at once
 	eventually(t, 2*time.Second, "ack 3..5", func() bool { r := b.ackRanges("pa"); return len(r) == 3 && r[2] == [2]int64{3, 5} })
+	// The broker records an ack before answering it, and the client moves
+	// its first unacknowledged offset on the answer: wait for that too.
+	eventually(t, 2*time.Second, "the answer to ack 3..5", func() bool {
+		c.mu.Lock()
+		q := c.queues[queueKey{subject: "pa", brokerGroup: "g1"}]
+		c.mu.Unlock()
+		begin, _ := q.offsets()
+		return begin == 6
+	})
 	// The next pull reports what was acked and received.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
