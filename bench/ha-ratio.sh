@@ -83,21 +83,19 @@ run() {
   waitfor http://127.0.0.1:18484/health '"online":true'
   [ "$mode" = slave ] && waitfor http://127.0.0.1:18494/health '"role":"slave"'
   sleep 1
-  local m0 s0 m1 s1 out
+  local m0 s0 m1 s1 mx0 sx0 mx1 sx1 out
   m0=$(ticks $master); s0=$(ticks "$slave"); mx0=$(switches $master); sx0=$(switches "$slave")
   local perfs=()
   if [ -n "$perfdir" ]; then
     mkdir -p "$perfdir"
-    if [ "${PERF_TRACE:-}" = 1 ]; then
-      perf trace -s -p $master -o "$perfdir/$mode-master.trace" -- sleep 5 >/dev/null 2>&1 & perfs+=($!)
-      [ -n "$slave" ] && { perf trace -s -p $slave -o "$perfdir/$mode-slave.trace" -- sleep 5 >/dev/null 2>&1 & perfs+=($!); }
-    elif [ "${PERF_STAT:-}" = 1 ]; then
-      perf stat -e task-clock,context-switches,cpu-migrations,page-faults -p $master -o "$perfdir/$mode-master.stat" -- sleep 5 >/dev/null 2>&1 & perfs+=($!)
-      [ -n "$slave" ] && { perf stat -e task-clock,context-switches,cpu-migrations,page-faults -p $slave -o "$perfdir/$mode-slave.stat" -- sleep 5 >/dev/null 2>&1 & perfs+=($!); }
-    else
-      perf record -q -F 999 -g -p $master -o "$perfdir/$mode-master.data" -- sleep 5 >/dev/null 2>&1 & perfs+=($!)
-      [ -n "$slave" ] && { perf record -q -F 999 -g -p $slave -o "$perfdir/$mode-slave.data" -- sleep 5 >/dev/null 2>&1 & perfs+=($!); }
-    fi
+    local tool=(record -q -F 999 -g) ext=data role pid
+    if [ "${PERF_STAT:-}" = 1 ]; then tool=(stat -e task-clock,context-switches,cpu-migrations,page-faults) ext=stat; fi
+    if [ "${PERF_TRACE:-}" = 1 ]; then tool=(trace -s) ext=trace; fi
+    for role in master slave; do
+      pid=${!role}
+      [ -n "$pid" ] || continue
+      perf "${tool[@]}" -p "$pid" -o "$perfdir/$mode-$role.$ext" -- sleep 5 >/dev/null 2>&1 & perfs+=($!)
+    done
   fi
   out=$( (confine client env "${env_client[@]}" /usr/bin/time -f "client_cpu %U %S" "$Q" bench --meta http://127.0.0.1:18480/meta/address --mode produce --duration 5s "$@") 2>&1)
   m1=$(ticks $master); s1=$(ticks "$slave"); mx1=$(switches $master); sx1=$(switches "$slave")

@@ -89,7 +89,6 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		stderr.Write(parseOut.Bytes())
 		return 2
 	}
-	fs.SetOutput(stderr)
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "qmq tools %s: unexpected arguments %q; flags are written --name=value\n", cmd.name, fs.Args())
 		return 2
