@@ -38,6 +38,19 @@ type cache struct {
 	healthy  bool      // last refresh succeeded
 	lastErr  error     // last refresh error
 	lastOKAt time.Time // when the last refresh succeeded
+
+	// A refresh reads the store without the lock, so local changes published
+	// meanwhile (update) would be lost when it publishes what it read: a
+	// broker's ONLINE, say, read as NRW until the next refresh. Changes made
+	// while any refresh loads are kept, numbered, and replayed onto what each
+	// refresh read; a refresh that started before the one last published is
+	// dropped, since it read older data.
+	loads      int                 // refreshes loading now
+	changes    []func(s *snapshot) // local changes since changeBase, while loads > 0
+	changeBase uint64              // number of changes[0]
+	changeNext uint64              // number the next change gets
+	tickets    uint64              // refreshes started
+	published  uint64              // ticket of the refresh whose read is published
 }
 
 func newCache(st store.Store, log hclog.Logger, m *metrics) *cache {
@@ -70,9 +83,22 @@ func (c *cache) status() (healthy bool, lastOK time.Time, lastErr error) {
 // refresh reads everything from the store and publishes it. On failure the old
 // snapshot stays; the transition to and from failure is logged once each.
 func (c *cache) refresh(ctx context.Context) error {
+	c.mu.Lock()
+	c.tickets++
+	ticket, firstChange := c.tickets, c.changeNext
+	c.loads++
+	c.mu.Unlock()
 	s, err := c.load(ctx)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err == nil {
+		for n := max(firstChange, c.changeBase); n < c.changeNext; n++ {
+			c.changes[n-c.changeBase](s)
+		}
+	}
+	if c.loads--; c.loads == 0 {
+		c.changes, c.changeBase = nil, c.changeNext
+	}
 	if err != nil {
 		if c.healthy || c.lastOKAt.IsZero() {
 			c.log.Error("cannot refresh metadata from the database; serving the last good copy (existing subjects and consumers keep working, new subjects and brokers cannot be added until it is back)",
@@ -85,8 +111,11 @@ func (c *cache) refresh(ctx context.Context) error {
 	if !c.healthy && !c.lastOKAt.IsZero() {
 		c.log.Info("database reachable again; metadata refreshed", "down_since", c.lastOKAt)
 	}
-	c.snap, c.healthy, c.lastErr, c.lastOKAt = s, true, nil, s.loadedAt
+	c.healthy, c.lastErr, c.lastOKAt = true, nil, s.loadedAt
 	c.m.lastRefresh.SetToCurrentTime()
+	if ticket > c.published {
+		c.snap, c.published = s, ticket
+	}
 	return nil
 }
 
@@ -140,6 +169,8 @@ func (c *cache) load(ctx context.Context) (*snapshot, error) {
 
 // update publishes a copy of the snapshot changed by fn. Used after a local
 // write so that the change is visible before the next refresh.
+// fn must only set entries (a refresh in flight replays it onto the
+// snapshot it read).
 func (c *cache) update(fn func(s *snapshot)) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -149,6 +180,10 @@ func (c *cache) update(fn func(s *snapshot)) {
 	n.offline = cloneMap(c.snap.offline)
 	fn(&n)
 	c.snap = &n
+	if c.loads > 0 {
+		c.changes = append(c.changes, fn)
+		c.changeNext++
+	}
 }
 
 func cloneMap[K comparable, V any](m map[K]V) map[K]V {

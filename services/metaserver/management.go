@@ -219,7 +219,11 @@ func (s *Server) addBroker(ctx context.Context, p params) any {
 		}
 		return fail("add broker failed, caused by: %v", err)
 	}
-	s.cache.update(func(sn *snapshot) { sn.brokers = append(slices.Clone(sn.brokers), b) })
+	s.cache.update(func(sn *snapshot) {
+		if _, found := findBroker(sn.brokers, b.Hostname, b.ServePort); !found { // a refresh may have read it
+			sn.brokers = append(slices.Clone(sn.brokers), b)
+		}
+	})
 	s.log.Info("broker added", "group", b.Group, "role", roleName(b.Role), "hostname", b.Hostname, "ip", b.IP, "serve_port", b.ServePort, "sync_port", b.SyncPort)
 	res := ok(toBrokerMeta(b))
 	if len(warnings) > 0 {
