@@ -586,9 +586,10 @@ func TestOnWrittenRunsAfterTheResponse(t *testing.T) {
 	}
 }
 
-// A response may end with a range of a file (sent with sendfile): the
-// client reads the handler's body followed by exactly those bytes, large
-// ranges included (the socket fills and the send waits for the reader).
+// A response may end with a range of a file (sent with sendfile, its head
+// with MSG_MORE): the client reads the handler's body followed by exactly
+// those bytes, large ranges and large bodies included (the socket fills and
+// the send waits for the reader, in the head or in the file's bytes).
 func TestFileTail(t *testing.T) {
 	content := make([]byte, 3<<20)
 	for i := range content {
@@ -607,20 +608,23 @@ func TestFileTail(t *testing.T) {
 		protocol.CodeSyncLogRequest: HandlerFunc(func(ctx context.Context, req *Request) protocol.Frame {
 			off := int64(binary.BigEndian.Uint32(req.Frame.Body))
 			n := int(binary.BigEndian.Uint32(req.Frame.Body[4:]))
+			head := bytes.Repeat([]byte("head:"), int(binary.BigEndian.Uint32(req.Frame.Body[8:])))
 			req.SetFileTail(FileTail{File: f, Offset: off, Len: n})
-			return protocol.NewResponse(req.Frame.Header, protocol.CodeSuccess, []byte("head:"))
+			return protocol.NewResponse(req.Frame.Header, protocol.CodeSuccess, head)
 		}),
 	})
 	c := dial(t, s)
-	for _, r := range []struct{ off, n int }{{0, 1}, {12345, 100000}, {1 << 20, 2 << 20}, {len(content) - 10, 10}} {
+	for _, r := range []struct{ off, n, heads int }{{0, 1, 1}, {12345, 100000, 1}, {1 << 20, 2 << 20, 1}, {len(content) - 10, 10, 1}, {7, 300000, 1 << 20}} {
 		body := binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, uint32(r.off)), uint32(r.n))
+		body = binary.BigEndian.AppendUint32(body, uint32(r.heads))
 		resp, err := c.Call(callCtx(t), protocol.CodeSyncLogRequest, body)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := append([]byte("head:"), content[r.off:r.off+r.n]...)
+		want := append(bytes.Repeat([]byte("head:"), r.heads), content[r.off:r.off+r.n]...)
 		if !bytes.Equal(resp.Body, want) {
-			t.Fatalf("range %d+%d: got %d bytes, want %d (the handler's body, then the file's bytes)", r.off, r.n, len(resp.Body), len(want))
+			t.Fatalf("range %d+%d after a body of %d bytes: got %d bytes, want %d (the handler's body, then the file's bytes)",
+				r.off, r.n, 5*r.heads, len(resp.Body), len(want))
 		}
 	}
 }

@@ -7,10 +7,16 @@ import (
 	"syscall"
 )
 
-// sendFile writes t's bytes to nc.
-func sendFile(nc net.Conn, t FileTail) error {
+// sendFile writes head and then t's bytes to nc. On TCP the head goes out
+// with MSG_MORE, so that it leaves in the same segment as the file's first
+// bytes: written alone it would be a segment of its own, and the peer's
+// reader would wake once for the head and again for the data.
+func sendFile(nc net.Conn, head []byte, t FileTail) error {
 	tc, ok := nc.(*net.TCPConn)
 	if !ok {
+		if _, err := nc.Write(head); err != nil {
+			return err
+		}
 		_, err := io.Copy(nc, io.NewSectionReader(t.File, t.Offset, int64(t.Len)))
 		return err
 	}
@@ -23,9 +29,27 @@ func sendFile(nc net.Conn, t FileTail) error {
 		return err
 	}
 	off, left := t.Offset, t.Len
+	more := syscall.MSG_MORE
+	if left == 0 {
+		more = 0 // nothing follows the head: it must not wait for more
+	}
 	var sendErr error
 	ctlErr := src.Control(func(in uintptr) {
 		werr := dst.Write(func(out uintptr) bool {
+			for len(head) > 0 {
+				n, err := syscall.SendmsgN(int(out), head, nil, nil, more)
+				if n > 0 {
+					head = head[n:]
+				}
+				switch {
+				case err == syscall.EAGAIN:
+					return false // wait until the socket is writable
+				case err == syscall.EINTR:
+				case err != nil:
+					sendErr = fmt.Errorf("write a frame head of %d bytes: %w", len(head), err)
+					return true
+				}
+			}
 			for left > 0 {
 				n, err := syscall.Sendfile(int(out), int(in), &off, left)
 				if n > 0 {

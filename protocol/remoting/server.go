@@ -521,12 +521,10 @@ func (c *conn) write(log hclog.Logger, f protocol.Frame, tail FileTail) {
 }
 
 // writeFrameWithTail writes the frame's header and body, then the tail with
-// sendfile(2) (a plain copy where the connection is not TCP).
+// sendfile(2), in one TCP segment where they fit (a plain copy where the
+// connection is not TCP).
 func writeFrameWithTail(nc net.Conn, f protocol.Frame, t FileTail) error {
 	head := protocol.AppendFrameHeader(make([]byte, 0, 4+2+protocol.HeaderSize+len(f.Body)), f.Header, len(f.Body)+t.Len)
 	head = append(head, f.Body...)
-	if _, err := nc.Write(head); err != nil { // a net.Conn writes everything or fails
-		return err
-	}
-	return sendFile(nc, t)
+	return sendFile(nc, head, t)
 }
