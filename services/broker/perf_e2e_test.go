@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/qmq-go/qmq/client/loadgen"
+	"github.com/qmq-go/qmq/services/replication"
 )
 
 // TestHAPerformanceFigures measures, in one run and in one process (the
@@ -40,8 +41,8 @@ func TestHAPerformanceFigures(t *testing.T) {
 		master.stop()
 		return r
 	}()
-	// QMQ's sync.batch.size (100000, in conf/broker.properties) against 1 MiB:
-	// each SYNC_LOG_REQUEST round trip carries at most that much.
+	// QMQ's sync.batch.size (100000) against ours (1 MiB): each
+	// SYNC_LOG_REQUEST round trip carries at most that much.
 	var m *metaHarness
 	var master, slave *brokerHarness
 	// A slave attached without wait.slave.wrote shows what copying alone
@@ -49,7 +50,7 @@ func TestHAPerformanceFigures(t *testing.T) {
 	for _, v := range []struct {
 		wait  bool
 		batch int
-	}{{false, 100000}, {true, 100000}, {true, 1 << 20}} {
+	}{{false, replication.DefaultBatchSize}, {true, 100000}, {true, replication.DefaultBatchSize}} {
 		batch := v.batch
 		if master != nil {
 			slave.stop()

@@ -26,9 +26,10 @@
 //   - message / action: the offset of that log is where the slave's copy
 //     ends (QMQ's slaves send 0 for the other log). The answer is
 //     size i32 | startOffset i64 | size bytes of the log from startOffset,
-//     at most sync.batch.size (100000) bytes. If nothing is newer the master
-//     parks the request up to message.sync.timeout.ms (10 ms) and answers
-//     size 0; an append wakes it at once (QMQ re-checks after the timeout).
+//     at most sync.batch.size (1 MiB; QMQ: 100000) bytes. If nothing is
+//     newer the master parks the request up to message.sync.timeout.ms
+//     (10 ms) and answers size 0; an append wakes it at once (QMQ re-checks
+//     after the timeout).
 //     Every request thereby reports how far the slave has written, which is
 //     what WaitSlaveWrote waits for. The slave retries a request that fails
 //     after 2 s, each with a timeout of slave.sync.timeout (3000 ms).
@@ -123,6 +124,10 @@
 //     the slave validates them before writing; the action log's records
 //     carry a CRC (storage/actionlog), so the files are not QMQ's.
 //   - A parked request is woken by the append instead of a 10 ms re-check.
+//   - sync.batch.size defaults to 1 MiB instead of 100000 bytes (see
+//     DefaultBatchSize): QMQ's cap made every round trip full under load.
+//   - The answer's head and its log bytes leave in one TCP segment where
+//     they fit (MSG_MORE before sendfile), so the slave wakes once per answer.
 //   - The handshake (SYNC_CHECKPOINT_REQUEST version 2) checks segment
 //     sizes and offsets; QMQ checks nothing and a mismatch corrupts the copy.
 //   - Slaves are ours only: a Java master answers version 1 and is refused.
