@@ -61,6 +61,10 @@ waitfor() { # URL PATTERN
   echo "ha-ratio.sh: $1 never matched $2" >&2; return 1
 }
 
+# Whatever stops the script (an error, ^C) stops the processes of the run in progress.
+running=()
+trap 'kill -9 "${running[@]}" 2>/dev/null || true' EXIT
+
 # run MODE [bench flags]: prints "MODE msg/s client_cpu master_cpu slave_cpu"
 run() {
   local mode=$1; shift
@@ -68,6 +72,7 @@ run() {
   # qmq dev --slave writes both brokers' config and registers them; then each runs alone.
   $Q dev --data "$d" --meta-http-port 18480 --meta-port 18481 --broker-port 18482 --log-level warn --slave > "$d/dev.out" 2>&1 &
   local dev=$!
+  running=($dev)
   waitfor http://127.0.0.1:18494/health '"role":"slave"'
   kill -INT $dev; wait $dev || true
   for kv in "${sets[@]}"; do echo "$kv" | tee -a "$d/conf/broker.properties" >> "$d/conf-slave/broker.properties"; done
@@ -80,6 +85,7 @@ run() {
     (confine slave env "${env_slave[@]}" "$Q" broker --conf "$d/conf-slave" --log-level warn > "$d/slave.out" 2>&1) &
     slave=$!
   fi
+  running=($meta $master $slave)
   waitfor http://127.0.0.1:18484/health '"online":true'
   [ "$mode" = slave ] && waitfor http://127.0.0.1:18494/health '"role":"slave"'
   sleep 1
@@ -97,7 +103,8 @@ run() {
       perf "${tool[@]}" -p "$pid" -o "$perfdir/$mode-$role.$ext" -- sleep 5 >/dev/null 2>&1 & perfs+=($!)
     done
   fi
-  out=$( (confine client env "${env_client[@]}" /usr/bin/time -f "client_cpu %U %S" "$Q" bench --meta http://127.0.0.1:18480/meta/address --mode produce --duration 5s "$@") 2>&1)
+  out=$( (confine client env "${env_client[@]}" /usr/bin/time -f "client_cpu %U %S" "$Q" bench --meta http://127.0.0.1:18480/meta/address --mode produce --duration 5s "$@") 2>&1) ||
+    { echo "ha-ratio.sh: qmq bench failed (logs in $d):" >&2; echo "$out" | tail -n 5 >&2; return 1; }
   m1=$(ticks $master); s1=$(ticks "$slave"); mx1=$(switches $master); sx1=$(switches "$slave")
   local cycles
   cycles=$(curl -s http://127.0.0.1:18484/metrics | awk '/^qmq_replication_sync_requests_total\{type="message"\}/ {print $2}')
