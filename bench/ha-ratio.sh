@@ -2,7 +2,7 @@
 # ha-ratio.sh: produce throughput of a broker group with wait.slave.wrote=true as a ratio of the
 # same broker without a slave, measured in one run (issue 5's target: at least 85%).
 #
-#   make build && bench/ha-ratio.sh [--pairs N] [--quota PERCENT] [--set key=value]… [-- qmq bench flags…]
+#   make build && bench/ha-ratio.sh [--pairs N] [--quota PERCENT] [--async] [--set key=value]… [-- qmq bench flags…]
 #
 # Each pair runs `lone` (metaserver + master, wait.slave.wrote=false) and `slave` (metaserver +
 # master + slave, wait.slave.wrote=true) as separate processes on this machine, with
@@ -12,6 +12,10 @@
 # root), which is how three separate hosts of that size would behave; without it they share all
 # cores. Ports 18480-18494 must be free.
 #
+# --async adds a third run to each pair, `async`: the slave attached but wait.slave.wrote=false,
+# which tells the cost of copying from the cost of waiting (slave/async is what RocketMQ compares
+# when it documents sync double-write as ~10% slower than asynchronous replication).
+#
 # Also printed per run: CPU microseconds and context switches per message of master and slave, and
 # the messages each sync request carried. Diagnostics: --env-master/--env-slave/--env-client K=V
 # (e.g. GOMAXPROCS=1), --perf DIR (perf record -g of the brokers; PERF_STAT=1: perf stat;
@@ -19,10 +23,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 Q=${QMQ_BIN:-$PWD/bin/qmq} # QMQ_BIN: another build to measure
-pairs=3 quota=0 sets=() perfdir= env_master=() env_slave=() env_client=()
+pairs=3 quota=0 async=0 sets=() perfdir= env_master=() env_slave=() env_client=()
 while [ $# -gt 0 ]; do
   case $1 in
     --pairs) pairs=$2; shift 2 ;;
+    --async) async=1; shift ;;
     --quota) quota=$2; shift 2 ;;
     --set) sets+=("$2"); shift 2 ;; # broker.properties key for both brokers
     --env-master) env_master+=("$2"); shift 2 ;; # environment of the master (e.g. GOMAXPROCS=1), both runs
@@ -76,18 +81,18 @@ run() {
   waitfor http://127.0.0.1:18494/health '"role":"slave"'
   kill -INT $dev; wait $dev || true
   for kv in "${sets[@]}"; do echo "$kv" | tee -a "$d/conf/broker.properties" >> "$d/conf-slave/broker.properties"; done
-  if [ "$mode" = lone ]; then sed -i 's/^wait.slave.wrote=true/wait.slave.wrote=false/' "$d/conf/broker.properties"; fi
+  if [ "$mode" != slave ]; then sed -i 's/^wait.slave.wrote=true/wait.slave.wrote=false/' "$d/conf/broker.properties"; fi
   $Q metaserver --conf "$d/conf" --log-level warn > "$d/meta.out" 2>&1 &
   local meta=$! master slave=
   (confine master env "${env_master[@]}" "$Q" broker --conf "$d/conf" --log-level warn > "$d/master.out" 2>&1) &
   master=$!
-  if [ "$mode" = slave ]; then
+  if [ "$mode" != lone ]; then
     (confine slave env "${env_slave[@]}" "$Q" broker --conf "$d/conf-slave" --log-level warn > "$d/slave.out" 2>&1) &
     slave=$!
   fi
   running=($meta $master $slave)
   waitfor http://127.0.0.1:18484/health '"online":true'
-  [ "$mode" = slave ] && waitfor http://127.0.0.1:18494/health '"role":"slave"'
+  [ "$mode" != lone ] && waitfor http://127.0.0.1:18494/health '"role":"slave"'
   sleep 1
   local m0 s0 m1 s1 mx0 sx0 mx1 sx1 out
   m0=$(ticks $master); s0=$(ticks "$slave"); mx0=$(switches $master); sx0=$(switches "$slave")
@@ -126,11 +131,20 @@ run() {
 }
 
 echo "ha-ratio: $pairs pairs; quota ${quota}% of a CPU per process (0 = shared); broker keys: ${sets[*]:-none}; bench flags: $*"
-ratios=()
+ratios=() async_ratios=() sync_async=()
+ratio() { echo "$1 $2" | awk '{printf "%.2f", ($2 > 0 ? $1 / $2 : 0)}'; }
+median() { printf '%s\n' "${@:2}" | sort -n | awk -v what="$1" '{a[NR] = $1} END {printf "median %s = %s (of %d pairs)\n", what, a[int((NR + 1) / 2)], NR}'; }
 for i in $(seq 1 "$pairs"); do
   run lone "$@"; lone=$RATE
   run slave "$@"; with=$RATE
-  ratios+=("$(echo "$with $lone" | awk '{printf "%.2f", $1 / $2}')")
-  echo "pair $i: slave/lone = ${ratios[-1]}"
+  ratios+=("$(ratio "$with" "$lone")")
+  if [ "$async" = 1 ]; then
+    run async "$@"; asy=$RATE
+    async_ratios+=("$(ratio "$asy" "$lone")") sync_async+=("$(ratio "$with" "$asy")")
+    echo "pair $i: slave/lone = ${ratios[-1]}, async/lone = ${async_ratios[-1]}, slave/async = ${sync_async[-1]}"
+  else
+    echo "pair $i: slave/lone = ${ratios[-1]}"
+  fi
 done
-printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR] = $1} END {printf "median slave/lone = %s (of %d pairs)\n", a[int((NR + 1) / 2)], NR}'
+median slave/lone "${ratios[@]}"
+if [ "$async" = 1 ]; then median async/lone "${async_ratios[@]}"; median slave/async "${sync_async[@]}"; fi
