@@ -1,7 +1,9 @@
 // Package consultest starts one real Consul agent per test binary for tests
 // that need Consul (registration, DNS SRV, catalog). The agent binary is
 // <repo>/.tools/bin/consul, built by `make consul`; without it tests fail
-// loudly rather than skip.
+// loudly rather than skip. The agent dies with the test binary, however
+// that ends (a panic, a timeout, kill -9): it is started through
+// setpriv --pdeathsig.
 package consultest
 
 import (
@@ -42,6 +44,12 @@ func Main(m *testing.M) int {
 	} else {
 		dir := filepath.Join(root, ".tools", "bin")
 		consulBin = filepath.Join(dir, "consul")
+		if wrapper, err := deathSignalWrapper(consulBin); err != nil {
+			fmt.Fprintf(os.Stderr, "consultest: %v; the consul test agent will outlive this test binary if it dies\n", err)
+		} else {
+			defer os.RemoveAll(wrapper)
+			dir = wrapper
+		}
 		// testutil runs "consul" from PATH.
 		os.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
 	}
@@ -63,6 +71,28 @@ func Main(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "---- consul test agent output ----\n%s---- end consul agent output ----\n", agentLog.String())
 	}
 	return code
+}
+
+// deathSignalWrapper writes a directory holding a "consul" that runs bin
+// with SIGKILL as its parent-death signal, so that the agent does not
+// outlive the test binary that started it. (The signal comes when the
+// thread that started it exits; Go keeps its threads for the life of the
+// process, as long as no goroutine ends locked to one.)
+func deathSignalWrapper(bin string) (string, error) {
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		return "", fmt.Errorf("setpriv (util-linux) not found: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "qmq-consultest-bin")
+	if err != nil {
+		return "", err
+	}
+	script := fmt.Sprintf("#!/bin/sh\nexec '%s' --pdeathsig KILL -- '%s' \"$@\"\n", setpriv, bin)
+	if err := os.WriteFile(filepath.Join(dir, "consul"), []byte(script), 0o755); err != nil {
+		os.RemoveAll(dir)
+		return "", err
+	}
+	return dir, nil
 }
 
 // RepoRoot walks up from the working directory to the directory holding

@@ -1,0 +1,113 @@
+package consul
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// helperEnv makes this test binary the helper of TestAgentDiesWithTestBinary.
+const helperEnv = "QMQ_CONSUL_AGENT_DEATH_HELPER"
+
+// The shared test agent must not outlive a test binary that dies without
+// stopping it (kill -9, a timeout's panic): left running, it holds ports and
+// a data directory, and the next run's agents pile up beside it.
+func TestAgentDiesWithTestBinary(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestAgentDeathHelper$", "-test.v")
+	cmd.Env = append(os.Environ(), helperEnv+"=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	agentPID := make(chan int, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if pid, ok := strings.CutPrefix(sc.Text(), "agent pid "); ok {
+				n, _ := strconv.Atoi(pid)
+				agentPID <- n
+			}
+		}
+		close(agentPID)
+	}()
+	var pid int
+	select {
+	case pid = <-agentPID:
+	case <-time.After(90 * time.Second):
+		t.Fatal("the helper test binary did not report its consul agent within 90s")
+	}
+	if pid <= 0 {
+		t.Fatal("the helper test binary ended without reporting its consul agent")
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	for deadline := time.Now().Add(10 * time.Second); processRuns(pid); {
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("consul agent %d still runs 10s after its test binary was killed", pid)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestAgentDeathHelper is TestAgentDiesWithTestBinary's helper: it starts
+// the shared agent, reports its PID and waits to be killed.
+func TestAgentDeathHelper(t *testing.T) {
+	if os.Getenv(helperEnv) == "" {
+		t.Skip("helper of TestAgentDiesWithTestBinary")
+	}
+	agent(t)
+	pid, err := childNamed("consul")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("agent pid %d\n", pid)
+	time.Sleep(time.Minute)
+	t.Fatal("not killed within a minute")
+}
+
+// childNamed finds the child process of this one whose command is name.
+func childNamed(name string) (int, error) {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range stats {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		open, close := strings.IndexByte(string(b), '('), strings.LastIndexByte(string(b), ')')
+		if open < 0 || close < open {
+			continue
+		}
+		f := strings.Fields(string(b[close+1:]))
+		if len(f) < 2 || string(b[open+1:close]) != name || f[1] != strconv.Itoa(os.Getpid()) {
+			continue
+		}
+		return strconv.Atoi(filepath.Base(filepath.Dir(p)))
+	}
+	return 0, fmt.Errorf("no child process named %q of process %d", name, os.Getpid())
+}
+
+// processRuns reports whether pid exists and has not ended (a zombie has).
+func processRuns(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
+}
