@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/qmq-go/qmq/internal/procstat"
 )
 
 // helperEnv makes this test binary the helper of TestAgentDiesWithTestBinary.
@@ -82,32 +83,16 @@ func TestAgentDeathHelper(t *testing.T) {
 
 // childNamed finds the child process of this one whose command is name.
 func childNamed(name string) (int, error) {
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, p := range stats {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
+	for _, st := range procstat.All() {
+		if st.Comm == name && st.PPID == os.Getpid() {
+			return st.PID, nil
 		}
-		open, close := strings.IndexByte(string(b), '('), strings.LastIndexByte(string(b), ')')
-		if open < 0 || close < open {
-			continue
-		}
-		f := strings.Fields(string(b[close+1:]))
-		if len(f) < 2 || string(b[open+1:close]) != name || f[1] != strconv.Itoa(os.Getpid()) {
-			continue
-		}
-		return strconv.Atoi(filepath.Base(filepath.Dir(p)))
 	}
 	return 0, fmt.Errorf("no child process named %q of process %d", name, os.Getpid())
 }
 
 // processRuns reports whether pid exists and has not ended (a zombie has).
 func processRuns(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	f := strings.Fields(string(b[i+1:]))
-	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
+	st, err := procstat.Read(pid)
+	return err == nil && !st.Ended()
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/qmq-go/qmq/internal/procstat"
 )
 
 // The agent's tasks are its descendants: raw_exec tasks are children of
@@ -30,58 +32,25 @@ type proc struct {
 
 func (p proc) String() string { return strconv.Itoa(p.pid) }
 
-// stat reads the state, parent and start time of pid.
-func stat(pid int) (state byte, ppid int, start uint64, err error) {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	// The command name (field 2) may hold spaces and parentheses: the
-	// fields that follow start after its last ')'.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0, 0, 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 20 {
-		return 0, 0, 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
-	}
-	ppid, err1 := strconv.Atoi(f[1])
-	start, err2 := strconv.ParseUint(f[19], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, 0, 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
-	}
-	return f[0][0], ppid, start, nil
-}
-
 func procOf(pid int) (proc, error) {
-	_, _, start, err := stat(pid)
-	return proc{pid: pid, start: start}, err
+	st, err := procstat.Read(pid)
+	return proc{pid: pid, start: st.Start}, err
 }
 
 // alive reports whether p still runs (a zombie has ended).
 func (p proc) alive() bool {
-	state, _, start, err := stat(p.pid)
-	return err == nil && state != 'Z' && state != 'X' && (p.start == 0 || start == p.start)
+	st, err := procstat.Read(p.pid)
+	return err == nil && !st.Ended() && (p.start == 0 || st.Start == p.start)
 }
 
 // descendants lists the processes below root.
 func descendants(root proc) []proc {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
 	children := map[int][]proc{}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
+	for _, st := range procstat.All() {
+		if st.State == 'Z' {
 			continue
 		}
-		state, ppid, start, err := stat(pid)
-		if err != nil || state == 'Z' {
-			continue
-		}
-		children[ppid] = append(children[ppid], proc{pid: pid, start: start})
+		children[st.PPID] = append(children[st.PPID], proc{pid: st.PID, start: st.Start})
 	}
 	var out []proc
 	queue := []int{root.pid}
