@@ -46,7 +46,7 @@ func sendFile(nc net.Conn, head []byte, t FileTail) error {
 					return false // wait until the socket is writable
 				case err == syscall.EINTR:
 				case err != nil:
-					sendErr = fmt.Errorf("write a frame head of %d bytes: %w", len(head), err)
+					sendErr = fmt.Errorf("write a frame's head (%d bytes left): %w", len(head), err)
 					return true
 				}
 			}

@@ -111,7 +111,10 @@ func (c *cache) refresh(ctx context.Context) error {
 	if !c.healthy && !c.lastOKAt.IsZero() {
 		c.log.Info("database reachable again; metadata refreshed", "down_since", c.lastOKAt)
 	}
-	c.healthy, c.lastErr, c.lastOKAt = true, nil, s.loadedAt
+	c.healthy, c.lastErr = true, nil
+	if s.loadedAt.After(c.lastOKAt) {
+		c.lastOKAt = s.loadedAt
+	}
 	c.m.lastRefresh.SetToCurrentTime()
 	if ticket > c.published {
 		c.snap, c.published = s, ticket
