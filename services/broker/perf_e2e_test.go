@@ -16,7 +16,10 @@ import (
 // TestHAPerformanceFigures measures, in one run and in one process (the
 // metaserver, the brokers and the `qmq bench` load generator):
 //   - produce throughput of a master whose slave confirms every send
-//     (wait.slave.wrote=true) against a lone master (target: ≥ 85%);
+//     (wait.slave.wrote=true) against a lone master (target: ≥ 85%). In one
+//     process the slave and the load share the master's Go runtime and
+//     CPUs, so the ratio here is far below what separate processes give;
+//     the figure the target is about comes from bench/ha-ratio.sh;
 //   - the slave's lag (Master.Lag().MessageDelay, what /metrics exports)
 //     sampled every 5 ms under a steady 5,000 msg/s (target: p99 < 100 ms).
 //
@@ -67,7 +70,7 @@ func TestHAPerformanceFigures(t *testing.T) {
 			return r != nil && r.master.Lag().Slave != ""
 		})
 		paired := produceLoad(t, m, "paired", cfg)
-		t.Logf("produce throughput, %d B messages, %d producers, %v each: lone master %.0f msg/s; with a slave, wait.slave.wrote=%v and sync.batch.size=%d %.0f msg/s = %.0f%% (target ≥ 85%% with wait.slave.wrote)",
+		t.Logf("produce throughput, %d B messages, %d producers, %v each: lone master %.0f msg/s; with a slave, wait.slave.wrote=%v and sync.batch.size=%d %.0f msg/s = %.0f%% (all in one process; the target, ≥ 85%% with wait.slave.wrote, is measured by bench/ha-ratio.sh)",
 			cfg.Size, cfg.Producers, dur, solo.MsgPerSec, v.wait, batch, paired.MsgPerSec, 100*paired.MsgPerSec/solo.MsgPerSec)
 		if paired.Failed > 0 {
 			t.Errorf("%d sends failed with the slave attached", paired.Failed)
