@@ -14,11 +14,7 @@ import (
 func sendFile(nc net.Conn, head []byte, t FileTail) error {
 	tc, ok := nc.(*net.TCPConn)
 	if !ok {
-		if _, err := nc.Write(head); err != nil {
-			return err
-		}
-		_, err := io.Copy(nc, io.NewSectionReader(t.File, t.Offset, int64(t.Len)))
-		return err
+		return copyTail(nc, head, t)
 	}
 	dst, err := tc.SyscallConn()
 	if err != nil {

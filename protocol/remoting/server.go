@@ -528,3 +528,13 @@ func writeFrameWithTail(nc net.Conn, f protocol.Frame, t FileTail) error {
 	head = append(head, f.Body...)
 	return sendFile(nc, head, t)
 }
+
+// copyTail writes head and then t's bytes to nc through the process: where
+// sendfile(2) cannot be used.
+func copyTail(nc net.Conn, head []byte, t FileTail) error {
+	if _, err := nc.Write(head); err != nil { // a net.Conn writes everything or fails
+		return err
+	}
+	_, err := io.Copy(nc, io.NewSectionReader(t.File, t.Offset, int64(t.Len)))
+	return err
+}
