@@ -81,7 +81,7 @@ func Main(m *testing.M) int {
 func deathSignalWrapper(bin string) (string, error) {
 	setpriv, err := exec.LookPath("setpriv")
 	if err != nil {
-		return "", fmt.Errorf("setpriv (util-linux) not found: %w", err)
+		return "", fmt.Errorf("setpriv not found (install util-linux): %w", err)
 	}
 	dir, err := os.MkdirTemp("", "qmq-consultest-bin")
 	if err != nil {
