@@ -2,7 +2,7 @@
 # ha-ratio.sh: produce throughput of a broker group with wait.slave.wrote=true as a ratio of the
 # same broker without a slave, measured in one run (issue 5's target: at least 85%).
 #
-#   make build && bench/ha-ratio.sh [--pairs N] [--quota PERCENT] [--async] [--set key=value]… [-- qmq bench flags…]
+#   make build && bench/ha-ratio.sh [--pairs N] [--quota PERCENT] [--async] [--nats] [--set key=value]… [-- qmq bench flags…]
 #
 # Each pair runs `lone` (metaserver + master, wait.slave.wrote=false) and `slave` (metaserver +
 # master + slave, wait.slave.wrote=true) as separate processes on this machine, with
@@ -16,6 +16,13 @@
 # which tells the cost of copying from the cost of waiting (slave/async is what RocketMQ compares
 # when it documents sync double-write as ~10% slower than asynchronous replication).
 #
+# --nats measures the peer the same way in each pair: NATS JetStream (nats-server on PATH) as one
+# server with a one-replica stream (`nats1`, the lone master's place and cgroup) and as a two-server
+# cluster with a two-replica stream led by the server the load connects to (`nats2`: the leader in
+# the master's cgroup, the follower in the slave's), loaded by bench/cmd/peer with the same flags.
+# A JetStream publish is acknowledged once a quorum has stored it; with two replicas that is both,
+# as with wait.slave.wrote. Ports 18500-18511 must be free too.
+#
 # Also printed per run: CPU microseconds and context switches per message of master and slave, and
 # the messages each sync request carried. Diagnostics: --env-master/--env-slave/--env-client K=V
 # (e.g. GOMAXPROCS=1), --perf DIR (perf record -g of the brokers; PERF_STAT=1: perf stat;
@@ -23,11 +30,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 Q=${QMQ_BIN:-$PWD/bin/qmq} # QMQ_BIN: another build to measure
-pairs=3 quota=0 async=0 sets=() perfdir= env_master=() env_slave=() env_client=()
+pairs=3 quota=0 async=0 nats=0 sets=() perfdir= env_master=() env_slave=() env_client=()
 while [ $# -gt 0 ]; do
   case $1 in
     --pairs) pairs=$2; shift 2 ;;
     --async) async=1; shift ;;
+    --nats) nats=1; shift ;;
     --quota) quota=$2; shift 2 ;;
     --set) sets+=("$2"); shift 2 ;; # broker.properties key for both brokers
     --env-master) env_master+=("$2"); shift 2 ;; # environment of the master (e.g. GOMAXPROCS=1), both runs
@@ -39,6 +47,11 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -x "$Q" ] || { echo "ha-ratio.sh: $Q is missing: run make build" >&2; exit 1; }
+if [ "$nats" = 1 ]; then
+  command -v nats-server >/dev/null || { echo "ha-ratio.sh: --nats needs nats-server on PATH" >&2; exit 1; }
+  PEER=$(mktemp -d /tmp/qmq-ha-peer.XXXX)/peer
+  (cd bench && go build -o "$PEER" ./cmd/peer) || { echo "ha-ratio.sh: cannot build bench/cmd/peer" >&2; exit 1; }
+fi
 CG=/sys/fs/cgroup/cpu
 if [ "$quota" != 0 ]; then
   [ -w $CG ] || { echo "ha-ratio.sh: --quota needs the cgroup v1 cpu controller at $CG, writable (root)" >&2; exit 1; }
@@ -130,8 +143,46 @@ run() {
   RATE=${rate:-0}
 }
 
+# run_nats REPLICAS [bench flags]: like run, for NATS JetStream with a stream of REPLICAS (1 or 2) replicas.
+run_nats() {
+  local replicas=$1; shift
+  local d; d=$(mktemp -d /tmp/qmq-ha-nats.XXXX)
+  local a b= out
+  if [ "$replicas" = 1 ]; then
+    (confine master nats-server -a 127.0.0.1 -p 18500 -js -sd "$d/a" > "$d/a.log" 2>&1) &
+    a=$!
+  else
+    local cluster=(--cluster_name qmqha)
+    (confine master nats-server -a 127.0.0.1 -p 18500 -n ha-a "${cluster[@]}" --cluster nats://127.0.0.1:18510 \
+      --routes nats://127.0.0.1:18511 -js -sd "$d/a" > "$d/a.log" 2>&1) &
+    a=$!
+    (confine slave nats-server -a 127.0.0.1 -p 18501 -n ha-b "${cluster[@]}" --cluster nats://127.0.0.1:18511 \
+      --routes nats://127.0.0.1:18510 -js -sd "$d/b" > "$d/b.log" 2>&1) &
+    b=$!
+  fi
+  running=($a $b)
+  sleep 1
+  local m0 s0 m1 s1
+  m0=$(ticks $a); s0=$(ticks "$b")
+  out=$( (confine client env "${env_client[@]}" /usr/bin/time -f "client_cpu %U %S" "$PEER" --systems nats --nats nats://127.0.0.1:18500 \
+    --nats-replicas "$replicas" --mode produce --duration 5s "$@") 2>&1) ||
+    { echo "ha-ratio.sh: the NATS peer failed (logs in $d):" >&2; echo "$out" | tail -n 5 >&2; return 1; }
+  m1=$(ticks $a); s1=$(ticks "$b")
+  local rate cpu
+  rate=$(echo "$out" | grep -oE '= +[0-9]+ msg/s' | grep -oE '[0-9]+' | head -1)
+  cpu=$(echo "$out" | awk '/client_cpu/ {printf "%.2f", $2 + $3}')
+  printf '%-5s %8s msg/s   cpu s: client %s leader %s follower %s\n' "nats$replicas" "${rate:-?}" "${cpu:-?}" \
+    "$(echo "$m0 $m1" | awk '{printf "%.2f", ($2 - $1) / 100}')" "$(echo "$s0 $s1" | awk '{printf "%.2f", ($2 - $1) / 100}')"
+  kill -INT $a $b 2>/dev/null || true
+  for _ in $(seq 1 50); do alive $a $b || break; sleep 0.2; done
+  kill -9 $a $b 2>/dev/null || true
+  wait $a $b 2>/dev/null || true
+  rm -rf "$d"
+  RATE=${rate:-0}
+}
+
 echo "ha-ratio: $pairs pairs; quota ${quota}% of a CPU per process (0 = shared); broker keys: ${sets[*]:-none}; bench flags: $*"
-ratios=() async_ratios=() sync_async=()
+ratios=() async_ratios=() sync_async=() nats_ratios=()
 ratio() { echo "$1 $2" | awk '{printf "%.2f", ($2 > 0 ? $1 / $2 : 0)}'; }
 median() { printf '%s\n' "${@:2}" | sort -n | awk -v what="$1" '{a[NR] = $1} END {printf "median %s = %s (of %d pairs)\n", what, a[int((NR + 1) / 2)], NR}'; }
 for i in $(seq 1 "$pairs"); do
@@ -145,6 +196,13 @@ for i in $(seq 1 "$pairs"); do
   else
     echo "pair $i: slave/lone = ${ratios[-1]}"
   fi
+  if [ "$nats" = 1 ]; then
+    run_nats 1 "$@"; n1=$RATE
+    run_nats 2 "$@"; n2=$RATE
+    nats_ratios+=("$(ratio "$n2" "$n1")")
+    echo "pair $i: peer nats2/nats1 = ${nats_ratios[-1]}"
+  fi
 done
 median slave/lone "${ratios[@]}"
+if [ "$nats" = 1 ]; then median "nats2/nats1 (the peer)" "${nats_ratios[@]}"; fi
 if [ "$async" = 1 ]; then median async/lone "${async_ratios[@]}"; median slave/async "${sync_async[@]}"; fi

@@ -40,6 +40,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	workload := loadgen.RegisterFlags(fs)
 	rate := fs.Int("rate", 10000, "e2e: messages per second")
 	natsPending := fs.Int("nats-max-pending", 4000, "NATS PublishAsyncMaxPending (nats.go default 4000)")
+	natsReplicas := fs.Int("nats-replicas", 1, "replicas of the NATS stream (more than 1 needs a JetStream cluster; the stream is led by the server --nats names)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (the clients) to this file")
 	if err := fs.Parse(args); err != nil {
@@ -75,7 +76,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			workload.TuneQMQ(b)
 			backends[s] = b
 		case "nats":
-			b, err := newNATSBench(ctx, *natsURL, runID, cfg.Subjects, cfg.Size, *natsPending)
+			b, err := newNATSBench(ctx, *natsURL, runID, cfg.Subjects, cfg.Size, *natsPending, *natsReplicas)
 			if err != nil {
 				fmt.Fprintf(stderr, "peer: nats at %s: %v\n", *natsURL, err)
 				return 1

@@ -18,9 +18,10 @@ import (
 // natsStampHeader carries the send time (Unix nanoseconds) of a bench message.
 const natsStampHeader = "Bench-Ts"
 
-// natsBench runs the workloads against NATS JetStream: one file-storage,
-// single-replica stream per run covering bench.<run>.>, a durable pull
-// consumer with explicit ack, asynchronous publishing.
+// natsBench runs the workloads against NATS JetStream: one file-storage
+// stream per run covering bench.<run>.> (one replica unless --nats-replicas
+// says more), a durable pull consumer with explicit ack, asynchronous
+// publishing.
 type natsBench struct {
 	url      string
 	stream   string
@@ -35,7 +36,7 @@ type natsBench struct {
 	created  bool
 }
 
-func newNATSBench(ctx context.Context, url, runID string, subjects, size, maxPending int) (*natsBench, error) {
+func newNATSBench(ctx context.Context, url, runID string, subjects, size, maxPending, replicas int) (*natsBench, error) {
 	b := &natsBench{url: url, stream: "BENCH_" + runID, durable: "bench_" + runID, index: map[string]int{},
 		payload: make([]byte, size), maxPend: maxPending}
 	for i := range b.payload {
@@ -57,12 +58,64 @@ func newNATSBench(ctx context.Context, url, runID string, subjects, size, maxPen
 		return nil, err
 	}
 	b.js = js
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: b.stream, Subjects: []string{"bench." + runID + ".>"},
-		Storage: jetstream.FileStorage, Replicas: 1}); err != nil {
+	if err := b.createStream(ctx, runID, replicas); err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("create stream: %w", err)
+		return nil, err
 	}
 	return b, nil
+}
+
+// createStream creates the run's stream. A replicated one is led by the
+// server the bench is connected to, as a QMQ producer sends to the master
+// itself: otherwise every publish would take one more hop. A cluster that
+// has just started answers "JetStream system temporarily unavailable" until
+// it has elected its meta leader, so creation is retried for a while.
+func (b *natsBench) createStream(ctx context.Context, runID string, replicas int) error {
+	cfg := jetstream.StreamConfig{Name: b.stream, Subjects: []string{"bench." + runID + ".>"},
+		Storage: jetstream.FileStorage, Replicas: replicas}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := b.js.CreateStream(ctx, cfg)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("create stream %s with %d replicas (retried 30 s): %w", b.stream, replicas, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if replicas <= 1 {
+		return nil
+	}
+	local := b.nc.ConnectedServerName()
+	for attempt := 0; ; attempt++ {
+		info, err := b.js.Stream(ctx, b.stream)
+		if err != nil {
+			return fmt.Errorf("stream %s info: %w", b.stream, err)
+		}
+		ci := info.CachedInfo().Cluster
+		if ci != nil && ci.Leader == local && len(ci.Replicas) == replicas-1 && allCurrent(ci.Replicas) {
+			return nil
+		}
+		if attempt == 40 {
+			return fmt.Errorf("stream %s: the leader is not %s (the server the bench is connected to) with every replica current after 40 tries: %+v",
+				b.stream, local, ci)
+		}
+		if ci != nil && ci.Leader != "" && ci.Leader != local {
+			// Step down: another replica takes over; repeat until it is ours.
+			_, _ = b.nc.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+b.stream, nil)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func allCurrent(peers []*jetstream.PeerInfo) bool {
+	for _, p := range peers {
+		if !p.Current {
+			return false
+		}
+	}
+	return true
 }
 
 // group creates the durable consumer (the run's "consumer group") when the
