@@ -395,7 +395,13 @@ func (c *Consumer) pullLoop(ctx context.Context, q *ackQueue) {
 			continue
 		}
 		pm.pulled.Add(float64(len(pr.Messages)))
-		if !c.deliver(ctx, q, pr.Messages) {
+		// A puller cancelled because its group left the route still hands
+		// over what it has pulled: deliver registers the batch for acks
+		// first, and a message registered but never handed over would hold
+		// back every later ack of the group (acks complete in offset order)
+		// and would not be delivered again by the broker (the next pull
+		// reports it as received). Only the consumer's own end drops them.
+		if !c.deliver(c.pullCtx, q, pr.Messages) {
 			return
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/qmq-go/qmq/protocol"
 )
 
 func newTestConsumer(t *testing.T, endpoint, subject, group string, opts ...ConsumerOption) *Consumer {
@@ -279,6 +281,79 @@ func TestLostPullIsReportedForRedelivery(t *testing.T) {
 		m.Ack(nil)
 	}
 	eventually(t, 2*time.Second, "acks", func() bool { r := b.ackRanges("lost"); return len(r) > 0 && r[len(r)-1][1] == 2 })
+}
+
+// A broker group that leaves a consumer's route (readonly, offline) and
+// comes back while its puller is still handing a batch to the application:
+// the returning group's new puller waits for the old one, which delivers
+// its whole batch although cancelled. Every message arrives once, and the
+// acks of the group reach its last message.
+func TestGroupLeavingAndRejoiningTheRouteMidBatch(t *testing.T) {
+	endpoint, mc := startMeta(t)
+	b := startBroker(t, "g1", mc)
+	p := newTestProducer(t, endpoint)
+	ids := sendN(t, p, "rejoin", 5, nil)
+	// Batches of 2 and room for 2: the puller hands over [0 1], pulls [2 3]
+	// and waits for room while nobody pulls.
+	c := newTestConsumer(t, endpoint, "rejoin", "grp", WithPullBatch(2))
+	got := pullAll(t, c, 1)
+	k := queueKey{subject: "rejoin", brokerGroup: "g1"}
+	eventually(t, 5*time.Second, "the puller holding [2 3]", func() bool {
+		c.mu.Lock()
+		q := c.queues[k]
+		c.mu.Unlock()
+		_, last := q.offsets()
+		return last == 3 && len(c.msgs) == cap(c.msgs)
+	})
+
+	// The group leaves the route and comes back (as a route refresh would
+	// see it), with the old puller still blocked on [2 3].
+	rk := c.routeKey("rejoin")
+	c.r.mu.Lock()
+	rt := c.r.routes[rk]
+	c.r.mu.Unlock()
+	setRoute := func(groups []protocol.BrokerGroupInfo) {
+		rt.refreshMu.Lock()
+		rt.groups, rt.fetched, rt.stale = groups, time.Now(), false
+		rt.refreshMu.Unlock()
+		c.syncPullers()
+	}
+	rt.refreshMu.Lock()
+	groups := rt.groups
+	rt.refreshMu.Unlock()
+	b.mu.Lock()
+	pullsBefore := b.pullReqs["rejoin"]
+	b.mu.Unlock()
+	setRoute(nil)
+	setRoute(groups)
+	time.Sleep(300 * time.Millisecond)
+	b.mu.Lock()
+	pullsDuring := b.pullReqs["rejoin"] - pullsBefore
+	b.mu.Unlock()
+	if pullsDuring != 0 {
+		t.Fatalf("%d pulls were sent for (rejoin, g1) while the previous puller had not handed over its batch", pullsDuring)
+	}
+
+	got = append(got, pullAll(t, c, 4)...)
+	seen := map[string]bool{}
+	for _, m := range got {
+		if seen[m.ID()] {
+			t.Fatalf("message %s delivered twice", m.ID())
+		}
+		seen[m.ID()] = true
+		m.Ack(nil)
+	}
+	for _, id := range ids {
+		if !seen[id] {
+			t.Fatalf("message %s never delivered (got %d of %d)", id, len(got), len(ids))
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if extra, err := c.Pull(ctx, 1); err != nil || len(extra) != 0 {
+		t.Fatalf("after all 5: %d more messages, %v", len(extra), err)
+	}
+	eventually(t, 2*time.Second, "acks up to offset 4", func() bool { r := b.ackRanges("rejoin"); return len(r) > 0 && r[len(r)-1][1] == 4 })
 }
 
 func TestBroadcastAndValidation(t *testing.T) {

@@ -52,8 +52,9 @@ type fakeBroker struct {
 	cursor   map[string]int                   // subject|group -> next log index
 	pullLogs map[string][]int                 // subject|group|consumer -> log indexes
 	acks     []protocol.AckRequest
-	pulls    []protocol.PullRequest
-	sends    int // SEND_MESSAGE requests
+	pulls    []protocol.PullRequest // a long poll's repeats recorded once
+	pullReqs map[string]int         // PULL_MESSAGE requests received, by subject
+	sends    int                    // SEND_MESSAGE requests
 	// failSend, if set, decides a per-message code (0 = store it).
 	failSend func(m *protocol.Message) int32
 	// sendStatus, if non-zero, answers every SEND_MESSAGE with this status.
@@ -64,7 +65,8 @@ type fakeBroker struct {
 
 func startBroker(t *testing.T, group string, mc *meta.Client) *fakeBroker {
 	t.Helper()
-	b := &fakeBroker{t: t, group: group, logs: map[string][]protocol.RawMessage{}, cursor: map[string]int{}, pullLogs: map[string][]int{}}
+	b := &fakeBroker{t: t, group: group, logs: map[string][]protocol.RawMessage{}, cursor: map[string]int{}, pullLogs: map[string][]int{},
+		pullReqs: map[string]int{}}
 	b.srv = remoting.NewServer(remoting.ServerConfig{Addr: "127.0.0.1:0"})
 	b.srv.Handle(protocol.CodeSendMessage, remoting.HandlerFunc(b.handleSend))
 	b.srv.Handle(protocol.CodePullMessage, remoting.HandlerFunc(b.handlePull))
@@ -152,6 +154,9 @@ func (b *fakeBroker) handlePull(ctx context.Context, req *remoting.Request) prot
 	deadline := time.Now().Add(time.Duration(r.TimeoutMillis) * time.Millisecond)
 	cur := r.Subject + "|" + r.ConsumerGroup
 	pl := cur + "|" + r.ConsumerID
+	b.mu.Lock()
+	b.pullReqs[r.Subject]++
+	b.mu.Unlock()
 	for {
 		b.mu.Lock()
 		if len(b.pulls) == 0 || b.pulls[len(b.pulls)-1].PullOffsetLast != r.PullOffsetLast {
