@@ -79,10 +79,9 @@ func (b *natsBench) createStream(ctx context.Context, runID string, replicas int
 		if err == nil {
 			break
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
+		if time.Now().After(deadline) || !sleepCtx(ctx, 500*time.Millisecond) {
 			return fmt.Errorf("create stream %s with %d replicas (retried 30 s): %w", b.stream, replicas, err)
 		}
-		time.Sleep(500 * time.Millisecond)
 	}
 	if replicas <= 1 {
 		return nil
@@ -105,7 +104,21 @@ func (b *natsBench) createStream(ctx context.Context, runID string, replicas int
 			// Step down: another replica takes over; repeat until it is ours.
 			_, _ = b.nc.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+b.stream, nil)
 		}
-		time.Sleep(500 * time.Millisecond)
+		if !sleepCtx(ctx, 500*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
+}
+
+// sleepCtx waits d or until ctx ends; it reports whether d elapsed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
