@@ -79,8 +79,13 @@ func (b *natsBench) createStream(ctx context.Context, runID string, replicas int
 		if err == nil {
 			break
 		}
-		if time.Now().After(deadline) || !sleepCtx(ctx, 500*time.Millisecond) {
+		if time.Now().After(deadline) {
 			return fmt.Errorf("create stream %s with %d replicas (retried 30 s): %w", b.stream, replicas, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("create stream %s: %w (last error: %v)", b.stream, ctx.Err(), err)
+		case <-time.After(500 * time.Millisecond):
 		}
 	}
 	if replicas <= 1 {
@@ -104,21 +109,11 @@ func (b *natsBench) createStream(ctx context.Context, runID string, replicas int
 			// Step down: another replica takes over; repeat until it is ours.
 			_, _ = b.nc.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+b.stream, nil)
 		}
-		if !sleepCtx(ctx, 500*time.Millisecond) {
-			return ctx.Err()
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for stream %s's leader: %w", b.stream, ctx.Err())
+		case <-time.After(500 * time.Millisecond):
 		}
-	}
-}
-
-// sleepCtx waits d or until ctx ends; it reports whether d elapsed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 
