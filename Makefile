@@ -5,12 +5,13 @@ BIN := bin/qmq
 TOOLS := $(CURDIR)/.tools
 # Built tools are also kept outside the checkout so that fresh clones (CI) reuse them.
 TOOLS_CACHE ?= $(HOME)/.cache/qmq-go-tools
-CONSUL_VERSION := v1.20.6
+# The last MPL-2.0 releases (later ones are under the Business Source License); see README "Test agents".
+CONSUL_VERSION := v1.16.1
 CONSUL := $(TOOLS)/bin/consul
-NOMAD_VERSION := v1.11.3
+NOMAD_VERSION := v1.6.1
 # Nomad's own go.mod replaces its api module with ./api, which a module build cannot see: the build
-# takes the published api module of the same weeks, and Nomad's hcl fork as Nomad's go.mod does.
-NOMAD_API_VERSION := v0.0.0-20260324203407-b27b0c2e019a
+# takes the api module at the v1.6.1 tag's commit, and the replaces of Nomad 1.6.1's go.mod.
+NOMAD_API_VERSION := v0.0.0-20230721134942-515895c7690c
 NOMAD := $(TOOLS)/bin/nomad
 export PATH := $(TOOLS)/bin:$(PATH)
 
@@ -65,7 +66,7 @@ $(CONSUL):
 	else \
 	  echo "building consul $(CONSUL_VERSION) from the Go module proxy (about 5 minutes, once)"; \
 	  rm -rf $(TOOLS)/consul-build && mkdir -p $(TOOLS)/consul-build && cd $(TOOLS)/consul-build && \
-	  printf 'module qmqtools/consulbuild\n\ngo 1.24\n' > go.mod && \
+	  printf 'module qmqtools/consulbuild\n\ngo 1.24\n\n// copied from the go.mod of Consul: the excludes of a dependency do not apply to the main module\nexclude (\n\tgithub.com/hashicorp/go-msgpack v1.1.5\n\tgithub.com/hashicorp/go-msgpack v1.1.6\n)\n' > go.mod && \
 	  printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/hashicorp/consul"\n' > tools.go && \
 	  GONOSUMDB=github.com/hashicorp/consul-awsauth GOFLAGS=-mod=mod $(GO) get github.com/hashicorp/consul@$(CONSUL_VERSION) && \
 	  GONOSUMDB=github.com/hashicorp/consul-awsauth GOFLAGS=-mod=mod $(GO) build -o $(CONSUL) github.com/hashicorp/consul && \
@@ -82,7 +83,7 @@ $(NOMAD):
 	else \
 	  echo "building nomad $(NOMAD_VERSION) from the Go module proxy (about 8 minutes, once)"; \
 	  rm -rf $(TOOLS)/nomad-build && mkdir -p $(TOOLS)/nomad-build && cd $(TOOLS)/nomad-build && \
-	  printf 'module qmqtools/nomadbuild\n\ngo 1.25.8\n\nreplace (\n\tgithub.com/Microsoft/go-winio => github.com/endocrimes/go-winio v0.4.13-0.20190628114223-fb47a8b41948\n\tgithub.com/hashicorp/hcl => github.com/hashicorp/hcl v1.0.1-nomad-1\n)\n' > go.mod && \
+	  printf 'module qmqtools/nomadbuild\n\ngo 1.24\n\nreplace (\n\tgithub.com/Microsoft/go-winio => github.com/endocrimes/go-winio v0.4.13-0.20190628114223-fb47a8b41948\n\tgithub.com/hashicorp/hcl => github.com/hashicorp/hcl v1.0.1-0.20201016140508-a07e7d50bbee\n\tgithub.com/armon/go-metrics => github.com/armon/go-metrics v0.0.0-20230509193637-d9ca9af9f1f9\n)\n' > go.mod && \
 	  printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/hashicorp/nomad"\n' > tools.go && \
 	  GOFLAGS=-mod=mod $(GO) get github.com/hashicorp/nomad@$(NOMAD_VERSION) github.com/hashicorp/nomad/api@$(NOMAD_API_VERSION) && \
 	  GOFLAGS=-mod=mod $(GO) build -o $(NOMAD) github.com/hashicorp/nomad && \

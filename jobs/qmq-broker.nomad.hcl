@@ -255,13 +255,12 @@ job "qmq-broker" {
         unlimited = false
       }
 
-      # A client cut off from the Nomad servers keeps its broker running (the pair fails over
-      # by itself); nothing replaces it elsewhere, and it is kept when the client returns.
-      disconnect {
-        lost_after = "1h"
-        replace    = false
-        reconcile  = "keep_original"
-      }
+      # A client cut off from the Nomad servers keeps its broker running for an hour (the pair
+      # fails over by itself) and the original allocation is kept when the client returns. A
+      # replacement could only be placed where this member's host volume is, so none starts
+      # elsewhere. (max_client_disconnect is the Nomad 1.6 form; 1.8+ also reads it, and calls
+      # the block `disconnect`.)
+      max_client_disconnect = "1h"
 
       # Registers the broker before each start of the allocation; a broker already in the
       # group (whatever its role now) is left as it is.
