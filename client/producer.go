@@ -112,13 +112,19 @@ func (p *Producer) NewMessage(subject string) *Message {
 // protocol/names; too many tags; an oversize property) fail before
 // anything is sent; errors.As finds a *names.Error for a bad subject.
 func (p *Producer) Send(ctx context.Context, msgs ...*Message) error {
+	return p.sendSync(ctx, producerOutgoing, msgs)
+}
+
+// sendSync is Send with the message check as a parameter (tests send to
+// dead-letter subjects with newOutgoing, as a consumer does).
+func (p *Producer) sendSync(ctx context.Context, prepare func(*Message, time.Time) (*outgoing, error), msgs []*Message) error {
 	if p.isClosed() {
 		return ErrClosed
 	}
 	now := time.Now()
 	items := make([]*outgoing, 0, len(msgs))
 	for _, m := range msgs {
-		it, err := producerOutgoing(m, now)
+		it, err := prepare(m, now)
 		if err != nil {
 			return err
 		}
