@@ -72,14 +72,20 @@ func quote(s string) string {
 	return fmt.Sprintf("%q", s)
 }
 
-// legal reports whether c belongs to the alphabet.
-func legal(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
+// alphabet marks the legal bytes: the broker checks every message's
+// subject, so one lookup per byte.
+var alphabet = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == '-':
+			t[c] = true
+		}
 	}
-	return c == '.' || c == '_' || c == '-'
-}
+	return t
+}()
+
+// legal reports whether c belongs to the alphabet.
+func legal(c byte) bool { return alphabet[c] }
 
 // Subject checks a subject a user names: one to declare (AddNewSubject) or
 // to send to. The retry and dead-letter prefixes are refused: those
@@ -114,18 +120,16 @@ func check(kind, s string) error {
 // firstIllegal returns the 1-based character position and the character
 // of the first one outside the alphabet, or 0.
 func firstIllegal(s string) (int, rune) {
-	pos := 0
-	for i := 0; i < len(s); {
-		pos++
-		if c := s[i]; c < utf8.RuneSelf {
-			if !legal(c) {
-				return pos, rune(c)
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !alphabet[c] {
+			// Every byte before i is a legal ASCII character: i+1 is
+			// the character position.
+			if c < utf8.RuneSelf {
+				return i + 1, rune(c)
 			}
-			i++
-			continue
+			r, _ := utf8.DecodeRuneInString(s[i:])
+			return i + 1, r // never legal: the alphabet is ASCII
 		}
-		r, _ := utf8.DecodeRuneInString(s[i:])
-		return pos, r // never legal: the alphabet is ASCII
 	}
 	return 0, 0
 }

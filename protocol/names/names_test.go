@@ -171,3 +171,16 @@ func FuzzNames(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkWireSubject: the broker checks every message's subject.
+func BenchmarkWireSubject(b *testing.B) {
+	for _, s := range []string{"order.created", RetryPrefix + "order.created%payment-worker"} {
+		b.Run(s, func(b *testing.B) {
+			for b.Loop() {
+				if WireSubject(s) != nil {
+					b.Fatal(s)
+				}
+			}
+		})
+	}
+}
