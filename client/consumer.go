@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/qmq-go/qmq/protocol"
+	"github.com/qmq-go/qmq/protocol/names"
 )
 
 // brokerError is a non-success status from a broker.
@@ -84,11 +85,18 @@ func NewConsumer(ctx context.Context, metaEndpoint, subject, group string, opts 
 	for _, o := range opts {
 		o.applyConsumer(&cfg)
 	}
-	if subject == "" {
-		return nil, errors.New("qmq consumer: subject is empty")
+	// A consumer may read a retry or dead-letter subject (to drain dead
+	// letters, say): any subject legal on the wire is accepted.
+	if err := names.WireSubject(subject); err != nil {
+		return nil, fmt.Errorf("qmq consumer: %w", err)
 	}
 	if group == "" && !cfg.broadcast {
 		return nil, errors.New("qmq consumer: consumer group is empty (use WithBroadcast for a broadcast consumer)")
+	}
+	if group != "" {
+		if err := names.Group(group); err != nil {
+			return nil, fmt.Errorf("qmq consumer: %w", err)
+		}
 	}
 	if cfg.log == nil {
 		cfg.log = hclog.NewNullLogger()
@@ -107,6 +115,10 @@ func NewConsumer(ctx context.Context, metaEndpoint, subject, group string, opts 
 			base = cfg.clientID
 		}
 		renamed := base + "_" + cfg.env + "_" + cfg.subEnv
+		if err := names.Group(renamed); err != nil && group != "" {
+			// A broadcast consumer's group is its client id, not a name.
+			return nil, fmt.Errorf("qmq consumer: WithEnv(%q, %q) makes the consumer group %q: %w", cfg.env, cfg.subEnv, renamed, err)
+		}
 		cfg.log.Named("consumer").Info("sub-environment isolation: consumer group renamed", "subject", subject, "group", group, "env", cfg.env, "sub_env", cfg.subEnv, "renamed_group", renamed)
 		group = renamed
 	}

@@ -526,7 +526,9 @@ func prime(t *testing.T, p *client.Producer, subject string, tags []string, seen
 		for _, tg := range tags {
 			m.AddTag(tg)
 		}
-		if err := p.Send(context.Background(), m); err != nil {
+		// SendAsConsumer: probes may go to a dead-letter subject, which
+		// Producer.Send refuses.
+		if err := client.SendAsConsumer(context.Background(), p, m); err != nil {
 			t.Fatalf("send probe: %v", err)
 		}
 		got := false

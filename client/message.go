@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/qmq-go/qmq/protocol"
+	"github.com/qmq-go/qmq/protocol/names"
 )
 
 // Reserved property keys (QMQ's BaseMessage.keys). Applications should not
@@ -252,8 +253,10 @@ func (m *Message) String() string { return m.subject + "/" + m.id }
 // map order, as Java's HashMap does: receivers read them into a map, so the
 // order carries nothing, and sorting cost a tenth of the send path.
 func (m *Message) toWire(now time.Time) (*protocol.Message, error) {
-	if m.subject == "" {
-		return nil, errors.New("message has no subject")
+	// Retry and dead-letter subjects are legal here: the consumer sends
+	// failed messages to them. Producer.Send refuses them (checkSubject).
+	if err := names.WireSubject(m.subject); err != nil {
+		return nil, fmt.Errorf("message %s: %w", m.id, err)
 	}
 	if m.id == "" {
 		return nil, errors.New("message has no id")

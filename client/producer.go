@@ -3,11 +3,14 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/qmq-go/qmq/protocol/names"
 )
 
 // ErrQueueFull is returned by SendAsync when the send queue is full.
@@ -105,16 +108,23 @@ func (p *Producer) NewMessage(subject string) *Message {
 // subject's broker groups; a MESSAGE_DUPLICATE answer counts as success and
 // BLOCK is not retried. On failure the error is a *BatchError whose Failed
 // lists one *SendError per failed message (errors.As works for both).
-// Invalid messages (too many tags, oversize property) fail before anything
-// is sent.
+// Invalid messages (a subject that is not a legal name, see package
+// protocol/names; too many tags; an oversize property) fail before
+// anything is sent; errors.As finds a *names.Error for a bad subject.
 func (p *Producer) Send(ctx context.Context, msgs ...*Message) error {
+	return p.sendSync(ctx, producerOutgoing, msgs)
+}
+
+// sendSync is Send with the message check as a parameter (tests send to
+// dead-letter subjects with newOutgoing, as a consumer does).
+func (p *Producer) sendSync(ctx context.Context, prepare func(*Message, time.Time) (*outgoing, error), msgs []*Message) error {
 	if p.isClosed() {
 		return ErrClosed
 	}
 	now := time.Now()
 	items := make([]*outgoing, 0, len(msgs))
 	for _, m := range msgs {
-		it, err := newOutgoing(m, now)
+		it, err := prepare(m, now)
 		if err != nil {
 			return err
 		}
@@ -142,7 +152,7 @@ func (p *Producer) Send(ctx context.Context, msgs ...*Message) error {
 // ErrQueueFull, ErrClosed, or a validation error (done is then not called).
 func (p *Producer) SendAsync(m *Message, done func(*Message, error)) error {
 	now := time.Now()
-	it, err := newOutgoing(m, now)
+	it, err := producerOutgoing(m, now)
 	if err != nil {
 		return err
 	}
@@ -160,6 +170,18 @@ func (p *Producer) SendAsync(m *Message, done func(*Message, error)) error {
 		p.m.sendFail.Inc()
 		return ErrQueueFull
 	}
+}
+
+// producerOutgoing is newOutgoing for a message an application sends: its
+// subject must be a legal name of its own (package protocol/names), not a
+// retry or dead-letter subject, which only consumers send to. The broker
+// would answer an illegal name BLOCK; refusing it here says why at once,
+// and nothing is sent.
+func producerOutgoing(m *Message, now time.Time) (*outgoing, error) {
+	if err := names.Subject(m.subject); err != nil {
+		return nil, fmt.Errorf("qmq producer: message %s not sent: %w", m.id, err)
+	}
+	return newOutgoing(m, now)
 }
 
 func (p *Producer) worker() {

@@ -1,13 +1,18 @@
 package protocol
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/qmq-go/qmq/protocol/names"
+)
 
 // QMQ's subject decorations: a consumer group's failed messages go to
 // %RETRY%<subject>%<group>, and after the last retry to
-// %DEAD_RETRY%<subject>%<group>.
+// %DEAD_RETRY%<subject>%<group>. Which names may be decorated is
+// package names' rule (names.WireSubject).
 const (
-	RetryPrefix     = "%RETRY%"
-	DeadRetryPrefix = "%DEAD_RETRY%"
+	RetryPrefix     = names.RetryPrefix
+	DeadRetryPrefix = names.DeadRetryPrefix
 )
 
 // RetrySubject is %RETRY%<subject>%<group>.

@@ -24,6 +24,10 @@ func (s *Server) handleAck(ctx context.Context, req *remoting.Request) protocol.
 		// Java answers BROKER_ERROR here.
 		return errorFrame(protocol.CodeBrokerError, "ACK_REQUEST needs a subject, a consumer group and a consumer id (got subject %q, group %q, consumer %q)", a.Subject, a.ConsumerGroup, a.ConsumerID)
 	}
+	if err := consumerNames(a.Subject, a.ConsumerGroup, a.Broadcast); err != nil {
+		// Nothing of an illegal name reaches the action log.
+		return errorFrame(protocol.CodeParamError, "ACK_REQUEST refused: %v", err)
+	}
 	if !a.Broadcast {
 		s.subs.seen(a.Subject, a.ConsumerGroup, a.ConsumerID)
 	}
@@ -59,6 +63,9 @@ func (s *Server) handleConsumeManage(ctx context.Context, req *remoting.Request)
 	}
 	if m.Subject == "" || m.ConsumerGroup == "" {
 		return errorFrame(protocol.CodeParamError, "CONSUME_MANAGE needs a subject and a consumer group")
+	}
+	if err := consumerNames(m.Subject, m.ConsumerGroup, false); err != nil {
+		return errorFrame(protocol.CodeParamError, "CONSUME_MANAGE refused: %v", err)
 	}
 	var next int64
 	var at int64 = -1 // the timestamp asked for

@@ -131,12 +131,94 @@ func TestSendRejections(t *testing.T) {
 	for _, r := range rs {
 		codes[r.MessageID] = r.Code
 	}
-	want := map[string]int32{"empty": protocol.SendSubjectNotAssigned, "ctl": protocol.SendSubjectNotAssigned, "long": protocol.SendSubjectNotAssigned, "big": protocol.SendBlock}
+	want := map[string]int32{"empty": protocol.SendBlock, "ctl": protocol.SendBlock, "long": protocol.SendBlock, "big": protocol.SendBlock}
 	if fmt.Sprint(codes) != fmt.Sprint(want) {
 		t.Fatalf("failures %v, want %v (%+v)", codes, want, rs)
 	}
 	if got := b.srv.store.MaxSequence("s"); got != 1 {
 		eventually(t, 5*time.Second, "two messages stored", func() bool { return b.srv.store.MaxSequence("s") == 1 })
+	}
+}
+
+// TestIllegalSubjectsBlocked: a subject that is not a legal name is
+// answered BLOCK (final: producers do not retry it) with a remark naming
+// the character and its position, nothing of it is stored, and the broker
+// goes on serving legal names — dots, dashes, underscores, digits, the
+// longest name, and retry subjects built from legal names.
+func TestIllegalSubjectsBlocked(t *testing.T) {
+	m := startMeta(t)
+	b := startBroker(t, m, true)
+	c := b.dial()
+	bad := map[string]string{
+		" ":                    "a space (U+0020) at position 1",
+		"*":                    "'*' (U+002A) at position 1",
+		"order created":        "a space (U+0020) at position 6",
+		"a;drop":               "';' (U+003B) at position 2",
+		"a'b":                  `'\'' (U+0027) at position 2`,
+		"a/b":                  "'/' (U+002F) at position 2",
+		"%x":                   "'%' (U+0025) at position 1",
+		"%RETRY%order":         "1 prefixes but 1",
+		"%RETRY%or der%g":      "a space (U+0020) at position 10",
+		"%DEAD_RETRY%order%g;": "';' (U+003B) at position 20",
+		"订单":                   "'订' (U+8BA2) at position 1",
+	}
+	var msgs []protocol.Message
+	for s := range bad {
+		msgs = append(msgs, msg(s, "bad "+s))
+	}
+	longest := strings.Repeat("z", 100)
+	good := []string{"order.created-v2_0", "0", longest, protocol.RetrySubject("order.created-v2_0", "group.1"), protocol.DeadRetrySubject(longest, strings.Repeat("g", 100))}
+	for _, s := range good {
+		msgs = append(msgs, msg(s, "good "+s))
+	}
+	rs := c.send(msgs...)
+	if len(rs) != len(bad) {
+		t.Errorf("%d failures, want %d (the illegal names): %+v", len(rs), len(bad), rs)
+	}
+	for _, r := range rs {
+		s, isBad := strings.CutPrefix(r.MessageID, "bad ")
+		if !isBad {
+			t.Errorf("legal subject refused: %+v", r)
+			continue
+		}
+		if r.Code != protocol.SendBlock || !strings.Contains(r.Remark, bad[s]) || !strings.Contains(r.Remark, "A-Z a-z, digits 0-9, '.', '_' and '-'") {
+			t.Errorf("subject %q: code %s remark %q; want BLOCK naming %s and the alphabet", s, protocol.SendCodeName(r.Code), r.Remark, bad[s])
+		}
+	}
+	for _, s := range good {
+		eventually(t, 5*time.Second, "one message of "+s+" stored", func() bool { return b.srv.store.MaxSequence(s) == 0 })
+	}
+	// Dispatched in order after the batch: nothing of the illegal ones.
+	for s := range bad {
+		if seq := b.srv.store.MaxSequence(s); seq >= 0 {
+			t.Errorf("illegal subject %q was stored (max sequence %d)", s, seq)
+		}
+	}
+	// The broker keeps serving on the same connection.
+	c.mustSend(msg("order.created-v2_0", "after"))
+
+	// PULL, ACK and CONSUME_MANAGE refuse illegal subjects and groups, and
+	// accept a retry subject and a broadcast consumer's client id.
+	for _, r := range []protocol.PullRequest{
+		{Subject: "a b", ConsumerGroup: "g", ConsumerID: "c1"},
+		{Subject: "order.created-v2_0", ConsumerGroup: "g*", ConsumerID: "c1"},
+		{Subject: "order.created-v2_0", ConsumerGroup: "%RETRY%x", ConsumerID: "c1"},
+	} {
+		r.RequestNum, r.TimeoutMillis = 10, -1
+		f := c.call(protocol.CodePullMessage, protocol.AppendPullRequest(nil, &r, protocol.CurrentVersion))
+		if f.Header.Code != protocol.CodeParamError || !strings.Contains(protocol.DecodeErrorBody(f.Body), "illegal") {
+			t.Errorf("pull %q/%q: %s %q, want PARAM_ERROR naming the illegal name", r.Subject, r.ConsumerGroup, protocol.CodeName(f.Header.Code, true), protocol.DecodeErrorBody(f.Body))
+		}
+	}
+	c.pull(protocol.PullRequest{Subject: protocol.RetrySubject("order.created-v2_0", "g"), ConsumerGroup: "g", ConsumerID: "c1"})
+	c.pull(protocol.PullRequest{Subject: "order.created-v2_0", ConsumerID: "host@@123.ab", Broadcast: true})
+	f := c.call(protocol.CodeAckRequest, protocol.AppendAckRequest(nil, &protocol.AckRequest{Subject: "a b", ConsumerGroup: "g", ConsumerID: "c1", PullOffsetBegin: 0, PullOffsetLast: 0}, protocol.CurrentVersion))
+	if f.Header.Code != protocol.CodeParamError {
+		t.Errorf("ack of an illegal subject: %s, want PARAM_ERROR", protocol.CodeName(f.Header.Code, true))
+	}
+	f = c.call(protocol.CodeConsumeManage, protocol.AppendConsumeManageRequest(nil, &protocol.ConsumeManageRequest{Subject: "order.created-v2_0", ConsumerGroup: "g;", Code: protocol.ConsumeFromEarliest}))
+	if f.Header.Code != protocol.CodeParamError {
+		t.Errorf("reset of an illegal group: %s, want PARAM_ERROR", protocol.CodeName(f.Header.Code, true))
 	}
 }
 

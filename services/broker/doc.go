@@ -89,11 +89,15 @@
 //
 // # Requests
 //
-//   - SEND_MESSAGE: the batch is decoded (CRC checked), illegal subjects
-//     (empty, over 100 characters, control characters) are answered
-//     SUBJECT_NOT_ASSIGNED as Java does, messages over max.message.size are
-//     answered BLOCK (the Java producer does not retry BLOCK), and the rest
-//     are appended as one store append. Only failures are listed.
+//   - SEND_MESSAGE: the batch is decoded (CRC checked), subjects that are
+//     not legal names (package protocol/names: 1..100 of A-Z a-z 0-9 . _ -,
+//     or a retry/dead-letter subject built from such names) are answered
+//     BLOCK with the reason as remark — Java answers SUBJECT_NOT_ASSIGNED,
+//     which its producer retries on every group up to 10 times, although
+//     the name will never become legal; BLOCK is final for Java and Go
+//     producers alike. Messages over max.message.size are answered BLOCK
+//     too, and the rest are appended as one store append. Only failures
+//     are listed.
 //   - PULL_MESSAGE: see pull.go. A group seen for the first time starts at
 //     the subject's next sequence (only new messages), except on retry
 //     subjects (%RETRY%…) where it starts at the oldest retained message (all

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/qmq-go/qmq/protocol"
+	"github.com/qmq-go/qmq/protocol/names"
 	"github.com/qmq-go/qmq/protocol/remoting"
 	"github.com/qmq-go/qmq/storage"
 	"github.com/qmq-go/qmq/storage/actionlog"
@@ -67,6 +68,19 @@ type pullParams struct {
 
 func badPart(s string) bool { return strings.ContainsAny(s, "/\r\n") }
 
+// consumerNames checks a pull's, ack's or reset's subject and group with
+// the one rule for names (package protocol/names). A broadcast consumer's
+// group is its client id (QMQ), which is not a group name: badPart covers it.
+func consumerNames(subject, group string, broadcast bool) error {
+	if err := names.WireSubject(subject); err != nil {
+		return err
+	}
+	if broadcast {
+		return nil
+	}
+	return names.Group(group)
+}
+
 func (s *Server) handlePull(ctx context.Context, req *remoting.Request) protocol.Frame {
 	if f, refused := s.refuseUnlessMaster(); refused {
 		return f
@@ -82,11 +96,14 @@ func (s *Server) handlePull(ctx context.Context, req *remoting.Request) protocol
 		r.ConsumerGroup, p.broadcast = r.ConsumerID, true
 	}
 	p.broadcast = p.broadcast || r.Broadcast
+	nameErr := consumerNames(r.Subject, r.ConsumerGroup, p.broadcast)
 	switch {
 	case r.Subject == "" || r.ConsumerID == "":
 		return errorFrame(protocol.CodeParamError, "PULL_MESSAGE needs a subject, a consumer group and a consumer id (got subject %q, group %q, consumer %q)", r.Subject, r.ConsumerGroup, r.ConsumerID)
 	case badPart(r.Subject) || badPart(r.ConsumerGroup) || badPart(r.ConsumerID):
 		return errorFrame(protocol.CodeParamError, "PULL_MESSAGE subject, group and consumer id must not contain '/', CR or LF")
+	case nameErr != nil:
+		return errorFrame(protocol.CodeParamError, "PULL_MESSAGE refused: %v", nameErr)
 	case r.RequestNum <= 0:
 		return errorFrame(protocol.CodeParamError, "PULL_MESSAGE requestNum must be positive, got %d", r.RequestNum)
 	}

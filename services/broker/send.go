@@ -6,32 +6,12 @@ import (
 	"slices"
 	"strconv"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/qmq-go/qmq/protocol"
+	"github.com/qmq-go/qmq/protocol/names"
 	"github.com/qmq-go/qmq/protocol/remoting"
 	"github.com/qmq-go/qmq/storage/messagelog"
 )
-
-// maxSubjectLen is the longest subject accepted, in characters.
-const maxSubjectLen = 100
-
-// subjectProblem says why a subject is refused, or "".
-func subjectProblem(subject string) string {
-	switch {
-	case subject == "":
-		return "empty subject"
-	case utf8.RuneCountInString(subject) > maxSubjectLen:
-		return fmt.Sprintf("subject longer than %d characters", maxSubjectLen)
-	}
-	for _, r := range subject {
-		if unicode.IsControl(r) || r == utf8.RuneError {
-			return "subject contains control characters or invalid UTF-8"
-		}
-	}
-	return ""
-}
 
 func errorFrame(code int16, format string, args ...any) protocol.Frame {
 	return protocol.Frame{Header: protocol.Header{Code: code}, Body: protocol.AppendErrorBody(nil, fmt.Sprintf(format, args...))}
@@ -60,12 +40,16 @@ func (s *Server) handleSend(ctx context.Context, req *remoting.Request) protocol
 		return protocol.Frame{Body: protocol.AppendSendResults(nil, fails)}
 	}
 	// Subjects first: illegal ones, then those not routed to this group.
+	// An illegal name is BLOCK, QMQ's final refusal: producers do not try
+	// it again, on this group or another. Retry and dead-letter subjects
+	// built from legal names are legal: consumers send failed messages
+	// there.
 	legal := make([]int, 0, len(msgs))
 	var subjects []string
 	for i := range msgs {
 		m := &msgs[i]
-		if p := subjectProblem(m.Message.Subject); p != "" {
-			fail(m, protocol.SendSubjectNotAssigned, "message rejected: "+p)
+		if err := names.WireSubject(m.Message.Subject); err != nil {
+			fail(m, protocol.SendBlock, "message rejected: "+err.Error())
 			continue
 		}
 		legal = append(legal, i)

@@ -2,6 +2,7 @@ package metaserver
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	namerule "github.com/qmq-go/qmq/protocol/names" // metaserver_test.go has a names()
 	"github.com/qmq-go/qmq/protocol/remoting"
 	"github.com/qmq-go/qmq/services/metaserver/store"
 )
@@ -143,6 +145,10 @@ func (s *Server) handleOnOffline(w http.ResponseWriter, r *http.Request) {
 	key := offlineKey{clientID, subject, group}
 	switch op {
 	case "update":
+		if bad := cmp.Or(badName("subject", subject, namerule.WireSubject, false), badName("consumerGroup", group, namerule.Group, false)); bad != "" {
+			writeJSON(w, actionResult{Status: -1, Message: bad})
+			return
+		}
 		if err := s.store.UpsertOfflineState(r.Context(), store.OfflineState{ClientID: clientID, Subject: subject, ConsumerGroup: group, State: state}); err != nil {
 			writeJSON(w, actionResult{Status: -1, Message: fmt.Sprintf("cannot save state: %v", err)})
 			return

@@ -1,6 +1,7 @@
 package metaserver
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/qmq-go/qmq/protocol"
+	namerule "github.com/qmq-go/qmq/protocol/names" // metaserver_test.go has a names()
 	"github.com/qmq-go/qmq/protocol/remoting"
 	"github.com/qmq-go/qmq/services/metaserver/store"
 )
@@ -28,6 +30,23 @@ type action struct {
 type params struct{ r *http.Request }
 
 func (p params) str(name string) string { return strings.TrimSpace(p.r.FormValue(name)) }
+
+// name reads a subject or consumer group parameter as sent: a name with
+// a space is refused by badName, not quietly changed into another name.
+func (p params) name(key string) string { return p.r.FormValue(key) }
+
+// badName applies the one rule for names (package protocol/names) to a
+// parameter and says what is wrong, or "". "*" (all subjects) passes when
+// wildcard is set.
+func badName(param, value string, check func(string) error, wildcard bool) string {
+	if wildcard && value == "*" {
+		return ""
+	}
+	if err := check(value); err != nil {
+		return fmt.Sprintf("参数 %s 不合法 (parameter %s: %v)", param, param, err)
+	}
+	return ""
+}
 
 func (p params) int(name string) (int, error) {
 	v := p.str(name)
@@ -337,9 +356,12 @@ func errorMap(msg string, data any) map[string]any {
 }
 
 func (s *Server) addSubjectBrokerGroup(ctx context.Context, p params) any {
-	group, subject := p.str("brokerGroup"), p.str("subject")
+	group, subject := p.str("brokerGroup"), p.name("subject")
 	if group == "" || subject == "" {
 		return errorMap("必须同时提供 brokerGroup 和 subject 两个参数 (both --brokerGroup and --subject are required)", nil)
+	}
+	if bad := badName("subject", subject, namerule.Subject, false); bad != "" {
+		return errorMap(bad, nil)
 	}
 	if _, ok := s.cache.get().groups[group]; !ok {
 		if err := s.cache.refresh(ctx); err != nil || s.cache.get().groups[group].Name == "" {
@@ -420,12 +442,12 @@ func (s *Server) removeSubjectBrokerGroup(ctx context.Context, p params) any {
 }
 
 func (s *Server) addNewSubject(ctx context.Context, p params) any {
-	subject, tag := p.str("subject"), p.str("tag")
+	subject, tag := p.name("subject"), p.str("tag")
 	if subject == "" || tag == "" {
 		return errorMap("必须同时提供 subject 和 tag 两个参数 (both --subject and --tag are required)", nil)
 	}
-	if err := validateSubject(subject); err != nil {
-		return errorMap(err.Error(), nil)
+	if bad := badName("subject", subject, namerule.Subject, false); bad != "" {
+		return errorMap(bad, nil)
 	}
 	if info, found, err := s.store.GetSubjectInfo(ctx, subject); err != nil {
 		return errorMap(fmt.Sprintf("cannot read subject_info: %v", err), nil)
@@ -441,9 +463,12 @@ func (s *Server) addNewSubject(ctx context.Context, p params) any {
 }
 
 func (s *Server) extendSubjectRoute(ctx context.Context, p params) any {
-	subject, related, added := p.str("relatedSubject"), p.str("relatedBrokerGroup"), p.str("newBrokerGroup")
+	subject, related, added := p.name("relatedSubject"), p.str("relatedBrokerGroup"), p.str("newBrokerGroup")
 	if subject == "" || related == "" || added == "" {
 		return fail("必须同时提供 relatedSubject、relatedBrokerGroup 和 newBrokerGroup 三个参数 (all three are required)")
+	}
+	if bad := badName("relatedSubject", subject, namerule.Subject, true); bad != "" {
+		return fail("%s", bad)
 	}
 	routes, err := s.store.ListSubjectRoutes(ctx)
 	if err != nil {
@@ -490,9 +515,12 @@ func (s *Server) addDB(ctx context.Context, p params) any {
 }
 
 func (s *Server) markReadonly(ctx context.Context, p params) any {
-	subject, group := p.str("subject"), p.str("brokerGroup")
+	subject, group := p.name("subject"), p.str("brokerGroup")
 	if subject == "" || group == "" {
 		return fail("必须同时提供 subject 和 brokerGroup 两个参数 (both are required; --subject defaults to * in qmq tools)")
+	}
+	if bad := badName("subject", subject, namerule.Subject, true); bad != "" {
+		return fail("%s", bad)
 	}
 	if err := s.store.InsertReadonlySetting(ctx, store.ReadonlySetting{Subject: subject, BrokerGroup: group}); err != nil {
 		return fail("%v", err)
@@ -520,10 +548,14 @@ func (s *Server) unmarkReadonly(ctx context.Context, p params) any {
 // (milliseconds since the epoch, or RFC 3339), and the answer lists where
 // each broker group's cursor now is.
 func (s *Server) resetOffset(ctx context.Context, p params) any {
-	subject, group := p.str("subject"), p.str("group")
+	subject, group := p.name("subject"), p.name("group")
 	code, err := p.int("code")
 	if subject == "" || group == "" {
 		return fail("subject and consumerGroup required (--subject and --group)")
+	}
+	// A retry subject's group can be moved too: %RETRY%<subject>%<group>.
+	if bad := cmp.Or(badName("subject", subject, namerule.WireSubject, false), badName("group", group, namerule.Group, false)); bad != "" {
+		return fail("%s", bad)
 	}
 	if err != nil || code < 1 || code > 3 {
 		return fail("action must 1 or 2, LATEST=1, EARLIEST=2 (or 3 = TIMESTAMP with --timestamp, ours) (got %q)", p.str("code"))

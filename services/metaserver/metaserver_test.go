@@ -290,7 +290,7 @@ func TestNoBrokerOnlineGivesActionableError(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 	_, err = c.RegisterClient(context.Background(), protocol.ClientRegisterRequest{Subject: strings.Repeat("x", 101), ClientTypeCode: protocol.ClientTypeProducer, ClientID: "p", RequestType: protocol.ClientRequestOnline})
-	if err == nil || !strings.Contains(err.Error(), "at most 100") {
+	if err == nil || !strings.Contains(err.Error(), "over the limit of 100") {
 		t.Fatalf("long subject: %v", err)
 	}
 }

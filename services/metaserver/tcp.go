@@ -8,8 +8,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/qmq-go/qmq/protocol"
+	namerule "github.com/qmq-go/qmq/protocol/names" // metaserver_test.go has a names()
 	"github.com/qmq-go/qmq/protocol/remoting"
 	"github.com/qmq-go/qmq/services/metaserver/store"
 )
@@ -225,7 +227,7 @@ func (s *Server) handleClientRegister(ctx context.Context, req *remoting.Request
 	if err != nil {
 		return errorResponse(req, protocol.CodeParamError, "malformed CLIENT_REGISTER body: %v", err)
 	}
-	if err := validateSubject(r.Subject); err != nil {
+	if err := registrationNames(&r); err != nil {
 		return errorResponse(req, protocol.CodeParamError, "CLIENT_REGISTER from %s (clientId %q): %v", req.RemoteAddr, r.ClientID, err)
 	}
 	s.m.clientRegister.WithLabelValues(strconv.Itoa(int(r.ClientTypeCode))).Inc()
@@ -258,18 +260,28 @@ func (s *Server) handleClientRegister(ctx context.Context, req *remoting.Request
 	return protocol.NewResponse(req.Frame.Header, protocol.CodeSuccess, protocol.AppendClientRegisterResponse(nil, &resp))
 }
 
-// validateSubject applies QMQ's limits: non-empty, at most 100 characters, no control characters.
-func validateSubject(subject string) error {
-	if subject == "" {
-		return fmt.Errorf("subject is empty")
+// registrationNames checks a CLIENT_REGISTER's subject and consumer group
+// with the one rule for names (package protocol/names). Retry and
+// dead-letter subjects built from legal names are legal: consumers pull
+// them and send failed messages to them. Producers register without a
+// group; a broadcast consumer's group is its client id (QMQ), possibly
+// renamed for a sub-environment (<clientId>_<env>_<subEnv>), which is not a
+// group name and is taken as it is.
+func registrationNames(r *protocol.ClientRegisterRequest) error {
+	if err := namerule.WireSubject(r.Subject); err != nil {
+		return err
 	}
-	if n := len([]rune(subject)); n > 100 {
-		return fmt.Errorf("subject %q is %d characters long; QMQ allows at most 100", subject[:40]+"…", n)
+	g := r.ConsumerGroup
+	if g == "" {
+		return nil
 	}
-	for _, c := range subject {
-		if c < 0x20 || c == 0x7f {
-			return fmt.Errorf("subject %q contains control character %U", subject, c)
+	if r.ClientID != "" && (g == r.ClientID || strings.HasPrefix(g, r.ClientID+"_")) {
+		for i, c := range g {
+			if c < 0x20 || c == 0x7f || c == utf8.RuneError {
+				return fmt.Errorf("broadcast consumer group (client id) %q has a control character or a byte that is not UTF-8 at byte %d", g, i)
+			}
 		}
+		return nil
 	}
-	return nil
+	return namerule.Group(g)
 }

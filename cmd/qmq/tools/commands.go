@@ -1,5 +1,7 @@
 package tools
 
+import "github.com/qmq-go/qmq/protocol/names"
+
 // flagSpec is one command-line option, named as in QMQ's tools.
 type flagSpec struct {
 	name     string // flag name, also the form parameter unless param is set
@@ -10,6 +12,19 @@ type flagSpec struct {
 	// boolean flags (ours) take no value and are sent only when given, as
 	// <param>=true: without them the form is exactly QMQ's.
 	boolean bool
+	// check, if set, refuses a bad value before anything is sent (ours):
+	// the metaserver applies the same rule (package protocol/names).
+	check func(string) error
+}
+
+// orAll lets "*" (all subjects) through check.
+func orAll(check func(string) error) func(string) error {
+	return func(v string) error {
+		if v == "*" {
+			return nil
+		}
+		return check(v)
+	}
 }
 
 // command is one tools.sh command and the management action it posts.
@@ -51,25 +66,25 @@ var commands = []command{
 	{name: "ListBrokerGroups", action: "ListBrokerGroups", help: "list broker groups and their state"},
 	{name: "ListSubjectRoutes", action: "ListSubjectRoutes", help: "list subject -> broker group routes"},
 	{name: "AddSubjectBrokerGroup", action: "AddSubjectBrokerGroup", token: true, help: "add a broker group to a subject's route",
-		flags: []flagSpec{fBrokerGroup, {name: "subject", required: true, help: "subject"}}},
+		flags: []flagSpec{fBrokerGroup, {name: "subject", required: true, help: "subject", check: names.Subject}}},
 	{name: "RemoveSubjectBrokerGroup", action: "RemoveSubjectBrokerGroup", token: true, help: "remove a broker group from a subject's route (or from all, with --subject=*)",
 		flags: []flagSpec{fBrokerGroup, {name: "subject", required: true, help: "one subject or *, * means all subjects"}}},
 	{name: "AddNewSubject", action: "AddNewSubject", token: true, help: "declare a subject with a routing tag",
-		flags: []flagSpec{{name: "subject", required: true, help: "subject"}, {name: "tag", required: true, help: "routing tag (groups with the same broker_group.tag serve it)"}}},
+		flags: []flagSpec{{name: "subject", required: true, help: "subject: 1 to 100 of A-Z a-z 0-9 . _ -", check: names.Subject}, {name: "tag", required: true, help: "routing tag (groups with the same broker_group.tag serve it)"}}},
 	{name: "ExtendSubjectRoute", action: "ExtendSubjectRoute", token: true, help: "add newBrokerGroup to every route that contains relatedBrokerGroup",
 		flags: []flagSpec{
-			{name: "relatedSubject", required: true, help: "one subject or *, * means all subject"},
+			{name: "relatedSubject", required: true, help: "one subject or *, * means all subject", check: orAll(names.Subject)},
 			{name: "relatedBrokerGroup", required: true, help: "routes containing this group are extended"},
 			{name: "newBrokerGroup", required: true, help: "group to add"},
 		}},
 	{name: "MarkReadonly", action: "MarkReadonlyBrokerGroup", token: true, help: "stop producers from using a broker group (consumers still drain it)",
-		flags: []flagSpec{fBrokerGroup, {name: "subject", def: "*", help: "one subject, or * for all"}}},
+		flags: []flagSpec{fBrokerGroup, {name: "subject", def: "*", help: "one subject, or * for all", check: orAll(names.Subject)}}},
 	{name: "UnMarkReadonly", action: "UnMarkReadonlyBrokerGroup", token: true, help: "undo MarkReadonly",
 		flags: []flagSpec{fBrokerGroup, {name: "subject", def: "*", help: "one subject, or * for all"}}},
 	{name: "ResetOffset", action: "ResetOffset", token: true, help: "move a consumer group to the latest or earliest message, or (ours) to the first message stored at or after a time",
 		flags: []flagSpec{
-			{name: "subject", required: true, help: "subject"},
-			{name: "group", required: true, help: "consumer group"},
+			{name: "subject", required: true, help: "subject (or its retry subject %RETRY%<subject>%<group>)", check: names.WireSubject},
+			{name: "group", required: true, help: "consumer group", check: names.Group},
 			{name: "action", param: "code", required: true, help: "1 LATEST, 2 EARLIEST, 3 TIMESTAMP (ours: needs --timestamp and qmq-go brokers)"},
 			{name: "timestamp", help: "with --action=3: milliseconds since the epoch, or an RFC 3339 time such as 2024-05-01T08:00:00Z"},
 		}},

@@ -25,7 +25,8 @@ const TokenEnv = "QMQ_TOOLS_TOKEN"
 
 // Main runs `qmq tools <Command> …` and returns the process exit code:
 // 0 on success, 1 when the metaserver answers an error (status -1, or an
-// "error" field) or cannot be reached, 2 on a usage error.
+// "error" field) or cannot be reached, 2 on a usage error (including a
+// subject or group that is not a legal name: nothing is sent then).
 func Main(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" || args[0] == "help" {
 		printUsage(stdout)
@@ -124,6 +125,17 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if len(missing) > 0 {
 		fmt.Fprintf(stderr, "qmq tools %s: missing required %s (see qmq tools %s --help)\n", cmd.name, strings.Join(missing, ", "), cmd.name)
 		return 2
+	}
+	for _, f := range cmd.flags {
+		if f.check == nil {
+			continue
+		}
+		if v := *values[f.name]; v != "" {
+			if err := f.check(v); err != nil {
+				fmt.Fprintf(stderr, "qmq tools %s: --%s: %v; nothing was sent to the metaserver\n", cmd.name, f.name, err)
+				return 2
+			}
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()

@@ -110,3 +110,59 @@ func TestTokenFromEnvironment(t *testing.T) {
 		t.Errorf("without a token: exit %d, stderr %q; want 2 naming --token and %s", code, errOut.String(), TokenEnv)
 	}
 }
+
+// TestIllegalNamesRefusedLocally: a subject or consumer group that is not a
+// legal name is refused before anything is posted, with exit code 2 and a
+// message naming the flag, the character and its position, and the
+// alphabet; legal names, "*" where it means all subjects, and a retry
+// subject for ResetOffset are posted.
+func TestIllegalNamesRefusedLocally(t *testing.T) {
+	var mu sync.Mutex
+	posted := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		posted++
+		mu.Unlock()
+		_, _ = w.Write([]byte(`{"status":0,"message":"","data":{}}`))
+	}))
+	defer srv.Close()
+	ms := "--metaserver=" + strings.TrimPrefix(srv.URL, "http://")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"AddNewSubject", "--subject= ", "--tag=t"}, "--subject: illegal subject \" \": a space (U+0020) at position 1"},
+		{[]string{"AddNewSubject", "--subject=order created", "--tag=t"}, "a space (U+0020) at position 6"},
+		{[]string{"AddNewSubject", "--subject=*", "--tag=t"}, "'*' (U+002A) at position 1"},
+		{[]string{"AddNewSubject", "--subject=a;b", "--tag=t"}, "';' (U+003B) at position 2"},
+		{[]string{"AddNewSubject", "--subject=%RETRY%a%g", "--tag=t"}, "reserved"},
+		{[]string{"AddSubjectBrokerGroup", "--brokerGroup=g1", "--subject=a/b"}, "'/' (U+002F) at position 2"},
+		{[]string{"ExtendSubjectRoute", "--relatedSubject=a'b", "--relatedBrokerGroup=g1", "--newBrokerGroup=g2"}, "at position 2"},
+		{[]string{"MarkReadonly", "--brokerGroup=g1", "--subject=a b"}, "at position 2"},
+		{[]string{"ResetOffset", "--subject=order", "--group=g%x", "--action=1"}, "--group: illegal consumer group \"g%x\": character '%' (U+0025) at position 2"},
+	} {
+		var out, errOut bytes.Buffer
+		code := Main(append([]string{c.args[0], ms, "--token=t"}, c.args[1:]...), &out, &errOut)
+		if code != 2 || !strings.Contains(errOut.String(), c.want) || !strings.Contains(errOut.String(), "A-Z a-z, digits 0-9, '.', '_' and '-'") {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and %q with the alphabet", c.args, code, errOut.String(), c.want)
+		}
+	}
+	mu.Lock()
+	if posted != 0 {
+		t.Errorf("%d requests reached the metaserver; want none", posted)
+	}
+	mu.Unlock()
+	for _, args := range [][]string{
+		{"AddNewSubject", "--subject=order.created-v2_0", "--tag=t"},
+		{"AddNewSubject", "--subject=" + strings.Repeat("s", 100), "--tag=t"},
+		{"MarkReadonly", "--brokerGroup=g1"},
+		{"ExtendSubjectRoute", "--relatedSubject=*", "--relatedBrokerGroup=g1", "--newBrokerGroup=g2"},
+		{"ResetOffset", "--subject=%RETRY%order%g", "--group=g", "--action=2"},
+		{"RemoveSubjectBrokerGroup", "--brokerGroup=g1", "--subject=legacy name"},
+	} {
+		var out, errOut bytes.Buffer
+		if code := Main(append([]string{args[0], ms, "--token=t"}, args[1:]...), &out, &errOut); code != 0 {
+			t.Errorf("%v: exit %d, stderr %q", args, code, errOut.String())
+		}
+	}
+}
