@@ -8,8 +8,8 @@
 //   - per-subject consumer logs (storage/consumerlog): fixed-width entries
 //     mapping a sequence to its message-log offset, built asynchronously by
 //     replaying the message log from a checkpoint;
-//   - an action log (storage/actionlog) of PULL, RANGE_ACK and FOREVER_OFFLINE
-//     records, replayed into pull logs and consumer progress (storage/pulllog);
+//   - an action log (storage/actionlog) of PULL, RANGE_ACK, FOREVER_OFFLINE
+//     and RESET records, replayed into pull logs and consumer progress (storage/pulllog);
 //   - checkpoints written atomically (storage/checkpoint).
 //
 // Logs live in fixed-size mmap'ed segment files (storage/segment) reached

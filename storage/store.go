@@ -424,6 +424,32 @@ func (s *Store) ApplyActions(actions []actionlog.Action) error {
 	return nil
 }
 
+// ApplyActionsDurable is ApplyActions followed by a flush of the action log,
+// for the rare actions that must survive a power loss even though the log
+// is flushed asynchronously (flush.interval.ms): where a consumer group
+// starts (RESET) is written once per group, and messages sent after it
+// may be synced (flush.sync) long before the next flush. It returns the
+// action log's end after the actions, for a replica wait.
+func (s *Store) ApplyActionsDurable(actions []actionlog.Action) (int64, error) {
+	s.actionMu.Lock()
+	end, err := s.actions.Append(actions)
+	if err == nil {
+		for _, a := range actions {
+			s.table.Apply(a)
+		}
+	}
+	s.actionMu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	// Outside the lock: a flush can take milliseconds, pulls and acks of
+	// other groups must not wait for it.
+	if err := s.actions.Flush(); err != nil {
+		return 0, err
+	}
+	return end, nil
+}
+
 // PullLog gives read access to the pull-log table under the store's lock.
 func (s *Store) PullLog(f func(t *pulllog.Table)) {
 	s.actionMu.Lock()

@@ -52,7 +52,8 @@ func (s *Server) handleAck(ctx context.Context, req *remoting.Request) protocol.
 // handleConsumeManage moves a group's shared cursor: to the earliest or
 // latest message (QMQ), or (ours) to the first message stored at or after a
 // time. The answer carries where the cursor now is (ours; Java brokers
-// answer an empty body).
+// answer an empty body). Ours too: the move is recorded in the action log
+// (RESET), so it survives a restart and reaches the slave.
 func (s *Server) handleConsumeManage(ctx context.Context, req *remoting.Request) protocol.Frame {
 	if f, refused := s.refuseUnlessMaster(); refused {
 		return f
@@ -90,8 +91,18 @@ func (s *Server) handleConsumeManage(ctx context.Context, req *remoting.Request)
 	if !c.lock(ctx) {
 		return errorFrame(protocol.CodeBrokerError, "cancelled")
 	}
+	// Recorded like a new group's start, so that the reset outlives a
+	// restart or a failover (QMQ keeps it in memory only).
+	end, err := s.store.ApplyActionsDurable([]actionlog.Action{{Type: actionlog.Reset, Subject: m.Subject, Group: m.ConsumerGroup,
+		Timestamp: time.Now().UnixMilli(), LastMsgSeq: next - 1}})
+	if err != nil {
+		c.unlock()
+		s.log.Error("recording a consumer group cursor reset failed", "subject", m.Subject, "group", m.ConsumerGroup, "next_sequence", next, "error", err)
+		return errorFrame(protocol.CodeBrokerError, "cannot record the reset of group %q of %q to sequence %d: %v", m.ConsumerGroup, m.Subject, next, err)
+	}
 	c.next, c.init = next, true
 	c.unlock()
+	s.waitSlaveHasStart(ctx, m.Subject, m.ConsumerGroup, end)
 	res := protocol.ConsumeManageResult{NextSequence: next, MessageTimestamp: -1}
 	if ts, ok, err := s.store.Timestamp(m.Subject, next); err == nil && ok {
 		res.MessageTimestamp = ts

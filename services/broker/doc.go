@@ -101,8 +101,12 @@
 //   - PULL_MESSAGE: see pull.go. A group seen for the first time starts at
 //     the subject's next sequence (only new messages), except on retry
 //     subjects (%RETRY%…) where it starts at the oldest retained message (all
-//     of a retry subject is meant for its group). Known groups resume after
-//     the largest sequence any of their consumers pulled. A consumer whose
+//     of a retry subject is meant for its group). That start (ours) is a
+//     RESET action, flushed (and with wait.slave.wrote confirmed by the
+//     slave) before the first pull is answered, written once per group under
+//     the group's lock; broadcast consumers get one each. Known groups
+//     resume after the largest sequence any of their consumers pulled (or
+//     their RESET). A consumer whose
 //     reported last pull offset is behind the broker's gets those entries
 //     again first (lost-response redelivery), filtered again with its
 //     current tags as QMQ does; leading entries the filter now drops are
@@ -118,8 +122,8 @@
 //   - CONSUME_MANAGE: moves a group's cursor to the earliest or latest
 //     message, or (ours, code 3 followed by an i64 timestamp) to the first
 //     message stored at or after a time, found by binary search of the
-//     consumer log (Store.SeekTimestamp). In memory, like QMQ: after a
-//     restart the group resumes after its largest pulled sequence. The
+//     consumer log (Store.SeekTimestamp). Recorded as a RESET action (QMQ
+//     keeps it in memory only), so restarts and the slave keep it. The
 //     answer body (ours) says where the cursor now is; Java brokers answer
 //     an empty body, which is how the metaserver tells they ignored code 3.
 //

@@ -124,6 +124,9 @@ func (s *Server) handlePull(ctx context.Context, req *remoting.Request) protocol
 	for {
 		changed := s.store.Changed(r.Subject)
 		res, err := s.pullOnce(ctx, &p)
+		if err == nil && res.startRecorded > 0 {
+			s.waitSlaveHasStart(ctx, r.Subject, r.ConsumerGroup, res.startRecorded)
+		}
 		if err != nil {
 			if ctx.Err() != nil || s.bgCtx.Err() != nil {
 				return protocol.Frame{Header: protocol.Header{Code: protocol.CodeNoMessage}}
@@ -174,6 +177,9 @@ type pullResult struct {
 	n      int       // messages in body
 	more   bool      // nothing kept, but the scan stopped early: try again at once
 	wakeAt time.Time // a retry-subject entry becomes deliverable then
+	// startRecorded is the action log's end after the RESET recording where
+	// a new group starts (0: none written by this attempt).
+	startRecorded int64
 }
 
 // pullOnce serves one attempt under the group's (or broadcast consumer's) lock.
@@ -199,8 +205,23 @@ func (s *Server) pullOnce(ctx context.Context, p *pullParams) (pullResult, error
 			return res, nil
 		}
 	}
+	var res pullResult
 	if !c.init {
-		c.next = s.startSequence(p, prog, known)
+		next, isNew := s.startSequence(p, prog, known)
+		if isNew {
+			// Record the start before answering, durably and (with
+			// wait.slave.wrote) on the slave: without it a restart or a
+			// failover would start the group at the newest message again
+			// and it would never get what was sent in between. The cursor
+			// lock makes concurrent first pulls of the group write it once.
+			end, err := s.store.ApplyActionsDurable([]actionlog.Action{{Type: actionlog.Reset, Subject: p.Subject, Group: p.ConsumerGroup,
+				ConsumerID: p.ConsumerID, Timestamp: time.Now().UnixMilli(), Broadcast: p.broadcast, LastMsgSeq: next - 1}})
+			if err != nil {
+				return pullResult{}, fmt.Errorf("record where new consumer group %q of %q starts (sequence %d): %w", p.ConsumerGroup, p.Subject, next, err)
+			}
+			res.startRecorded = end
+		}
+		c.next = next
 		c.init = true
 		s.log.Debug("cursor initialised", "subject", p.Subject, "group", p.ConsumerGroup, "consumer", key.consumer, "next", c.next)
 	}
@@ -209,11 +230,10 @@ func (s *Server) pullOnce(ctx context.Context, p *pullParams) (pullResult, error
 	}
 	maxSeq := s.store.MaxSequence(p.Subject)
 	if c.next > maxSeq {
-		return pullResult{}, nil
+		return res, nil
 	}
 
 	var (
-		res     pullResult
 		body    = protocol.AppendPullResponseHeader(make([]byte, 0, 64), 0)
 		msgSeqs = make([]int64, 0, min(int64(p.RequestNum), maxSeq-c.next+1))
 		scanned = c.next
@@ -298,30 +318,56 @@ scan:
 	}
 	c.next = scanned
 	binary.BigEndian.PutUint64(body, uint64(first))
-	return pullResult{body: body, n: len(msgSeqs)}, nil
+	return pullResult{body: body, n: len(msgSeqs), startRecorded: res.startRecorded}, nil
 }
 
-// startSequence is where a cursor starts when first used since start-up.
-func (s *Server) startSequence(p *pullParams, prog pulllog.ConsumerProgress, known bool) int64 {
+// startSequence is where a cursor starts when first used since start-up;
+// isNew reports a group (or broadcast consumer) seen for the first time,
+// whose start the caller must record.
+func (s *Server) startSequence(p *pullParams, prog pulllog.ConsumerProgress, known bool) (next int64, isNew bool) {
 	if p.broadcast {
-		if known && prog.PullSeq >= 0 {
-			return prog.PullSeq + 1 // broadcast: pull sequence == consumer-log sequence
+		if known {
+			// Pull sequence == consumer-log sequence; PullSeq is -1 after a
+			// RESET on an empty subject.
+			return prog.PullSeq + 1, false
 		}
-		return s.store.MaxSequence(p.Subject) + 1
+		s.log.Info("new broadcast consumer starts at the latest message", "subject", p.Subject, "consumer", p.ConsumerID)
+		return s.store.MaxSequence(p.Subject) + 1, true
 	}
 	var maxPulled int64
 	var ok bool
 	s.store.PullLog(func(t *pulllog.Table) { maxPulled, ok = t.GroupMaxPulledMsgSeq(p.Subject, p.ConsumerGroup) })
 	switch {
 	case ok:
-		return maxPulled + 1
+		return maxPulled + 1, false
 	case p.retry:
-		// Everything in a retry subject is for its group: start at the oldest.
-		return s.store.MinSequence(p.Subject)
+		// Everything in a retry subject is for its group: start at the
+		// oldest. Nothing to record: after a restart or a failover the
+		// oldest is still the right start.
+		return s.store.MinSequence(p.Subject), false
 	default:
 		// QMQ: a new group starts with the messages that arrive from now on.
 		s.log.Info("new consumer group starts at the latest message", "subject", p.Subject, "group", p.ConsumerGroup)
-		return s.store.MaxSequence(p.Subject) + 1
+		return s.store.MaxSequence(p.Subject) + 1, true
+	}
+}
+
+// waitSlaveHasStart holds the first answer to a new group until the slave
+// has copied the record of where the group starts, when the group runs
+// with wait.slave.wrote (as sends do): a failover right after it then
+// keeps the start. A slave that does not confirm within
+// wait.slave.wrote.timeout.ms is logged, not fatal: the start is on the
+// master's disk and reaches the slave when it catches up.
+func (s *Server) waitSlaveHasStart(ctx context.Context, subject, group string, actionLogEnd int64) {
+	r := s.replica.Load()
+	if !s.settings.WaitSlaveWrote || r == nil || r.master == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.settings.SlaveWroteTimeout)
+	defer cancel()
+	if err := r.master.WaitSlaveWroteActions(ctx, actionLogEnd); err != nil {
+		s.log.Warn("the slave has not confirmed the recorded start of a consumer group: if this master fails before the slave copies it, the group starts elsewhere there (a new group at the newest message)",
+			"subject", subject, "group", group, "error", err)
 	}
 }
 

@@ -46,7 +46,10 @@ type Master struct {
 	log     hclog.Logger
 	srv     *remoting.Server
 	waiters *slaveWaiters
-	metrics *masterMetrics
+	// actionWaiters are WaitSlaveWroteActions callers (the action log's
+	// offsets, reported by the same requests).
+	actionWaiters *slaveWaiters
+	metrics       *masterMetrics
 
 	slaveMessage atomic.Int64 // the slave's message-log end as last reported (-1: never)
 	slaveAction  atomic.Int64 // the slave's action-log end as last reported (-1: never)
@@ -77,7 +80,7 @@ func NewMaster(cfg MasterConfig) (*Master, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	m := &Master{cfg: cfg, store: cfg.Store, log: cfg.Logger, waiters: newSlaveWaiters()}
+	m := &Master{cfg: cfg, store: cfg.Store, log: cfg.Logger, waiters: newSlaveWaiters(), actionWaiters: newSlaveWaiters()}
 	m.slaveMessage.Store(-1)
 	m.slaveAction.Store(-1)
 	metrics, err := newMasterMetrics(cfg.Registerer, m)
@@ -117,6 +120,7 @@ func (m *Master) Close() error {
 	var err error
 	m.closeOnce.Do(func() {
 		m.waiters.close()
+		m.actionWaiters.close()
 		err = m.srv.Close()
 		m.metrics.unregister()
 	})
@@ -141,6 +145,25 @@ func (m *Master) WaitSlaveWrote(ctx context.Context, messageLogEnd int64) error 
 			time.Since(l.LastRequest).Round(time.Millisecond))
 	}
 	return fmt.Errorf("wait for the slave to write message-log offset %d (%s): %w", messageLogEnd, state, err)
+}
+
+// WaitSlaveWroteActions is WaitSlaveWrote for the action log: it blocks
+// until the slave reports an action-log offset at or past actionLogEnd, ctx
+// ends or the Master is closed. The broker uses it for the rare actions a
+// failover must not lose even for a moment (where a new consumer group
+// starts).
+func (m *Master) WaitSlaveWroteActions(ctx context.Context, actionLogEnd int64) error {
+	err := m.actionWaiters.wait(ctx, actionLogEnd)
+	if err == nil || errors.Is(err, errClosed) {
+		return err
+	}
+	l := m.Lag()
+	state := "no slave has connected since the master started"
+	if !l.LastRequest.IsZero() {
+		state = fmt.Sprintf("slave %s reported action-log offset %d, last request %s ago", l.Slave, l.ActionOffset,
+			time.Since(l.LastRequest).Round(time.Millisecond))
+	}
+	return fmt.Errorf("wait for the slave to write action-log offset %d (%s): %w", actionLogEnd, state, err)
 }
 
 // Lag is the slave's replication state as the master sees it.
@@ -208,7 +231,10 @@ func (m *Master) noteSlave(remote net.Addr, messageOffset, actionOffset int64, h
 		}
 	}
 	if actionOffset >= 0 {
-		setOffset(&m.slaveAction, actionOffset, heartbeat)
+		actionOffset = setOffset(&m.slaveAction, actionOffset, heartbeat)
+		if actionOffset <= m.store.LogEnd(storage.ActionLog) { // as for the message log below
+			m.actionWaiters.report(actionOffset)
+		}
 	}
 	if messageOffset < 0 {
 		return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/qmq-go/qmq/storage"
+	"github.com/qmq-go/qmq/storage/actionlog"
+	"github.com/qmq-go/qmq/storage/pulllog"
 
 	"github.com/qmq-go/qmq/internal/testlog"
 )
@@ -311,6 +314,62 @@ func TestWaitSlaveWrote(t *testing.T) {
 	// Closing the master fails pending waits.
 	done := make(chan error, 1)
 	go func() { done <- m.WaitSlaveWrote(context.Background(), end) }()
+	time.Sleep(20 * time.Millisecond)
+	m.Close()
+	if err := <-done; !errors.Is(err, errClosed) {
+		t.Fatalf("wait after Close: %v", err)
+	}
+}
+
+// WaitSlaveWroteActions returns once the slave holds the action log up to
+// the offset (and its table has the action), times out naming what the
+// slave reported, and fails when the master closes.
+func TestWaitSlaveWroteActions(t *testing.T) {
+	master := openStore(t, storeConfig(t.TempDir()))
+	defer master.Close()
+	slave := openStore(t, storeConfig(t.TempDir()))
+	defer slave.Close()
+	m, _ := startMaster(t, master, "127.0.0.1:0", nil)
+	reset := func(group string) int64 {
+		end, err := master.ApplyActionsDurable([]actionlog.Action{{Type: actionlog.Reset, Subject: "s", Group: group, ConsumerID: "c", LastMsgSeq: 41}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return end
+	}
+	end := reset("g0")
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	err := m.WaitSlaveWroteActions(ctx, end)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "no slave has connected") {
+		t.Fatalf("wait without a slave: %v", err)
+	}
+	_, sr := startSlave(t, m.Addr().String(), slave, nil)
+	for i := range 20 {
+		group := "g" + strconv.Itoa(i+1)
+		end := reset(group)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := m.WaitSlaveWroteActions(ctx, end)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ok bool
+		slave.PullLog(func(tb *pulllog.Table) { _, ok = tb.GroupMaxPulledMsgSeq("s", group) })
+		if got := slave.LogEnd(storage.ActionLog); got < end || !ok {
+			t.Fatalf("WaitSlaveWroteActions returned with the slave's action log at %d (want %d), group known %v", got, end, ok)
+		}
+	}
+	sr.stop()
+	end = reset("down")
+	ctx, cancel = context.WithTimeout(context.Background(), 200*time.Millisecond)
+	err = m.WaitSlaveWroteActions(ctx, end)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "reported action-log offset") {
+		t.Fatalf("wait with the slave down: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- m.WaitSlaveWroteActions(context.Background(), end) }()
 	time.Sleep(20 * time.Millisecond)
 	m.Close()
 	if err := <-done; !errors.Is(err, errClosed) {

@@ -19,6 +19,14 @@ const (
 	// ForeverOffline records that a consumer vanished for good; its pull log
 	// and progress are dropped.
 	ForeverOffline Type = 2
+	// Reset (ours; QMQ has no such record) sets where a consumer group's
+	// shared cursor stands, or a broadcast consumer's own: the next message
+	// it pulls is LastMsgSeq+1 (LastMsgSeq -1: the subject's first message).
+	// The broker writes it when it first sees a group, which then starts at
+	// the newest message (QMQ keeps that start only in memory, so a restart
+	// or a failover before the group's first pulled message moved the start
+	// forward and lost what was sent in between), and for CONSUME_MANAGE.
+	Reset Type = 3
 )
 
 func (t Type) String() string {
@@ -29,14 +37,17 @@ func (t Type) String() string {
 		return "RANGE_ACK"
 	case ForeverOffline:
 		return "FOREVER_OFFLINE"
+	case Reset:
+		return "RESET"
 	default:
 		return fmt.Sprintf("Type(%d)", uint8(t))
 	}
 }
 
 // Action is one record of the action log. Fields a type does not carry are
-// zero after decoding (Broadcast and the message sequences are PULL only;
-// the pull sequences are PULL and RANGE_ACK only).
+// zero after decoding (Broadcast is PULL and RESET only, FirstMsgSeq PULL
+// only, LastMsgSeq PULL and RESET only; the pull sequences are PULL and
+// RANGE_ACK only).
 type Action struct {
 	Type       Type
 	Subject    string
@@ -62,7 +73,7 @@ var ErrInvalidAction = errors.New("invalid action")
 // validate checks only what the encoding needs; the meaning of the sequences
 // is storage/pulllog's business (it ignores actions that make no sense).
 func (a *Action) validate() error {
-	if a.Type > ForeverOffline {
+	if a.Type > Reset {
 		return fmt.Errorf("%w: unknown type %d", ErrInvalidAction, uint8(a.Type))
 	}
 	for _, s := range [...]struct{ name, v string }{{"subject", a.Subject}, {"group", a.Group}, {"consumer id", a.ConsumerID}} {
@@ -81,6 +92,8 @@ func (a Action) normalized() Action {
 		a.Broadcast, a.FirstMsgSeq, a.LastMsgSeq = false, 0, 0
 	case ForeverOffline:
 		a.Broadcast, a.FirstMsgSeq, a.LastMsgSeq, a.FirstPullSeq, a.LastPullSeq = false, 0, 0, 0, 0
+	case Reset:
+		a.FirstMsgSeq, a.FirstPullSeq, a.LastPullSeq = 0, 0, 0
 	}
 	return a
 }

@@ -33,6 +33,7 @@ const (
 	pullFixed     = 3*2 + 8 + 1 + 4*8
 	rangeAckFixed = 3*2 + 8 + 2*8
 	offlineFixed  = 3*2 + 8
+	resetFixed    = 3*2 + 8 + 1 + 8
 
 	// MaxPayloadSize bounds the payloadSize field: three maximal strings in a
 	// PULL payload. Anything larger is corruption.
@@ -87,6 +88,8 @@ func payloadSize(a *Action) int {
 		return pullFixed + strs
 	case RangeAck:
 		return rangeAckFixed + strs
+	case Reset:
+		return resetFixed + strs
 	default:
 		return offlineFixed + strs
 	}
@@ -119,13 +122,17 @@ func encodeInto(b []byte, a *Action) int {
 	binary.BigEndian.PutUint64(p[i:], uint64(a.Timestamp))
 	i += 8
 	switch a.Type {
-	case Pull:
+	case Pull, Reset:
 		if a.Broadcast {
 			p[i] = 1
 		} else {
 			p[i] = 0
 		}
 		i++
+		if a.Type == Reset {
+			binary.BigEndian.PutUint64(p[i:], uint64(a.LastMsgSeq))
+			break
+		}
 		for _, v := range [...]int64{a.FirstPullSeq, a.LastPullSeq, a.FirstMsgSeq, a.LastMsgSeq} {
 			binary.BigEndian.PutUint64(p[i:], uint64(v))
 			i += 8
@@ -180,7 +187,7 @@ func DecodeAction(b []byte) (a Action, rt RecordType, n int, err error) {
 		return Action{}, 0, 0, fmt.Errorf("%w: header", ErrTruncated)
 	}
 	t := Type(b[5])
-	if t > ForeverOffline {
+	if t > Reset {
 		return Action{}, 0, 0, fmt.Errorf("%w: action type %d", ErrCorrupt, b[5])
 	}
 	ps := int64(int32(binary.BigEndian.Uint32(b[6:])))
@@ -211,7 +218,7 @@ func decodePayload(t Type, p []byte) (Action, error) {
 	a.ConsumerID = d.str16()
 	a.Timestamp = d.i64()
 	switch t {
-	case Pull:
+	case Pull, Reset:
 		switch d.u8() {
 		case 0:
 		case 1:
@@ -220,6 +227,10 @@ func decodePayload(t Type, p []byte) (Action, error) {
 			if d.err == nil {
 				d.err = fmt.Errorf("%w: broadcast flag not 0 or 1", ErrCorrupt)
 			}
+		}
+		if t == Reset {
+			a.LastMsgSeq = d.i64()
+			break
 		}
 		a.FirstPullSeq = d.i64()
 		a.LastPullSeq = d.i64()

@@ -24,7 +24,7 @@ func randomAction(r *rand.Rand) Action {
 		}
 		return string(b)
 	}
-	a := Action{Type: Type(r.IntN(3)), Subject: str(), Group: str(), ConsumerID: str(), Timestamp: r.Int64(),
+	a := Action{Type: Type(r.IntN(4)), Subject: str(), Group: str(), ConsumerID: str(), Timestamp: r.Int64(),
 		Broadcast: r.IntN(2) == 0, FirstPullSeq: r.Int64(), LastPullSeq: r.Int64(), FirstMsgSeq: r.Int64(), LastMsgSeq: r.Int64()}
 	return a.normalized()
 }
@@ -48,6 +48,27 @@ func TestGoldenPullRecord(t *testing.T) {
 	}
 	if n, _ := EncodedSize(a); n != len(want) {
 		t.Fatalf("EncodedSize = %d, want %d", n, len(want))
+	}
+}
+
+// TestGoldenResetRecord pins RESET (ours): the broadcast byte and the last
+// message sequence, -1 meaning "from the subject's first message".
+func TestGoldenResetRecord(t *testing.T) {
+	a := Action{Type: Reset, Subject: "s", Group: "g", ConsumerID: "c", Timestamp: 2, Broadcast: true, LastMsgSeq: -1}
+	got, err := AppendEncoded(nil, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := []byte{0, 1, 's', 0, 1, 'g', 0, 1, 'c', 0, 0, 0, 0, 0, 0, 0, 2, 1,
+		0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF}
+	want := append([]byte{0xC3, 0xB2, 0xA1, 0x00, 0, 3, 0, 0, 0, byte(len(payload))}, payload...)
+	want = binary.BigEndian.AppendUint32(want, crcOf(payload))
+	if !bytes.Equal(got, want) {
+		t.Fatalf("encoding\n got %x\nwant %x", got, want)
+	}
+	back, rt, n, err := DecodeAction(got)
+	if err != nil || rt != RecordAction || n != len(want) || back != a {
+		t.Fatalf("decode: %+v %d %d %v", back, rt, n, err)
 	}
 }
 
@@ -101,7 +122,7 @@ func TestEncodeRejectsLongStrings(t *testing.T) {
 	if got, _, _, err := DecodeAction(b); err != nil || got != a {
 		t.Fatalf("decode of largest record: %v", err)
 	}
-	if _, err := AppendEncoded(nil, Action{Type: 3}); !errors.Is(err, ErrInvalidAction) {
+	if _, err := AppendEncoded(nil, Action{Type: Reset + 1}); !errors.Is(err, ErrInvalidAction) {
 		t.Fatalf("unknown type: err = %v", err)
 	}
 }
@@ -177,6 +198,8 @@ func FuzzDecodeAction(f *testing.F) {
 	f.Add(ack)
 	off, _ := AppendEncoded(nil, Action{Type: ForeverOffline, Subject: "a", Group: "b", ConsumerID: "c", Timestamp: 9})
 	f.Add(off)
+	reset, _ := AppendEncoded(nil, Action{Type: Reset, Subject: "a", Group: "b", ConsumerID: "c", Timestamp: 9, LastMsgSeq: 41})
+	f.Add(reset)
 	f.Add(append(bytes.Clone(pull), ack...))
 	f.Add([]byte{0xC3, 0xB2, 0xA1, 0x00, 1, 0, 0, 0})
 	f.Add([]byte{0xC3, 0xB2, 0xA1, 0x00, 2, 0, 0, 0, 3, 1, 2, 3})

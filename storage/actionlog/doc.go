@@ -1,5 +1,5 @@
 // Package actionlog is the broker's action log: the append-only record of
-// every PULL, RANGE_ACK and FOREVER_OFFLINE, shared by all subjects and
+// every PULL, RANGE_ACK, FOREVER_OFFLINE and RESET, shared by all subjects and
 // consumers, from which storage/pulllog rebuilds pull logs and consumer
 // progress (QMQ's design, reference §2.4).
 //
@@ -20,9 +20,19 @@
 //	PULL             subject, group, consumerId, ts i64, broadcast u8, firstPullSeq i64, lastPullSeq i64, firstMsgSeq i64, lastMsgSeq i64
 //	RANGE_ACK        subject, group, consumerId, ts i64, firstPullSeq i64, lastPullSeq i64
 //	FOREVER_OFFLINE  subject, group, consumerId, ts i64
+//	RESET (3, ours)  subject, group, consumerId, ts i64, broadcast u8, lastMsgSeq i64
 //
-// Difference from QMQ: the trailing CRC-32 (IEEE) of the payload. QMQ ends
-// the record with the payload and can only notice a torn tail when the
+// Differences from QMQ. First, action type 3, RESET, records where a
+// group's cursor (a broadcast consumer's own when broadcast is 1) stands:
+// the next message it pulls is lastMsgSeq+1. The broker writes it when it
+// first sees a group and for CONSUME_MANAGE, so that a restarted broker or a
+// promoted slave (which copies this log byte for byte) resumes the group
+// there instead of at the newest message; QMQ keeps both only in memory. A
+// binary without type 3 takes such a record for corruption (a slave stops
+// copying there, and recovery would cut the log there): upgrade slaves
+// before their master, and do not downgrade a store that has RESET records.
+// Second, the trailing CRC-32 (IEEE) of the payload. QMQ ends the record
+// with the payload and can only notice a torn tail when the
 // payload fails to parse (its own validator carries a TODO about it); with the
 // CRC, recovery cuts at the first record that is not exactly as written. The
 // files are therefore not byte-compatible with QMQ's action logs. Decoding is

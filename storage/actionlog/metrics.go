@@ -13,7 +13,7 @@ import (
 type metrics struct {
 	reg          prometheus.Registerer
 	collectors   []prometheus.Collector
-	actions      [3]prometheus.Counter // by Type
+	actions      [4]prometheus.Counter // by Type
 	bytes        prometheus.Counter
 	appendTime   prometheus.Observer
 	flushTime    prometheus.Observer
@@ -56,7 +56,7 @@ func newMetrics(reg prometheus.Registerer, l *Log, truncated int64) (*metrics, e
 			Help: "Bytes cut from the action log tail by recovery at the last Open (including the zero tail of the last segment).",
 		}),
 	}
-	for _, t := range []Type{Pull, RangeAck, ForeverOffline} {
+	for _, t := range []Type{Pull, RangeAck, ForeverOffline, Reset} {
 		x.actions[t] = actions.WithLabelValues(t.String())
 	}
 	x.truncatedCut.Set(float64(truncated))

@@ -34,7 +34,7 @@
 //     replayed or duplicated action); a pull may leave a gap of pull
 //     sequences, which then hold no message. Every PULL raises the group's
 //     max pulled sequence. A group's kind (broadcast or not) is fixed by its
-//     first PULL.
+//     first PULL or RESET.
 //   - RANGE_ACK acknowledges FirstPullSeq..LastPullSeq, clipped to the
 //     pulled, unacknowledged range (AckSeq, PullSeq]: repeated acks are
 //     no-ops, and an ack can never cover sequences not pulled yet. An ack that
@@ -45,6 +45,14 @@
 //     Acks of unknown consumers are ignored.
 //   - FOREVER_OFFLINE removes the consumer with its pull log. The group and
 //     its max pulled sequence remain.
+//   - RESET (ours) sets where a group stands: the group is created if new
+//     (of the action's kind), and its max pulled sequence is set, not
+//     raised, to LastMsgSeq (-1: nothing pulled yet), so the group's next
+//     message is LastMsgSeq+1. For a broadcast group it sets the named
+//     consumer's pull and ack sequences instead (creating the consumer).
+//     A RESET of the other kind than its group, or below -1, is ignored.
+//     Pull logs and acks are untouched: a consumer's unacked entries stay
+//     redeliverable.
 //   - Broadcast consumers pull with pull sequence == message sequence and
 //     are never redelivered, so they keep no runs: Lookup is the identity
 //     on (AckSeq, PullSeq], Unacked and Skipped are empty.

@@ -81,6 +81,26 @@ func (m *model) apply(a actionlog.Action) {
 		if g != nil {
 			delete(g.consumers, a.ConsumerID)
 		}
+	case actionlog.Reset:
+		if a.LastMsgSeq < -1 || (a.Broadcast && a.ConsumerID == "") || (g != nil && g.broadcast != a.Broadcast) {
+			return
+		}
+		if g == nil {
+			g = &modelGroup{broadcast: a.Broadcast, max: -1, consumers: map[string]*modelConsumer{}}
+			m.groups[gk] = g
+		}
+		if !g.broadcast {
+			g.max = a.LastMsgSeq
+			return
+		}
+		g.max = max(g.max, a.LastMsgSeq)
+		c := g.consumers[a.ConsumerID]
+		if c == nil {
+			c = &modelConsumer{active: a.Timestamp, entries: map[int64]int64{}, skipped: map[int64]int64{}}
+			g.consumers[a.ConsumerID] = c
+		}
+		c.active = max(c.active, a.Timestamp)
+		c.pull, c.ack = a.LastMsgSeq, a.LastMsgSeq
 	}
 }
 
@@ -187,7 +207,7 @@ func (g *actionGen) next() actionlog.Action {
 				a.FirstPullSeq, a.LastPullSeq = -2, -2+n-1
 			}
 		}
-	case x < 92:
+	case x < 89:
 		a.Type = actionlog.RangeAck
 		switch y := r.IntN(20); {
 		case y < 2:
@@ -202,6 +222,22 @@ func (g *actionGen) next() actionlog.Action {
 		a.LastPullSeq = a.FirstPullSeq + int64(r.IntN(6)) - 1
 		if r.IntN(10) == 0 {
 			a.LastPullSeq = pull + int64(r.IntN(3)) // maybe beyond the pull position
+		}
+	case x < 95:
+		// A group first seen, or CONSUME_MANAGE: forwards, backwards, to
+		// "nothing yet" (-1), rarely invalid or of the other kind.
+		a.Type = actionlog.Reset
+		a.Broadcast = a.Group == "bc"
+		if r.IntN(20) == 0 {
+			a.Broadcast = !a.Broadcast
+		}
+		gk := GroupKey{a.Subject, a.Group}
+		a.LastMsgSeq = max(-1, g.cursors[gk]-1+int64(r.IntN(7))-3)
+		if r.IntN(30) == 0 {
+			a.LastMsgSeq = -2
+		}
+		if a.LastMsgSeq >= -1 && (!a.Broadcast || a.Group == "bc") {
+			g.cursors[gk] = a.LastMsgSeq + 1
 		}
 	default:
 		a.Type = actionlog.ForeverOffline

@@ -77,7 +77,8 @@ func New() *Table {
 // Apply applies one action, in log order. Actions that make no sense are
 // ignored rather than failing replay: a PULL whose ranges are empty,
 // negative or of different lengths, a RANGE_ACK with an empty or negative
-// range, any action of an unknown type. See the package documentation for
+// range, a RESET below -1 or of the other kind than its group, any action
+// of an unknown type. See the package documentation for
 // the rules on overlaps, gaps and broadcast groups.
 func (t *Table) Apply(a actionlog.Action) {
 	t.mu.Lock()
@@ -91,7 +92,47 @@ func (t *Table) Apply(a actionlog.Action) {
 		if g := t.groups[GroupKey{a.Subject, a.Group}]; g != nil {
 			delete(g.consumers, a.ConsumerID)
 		}
+	case actionlog.Reset:
+		t.applyReset(&a)
 	}
+}
+
+// applyReset sets a group's cursor, or a broadcast consumer's: the next
+// message it pulls is a.LastMsgSeq+1.
+func (t *Table) applyReset(a *actionlog.Action) {
+	if a.LastMsgSeq < -1 || (a.Broadcast && a.ConsumerID == "") {
+		return
+	}
+	g := t.groups[GroupKey{a.Subject, a.Group}]
+	if g == nil {
+		g = t.newGroup(a)
+	} else if g.broadcast != a.Broadcast {
+		return // the group's kind is fixed by its first action
+	}
+	if !g.broadcast {
+		// Set, not raised: CONSUME_MANAGE may move a group back.
+		g.maxPulledMsgSeq = a.LastMsgSeq
+		return
+	}
+	// Broadcast: pull sequence == message sequence and nothing is
+	// redelivered, so the consumer's cursor is its pull (and ack) position.
+	g.maxPulledMsgSeq = max(g.maxPulledMsgSeq, a.LastMsgSeq)
+	c := g.consumers[a.ConsumerID]
+	if c == nil {
+		c = &consumer{lastActive: a.Timestamp}
+		g.consumers[strings.Clone(a.ConsumerID)] = c
+	}
+	c.lastActive = max(c.lastActive, a.Timestamp)
+	c.pullSeq, c.ackSeq = a.LastMsgSeq, a.LastMsgSeq
+}
+
+// newGroup adds the group of a, whose kind a fixes.
+func (t *Table) newGroup(a *actionlog.Action) *group {
+	g := &group{broadcast: a.Broadcast, maxPulledMsgSeq: -1, consumers: make(map[string]*consumer)}
+	// Keys are kept for good: clone them so they never pin a caller's
+	// larger buffer (a request frame the strings may point into).
+	t.groups[GroupKey{strings.Clone(a.Subject), strings.Clone(a.Group)}] = g
+	return g
 }
 
 func validPull(a *actionlog.Action) bool {
@@ -104,14 +145,11 @@ func (t *Table) applyPull(a *actionlog.Action) {
 	if !validPull(a) {
 		return
 	}
-	gk := GroupKey{a.Subject, a.Group}
-	g := t.groups[gk]
+	g := t.groups[GroupKey{a.Subject, a.Group}]
 	if g == nil {
-		// The group's kind is fixed by its first pull, as in QMQ's progress table.
-		g = &group{broadcast: a.Broadcast, maxPulledMsgSeq: -1, consumers: make(map[string]*consumer)}
-		// Keys are kept for good: clone them so they never pin a caller's
-		// larger buffer (a request frame the strings may point into).
-		t.groups[GroupKey{strings.Clone(a.Subject), strings.Clone(a.Group)}] = g
+		// The group's kind is fixed by its first pull (or RESET), as in
+		// QMQ's progress table.
+		g = t.newGroup(a)
 	}
 	g.maxPulledMsgSeq = max(g.maxPulledMsgSeq, a.LastMsgSeq)
 	c := g.consumers[a.ConsumerID]

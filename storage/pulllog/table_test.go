@@ -209,6 +209,57 @@ func TestForeverOfflineKeepsGroupCursor(t *testing.T) {
 	mustLookup(t, tb, "c", 0, 510)
 }
 
+// TestResetSetsGroupStart: a RESET makes a group known before any pull, at
+// the position it names (-1: from the first message), survives
+// Marshal/Unmarshal, and moves the cursor back as well as forward.
+func TestResetSetsGroupStart(t *testing.T) {
+	reset := func(group, consumer string, broadcast bool, last int64) actionlog.Action {
+		return actionlog.Action{Type: actionlog.Reset, Subject: "s", Group: group, ConsumerID: consumer, Timestamp: ts, Broadcast: broadcast, LastMsgSeq: last}
+	}
+	groupAt := func(tb *Table, group string, want int64) {
+		t.Helper()
+		if got, ok := tb.GroupMaxPulledMsgSeq("s", group); !ok || got != want {
+			t.Fatalf("group %s: max pulled %d,%v; want %d", group, got, ok, want)
+		}
+	}
+	tb := New()
+	tb.Apply(reset("g", "c", false, -1)) // an empty subject
+	groupAt(tb, "g", -1)
+	if _, ok := tb.Consumer("s", "g", "c"); ok {
+		t.Fatal("a group RESET created a consumer")
+	}
+	tb.Apply(reset("g", "c", false, 41))
+	groupAt(tb, "g", 41)
+	tb.Apply(pull("c", 0, 2, 42))
+	groupAt(tb, "g", 44)
+	tb.Apply(reset("g", "", false, 9)) // CONSUME_MANAGE to an earlier message
+	groupAt(tb, "g", 9)
+	mustLookup(t, tb, "c", 1, 43) // unacked entries stay redeliverable
+
+	tb.Apply(reset("bc", "b1", true, 99))
+	if p, ok := tb.Consumer("s", "bc", "b1"); !ok || p.PullSeq != 99 || p.AckSeq != 99 || !p.Broadcast {
+		t.Fatalf("broadcast consumer after RESET: %+v %v", p, ok)
+	}
+	tb.Apply(reset("bc", "b1", false, 5)) // the other kind: ignored
+	tb.Apply(reset("g", "c", true, 5))
+	tb.Apply(reset("g", "c", false, -2)) // invalid: ignored
+	groupAt(tb, "g", 9)
+
+	cp, err := Unmarshal(tb.Marshal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	groupAt(cp, "g", 9)
+	if p, ok := cp.Consumer("s", "bc", "b1"); !ok || p.PullSeq != 99 || p.AckSeq != 99 {
+		t.Fatalf("broadcast consumer after Unmarshal: %+v %v", p, ok)
+	}
+	cp.Apply(actionlog.Action{Type: actionlog.Pull, Subject: "s", Group: "bc", ConsumerID: "b1", Timestamp: ts, Broadcast: true,
+		FirstPullSeq: 100, LastPullSeq: 101, FirstMsgSeq: 100, LastMsgSeq: 101})
+	if p, _ := cp.Consumer("s", "bc", "b1"); p.PullSeq != 101 {
+		t.Fatalf("broadcast pull after RESET: %+v", p)
+	}
+}
+
 func TestUnmarshalEmptyAndGolden(t *testing.T) {
 	tb, err := Unmarshal(nil)
 	if err != nil || len(tb.Groups()) != 0 {
