@@ -29,7 +29,7 @@ const (
 	SyncAuthVersion    uint8 = 1
 	SyncAuthNonceSize        = 32
 	SyncAuthProofSize        = 32 // HMAC-SHA256
-	syncAuthFlagSecret uint8 = 1 // b2u(true)
+	syncAuthFlagSecret uint8 = 1  // b2u(true)
 )
 
 // SyncAuthRequest is a SYNC_AUTH request body: a hello (Step
