@@ -165,4 +165,3 @@ func TestSyncSecretSettings(t *testing.T) {
 		t.Errorf("both set: %v", err)
 	}
 }
-
