@@ -57,8 +57,13 @@ func TestNomadBrokerPairFailover(t *testing.T) {
 	brokerVars := brokerTestVars(n, t, qmq, endpoint, [6]int(ports[2:8]))
 	delete(metaVars, "admin_token")
 	delete(brokerVars, "admin_token")
+	delete(brokerVars, "sync_secret")
 	for _, path := range []string{"nomad/jobs/qmq-metaserver", "nomad/jobs/qmq-broker-" + brokerVars["broker_group"].(string)} {
-		if _, _, err := n.Client.Variables().Create(&api.Variable{Path: path, Items: api.VariableItems{"admin_token": testToken}}, nil); err != nil {
+		items := api.VariableItems{"admin_token": testToken}
+		if path != "nomad/jobs/qmq-metaserver" {
+			items["sync_secret"] = testSyncSecret
+		}
+		if _, _, err := n.Client.Variables().Create(&api.Variable{Path: path, Items: items}, nil); err != nil {
 			t.Fatalf("put the token in Nomad variable %s: %v", path, err)
 		}
 		t.Cleanup(func() { _, _ = n.Client.Variables().Delete(path, nil) })

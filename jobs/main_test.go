@@ -19,3 +19,6 @@ func TestMain(m *testing.M) { os.Exit(nomadtest.Main(m, volMeta, volA, volB)) }
 
 // testToken is the admin token the tests give the jobs.
 const testToken = "nomad-test-token!x@y"
+
+// testSyncSecret is the brokers' sync.secret in the job tests.
+const testSyncSecret = "nomad-test-sync-secret-0123456789"

@@ -1,7 +1,8 @@
 # qmq-broker: ONE broker group (a master/slave pair) as a Nomad service job; run it once per broker
 # group (see jobs/doc.go and README, Deploy on Nomad).
 #
-#   nomad var put nomad/jobs/qmq-broker-qmq_group01 admin_token=<token>   # or -var admin_token=<token> below
+#   nomad var put nomad/jobs/qmq-broker-qmq_group01 admin_token=<token> sync_secret=$(openssl rand -hex 32)
+#     (or -var admin_token=<token> -var sync_secret=<secret> below)
 #   nomad job run -var broker_group=qmq_group01 jobs/qmq-broker.nomad.hcl
 #
 # The pair is two task groups, "a" and "b", each pinned to its own host volume. Their roles come
@@ -123,6 +124,12 @@ variable "admin_token" {
   type        = string
   default     = ""
   description = "API token of qmq tools (a key of the metaserver's valid-api-tokens.properties), for the prestart task's AddBroker. Empty (better: the token stays out of the job): the task reads it from the Nomad variable nomad/jobs/qmq-broker-<broker_group>, key admin_token (nomad var put nomad/jobs/qmq-broker-<broker_group> admin_token=<token>)."
+}
+
+variable "sync_secret" {
+  type        = string
+  default     = ""
+  description = "sync.secret of both brokers: the slave proves it to the master on every sync connection (README, Securing replication). Empty (better: the secret stays out of the job): read from the key sync_secret of the Nomad variable nomad/jobs/qmq-broker-<broker_group>; the broker task waits until that variable exists, and without the key it runs unauthenticated and says so in a WARN."
 }
 
 variable "broker_config" {
@@ -327,7 +334,15 @@ job "qmq-broker" {
             "--set", "broker.http.port=${NOMAD_PORT_http}",
             "--set", "broker.advertise.ip=${NOMAD_IP_broker}",
             "--set", "store.root=${group.value.store_root}",
+            "--set", "sync.secret.file=${NOMAD_SECRETS_DIR}/sync.secret",
           ])
+        }
+
+        # The sync secret reaches the broker as a file in secrets/, never on its command line: from
+        # the sync_secret variable, or else from the job's Nomad variable (like admin_token above).
+        template {
+          destination = "secrets/sync.secret"
+          data        = var.sync_secret != "" ? "${var.sync_secret}\n" : "{{ with nomadVar \"nomad/jobs/qmq-broker-${var.broker_group}\" }}{{ .sync_secret }}{{ end }}\n"
         }
 
         # raw_exec mounts nothing: the store is then written straight to store_root on the host.

@@ -132,7 +132,14 @@ func TestSpecsParseAndValidate(t *testing.T) {
 					t.Errorf("group %s: exec should mount the volume at /data: %s %v", name, b.Driver, b.VolumeMounts)
 				}
 				wantArgs(t, b, "broker", "wait.slave.wrote=true", "failover.enable=true", "consul.address=127.0.0.1:8500",
-					"meta.server.endpoint=consul://qmq-metaserver", "store.root=/data", "broker.port=${NOMAD_PORT_broker}")
+					"meta.server.endpoint=consul://qmq-metaserver", "store.root=/data", "broker.port=${NOMAD_PORT_broker}",
+					"sync.secret.file=${NOMAD_SECRETS_DIR}/sync.secret")
+				// Without sync_secret the secret comes from the job's Nomad variable, into a file in secrets/.
+				if len(b.Templates) != 1 || *b.Templates[0].DestPath != "secrets/sync.secret" ||
+					!strings.Contains(*b.Templates[0].EmbeddedTmpl, `nomadVar "nomad/jobs/qmq-broker-qmq_group01"`) ||
+					!strings.Contains(*b.Templates[0].EmbeddedTmpl, ".sync_secret") {
+					t.Errorf("group %s: the sync secret should come from the Nomad variable into secrets/sync.secret: %v", name, b.Templates)
+				}
 				args := strArgs(b)
 				if brokerArgs == nil {
 					brokerArgs = args
@@ -252,6 +259,7 @@ func brokerTestVars(n *nomadtest.Server, t *testing.T, qmq, metaEndpoint string,
 		"qmq_binary":     qmq,
 		"driver":         "raw_exec",
 		"admin_token":    testToken,
+		"sync_secret":    testSyncSecret,
 		"broker_group":   "nomad_g1",
 		"distinct_hosts": false,
 		"volume_a":       volA,
@@ -337,7 +345,7 @@ func wantArgs(t *testing.T, task *api.Task, want ...string) {
 func redacted(v jobs.Vars) jobs.Vars {
 	out := jobs.Vars{}
 	for k, x := range v {
-		if k == "admin_token" {
+		if k == "admin_token" || k == "sync_secret" {
 			x = "<redacted>"
 		}
 		out[k] = x

@@ -95,26 +95,44 @@ func DecodeBrokerAcquireMetaRequest(body []byte) (BrokerAcquireMetaRequest, erro
 }
 
 // BrokerAcquireMetaResponse is the BROKER_ACQUIRE_META response body:
-// groupName str16 | masterAddress str16 | role i32.
+// groupName str16 | masterAddress str16 | role i32 [| slaveAddress str16].
+// The trailing slaveAddress is ours: qmq-go's metaserver tells a master
+// where its group's slave is registered (ip:syncPort, "" if the group has no
+// slave row), so that it serves replication to that slave only; a Java
+// broker ignores it, and a Java metaserver does not send it (SlaveKnown
+// false).
 type BrokerAcquireMetaResponse struct {
 	GroupName     string
 	MasterAddress string
 	Role          int32
+	SlaveAddress  string
+	SlaveKnown    bool // SlaveAddress was sent
 }
 
-// AppendBrokerAcquireMetaResponse appends v.
+// AppendBrokerAcquireMetaResponse appends v (slaveAddress only if SlaveKnown).
 func AppendBrokerAcquireMetaResponse(dst []byte, v *BrokerAcquireMetaResponse) []byte {
 	dst = AppendString16(dst, v.GroupName)
 	dst = AppendString16(dst, v.MasterAddress)
-	return AppendInt32(dst, v.Role)
+	dst = AppendInt32(dst, v.Role)
+	if v.SlaveKnown {
+		dst = AppendString16(dst, v.SlaveAddress)
+	}
+	return dst
 }
 
 // DecodeBrokerAcquireMetaResponse parses a BROKER_ACQUIRE_META response body.
+// Trailing bytes that are not a slaveAddress are ignored, as Java does.
 func DecodeBrokerAcquireMetaResponse(body []byte) (BrokerAcquireMetaResponse, error) {
 	d := NewDecoder(body)
 	v := BrokerAcquireMetaResponse{GroupName: d.String16(), MasterAddress: d.String16(), Role: d.Int32()}
 	if err := d.Err(); err != nil {
 		return BrokerAcquireMetaResponse{}, fmt.Errorf("decode BROKER_ACQUIRE_META response: %w", err)
+	}
+	if d.Remaining() >= 2 {
+		t := NewDecoder(body[d.Offset():])
+		if s := t.String16(); t.Err() == nil {
+			v.SlaveAddress, v.SlaveKnown = s, true
+		}
 	}
 	return v, nil
 }

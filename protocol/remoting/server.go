@@ -29,6 +29,9 @@ type Request struct {
 	Frame      protocol.Frame
 	RemoteAddr net.Addr
 	LocalAddr  net.Addr
+	// Conn is the connection the request arrived on: the same *Conn for
+	// every request of one connection, never reused for another.
+	Conn *Conn
 
 	onWritten []func()
 	tail      FileTail
@@ -60,6 +63,38 @@ func (r *Request) written() {
 		f()
 	}
 	r.onWritten = nil
+}
+
+// Conn is the connection a request arrived on, for handlers that keep
+// per-connection state (a replication session that authenticated on it,
+// say): its identity is the pointer, so state kept in or keyed by it cannot
+// pass to a later connection, even one from the same address and port.
+type Conn struct {
+	c *conn
+
+	mu    sync.Mutex
+	value any
+}
+
+// RemoteAddr is the peer's address.
+func (c *Conn) RemoteAddr() net.Addr { return c.c.remote }
+
+// Done is closed once the connection is closed.
+func (c *Conn) Done() <-chan struct{} { return c.c.ctx.Done() }
+
+// Close closes the connection; requests in flight see their context end.
+func (c *Conn) Close() { c.c.close() }
+
+// LoadOrStore returns the connection's value, storing v first if it has
+// none (nil v stores nothing). Handlers of one connection run concurrently:
+// this is how they agree on one value.
+func (c *Conn) LoadOrStore(v any) any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.value == nil {
+		c.value = v
+	}
+	return c.value
 }
 
 // Handler serves one request code. The returned frame's status (Header.Code)
@@ -331,6 +366,7 @@ func (s *Server) startConn(nc net.Conn) {
 		sem:    make(chan struct{}, s.maxInflight),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.pub.c = c
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -368,6 +404,7 @@ type conn struct {
 	closeOnce sync.Once
 
 	warnedUnknown bool // reader goroutine only
+	pub           Conn // what handlers see (Request.Conn)
 }
 
 func (c *conn) close() {
@@ -463,7 +500,7 @@ func (c *conn) answerUnhandled(log hclog.Logger, req protocol.Header) {
 func (c *conn) handle(log hclog.Logger, h Handler, f protocol.Frame) {
 	defer c.inflight.Done()
 	defer func() { <-c.sem }()
-	req := &Request{Frame: f, RemoteAddr: c.remote, LocalAddr: c.local}
+	req := &Request{Frame: f, RemoteAddr: c.remote, LocalAddr: c.local, Conn: &c.pub}
 	resp := c.run(log, h, req)
 	resp.Header.Opaque = f.Header.Opaque
 	resp.Header.Flag = protocol.FlagResponse

@@ -80,13 +80,15 @@ type healthReport struct {
 	ActionLogEnd  int64 `json:"actionLogEnd"`
 
 	// Master: its slave as last heard. Slave: its master and how far behind it is.
-	Slave           string `json:"slave,omitempty"`
-	SlaveLagBytes   *int64 `json:"slaveLagBytes,omitempty"`
-	SlaveLagMillis  *int64 `json:"slaveLagMillis,omitempty"`
-	Master          string `json:"master,omitempty"`
-	MasterConnected *bool  `json:"masterConnected,omitempty"`
-	BehindBytes     *int64 `json:"behindBytes,omitempty"`
-	LastError       string `json:"lastError,omitempty"`
+	Slave string `json:"slave,omitempty"`
+	// SlaveAuthenticated: the slave proved sync.secret (false without one).
+	SlaveAuthenticated *bool  `json:"slaveAuthenticated,omitempty"`
+	SlaveLagBytes      *int64 `json:"slaveLagBytes,omitempty"`
+	SlaveLagMillis     *int64 `json:"slaveLagMillis,omitempty"`
+	Master             string `json:"master,omitempty"`
+	MasterConnected    *bool  `json:"masterConnected,omitempty"`
+	BehindBytes        *int64 `json:"behindBytes,omitempty"`
+	LastError          string `json:"lastError,omitempty"`
 }
 
 // health reports the role and replication state: what the manual failover
@@ -111,6 +113,9 @@ func (h *httpServer) health(w http.ResponseWriter, _ *http.Request) {
 			}
 			lag := r.master.Lag()
 			rep.Slave = lag.Slave
+			if lag.Slave != "" {
+				rep.SlaveAuthenticated = &lag.Authenticated
+			}
 			if lag.MessageBytes >= 0 {
 				rep.SlaveLagBytes = &lag.MessageBytes
 			}

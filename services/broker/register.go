@@ -274,6 +274,9 @@ func (r *registrar) acquire(ctx context.Context) error {
 			r.s.hostname, r.s.Port(), roleName(resp.Role), resp.GroupName)}
 	}
 	r.group, r.role, r.masterSync = resp.GroupName, resp.Role, resp.MasterAddress
+	if resp.Role == protocol.RoleMaster { // a slave's row is asked for once it is promoted
+		r.s.slaves.set(slaveRow{addr: resp.SlaveAddress, known: resp.SlaveKnown})
+	}
 	ip := r.s.settings.AdvertiseIP
 	if ip == "" {
 		ip = outboundIP(r.addr)

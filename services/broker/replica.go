@@ -46,12 +46,14 @@ func (s *Server) startReplica(ctx context.Context, role int32, masterSyncAddr st
 			cancel()
 		}
 	}()
+	s.warnNoSyncSecret(role)
 	switch role {
 	case protocol.RoleMaster:
 		addr := net.JoinHostPort(s.settings.BindHost, strconv.Itoa(s.settings.SyncPort))
 		m, err := replication.NewMaster(replication.MasterConfig{
 			Addr: addr, Store: s.store,
 			BatchSize: s.settings.Replication.BatchSize, SyncTimeout: s.settings.Replication.MessageSyncTimeout,
+			Secret: s.settings.SyncSecret, Group: s.Group(), CheckSlave: s.slaves.check,
 			Logger: s.log.Named("sync"), Registerer: s.m.reg,
 		})
 		if err != nil {
@@ -69,6 +71,7 @@ func (s *Server) startReplica(ctx context.Context, role int32, masterSyncAddr st
 	case protocol.RoleSlave:
 		sl, err := replication.NewSlave(replication.SlaveConfig{
 			MasterAddr: masterSyncAddr, Store: s.store, RequestTimeout: s.settings.Replication.SlaveSyncTimeout,
+			Secret: s.settings.SyncSecret, Group: s.Group(),
 			Logger: s.log.Named("sync"), Registerer: s.m.reg,
 		})
 		if err != nil {
@@ -88,6 +91,26 @@ func (s *Server) startReplica(ctx context.Context, role int32, masterSyncAddr st
 	s.replica.Store(r)
 	s.role.Store(role)
 	return nil
+}
+
+// warnNoSyncSecret says, loudly, what a group without sync.secret risks.
+func (s *Server) warnNoSyncSecret(role int32) {
+	if s.settings.SyncSecret.Set() {
+		return
+	}
+	why := "sync.secret is not set"
+	if s.settings.SyncSecretFile != "" {
+		why = "sync.secret.file " + s.settings.SyncSecretFile + " is empty"
+	}
+	risk := "this slave cannot tell its master from an impostor"
+	if role == protocol.RoleMaster {
+		risk = "any process that reaches sync.port can read this master's logs and pose as its slave"
+		if s.settings.WaitSlaveWrote {
+			risk += ", and then make it acknowledge sends (wait.slave.wrote) that no slave wrote: they are lost if the master's disk is"
+		}
+	}
+	s.log.Warn("REPLICATION IS NOT AUTHENTICATED: "+why+"; "+risk+". Set the same sync.secret (or sync.secret.file) on the master and the slave of the group (README, Securing replication)",
+		"group", s.Group(), "role", roleName(role))
 }
 
 func (r *replica) goRun(f func()) {

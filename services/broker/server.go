@@ -47,6 +47,7 @@ type Server struct {
 	role        atomic.Int32
 	replica     atomic.Pointer[replica]
 	lagReadonly atomic.Bool // the slave lags: heartbeats say read-only (replica.go)
+	slaves      *slavePeer  // as master: which address may replicate (syncpeer.go)
 	// leaseUntil (unix ns) is when this master's lease may have run out for
 	// the metaserver, minus a margin; 0: no lease (failover.go).
 	leaseUntil atomic.Int64
@@ -77,6 +78,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if s.settings, err = loadSettings(opts.ConfDir, conf.Lookup{Overrides: opts.Overrides, Env: opts.Env}); err != nil {
 		return nil, err
 	}
+	s.slaves = &slavePeer{fetch: s.fetchSlaveRow, group: s.Group, log: s.log.Named("sync"), refreshEvery: 2 * time.Second}
 	s.hostname = opts.Hostname
 	if s.hostname == "" {
 		if s.hostname, err = os.Hostname(); err != nil {

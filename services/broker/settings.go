@@ -8,6 +8,7 @@ import (
 
 	"github.com/qmq-go/qmq/conf"
 	"github.com/qmq-go/qmq/services/replication"
+	"github.com/qmq-go/qmq/services/replication/syncauth"
 	"github.com/qmq-go/qmq/storage"
 )
 
@@ -56,6 +57,10 @@ type Settings struct {
 	SlaveLagMax          time.Duration // slave.message.lag.time.max.seconds
 	SlaveLagMarkReadonly bool          // slave.message.lag.mark_readonly: a lagging slave makes the group read-only
 	Replication          replication.Settings
+	// SyncSecret (sync.secret, or the file sync.secret.file) authenticates
+	// the sync connections of the group (services/replication/syncauth).
+	SyncSecret     syncauth.Secret
+	SyncSecretFile string // sync.secret.file, for the warning when it is empty
 
 	Failover FailoverSettings
 
@@ -130,8 +135,13 @@ func loadSettings(dir string, l conf.Lookup) (Settings, error) {
 		ConsulKeyPrefix:  r.String("failover.consul.key.prefix", "qmq/broker/"),
 	}
 	s.Store = storage.ReadConfig(r)
+	secret := r.String("sync.secret", "")
+	s.SyncSecretFile = r.String("sync.secret.file", "")
 	if err := r.Err(); err != nil {
 		return Settings{}, fmt.Errorf("invalid configuration in %s:\n%w", f.Path, err)
+	}
+	if s.SyncSecret, err = syncauth.LoadSecret(secret, s.SyncSecretFile); err != nil {
+		return Settings{}, fmt.Errorf("%s: %w", f.Path, err)
 	}
 	if s.ForeverTimeout < s.OfflineTimeout {
 		return Settings{}, fmt.Errorf("%s: subscriber.forever.offline.timeout.ms (%v) is shorter than subscriber.offline.timeout.ms (%v): a consumer is dropped for good only after it has been offline; raise it (QMQ: 2 days)",

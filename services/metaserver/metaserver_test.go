@@ -104,6 +104,10 @@ func TestAcquireMetaRoles(t *testing.T) {
 		if r.GroupName != "g1" || r.Role != cs.role || r.MasterAddress != cs.master {
 			t.Errorf("%s: got %+v", cs.host, r)
 		}
+		// Ours: a master learns where its group's slave is registered (its sync port checks it).
+		if wantKnown := cs.role == 0; r.SlaveKnown != wantKnown || wantKnown && r.SlaveAddress != "10.0.0.2:20882" {
+			t.Errorf("%s: slave address %q known %v", cs.host, r.SlaveAddress, r.SlaveKnown)
+		}
 	}
 	// A delay slave registered before its master: the answer says what is missing.
 	_, err := c.AcquireMeta(ctx, "ds1", 20801, 0)

@@ -74,6 +74,13 @@ func (s *Server) handleAcquireMeta(ctx context.Context, req *remoting.Request) p
 				r.Hostname, r.Port, b.Group, roleName(slaveOf(b.Role)), slaveOf(b.Role))
 		}
 		resp.MasterAddress = net.JoinHostPort(sl.IP, strconv.Itoa(sl.SyncPort))
+	case store.RoleMaster, store.RoleDelayMaster:
+		// Ours: where the group's slave is registered, so that the master
+		// serves replication to that slave only ("" while it has none).
+		resp.SlaveKnown = true
+		if sl, ok := findRole(brokers, b.Group, slaveOfMaster(b.Role)); ok {
+			resp.SlaveAddress = net.JoinHostPort(sl.IP, strconv.Itoa(sl.SyncPort))
+		}
 	}
 	s.m.acquireMeta.WithLabelValues("ok").Inc()
 	return protocol.NewResponse(req.Frame.Header, protocol.CodeSuccess, protocol.AppendBrokerAcquireMetaResponse(nil, &resp))
@@ -88,6 +95,13 @@ func masterOf(role int) int {
 
 func slaveOf(role int) int {
 	if role == store.RoleDelayBackup {
+		return store.RoleDelaySlave
+	}
+	return store.RoleSlave
+}
+
+func slaveOfMaster(role int) int {
+	if role == store.RoleDelayMaster {
 		return store.RoleDelaySlave
 	}
 	return store.RoleSlave

@@ -72,6 +72,27 @@
 //     that started at the master's oldest segment lacks the actions before
 //     it, and from then on its table equals the master's.
 //
+// # Authentication (ours)
+//
+// SYNC_AUTH (protocol.CodeSyncAuth, package syncauth) is the slave's first
+// frame on every connection: with sync.secret on both sides the slave proves
+// the secret with an HMAC over fresh nonces of both sides, and a master
+// with a secret serves nothing (no log bytes, no checkpoint) on a
+// connection that has not. A secret on one side only, or different ones,
+// is refused with the same explanation on both. Without a secret on either
+// side the hello alone succeeds, and a slave that sends none (older) is
+// served as before. A connection that passes, and whose address
+// MasterConfig.CheckSlave accepts (the broker: the metaserver's slave row
+// for the group), becomes the slave's session; only the session's reports
+// count towards WaitSlaveWrote and Lag. A newer session replaces the older
+// one, whose connection is closed: a restarted slave reconnects while the
+// master may hold its old, half-open connection until IdleTimeout, and
+// refusing the new one would stall every wait.slave.wrote send that long.
+// Replacing is not weaker than refusing: only a peer with the secret and
+// the registered address gets a session, which is the slave itself. A
+// failed handshake ends its connection, so every try costs a new
+// connection and a new nonce; refusals are logged at most every 10 s.
+//
 // # Offsets and records
 //
 // The master answers with whole records of one segment: as many as fit in
@@ -133,8 +154,9 @@
 //   - Slaves are ours only: a Java master answers version 1 and is refused.
 //     A Java slave can fetch our V1 checkpoint, but our action-log format
 //     differs from QMQ's, so Java slaves are not supported either.
-//   - One slave per master (QMQ's group is master, slave, backup): the
-//     offsets of the last request count, whichever connection sent it.
+//   - One slave per master (QMQ's group is master, slave, backup), and one
+//     session: only the connection that authenticated last counts (see
+//     Authentication); QMQ counts any request.
 //   - The master's lag is in bytes and in time (the age of the oldest
 //     message the slave lacks); QMQ exposes bytes and "last caught up".
 //

@@ -14,6 +14,7 @@ import (
 
 	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/protocol/remoting"
+	"github.com/qmq-go/qmq/services/replication/syncauth"
 	"github.com/qmq-go/qmq/storage"
 	"github.com/qmq-go/qmq/storage/checkpoint"
 )
@@ -33,8 +34,21 @@ type MasterConfig struct {
 	// IdleTimeout closes sync connections silent for this long (slaves send a
 	// heartbeat every second); 0: one minute.
 	IdleTimeout time.Duration
-	Logger      hclog.Logger          // nil: no logging
-	Registerer  prometheus.Registerer // nil: metrics are not registered
+	// Secret (sync.secret) is the group's shared key: with one, a
+	// connection serves sync requests only after the slave proved it holds
+	// the same key (package syncauth). Without one, any connection that
+	// CheckSlave accepts may sync (QMQ's behaviour).
+	Secret syncauth.Secret
+	// Group is the master's broker group, named and proved in the
+	// handshake ("" accepts any, for tests).
+	Group string
+	// CheckSlave, if set, decides whether a connection from remote may be
+	// the slave (the broker compares it with the metaserver's row for the
+	// group's slave); it is called when a connection authenticates, before
+	// anything it reports counts. A refusal's error is sent to the peer.
+	CheckSlave func(ctx context.Context, remote net.Addr) error
+	Logger     hclog.Logger          // nil: no logging
+	Registerer prometheus.Registerer // nil: metrics are not registered
 }
 
 // Master serves SYNC_LOG_REQUEST and SYNC_CHECKPOINT_REQUEST on sync.port
@@ -51,13 +65,18 @@ type Master struct {
 	actionWaiters *slaveWaiters
 	metrics       *masterMetrics
 
+	auth    *syncauth.Server
+	authLog logLimit // refused handshakes, at most one line per interval
+
+	// The slave's session's reports: only the current session (the one
+	// connection that authenticated last) updates them.
 	slaveMessage atomic.Int64 // the slave's message-log end as last reported (-1: never)
 	slaveAction  atomic.Int64 // the slave's action-log end as last reported (-1: never)
 	lastRequest  atomic.Int64 // unix nanoseconds of the last sync request (0: never)
 	caughtUp     atomic.Int64 // unix nanoseconds of the last report at the message log's end
 
-	slaveMu   sync.Mutex
-	slaveAddr string
+	slaveMu sync.Mutex
+	session *slaveSession // nil: no slave has authenticated
 
 	closeOnce sync.Once
 }
@@ -80,7 +99,9 @@ func NewMaster(cfg MasterConfig) (*Master, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	m := &Master{cfg: cfg, store: cfg.Store, log: cfg.Logger, waiters: newSlaveWaiters(), actionWaiters: newSlaveWaiters()}
+	m := &Master{cfg: cfg, store: cfg.Store, log: cfg.Logger, waiters: newSlaveWaiters(), actionWaiters: newSlaveWaiters(),
+		auth:    &syncauth.Server{Secret: cfg.Secret, Group: cfg.Group, Roles: []string{syncauth.RoleSlave}},
+		authLog: logLimit{interval: 10 * time.Second}}
 	m.slaveMessage.Store(-1)
 	m.slaveAction.Store(-1)
 	metrics, err := newMasterMetrics(cfg.Registerer, m)
@@ -96,6 +117,7 @@ func NewMaster(cfg MasterConfig) (*Master, error) {
 	})
 	m.srv.Handle(protocol.CodeSyncLogRequest, remoting.HandlerFunc(m.serveSyncLog))
 	m.srv.Handle(protocol.CodeSyncCheckpointRequest, remoting.HandlerFunc(m.serveCheckpoint))
+	m.srv.Handle(protocol.CodeSyncAuth, remoting.HandlerFunc(m.serveAuth))
 	if err := m.srv.Listen(); err != nil {
 		m.metrics.unregister()
 		return nil, fmt.Errorf("replication master: sync.port: %w", err)
@@ -168,7 +190,9 @@ func (m *Master) WaitSlaveWroteActions(ctx context.Context, actionLogEnd int64) 
 
 // Lag is the slave's replication state as the master sees it.
 type Lag struct {
-	Slave         string    // address of the slave that sent the last sync request ("" if none)
+	Slave string // address of the slave's session ("" if none has connected)
+	// Authenticated: the session proved sync.secret (false without a secret).
+	Authenticated bool
 	LastRequest   time.Time // when (zero if none since the master started)
 	MessageOffset int64     // the slave's message-log end as last reported (-1 if unknown)
 	ActionOffset  int64     // the slave's action-log end as last reported (-1 if unknown)
@@ -186,7 +210,9 @@ func (m *Master) Lag() Lag {
 		l.LastRequest = time.Unix(0, ns)
 	}
 	m.slaveMu.Lock()
-	l.Slave = m.slaveAddr
+	if m.session != nil {
+		l.Slave, l.Authenticated = m.session.addr, m.session.authenticated
+	}
 	m.slaveMu.Unlock()
 	if l.ActionOffset >= 0 {
 		l.ActionBytes = max(m.store.LogEnd(storage.ActionLog)-l.ActionOffset, 0)
@@ -210,26 +236,21 @@ func (m *Master) Lag() Lag {
 	return l
 }
 
-// noteSlave records the offsets a request reports (negative: not
-// reported). A copy request sets its log's offset, which goes down when a
-// wiped slave starts over; a heartbeat only raises them, since it may have
-// been sent before the copy request that arrived first.
-func (m *Master) noteSlave(remote net.Addr, messageOffset, actionOffset int64, heartbeat bool) {
+// noteSlave records the offsets a request of sess reports (negative: not
+// reported), unless sess is no longer the slave's session. A copy request
+// sets its log's offset, which goes down when a wiped slave starts over; a
+// heartbeat only raises them, since it may have been sent before the copy
+// request that arrived first.
+func (m *Master) noteSlave(sess *slaveSession, messageOffset, actionOffset int64, heartbeat bool) {
+	// Under slaveMu: a session replaced between the check and the stores
+	// would report for its successor.
+	m.slaveMu.Lock()
+	defer m.slaveMu.Unlock()
+	if m.session != sess {
+		return
+	}
 	now := time.Now()
 	m.lastRequest.Store(now.UnixNano())
-	addr := remote.String()
-	m.slaveMu.Lock()
-	prev := m.slaveAddr
-	m.slaveAddr = addr
-	m.slaveMu.Unlock()
-	if prev != addr {
-		if prev == "" {
-			m.log.Info("a slave is syncing", "slave", addr)
-		} else {
-			m.log.Info("sync requests now come from another address (a master has one slave; a restarted slave reconnects from a new port)",
-				"slave", addr, "before", prev)
-		}
-	}
 	if actionOffset >= 0 {
 		actionOffset = setOffset(&m.slaveAction, actionOffset, heartbeat)
 		if actionOffset <= m.store.LogEnd(storage.ActionLog) { // as for the message log below
@@ -273,17 +294,21 @@ func (m *Master) serveSyncLog(ctx context.Context, req *remoting.Request) protoc
 		m.metrics.refused.WithLabelValues("bad_request").Inc()
 		return errorFrame(h, protocol.CodeParamError, err.Error())
 	}
+	sess, refusal, ok := m.admit(ctx, req)
+	if !ok {
+		return refusal
+	}
 	m.metrics.requests.WithLabelValues(protocol.SyncTypeName(r.Type)).Inc()
 	switch r.Type {
 	case protocol.SyncTypeHeartbeat:
-		m.noteSlave(req.RemoteAddr, r.MessageLogOffset, r.ActionLogOffset, true)
+		m.noteSlave(sess, r.MessageLogOffset, r.ActionLogOffset, true)
 		return protocol.NewResponse(h, protocol.CodeSuccess, protocol.AppendSyncHeartbeatResponse(nil, protocol.SyncHeartbeatResponse{
 			MessageLogMaxOffset: m.store.LogEnd(storage.MessageLog), ActionLogMaxOffset: m.store.LogEnd(storage.ActionLog)}))
 	case protocol.SyncTypeMessage:
-		m.noteSlave(req.RemoteAddr, r.MessageLogOffset, -1, false)
+		m.noteSlave(sess, r.MessageLogOffset, -1, false)
 		return m.serveLog(ctx, req, storage.MessageLog, r.MessageLogOffset)
 	case protocol.SyncTypeAction:
-		m.noteSlave(req.RemoteAddr, -1, r.ActionLogOffset, false)
+		m.noteSlave(sess, -1, r.ActionLogOffset, false)
 		return m.serveLog(ctx, req, storage.ActionLog, r.ActionLogOffset)
 	}
 	m.metrics.refused.WithLabelValues("bad_request").Inc()
@@ -367,12 +392,15 @@ func (m *Master) refuse(h protocol.Header, kind storage.LogKind, offset int64, e
 	return errorFrame(h, protocol.CodeBrokerError, fmt.Sprintf("the master cannot read its %s at %d: %v", kind, offset, err))
 }
 
-func (m *Master) serveCheckpoint(_ context.Context, req *remoting.Request) protocol.Frame {
+func (m *Master) serveCheckpoint(ctx context.Context, req *remoting.Request) protocol.Frame {
 	h := req.Frame.Header
 	version, err := protocol.DecodeSyncCheckpointRequest(req.Frame.Body)
 	if err != nil {
 		m.metrics.refused.WithLabelValues("bad_request").Inc()
 		return errorFrame(h, protocol.CodeParamError, err.Error())
+	}
+	if _, refusal, ok := m.admit(ctx, req); !ok {
+		return refusal
 	}
 	m.metrics.requests.WithLabelValues("checkpoint").Inc()
 	mcp, acp := m.store.ReplicaCheckpoints()

@@ -28,7 +28,7 @@ func newMasterMetrics(reg prometheus.Registerer, m *Master) (*masterMetrics, err
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "qmq_replication_sync_sent_bytes_total",
 			Help: "Log bytes sent to slaves, by log."}, []string{"log"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "qmq_replication_sync_refused_total",
-			Help: "Sync requests answered with an error, by reason (bad_frame, bad_request, behind_retention, slave_ahead, read_error)."}, []string{"reason"}),
+			Help: "Sync requests answered with an error, by reason (bad_frame, bad_request, behind_retention, slave_ahead, read_error; auth: a failed or missing SYNC_AUTH, not_registered: not the group's registered slave, replaced: a session the slave's newer connection replaced)."}, []string{"reason"}),
 	}
 	lagBytes := func(kind storage.LogKind) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "qmq_replication_slave_lag_bytes",

@@ -13,6 +13,7 @@ import (
 
 	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/protocol/remoting"
+	"github.com/qmq-go/qmq/services/replication/syncauth"
 	"github.com/qmq-go/qmq/storage"
 	"github.com/qmq-go/qmq/storage/checkpoint"
 )
@@ -29,8 +30,14 @@ type SlaveConfig struct {
 	RetryInterval time.Duration
 	// HeartbeatInterval is the pause between heartbeats; 0: DefaultHeartbeatInterval.
 	HeartbeatInterval time.Duration
-	Logger            hclog.Logger          // nil: no logging
-	Registerer        prometheus.Registerer // nil: metrics are not registered
+	// Secret (sync.secret) proves to the master that this is the group's
+	// slave, and the master's answer proves it holds the same key (package
+	// syncauth). Both sides need the same secret, or both none.
+	Secret syncauth.Secret
+	// Group is this slave's broker group, named and proved in the handshake.
+	Group      string
+	Logger     hclog.Logger          // nil: no logging
+	Registerer prometheus.Registerer // nil: metrics are not registered
 }
 
 // Slave copies a master's message log and action log into its store: one
@@ -296,6 +303,24 @@ func (s *Slave) connect(ctx context.Context) (*session, error) {
 	defer cancel()
 	c, err := remoting.Dial(cctx, s.cfg.MasterAddr, 0)
 	if err != nil {
+		return nil, &unreachableError{err}
+	}
+	auth := syncauth.Client{Secret: s.cfg.Secret, Group: s.cfg.Group, Role: syncauth.RoleSlave}
+	err = auth.Authenticate(cctx, func(ctx context.Context, body []byte) (protocol.Frame, error) {
+		return c.Call(ctx, protocol.CodeSyncAuth, body)
+	})
+	var ref *syncauth.Refusal
+	switch {
+	case err == nil:
+	case errors.Is(err, syncauth.ErrNotSupported):
+		// A qmq-go master older than SYNC_AUTH, and no secret here: it
+		// serves unauthenticated slaves, as before.
+		s.log.Debug("the master does not know SYNC_AUTH; syncing unauthenticated (neither side has sync.secret)")
+	case errors.As(err, &ref):
+		c.Close()
+		return nil, refused("%s", ref.Msg)
+	default:
+		c.Close()
 		return nil, &unreachableError{err}
 	}
 	resp, err := c.Call(cctx, protocol.CodeSyncCheckpointRequest, []byte{protocol.SyncCheckpointV2})
