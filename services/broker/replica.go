@@ -52,6 +52,7 @@ func (s *Server) startReplica(ctx context.Context, role int32, masterSyncAddr st
 		m, err := replication.NewMaster(replication.MasterConfig{
 			Addr: addr, Store: s.store,
 			BatchSize: s.settings.Replication.BatchSize, SyncTimeout: s.settings.Replication.MessageSyncTimeout,
+			IdleTimeout: s.settings.Replication.IdleTimeout, MaxConnections: s.settings.Replication.MaxConnections,
 			Logger: s.log.Named("sync"), Registerer: s.m.reg,
 		})
 		if err != nil {

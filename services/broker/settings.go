@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/qmq-go/qmq/conf"
+	"github.com/qmq-go/qmq/internal/netlimits"
 	"github.com/qmq-go/qmq/services/replication"
 	"github.com/qmq-go/qmq/storage"
 )
@@ -58,6 +59,10 @@ type Settings struct {
 	Replication          replication.Settings
 
 	Failover FailoverSettings
+
+	// Limits are max.connections, tcp.idle.timeout.ms, frame.read.timeout.ms,
+	// frame.memory.budget.bytes and http.max.connections (ours).
+	Limits netlimits.Settings
 
 	Store storage.Config
 }
@@ -130,6 +135,7 @@ func loadSettings(dir string, l conf.Lookup) (Settings, error) {
 		ConsulKeyPrefix:  r.String("failover.consul.key.prefix", "qmq/broker/"),
 	}
 	s.Store = storage.ReadConfig(r)
+	s.Limits = netlimits.Read(r, s.MaxFrameSize)
 	if err := r.Err(); err != nil {
 		return Settings{}, fmt.Errorf("invalid configuration in %s:\n%w", f.Path, err)
 	}

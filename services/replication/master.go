@@ -31,10 +31,15 @@ type MasterConfig struct {
 	// 0: DefaultMessageSyncTimeout.
 	SyncTimeout time.Duration
 	// IdleTimeout closes sync connections silent for this long (slaves send a
-	// heartbeat every second); 0: one minute.
+	// heartbeat every second); 0: DefaultSyncIdleTimeout.
 	IdleTimeout time.Duration
-	Logger      hclog.Logger          // nil: no logging
-	Registerer  prometheus.Registerer // nil: metrics are not registered
+	// MaxConnections bounds the connections to sync.port at once; 0:
+	// DefaultSyncMaxConnections. Frames are bounded to 64 KiB and the bytes
+	// they hold at once to 1 MiB: a slave's requests are tiny.
+	MaxConnections int
+
+	Logger     hclog.Logger          // nil: no logging
+	Registerer prometheus.Registerer // nil: metrics are not registered
 }
 
 // Master serves SYNC_LOG_REQUEST and SYNC_CHECKPOINT_REQUEST on sync.port
@@ -72,7 +77,10 @@ func NewMaster(cfg MasterConfig) (*Master, error) {
 		cfg.SyncTimeout = DefaultMessageSyncTimeout
 	}
 	if cfg.IdleTimeout <= 0 {
-		cfg.IdleTimeout = time.Minute
+		cfg.IdleTimeout = DefaultSyncIdleTimeout
+	}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = DefaultSyncMaxConnections
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
@@ -80,17 +88,20 @@ func NewMaster(cfg MasterConfig) (*Master, error) {
 	m := &Master{cfg: cfg, store: cfg.Store, log: cfg.Logger, waiters: newSlaveWaiters()}
 	m.slaveMessage.Store(-1)
 	m.slaveAction.Store(-1)
+	m.srv = remoting.NewServer(remoting.ServerConfig{
+		Addr:           cfg.Addr,
+		Logger:         cfg.Logger.Named("sync-server"),
+		IdleTimeout:    cfg.IdleTimeout,
+		MaxConnections: cfg.MaxConnections,
+		MaxFrameSize:   syncMaxFrameSize,
+		MemoryBudget:   syncMemoryBudget,
+		OnBadFrame:     func(net.Addr, error) { m.metrics.refused.WithLabelValues("bad_frame").Inc() },
+	})
 	metrics, err := newMasterMetrics(cfg.Registerer, m)
 	if err != nil {
 		return nil, err
 	}
 	m.metrics = metrics
-	m.srv = remoting.NewServer(remoting.ServerConfig{
-		Addr:        cfg.Addr,
-		Logger:      cfg.Logger.Named("sync-server"),
-		IdleTimeout: cfg.IdleTimeout,
-		OnBadFrame:  func(net.Addr, error) { m.metrics.refused.WithLabelValues("bad_frame").Inc() },
-	})
 	m.srv.Handle(protocol.CodeSyncLogRequest, remoting.HandlerFunc(m.serveSyncLog))
 	m.srv.Handle(protocol.CodeSyncCheckpointRequest, remoting.HandlerFunc(m.serveCheckpoint))
 	if err := m.srv.Listen(); err != nil {
