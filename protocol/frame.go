@@ -47,16 +47,29 @@ func (e *FrameError) Unwrap() error { return e.Err }
 // HTTP request line, so a confused HTTP client is diagnosed at once.
 const prefixLen = 4 + 2 + 4
 
-// bodyChunk is the largest buffer ReadFrame allocates before the bytes to
-// fill it have arrived; bigger bodies grow geometrically (by bodyGrowth) as
-// data comes in. The growth factor trades the copies of a large body (a
-// slave's replication answers are hundreds of KiB: doubling from 64 KiB
-// copied more than the body itself) against what a peer that stops sending
-// can make us allocate (at most bodyGrowth times what it sent).
+// Body buffers grow only with the bytes that arrived: a peer that declares
+// a large frame and sends little costs little. The first buffer holds what
+// the reader has already buffered (all of a small frame, usually), at least
+// minBodyChunk; each further one at most what has arrived so far, and never
+// more than maxLookAhead. A body that took more than one buffer is joined
+// at the end (one extra copy, for bodies beyond the reader's buffer only).
 const (
-	bodyChunk  = 64 << 10
-	bodyGrowth = 4
+	minBodyChunk = 4 << 10
+	maxLookAhead = 1 << 20
 )
+
+// ReadOptions are the limits of ReadFrameWith.
+type ReadOptions struct {
+	// MaxFrameSize bounds total; <= 0 means DefaultMaxFrameSize, larger
+	// values are clamped to it.
+	MaxFrameSize int
+	// Reserve, if set, is called before each body buffer is allocated with
+	// its size n (first: the frame's first buffer). A non-nil error ends the
+	// read and is returned unchanged; the bytes of the refused call are not
+	// reserved. The caller owns what Reserve granted: the body's length
+	// when ReadFrameWith succeeds, the sum of the granted calls otherwise.
+	Reserve func(n int, first bool) error
+}
 
 // effectiveMax clamps a caller-supplied frame limit to (0, DefaultMaxFrameSize].
 func effectiveMax(maxFrameSize int) int {
@@ -76,7 +89,12 @@ func effectiveMax(maxFrameSize int) int {
 // io.ErrUnexpectedEOF in the latter case). Other read errors (timeouts,
 // resets) are returned unchanged.
 func ReadFrame(r io.Reader, maxFrameSize int) (Frame, error) {
-	limit := effectiveMax(maxFrameSize)
+	return ReadFrameWith(r, ReadOptions{MaxFrameSize: maxFrameSize})
+}
+
+// ReadFrameWith is ReadFrame with the limits in o.
+func ReadFrameWith(r io.Reader, o ReadOptions) (Frame, error) {
+	limit := effectiveMax(o.MaxFrameSize)
 
 	var hdr [prefixLen + HeaderSize - 4]byte // one buffer: it escapes to the heap
 	pre, rest := hdr[:prefixLen], hdr[prefixLen:]
@@ -131,31 +149,60 @@ func ReadFrame(r io.Reader, maxFrameSize int) (Frame, error) {
 	}
 
 	bodyLen := int(total) - 2 - int(headerSize)
-	body, err := readBody(r, bodyLen)
+	body, err := readBody(r, bodyLen, o.Reserve)
 	if err != nil {
 		return Frame{}, err
 	}
 	return Frame{Header: h, Body: body}, nil
 }
 
-// readBody reads exactly n bytes, growing its buffer only as data arrives so
-// that a peer declaring a large frame and sending little costs little.
-func readBody(r io.Reader, n int) ([]byte, error) {
-	buf := make([]byte, min(n, bodyChunk))
-	got := 0
-	for {
-		m, err := io.ReadFull(r, buf[got:])
+// buffered is implemented by readers that hold bytes already received
+// (*bufio.Reader).
+type buffered interface{ Buffered() int }
+
+// readBody reads exactly n bytes, allocating only as data arrives (see
+// minBodyChunk) and asking reserve, if set, before each allocation.
+func readBody(r io.Reader, n int, reserve func(n int, first bool) error) ([]byte, error) {
+	avail := 0
+	if b, ok := r.(buffered); ok {
+		avail = b.Buffered()
+	}
+	size := min(n, max(minBodyChunk, avail))
+	if reserve != nil {
+		if err := reserve(size, true); err != nil {
+			return nil, err
+		}
+	}
+	first := make([]byte, size)
+	if m, err := io.ReadFull(r, first); err != nil {
+		return nil, truncated(err, "frame body", m, n)
+	}
+	if size == n {
+		return first, nil
+	}
+	chunks := [][]byte{first}
+	got := size
+	for got < n {
+		size = min(n-got, max(minBodyChunk, min(got, maxLookAhead)))
+		if reserve != nil {
+			if err := reserve(size, false); err != nil {
+				return nil, err
+			}
+		}
+		c := make([]byte, size)
+		m, err := io.ReadFull(r, c)
 		got += m
 		if err != nil {
 			return nil, truncated(err, "frame body", got, n)
 		}
-		if got == n {
-			return buf, nil
-		}
-		grown := make([]byte, min(bodyGrowth*len(buf), n))
-		copy(grown, buf)
-		buf = grown
+		chunks = append(chunks, c)
 	}
+	body := make([]byte, 0, n)
+	for i, c := range chunks {
+		body = append(body, c...)
+		chunks[i] = nil // let the collector take each part once copied
+	}
+	return body, nil
 }
 
 // truncated converts an io.ReadFull failure into the error ReadFrame reports.

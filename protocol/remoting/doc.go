@@ -25,6 +25,20 @@
 //     WARN with the remote address, reported to OnBadFrame, and the
 //     connection is closed; the server keeps running.
 //
+// Limits, so that no peer can make the server hold memory or connections
+// without bound (each logged at WARN, rate-limited, and counted in
+// ServerStats):
+//   - MaxConnections: one more connection is closed as soon as accepted;
+//   - FrameReadTimeout: a frame must arrive in full within it once its
+//     first byte did (a peer trickling bytes is cut off);
+//   - IdleTimeout: a connection silent that long with no request in
+//     flight is closed;
+//   - MemoryBudget: request bodies are read into buffers that grow with the
+//     bytes that arrived (protocol.ReadFrameWith) and are counted until their
+//     handler returns; a frame that finds no room waits, and is cut off at
+//     its read timeout. A frame's first buffer (up to the 32 KiB read buffer)
+//     is always granted, so small requests are served while large ones wait.
+//
 // Goroutine ownership: Serve's caller owns the accept loop; the Server owns
 // one reader goroutine per connection and one goroutine per request in
 // flight. Close (or cancelling Serve's context) closes the listener and every

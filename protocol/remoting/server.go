@@ -119,9 +119,26 @@ type ServerConfig struct {
 	// Logger receives the server's logs; nil discards them.
 	Logger hclog.Logger
 	// IdleTimeout closes a connection on which no frame has arrived for this
-	// long; 0 means never. It must exceed the peers' heartbeat interval and
-	// any long-poll wait.
+	// long while none of its requests was being served (a long poll in
+	// flight keeps it open); 0 means never. It must exceed the peers'
+	// heartbeat interval.
 	IdleTimeout time.Duration
+	// FrameReadTimeout bounds reading one frame once its first byte has
+	// arrived: a peer trickling a frame is cut off. 0 means
+	// DefaultFrameReadTimeout, a negative value no limit.
+	FrameReadTimeout time.Duration
+	// MaxConnections bounds the connections open at once; a connection
+	// beyond it is closed as soon as it is accepted (logged, counted in
+	// ServerStats.Refused). 0 means DefaultMaxConnections.
+	MaxConnections int
+	// MemoryBudget bounds the bytes of request bodies the server holds at
+	// once, from the first byte read until the handler returns. A frame that
+	// needs more waits (its connection is not read meanwhile) and is cut
+	// off at its read timeout; a frame's first buffer (what has arrived, up
+	// to the 32 KiB read buffer) is always granted, so small requests are
+	// served while large ones wait. 0 means DefaultMemoryBudget; a value
+	// below MaxFrameSize is raised to it.
+	MemoryBudget int64
 	// WriteTimeout bounds writing one response; 0 means DefaultWriteTimeout,
 	// a negative value means no limit. A connection whose write times out is
 	// closed.
@@ -134,14 +151,20 @@ type ServerConfig struct {
 	OnBadFrame func(remote net.Addr, err error)
 }
 
-// ServerStats are cumulative counters (Connections is a gauge).
+// ServerStats are cumulative counters (Connections and BufferedBytes are
+// gauges).
 type ServerStats struct {
-	Connections  int64  // open now
-	Accepted     uint64 // connections accepted
-	Requests     uint64 // request frames received
-	BadFrames    uint64 // malformed frames (each closed its connection)
-	UnknownCodes uint64 // requests answered with UNKNOWN_CODE
-	Panics       uint64 // handler panics recovered
+	Connections   int64  // open now
+	Accepted      uint64 // connections accepted
+	Requests      uint64 // request frames received
+	BadFrames     uint64 // malformed frames (each closed its connection)
+	UnknownCodes  uint64 // requests answered with UNKNOWN_CODE
+	Panics        uint64 // handler panics recovered
+	Refused       uint64 // connections closed at once: MaxConnections were open
+	IdleClosed    uint64 // connections closed after IdleTimeout of silence
+	FrameTimeouts uint64 // connections closed because a frame took longer than FrameReadTimeout
+	BudgetRefused uint64 // connections closed because their frame found no room in MemoryBudget in time
+	BufferedBytes int64  // request body bytes held now (read, or being read, and not yet served)
 }
 
 // Server accepts QMQ connections and dispatches requests to handlers.
@@ -151,6 +174,11 @@ type Server struct {
 	maxFrame     int
 	writeTimeout time.Duration
 	maxInflight  int
+	frameTimeout time.Duration
+	maxConns     int
+	budget       *budget
+	refuseLog    rateLog // connections refused at maxConns
+	cutLog       rateLog // frames cut off (read timeout, memory budget)
 
 	mu       sync.Mutex
 	handlers map[int16]Handler
@@ -170,6 +198,10 @@ type Server struct {
 	badFrames    atomic.Uint64
 	unknownCodes atomic.Uint64
 	panics       atomic.Uint64
+	refused      atomic.Uint64
+	idleClosed   atomic.Uint64
+	frameCut     atomic.Uint64
+	budgetCut    atomic.Uint64
 }
 
 // NewServer returns a Server; register handlers, then Listen and Serve.
@@ -180,6 +212,10 @@ func NewServer(cfg ServerConfig) *Server {
 		maxFrame:     cfg.MaxFrameSize,
 		writeTimeout: cfg.WriteTimeout,
 		maxInflight:  cfg.MaxConcurrentRequests,
+		frameTimeout: cfg.FrameReadTimeout,
+		maxConns:     cfg.MaxConnections,
+		refuseLog:    rateLog{interval: 5 * time.Second},
+		cutLog:       rateLog{interval: 5 * time.Second},
 		handlers:     make(map[int16]Handler),
 		conns:        make(map[*conn]struct{}),
 		done:         make(chan struct{}),
@@ -196,6 +232,20 @@ func NewServer(cfg ServerConfig) *Server {
 	if s.maxInflight <= 0 {
 		s.maxInflight = DefaultMaxConcurrentRequests
 	}
+	switch {
+	case s.frameTimeout == 0:
+		s.frameTimeout = DefaultFrameReadTimeout
+	case s.frameTimeout < 0:
+		s.frameTimeout = 0
+	}
+	if s.maxConns <= 0 {
+		s.maxConns = DefaultMaxConnections
+	}
+	limit := cfg.MemoryBudget
+	if limit <= 0 {
+		limit = DefaultMemoryBudget
+	}
+	s.budget = newBudget(max(limit, int64(s.maxFrame)))
 	return s
 }
 
@@ -244,12 +294,17 @@ func (s *Server) Addr() net.Addr {
 // Stats returns a snapshot of the server's counters.
 func (s *Server) Stats() ServerStats {
 	return ServerStats{
-		Connections:  s.connections.Load(),
-		Accepted:     s.accepted.Load(),
-		Requests:     s.requests.Load(),
-		BadFrames:    s.badFrames.Load(),
-		UnknownCodes: s.unknownCodes.Load(),
-		Panics:       s.panics.Load(),
+		Connections:   s.connections.Load(),
+		Accepted:      s.accepted.Load(),
+		Requests:      s.requests.Load(),
+		BadFrames:     s.badFrames.Load(),
+		UnknownCodes:  s.unknownCodes.Load(),
+		Panics:        s.panics.Load(),
+		Refused:       s.refused.Load(),
+		IdleClosed:    s.idleClosed.Load(),
+		FrameTimeouts: s.frameCut.Load(),
+		BudgetRefused: s.budgetCut.Load(),
+		BufferedBytes: s.budget.inUse(),
 	}
 }
 
@@ -358,6 +413,15 @@ func (s *Server) Close() error {
 }
 
 func (s *Server) startConn(nc net.Conn) {
+	// Only this goroutine adds connections, so the count cannot grow
+	// between the check and the add below.
+	if open := s.connections.Load(); open >= int64(s.maxConns) {
+		s.refused.Add(1)
+		s.refuseLog.warn(s.log, "refusing connection: the port already has its maximum of open connections; if legitimate clients are refused, raise the port's max.connections setting",
+			"remote", nc.RemoteAddr().String(), "max_connections", s.maxConns, "refused_total", s.refused.Load())
+		nc.Close()
+		return
+	}
 	c := &conn{
 		srv:    s,
 		nc:     nc,
@@ -400,11 +464,15 @@ type conn struct {
 
 	sem       chan struct{}  // bounds requests in flight
 	inflight  sync.WaitGroup // handler goroutines
+	busy      atomic.Int32   // handlers running: the connection is not idle
 	wmu       sync.Mutex     // serialises writes
 	closeOnce sync.Once
 
-	warnedUnknown bool // reader goroutine only
-	pub           Conn // what handlers see (Request.Conn)
+	pub Conn // what handlers see (Request.Conn)
+	// Reader goroutine only:
+	warnedUnknown bool
+	frameDeadline time.Time // when the frame being read must be complete (zero: no limit)
+	reserved      int64     // budget bytes granted to the frame being read
 }
 
 func (c *conn) close() {
@@ -425,16 +493,27 @@ func (c *conn) serve() {
 	log := s.log.With("remote", c.remote.String())
 	log.Debug("connection opened")
 	br := bufio.NewReaderSize(c.nc, 32<<10)
+	opts := protocol.ReadOptions{MaxFrameSize: s.maxFrame, Reserve: c.reserve}
 	for {
-		if s.cfg.IdleTimeout > 0 {
-			c.nc.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+		if err := c.awaitFrame(br); err != nil {
+			c.readFailed(log, err, false)
+			return
 		}
-		f, err := protocol.ReadFrame(br, s.maxFrame)
+		c.frameDeadline = time.Time{}
+		if s.frameTimeout > 0 {
+			c.frameDeadline = time.Now().Add(s.frameTimeout)
+		}
+		c.nc.SetReadDeadline(c.frameDeadline)
+		c.reserved = 0
+		f, err := protocol.ReadFrameWith(br, opts)
+		held := c.reserved
 		if err != nil {
-			c.readFailed(log, err)
+			s.budget.release(held)
+			c.readFailed(log, err, true)
 			return
 		}
 		if f.IsResponse() {
+			s.budget.release(held)
 			log.Debug("ignoring a response frame sent to the server",
 				"request_code", protocol.CodeName(f.Header.RequestCode, false), "opaque", f.Header.Opaque)
 			continue
@@ -442,23 +521,75 @@ func (c *conn) serve() {
 		s.requests.Add(1)
 		h := s.handler(f.Header.Code)
 		if h == nil {
+			s.budget.release(held)
 			c.answerUnhandled(log, f.Header)
 			continue
 		}
 		select {
 		case c.sem <- struct{}{}:
 		case <-c.ctx.Done():
+			s.budget.release(held)
 			return
 		}
 		c.inflight.Add(1)
-		go c.handle(log, h, f)
+		c.busy.Add(1)
+		go c.handle(log, h, f, held)
 	}
 }
 
-func (c *conn) readFailed(log hclog.Logger, err error) {
+// awaitFrame waits for the first byte of the next frame, for at most
+// IdleTimeout while no request of the connection is being served.
+func (c *conn) awaitFrame(br *bufio.Reader) error {
+	if br.Buffered() > 0 {
+		return nil
+	}
+	idle := c.srv.cfg.IdleTimeout
+	for {
+		var deadline time.Time
+		if idle > 0 {
+			deadline = time.Now().Add(idle)
+		}
+		c.nc.SetReadDeadline(deadline)
+		_, err := br.Peek(1)
+		var ne net.Error
+		if err != nil && errors.As(err, &ne) && ne.Timeout() && c.busy.Load() > 0 && c.ctx.Err() == nil {
+			continue // a long poll in flight: the peer waits for us, it is not idle
+		}
+		return err
+	}
+}
+
+// reserve is the frame reader's Reserve: it accounts body buffers in the
+// server's memory budget, waiting for room until the frame's deadline.
+func (c *conn) reserve(n int, first bool) error {
+	b := c.srv.budget
+	if first {
+		b.take(int64(n))
+	} else {
+		deadline := c.frameDeadline
+		if deadline.IsZero() {
+			deadline = time.Now().Add(DefaultFrameReadTimeout)
+		}
+		if err := b.acquire(int64(n), deadline, c.ctx.Done()); err != nil {
+			return err
+		}
+	}
+	c.reserved += int64(n)
+	return nil
+}
+
+// readFailed logs why reading stopped; inFrame: while reading a frame
+// (rather than waiting for one).
+func (c *conn) readFailed(log hclog.Logger, err error, inFrame bool) {
 	var fe *protocol.FrameError
 	var ne net.Error
+	var be *budgetError
+	s := c.srv
 	switch {
+	case errors.As(err, &be):
+		s.budgetCut.Add(1)
+		s.cutLog.warn(log, "closing connection: its frame found no room in the server's frame memory budget in time; raise the port's frame.memory.budget.bytes if legitimate traffic needs it",
+			"error", err, "frame_read_timeout", s.frameTimeout)
 	case c.ctx.Err() != nil:
 		// Closed by us (server shutdown or a failed write).
 	case errors.Is(err, io.EOF):
@@ -471,8 +602,13 @@ func (c *conn) readFailed(log hclog.Logger, err error) {
 		if cb := c.srv.cfg.OnBadFrame; cb != nil {
 			cb(c.remote, err)
 		}
+	case errors.As(err, &ne) && ne.Timeout() && inFrame:
+		s.frameCut.Add(1)
+		s.cutLog.warn(log, "closing connection: a frame did not arrive in full within the frame read timeout (a peer sending too slowly, or trickling bytes to hold memory)",
+			"frame_read_timeout", s.frameTimeout)
 	case errors.As(err, &ne) && ne.Timeout():
-		log.Debug("closing idle connection", "idle_timeout", c.srv.cfg.IdleTimeout)
+		s.idleClosed.Add(1)
+		log.Debug("closing idle connection", "idle_timeout", s.cfg.IdleTimeout)
 	default:
 		log.Debug("connection read failed", "error", err)
 	}
@@ -497,11 +633,15 @@ func (c *conn) answerUnhandled(log hclog.Logger, req protocol.Header) {
 }
 
 // handle runs one handler in its own goroutine and writes its response.
-func (c *conn) handle(log hclog.Logger, h Handler, f protocol.Frame) {
+// held is what the request's body holds of the memory budget, released
+// once the handler has returned.
+func (c *conn) handle(log hclog.Logger, h Handler, f protocol.Frame, held int64) {
 	defer c.inflight.Done()
 	defer func() { <-c.sem }()
+	defer c.busy.Add(-1)
 	req := &Request{Frame: f, RemoteAddr: c.remote, LocalAddr: c.local, Conn: &c.pub}
 	resp := c.run(log, h, req)
+	c.srv.budget.release(held)
 	resp.Header.Opaque = f.Header.Opaque
 	resp.Header.Flag = protocol.FlagResponse
 	resp.Header.Version = f.Header.Version

@@ -10,9 +10,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/qmq-go/qmq/internal/httpguard"
 	"github.com/qmq-go/qmq/protocol"
 )
 
@@ -21,7 +21,7 @@ import (
 // Nomad checks, and /metrics for Prometheus. Port -1 turns it off.
 type httpServer struct {
 	s   *Server
-	ln  net.Listener
+	ln  *httpguard.Listener
 	srv *http.Server
 }
 
@@ -35,15 +35,15 @@ func (s *Server) listenHTTP() (*httpServer, error) {
 		return nil, fmt.Errorf("listen on broker.http.port %d (/health and /metrics): %w; is another process using it? change broker.http.port in %s, or set it to -1 to turn it off",
 			s.settings.HTTPPort, err, FileBroker)
 	}
-	h := &httpServer{s: s, ln: ln}
+	h := &httpServer{s: s}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/health", h.health)
 	mux.Handle("/metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("no such endpoint %s; the broker serves /health and /metrics", r.URL.Path), http.StatusNotFound)
 	})
-	h.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: s.log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug})}
+	g := httpguard.New(ln, mux, s.settings.Limits.HTTP(s.log.Named("http")))
+	h.ln, h.srv = g.Listener, g.Server
 	return h, nil
 }
 

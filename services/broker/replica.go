@@ -54,6 +54,7 @@ func (s *Server) startReplica(ctx context.Context, role int32, masterSyncAddr st
 			Addr: addr, Store: s.store,
 			BatchSize: s.settings.Replication.BatchSize, SyncTimeout: s.settings.Replication.MessageSyncTimeout,
 			Secret: s.settings.SyncSecret, Group: s.Group(), CheckSlave: s.slaves.check,
+			IdleTimeout: s.settings.Replication.IdleTimeout, MaxConnections: s.settings.Replication.MaxConnections,
 			Logger: s.log.Named("sync"), Registerer: s.m.reg,
 		})
 		if err != nil {

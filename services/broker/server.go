@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/qmq-go/qmq/conf"
+	"github.com/qmq-go/qmq/internal/httpguard"
+	"github.com/qmq-go/qmq/internal/netlimits"
 	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/protocol/remoting"
 	"github.com/qmq-go/qmq/storage"
@@ -109,12 +111,14 @@ func (s *Server) open() error {
 	s.subs = newSubscribers(s)
 	s.routes = newRouteChecker(s)
 	s.subEnv = newSubEnvRules(s)
-	s.tcp = remoting.NewServer(remoting.ServerConfig{
+	tcfg := remoting.ServerConfig{
 		Addr:         net.JoinHostPort(s.settings.BindHost, strconv.Itoa(s.settings.Port)),
 		MaxFrameSize: s.settings.MaxFrameSize,
 		Logger:       s.log.Named("tcp"),
 		OnBadFrame:   func(net.Addr, error) { s.m.badFrames.Inc() },
-	})
+	}
+	s.settings.Limits.Apply(&tcfg)
+	s.tcp = remoting.NewServer(tcfg)
 	s.tcp.Handle(protocol.CodeSendMessage, remoting.HandlerFunc(s.handleSend))
 	s.tcp.Handle(protocol.CodePullMessage, remoting.HandlerFunc(s.handlePull))
 	s.tcp.Handle(protocol.CodeAckRequest, remoting.HandlerFunc(s.handleAck))
@@ -130,6 +134,11 @@ func (s *Server) open() error {
 		s.store.Close()
 		return err
 	}
+	var httpLn *httpguard.Listener
+	if s.http != nil {
+		httpLn = s.http.ln
+	}
+	s.m.reg.MustRegister(netlimits.Collectors("qmq_broker", s.tcp, httpLn)...)
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/qmq-go/qmq/conf"
+	"github.com/qmq-go/qmq/internal/netlimits"
 	"github.com/qmq-go/qmq/services/replication"
 	"github.com/qmq-go/qmq/services/replication/syncauth"
 	"github.com/qmq-go/qmq/storage"
@@ -63,6 +64,10 @@ type Settings struct {
 	SyncSecretFile string // sync.secret.file, for the warning when it is empty
 
 	Failover FailoverSettings
+
+	// Limits are max.connections, tcp.idle.timeout.ms, frame.read.timeout.ms,
+	// frame.memory.budget.bytes and http.max.connections (ours).
+	Limits netlimits.Settings
 
 	Store storage.Config
 }
@@ -137,6 +142,7 @@ func loadSettings(dir string, l conf.Lookup) (Settings, error) {
 	s.Store = storage.ReadConfig(r)
 	secret := r.String("sync.secret", "")
 	s.SyncSecretFile = r.String("sync.secret.file", "")
+	s.Limits = netlimits.Read(r, s.MaxFrameSize)
 	if err := r.Err(); err != nil {
 		return Settings{}, fmt.Errorf("invalid configuration in %s:\n%w", f.Path, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/qmq-go/qmq/internal/httpguard"
 	"github.com/qmq-go/qmq/protocol"
 	namerule "github.com/qmq-go/qmq/protocol/names" // metaserver_test.go has a names()
 	"github.com/qmq-go/qmq/protocol/remoting"
@@ -82,6 +83,11 @@ func (s *Server) handleManagement(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "use POST /management with form parameters action=<name>&…", http.StatusMethodNotAllowed)
 		return
 	}
+	// An oversize body is 413 and an over-long parameter 400, never
+	// echoed: a parse error must not read as a missing action.
+	if !httpguard.ParseForm(w, r) {
+		return
+	}
 	name := r.FormValue("action")
 	if name == "" {
 		writeText(w, "need provide action param (e.g. action=ListBrokers)\n")
@@ -95,7 +101,7 @@ func (s *Server) handleManagement(w http.ResponseWriter, r *http.Request) {
 			names = append(names, n)
 		}
 		slices.Sort(names)
-		writeText(w, fmt.Sprintf("不支持的 action: %s (supported: %s)\n", name, strings.Join(names, ", ")))
+		writeText(w, fmt.Sprintf("不支持的 action: %s (supported: %s)\n", httpguard.Clip(name, 100), strings.Join(names, ", ")))
 		return
 	}
 	var result any

@@ -19,6 +19,8 @@ import (
 
 	"github.com/qmq-go/qmq/conf"
 	"github.com/qmq-go/qmq/consul"
+	"github.com/qmq-go/qmq/internal/httpguard"
+	"github.com/qmq-go/qmq/internal/netlimits"
 	"github.com/qmq-go/qmq/protocol/remoting"
 	"github.com/qmq-go/qmq/services/metaserver/store"
 )
@@ -48,7 +50,7 @@ type Server struct {
 	heartbeats *heartbeats
 	m          *metrics
 
-	httpLn net.Listener
+	httpLn *httpguard.Listener
 	http   *http.Server
 	tcp    *remoting.Server
 }
@@ -121,14 +123,17 @@ func (s *Server) listen() error {
 	if err != nil {
 		return fmt.Errorf("listen on meta.server.discover.port %s (HTTP): %w; is another metaserver or program using it? change meta.server.discover.port in %s", httpAddr, err, FileMetaserver)
 	}
-	s.httpLn = ln
-	s.http = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: s.log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug})}
-	s.tcp = remoting.NewServer(remoting.ServerConfig{
+	g := httpguard.New(ln, s.httpHandler(), s.settings.Limits.HTTP(s.log.Named("http")))
+	s.httpLn, s.http = g.Listener, g.Server
+	tcfg := remoting.ServerConfig{
 		Addr:         net.JoinHostPort(s.settings.BindHost, strconv.Itoa(s.settings.ServerPort)),
 		MaxFrameSize: s.settings.MaxFrameSize,
 		Logger:       s.log.Named("tcp"),
 		OnBadFrame:   func(net.Addr, error) { s.m.badFrames.Inc() },
-	})
+	}
+	s.settings.Limits.Apply(&tcfg)
+	s.tcp = remoting.NewServer(tcfg)
+	s.m.reg.MustRegister(netlimits.Collectors("qmq_meta", s.tcp, s.httpLn)...)
 	s.registerTCPHandlers(s.tcp)
 	if err := s.tcp.Listen(); err != nil {
 		ln.Close()

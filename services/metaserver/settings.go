@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/qmq-go/qmq/conf"
+	"github.com/qmq-go/qmq/internal/netlimits"
 	"github.com/qmq-go/qmq/services/metaserver/store"
 )
 
@@ -39,6 +40,10 @@ type Settings struct {
 	JDBCUser     string
 	JDBCPassword string
 	PoolSizeMax  int
+
+	// Limits are max.connections, tcp.idle.timeout.ms, frame.read.timeout.ms,
+	// frame.memory.budget.bytes and http.max.connections (ours).
+	Limits netlimits.Settings
 }
 
 // Dynamic settings are re-read on SIGHUP and when a file changes (QMQ's 动态生效 keys).
@@ -108,6 +113,7 @@ func loadSettings(dir string, l conf.Lookup) (Settings, error) {
 		ConsulToken:   r.String("consul.token", os.Getenv("CONSUL_HTTP_TOKEN")),
 		ConsulService: r.String("consul.service.name", "qmq-metaserver"),
 	}
+	s.Limits = netlimits.Read(r, s.MaxFrameSize)
 	dr := conf.NewReader(df, l)
 	s.JDBCURL = dr.String("jdbc.url", "")
 	s.JDBCUser = dr.String("jdbc.username", "")

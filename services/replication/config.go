@@ -25,6 +25,18 @@ const (
 	DefaultHeartbeatInterval  = time.Second             // DEFAULT_HEARTBEAT_SLEEP_TIMEOUT_MS
 )
 
+// Limits of the master's sync.port (ours). A group has one slave, which
+// keeps one connection and sends a heartbeat every second; its requests
+// are a few dozen bytes.
+const (
+	DefaultSyncMaxConnections = 16          // sync.max.connections
+	DefaultSyncIdleTimeout    = time.Minute // sync.idle.timeout.ms
+	// syncMaxFrameSize and syncMemoryBudget bound what a peer of sync.port
+	// can make the master hold: a slave's requests are far smaller.
+	syncMaxFrameSize = 64 << 10
+	syncMemoryBudget = 1 << 20
+)
+
 var errClosed = errors.New("replication: master closed")
 
 // Settings are the replication keys of broker.properties.
@@ -32,6 +44,9 @@ type Settings struct {
 	BatchSize          int           // sync.batch.size: most bytes per SYNC_LOG_REQUEST response
 	MessageSyncTimeout time.Duration // message.sync.timeout.ms: how long the master parks a request with nothing new
 	SlaveSyncTimeout   time.Duration // slave.sync.timeout: the slave's timeout per request
+
+	MaxConnections int           // sync.max.connections (ours): connections to sync.port at once
+	IdleTimeout    time.Duration // sync.idle.timeout.ms (ours): a silent sync connection is closed
 }
 
 // ReadSettings reads the replication keys (QMQ's names and defaults).
@@ -41,6 +56,8 @@ func ReadSettings(r *conf.Reader) Settings {
 		BatchSize:          r.Int("sync.batch.size", DefaultBatchSize, 1024, 32<<20),
 		MessageSyncTimeout: r.Millis("message.sync.timeout.ms", DefaultMessageSyncTimeout, time.Millisecond, time.Minute),
 		SlaveSyncTimeout:   r.Millis("slave.sync.timeout", DefaultSlaveSyncTimeout, 100*time.Millisecond, 10*time.Minute),
+		MaxConnections:     r.Int("sync.max.connections", DefaultSyncMaxConnections, 1, 10000),
+		IdleTimeout:        r.Millis("sync.idle.timeout.ms", DefaultSyncIdleTimeout, 3*time.Second, 24*time.Hour),
 	}
 }
 

@@ -32,7 +32,7 @@ type MasterConfig struct {
 	// 0: DefaultMessageSyncTimeout.
 	SyncTimeout time.Duration
 	// IdleTimeout closes sync connections silent for this long (slaves send a
-	// heartbeat every second); 0: one minute.
+	// heartbeat every second); 0: DefaultSyncIdleTimeout.
 	IdleTimeout time.Duration
 	// Secret (sync.secret) is the group's shared key: with one, a
 	// connection serves sync requests only after the slave proved it holds
@@ -47,6 +47,11 @@ type MasterConfig struct {
 	// group's slave); it is called when a connection authenticates, before
 	// anything it reports counts. A refusal's error is sent to the peer.
 	CheckSlave func(ctx context.Context, remote net.Addr) error
+	// MaxConnections bounds the connections to sync.port at once; 0:
+	// DefaultSyncMaxConnections. Frames are bounded to 64 KiB and the bytes
+	// they hold at once to 1 MiB: a slave's requests are tiny.
+	MaxConnections int
+
 	Logger     hclog.Logger          // nil: no logging
 	Registerer prometheus.Registerer // nil: metrics are not registered
 }
@@ -94,7 +99,10 @@ func NewMaster(cfg MasterConfig) (*Master, error) {
 		cfg.SyncTimeout = DefaultMessageSyncTimeout
 	}
 	if cfg.IdleTimeout <= 0 {
-		cfg.IdleTimeout = time.Minute
+		cfg.IdleTimeout = DefaultSyncIdleTimeout
+	}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = DefaultSyncMaxConnections
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
@@ -104,17 +112,20 @@ func NewMaster(cfg MasterConfig) (*Master, error) {
 		authLog: logLimit{interval: 10 * time.Second}}
 	m.slaveMessage.Store(-1)
 	m.slaveAction.Store(-1)
+	m.srv = remoting.NewServer(remoting.ServerConfig{
+		Addr:           cfg.Addr,
+		Logger:         cfg.Logger.Named("sync-server"),
+		IdleTimeout:    cfg.IdleTimeout,
+		MaxConnections: cfg.MaxConnections,
+		MaxFrameSize:   syncMaxFrameSize,
+		MemoryBudget:   syncMemoryBudget,
+		OnBadFrame:     func(net.Addr, error) { m.metrics.refused.WithLabelValues("bad_frame").Inc() },
+	})
 	metrics, err := newMasterMetrics(cfg.Registerer, m)
 	if err != nil {
 		return nil, err
 	}
 	m.metrics = metrics
-	m.srv = remoting.NewServer(remoting.ServerConfig{
-		Addr:        cfg.Addr,
-		Logger:      cfg.Logger.Named("sync-server"),
-		IdleTimeout: cfg.IdleTimeout,
-		OnBadFrame:  func(net.Addr, error) { m.metrics.refused.WithLabelValues("bad_frame").Inc() },
-	})
 	m.srv.Handle(protocol.CodeSyncLogRequest, remoting.HandlerFunc(m.serveSyncLog))
 	m.srv.Handle(protocol.CodeSyncCheckpointRequest, remoting.HandlerFunc(m.serveCheckpoint))
 	m.srv.Handle(protocol.CodeSyncAuth, remoting.HandlerFunc(m.serveAuth))

@@ -61,6 +61,9 @@ func newMasterMetrics(reg prometheus.Registerer, m *Master) (*masterMetrics, err
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "qmq_replication_wait_slave_wrote_waiting",
 			Help: "Callers of WaitSlaveWrote waiting for the slave."},
 			func() float64 { return float64(m.waiters.waiting.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "qmq_replication_sync_connections_refused_total",
+			Help: "Connections to sync.port closed at once because sync.max.connections were open."},
+			func() float64 { return float64(m.srv.Stats().Refused) }),
 	}
 	if reg == nil {
 		return x, nil

@@ -1,0 +1,85 @@
+package netlimits
+
+import (
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/qmq-go/qmq/conf"
+	"github.com/qmq-go/qmq/internal/httpguard"
+	"github.com/qmq-go/qmq/protocol/remoting"
+)
+
+// DefaultIdleTimeout is tcp.idle.timeout.ms: far above every periodic
+// request of QMQ peers (consumer heartbeats and broker heartbeats every
+// 10 s, route refreshes every 60 s); a request in flight, such as a long
+// poll, keeps a connection open whatever its length.
+const DefaultIdleTimeout = 5 * time.Minute
+
+// Settings are the limits of a service's TCP (QMQ protocol) and HTTP ports.
+type Settings struct {
+	MaxConnections     int           // max.connections: TCP port
+	IdleTimeout        time.Duration // tcp.idle.timeout.ms: 0 = never
+	FrameReadTimeout   time.Duration // frame.read.timeout.ms
+	MemoryBudget       int64         // frame.memory.budget.bytes
+	HTTPMaxConnections int           // http.max.connections
+}
+
+// Read reads the limit keys; maxFrameSize is the port's max.frame.size:
+// the memory budget defaults to four such frames and may not be smaller
+// than one.
+func Read(r *conf.Reader, maxFrameSize int) Settings {
+	frame := int64(max(maxFrameSize, 1<<10))
+	return Settings{
+		MaxConnections:     r.Int("max.connections", remoting.DefaultMaxConnections, 1, 1_000_000),
+		IdleTimeout:        r.Millis("tcp.idle.timeout.ms", DefaultIdleTimeout, 0, 24*time.Hour),
+		FrameReadTimeout:   r.Millis("frame.read.timeout.ms", remoting.DefaultFrameReadTimeout, 10*time.Millisecond, time.Hour),
+		MemoryBudget:       r.Int64("frame.memory.budget.bytes", 4*frame, frame, 1<<40),
+		HTTPMaxConnections: r.Int("http.max.connections", httpguard.DefaultMaxConnections, 1, 1_000_000),
+	}
+}
+
+// Apply sets the TCP limits of cfg.
+func (s Settings) Apply(cfg *remoting.ServerConfig) {
+	cfg.MaxConnections = s.MaxConnections
+	cfg.IdleTimeout = s.IdleTimeout
+	cfg.FrameReadTimeout = s.FrameReadTimeout
+	cfg.MemoryBudget = s.MemoryBudget
+}
+
+// HTTP is the httpguard configuration of the HTTP port.
+func (s Settings) HTTP(log hclog.Logger) httpguard.Config {
+	return httpguard.Config{MaxConnections: s.HTTPMaxConnections, Logger: log}
+}
+
+// Collectors export the limits' counters of tcp and, if not nil, http
+// as <prefix>_tcp_… and <prefix>_http_… series.
+func Collectors(prefix string, tcp *remoting.Server, http *httpguard.Listener) []prometheus.Collector {
+	counter := func(name, help string, f func(remoting.ServerStats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: prefix + name, Help: help},
+			func() float64 { return float64(f(tcp.Stats())) })
+	}
+	cs := []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: prefix + "_tcp_connections", Help: "Connections open on the TCP port."},
+			func() float64 { return float64(tcp.Stats().Connections) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: prefix + "_tcp_frame_buffered_bytes", Help: "Request body bytes held (read or being read, not yet served), bounded by frame.memory.budget.bytes."},
+			func() float64 { return float64(tcp.Stats().BufferedBytes) }),
+		counter("_tcp_connections_refused_total", "TCP connections closed at once because max.connections were open.",
+			func(s remoting.ServerStats) uint64 { return s.Refused }),
+		counter("_tcp_idle_closed_total", "TCP connections closed after tcp.idle.timeout.ms without a request.",
+			func(s remoting.ServerStats) uint64 { return s.IdleClosed }),
+		counter("_tcp_frame_timeouts_total", "TCP connections closed because a frame did not arrive within frame.read.timeout.ms.",
+			func(s remoting.ServerStats) uint64 { return s.FrameTimeouts }),
+		counter("_tcp_frame_budget_refused_total", "TCP connections closed because their frame found no room in frame.memory.budget.bytes in time.",
+			func(s remoting.ServerStats) uint64 { return s.BudgetRefused }),
+	}
+	if http != nil {
+		cs = append(cs,
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: prefix + "_http_connections_refused_total", Help: "HTTP connections answered 503 because http.max.connections were open."},
+				func() float64 { return float64(http.Refused()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: prefix + "_http_connections", Help: "Connections open on the HTTP port."},
+				func() float64 { return float64(http.Open()) }))
+	}
+	return cs
+}
