@@ -24,6 +24,8 @@ type Settings struct {
 	FrameReadTimeout   time.Duration // frame.read.timeout.ms
 	MemoryBudget       int64         // frame.memory.budget.bytes
 	HTTPMaxConnections int           // http.max.connections
+	HTTPReadTimeout    time.Duration // http.read.timeout.ms: a whole request, body included
+	HTTPIdleTimeout    time.Duration // http.idle.timeout.ms: a keep-alive connection between requests
 }
 
 // Read reads the limit keys; maxFrameSize is the port's max.frame.size:
@@ -37,6 +39,8 @@ func Read(r *conf.Reader, maxFrameSize int) Settings {
 		FrameReadTimeout:   r.Millis("frame.read.timeout.ms", remoting.DefaultFrameReadTimeout, 10*time.Millisecond, time.Hour),
 		MemoryBudget:       r.Int64("frame.memory.budget.bytes", 4*frame, frame, 1<<40),
 		HTTPMaxConnections: r.Int("http.max.connections", httpguard.DefaultMaxConnections, 1, 1_000_000),
+		HTTPReadTimeout:    r.Millis("http.read.timeout.ms", httpguard.DefaultReadTimeout, 100*time.Millisecond, time.Hour),
+		HTTPIdleTimeout:    r.Millis("http.idle.timeout.ms", httpguard.DefaultIdleTimeout, 100*time.Millisecond, time.Hour),
 	}
 }
 
@@ -50,7 +54,10 @@ func (s Settings) Apply(cfg *remoting.ServerConfig) {
 
 // HTTP is the httpguard configuration of the HTTP port.
 func (s Settings) HTTP(log hclog.Logger) httpguard.Config {
-	return httpguard.Config{MaxConnections: s.HTTPMaxConnections, Logger: log}
+	// The header timeout is the request's when that is shorter: a client
+	// must not get longer for its headers than for its whole request.
+	return httpguard.Config{MaxConnections: s.HTTPMaxConnections, Logger: log, ReadTimeout: s.HTTPReadTimeout,
+		ReadHeaderTimeout: min(s.HTTPReadTimeout, httpguard.DefaultReadHeaderTimeout), IdleTimeout: s.HTTPIdleTimeout}
 }
 
 // Collectors export the limits' counters of tcp and, if not nil, http

@@ -3,6 +3,7 @@ package attack
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
@@ -25,6 +26,7 @@ var shortTimeouts = []string{
 	"QMQ_FRAME_READ_TIMEOUT_MS=2000", // a frame's body must arrive within this once its header has
 	"QMQ_HTTP_IDLE_TIMEOUT_MS=3000",  // HTTP keep-alives
 	"QMQ_HTTP_READ_TIMEOUT_MS=2000",  // an HTTP request, body included
+	"QMQ_SYNC_IDLE_TIMEOUT_MS=3000",  // sync.port
 }
 
 func sortedKeys(m map[string]int) []string {
@@ -40,11 +42,18 @@ func sortedKeys(m map[string]int) []string {
 func garbage() map[string][]byte {
 	random := make([]byte, 64<<10)
 	_, _ = rand.Read(random)
-	negative := []byte{0x80, 0, 0, 0, 0, 18} // total length < 0
-	tiny := []byte{0, 0, 0, 1, 0, 18}        // total too short for a header
-	badMagic := protocol.AppendFrameHeader(nil, protocol.Header{Code: protocol.CodeSendMessage, Flag: 0}, 10)
+	// prefix is a frame's first ten bytes, the most a server reads before
+	// judging a frame: total length, header size and the magic number.
+	prefix := func(total uint32, headerSize uint16) []byte {
+		b := binary.BigEndian.AppendUint32(nil, total)
+		b = binary.BigEndian.AppendUint16(b, headerSize)
+		return binary.BigEndian.AppendUint32(b, protocol.Magic)
+	}
+	negative := prefix(0x80000000, protocol.HeaderSize)
+	tiny := prefix(1, protocol.HeaderSize)
+	badMagic := protocol.AppendFrameHeader(nil, protocol.Header{Code: protocol.CodeSendMessage}, 10)
 	badMagic[6] ^= 0xff
-	hugeHeader := []byte{0, 0, 0, 100, 0x7f, 0xff} // header size beyond the frame
+	hugeHeader := prefix(100, 0x7fff)
 	return map[string][]byte{
 		"random bytes":       random,
 		"an HTTP request":    []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
@@ -53,7 +62,7 @@ func garbage() map[string][]byte {
 		"a tiny length":      tiny,
 		"a bad magic":        badMagic,
 		"a huge header size": hugeHeader,
-		"a declared 2 GiB":   {0x7f, 0xff, 0xff, 0xff, 0, 18},
+		"a declared 2 GiB":   prefix(0x7fffffff, protocol.HeaderSize),
 	}
 }
 

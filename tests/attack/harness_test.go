@@ -59,8 +59,8 @@ func (tg *target) endpoint() string {
 
 // tcpPorts are the ports that speak QMQ's binary protocol.
 func (tg *target) tcpPorts() map[string]int {
-	return map[string]int{"metaserver tcp": tg.metaTCP, "broker": tg.broker, "broker sync": tg.sync,
-		"slave broker": tg.slave, "slave sync": tg.slaveSync}
+	// A slave serves no sync port until it becomes the master.
+	return map[string]int{"metaserver tcp": tg.metaTCP, "broker": tg.broker, "broker sync": tg.sync, "slave broker": tg.slave}
 }
 
 // httpPorts are the HTTP ports.
@@ -159,8 +159,26 @@ func startTarget(t *testing.T, env ...string) *target {
 	case <-time.After(60 * time.Second):
 		t.Fatalf("qmq dev did not serve within 60s:\n%s", tg.log.String())
 	}
-	// The slave has caught up once the master answers a wait.slave.wrote send;
-	// the round trip below proves both.
+	// The broker registers after the banner: a send answered (the master
+	// waits for the slave) says both are serving.
+	p, err := client.NewProducer(context.Background(), tg.endpoint())
+	if err != nil {
+		t.Fatalf("producer: %v", err)
+	}
+	defer p.Close(context.Background())
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := p.Send(ctx, p.NewMessage("attack.warmup"))
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no send answered within 60s of the start: %v\n%s", err, tg.log.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	return tg
 }
 
