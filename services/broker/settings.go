@@ -80,10 +80,45 @@ type FailoverSettings struct {
 	ConsulKeyPrefix string // failover.consul.key.prefix: the lock is <prefix><group>/master (default qmq/broker/)
 }
 
-func loadSettings(dir string, l conf.Lookup) (Settings, error) {
+// loadSettings reads broker.properties with overrides. The report lists the
+// file's keys that no setting reads, for the caller to log; an unknown --set
+// key is an error.
+func loadSettings(dir string, l conf.Lookup) (Settings, conf.KeyReport, error) {
+	s, r, err := readSettings(dir, l)
+	if err != nil {
+		return Settings{}, conf.KeyReport{}, err
+	}
+	report, err := conf.CheckKeys(l.Overrides, r)
+	if err != nil {
+		return Settings{}, conf.KeyReport{}, fmt.Errorf("invalid configuration for the broker:\n%w", err)
+	}
+	return s, report, nil
+}
+
+// ignoredKeys are keys of QMQ's broker.properties (and of its delay
+// server's, often copied from it) that this broker accepts without effect.
+var ignoredKeys = map[string]string{
+	"action.checkpoint.interval":                      "QMQ reads it but does not use it either; message.checkpoint.interval and checkpoint.min.interval.ms pace checkpoints",
+	"slave.server.http.port":                          "the slave's HTTP port for the backup server, which qmq-go has not yet; broker.http.port serves /health and /metrics",
+	"smt.enable":                                      "QMQ's sorted message table is not implemented; the consumer logs serve pulls",
+	"smt.retention.hours":                             "QMQ's sorted message table is not implemented",
+	"consumerlog.v2.enable":                           "one consumer-log format only",
+	"memtable.max_active":                             "QMQ's sorted message table is not implemented",
+	"memtable.max_reserved":                           "QMQ's sorted message table is not implemented",
+	"log_dispatcher.pause.millis":                     "the dispatcher is not a polling thread here",
+	"query.max.threads":                               "the backup query API is not implemented",
+	"Receiver.RejectIllegalSubject":                   "subjects are always checked (and routes, with subject.route.check.enable)",
+	"PullMessageProcessor.AllowNonPositiveRequestNum": "a pull must ask for at least one message",
+	"ConsumerStatusChecker.SkipCheckDuringOffline":    "subscriber.offline.timeout.ms governs silent consumers",
+	"dispatch.sync.timeout.ms":                        "a delay-server key; the delay server is not implemented",
+	"dispatch.log.keep.hour":                          "a delay-server key; the delay server is not implemented",
+	"segment.scale.minute":                            "a delay-server key; the delay server is not implemented",
+}
+
+func readSettings(dir string, l conf.Lookup) (Settings, *conf.Reader, error) {
 	f, err := conf.LoadFile(dir, FileBroker)
 	if err != nil {
-		return Settings{}, err
+		return Settings{}, nil, err
 	}
 	r := conf.NewReader(f, l)
 	s := Settings{
@@ -130,27 +165,30 @@ func loadSettings(dir string, l conf.Lookup) (Settings, error) {
 		ConsulKeyPrefix:  r.String("failover.consul.key.prefix", "qmq/broker/"),
 	}
 	s.Store = storage.ReadConfig(r)
+	for k, note := range ignoredKeys {
+		r.Ignore(k, note)
+	}
 	if err := r.Err(); err != nil {
-		return Settings{}, fmt.Errorf("invalid configuration in %s:\n%w", f.Path, err)
+		return Settings{}, nil, fmt.Errorf("invalid configuration in %s:\n%w", f.Path, err)
 	}
 	if s.ForeverTimeout < s.OfflineTimeout {
-		return Settings{}, fmt.Errorf("%s: subscriber.forever.offline.timeout.ms (%v) is shorter than subscriber.offline.timeout.ms (%v): a consumer is dropped for good only after it has been offline; raise it (QMQ: 2 days)",
+		return Settings{}, nil, fmt.Errorf("%s: subscriber.forever.offline.timeout.ms (%v) is shorter than subscriber.offline.timeout.ms (%v): a consumer is dropped for good only after it has been offline; raise it (QMQ: 2 days)",
 			f.Path, s.ForeverTimeout, s.OfflineTimeout)
 	}
 	if s.SubEnvIsolation && s.SubEnvRulesURL == "" {
-		return Settings{}, errors.New(f.Path + ": sub_env_isolation_filter.enable=true needs sub_env_isolation_filter.rules_url: the http(s) URL (or file) of the JSON rules saying which sub-environment's messages each consumer group takes")
+		return Settings{}, nil, errors.New(f.Path + ": sub_env_isolation_filter.enable=true needs sub_env_isolation_filter.rules_url: the http(s) URL (or file) of the JSON rules saying which sub-environment's messages each consumer group takes")
 	}
 	if s.Failover.Enable && !s.WaitSlaveWrote {
-		return Settings{}, errors.New(f.Path + ": failover.enable=true needs wait.slave.wrote=true (a slave may take over only when it has every acknowledged message): set wait.slave.wrote=true on both brokers of the group, or failover.enable=false")
+		return Settings{}, nil, errors.New(f.Path + ": failover.enable=true needs wait.slave.wrote=true (a slave may take over only when it has every acknowledged message): set wait.slave.wrote=true on both brokers of the group, or failover.enable=false")
 	}
 	if h := s.Failover.ConsulHealthTTL; h > 0 && h < time.Second {
-		return Settings{}, fmt.Errorf("%s: failover.consul.check.ttl.ms=%d is below 1000: the master passes the check every third of it and a missed pass frees its lock, so a short TTL makes the lease flap; use 1000 or more (default 3000), or 0 for the session TTL only",
+		return Settings{}, nil, fmt.Errorf("%s: failover.consul.check.ttl.ms=%d is below 1000: the master passes the check every third of it and a missed pass frees its lock, so a short TTL makes the lease flap; use 1000 or more (default 3000), or 0 for the session TTL only",
 			f.Path, h.Milliseconds())
 	}
 	if s.MetaEndpoint == "" {
-		return Settings{}, errors.New(f.Path + ": meta.server.endpoint is required: the metaserver's discovery URL, e.g. meta.server.endpoint=http://<metaserver>:8080/meta/address")
+		return Settings{}, nil, errors.New(f.Path + ": meta.server.endpoint is required: the metaserver's discovery URL, e.g. meta.server.endpoint=http://<metaserver>:8080/meta/address")
 	}
-	return s, nil
+	return s, r, nil
 }
 
 // envOr reads an environment variable through the lookup's Env (tests
