@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/qmq-go/qmq/conf"
+	"github.com/qmq-go/qmq/consul"
 	"github.com/qmq-go/qmq/services/replication"
 	"github.com/qmq-go/qmq/storage"
 )
@@ -48,6 +49,9 @@ type Settings struct {
 	ConsulAddress string // consul.address; "" = CONSUL_HTTP_ADDR; both empty = no registration
 	ConsulToken   string // consul.token; "" = CONSUL_HTTP_TOKEN
 	ConsulService string // consul.service.name, default qmq-broker
+	// ConsulDeregisterAfter is consul.deregister.critical.after.ms: the agent
+	// removes the registration (and the lease's qmq-lock check) once critical this long.
+	ConsulDeregisterAfter time.Duration
 
 	// Replication (QMQ's keys; see replica.go).
 	WaitSlaveWrote       bool          // wait.slave.wrote: answer a send only once the slave has written it
@@ -122,30 +126,32 @@ func readSettings(dir string, l conf.Lookup) (Settings, *conf.Reader, error) {
 	}
 	r := conf.NewReader(f, l)
 	s := Settings{
-		MetaEndpoint:         r.String("meta.server.endpoint", ""),
-		Port:                 r.Int("broker.port", 20881, 0, 65535),
-		SyncPort:             r.Int("sync.port", 20882, 0, 65535),
-		HTTPPort:             r.Int("broker.http.port", 8081, -1, 65535),
-		BindHost:             r.String("broker.bind.host", ""),
-		AdvertiseIP:          r.String("broker.advertise.ip", ""),
-		MaxMessageSize:       r.Int("max.message.size", 4<<20, 1<<10, 64<<20),
-		MaxFrameSize:         r.Int("max.frame.size", 64<<20, 1<<16, 64<<20),
-		RetryDelay:           r.Seconds("message.retry.delay.seconds", 5*time.Second, 0, 24*time.Hour),
-		RetryLimit:           r.Int("put_need_retry_message.limiter", 50, 1, 1_000_000),
-		OfflineTimeout:       r.Millis("subscriber.offline.timeout.ms", 3*time.Minute, 100*time.Millisecond, 7*24*time.Hour),
-		HeartbeatInterval:    r.Millis("broker.heartbeat.interval.ms", 10*time.Second, 10*time.Millisecond, 10*time.Minute),
-		MetaRetry:            r.Millis("meta.retry.interval.ms", 5*time.Second, 10*time.Millisecond, 10*time.Minute),
-		ForeverTimeout:       r.Millis("subscriber.forever.offline.timeout.ms", 48*time.Hour, 100*time.Millisecond, 365*24*time.Hour),
-		RouteCheck:           r.Bool("subject.route.check.enable", true),
-		RouteRefresh:         r.Millis("subject.route.refresh.ms", time.Minute, 100*time.Millisecond, time.Hour),
-		RouteNegativeTTL:     r.Millis("subject.route.negative.ttl.ms", time.Second, 0, 10*time.Minute),
-		RouteTimeout:         r.Millis("subject.route.timeout.ms", time.Second, 10*time.Millisecond, 30*time.Second),
-		SubEnvIsolation:      r.Bool("sub_env_isolation_filter.enable", false),
-		SubEnvRulesURL:       r.String("sub_env_isolation_filter.rules_url", ""),
-		SubEnvReload:         r.Seconds("sub_env_isolation_filter.reload.seconds", 30*time.Second, time.Second, 24*time.Hour),
-		ConsulAddress:        r.HostPort("consul.address", envOr(l, "CONSUL_HTTP_ADDR")),
-		ConsulToken:          r.String("consul.token", envOr(l, "CONSUL_HTTP_TOKEN")),
-		ConsulService:        r.String("consul.service.name", "qmq-broker"),
+		MetaEndpoint:      r.String("meta.server.endpoint", ""),
+		Port:              r.Int("broker.port", 20881, 0, 65535),
+		SyncPort:          r.Int("sync.port", 20882, 0, 65535),
+		HTTPPort:          r.Int("broker.http.port", 8081, -1, 65535),
+		BindHost:          r.String("broker.bind.host", ""),
+		AdvertiseIP:       r.String("broker.advertise.ip", ""),
+		MaxMessageSize:    r.Int("max.message.size", 4<<20, 1<<10, 64<<20),
+		MaxFrameSize:      r.Int("max.frame.size", 64<<20, 1<<16, 64<<20),
+		RetryDelay:        r.Seconds("message.retry.delay.seconds", 5*time.Second, 0, 24*time.Hour),
+		RetryLimit:        r.Int("put_need_retry_message.limiter", 50, 1, 1_000_000),
+		OfflineTimeout:    r.Millis("subscriber.offline.timeout.ms", 3*time.Minute, 100*time.Millisecond, 7*24*time.Hour),
+		HeartbeatInterval: r.Millis("broker.heartbeat.interval.ms", 10*time.Second, 10*time.Millisecond, 10*time.Minute),
+		MetaRetry:         r.Millis("meta.retry.interval.ms", 5*time.Second, 10*time.Millisecond, 10*time.Minute),
+		ForeverTimeout:    r.Millis("subscriber.forever.offline.timeout.ms", 48*time.Hour, 100*time.Millisecond, 365*24*time.Hour),
+		RouteCheck:        r.Bool("subject.route.check.enable", true),
+		RouteRefresh:      r.Millis("subject.route.refresh.ms", time.Minute, 100*time.Millisecond, time.Hour),
+		RouteNegativeTTL:  r.Millis("subject.route.negative.ttl.ms", time.Second, 0, 10*time.Minute),
+		RouteTimeout:      r.Millis("subject.route.timeout.ms", time.Second, 10*time.Millisecond, 30*time.Second),
+		SubEnvIsolation:   r.Bool("sub_env_isolation_filter.enable", false),
+		SubEnvRulesURL:    r.String("sub_env_isolation_filter.rules_url", ""),
+		SubEnvReload:      r.Seconds("sub_env_isolation_filter.reload.seconds", 30*time.Second, time.Second, 24*time.Hour),
+		ConsulAddress:     r.HostPort("consul.address", envOr(l, "CONSUL_HTTP_ADDR")),
+		ConsulToken:       r.String("consul.token", envOr(l, "CONSUL_HTTP_TOKEN")),
+		ConsulService:     r.String("consul.service.name", "qmq-broker"),
+		ConsulDeregisterAfter: r.Millis("consul.deregister.critical.after.ms", consul.DefaultDeregisterCriticalAfter,
+			consul.MinDeregisterCriticalAfter, 7*24*time.Hour),
 		WaitSlaveWrote:       r.Bool("wait.slave.wrote", false),
 		SlaveWroteTimeout:    r.Millis("wait.slave.wrote.timeout.ms", 3*time.Second, 10*time.Millisecond, 10*time.Minute),
 		ReceiveQueueSize:     r.Int("receive.queue.size", 50000, 1, 10_000_000),

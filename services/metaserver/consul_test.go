@@ -37,6 +37,15 @@ func TestConsulRegistrationAndDiscovery(t *testing.T) {
 	if got, want := entries[0].Service.Meta["tcp_port"], fmt.Sprint(h.srv.TCPAddr().(*net.TCPAddr).Port); got != want {
 		t.Fatalf("service meta tcp_port = %q, want %q", got, want)
 	}
+	// The default consul.deregister.critical.after.ms: a killed metaserver
+	// leaves the catalog 3 minutes after its check went critical.
+	checks, err := client.Agent().Checks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch := checks["service:"+entries[0].Service.ID+":http"]; ch == nil || ch.Definition.DeregisterCriticalServiceAfterDuration != 3*time.Minute {
+		t.Errorf("the HTTP check: %+v; want DeregisterCriticalServiceAfter 3m", ch)
+	}
 
 	dns := fmt.Sprintf("127.0.0.1:%d", agent.Config.Ports.DNS)
 	r := &consul.Resolver{DNSAddr: dns, HTTPAddr: "127.0.0.1:1"} // HTTP fallback disabled: DNS must answer

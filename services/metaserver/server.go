@@ -265,6 +265,8 @@ func (s *Server) registerConsul(ctx context.Context) func(context.Context) error
 		Tags:      []string{"qmq", "metaserver"},
 		Meta:      map[string]string{"tcp_port": strconv.Itoa(tcpPort)},
 		CheckHTTP: fmt.Sprintf("http://%s/health", net.JoinHostPort(ip, strconv.Itoa(port))),
+
+		DeregisterCriticalAfter: s.settings.ConsulDeregisterAfter,
 	}
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

@@ -10,6 +10,7 @@ import (
 	"unicode"
 
 	"github.com/qmq-go/qmq/conf"
+	"github.com/qmq-go/qmq/consul"
 	"github.com/qmq-go/qmq/services/metaserver/store"
 )
 
@@ -36,6 +37,9 @@ type Settings struct {
 	ConsulAddress string // consul.address (ours); "" = CONSUL_HTTP_ADDR; both empty = no registration
 	ConsulToken   string // consul.token (ours)
 	ConsulService string // consul.service.name (ours), default qmq-metaserver
+	// ConsulDeregisterAfter is consul.deregister.critical.after.ms (ours): the
+	// agent removes the registration once its check is critical this long.
+	ConsulDeregisterAfter time.Duration
 
 	JDBCURL      string // datasource.properties jdbc.url; "" = embedded SQLite
 	JDBCUser     string
@@ -135,6 +139,8 @@ func readSettings(r, dr *conf.Reader) Settings {
 		ConsulAddress: r.HostPort("consul.address", os.Getenv("CONSUL_HTTP_ADDR")),
 		ConsulToken:   r.String("consul.token", os.Getenv("CONSUL_HTTP_TOKEN")),
 		ConsulService: r.String("consul.service.name", "qmq-metaserver"),
+		ConsulDeregisterAfter: r.Millis("consul.deregister.critical.after.ms", consul.DefaultDeregisterCriticalAfter,
+			consul.MinDeregisterCriticalAfter, 7*24*time.Hour),
 	}
 	s.JDBCURL = dr.String("jdbc.url", "")
 	s.JDBCUser = dr.String("jdbc.username", "")
