@@ -2,7 +2,6 @@ package consul
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
@@ -11,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+
+	"github.com/qmq-go/qmq/consul/consultest"
 )
 
 // TestCriticalServicesReaped: against a real agent, a registration whose
@@ -25,7 +26,8 @@ func TestCriticalServicesReaped(t *testing.T) {
 	c := apiClient(t, a.HTTPAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cfg := Config{Address: a.HTTPAddr, Logger: testLogger(t)}
+	rec := consultest.NewRecorder(t, a.HTTPAddr)
+	cfg := Config{Address: rec.Addr, Logger: testLogger(t)}
 
 	// An instance that is up: its TCP check passes.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -50,8 +52,8 @@ func TestCriticalServicesReaped(t *testing.T) {
 	}
 	defer svc.Deregister(context.Background())
 	waitHealth(t, c, "qmq-reap-test", true, "qmq-reap-test passing", func(es []*api.ServiceEntry) bool { return len(es) == 1 })
-	if got := deregisterAfter(t, a.HTTPAddr, "service:"+svc.ID()+":tcp"); got != "1m0s" {
-		t.Errorf("the TCP check's DeregisterCriticalServiceAfter = %q, want 1m0s", got)
+	if chs := consultest.Checks(rec.Registrations(svc.ID())); len(chs) != 1 || chs[0].TCP == "" || chs[0].DeregisterCriticalServiceAfter != "1m0s" {
+		t.Errorf("checks sent: %+v; want a TCP check with DeregisterCriticalServiceAfter 1m0s", chs)
 	}
 
 	// Update in place: the new tags, the same ID, the check still passing.
@@ -73,8 +75,8 @@ func TestCriticalServicesReaped(t *testing.T) {
 	if _, err := l.Acquire(ctx, []byte("holder")); err != nil {
 		t.Fatal(err)
 	}
-	if got := deregisterAfter(t, a.HTTPAddr, l.checkID); got != "1m0s" {
-		t.Errorf("the lock check's DeregisterCriticalServiceAfter = %q, want 1m0s", got)
+	if chs := consultest.Checks(rec.Registrations(l.serviceID)); len(chs) != 1 || chs[0].TTL == "" || chs[0].DeregisterCriticalServiceAfter != "1m0s" {
+		t.Errorf("the lock's checks sent: %+v; want a TTL check with DeregisterCriticalServiceAfter 1m0s", chs)
 	}
 
 	ln.Close() // the instance dies; nobody deregisters it
@@ -94,26 +96,4 @@ func TestCriticalServicesReaped(t *testing.T) {
 		}
 		t.Logf("service %s removed by the agent %s after its instance died", id, time.Since(killed).Round(time.Second))
 	}
-}
-
-// deregisterAfter reads a check's DeregisterCriticalServiceAfter back from
-// the agent (GET /v1/agent/checks, the check's Definition).
-func deregisterAfter(t *testing.T, httpAddr, checkID string) string {
-	t.Helper()
-	resp, err := http.Get("http://" + httpAddr + "/v1/agent/checks")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]struct {
-		Definition struct{ DeregisterCriticalServiceAfter string }
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		t.Fatalf("decode /v1/agent/checks: %v", err)
-	}
-	ch, ok := out[checkID]
-	if !ok {
-		t.Fatalf("no check %s among %d", checkID, len(out))
-	}
-	return ch.Definition.DeregisterCriticalServiceAfter
 }
