@@ -94,3 +94,85 @@ func TestWatchSeesChangesAndHUP(t *testing.T) {
 		t.Fatalf("reloads = %d, want 2 (one file change, one HUP)", n.Load())
 	}
 }
+
+// Keys nobody reads are reported with the nearest known key; keys another
+// file of the component reads are pointed there; declared-ignored keys are
+// reported as such; an unknown --set key is an error; the environment is
+// not checked.
+func TestCheckKeys(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "broker.properties", "broker.port=1\nbrokr.port=2\n# comment\nWait.Slave.Wrote=true\njdbc.url=x\naction.checkpoint.interval=5\nzzz.totally.different=1\n")
+	write(t, dir, "datasource.properties", "jdbc.url=y\njdbc.driverClassName=com.mysql.jdbc.Driver\n")
+	bf, _ := LoadFile(dir, "broker.properties")
+	df, _ := LoadFile(dir, "datasource.properties")
+	noEnv := func(string) (string, bool) { return "", false }
+	o := Overrides{"broker.port": "3", "sync.prot": "4"}
+	r := NewReader(bf, Lookup{Overrides: o, Env: noEnv})
+	r.Int("broker.port", 0, 0, 65535)
+	r.Int("sync.port", 0, 0, 65535)
+	r.Bool("wait.slave.wrote", false)
+	r.Ignore("action.checkpoint.interval", "unused in QMQ too")
+	dr := NewReader(df, Lookup{Overrides: o, Env: noEnv})
+	dr.String("jdbc.url", "")
+	dr.Ignore("jdbc.driverClassName", "the driver is built in")
+
+	rep, err := CheckKeys(o, r, dr)
+	bp := filepath.Join(dir, "broker.properties")
+	var got []string
+	for _, u := range rep.Unknown {
+		got = append(got, u.String())
+	}
+	want := []string{
+		bp + ": unknown key 'brokr.port' (did you mean 'broker.port'?)",
+		bp + ": unknown key 'Wait.Slave.Wrote' (did you mean 'wait.slave.wrote'?)",
+		bp + ": unknown key 'jdbc.url' (it belongs in datasource.properties)",
+		bp + ": unknown key 'zzz.totally.different'",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("unknown keys:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if len(rep.Ignored) != 2 || rep.Ignored[0].Key != "action.checkpoint.interval" || rep.Ignored[1].Key != "jdbc.driverClassName" ||
+		!strings.Contains(rep.Ignored[1].String(), "the driver is built in") {
+		t.Errorf("ignored keys: %+v", rep.Ignored)
+	}
+	if err == nil || err.Error() != "--set: unknown key 'sync.prot' (did you mean 'sync.port'?): fix or remove it" {
+		t.Errorf("--set error: %v", err)
+	}
+	// Every key known: nothing to say.
+	write(t, dir, "ok.properties", "broker.port=1\n")
+	f, _ := LoadFile(dir, "ok.properties")
+	r = NewReader(f, Lookup{Env: noEnv})
+	r.Int("broker.port", 0, 0, 65535)
+	if rep, err := CheckKeys(nil, r); err != nil || len(rep.Unknown)+len(rep.Ignored) != 0 {
+		t.Errorf("clean file: %+v %v", rep, err)
+	}
+}
+
+func TestNearest(t *testing.T) {
+	known := []string{"broker.port", "sync.port", "broker.http.port", "meta.server.endpoint", "wait.slave.wrote"}
+	for key, want := range map[string]string{
+		"brokr.port":          "broker.port",
+		"broker.prot":         "broker.port",
+		"BROKER.PORT":         "broker.port",
+		"meta.server.endpont": "meta.server.endpoint",
+		"sync_port":           "sync.port",
+		"wait.slave.write":    "wait.slave.wrote",
+		"something.else":      "",
+		"x":                   "",
+	} {
+		if got := Nearest(key, known); got != want {
+			t.Errorf("Nearest(%q) = %q, want %q", key, got, want)
+		}
+	}
+}
+
+func TestLine(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "t.properties", "# comment\n\nfirst=1\nlong=a\\\n  b\n<token 1>=ops\n  indented : x\n")
+	f, _ := LoadFile(dir, "t.properties")
+	for key, want := range map[string]int{"first": 3, "long": 4, "<token": 6, "indented": 7, "absent": 0} {
+		if got := f.Line(key); got != want {
+			t.Errorf("Line(%q) = %d, want %d", key, got, want)
+		}
+	}
+}

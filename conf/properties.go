@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/magiconair/properties"
 )
@@ -19,6 +20,7 @@ type File struct {
 	Exists bool
 	values map[string]string
 	keys   []string // in file order
+	data   []byte   // the file as read, for Line
 }
 
 // LoadFile reads dir/name. Java .properties syntax applies (key=value,
@@ -40,6 +42,7 @@ func LoadFile(dir, name string) (*File, error) {
 		return nil, fmt.Errorf("parse config file %s: %w", path, err)
 	}
 	f.Exists = true
+	f.data = data
 	for _, k := range p.Keys() {
 		v, _ := p.Get(k)
 		f.values[k] = v
@@ -72,4 +75,36 @@ func (f *File) SortedKeys() []string {
 	ks := f.Keys()
 	sort.Strings(ks)
 	return ks
+}
+
+// Line returns the 1-based line on which key is defined, 0 when not found
+// (for error messages that point the operator at the line to fix).
+func (f *File) Line(key string) int {
+	lines := strings.Split(string(f.data), "\n")
+	loader := &properties.Loader{Encoding: properties.UTF8, DisableExpansion: true}
+	for i := 0; i < len(lines); i++ {
+		start := i
+		logical := lines[i]
+		for continued(lines[i]) && i+1 < len(lines) { // a backslash continues the line
+			i++
+			logical += "\n" + lines[i]
+		}
+		t := strings.TrimSpace(logical)
+		if t == "" || t[0] == '#' || t[0] == '!' {
+			continue
+		}
+		if p, err := loader.LoadBytes([]byte(logical)); err == nil {
+			if _, ok := p.Get(key); ok {
+				return start + 1
+			}
+		}
+	}
+	return 0
+}
+
+// continued reports whether line ends in an odd number of backslashes.
+func continued(line string) bool {
+	line = strings.TrimRight(line, "\r")
+	n := len(line) - len(strings.TrimRight(line, "\\"))
+	return n%2 == 1
 }

@@ -12,9 +12,11 @@ import (
 // Reader reads typed values for the keys of one file, applying overrides, and
 // collects every invalid value so that start-up can report them all at once.
 type Reader struct {
-	file   *File
-	lookup Lookup
-	errs   []error
+	file    *File
+	lookup  Lookup
+	errs    []error
+	read    map[string]struct{} // every key asked for (CheckKeys)
+	ignored map[string]string   // keys accepted without effect -> why (Ignore)
 }
 
 // NewReader reads keys of f with the overrides of l.
@@ -22,6 +24,10 @@ func NewReader(f *File, l Lookup) *Reader { return &Reader{file: f, lookup: l} }
 
 // raw returns the value of key and a description of where it came from.
 func (r *Reader) raw(key string) (value, origin string, ok bool) {
+	if r.read == nil {
+		r.read = map[string]struct{}{}
+	}
+	r.read[key] = struct{}{}
 	if v, ok := r.lookup.Overrides[key]; ok {
 		return strings.TrimSpace(v), "--set " + key, true
 	}

@@ -32,15 +32,16 @@ import (
 // (plus LockDelay) after the last pass. The check belongs to a service of its
 // own (name LockServiceName, one per Lock), so that its going critical hides
 // nothing else registered on the node; the agent removes a service whose check
-// stayed critical for a minute. TTL() is then HealthTTL.
+// stayed critical for LockOptions.DeregisterCriticalAfter. TTL() is then HealthTTL.
 type Lock struct {
-	cfg       Config
-	key       string
-	ttl       time.Duration // the session's
-	lockDelay time.Duration
-	healthTTL time.Duration // 0: no health check
-	serviceID string        // the health check's service (with healthTTL)
-	checkID   string
+	cfg        Config
+	key        string
+	ttl        time.Duration // the session's
+	lockDelay  time.Duration
+	healthTTL  time.Duration // 0: no health check
+	deregAfter time.Duration // the check's DeregisterCriticalServiceAfter
+	serviceID  string        // the health check's service (with healthTTL)
+	checkID    string
 
 	client    *api.Client
 	transport *http.Transport
@@ -75,6 +76,10 @@ type LockOptions struct {
 	// HealthTTL, if positive, ties the session to a TTL health check passed
 	// by Acquire and Renew (see Lock); at most SessionTTL is used.
 	HealthTTL time.Duration
+	// DeregisterCriticalAfter: the agent removes the check's service once it
+	// has been critical this long (a killed holder's qmq-lock service does
+	// not stay critical forever); 0 = DefaultDeregisterCriticalAfter.
+	DeregisterCriticalAfter time.Duration
 }
 
 // NewLock prepares a lock on key; nothing is sent to Consul until Acquire.
@@ -89,7 +94,7 @@ func NewLock(cfg Config, key string, o LockOptions) (*Lock, error) {
 	}
 	key = strings.TrimPrefix(key, "/")
 	l := &Lock{cfg: cfg, key: key, ttl: max(o.SessionTTL, MinSessionTTL), lockDelay: max(o.LockDelay, time.Millisecond),
-		client: client, transport: tr, addr: displayAddr(addr)}
+		deregAfter: o.DeregisterCriticalAfter, client: client, transport: tr, addr: displayAddr(addr)}
 	if o.HealthTTL > 0 {
 		l.healthTTL = min(o.HealthTTL, l.ttl)
 		// One service per Lock: a holder's failed attempt or release removes
@@ -185,7 +190,7 @@ func (l *Lock) registerCheck(ctx context.Context) error {
 			Name:                           "qmq lock " + l.key + " holder",
 			TTL:                            l.healthTTL.String(),
 			Status:                         api.HealthPassing,
-			DeregisterCriticalServiceAfter: "1m",
+			DeregisterCriticalServiceAfter: DeregisterAfter(l.deregAfter),
 		},
 	}
 	if err := l.client.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{}.WithContext(ctx)); err != nil {
@@ -203,7 +208,7 @@ func (l *Lock) passCheck(ctx context.Context) error {
 }
 
 // deregisterCheck removes the lock's service (best effort: the agent
-// removes it a minute after its check went critical anyway).
+// removes it DeregisterCriticalAfter after its check went critical anyway).
 func (l *Lock) deregisterCheck() {
 	if l.healthTTL <= 0 {
 		return

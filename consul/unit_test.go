@@ -72,11 +72,17 @@ func TestRegistrationDefaults(t *testing.T) {
 	if a.ID != "qmq-metaserver-10.0.0.7-8080" {
 		t.Errorf("ID = %q", a.ID)
 	}
-	if a.Check == nil || a.Check.Interval != "5s" || a.Check.Timeout != "2s" || a.Check.DeregisterCriticalServiceAfter != "1m" {
-		t.Errorf("check = %+v", a.Check)
+	if len(a.Checks) != 1 || a.Checks[0].Interval != "5s" || a.Checks[0].Timeout != "2s" || a.Checks[0].DeregisterCriticalServiceAfter != "3m0s" {
+		t.Errorf("checks = %+v, want one HTTP check removing the service after 3m critical", a.Checks)
 	}
-	if (Registration{Name: "n", Port: 1}).agentRegistration().Check != nil {
-		t.Error("check registered without CheckHTTP")
+	if c := (Registration{Name: "n", Port: 1}).agentRegistration().Checks; len(c) != 0 {
+		t.Error("check registered without CheckHTTP or CheckTCP")
+	}
+	r.CheckTCP, r.DeregisterCriticalAfter = "10.0.0.7:20881", 10*time.Second
+	a = r.agentRegistration()
+	if len(a.Checks) != 2 || a.Checks[1].TCP != "10.0.0.7:20881" || a.Checks[1].CheckID != "service:qmq-metaserver-10.0.0.7-8080:tcp" ||
+		a.Checks[0].DeregisterCriticalServiceAfter != "1m0s" || a.Checks[1].DeregisterCriticalServiceAfter != "1m0s" {
+		t.Errorf("checks = %+v, want HTTP and TCP, removing the service after Consul's minimum, 1m", a.Checks)
 	}
 	if id := (Registration{Name: "n", ID: "custom", Port: 1}).serviceID(); id != "custom" {
 		t.Errorf("explicit ID ignored: %q", id)

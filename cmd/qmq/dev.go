@@ -8,11 +8,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -42,6 +44,7 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 	syncPort := fs.Int("sync-port", 0, "broker sync port (sync.port); 0 = broker port + 1")
 	httpPort := fs.Int("broker-http-port", 0, "broker /health and /metrics port (broker.http.port); 0 = broker port + 2")
 	withSlave := fs.Bool("slave", false, "also run the group's slave (ports: broker port + 10, + 11 sync, + 12 http), with wait.slave.wrote=true")
+	bind := fs.String("bind", "127.0.0.1", "IP address every port listens on (meta.server.bind.host, broker.bind.host); 0.0.0.0 opens them to other machines, with the admin token as the only guard")
 	logLevel := fs.String("log-level", "info", "trace, debug, info, warn or error")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (performance work)")
 	if err := fs.Parse(args); err != nil {
@@ -56,6 +59,11 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	defer stopProfile()
+	bindIP := net.ParseIP(*bind)
+	if bindIP == nil {
+		fmt.Fprintf(stderr, "qmq dev: --bind %q is not an IP address: give the address to listen on, e.g. --bind 127.0.0.1 (the default) or --bind 0.0.0.0 for every interface\n", *bind)
+		return 2
+	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "dev", Level: hclog.LevelFromString(*logLevel), Output: stderr})
 	confDir := filepath.Join(*data, "conf")
 	if *syncPort == 0 {
@@ -64,7 +72,8 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 	if *httpPort == 0 {
 		*httpPort = *brokerPort + 2
 	}
-	ports := devPortSet{metaHTTP: *metaHTTP, metaTCP: *metaTCP, broker: *brokerPort, sync: *syncPort, http: *httpPort}
+	ports := devPortSet{metaHTTP: *metaHTTP, metaTCP: *metaTCP, broker: *brokerPort, sync: *syncPort, http: *httpPort,
+		bind: bindIP.String(), host: devHost(bindIP)}
 	if *withSlave {
 		ports.slave = *brokerPort + 10
 	}
@@ -105,7 +114,7 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 		started = 0
 	}
 	for _, m := range members {
-		err := devAddBroker(ctx, *metaHTTP, token, hostname, m.role, m.port, m.sync)
+		err := devAddBroker(ctx, ports.host, *metaHTTP, token, hostname, m.role, m.port, m.sync)
 		var b *broker.Server
 		if err == nil {
 			b, err = broker.New(ctx, broker.Options{ConfDir: m.conf, Logger: log.Named(m.name), Hostname: hostname})
@@ -121,19 +130,20 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 		started++
 	}
 
-	endpoint := fmt.Sprintf("http://127.0.0.1:%d/meta/address", *metaHTTP)
-	fmt.Fprintf(stdout, `qmq dev is running (data in %s; Ctrl-C stops it, a restart keeps the data)
-  metaserver   http://127.0.0.1:%d  (tcp %d)
-  broker       127.0.0.1:%d  group %s  (health and metrics http://127.0.0.1:%d/health, /metrics)
+	h := ports.host
+	endpoint := fmt.Sprintf("http://%s/meta/address", net.JoinHostPort(h, strconv.Itoa(*metaHTTP)))
+	fmt.Fprintf(stdout, `qmq dev is running (data in %s; Ctrl-C stops it, a restart keeps the data; ports listen on %s)
+  metaserver   http://%s  (tcp %d)
+  broker       %s  group %s  (health and metrics http://%s/health, /metrics)
   meta.server.endpoint=%s
-  admin token  %s   (qmq tools ListBrokers --metaserver=127.0.0.1:%d)
+  admin token  %s   (qmq tools ListBrokers --metaserver=%s)
 Try:
   qmq consume --meta %s --subject hello --group g1
   qmq send --meta %s --subject hello --body "hi"
-`, *data, *metaHTTP, *metaTCP, *brokerPort, devGroup, *httpPort, endpoint, token, *metaHTTP, endpoint, endpoint)
+`, *data, ports.bind, hostPort(h, *metaHTTP), *metaTCP, hostPort(h, *brokerPort), devGroup, hostPort(h, *httpPort), endpoint, token, hostPort(h, *metaHTTP), endpoint, endpoint)
 	if ports.slave != 0 {
-		fmt.Fprintf(stdout, "  slave        127.0.0.1:%d  group %s  (http://127.0.0.1:%d/health); the master answers sends once the slave wrote them (wait.slave.wrote=true)\n",
-			ports.slave, devGroup, ports.slave+2)
+		fmt.Fprintf(stdout, "  slave        %s  group %s  (http://%s/health); the master answers sends once the slave wrote them (wait.slave.wrote=true)\n",
+			hostPort(h, ports.slave), devGroup, hostPort(h, ports.slave+2))
 	}
 
 	select {
@@ -150,8 +160,24 @@ Try:
 	return 0
 }
 
-// devPortSet are qmq dev's ports; slave is 0 without --slave.
-type devPortSet struct{ metaHTTP, metaTCP, broker, sync, http, slave int }
+// devPortSet are qmq dev's ports; slave is 0 without --slave. Every port
+// listens on bind; host is the address registered and printed.
+type devPortSet struct {
+	metaHTTP, metaTCP, broker, sync, http, slave int
+	bind, host                                   string
+}
+
+// devHost is the address clients use for a server listening on bind: bind
+// itself, or loopback when it listens on every interface (what qmq dev
+// always advertised; other machines then pass their own meta.server.endpoint).
+func devHost(bind net.IP) string {
+	if bind.IsUnspecified() {
+		return "127.0.0.1"
+	}
+	return bind.String()
+}
+
+func hostPort(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }
 
 // devMember is one broker of the dev group.
 type devMember struct {
@@ -186,16 +212,16 @@ func prepareDevConf(confDir, data string, p devPortSet) (string, error) {
 		return "", err
 	}
 	brokerConf := func(port, sync, http int, root string) string {
-		s := fmt.Sprintf("# generated by qmq dev (rewritten on every start)\nmeta.server.endpoint=http://127.0.0.1:%d/meta/address\nbroker.port=%d\nsync.port=%d\nbroker.http.port=%d\nstore.root=%s\nbroker.advertise.ip=127.0.0.1\n",
-			p.metaHTTP, port, sync, http, filepath.Join(abs, root))
+		s := fmt.Sprintf("# generated by qmq dev (rewritten on every start)\nmeta.server.endpoint=http://%s/meta/address\nbroker.port=%d\nsync.port=%d\nbroker.http.port=%d\nstore.root=%s\nbroker.advertise.ip=%s\nbroker.bind.host=%s\n",
+			hostPort(p.host, p.metaHTTP), port, sync, http, filepath.Join(abs, root), p.host, p.bind)
 		if p.slave != 0 {
 			s += "wait.slave.wrote=true\n"
 		}
 		return s
 	}
 	files := map[string]string{
-		filepath.Join(confDir, metaserver.FileMetaserver): fmt.Sprintf("# generated by qmq dev (rewritten on every start)\nmeta.server.discover.port=%d\nmeta.server.port=%d\nmin.group.num=1\nstore.root=%s\nmeta.server.advertise.ip=127.0.0.1\n",
-			p.metaHTTP, p.metaTCP, filepath.Join(abs, "meta")),
+		filepath.Join(confDir, metaserver.FileMetaserver): fmt.Sprintf("# generated by qmq dev (rewritten on every start)\nmeta.server.discover.port=%d\nmeta.server.port=%d\nmin.group.num=1\nstore.root=%s\nmeta.server.advertise.ip=%s\nmeta.server.bind.host=%s\n",
+			p.metaHTTP, p.metaTCP, filepath.Join(abs, "meta"), p.host, p.bind),
 		filepath.Join(confDir, broker.FileBroker): brokerConf(p.broker, p.sync, p.http, "broker"),
 	}
 	if p.slave != 0 {
@@ -214,12 +240,12 @@ func prepareDevConf(confDir, data string, p devPortSet) (string, error) {
 }
 
 // devAddBroker registers this host's broker as master (role 0) or slave (1) of devGroup; an existing row is fine.
-func devAddBroker(ctx context.Context, metaHTTP int, token, hostname string, role, port, syncPort int) error {
+func devAddBroker(ctx context.Context, host string, metaHTTP int, token, hostname string, role, port, syncPort int) error {
 	form := url.Values{"action": {"AddBroker"}, "brokerGroup": {devGroup}, "role": {fmt.Sprint(role)}, "hostname": {hostname},
-		"ip": {"127.0.0.1"}, "servePort": {fmt.Sprint(port)}, "syncPort": {fmt.Sprint(syncPort)}}
+		"ip": {host}, "servePort": {fmt.Sprint(port)}, "syncPort": {fmt.Sprint(syncPort)}}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, fmt.Sprintf("http://127.0.0.1:%d/management", metaHTTP), strings.NewReader(form.Encode()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, fmt.Sprintf("http://%s/management", hostPort(host, metaHTTP)), strings.NewReader(form.Encode()))
 	if err != nil {
 		return err
 	}

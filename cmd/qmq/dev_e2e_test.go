@@ -2,10 +2,14 @@ package main
 
 import (
 	"bufio"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
+	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -155,4 +159,62 @@ func TestDevSendConsume(t *testing.T) {
 	if msgs[0].Body != "after restart" {
 		t.Fatalf("after restart got %+v", msgs[0])
 	}
+}
+
+// TestDevListensOnLoopback: every port qmq dev opens (metaserver HTTP and
+// TCP, broker, sync, broker HTTP) listens on 127.0.0.1 only, read from the
+// kernel's socket table; a --bind that is not an IP is refused.
+func TestDevListensOnLoopback(t *testing.T) {
+	var stderr strings.Builder
+	if code := run([]string{"dev", "--bind", "localhost:80"}, io.Discard, &stderr); code != 2 || !strings.Contains(stderr.String(), "is not an IP address") {
+		t.Fatalf("--bind localhost:80: exit %d: %s", code, stderr.String())
+	}
+	ports := devPorts(t)
+	startDev(t, t.TempDir(), ports)
+	// The broker serves sync.port once the metaserver has named it master,
+	// which may come after the banner.
+	var listening map[int][]string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		listening = listeners(t)
+		all := true
+		for _, p := range ports {
+			all = all && len(listening[p]) > 0
+		}
+		if all {
+			break
+		}
+	}
+	for _, p := range ports {
+		addrs := listening[p]
+		if len(addrs) != 1 || addrs[0] != "127.0.0.1" {
+			t.Errorf("port %d listens on %v, want [127.0.0.1]", p, addrs)
+		}
+	}
+}
+
+// listeners maps each listening TCP port to its local addresses, from
+// /proc/net/tcp and /proc/net/tcp6.
+func listeners(t *testing.T) map[int][]string {
+	t.Helper()
+	m := map[int][]string{}
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			fields := strings.Fields(line)
+			if len(fields) < 4 || fields[3] != "0A" { // 0A: LISTEN
+				continue
+			}
+			hexIP, hexPort, _ := strings.Cut(fields[1], ":")
+			port, _ := strconv.ParseInt(hexPort, 16, 32)
+			raw, _ := hex.DecodeString(hexIP)
+			for i := 0; i+4 <= len(raw); i += 4 { // each 32-bit word is little-endian
+				raw[i], raw[i+1], raw[i+2], raw[i+3] = raw[i+3], raw[i+2], raw[i+1], raw[i]
+			}
+			m[int(port)] = append(m[int(port)], net.IP(raw).String())
+		}
+	}
+	return m
 }

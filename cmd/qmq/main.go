@@ -34,7 +34,7 @@ var version = "dev"
 const usage = `qmq — QMQ message queue servers and tools, in Go.
 
 Usage:
-  qmq dev [--data DIR]                      metaserver (SQLite) + broker in one process, registered automatically
+  qmq dev [--data DIR] [--bind IP]          metaserver (SQLite) + broker in one process on 127.0.0.1, registered automatically
   qmq metaserver [--conf DIR] [--set key=value]... [--log-level LEVEL]
   qmq broker [--conf DIR] [--set key=value]... [--log-level LEVEL]
   qmq send --meta URL --subject S [--count N] [--size B] [--tag T]... [--prop k=v]... [--body TEXT]

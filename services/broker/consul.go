@@ -8,76 +8,73 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/consul/api"
-
 	"github.com/qmq-go/qmq/consul"
+	"github.com/qmq-go/qmq/protocol"
 )
 
-// registerConsul registers this broker in Consul (ours) when consul.address
-// (or CONSUL_HTTP_ADDR) is set: service consul.service.name (qmq-broker) at
-// the registered broker address, tagged group:<group> and role:<role>, with
-// a TCP check on broker.port (the broker serves no HTTP). It returns the
-// function that deregisters it. Consul is optional for QMQ's own discovery,
-// so the registrar logs failures and tries again; they never stop the broker.
-func (r *registrar) registerConsul(ctx context.Context) (func(context.Context) error, error) {
+// consulRegistration is this broker's Consul registration (ours), made when
+// consul.address (or CONSUL_HTTP_ADDR) is set: service consul.service.name
+// (qmq-broker) at the registered broker address, tagged group:<group>,
+// role:<role> and, while its lagging slave makes the group read-only,
+// readonly; with a TCP check on broker.port (the broker's HTTP port is
+// optional). A check critical for consul.deregister.critical.after.ms
+// makes the agent remove the registration: a killed broker does not stay
+// listed, with its last role, forever.
+func (r *registrar) consulRegistration() (consul.Registration, error) {
 	s := r.s
 	host, portStr, err := net.SplitHostPort(r.brokerA)
 	if err != nil {
-		return nil, fmt.Errorf("broker address %q: %w", r.brokerA, err)
+		return consul.Registration{}, fmt.Errorf("broker address %q: %w", r.brokerA, err)
 	}
 	port, _ := strconv.Atoi(portStr)
 	role := strings.ToLower(roleName(r.role))
-	reg := consul.Registration{
+	state := "RW"
+	tags := []string{"qmq", "broker", "group:" + r.group, "role:" + role}
+	if s.brokerState() == protocol.BrokerStateR {
+		state = "R"
+		tags = append(tags, "readonly")
+	}
+	return consul.Registration{
 		Name:    s.settings.ConsulService,
 		ID:      s.settings.ConsulService + "-" + host + "-" + portStr,
 		Address: host,
 		Port:    port,
-		Tags:    []string{"qmq", "broker", "group:" + r.group, "role:" + role},
-		Meta:    map[string]string{"group": r.group, "role": role, "hostname": s.hostname, "sync_port": strconv.Itoa(s.settings.SyncPort)},
-	}
-	cfg := consul.Config{Address: s.settings.ConsulAddress, Token: s.settings.ConsulToken, Logger: s.log.Named("consul")}
-	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	dereg, err := consul.Register(rctx, cfg, reg)
-	if err != nil {
-		return nil, err
-	}
-	// consul.Registration carries HTTP checks only: attach a TCP check on
-	// broker.port to the service. It goes with the service on deregistration.
-	if err := addTCPCheck(rctx, s.settings.ConsulAddress, s.settings.ConsulToken, reg.ID, reg.Name, r.brokerA); err != nil {
-		_ = dereg(rctx)
-		return nil, err
-	}
-	return dereg, nil
+		Tags:    tags,
+		Meta: map[string]string{"group": r.group, "role": role, "state": state, "hostname": s.hostname,
+			"sync_port": strconv.Itoa(s.settings.SyncPort)},
+		CheckTCP:                r.brokerA,
+		DeregisterCriticalAfter: s.settings.ConsulDeregisterAfter,
+	}, nil
 }
 
-// addTCPCheck adds a TCP check of addr to the agent's service serviceID.
-func addTCPCheck(ctx context.Context, agentAddr, token, serviceID, name, addr string) error {
-	cfg := api.DefaultConfig()
-	if agentAddr != "" {
-		cfg.Address = agentAddr
-	}
-	if token != "" {
-		cfg.Token = token
-	}
-	client, err := api.NewClient(cfg)
+// syncConsul registers the broker in Consul, or updates the registration in
+// place when its tags have changed (a promoted slave, a group turned
+// read-only or writable again): Consul's registration is idempotent by ID,
+// so the service never disappears in between. Consul is optional for QMQ's
+// own discovery, so failures are returned for the caller to log and retry;
+// they never stop the broker.
+func (r *registrar) syncConsul(ctx context.Context) (changed bool, err error) {
+	reg, err := r.consulRegistration()
 	if err != nil {
-		return fmt.Errorf("consul client for %s: %w", cfg.Address, err)
+		return false, err
 	}
-	defer cfg.Transport.CloseIdleConnections()
-	check := &api.AgentCheckRegistration{
-		ID:        "service:" + serviceID + ":tcp",
-		Name:      name + " TCP (broker.port)",
-		ServiceID: serviceID,
-		AgentServiceCheck: api.AgentServiceCheck{
-			TCP:                            addr,
-			Interval:                       consul.CheckInterval,
-			Timeout:                        consul.CheckTimeout,
-			DeregisterCriticalServiceAfter: consul.DeregisterCriticalServiceAfter,
-		},
+	key := strings.Join(reg.Tags, ",")
+	if r.consulSvc != nil && key == r.consulTags {
+		return false, nil
 	}
-	if err := client.Agent().CheckRegisterOpts(check, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
-		return fmt.Errorf("add a TCP check of %s to consul service %s at %s: %w (the ACL token needs service:write)", addr, serviceID, cfg.Address, err)
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if r.consulSvc != nil {
+		if err := r.consulSvc.Update(rctx, reg); err != nil {
+			return false, err
+		}
+	} else {
+		s := r.s
+		cfg := consul.Config{Address: s.settings.ConsulAddress, Token: s.settings.ConsulToken, Logger: s.log.Named("consul")}
+		if r.consulSvc, err = consul.RegisterService(rctx, cfg, reg); err != nil {
+			return false, err
+		}
 	}
-	return nil
+	r.consulTags = key
+	return true, nil
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -88,5 +89,95 @@ func TestConsulUnreachable(t *testing.T) {
 	time.Sleep(700 * time.Millisecond) // a few heartbeats, each retrying
 	if n := strings.Count(b.logs.String(), "consul registration failed"); n != 1 {
 		t.Fatalf("%d consul errors logged, want 1:\n%s", n, b.logs.String())
+	}
+}
+
+// TestConsulTagsFollowRole: a master without a caught-up slave is tagged
+// readonly (its lagging slave makes the group read-only), and no longer once
+// the slave has caught up; when the master stops, the promoted slave's
+// registration says role:master, updated in place: its service never leaves
+// the agent. Both registrations carry consul.deregister.critical.after.ms.
+func TestConsulTagsFollowRole(t *testing.T) {
+	agent := consultest.Agent(t)
+	m := startMeta(t)
+	p := freePorts(t, 4)
+	rec := consultest.NewRecorder(t, agent.HTTPAddr)
+	sets := append(failoverSets(true), append(consulLeaseSets(t, rec.Addr), "broker.advertise.ip=127.0.0.1",
+		"slave.message.lag.mark_readonly=true", "slave.message.lag.time.max.seconds=1", "consul.deregister.critical.after.ms=60000")...)
+	master := pairMember(t, m, "tags-master", 0, p[0], p[1], sets...)
+	slave := pairMember(t, m, "tags-slave", 1, p[2], p[3], sets...)
+	cfg := api.DefaultConfig()
+	cfg.Address = agent.HTTPAddr
+	client, err := api.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	masterID := fmt.Sprintf("qmq-broker-127.0.0.1-%d", p[0])
+	slaveID := fmt.Sprintf("qmq-broker-127.0.0.1-%d", p[2])
+	tags := func(id string) []string {
+		s, _, err := client.Agent().Service(id, nil)
+		if err != nil {
+			return nil
+		}
+		return s.Tags
+	}
+	has := func(id string, want ...string) bool {
+		got := tags(id)
+		for _, w := range want {
+			if !slices.Contains(got, w) {
+				return false
+			}
+		}
+		return got != nil
+	}
+
+	master.start(false, true)
+	eventually(t, 15*time.Second, "the master tagged role:master and readonly while no slave has caught up", func() bool {
+		return has(masterID, "group:g1", "role:master", "readonly")
+	})
+	slave.start(false, false)
+	eventually(t, 20*time.Second, "the slave registered role:slave, the master writable again", func() bool {
+		return has(slaveID, "role:slave") && has(masterID, "role:master") && !slices.Contains(tags(masterID), "readonly")
+	})
+	// Every registration, the lease's qmq-lock check included, as the agent
+	// received it (no endpoint shows DeregisterCriticalServiceAfter again).
+	n := 0
+	for _, reg := range rec.Registrations("") {
+		for _, ch := range consultest.Checks([]api.AgentServiceRegistration{reg}) {
+			n++
+			if ch.DeregisterCriticalServiceAfter != "1m0s" {
+				t.Errorf("%s registered with check %+v; want DeregisterCriticalServiceAfter 1m0s", reg.ID, ch)
+			}
+		}
+	}
+	if n < 3 { // both brokers' TCP checks and the master's lease check
+		t.Errorf("%d checks registered, want at least 3: %+v", n, rec.Registrations(""))
+	}
+
+	// Watch the slave's registration through the promotion.
+	var missing atomic.Int32
+	stop := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			if _, _, err := client.Agent().Service(slaveID, nil); err != nil {
+				missing.Add(1)
+			}
+		}
+	}()
+	master.stop()
+	eventually(t, 30*time.Second, "the promoted slave tagged role:master", func() bool {
+		return has(slaveID, "role:master") && !slices.Contains(tags(slaveID), "role:slave")
+	})
+	close(stop)
+	<-watched
+	if n := missing.Load(); n != 0 {
+		t.Errorf("the promoted slave's registration was missing from the agent %d times during the promotion; want it updated in place", n)
 	}
 }

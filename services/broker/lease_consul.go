@@ -44,7 +44,8 @@ func (r *registrar) masterLease() masterLease {
 	if f.Enable && f.ConsulLease && s.settings.ConsulAddress != "" {
 		cfg := consul.Config{Address: s.settings.ConsulAddress, Token: s.settings.ConsulToken, Logger: s.log.Named("consul")}
 		lock, err := consul.NewLock(cfg, consulLeaseKey(f.ConsulKeyPrefix, r.group), consul.LockOptions{
-			SessionTTL: f.ConsulSessionTTL, LockDelay: f.ConsulLockDelay, HealthTTL: f.ConsulHealthTTL})
+			SessionTTL: f.ConsulSessionTTL, LockDelay: f.ConsulLockDelay, HealthTTL: f.ConsulHealthTTL,
+			DeregisterCriticalAfter: s.settings.ConsulDeregisterAfter})
 		if err == nil {
 			r.ml = &consulLease{r: r, lock: lock}
 			return r.ml

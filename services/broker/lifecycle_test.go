@@ -175,7 +175,7 @@ func TestForeverTimeoutShorterThanOfflineRefused(t *testing.T) {
 	m := startMeta(t)
 	dir := t.TempDir()
 	writeFile(t, dir+"/"+FileBroker, "meta.server.endpoint="+m.endpoint()+"\nsubscriber.offline.timeout.ms=60000\nsubscriber.forever.offline.timeout.ms=1000\n")
-	_, err := loadSettings(dir, conf.Lookup{Env: noEnv})
+	_, _, err := loadSettings(dir, conf.Lookup{Env: noEnv})
 	if err == nil || !strings.Contains(err.Error(), "subscriber.forever.offline.timeout.ms") {
 		t.Fatalf("got %v", err)
 	}
@@ -186,12 +186,12 @@ func TestForeverTimeoutShorterThanOfflineRefused(t *testing.T) {
 func TestShortConsulCheckTTLRefused(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir+"/"+FileBroker, "meta.server.endpoint=http://127.0.0.1:1/meta/address\nfailover.consul.check.ttl.ms=200\n")
-	_, err := loadSettings(dir, conf.Lookup{Env: noEnv})
+	_, _, err := loadSettings(dir, conf.Lookup{Env: noEnv})
 	if err == nil || !strings.Contains(err.Error(), "failover.consul.check.ttl.ms=200") || !strings.Contains(err.Error(), "1000 or more") {
 		t.Fatalf("got %v", err)
 	}
 	writeFile(t, dir+"/"+FileBroker, "meta.server.endpoint=http://127.0.0.1:1/meta/address\nfailover.consul.check.ttl.ms=0\n")
-	if _, err := loadSettings(dir, conf.Lookup{Env: noEnv}); err != nil {
+	if _, _, err := loadSettings(dir, conf.Lookup{Env: noEnv}); err != nil {
 		t.Fatalf("0 (session TTL only) refused: %v", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/qmq-go/qmq/client/meta"
+	"github.com/qmq-go/qmq/consul"
 	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/protocol/remoting"
 )
@@ -29,8 +30,9 @@ type registrar struct {
 	epoch     int64            // the group's term this broker holds as master
 	ml        masterLease      // the master lease, chosen once the group is known (lease_consul.go)
 
-	consulDereg   func(context.Context) error // set once registered in Consul
-	consulFailing bool                        // the last Consul registration attempt failed (logged once)
+	consulSvc     *consul.Service // set once registered in Consul
+	consulTags    string          // the tags registered, joined: a change re-registers
+	consulFailing bool            // the last Consul registration attempt failed (logged once)
 }
 
 // connect locates the metaserver and dials it (closing any previous connection).
@@ -128,7 +130,7 @@ func (r *registrar) run(ctx context.Context) error {
 			return err
 		}
 		r.role = protocol.RoleMaster
-		r.deregisterConsul() // registered again below with role:master
+		r.tryConsul(ctx) // role:master from now on, in place of role:slave
 	} else if err := r.claimAtStart(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -220,18 +222,22 @@ func (r *registrar) runSlave(ctx context.Context) bool {
 	return promoted
 }
 
-// tryConsul registers in Consul when configured and not registered yet;
-// a failure is logged once, then retried every heartbeat.
+// tryConsul registers in Consul when configured, or updates the
+// registration when the broker's role or state has changed; a failure is
+// logged once, then retried every heartbeat.
 func (r *registrar) tryConsul(ctx context.Context) {
 	s := r.s
-	if s.settings.ConsulAddress == "" || r.consulDereg != nil {
+	if s.settings.ConsulAddress == "" {
 		return
 	}
-	dereg, err := r.registerConsul(ctx)
+	changed, err := r.syncConsul(ctx)
 	switch {
 	case err == nil:
-		r.consulDereg, r.consulFailing = dereg, false
-		s.log.Info("registered in consul", "service", s.settings.ConsulService, "address", r.brokerA, "group", r.group, "consul", s.settings.ConsulAddress)
+		if changed {
+			s.log.Info("registered in consul", "service", s.settings.ConsulService, "address", r.brokerA, "group", r.group,
+				"tags", r.consulTags, "consul", s.settings.ConsulAddress)
+		}
+		r.consulFailing = false
 	case ctx.Err() != nil:
 	case !r.consulFailing:
 		r.consulFailing = true
@@ -242,16 +248,17 @@ func (r *registrar) tryConsul(ctx context.Context) {
 
 // deregisterConsul removes the broker from Consul at shutdown.
 func (r *registrar) deregisterConsul() {
-	if r.consulDereg == nil {
+	if r.consulSvc == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := r.consulDereg(ctx); err != nil {
-		r.s.log.Warn("consul deregistration failed; the service will be removed by its failing check", "error", err)
+	if err := r.consulSvc.Deregister(ctx); err != nil {
+		r.s.log.Warn("consul deregistration failed; the agent removes the service once its check has been critical for consul.deregister.critical.after.ms",
+			"error", err, "consul.deregister.critical.after.ms", r.s.settings.ConsulDeregisterAfter.Milliseconds())
 		return
 	}
-	r.consulDereg = nil
+	r.consulSvc, r.consulTags = nil, ""
 	r.s.log.Info("deregistered from consul", "service", r.s.settings.ConsulService)
 }
 

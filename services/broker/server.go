@@ -77,10 +77,12 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	s := &Server{opts: opts, log: opts.Logger, m: newMetrics()}
 	s.role.Store(roleUnknown)
 	var err error
-	if s.settings, err = loadSettings(opts.ConfDir, conf.Lookup{Overrides: opts.Overrides, Env: opts.Env}); err != nil {
+	var keys conf.KeyReport
+	if s.settings, keys, err = loadSettings(opts.ConfDir, conf.Lookup{Overrides: opts.Overrides, Env: opts.Env}); err != nil {
 		return nil, err
 	}
 	s.slaves = &slavePeer{fetch: s.fetchSlaveRow, group: s.Group, log: s.log.Named("sync"), refreshEvery: 2 * time.Second}
+	keys.Log(s.log)
 	s.hostname = opts.Hostname
 	if s.hostname == "" {
 		if s.hostname, err = os.Hostname(); err != nil {

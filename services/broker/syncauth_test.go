@@ -145,7 +145,8 @@ func TestSyncSecretSettings(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return loadSettings(dir, conf.Lookup{Overrides: o, Env: noEnv})
+		s, _, err := loadSettings(dir, conf.Lookup{Overrides: o, Env: noEnv})
+		return s, err
 	}
 	if s, err := load(); err != nil || s.SyncSecret.Set() {
 		t.Fatalf("default: %v, secret %v; want none", err, s.SyncSecret)

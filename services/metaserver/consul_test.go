@@ -22,7 +22,8 @@ func TestMain(m *testing.M) { os.Exit(consultest.Main(m)) }
 // Consul DNS SRV, be found by consul://qmq-metaserver, and leave on shutdown.
 func TestConsulRegistrationAndDiscovery(t *testing.T) {
 	agent := consultest.Agent(t)
-	h := startServer(t, nil, "consul.address="+agent.HTTPAddr, "meta.server.advertise.ip=127.0.0.1")
+	rec := consultest.NewRecorder(t, agent.HTTPAddr)
+	h := startServer(t, nil, "consul.address="+rec.Addr, "meta.server.advertise.ip=127.0.0.1")
 	cfg := api.DefaultConfig()
 	cfg.Address = agent.HTTPAddr
 	client, err := api.NewClient(cfg)
@@ -36,6 +37,11 @@ func TestConsulRegistrationAndDiscovery(t *testing.T) {
 	})
 	if got, want := entries[0].Service.Meta["tcp_port"], fmt.Sprint(h.srv.TCPAddr().(*net.TCPAddr).Port); got != want {
 		t.Fatalf("service meta tcp_port = %q, want %q", got, want)
+	}
+	// The default consul.deregister.critical.after.ms: a killed metaserver
+	// leaves the catalog 3 minutes after its check went critical.
+	if chs := consultest.Checks(rec.Registrations(entries[0].Service.ID)); len(chs) != 1 || chs[0].DeregisterCriticalServiceAfter != "3m0s" {
+		t.Errorf("checks sent: %+v; want the HTTP check with DeregisterCriticalServiceAfter 3m0s", chs)
 	}
 
 	dns := fmt.Sprintf("127.0.0.1:%d", agent.Config.Ports.DNS)

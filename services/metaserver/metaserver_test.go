@@ -334,11 +334,11 @@ func TestDynamicConfigReload(t *testing.T) {
 	if err := os.WriteFile(path, []byte("meta.server.discover.port=0\nmeta.server.port=0\nmin.group.num=3\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(h.confDir, FileTokens), []byte("newtoken=ops\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(h.confDir, FileTokens), []byte("newtoken-0123456789=ops\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	h.srv.Reload("test")
-	if out, code := h.tools("MarkReadonly", "--token=newtoken", "--brokerGroup=g1"); code != 0 {
+	if out, code := h.tools("MarkReadonly", "--token=newtoken-0123456789", "--brokerGroup=g1"); code != 0 {
 		t.Fatalf("new token refused: %s", out)
 	}
 }

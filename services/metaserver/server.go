@@ -40,15 +40,19 @@ const sampleToken = "9p4lGl8JoTH9GhemH9QFtfVmmRj!DR@OjIcYyqoDN8MLSY!6Fx6twXoZL0K
 
 // Server is a running metaserver. Create it with New, run it with Run.
 type Server struct {
-	opts       Options
-	lookup     conf.Lookup
-	log        hclog.Logger
-	settings   Settings
-	dyn        atomic.Pointer[Dynamic]
-	store      store.Store
-	cache      *cache
-	heartbeats *heartbeats
-	m          *metrics
+	opts     Options
+	lookup   conf.Lookup
+	log      hclog.Logger
+	settings Settings
+	dyn      atomic.Pointer[Dynamic]
+	// keyWarnings are the unknown keys last warned about (Reload warns
+	// about new ones only).
+	keyMu       sync.Mutex
+	keyWarnings map[string]bool
+	store       store.Store
+	cache       *cache
+	heartbeats  *heartbeats
+	m           *metrics
 
 	httpLn *httpguard.Listener
 	http   *http.Server
@@ -65,14 +69,13 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		opts.ConfigPollInterval = 10 * time.Second
 	}
 	s := &Server{opts: opts, log: opts.Logger, lookup: conf.Lookup{Overrides: opts.Overrides, Env: opts.Env}, m: newMetrics()}
-	var err error
-	if s.settings, err = loadSettings(opts.ConfDir, s.lookup); err != nil {
-		return nil, err
-	}
-	dyn, err := loadDynamic(opts.ConfDir, s.lookup)
+	settings, dyn, keys, err := loadConfig(opts.ConfDir, s.lookup)
 	if err != nil {
 		return nil, err
 	}
+	s.settings = settings
+	keys.Log(s.log)
+	s.keyWarnings = keyWarnings(keys)
 	if len(dyn.Tokens) == 0 {
 		s.log.Warn("no API token configured: management actions that change the cluster will be refused; add a line <token>=<description> to " + filepath.Join(opts.ConfDir, FileTokens))
 	}
@@ -153,7 +156,7 @@ func (s *Server) dynamic() *Dynamic { return s.dyn.Load() }
 // Reload re-reads the dynamic settings. An invalid file is logged and the
 // previous values stay in force.
 func (s *Server) Reload(reason string) {
-	d, err := loadDynamic(s.opts.ConfDir, s.lookup)
+	fresh, d, keys, err := loadConfig(s.opts.ConfDir, s.lookup)
 	if err != nil {
 		s.log.Error("configuration reload rejected; keeping the previous values", "reason", reason, "error", err)
 		return
@@ -161,9 +164,29 @@ func (s *Server) Reload(reason string) {
 	s.dyn.Store(d)
 	s.log.Info("configuration reloaded", "reason", reason,
 		"heartbeat.timeout.ms", d.HeartbeatTimeout.Milliseconds(), "min.group.num", d.MinGroupNum, "tokens", len(d.Tokens))
-	if fresh, err := loadSettings(s.opts.ConfDir, s.lookup); err == nil && fresh != s.settings {
+	if fresh != s.settings {
 		s.log.Warn("static settings changed on disk; they take effect after a restart", "reason", reason)
 	}
+	// Warn about keys that were not there before only: a reload is often an
+	// edit, and a typo made in it deserves its line, the old ones had theirs.
+	s.keyMu.Lock()
+	defer s.keyMu.Unlock()
+	now := keyWarnings(keys)
+	for _, u := range keys.Unknown {
+		if !s.keyWarnings[u.String()] {
+			s.log.Warn(u.String() + "; it has no effect")
+		}
+	}
+	s.keyWarnings = now
+}
+
+// keyWarnings is the set of unknown-key lines of a report.
+func keyWarnings(k conf.KeyReport) map[string]bool {
+	m := map[string]bool{}
+	for _, u := range k.Unknown {
+		m[u.String()] = true
+	}
+	return m
 }
 
 // Run serves until ctx is cancelled, then shuts down: it deregisters from
@@ -247,6 +270,8 @@ func (s *Server) registerConsul(ctx context.Context) func(context.Context) error
 		Tags:      []string{"qmq", "metaserver"},
 		Meta:      map[string]string{"tcp_port": strconv.Itoa(tcpPort)},
 		CheckHTTP: fmt.Sprintf("http://%s/health", net.JoinHostPort(ip, strconv.Itoa(port))),
+
+		DeregisterCriticalAfter: s.settings.ConsulDeregisterAfter,
 	}
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
