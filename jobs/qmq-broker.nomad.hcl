@@ -265,8 +265,8 @@ job "qmq-broker" {
       # A client cut off from the Nomad servers keeps its broker running for an hour (the pair
       # fails over by itself) and the original allocation is kept when the client returns. A
       # replacement could only be placed where this member's host volume is, so none starts
-      # elsewhere. (max_client_disconnect is the Nomad 1.6 form; 1.8+ also reads it, and calls
-      # the block `disconnect`.)
+      # elsewhere. (max_client_disconnect is the Nomad 1.6 form, the open-source release
+      # the tests run on; 1.8 deprecated it for the `disconnect` block.)
       max_client_disconnect = "1h"
 
       # Registers the broker before each start of the allocation; a broker already in the

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/qmq-go/qmq/conf"
-	"github.com/qmq-go/qmq/internal/netlimits"
 	"github.com/qmq-go/qmq/consul"
+	"github.com/qmq-go/qmq/internal/netlimits"
 	"github.com/qmq-go/qmq/services/replication"
 	"github.com/qmq-go/qmq/services/replication/syncauth"
 	"github.com/qmq-go/qmq/storage"

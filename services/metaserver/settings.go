@@ -10,8 +10,8 @@ import (
 	"unicode"
 
 	"github.com/qmq-go/qmq/conf"
-	"github.com/qmq-go/qmq/internal/netlimits"
 	"github.com/qmq-go/qmq/consul"
+	"github.com/qmq-go/qmq/internal/netlimits"
 	"github.com/qmq-go/qmq/services/metaserver/store"
 )
 
