@@ -51,11 +51,14 @@ vet:
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
-## fuzz: run every fuzz target for FUZZTIME (default 60s) each.
+## fuzz: run every fuzz target of every package for FUZZTIME (default 60s) each, one at a time.
 FUZZTIME ?= 60s
+FUZZ_PKGS = $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u)
 fuzz:
-	@for t in $$($(GO) test ./protocol -list 'Fuzz.*' | grep ^Fuzz); do \
-	  echo "== $$t"; $(GO) test ./protocol -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) -parallel 1 || exit 1; done
+	@for p in $(FUZZ_PKGS); do \
+	  for t in $$($(GO) test $$p -list 'Fuzz.*' | grep ^Fuzz); do \
+	    echo "== $$p $$t"; $(GO) test $$p -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) -parallel 1 || exit 1; \
+	  done; done
 
 ## consul: build the consul agent from the Go module proxy into .tools/bin (about 5 minutes once, then cached).
 consul: $(CONSUL)

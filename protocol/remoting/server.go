@@ -178,7 +178,8 @@ type Server struct {
 	maxConns     int
 	budget       *budget
 	refuseLog    rateLog // connections refused at maxConns
-	cutLog       rateLog // frames cut off (read timeout, memory budget)
+	budgetLog    rateLog // frames cut off for want of memory budget
+	slowLog      rateLog // frames cut off at their read timeout
 
 	mu       sync.Mutex
 	handlers map[int16]Handler
@@ -215,7 +216,8 @@ func NewServer(cfg ServerConfig) *Server {
 		frameTimeout: cfg.FrameReadTimeout,
 		maxConns:     cfg.MaxConnections,
 		refuseLog:    rateLog{interval: 5 * time.Second},
-		cutLog:       rateLog{interval: 5 * time.Second},
+		budgetLog:    rateLog{interval: 5 * time.Second},
+		slowLog:      rateLog{interval: 5 * time.Second},
 		handlers:     make(map[int16]Handler),
 		conns:        make(map[*conn]struct{}),
 		done:         make(chan struct{}),
@@ -588,7 +590,7 @@ func (c *conn) readFailed(log hclog.Logger, err error, inFrame bool) {
 	switch {
 	case errors.As(err, &be):
 		s.budgetCut.Add(1)
-		s.cutLog.warn(log, "closing connection: its frame found no room in the server's frame memory budget in time; raise the port's frame.memory.budget.bytes if legitimate traffic needs it",
+		s.budgetLog.warn(log, "closing connection: its frame found no room in the server's frame memory budget in time; raise the port's frame.memory.budget.bytes if legitimate traffic needs it",
 			"error", err, "frame_read_timeout", s.frameTimeout)
 	case c.ctx.Err() != nil:
 		// Closed by us (server shutdown or a failed write).
@@ -604,7 +606,7 @@ func (c *conn) readFailed(log hclog.Logger, err error, inFrame bool) {
 		}
 	case errors.As(err, &ne) && ne.Timeout() && inFrame:
 		s.frameCut.Add(1)
-		s.cutLog.warn(log, "closing connection: a frame did not arrive in full within the frame read timeout (a peer sending too slowly, or trickling bytes to hold memory)",
+		s.slowLog.warn(log, "closing connection: a frame did not arrive in full within the frame read timeout (a peer sending too slowly, or trickling bytes to hold memory)",
 			"frame_read_timeout", s.frameTimeout)
 	case errors.As(err, &ne) && ne.Timeout():
 		s.idleClosed.Add(1)
