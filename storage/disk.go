@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -42,7 +43,21 @@ type diskGuard struct {
 	needed  int64          // what the last refused allocation needs free (0: none)
 	changed chan struct{}  // closed and replaced when full changes
 	usageOK bool           // false after a failed Usage (logged once)
+	// A refused write is not retried before holdUntil, however much space
+	// the file system reports: when it reports enough and still refuses (a
+	// quota, no inodes left), retries back off from a second to a minute
+	// instead of flapping every check. refusals counts them; a write that
+	// succeeds resets it (wrote).
+	holdUntil time.Time
+	refusals  int
+	refused   atomic.Bool // refusals > 0, read without mu on every append
 }
+
+// Retries of a refused write back off between these.
+const (
+	minDiskHold = time.Second
+	maxDiskHold = time.Minute
+)
 
 func newDiskGuard(fs vfs.FS, root string, reserve int64, log hclog.Logger, m *metrics) *diskGuard {
 	return &diskGuard{fs: fs, root: root, reserve: reserve, log: log, m: m, changed: make(chan struct{}), usageOK: true}
@@ -72,7 +87,21 @@ func (g *diskGuard) observe(err error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.needed = fe.Needed
+	g.refusals++
+	g.refused.Store(true)
+	g.holdUntil = time.Now().Add(min(minDiskHold<<min(g.refusals-1, 10), maxDiskHold))
 	g.set(fe)
+}
+
+// wrote records a successful write: the next refusal is held the shortest time.
+func (g *diskGuard) wrote() {
+	if !g.refused.Load() {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.refusals = 0
+	g.refused.Store(false)
 }
 
 // check measures the free space and updates the state.
@@ -101,7 +130,7 @@ func (g *diskGuard) check() {
 	switch {
 	case u.Free < g.reserve:
 		g.set(&DiskFullError{Path: g.root, Free: u.Free, Total: u.Total, Needed: g.reserve, What: reserveWhat})
-	case g.needed > 0 && u.Free < g.needed+g.reserve:
+	case g.needed > 0 && (u.Free < g.needed+g.reserve || time.Now().Before(g.holdUntil)):
 		if g.full != nil {
 			fe := *g.full // keep the refused write's reason, with the space free now
 			fe.Free, fe.Total = u.Free, u.Total

@@ -127,3 +127,31 @@ func TestStoreDiskFull(t *testing.T) {
 	s = openStore(t, cfg)
 	checkAll(t, s, subjects, want)
 }
+
+// TestStoreDiskFullBacksOff: a file system that reports enough free space
+// but refuses the allocation anyway (a quota, no inodes) does not make the
+// store flap between full and not every check: each refusal is held longer.
+func TestStoreDiskFullBacksOff(t *testing.T) {
+	disk := &fakeDisk{}
+	disk.free.Store(100 << 20)
+	disk.full.Store(true)
+	cfg := testConfig(t.TempDir())
+	cfg.FS = disk.fs()
+	cfg.DiskFreeMin = 1 << 20
+	cfg.DiskCheckInterval = 10 * time.Millisecond
+	s := openStore(t, cfg)
+	defer s.Close()
+	var held []time.Duration
+	for i := 0; i < 2; i++ {
+		// The log is empty: the first append needs a segment.
+		if _, err := s.Append(context.Background(), []messagelog.Message{{Subject: "s1", Payload: []byte("x")}}); !errors.Is(err, ErrDiskFull) {
+			t.Fatalf("append %d: %v, want a disk-full refusal", i, err)
+		}
+		start := time.Now()
+		waitFor(t, "the refusal to be retried", func() bool { return s.DiskFull() == nil })
+		held = append(held, time.Since(start))
+	}
+	if held[0] < 900*time.Millisecond || held[1] < 1900*time.Millisecond {
+		t.Fatalf("refusals held %v, want at least 1s then 2s", held)
+	}
+}

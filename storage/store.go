@@ -396,6 +396,8 @@ func (s *Store) Append(ctx context.Context, msgs []messagelog.Message) ([]messag
 	out, err := s.msgs.Append(ctx, msgs)
 	if err != nil {
 		s.disk.observe(err)
+	} else {
+		s.disk.wrote()
 	}
 	return out, err
 }

@@ -23,9 +23,13 @@ type FullError struct {
 	Err    error  // the file system's error; nil for a refusal below the reserve
 }
 
-func (e *FullError) Error() string {
+func (e *FullError) Error() string { return "disk full: " + e.Detail() }
+
+// Detail is the error without its "disk full: " prefix: where, how much is
+// free, how much was needed and what for.
+func (e *FullError) Detail() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "disk full: %s has %s free", e.Path, Bytes(e.Free))
+	fmt.Fprintf(&b, "%s has %s free", e.Path, Bytes(e.Free))
 	if e.Total >= 0 {
 		fmt.Fprintf(&b, " of %s", Bytes(e.Total))
 	}
