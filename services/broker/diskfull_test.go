@@ -153,4 +153,3 @@ func TestDiskFullIsVisible(t *testing.T) {
 		t.Fatalf("pulled %v", got)
 	}
 }
-
