@@ -110,13 +110,14 @@ func (g *diskGuard) check() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if err != nil {
-		// Without a measurement only a refused write marks the disk full,
-		// and nothing clears it: the next append's own allocation decides.
+		// Without a measurement the reserve is not enforced, and a refused
+		// write is retried when its hold ends: the next append's own
+		// allocation decides.
 		if g.usageOK && !errors.Is(err, errors.ErrUnsupported) {
 			g.log.Warn("cannot measure the free space of store.root; disk.free.min.bytes is not enforced until it can be", "store.root", g.root, "error", err)
 		}
 		g.usageOK = false
-		if g.full != nil && g.needed > 0 {
+		if g.full != nil && !time.Now().Before(g.holdUntil) {
 			g.needed = 0
 			g.set(nil)
 		}
