@@ -57,6 +57,8 @@ type fakeBroker struct {
 	sends    int                    // SEND_MESSAGE requests
 	// failSend, if set, decides a per-message code (0 = store it).
 	failSend func(m *protocol.Message) int32
+	// failRemark, if set, is the remark of failSend's failures ("injected").
+	failRemark string
 	// sendStatus, if non-zero, answers every SEND_MESSAGE with this status.
 	sendStatus int16
 	// sendDelay delays every SEND_MESSAGE answer.
@@ -94,8 +96,11 @@ func (b *fakeBroker) handleSend(ctx context.Context, req *remoting.Request) prot
 	}
 	b.mu.Lock()
 	b.sends++
-	status, delay, fail := b.sendStatus, b.sendDelay, b.failSend
+	status, delay, fail, remark := b.sendStatus, b.sendDelay, b.failSend, b.failRemark
 	b.mu.Unlock()
+	if remark == "" {
+		remark = "injected"
+	}
 	if delay > 0 {
 		select {
 		case <-time.After(delay):
@@ -111,7 +116,7 @@ func (b *fakeBroker) handleSend(ctx context.Context, req *remoting.Request) prot
 	for _, rm := range msgs {
 		if fail != nil {
 			if code := fail(&rm.Message); code != 0 {
-				failed = append(failed, protocol.SendResult{MessageID: rm.Message.MessageID, Code: code, Remark: "injected"})
+				failed = append(failed, protocol.SendResult{MessageID: rm.Message.MessageID, Code: code, Remark: remark})
 				continue
 			}
 		}

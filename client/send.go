@@ -43,11 +43,10 @@ func (e *SendError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "send %s/%s", e.Subject, e.MessageID)
 	if e.Group != "" {
-		fmt.Fprintf(&b, " (last broker group %s", e.Group)
+		fmt.Fprintf(&b, " (last broker group %s, %d tries)", e.Group, e.Tries)
 	} else {
-		b.WriteString(" (")
+		fmt.Fprintf(&b, " (%d tries)", e.Tries)
 	}
-	fmt.Fprintf(&b, ", %d tries)", e.Tries)
 	if e.Code != CodeNoAnswer {
 		fmt.Fprintf(&b, ": %s", protocol.SendCodeName(e.Code))
 		if e.Remark != "" {
@@ -91,6 +90,9 @@ type outgoing struct {
 	lastGroup string
 	err       *SendError // nil on success
 	final     bool
+	// diskFull lists the groups that refused the message because their disk
+	// is full (protocol.RemarkDiskFull): it is not sent to them again.
+	diskFull []string
 }
 
 func newOutgoing(m *Message, now time.Time) (*outgoing, error) {
@@ -240,7 +242,8 @@ func (s *sender) send(ctx context.Context, items []*outgoing, perRequest int) {
 			if !ok {
 				groups, err := s.r.groups(ctx, it.key)
 				if err == nil && len(groups) == 0 {
-					err = fmt.Errorf("%w for subject %q (client type %d)", ErrNoBroker, it.key.subject, it.key.clientType)
+					err = fmt.Errorf("%w for subject %q (client type %d): every group of its route is offline or read-only for producers (qmq tools MarkReadonly, a lagging slave, or a full disk: see each broker's /health)",
+						ErrNoBroker, it.key.subject, it.key.clientType)
 				}
 				if err == nil {
 					ch.g = s.pick(it.key, groups, it.lastGroup)
@@ -249,15 +252,30 @@ func (s *sender) send(ctx context.Context, items []*outgoing, perRequest int) {
 				picked[it.key] = ch
 			}
 			if ch.err != nil {
+				if len(it.diskFull) > 0 {
+					// The route no longer offers a group (the full ones turned
+					// read-only): the disk-full refusal is the reason to report.
+					it.final = true
+					continue
+				}
 				it.tries++
 				it.fail(CodeNoAnswer, "", "", ch.err)
 				continue
 			}
-			b := batches[ch.g.Name]
+			g := ch.g
+			if slices.Contains(it.diskFull, g.Name) {
+				others := s.groupsExcept(ctx, it.key, it.diskFull)
+				if len(others) == 0 {
+					it.final = true // every group it could go to is full: fail now, with the reason
+					continue
+				}
+				g = s.pick(it.key, others, it.lastGroup)
+			}
+			b := batches[g.Name]
 			if b == nil {
-				b = &groupBatch{group: ch.g}
-				batches[ch.g.Name] = b
-				order = append(order, ch.g.Name)
+				b = &groupBatch{group: g}
+				batches[g.Name] = b
+				order = append(order, g.Name)
 			}
 			b.items = append(b.items, it)
 		}
@@ -381,9 +399,28 @@ func (s *sender) sendTo(ctx context.Context, g protocol.BrokerGroupInfo, items [
 			s.r.invalidate(it.key)
 			if r.Code == protocol.SendBrokerReadOnly {
 				s.record(g.Name, false, true)
+				if protocol.IsDiskFullRemark(r.Remark) && !slices.Contains(it.diskFull, g.Name) {
+					it.diskFull = append(it.diskFull, g.Name)
+				}
 			}
 		}
 	}
+}
+
+// groupsExcept is key's route without the groups in skip (nil on a routing
+// error: the caller then reports what it has).
+func (s *sender) groupsExcept(ctx context.Context, key routeKey, skip []string) []protocol.BrokerGroupInfo {
+	groups, err := s.r.groups(ctx, key)
+	if err != nil {
+		return nil
+	}
+	var out []protocol.BrokerGroupInfo
+	for _, g := range groups {
+		if !slices.Contains(skip, g.Name) {
+			out = append(out, g)
+		}
+	}
+	return out
 }
 
 // errOf returns the item's outcome as an error (nil on success).

@@ -1,6 +1,9 @@
 package protocol
 
-import "strconv"
+import (
+	"strconv"
+	"strings"
+)
 
 // Magic is the first header field of every frame.
 const Magic uint32 = 0xDEC10ADE
@@ -63,6 +66,16 @@ const (
 	SendBlock              int32 = 5
 	SendStoreError         int32 = 6
 )
+
+// RemarkDiskFull begins the remark of a SendBrokerReadOnly result the broker
+// gives because its disk is full (ours: QMQ has no such remark; its clients
+// see a read-only group and go to another). The rest of the remark says where
+// and how much space is missing. Go producers do not try that group again
+// for the message: freeing space takes an operator, not a retry.
+const RemarkDiskFull = "disk full on broker "
+
+// IsDiskFullRemark reports whether remark is a disk-full refusal.
+func IsDiskFullRemark(remark string) bool { return strings.HasPrefix(remark, RemarkDiskFull) }
 
 // Header.Flag values.
 const (

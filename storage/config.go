@@ -46,6 +46,14 @@ type Config struct {
 	// DiskMaxUsedRatio (disk.max.used.ratio, ours, like RocketMQ's diskMaxUsedSpaceRatio): when the disk
 	// holding Root is fuller than this, expired segments are deleted even if KeepUnacked protects them.
 	DiskMaxUsedRatio float64
+	// DiskFreeMin (disk.free.min.bytes, ours) is the low watermark: below this much free space on the
+	// disk holding Root the store refuses new messages (the broker turns read-only) so that what the
+	// messages already stored still need (consumer-log pages, the action log's next segment,
+	// checkpoints) can be written. 0 refuses only when a write fails for lack of space.
+	DiskFreeMin int64
+	// DiskCheckInterval (disk.check.interval.ms, ours): how often the free space is measured, which is
+	// also how soon the store takes messages again after space is freed.
+	DiskCheckInterval time.Duration
 
 	Logger     hclog.Logger
 	Registerer prometheus.Registerer
@@ -71,6 +79,8 @@ func DefaultConfig(root string) Config {
 		DeleteExpired:             true,
 		KeepUnacked:               false,
 		DiskMaxUsedRatio:          0.90,
+		DiskFreeMin:               256 << 20,
+		DiskCheckInterval:         time.Second,
 	}
 }
 
@@ -94,5 +104,7 @@ func ReadConfig(r *conf.Reader) Config {
 	c.DeleteExpired = r.Bool("log.expired.delete.enable", c.DeleteExpired)
 	c.KeepUnacked = r.Bool("messagelog.retention.keep.unacked", c.KeepUnacked)
 	c.DiskMaxUsedRatio = r.Float("disk.max.used.ratio", c.DiskMaxUsedRatio, 0.1, 0.99)
+	c.DiskFreeMin = r.Int64("disk.free.min.bytes", c.DiskFreeMin, 0, 1<<50)
+	c.DiskCheckInterval = r.Millis("disk.check.interval.ms", c.DiskCheckInterval, 10*time.Millisecond, time.Hour)
 	return c
 }

@@ -11,6 +11,8 @@ type metrics struct {
 	retentionDeleted *prometheus.CounterVec
 	retentionKept    prometheus.Gauge
 	retentionForced  prometheus.Counter
+	diskFree         prometheus.Gauge
+	diskFull         prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -25,9 +27,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Expired message-log segments kept because live consumer groups have not acked them (messagelog.retention.keep.unacked)."}),
 		retentionForced: prometheus.NewCounter(prometheus.CounterOpts{Name: "qmq_store_retention_disk_ceiling_deletes_total",
 			Help: "Times disk.max.used.ratio forced deletion of segments that still held unacked messages."}),
+		diskFree: prometheus.NewGauge(prometheus.GaugeOpts{Name: "qmq_store_disk_free_bytes",
+			Help: "Free space of the file system holding store.root, as last measured (disk.check.interval.ms)."}),
+		diskFull: prometheus.NewGauge(prometheus.GaugeOpts{Name: "qmq_store_disk_full",
+			Help: "1 while the store refuses new messages for lack of disk space (below disk.free.min.bytes, or a segment could not be allocated)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.recoverySeconds, m.replayLag, m.dispatchErrors, m.checkpoints, m.retentionDeleted, m.retentionKept, m.retentionForced)
+		reg.MustRegister(m.recoverySeconds, m.replayLag, m.dispatchErrors, m.checkpoints, m.retentionDeleted, m.retentionKept, m.retentionForced,
+			m.diskFree, m.diskFull)
 	}
 	return m
 }

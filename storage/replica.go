@@ -121,11 +121,14 @@ func (s *Store) ReadRaw(kind LogKind, offset int64, max int) (RawView, error) {
 // dispatcher; copied actions are applied to the pull-log table.
 func (s *Store) AppendRaw(kind LogKind, offset int64, b []byte) (int64, error) {
 	if kind == MessageLog {
-		return s.msgs.AppendRaw(offset, b)
+		end, err := s.msgs.AppendRaw(offset, b)
+		s.disk.observe(err)
+		return end, err
 	}
 	s.actionMu.Lock()
 	defer s.actionMu.Unlock()
 	end, actions, err := s.actions.AppendRaw(offset, b)
+	s.disk.observe(err)
 	for _, a := range actions {
 		s.table.Apply(a)
 	}

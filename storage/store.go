@@ -38,6 +38,8 @@ type Store struct {
 	actionMu sync.Mutex // serializes action appends with table updates, so log order == table order
 	table    *pulllog.Table
 
+	disk *diskGuard // refuses appends while the disk is full (disk.go)
+
 	dispatched    chan struct{} // closed and replaced whenever the dispatcher catches up
 	dispatchedMu  sync.Mutex
 	dispatchedPos int64
@@ -71,6 +73,10 @@ func Open(cfg Config) (*Store, error) {
 	start := time.Now()
 	s := &Store{cfg: cfg, fs: cfg.FS, log: cfg.Logger, m: newMetrics(cfg.Registerer), dispatched: make(chan struct{}),
 		checkpointDue: make(chan struct{}, 1)}
+	if cfg.DiskCheckInterval <= 0 {
+		cfg.DiskCheckInterval = time.Second
+	}
+	s.disk = newDiskGuard(s.fs, cfg.Root, cfg.DiskFreeMin, s.log.Named("disk"), s.m)
 	cpDir := cfg.dir("checkpoint")
 	if err := s.fs.MkdirAll(cpDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create %s: %w", cpDir, err)
@@ -131,6 +137,8 @@ func Open(cfg Config) (*Store, error) {
 	})
 	s.goRun(func() { s.runRetention(ctx) })
 	s.goRun(func() { s.runCheckpointer(ctx) })
+	s.disk.check() // a store opened on a full disk refuses from the first message
+	s.goRun(func() { s.disk.run(ctx, cfg.DiskCheckInterval) })
 	s.log.Info("store open", "root", cfg.Root, "replayed_messages", n, "message_log_end", s.msgs.WrotePosition(),
 		"action_log_end", s.actions.WrotePosition(), "took", time.Since(start))
 	s.m.recoverySeconds.Set(time.Since(start).Seconds())
@@ -378,10 +386,29 @@ func (s *Store) WaitDispatched(ctx context.Context, offset int64) error {
 	}
 }
 
-// Append writes one batch of messages (one producer request) to the message log.
+// Append writes one batch of messages (one producer request) to the message
+// log. While the disk is full it refuses them with a *DiskFullError
+// (errors.Is(err, ErrDiskFull)) without touching the log.
 func (s *Store) Append(ctx context.Context, msgs []messagelog.Message) ([]messagelog.Appended, error) {
-	return s.msgs.Append(ctx, msgs)
+	if full := s.disk.state(); full != nil {
+		return nil, full
+	}
+	out, err := s.msgs.Append(ctx, msgs)
+	if err != nil {
+		s.disk.observe(err)
+	} else {
+		s.disk.wrote()
+	}
+	return out, err
 }
+
+// DiskFull is why the store refuses new messages for lack of disk space, or
+// nil when it takes them.
+func (s *Store) DiskFull() *DiskFullError { return s.disk.state() }
+
+// DiskChanged returns a channel closed when DiskFull next changes between
+// nil and non-nil.
+func (s *Store) DiskChanged() <-chan struct{} { return s.disk.changes() }
 
 // Read returns the message with sequence seq of subject, zero-copy; call Release when done.
 func (s *Store) Read(subject string, seq int64) (messagelog.Record, error) {
@@ -416,6 +443,7 @@ func (s *Store) ApplyActions(actions []actionlog.Action) error {
 	s.actionMu.Lock()
 	defer s.actionMu.Unlock()
 	if _, err := s.actions.Append(actions); err != nil {
+		s.disk.observe(err)
 		return err
 	}
 	for _, a := range actions {

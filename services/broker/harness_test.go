@@ -19,6 +19,7 @@ import (
 	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/protocol/remoting"
 	"github.com/qmq-go/qmq/services/metaserver/metatest"
+	"github.com/qmq-go/qmq/storage/vfs"
 )
 
 const testToken = "test-token-0123456789"
@@ -105,6 +106,7 @@ type brokerHarness struct {
 	done     chan error
 	logs     *testlog.Buffer
 	port     int
+	fs       vfs.FS // the store's file system (nil: the OS's)
 }
 
 const testHost = "broker-test-host"
@@ -143,7 +145,7 @@ func (b *brokerHarness) start(register, waitOnline bool) {
 	b.logs = &testlog.Buffer{}
 	log := hclog.New(&hclog.LoggerOptions{Name: "broker", Output: io.MultiWriter(b.logs, testlog.Writer(b.t)), Level: hclog.Info})
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := New(ctx, Options{ConfDir: b.dir, Overrides: o, Env: noEnv, Logger: log, Hostname: b.hostname})
+	srv, err := New(ctx, Options{ConfDir: b.dir, Overrides: o, Env: noEnv, Logger: log, Hostname: b.hostname, FS: b.fs})
 	if err != nil {
 		cancel()
 		b.t.Fatalf("start broker: %v", err)

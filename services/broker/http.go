@@ -70,7 +70,7 @@ func (h *httpServer) serve(ctx context.Context) error {
 
 // healthReport is /health's JSON.
 type healthReport struct {
-	Status string `json:"status"` // "ok", or "starting" until the role is known (503)
+	Status string `json:"status"` // "ok"; "starting" until the role is known, "degraded" while the disk is full (503)
 	Group  string `json:"group,omitempty"`
 	Role   string `json:"role,omitempty"`
 	Online bool   `json:"online"`
@@ -89,6 +89,10 @@ type healthReport struct {
 	MasterConnected    *bool  `json:"masterConnected,omitempty"`
 	BehindBytes        *int64 `json:"behindBytes,omitempty"`
 	LastError          string `json:"lastError,omitempty"`
+
+	// DiskFull is why the store refuses new messages for lack of disk space
+	// (disk.free.min.bytes, or a segment the disk could not allocate).
+	DiskFull string `json:"diskFull,omitempty"`
 }
 
 // health reports the role and replication state: what the manual failover
@@ -103,6 +107,12 @@ func (h *httpServer) health(w http.ResponseWriter, _ *http.Request) {
 		rep.Status, code = "starting", http.StatusServiceUnavailable
 	default:
 		rep.Role = roleName(role)
+	}
+	if full := s.store.DiskFull(); full != nil {
+		rep.DiskFull = full.Error()
+		if rep.Status == "ok" {
+			rep.Status, code = "degraded", http.StatusServiceUnavailable
+		}
 	}
 	if r := s.replica.Load(); r != nil {
 		switch {

@@ -157,6 +157,11 @@ func (r *registrar) run(ctx context.Context) error {
 	}
 	s.online.Store(true)
 	s.log.Info("broker online", "group", r.group, "address", r.brokerA)
+	if s.brokerState() != protocol.BrokerStateRW {
+		// ONLINE registers the group writable; a broker that starts on a
+		// full disk says read-only at once rather than a heartbeat later.
+		_ = r.register(ctx, protocol.BrokerRequestHeartbeat) // a failure is retried every heartbeat
+	}
 	r.tryConsul(ctx)
 
 	lost := make(chan error, 1)
@@ -170,6 +175,9 @@ func (r *registrar) run(ctx context.Context) error {
 	t := time.NewTicker(s.settings.HeartbeatInterval)
 	defer t.Stop()
 	for {
+		// A change of the disk's state is sent at once, not at the next
+		// tick: producers should leave a full broker (or come back) now.
+		diskChanged := s.store.DiskChanged()
 		select {
 		case <-ctx.Done():
 			return nil
@@ -177,6 +185,7 @@ func (r *registrar) run(ctx context.Context) error {
 			s.online.Store(false)
 			return err
 		case <-t.C:
+		case <-diskChanged:
 		}
 		r.tryConsul(ctx)
 		err := r.register(ctx, protocol.BrokerRequestHeartbeat)
@@ -289,6 +298,7 @@ func (r *registrar) acquire(ctx context.Context) error {
 		ip = outboundIP(r.addr)
 	}
 	r.brokerA = net.JoinHostPort(ip, strconv.Itoa(r.s.Port()))
+	r.s.advertised.Store(&r.brokerA)
 	return nil
 }
 

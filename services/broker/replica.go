@@ -188,9 +188,10 @@ func (r *replica) watchLag(ctx context.Context) {
 	}
 }
 
-// brokerState is the state sent in heartbeats.
+// brokerState is the state sent in heartbeats: read-only while the slave
+// lags (mark_readonly) or the disk is full (the store refuses messages).
 func (s *Server) brokerState() int32 {
-	if s.lagReadonly.Load() {
+	if s.lagReadonly.Load() || s.store.DiskFull() != nil {
 		return protocol.BrokerStateR
 	}
 	return protocol.BrokerStateRW

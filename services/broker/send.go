@@ -2,7 +2,9 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/protocol/names"
 	"github.com/qmq-go/qmq/protocol/remoting"
+	"github.com/qmq-go/qmq/storage"
 	"github.com/qmq-go/qmq/storage/messagelog"
 )
 
@@ -76,17 +79,43 @@ func (s *Server) handleSend(ctx context.Context, req *remoting.Request) protocol
 	}
 	if len(batch) > 0 {
 		appended, err := s.store.Append(ctx, batch)
-		if err != nil {
-			s.log.Error("store append failed", "messages", len(batch), "remote", req.RemoteAddr, "error", err)
+		var full *storage.DiskFullError
+		switch {
+		case errors.As(err, &full):
+			s.refuseDiskFull(msgs, kept, full, req.RemoteAddr, fail)
+		case err != nil:
+			if ok, n := s.appendErrLog.allow(); ok {
+				s.log.Error("store append failed", "messages", len(batch), "remote", req.RemoteAddr, "error", err, "suppressed_since_last", n)
+			}
 			for _, i := range kept {
 				fail(&msgs[i], protocol.SendStoreError, "store error")
 			}
-		} else {
+		default:
 			s.m.received.Add(float64(len(batch)))
 			s.waitForSlave(ctx, msgs, kept, appended, fail)
 		}
 	}
 	return protocol.Frame{Body: protocol.AppendSendResults(nil, fails)}
+}
+
+// refuseDiskFull answers messages the store refused for lack of disk space
+// BROKER_READ_ONLY, with the reason as the remark: QMQ's producers (and
+// ours) then send them to another group, and the remark tells whoever reads
+// the failure what to do. The broker also heartbeats read-only meanwhile
+// (brokerState), so the metaserver stops routing producers here. Logged at
+// most once per logEvery: producers retry, and every retry lands here.
+func (s *Server) refuseDiskFull(msgs []protocol.RawMessage, idx []int, full *storage.DiskFullError, remote net.Addr, fail func(*protocol.RawMessage, int32, string)) {
+	addr := ""
+	if a := s.advertised.Load(); a != nil {
+		addr = *a
+	}
+	remark := fmt.Sprintf("%s%s (%s): %s; free space or add a group", protocol.RemarkDiskFull, s.Group(), addr, full.Detail())
+	for _, i := range idx {
+		fail(&msgs[i], protocol.SendBrokerReadOnly, remark)
+	}
+	if ok, n := s.diskFullLog.allow(); ok {
+		s.log.Warn("refusing messages: disk full", "messages", len(idx), "remote", remote, "reason", full.Error(), "suppressed_since_last", n)
+	}
 }
 
 // waitForSlave holds the answer until the slave has written the batch when

@@ -20,6 +20,7 @@ import (
 	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/protocol/remoting"
 	"github.com/qmq-go/qmq/storage"
+	"github.com/qmq-go/qmq/storage/vfs"
 )
 
 // Options configure a broker.
@@ -29,6 +30,7 @@ type Options struct {
 	Env       func(string) (string, bool) // nil = os.LookupEnv
 	Logger    hclog.Logger
 	Hostname  string // the name sent in BROKER_ACQUIRE_META; "" = os.Hostname()
+	FS        vfs.FS // the store's file system; nil = the OS's (tests inject a full disk)
 }
 
 // Server is a broker. Create it with New, run it with Run (or Close it if
@@ -50,6 +52,13 @@ type Server struct {
 	replica     atomic.Pointer[replica]
 	lagReadonly atomic.Bool // the slave lags: heartbeats say read-only (replica.go)
 	slaves      *slavePeer  // as master: which address may replicate (syncpeer.go)
+	// advertised is the address registered for clients (ip:broker.port),
+	// named in refusals; nil until the metaserver has answered.
+	advertised atomic.Pointer[string]
+
+	// Rate-limited log lines of errors every send hits (lograte.go).
+	appendErrLog logLimiter
+	diskFullLog  logLimiter
 	// leaseUntil (unix ns) is when this master's lease may have run out for
 	// the metaserver, minus a margin; 0: no lease (failover.go).
 	leaseUntil atomic.Int64
@@ -104,6 +113,7 @@ func (s *Server) open() error {
 	scfg := s.settings.Store
 	scfg.Logger = s.log.Named("store")
 	scfg.Registerer = s.m.reg
+	scfg.FS = s.opts.FS
 	var err error
 	if s.store, err = storage.Open(scfg); err != nil {
 		return fmt.Errorf("open store under %s (store.root): %w", scfg.Root, err)

@@ -80,7 +80,7 @@ func Open(cfg Config) (*Log, error) {
 		cfg.Logger = hclog.NewNullLogger()
 	}
 	seg, err := segment.Open(segment.Config{FS: cfg.FS, Dir: cfg.Dir, SegmentSize: cfg.SegmentSize,
-		Filler: fillEOF, Logger: cfg.Logger})
+		SizeKey: "actionlog.segment.size", Filler: fillEOF, Logger: cfg.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("open action log: %w", err)
 	}

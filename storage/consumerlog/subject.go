@@ -62,6 +62,7 @@ func (s *subjectLog) openLocked(create bool) error {
 		FS:           fs,
 		Dir:          s.dir,
 		SegmentSize:  s.m.segmentSize,
+		SizeKey:      "consumerlog.segment.units",
 		Filler:       fillBlank,
 		Sparse:       true, // see segment.Config.Sparse: 220 MB per subject otherwise
 		RandomAccess: true, // see segment.Config.RandomAccess: no read-ahead of holes

@@ -126,6 +126,7 @@ func Open(cfg Config, start Start) (*Log, error) {
 		FS:            cfg.FS,
 		Dir:           cfg.Dir,
 		SegmentSize:   cfg.SegmentSize,
+		SizeKey:       "messagelog.segment.size",
 		Filler:        fillEOF(func() int64 { return time.Now().UnixMilli() }),
 		ResidentBytes: cfg.ResidentBytes,
 		WriteThrough:  true, // see segment.Config.WriteThrough

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/qmq-go/qmq/storage/diskspace"
 	"github.com/qmq-go/qmq/storage/vfs"
 )
 
@@ -20,6 +21,9 @@ type Config struct {
 	FS          vfs.FS // nil: vfs.Default()
 	Dir         string
 	SegmentSize int64 // bytes per new segment
+	// SizeKey is the configuration key of SegmentSize (e.g.
+	// messagelog.segment.size), named when a full disk refuses a segment.
+	SizeKey string
 	// Filler fills the unused tail b of a segment when an append does not fit
 	// (the message log writes its 13-byte EOF record, then zeros). nil leaves
 	// zeros. Readers recognise it and jump to the next segment.
@@ -244,6 +248,7 @@ func (l *Log) Append(n int, write func(b []byte)) (int64, error) {
 		f := s.file
 		s.mu.Unlock()
 		if _, err := f.WriteAt(b, pos); err != nil {
+			err = diskspace.Wrap(l.fs, err, l.cfg.Dir, int64(n), "a write into a segment the file system did not preallocate")
 			l.writeErr = fmt.Errorf("segment log %s: write of %d bytes at offset %d failed, appends stopped until a restart recovers the log: %w", l.cfg.Dir, n, off, err)
 			return 0, l.writeErr
 		}
@@ -254,42 +259,34 @@ func (l *Log) Append(n int, write func(b []byte)) (int64, error) {
 	return off, nil
 }
 
-// roll fills the rest of the active segment and starts a new one at its end.
+// roll starts a new segment at the end of the active one and fills the
+// rest of the active one. The new segment is created first: when that fails
+// (a full disk refuses its blocks) nothing has changed, the partial file is
+// gone, and appends that still fit the active segment's tail go on.
 func (l *Log) roll(off int64) (*segment, error) {
-	if s := l.active; s != nil && off < s.end() {
-		data, err := s.pin()
+	prev := l.active
+	base := off
+	if prev != nil && off < prev.end() {
+		base = prev.end()
+	}
+	s := &segment{base: base, size: l.cfg.SegmentSize, path: segmentPath(l.cfg.Dir, base), fs: l.fs, random: l.cfg.RandomAccess}
+	data, err := l.create(s)
+	if err != nil {
+		return nil, err
+	}
+	if prev != nil && off < prev.end() {
+		pdata, err := prev.pin()
 		if err != nil {
+			s.retire()
+			l.fs.Remove(s.path)
 			return nil, err
 		}
-		tail := data[off-s.base:]
+		tail := pdata[off-prev.base:]
 		if l.cfg.Filler != nil {
 			l.cfg.Filler(tail)
 		}
-		s.unpin()
-		off = s.end()
-		l.wrote.Store(off) // readers may now pass the filler
-	}
-	s := &segment{base: off, size: l.cfg.SegmentSize, path: segmentPath(l.cfg.Dir, off), fs: l.fs, random: l.cfg.RandomAccess}
-	f, err := l.fs.OpenFile(s.path, os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("create segment %s: %w", s.path, err)
-	}
-	if err := f.Truncate(s.size); err != nil {
-		f.Close()
-		l.fs.Remove(s.path)
-		return nil, fmt.Errorf("size segment %s: %w", s.path, err)
-	}
-	if err := l.preallocate(f, s.size); err != nil {
-		f.Close()
-		l.fs.Remove(s.path)
-		return nil, fmt.Errorf("preallocate segment %s: %w", s.path, err)
-	}
-	s.file = f
-	data, err := s.mapSlow()
-	if err != nil {
-		f.Close()
-		l.fs.Remove(s.path)
-		return nil, err
+		prev.unpin()
+		l.wrote.Store(base) // readers may now pass the filler
 	}
 	l.dirDirty.Store(true)
 	l.mu.Lock()
@@ -302,6 +299,43 @@ func (l *Log) roll(off int64) (*segment, error) {
 	l.active, l.activeData = s, data
 	l.log.Debug("segment created", "path", s.path)
 	return s, nil
+}
+
+// create makes s's file, reserves its blocks and maps it. On failure the
+// file is removed again; a full disk is reported as a *diskspace.FullError.
+func (l *Log) create(s *segment) ([]byte, error) {
+	f, err := l.fs.OpenFile(s.path, os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, l.noSpace(fmt.Errorf("create segment %s: %w", s.path, err), s.size)
+	}
+	fail := func(err error) ([]byte, error) {
+		f.Close()
+		l.fs.Remove(s.path)
+		return nil, l.noSpace(err, s.size)
+	}
+	if err := f.Truncate(s.size); err != nil {
+		return fail(fmt.Errorf("size segment %s: %w", s.path, err))
+	}
+	if err := l.preallocate(f, s.size); err != nil {
+		return fail(fmt.Errorf("preallocate segment %s of %d bytes: %w", s.path, s.size, err))
+	}
+	s.file = f
+	data, err := s.mapSlow()
+	if err != nil {
+		s.file = nil
+		return fail(err)
+	}
+	return data, nil
+}
+
+// noSpace turns a file system out of space into a *diskspace.FullError
+// naming the log's directory and the segment size setting.
+func (l *Log) noSpace(err error, needed int64) error {
+	key := l.cfg.SizeKey
+	if key == "" {
+		key = "the segment size"
+	}
+	return diskspace.Wrap(l.fs, err, l.cfg.Dir, needed, "a new segment ("+key+")")
 }
 
 // WrotePosition is the end of the published bytes.
@@ -565,6 +599,7 @@ func (l *Log) zeroFrom(s *segment, pos int64) error {
 	f := s.file
 	s.mu.Unlock()
 	if err := zeroTail(f, data, pos, !l.cfg.Sparse); err != nil {
+		err = diskspace.Wrap(l.fs, err, l.cfg.Dir, s.size, "the blocks of the zeroed tail of segment "+s.path)
 		return fmt.Errorf("truncate: zero segment %s from %d: %w", s.path, pos, err)
 	}
 	if err := s.sync(); err != nil {

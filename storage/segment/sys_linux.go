@@ -12,11 +12,10 @@ import (
 // mapping never hit a hole (which could SIGBUS on a full disk) and never
 // change the file's size. File systems without fallocate keep a sparse file.
 func preallocate(f vfs.File, size int64) error {
-	err := unix.Fallocate(int(f.OSFile().Fd()), 0, 0, size)
-	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
-		return nil
+	if err := f.Allocate(size); err != nil && !errors.Is(err, errors.ErrUnsupported) {
+		return err
 	}
-	return err
+	return nil
 }
 
 // msync is not needed on Linux: the page cache is unified, so fsync writes

@@ -184,6 +184,7 @@ func (c *CrashFS) Rename(oldpath, newpath string) error {
 func (c *CrashFS) MkdirAll(dir string, perm os.FileMode) error { return c.base.MkdirAll(dir, perm) }
 func (c *CrashFS) ReadDir(dir string) ([]os.DirEntry, error)   { return c.base.ReadDir(dir) }
 func (c *CrashFS) Stat(name string) (os.FileInfo, error)       { return c.base.Stat(name) }
+func (c *CrashFS) Usage(path string) (Usage, error)            { return c.base.Usage(path) }
 
 func (c *CrashFS) SyncDir(dir string) error {
 	path := filepath.Clean(dir)

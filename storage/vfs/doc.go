@@ -5,9 +5,12 @@
 //     and on Crash rewrites the directory to what a power loss could leave:
 //     the synced content plus, optionally, a torn, reordered or zeroed part of
 //     the unsynced tail, and only the directory entries that were synced;
-//   - ErrorFS, which makes chosen operations fail.
+//   - ErrorFS, which makes chosen operations fail (File.Allocate with ENOSPC
+//     is a full disk), and UsageFS, which reports the free space a test
+//     chooses.
 //
-// The seam is deliberately small: open/remove/rename/list/stat/sync. Segments
+// The seam is deliberately small: open/remove/rename/list/stat/sync, plus
+// fallocate and the file system's free space. Segments
 // are mmap'ed, and mmap needs a real file descriptor, so File exposes the
 // underlying *os.File; writes through a mapping therefore bypass the seam,
 // which CrashFS accounts for by reading file contents back at each Sync (the

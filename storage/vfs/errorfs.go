@@ -17,6 +17,8 @@ const (
 	OpMkdir    = "mkdir"
 	OpReadDir  = "readdir"
 	OpStat     = "stat"
+	OpAllocate = "allocate" // File.Allocate: a full disk fails it with syscall.ENOSPC
+	OpUsage    = "usage"
 )
 
 // NewErrorFS wraps base so that a call fails with inject(op, path) whenever
@@ -94,6 +96,13 @@ func (e *errorFS) SyncDir(dir string) error {
 	return e.base.SyncDir(dir)
 }
 
+func (e *errorFS) Usage(path string) (Usage, error) {
+	if err := e.fail(OpUsage, path); err != nil {
+		return Usage{}, err
+	}
+	return e.base.Usage(path)
+}
+
 type errorFile struct {
 	File
 	fs   *errorFS
@@ -148,3 +157,23 @@ func (f *errorFile) Stat() (os.FileInfo, error) {
 	}
 	return f.File.Stat()
 }
+
+func (f *errorFile) Allocate(size int64) error {
+	if err := f.fs.fail(OpAllocate, f.name); err != nil {
+		return err
+	}
+	return f.File.Allocate(size)
+}
+
+// NewUsageFS wraps base so that Usage answers usage(path): tests make a disk
+// look full, or free again, without filling one.
+func NewUsageFS(base FS, usage func(path string) (Usage, error)) FS {
+	return usageFS{FS: base, usage: usage}
+}
+
+type usageFS struct {
+	FS
+	usage func(path string) (Usage, error)
+}
+
+func (u usageFS) Usage(path string) (Usage, error) { return u.usage(path) }

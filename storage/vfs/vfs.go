@@ -17,6 +17,15 @@ type FS interface {
 	// SyncDir fsyncs a directory so that entries created, renamed or removed
 	// in it survive a power loss.
 	SyncDir(dir string) error
+	// Usage reports the size and free space of the file system holding path
+	// (errors.ErrUnsupported where it cannot be measured).
+	Usage(path string) (Usage, error)
+}
+
+// Usage is a file system's size and the space left in it, in bytes.
+type Usage struct {
+	Total int64
+	Free  int64 // available to the broker (statfs f_bavail: without root's reserve)
 }
 
 // File is an open file.
@@ -31,6 +40,11 @@ type File interface {
 	Sync() error
 	Truncate(size int64) error
 	Stat() (os.FileInfo, error)
+	// Allocate reserves the blocks of [0, size) (fallocate(2), extending the
+	// file if it is shorter), so that writes there cannot fail for lack of
+	// space later; errors.ErrUnsupported where the file system cannot. On a
+	// full disk it fails with ENOSPC.
+	Allocate(size int64) error
 	// OSFile returns the real file, for mmap (which needs a real descriptor).
 	// Writes through a mapping bypass any wrapping FS.
 	OSFile() *os.File
