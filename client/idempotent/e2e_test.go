@@ -195,6 +195,12 @@ func TestEndToEndConsumerTransactionalExactlyOnce(t *testing.T) {
 	}
 	t.Cleanup(func() { stopRun(); runWG.Wait() })
 
+	// A new consumer group starts at the newest message when its first pull
+	// reaches a broker: give both groups' first pulls to both broker groups
+	// time to arrive before anything is sent (CI once lost that race under
+	// load and group gb started after half the messages).
+	time.Sleep(2 * time.Second)
+
 	// Every message, then the first half again: the broker stores two
 	// copies with one id.
 	const dups = n / 2
