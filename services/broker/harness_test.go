@@ -21,8 +21,6 @@ import (
 	"github.com/qmq-go/qmq/services/metaserver/metatest"
 )
 
-const testToken = "test-token-0123456789"
-
 // metaHarness is an in-process metaserver on free ports (see metatest).
 type metaHarness struct {
 	*metatest.Server

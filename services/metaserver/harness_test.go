@@ -224,14 +224,3 @@ func newMySQLDatabase(t *testing.T) (name, addr string) {
 func datasourceFile(addr, db string) string {
 	return fmt.Sprintf("jdbc.driverClassName=com.mysql.jdbc.Driver\njdbc.url=jdbc:mysql://%s/%s?useSSL=false&characterEncoding=utf8\njdbc.username=root\njdbc.password=\npool.size.max=10\n", addr, db)
 }
-
-// freePort returns a port nobody listens on right now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
