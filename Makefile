@@ -26,8 +26,14 @@ RACE_PKGS := ./conf/... ./protocol/... ./consul/... ./services/... ./cmd/... ./c
 
 all: build
 
+# What `qmq version` prints: VERSION is the nearest tag, the commits since it and the abbreviated commit
+# ("-dirty" with uncommitted changes); COMMIT the full hash, for builds that Go stamps with none (a git
+# worktree, GOFLAGS=-buildvcs=false). Outside git both are empty and the binary says so.
+VERSION = $(shell git describe --tags --always --dirty 2>/dev/null)
+COMMIT = $(shell git rev-parse HEAD 2>/dev/null)
+
 build:
-	$(GO) build -o $(BIN) ./cmd/qmq
+	$(GO) build -ldflags "-X main.version=$(VERSION) -X main.commit=$(COMMIT)" -o $(BIN) ./cmd/qmq
 
 ## run: the main job on embedded defaults: metaserver (SQLite) + one broker group in one process under
 ## ./data/dev, the broker registered automatically (`qmq dev`). Ctrl-C stops it; a restart keeps the data.
