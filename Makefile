@@ -13,17 +13,27 @@ NOMAD_VERSION := v1.6.1
 # takes the api module at the v1.6.1 tag's commit, and the replaces of Nomad 1.6.1's go.mod.
 NOMAD_API_VERSION := v0.0.0-20230721134942-515895c7690c
 NOMAD := $(TOOLS)/bin/nomad
+STATICCHECK_VERSION := v0.8.2
+# Named after the Go release too: staticcheck type-checks with the go/types it was built with, which
+# refuses code for a newer Go, so a Go upgrade needs a rebuild.
+STATICCHECK = $(TOOLS)/bin/staticcheck-$(STATICCHECK_VERSION)-$(shell $(GO) env GOVERSION)
 export PATH := $(TOOLS)/bin:$(PATH)
 
 # Packages whose tests exercise goroutines: run under the race detector.
 RACE_PKGS := ./conf/... ./protocol/... ./consul/... ./services/... ./cmd/... ./client/... ./storage/...
 
-.PHONY: all build run dev metaserver test vet fmt fuzz consul nomad clean
+.PHONY: all build run dev metaserver test vet staticcheck fmt fuzz consul nomad clean
 
 all: build
 
+# What `qmq version` prints: VERSION is the nearest tag, the commits since it and the abbreviated commit
+# ("-dirty" with uncommitted changes); COMMIT the full hash, for builds that Go stamps with none (a git
+# worktree, GOFLAGS=-buildvcs=false). Outside git both are empty and the binary says so.
+VERSION = $(shell git describe --tags --always --dirty 2>/dev/null)
+COMMIT = $(shell git rev-parse HEAD 2>/dev/null)
+
 build:
-	$(GO) build -o $(BIN) ./cmd/qmq
+	$(GO) build -ldflags "-X main.version=$(VERSION) -X main.commit=$(COMMIT)" -o $(BIN) ./cmd/qmq
 
 ## run: the main job on embedded defaults: metaserver (SQLite) + one broker group in one process under
 ## ./data/dev, the broker registered automatically (`qmq dev`). Ctrl-C stops it; a restart keeps the data.
@@ -39,14 +49,32 @@ metaserver: build
 	$(BIN) metaserver --conf conf
 
 ## test: everything, against real MariaDB (127.0.0.1:3306) and real Consul and Nomad agents (built by
-## `make consul` and `make nomad`).
-test: consul nomad vet
+## `make consul` and `make nomad`), after go vet and staticcheck.
+test: consul nomad vet staticcheck
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*'))" || { echo "gofmt needed on:"; gofmt -l .; exit 1; }
 	$(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
 	$(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v -E '/(conf|protocol|consul|services|cmd|client|storage)(/|$$)')
 
 vet:
+	$(GO) mod tidy -diff
 	$(GO) vet ./...
+
+## staticcheck: honnef.co/go/tools over the main module; the first run builds it from the Go module proxy
+## into .tools/bin (about a minute once per Go release, then cached).
+staticcheck: $(STATICCHECK)
+	$(STATICCHECK) ./...
+$(STATICCHECK):
+	@mkdir -p $(TOOLS)/bin $(TOOLS_CACHE)
+	@if [ -x $(TOOLS_CACHE)/$(notdir $(STATICCHECK)) ]; then \
+	  cp $(TOOLS_CACHE)/$(notdir $(STATICCHECK)) $@; \
+	else \
+	  echo "building staticcheck $(STATICCHECK_VERSION) from the Go module proxy (about a minute, once)"; \
+	  rm -rf $(TOOLS)/staticcheck-build && \
+	  GOBIN=$(TOOLS)/staticcheck-build $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) && \
+	  mv $(TOOLS)/staticcheck-build/staticcheck $@ && \
+	  cp $@ $(TOOLS_CACHE)/$(notdir $(STATICCHECK)); \
+	fi
+	@$@ -version
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -112,24 +112,6 @@ func (q *ackQueue) complete(e *ackEntry) {
 	}
 }
 
-// pending reports whether completed ranges wait to be acknowledged.
-func (q *ackQueue) pending() bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.ranges) > 0
-}
-
-// unacked counts messages pulled and not yet acknowledged to the broker.
-func (q *ackQueue) unacked() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	n := len(q.entries)
-	for _, r := range q.ranges {
-		n += int(r[1] - r[0] + 1)
-	}
-	return n
-}
-
 // flush sends the waiting ranges in order; with heartbeat set and nothing
 // to send, a heartbeat ack instead.
 func (q *ackQueue) flush(ctx context.Context, heartbeat bool) error {

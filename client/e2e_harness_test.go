@@ -280,13 +280,6 @@ func (b *brokerProc) kill9() {
 
 func (b *brokerProc) kill() { b.kill9() }
 
-func (b *brokerProc) restart() {
-	b.c.t.Helper()
-	b.kill9()
-	b.start()
-	b.waitOnline()
-}
-
 // ---------------------------------------------------------------- helper processes
 
 // TestE2EHelperProcess is not a test: it is the body of the child

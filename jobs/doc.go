@@ -20,7 +20,7 @@
 //	consul_address     127.0.0.1:8500, the node's Consul agent
 //	volume, store_root qmq-metaserver, /data: the host volume of the embedded SQLite store and where the task sees it
 //	jdbc_url, jdbc_username, jdbc_password
-//	                   a MySQL database (sql/init.sql) instead of SQLite; then no volume is used
+//	                   a MySQL database (schema/init.sql) instead of SQLite; then no volume is used
 //	metaserver_config  {} more metaserver.properties keys (--set key=value)
 //	cpu, memory        500 MHz, 256 MB
 //

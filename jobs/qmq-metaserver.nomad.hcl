@@ -80,7 +80,7 @@ variable "store_root" {
 variable "jdbc_url" {
   type        = string
   default     = ""
-  description = "MySQL database instead of the embedded SQLite store: jdbc:mysql://host:3306/qmq_metaserver?useSSL=false (schema: sql/init.sql). Empty = SQLite on the host volume."
+  description = "MySQL database instead of the embedded SQLite store: jdbc:mysql://host:3306/qmq_metaserver?useSSL=false (schema: schema/init.sql). Empty = SQLite on the host volume."
 }
 
 variable "jdbc_username" {

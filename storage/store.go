@@ -133,7 +133,7 @@ func Open(cfg Config) (*Store, error) {
 	s.cancel = cancel
 	s.goRun(func() {
 		defer it.Close()
-		s.runDispatcher(ctx, it, pos)
+		s.runDispatcher(ctx, it)
 	})
 	s.goRun(func() { s.runRetention(ctx) })
 	s.goRun(func() { s.runCheckpointer(ctx) })
@@ -209,10 +209,11 @@ func (s *Store) dispatch(it *messagelog.Iterator, limit int) (int, int64, error)
 	return n, it.Offset(), it.Err()
 }
 
-// runDispatcher follows the message log and asks for a message checkpoint
-// every message.checkpoint.interval records or CheckpointMaxAge, whichever
-// first.
-func (s *Store) runDispatcher(ctx context.Context, it *messagelog.Iterator, pos int64) {
+// runDispatcher follows the message log from where it stands and asks for a
+// message checkpoint every message.checkpoint.interval records or
+// CheckpointMaxAge, whichever first. The dispatched position is always
+// it.Offset() after a dispatch, so it takes no separate start position.
+func (s *Store) runDispatcher(ctx context.Context, it *messagelog.Iterator) {
 	sinceCheckpoint := 0
 	lastCheckpoint := time.Now()
 	ticker := time.NewTicker(time.Second)
@@ -237,7 +238,7 @@ func (s *Store) runDispatcher(ctx context.Context, it *messagelog.Iterator, pos 
 			}
 			continue
 		}
-		pos = next
+		pos := next
 		sinceCheckpoint += n
 		s.setDispatched(pos)
 		s.m.replayLag.Set(float64(s.msgs.WrotePosition() - pos))

@@ -1,7 +1,7 @@
 package main
 
 // qmq bench: produce, consume and end-to-end latency workloads against a
-// running metaserver + broker, driven by client/loadgen (which bench/cmd/peer
+// running metaserver + broker, driven by internal/loadgen (which bench/cmd/peer
 // also uses to run the same workloads against NATS JetStream side by side).
 
 import (
@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/qmq-go/qmq/client/loadgen"
+	"github.com/qmq-go/qmq/internal/loadgen"
 )
 
 func runBench(args []string, stdout, stderr io.Writer) int {

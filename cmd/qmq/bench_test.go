@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/qmq-go/qmq/client/loadgen"
+	"github.com/qmq-go/qmq/internal/loadgen"
 )
 
 // TestBench runs every workload with small numbers against a `qmq dev`

@@ -22,8 +22,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/qmq-go/qmq/client/loadgen"
 	"github.com/qmq-go/qmq/conf"
+	"github.com/qmq-go/qmq/internal/loadgen"
 	"github.com/qmq-go/qmq/services/broker"
 	"github.com/qmq-go/qmq/services/metaserver"
 )

@@ -5,7 +5,7 @@
 //	qmq broker [--conf DIR] [--set key=value]…       real-time broker (master)
 //	qmq send / qmq consume                           try the queue from a terminal
 //	qmq tools <Command> --metaserver=host:port …     QMQ's tools.sh admin commands
-//	qmq version
+//	qmq version                                       version and commit (also --version)
 package main
 
 import (
@@ -28,9 +28,6 @@ import (
 	"github.com/qmq-go/qmq/services/metaserver"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
-
 const usage = `qmq — QMQ message queue servers and tools, in Go.
 
 Usage:
@@ -41,7 +38,7 @@ Usage:
   qmq consume --meta URL --subject S --group G [--count N] [--broadcast] [--tag T]... [--tag-mode and|or] [--json]
   qmq bench --meta URL [--subjects N] [--size B] [--producers P] [--consumers C] [--duration D] [--rate R] [--mode produce|consume|e2e|all] [--json]
   qmq tools <Command> --metaserver=<host[:port]> [--token=<token>] [flags]   (qmq tools --help lists commands)
-  qmq version
+  qmq version                               the version and the commit it was built from (also --version)
 
 Configuration keys and file names are QMQ's (metaserver.properties, datasource.properties, …).
 Any key can be overridden with --set key=value or the environment variable QMQ_<KEY>
@@ -89,7 +86,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "tools":
 		return tools.Main(args[1:], stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "qmq", version)
+		fmt.Fprint(stdout, currentVersion())
 		return 0
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)

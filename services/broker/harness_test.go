@@ -22,8 +22,6 @@ import (
 	"github.com/qmq-go/qmq/storage/vfs"
 )
 
-const testToken = "test-token-0123456789"
-
 // metaHarness is an in-process metaserver on free ports (see metatest).
 type metaHarness struct {
 	*metatest.Server

@@ -9,7 +9,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/qmq-go/qmq/client/loadgen"
+	"github.com/qmq-go/qmq/internal/loadgen"
 	"github.com/qmq-go/qmq/services/replication"
 )
 

@@ -22,7 +22,7 @@ import (
 	"github.com/qmq-go/qmq/cmd/qmq/tools"
 	"github.com/qmq-go/qmq/conf"
 	"github.com/qmq-go/qmq/internal/testlog"
-	schema "github.com/qmq-go/qmq/sql"
+	"github.com/qmq-go/qmq/schema"
 )
 
 const testToken = "9p4lGl8JoTH9GhemH9QFtfVmmRj!DR@OjIcYyqoDN8MLSY!6Fx6twXoZL0K3tV11"
@@ -183,7 +183,7 @@ func mysqlServerDSN() string {
 	return "root@tcp(127.0.0.1:3306)/"
 }
 
-// newMySQLDatabase creates an empty database with sql/init.sql applied and
+// newMySQLDatabase creates an empty database with schema/init.sql applied and
 // returns its name and the server address. It fails the test (never skips)
 // when MariaDB is not reachable.
 func newMySQLDatabase(t *testing.T) (name, addr string) {
@@ -215,7 +215,7 @@ func newMySQLDatabase(t *testing.T) (name, addr string) {
 		}
 	})
 	if _, err := db.ExecContext(ctx, "USE "+name+";\n"+schema.MySQL); err != nil {
-		t.Fatalf("apply sql/init.sql: %v", err)
+		t.Fatalf("apply schema/init.sql: %v", err)
 	}
 	return name, cfg.Addr
 }
@@ -223,15 +223,4 @@ func newMySQLDatabase(t *testing.T) (name, addr string) {
 // datasourceFile is a datasource.properties in QMQ's format.
 func datasourceFile(addr, db string) string {
 	return fmt.Sprintf("jdbc.driverClassName=com.mysql.jdbc.Driver\njdbc.url=jdbc:mysql://%s/%s?useSSL=false&characterEncoding=utf8\njdbc.username=root\njdbc.password=\npool.size.max=10\n", addr, db)
-}
-
-// freePort returns a port nobody listens on right now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

@@ -4,7 +4,7 @@
 //
 //	cd bench && go run ./cmd/peer --meta http://127.0.0.1:8080/meta/address
 //
-// Both systems run through github.com/qmq-go/qmq/client/loadgen, the same
+// Both systems run through github.com/qmq-go/qmq/internal/loadgen, the same
 // harness as `qmq bench` (this module replaces the main module with ../).
 // This module is separate so that nats.go is not a dependency of the product.
 package main
@@ -26,7 +26,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/qmq-go/qmq/client/loadgen"
+	"github.com/qmq-go/qmq/internal/loadgen"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }

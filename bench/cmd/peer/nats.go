@@ -12,7 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/qmq-go/qmq/client/loadgen"
+	"github.com/qmq-go/qmq/internal/loadgen"
 )
 
 // natsStampHeader carries the send time (Unix nanoseconds) of a bench message.

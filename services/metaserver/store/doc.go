@@ -9,13 +9,13 @@
 // duplicate-key detection):
 //
 //   - MySQL/MariaDB (OpenMySQL), for production and for several metaservers
-//     sharing one database. The schema is sql/init.sql, applied by the
+//     sharing one database. The schema is schema/init.sql, applied by the
 //     operator; OpenMySQL only checks that the tables exist and names the
 //     missing ones. Table and column names, types and unique keys are QMQ's, so
 //     a database used by QMQ's Java metaserver works unchanged, in both
 //     directions. DSNFromJDBC translates QMQ's jdbc:mysql:// URLs.
 //   - SQLite (OpenSQLite, pure Go modernc.org/sqlite), the embedded default
-//     for a single metaserver. The schema is sql/init_sqlite.sql: same tables,
+//     for a single metaserver. The schema is schema/init_sqlite.sql: same tables,
 //     columns and unique keys, applied automatically and idempotently.
 //
 // Both backends run the same behaviour tests. To keep them alike, values are

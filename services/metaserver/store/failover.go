@@ -10,7 +10,7 @@ import (
 
 // Failover (ours): the atomic master/slave swap of the broker table and the
 // group master leases of table broker_epoch. Neither exists in QMQ; the
-// table is added by sql/init.sql (CREATE TABLE IF NOT EXISTS), QMQ's tables
+// table is added by schema/init.sql (CREATE TABLE IF NOT EXISTS), QMQ's tables
 // are untouched.
 
 // oursTables are the tables this server adds to QMQ's schema. OpenMySQL does
@@ -172,7 +172,7 @@ func (s *sqlStore) ListEpochs(ctx context.Context, group string) ([]Epoch, error
 		return s.scanEpoch(r)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list epochs of %s: %w (on MySQL, apply sql/init.sql again: it adds table broker_epoch)", group, err)
+		return nil, fmt.Errorf("list epochs of %s: %w (on MySQL, apply schema/init.sql again: it adds table broker_epoch)", group, err)
 	}
 	return out, nil
 }
@@ -201,7 +201,7 @@ func (s *sqlStore) ClaimLease(ctx context.Context, c Claim, now time.Time) (e Ep
 	if got, err := s.scanEpoch(row); err == nil {
 		cur = &got
 	} else if !errors.Is(err, sql.ErrNoRows) {
-		return Epoch{}, fmt.Errorf("read the lease of %s: %w (on MySQL, apply sql/init.sql again: it adds table broker_epoch)", c.Group, err)
+		return Epoch{}, fmt.Errorf("read the lease of %s: %w (on MySQL, apply schema/init.sql again: it adds table broker_epoch)", c.Group, err)
 	}
 	nowMs, expire := now.UnixMilli(), now.Add(c.TTL).UnixMilli()
 	held := cur != nil && cur.Holder != holder && cur.ExpireMillis > nowMs && !c.External

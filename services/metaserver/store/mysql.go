@@ -13,7 +13,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 )
 
-// tables are the nine tables of the metaserver schema (sql/init.sql), in the
+// tables are the nine tables of the metaserver schema (schema/init.sql), in the
 // schema's order.
 var tables = []string{
 	"broker_group",
@@ -31,7 +31,7 @@ var tables = []string{
 // "user:pass@tcp(host:3306)/qmq_metaserver"; see DSNFromJDBC for QMQ's JDBC
 // URLs) with at most maxOpen connections (no limit if maxOpen <= 0), pings it
 // and checks that the schema's nine tables exist. It never creates tables: the
-// operator applies sql/init.sql, and the error says so when tables are missing.
+// operator applies schema/init.sql, and the error says so when tables are missing.
 //
 // Whatever dsn says, these settings are forced, because the store relies on
 // them: parseTime=true and loc=UTC (times are read and written as UTC
@@ -79,7 +79,7 @@ func checkMySQL(ctx context.Context, db *sql.DB, cfg *mysql.Config) error {
 	if err := db.PingContext(ctx); err != nil {
 		var me *mysql.MySQLError
 		if errors.As(err, &me) && me.Number == 1049 { // ER_BAD_DB_ERROR
-			return fmt.Errorf("MySQL at %s has no database %s: create it and apply the schema with `%s -e 'create database %s' && %s %s < sql/init.sql` (%w)",
+			return fmt.Errorf("MySQL at %s has no database %s: create it and apply the schema with `%s -e 'create database %s' && %s %s < schema/init.sql` (%w)",
 				cfg.Addr, cfg.DBName, mysqlCommand(cfg), cfg.DBName, mysqlCommand(cfg), cfg.DBName, err)
 		}
 		return fmt.Errorf("cannot connect to MySQL at %s (database %s, user %q): %w", cfg.Addr, cfg.DBName, cfg.User, err)
@@ -109,7 +109,7 @@ func checkMySQL(ctx context.Context, db *sql.DB, cfg *mysql.Config) error {
 	}
 	if len(missing) > 0 {
 		slices.Sort(missing)
-		return fmt.Errorf("database %s lacks tables %s: apply the schema with `%s %s < sql/init.sql`",
+		return fmt.Errorf("database %s lacks tables %s: apply the schema with `%s %s < schema/init.sql`",
 			cfg.DBName, strings.Join(missing, ", "), mysqlCommand(cfg), cfg.DBName)
 	}
 	return nil

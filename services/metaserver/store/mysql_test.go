@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	schema "github.com/qmq-go/qmq/sql"
+	"github.com/qmq-go/qmq/schema"
 
 	"github.com/qmq-go/qmq/internal/testmysql"
 )
@@ -17,7 +17,7 @@ import (
 // skip, when it cannot be reached).
 
 // createTestDatabase creates an empty database qmq_test_<random>, dropped when
-// the test ends, runs the statements of sql/init.sql for which apply returns
+// the test ends, runs the statements of schema/init.sql for which apply returns
 // true (nil: all) and returns the database's name and a DSN for it.
 func createTestDatabase(t *testing.T, apply func(stmt string) bool) (name, dsn string) {
 	t.Helper()
@@ -35,7 +35,7 @@ func createTestDatabase(t *testing.T, apply func(stmt string) bool) (name, dsn s
 			continue
 		}
 		if _, err := db.ExecContext(ctx, stmt); err != nil {
-			t.Fatalf("apply sql/init.sql to %s: %v\nstatement:\n%s", name, err, stmt)
+			t.Fatalf("apply schema/init.sql to %s: %v\nstatement:\n%s", name, err, stmt)
 		}
 	}
 	return name, dsn
@@ -66,11 +66,11 @@ func TestMySQLSchemaIsIdempotent(t *testing.T) {
 	defer db.Close()
 	for _, stmt := range splitStatements(schema.MySQL) {
 		if _, err := db.Exec(stmt); err != nil {
-			t.Fatalf("applying sql/init.sql twice to %s: %v", name, err)
+			t.Fatalf("applying schema/init.sql twice to %s: %v", name, err)
 		}
 	}
 	if n := len(splitStatements(schema.MySQL)); n != len(tables)+len(oursTables) {
-		t.Errorf("sql/init.sql has %d statements, want one per table (%d)", n, len(tables)+len(oursTables))
+		t.Errorf("schema/init.sql has %d statements, want one per table (%d)", n, len(tables)+len(oursTables))
 	}
 }
 
@@ -92,8 +92,8 @@ func TestOpenMySQLMissingTables(t *testing.T) {
 	cfg := testmysql.ServerConfig(t)
 	host, _, _ := strings.Cut(cfg.Addr, ":")
 	want := fmt.Sprintf("database %s lacks tables broker, broker_group, client_meta_info, client_offline_state, datasource_config, readonly_broker_group_setting: apply the schema with `mysql -h%s", name, host)
-	if !strings.Contains(err.Error(), want) || !strings.HasSuffix(err.Error(), name+" < sql/init.sql`") {
-		t.Fatalf("error:\n%v\nwant it to contain:\n%s\nand end with %q", err, want, name+" < sql/init.sql`")
+	if !strings.Contains(err.Error(), want) || !strings.HasSuffix(err.Error(), name+" < schema/init.sql`") {
+		t.Fatalf("error:\n%v\nwant it to contain:\n%s\nand end with %q", err, want, name+" < schema/init.sql`")
 	}
 	t.Log(err)
 

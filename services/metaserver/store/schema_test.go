@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	schema "github.com/qmq-go/qmq/sql"
+	"github.com/qmq-go/qmq/schema"
 )
 
 // tableShape is what both schemas must agree on: the columns, in order, and
@@ -120,7 +120,7 @@ func formatShapes(m map[string]*tableShape) string {
 	return b.String()
 }
 
-// TestSchemasMatch checks that sql/init.sql and sql/init_sqlite.sql define the
+// TestSchemasMatch checks that schema/init.sql and schema/init_sqlite.sql define the
 // same tables, columns (in the same order) and unique keys.
 func TestSchemasMatch(t *testing.T) {
 	_, dsn := createTestDatabase(t, nil)
@@ -133,7 +133,7 @@ func TestSchemasMatch(t *testing.T) {
 
 	m, l := formatShapes(mysqlShapes(t, my)), formatShapes(sqliteShapes(t, rawDB(lite)))
 	if m != l {
-		t.Fatalf("the schemas differ\nMySQL (sql/init.sql):\n%s\nSQLite (sql/init_sqlite.sql):\n%s", m, l)
+		t.Fatalf("the schemas differ\nMySQL (schema/init.sql):\n%s\nSQLite (schema/init_sqlite.sql):\n%s", m, l)
 	}
 	want := slices.Sorted(slices.Values(append(slices.Clone(tables), oursTables...)))
 	var got []string
@@ -150,7 +150,7 @@ func TestSchemasMatch(t *testing.T) {
 // qmqColumns is QMQ's schema (qmq-dist/sql/init.sql plus
 // 001_add_ext_to_broker_group.sql) as information_schema describes it:
 // table.column type nullable. Existing QMQ databases must work unchanged, so
-// sql/init.sql must produce exactly these (integer display widths aside, which
+// schema/init.sql must produce exactly these (integer display widths aside, which
 // MySQL 8 no longer reports).
 const qmqColumns = `
 broker.id bigint unsigned NO
@@ -228,7 +228,7 @@ subject_info.uniq_name name
 subject_route.uniq_subject subject_info
 `
 
-// TestMySQLSchemaMatchesQMQ checks sql/init.sql against QMQ's schema.
+// TestMySQLSchemaMatchesQMQ checks schema/init.sql against QMQ's schema.
 func TestMySQLSchemaMatchesQMQ(t *testing.T) {
 	_, dsn := createTestDatabase(t, nil)
 	db, err := sql.Open("mysql", dsn)
@@ -278,6 +278,6 @@ func TestSplitStatements(t *testing.T) {
 		t.Fatalf("splitStatements = %q, want %q", got, want)
 	}
 	if n := len(splitStatements(schema.SQLite)); n != len(tables)+len(oursTables)+1 { // + the index
-		t.Errorf("sql/init_sqlite.sql has %d statements, want %d", n, len(tables)+len(oursTables)+1)
+		t.Errorf("schema/init_sqlite.sql has %d statements, want %d", n, len(tables)+len(oursTables)+1)
 	}
 }

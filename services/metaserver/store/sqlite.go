@@ -10,11 +10,11 @@ import (
 
 	_ "modernc.org/sqlite" // registers driver "sqlite"
 
-	schema "github.com/qmq-go/qmq/sql"
+	"github.com/qmq-go/qmq/schema"
 )
 
 // OpenSQLite opens (creating it and its parent directory if needed) the
-// embedded database at path and applies sql/init_sqlite.sql, which is
+// embedded database at path and applies schema/init_sqlite.sql, which is
 // idempotent. The database is in WAL mode with a busy timeout of 10 s.
 //
 // The pool has a single connection (SetMaxOpenConns(1)): SQLite allows one

@@ -3,6 +3,12 @@
 // per-message acks, and end-to-end latency at a fixed rate, written against a
 // small Backend interface so that the same code drives qmq (NewQMQ) and other
 // systems (bench/cmd/peer's NATS JetStream backend).
+//
+// It is a benchmark harness, not part of the Go SDK, hence internal/. The
+// bench module (github.com/qmq-go/qmq/bench) may still import it: Go allows
+// an internal package to every importer whose import path lies under the
+// internal directory's parent, across module boundaries (as gopls does with
+// golang.org/x/tools/internal).
 package loadgen
 
 import (

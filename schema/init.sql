@@ -18,7 +18,7 @@
 --
 -- Apply with:
 --   mysql -uroot -e 'create database qmq_metaserver'
---   mysql -uroot qmq_metaserver < sql/init.sql
+--   mysql -uroot qmq_metaserver < schema/init.sql
 
 -- Broker groups (a master and its slaves), written by the master's ONLINE,
 -- heartbeat and OFFLINE requests and by the heartbeat timeout.
