@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/qmq-go/qmq/internal/backoff"
 	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/protocol/names"
 )
@@ -319,15 +320,6 @@ func (c *Consumer) filters(subject string) []protocol.PullFilter {
 	return f
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
-}
-
 // pullLoop long-polls one broker group for one subject and hands the
 // messages to Pull or Run.
 func (c *Consumer) pullLoop(ctx context.Context, q *ackQueue) {
@@ -337,14 +329,17 @@ func (c *Consumer) pullLoop(ctx context.Context, q *ackQueue) {
 	filters := c.filters(k.subject)
 	pm := q.m
 	failures := 0
-	backoff := func(err error) {
+	// Every consumer of a broker that went away fails at once: jitter
+	// spreads their retries.
+	retry := backoff.Backoff{Min: c.cfg.retryDelay, Max: 5 * time.Second}
+	failed := func(err error) {
 		pm.pullError.Inc()
 		failures++
 		if failures == 1 || failures%30 == 0 {
 			log.Warn("pull failed; retrying", "error", err, "failures", failures)
 		}
 		c.r.invalidate(c.routeKey(k.subject))
-		sleepCtx(ctx, min(c.cfg.retryDelay*time.Duration(failures), 5*time.Second))
+		_ = retry.Wait(ctx) // the loop checks ctx
 	}
 	for ctx.Err() == nil {
 		if resumed := c.pausedUntil(); resumed != nil {
@@ -357,12 +352,12 @@ func (c *Consumer) pullLoop(ctx context.Context, q *ackQueue) {
 		}
 		addr, err := c.brokerAddr(ctx, k)
 		if err != nil {
-			backoff(err)
+			failed(err)
 			continue
 		}
 		conn, err := c.r.conn(ctx, addr)
 		if err != nil {
-			backoff(err)
+			failed(err)
 			continue
 		}
 		begin, last := q.offsets()
@@ -381,7 +376,7 @@ func (c *Consumer) pullLoop(ctx context.Context, q *ackQueue) {
 			if ctx.Err() != nil {
 				return
 			}
-			backoff(err)
+			failed(err)
 			continue
 		}
 		pm.pullTime.Observe(time.Since(start).Seconds())
@@ -389,20 +384,22 @@ func (c *Consumer) pullLoop(ctx context.Context, q *ackQueue) {
 		case protocol.CodeSuccess:
 		case protocol.CodeNoMessage:
 			failures = 0
+			retry.Reset()
 			if time.Since(start) < 10*time.Millisecond {
-				sleepCtx(ctx, 100*time.Millisecond) // a broker that does not long-poll
+				_ = backoff.Sleep(ctx, 100*time.Millisecond) // a broker that does not long-poll
 			}
 			continue
 		default:
-			backoff(&brokerError{op: "PULL", group: k.brokerGroup, status: resp.Header.Code, msg: protocol.DecodeErrorBody(resp.Body)})
+			failed(&brokerError{op: "PULL", group: k.brokerGroup, status: resp.Header.Code, msg: protocol.DecodeErrorBody(resp.Body)})
 			continue
 		}
 		pr, err := protocol.DecodePullResponseShared(resp.Body, protocol.CurrentVersion)
 		if err != nil {
-			backoff(err)
+			failed(err)
 			continue
 		}
 		failures = 0
+		retry.Reset()
 		if len(pr.Messages) == 0 {
 			continue
 		}

@@ -1,12 +1,13 @@
 package client
 
 import (
-	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/qmq-go/qmq/internal/metricsutil"
 )
 
 // The client's Prometheus metrics (names in doc.go). Without a registerer
@@ -38,22 +39,6 @@ var (
 	ageBuckets = prometheus.ExponentialBuckets(0.001, 4, 11)
 )
 
-// register registers c, or returns the collector already registered under
-// the same description (a second producer or consumer on one registerer).
-func register[T prometheus.Collector](reg prometheus.Registerer, c T) (T, error) {
-	err := reg.Register(c)
-	if err == nil {
-		return c, nil
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if ex, ok := are.ExistingCollector.(T); ok {
-			return ex, nil
-		}
-	}
-	return c, err
-}
-
 // producerMetrics are a producer's series. QMQ's producer counters are
 // process-wide and unlabelled; the send time is per subject.
 type producerMetrics struct {
@@ -75,7 +60,7 @@ func newProducerMetrics(reg prometheus.Registerer) (*producerMetrics, error) {
 			return nop{}
 		}
 		var x prometheus.Counter
-		x, err = register(reg, prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help}))
+		x, err = metricsutil.RegisterOrExisting(reg, prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help}))
 		return x
 	}
 	m.send = c("qmq_client_send_total", "Messages given to Send or SendAsync (QMQ: qmq_client_send_count).")
@@ -87,7 +72,7 @@ func newProducerMetrics(reg prometheus.Registerer) (*producerMetrics, error) {
 	if err != nil {
 		return nil, err
 	}
-	bt, err := register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
+	bt, err := metricsutil.RegisterOrExisting(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "qmq_client_producer_send_broker_seconds", Help: "Round trip of one SEND_MESSAGE request (QMQ: qmq_client_producer_send_broker_time).",
 		Buckets: rpcBuckets,
 	}))
@@ -95,7 +80,7 @@ func newProducerMetrics(reg prometheus.Registerer) (*producerMetrics, error) {
 		return nil, err
 	}
 	m.brokerTime = bt
-	m.sendTime, err = register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	m.sendTime, err = metricsutil.RegisterOrExisting(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "qmq_client_producer_send_message_seconds", Help: "From Send or SendAsync to the message's final outcome, tries included (QMQ: qmq_client_producer_send_message_time).",
 		Buckets: rpcBuckets,
 	}, []string{"subject"}))
@@ -176,7 +161,7 @@ func newConsumerVecs(reg prometheus.Registerer) (*consumerVecs, error) {
 			return nil
 		}
 		var v *prometheus.CounterVec
-		v, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels))
+		v, err = metricsutil.RegisterOrExisting(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels))
 		return v
 	}
 	hv := func(name, help string, buckets []float64) *prometheus.HistogramVec {
@@ -184,7 +169,7 @@ func newConsumerVecs(reg prometheus.Registerer) (*consumerVecs, error) {
 			return nil
 		}
 		var v *prometheus.HistogramVec
-		v, err = register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets}, labels))
+		v, err = metricsutil.RegisterOrExisting(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets}, labels))
 		return v
 	}
 	v := &consumerVecs{
@@ -203,7 +188,7 @@ func newConsumerVecs(reg prometheus.Registerer) (*consumerVecs, error) {
 	if err != nil {
 		return nil, err
 	}
-	if v.online, err = register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	if v.online, err = metricsutil.RegisterOrExisting(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "qmq_client_consumer_online", Help: "1 while the consumer pulls, 0 while the metaserver has it forced offline.",
 	}, labels)); err != nil {
 		return nil, err

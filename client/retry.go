@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/qmq-go/qmq/internal/backoff"
 	"github.com/qmq-go/qmq/protocol"
 )
 
@@ -78,7 +79,8 @@ func (c *Consumer) sendBack(m *Message, cause error) bool {
 		c.log.Debug("message failed; sending it to the retry subject", "message", m.String(), "times", next, "error", cause)
 	}
 	cp := m.retryCopy(subject, next, time.Now())
-	for attempt := 0; ctx.Err() == nil; attempt++ {
+	retry := backoff.Backoff{Min: time.Second, Max: 5 * time.Second}
+	for ctx.Err() == nil {
 		it, err := newOutgoing(cp, time.Now())
 		if err != nil {
 			c.log.Error("cannot encode retry message; acknowledging it", "message", m.String(), "error", err)
@@ -91,7 +93,7 @@ func (c *Consumer) sendBack(m *Message, cause error) bool {
 		c.m.sendBackError.Inc()
 		if ctx.Err() == nil {
 			c.log.Warn("cannot send message to retry subject; will try again", "message", m.String(), "subject", subject, "error", it.err)
-			sleepCtx(ctx, min(time.Second*time.Duration(attempt+1), 5*time.Second))
+			_ = retry.Wait(ctx) // the loop checks ctx
 		}
 	}
 	return false

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/qmq-go/qmq/internal/backoff"
 	"github.com/qmq-go/qmq/protocol"
 )
 
@@ -213,15 +214,10 @@ type groupBatch struct {
 // every item has err == nil (sent) or its final *SendError.
 func (s *sender) send(ctx context.Context, items []*outgoing, perRequest int) {
 	pending := items
+	retry := backoff.Backoff{Min: 10 * time.Millisecond, Max: time.Second}
 	for round := 0; len(pending) > 0; round++ {
 		if round > 0 {
-			d := min(10*time.Millisecond<<min(round-1, 7), time.Second)
-			t := time.NewTimer(d)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-			}
+			_ = retry.Wait(ctx) // ctx's end is handled just below
 		}
 		if err := ctx.Err(); err != nil {
 			for _, it := range pending {

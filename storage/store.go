@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/qmq-go/qmq/internal/backoff"
 	"github.com/qmq-go/qmq/storage/actionlog"
 	"github.com/qmq-go/qmq/storage/checkpoint"
 	"github.com/qmq-go/qmq/storage/consumerlog"
@@ -131,14 +132,14 @@ func Open(cfg Config) (*Store, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.goRun(func() {
+	s.wg.Go(func() {
 		defer it.Close()
 		s.runDispatcher(ctx, it)
 	})
-	s.goRun(func() { s.runRetention(ctx) })
-	s.goRun(func() { s.runCheckpointer(ctx) })
+	s.wg.Go(func() { s.runRetention(ctx) })
+	s.wg.Go(func() { s.runCheckpointer(ctx) })
 	s.disk.check() // a store opened on a full disk refuses from the first message
-	s.goRun(func() { s.disk.run(ctx, cfg.DiskCheckInterval) })
+	s.wg.Go(func() { s.disk.run(ctx, cfg.DiskCheckInterval) })
 	s.log.Info("store open", "root", cfg.Root, "replayed_messages", n, "message_log_end", s.msgs.WrotePosition(),
 		"action_log_end", s.actions.WrotePosition(), "took", time.Since(start))
 	s.m.recoverySeconds.Set(time.Since(start).Seconds())
@@ -181,11 +182,6 @@ func (s *Store) openActions(cpDir string) error {
 		return fmt.Errorf("replay action log from %d: %w", acp.Offset, err)
 	}
 	return nil
-}
-
-func (s *Store) goRun(f func()) {
-	s.wg.Add(1)
-	go func() { defer s.wg.Done(); f() }()
 }
 
 // dispatch puts every record it yields into the consumer logs, up to limit
@@ -231,10 +227,8 @@ func (s *Store) runDispatcher(ctx context.Context, it *messagelog.Iterator) {
 		if err != nil {
 			s.log.Error("consumer log dispatch failed; retrying", "offset", next, "error", err)
 			s.m.dispatchErrors.Inc()
-			select {
-			case <-ctx.Done():
+			if backoff.Sleep(ctx, time.Second) != nil {
 				return
-			case <-time.After(time.Second):
 			}
 			continue
 		}
@@ -303,12 +297,8 @@ func (s *Store) runCheckpointer(ctx context.Context) {
 			return
 		case <-s.checkpointDue:
 		}
-		if wait := s.cfg.CheckpointMinGap - time.Since(last); wait > 0 {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(wait):
-			}
+		if wait := s.cfg.CheckpointMinGap - time.Since(last); wait > 0 && backoff.Sleep(ctx, wait) != nil {
+			return
 		}
 		s.checkpointMu.Lock()
 		cp := s.checkpointPending

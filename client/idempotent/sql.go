@@ -14,6 +14,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/qmq-go/qmq/internal/backoff"
 )
 
 // Dialect is the SQL flavour of the database holding the table.
@@ -412,15 +414,10 @@ func (l *sqlLease) Release(ctx context.Context) error {
 
 func (c *SQL) execRetry(ctx context.Context, query, key string) error {
 	var err error
+	retry := backoff.Backoff{Min: 100 * time.Millisecond, Max: 200 * time.Millisecond}
 	for attempt := 0; attempt < finishAttempts; attempt++ {
-		if attempt > 0 {
-			t := time.NewTimer(time.Duration(attempt) * 100 * time.Millisecond)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return err
-			case <-t.C:
-			}
+		if attempt > 0 && retry.Wait(ctx) != nil {
+			return err
 		}
 		if _, err = c.db.ExecContext(ctx, query, key); err == nil {
 			return nil

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/qmq-go/qmq/client"
+	"github.com/qmq-go/qmq/internal/backoff"
 )
 
 const defaultMeta = "http://127.0.0.1:8080/meta/address"
@@ -157,7 +158,7 @@ func runConsume(args []string, stdout, stderr io.Writer) int {
 		}
 		if err != nil {
 			fmt.Fprintf(stderr, "qmq consume: %v (retrying)\n", err)
-			time.Sleep(time.Second)
+			_ = backoff.Sleep(ctx, time.Second) // Ctrl-C ends the wait
 			continue
 		}
 		for _, m := range msgs {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/qmq-go/qmq/internal/backoff"
 	"github.com/qmq-go/qmq/protocol"
 )
 
@@ -354,7 +355,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	}()
 
 	s.log.Info("listening", "addr", ln.Addr().String())
-	var backoff time.Duration
+	retry := backoff.Backoff{Min: 5 * time.Millisecond, Max: time.Second}
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
@@ -366,15 +367,15 @@ func (s *Server) Serve(ctx context.Context) error {
 				return fmt.Errorf("remoting: listener %s closed unexpectedly: %w", ln.Addr(), err)
 			}
 			// Resource exhaustion (EMFILE, ENFILE...) is usually transient.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.log.Warn("accept failed; retrying", "addr", ln.Addr().String(), "error", err, "retry_in", backoff)
+			wait := retry.Next()
+			s.log.Warn("accept failed; retrying", "addr", ln.Addr().String(), "error", err, "retry_in", wait)
 			select {
-			case <-time.After(backoff):
+			case <-time.After(wait):
 			case <-s.done:
 			}
 			continue
 		}
-		backoff = 0
+		retry.Reset()
 		s.startConn(nc)
 	}
 }

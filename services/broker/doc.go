@@ -7,8 +7,9 @@
 //
 // New reads broker.properties, opens the store and binds broker.port. Run
 // acquires the broker's group and role from the metaserver (retrying every
-// meta.retry.interval.ms, 5 s, with one log line per failure that carries the
-// metaserver's explanation), then runs as the role it is given:
+// meta.retry.interval.ms, 5 s, less up to half of it at random so that
+// brokers restarted together spread out, with one log line per failure that
+// carries the metaserver's explanation), then runs as the role it is given:
 //
 //   - master (role 0): serves sync.port for its slave (services/replication),
 //     registers ONLINE, heartbeats every 10 s (locating the metaserver again

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/qmq-go/qmq/client/meta"
+	"github.com/qmq-go/qmq/internal/backoff"
 	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/protocol/remoting"
 	"github.com/qmq-go/qmq/storage"
@@ -187,7 +188,7 @@ func (r *registrar) claimAtStart(ctx context.Context) error {
 			logged = msg
 			s.log.Warn("waiting for the group's master lease before serving", "lease", r.masterLease().kind(), "retry_in", r.masterLease().renewEvery(), "error", msg)
 		}
-		if !sleep(ctx, r.masterLease().renewEvery()) {
+		if backoff.Sleep(ctx, r.masterLease().renewEvery()) != nil {
 			return ctx.Err()
 		}
 	}
@@ -198,7 +199,7 @@ func (r *registrar) claimAtStart(ctx context.Context) error {
 func (r *registrar) renewLoop(ctx context.Context, lost chan<- error) {
 	s := r.s
 	failing := false
-	for sleep(ctx, r.masterLease().renewEvery()) {
+	for backoff.Sleep(ctx, r.masterLease().renewEvery()) == nil {
 		err := r.claim(ctx)
 		switch {
 		case err == nil:
@@ -330,7 +331,7 @@ func (r *registrar) watchMaster(ctx context.Context) (promoted bool) {
 			s.log.Error("cannot restart replication", "error", err)
 			return false
 		}
-		if !sleep(ctx, 300*time.Millisecond) {
+		if backoff.Sleep(ctx, 300*time.Millisecond) != nil {
 			return false
 		}
 	}

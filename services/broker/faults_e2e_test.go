@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/qmq-go/qmq/client"
+	"github.com/qmq-go/qmq/internal/backoff"
 	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/protocol/remoting"
 )
@@ -376,7 +377,7 @@ func startFenceProbe(t *testing.T, port int, subject string, countFrom time.Time
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		for sleep(ctx, 20*time.Millisecond) {
+		for backoff.Sleep(ctx, 20*time.Millisecond) == nil {
 			p.wg.Add(1)
 			go func() {
 				defer p.wg.Done()

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/qmq-go/qmq/consul/consultest"
+	"github.com/qmq-go/qmq/internal/backoff"
 )
 
 // consulLeaseSets are g1's keys for the Consul lease at agentAddr: Consul's
@@ -137,7 +138,7 @@ func TestConsulLeaseMasterCutOffFromConsul(t *testing.T) {
 	go func() { // the moment the lock changes hands, seen from the agent
 		defer pwg.Done()
 		first := ""
-		for sleep(pctx, 20*time.Millisecond) {
+		for backoff.Sleep(pctx, 20*time.Millisecond) == nil {
 			p, _, err := kv.Get(consulLeaseKey(testKeyPrefix(t), "g1"), nil)
 			if err != nil || p == nil {
 				continue

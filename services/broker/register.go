@@ -10,6 +10,7 @@ import (
 
 	"github.com/qmq-go/qmq/client/meta"
 	"github.com/qmq-go/qmq/consul"
+	"github.com/qmq-go/qmq/internal/backoff"
 	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/protocol/remoting"
 )
@@ -88,6 +89,9 @@ func (r *registrar) run(ctx context.Context) error {
 	}()
 	defer r.deregisterConsul() // first thing at shutdown, so Consul stops sending clients here
 	s := r.s
+	// Brokers restarted together (or all of them, when the metaserver comes
+	// back) spread their attempts over the second half of the interval.
+	retry := backoff.Backoff{Min: s.settings.MetaRetry, Max: s.settings.MetaRetry}
 	for attempt := 1; ; attempt++ {
 		err := r.acquire(ctx)
 		if err == nil {
@@ -100,10 +104,11 @@ func (r *registrar) run(ctx context.Context) error {
 		if errors.As(err, &fatal) {
 			return fatal.err
 		}
+		wait := retry.Next()
 		s.log.Error("cannot get this broker's group and role from the metaserver; retrying", "attempt", attempt,
-			"retry_in", s.settings.MetaRetry, "hostname", s.hostname, "port", s.Port(), "error", explain(err))
+			"retry_in", wait, "hostname", s.hostname, "port", s.Port(), "error", explain(err))
 		r.close()
-		if !sleep(ctx, s.settings.MetaRetry) {
+		if backoff.Sleep(ctx, wait) != nil {
 			return nil
 		}
 	}
@@ -149,9 +154,10 @@ func (r *registrar) run(ctx context.Context) error {
 		if refusedLease(err) {
 			return &rejoinError{reason: explain(err)}
 		}
-		s.log.Error("ONLINE registration failed; retrying", "attempt", attempt, "retry_in", s.settings.MetaRetry, "error", explain(err))
+		wait := retry.Next()
+		s.log.Error("ONLINE registration failed; retrying", "attempt", attempt, "retry_in", wait, "error", explain(err))
 		r.close()
-		if !sleep(ctx, s.settings.MetaRetry) {
+		if backoff.Sleep(ctx, wait) != nil {
 			return nil
 		}
 	}
@@ -212,7 +218,7 @@ func (r *registrar) run(ctx context.Context) error {
 func (r *registrar) runSlave(ctx context.Context) bool {
 	s := r.s
 	if !s.settings.Failover.Enable {
-		for sleep(ctx, s.settings.HeartbeatInterval) {
+		for backoff.Sleep(ctx, s.settings.HeartbeatInterval) == nil {
 			r.tryConsul(ctx)
 		}
 		return false
@@ -221,7 +227,7 @@ func (r *registrar) runSlave(ctx context.Context) bool {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for sleep(wctx, s.settings.HeartbeatInterval) {
+		for backoff.Sleep(wctx, s.settings.HeartbeatInterval) == nil {
 			r.tryConsul(wctx)
 		}
 	}()

@@ -62,12 +62,12 @@ func (s *Server) startReplica(ctx context.Context, role int32, masterSyncAddr st
 				s.settings.SyncPort, err, FileBroker)
 		}
 		r.master = m
-		r.goRun(func() {
+		r.wg.Go(func() {
 			if err := m.Run(ctx); err != nil && ctx.Err() == nil {
 				s.log.Error("sync server stopped", "error", err)
 			}
 		})
-		r.goRun(func() { r.watchLag(ctx) })
+		r.wg.Go(func() { r.watchLag(ctx) })
 		s.log.Info("serving the slave", "sync_addr", m.Addr().String(), "wait.slave.wrote", s.settings.WaitSlaveWrote)
 	case protocol.RoleSlave:
 		sl, err := replication.NewSlave(replication.SlaveConfig{
@@ -79,7 +79,7 @@ func (s *Server) startReplica(ctx context.Context, role int32, masterSyncAddr st
 			return fmt.Errorf("start copying from master %s: %w", masterSyncAddr, err)
 		}
 		r.slave = sl
-		r.goRun(func() {
+		r.wg.Go(func() {
 			if err := sl.Run(ctx); err != nil && ctx.Err() == nil {
 				s.log.Error("replication from the master stopped", "master", masterSyncAddr, "error", err)
 			}
@@ -112,11 +112,6 @@ func (s *Server) warnNoSyncSecret(role int32) {
 	}
 	s.log.Warn("REPLICATION IS NOT AUTHENTICATED: "+why+"; "+risk+". Set the same sync.secret (or sync.secret.file) on the master and the slave of the group (README, Securing replication)",
 		"group", s.Group(), "role", roleName(role))
-}
-
-func (r *replica) goRun(f func()) {
-	r.wg.Add(1)
-	go func() { defer r.wg.Done(); f() }()
 }
 
 // stop waits for the replication goroutines (their ctx has ended) and

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/qmq-go/qmq/client/meta"
+	"github.com/qmq-go/qmq/internal/backoff"
 	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/protocol/remoting"
 )
@@ -228,16 +229,16 @@ func (rc *routeChecker) failed(err error) {
 	s := rc.s
 	s.m.routeQueryFailures.Inc()
 	now := time.Now()
-	backoff := s.settings.MetaRetry
+	downFor := s.settings.MetaRetry
 	if errors.Is(err, errRouteUnsupported) {
-		backoff = max(backoff, s.settings.RouteRefresh)
+		downFor = max(downFor, s.settings.RouteRefresh)
 	}
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	rc.downUntil = now.Add(backoff)
+	rc.downUntil = now.Add(downFor)
 	if !rc.failing || now.Sub(rc.warnedAt) >= s.settings.RouteRefresh {
 		s.log.Warn("cannot check subjects against their routes; accepting messages for subjects not checked yet until the metaserver answers",
-			"error", err, "retry_in", backoff, "next_warning_in", s.settings.RouteRefresh)
+			"error", err, "retry_in", downFor, "next_warning_in", s.settings.RouteRefresh)
 		rc.warnedAt = now
 	}
 	rc.failing = true
@@ -250,7 +251,7 @@ func (rc *routeChecker) run(ctx context.Context) {
 		return
 	}
 	every := rc.s.settings.RouteRefresh
-	for sleep(ctx, every) {
+	for backoff.Sleep(ctx, every) == nil {
 		group := rc.s.Group()
 		now := time.Now()
 		var subjects []string

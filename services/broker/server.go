@@ -13,8 +13,10 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/qmq-go/qmq/conf"
+	"github.com/qmq-go/qmq/internal/backoff"
 	"github.com/qmq-go/qmq/internal/httpguard"
 	"github.com/qmq-go/qmq/internal/netlimits"
 	"github.com/qmq-go/qmq/protocol"
@@ -201,7 +203,7 @@ func (s *Server) Run(ctx context.Context) error {
 			s.log.Warn("cut the tail this former master never replicated", "message_log_end", rj.messageEnd, "message_log_was", oldMsg,
 				"action_log_end", rj.actionEnd, "action_log_was", oldAct)
 		}
-		if !sleep(ctx, 200*time.Millisecond) {
+		if backoff.Sleep(ctx, 200*time.Millisecond) != nil {
 			return nil
 		}
 		s.m = newMetrics()
@@ -218,46 +220,40 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 func (s *Server) runOnce(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	errc := make(chan error, 4)
-	goRun := func(f func()) {
-		wg.Add(1)
-		go func() { defer wg.Done(); f() }()
-	}
-	goRun(func() {
-		if err := s.tcp.Serve(ctx); err != nil && ctx.Err() == nil {
-			errc <- fmt.Errorf("tcp server: %w", err)
+	// The first error of a goroutine ends gctx for all of them; errors after
+	// gctx ended are the shutdown's, not causes.
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := s.tcp.Serve(gctx); err != nil && gctx.Err() == nil {
+			return fmt.Errorf("tcp server: %w", err)
 		}
+		return nil
 	})
 	if s.http != nil {
-		goRun(func() {
-			if err := s.http.serve(ctx); err != nil && ctx.Err() == nil {
-				errc <- err
+		g.Go(func() error {
+			if err := s.http.serve(gctx); err != nil && gctx.Err() == nil {
+				return err
 			}
+			return nil
 		})
 	}
-	goRun(func() { s.subs.run(ctx) })
-	goRun(func() { s.routes.run(ctx) })
-	goRun(func() { s.subEnv.run(ctx) })
+	g.Go(func() error { s.subs.run(gctx); return nil })
+	g.Go(func() error { s.routes.run(gctx); return nil })
+	g.Go(func() error { s.subEnv.run(gctx); return nil })
 	reg := &registrar{s: s}
-	goRun(func() {
-		if err := reg.run(ctx); err != nil {
-			errc <- err
-		}
-	})
+	g.Go(func() error { return reg.run(gctx) })
 	s.log.Info("broker started", "addr", s.Addr().String(), "hostname", s.hostname, "store.root", s.settings.Store.Root)
 
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-errc:
-		s.log.Error("broker stopping on error", "error", runErr)
+	<-gctx.Done()
+	stoppedByError := ctx.Err() == nil
+	if stoppedByError {
+		s.log.Error("broker stopping on error", "error", context.Cause(gctx))
 	}
-	cancel()
 	s.online.Store(false)
-	wg.Wait() // the TCP server stops with ctx; handlers and the registrar have returned
+	runErr := g.Wait() // the TCP server stops with gctx; handlers and the registrar have returned
+	if !stoppedByError {
+		runErr = nil // asked to stop: what failed while stopping is not why
+	}
 	if r := s.replica.Load(); r != nil {
 		r.stop()
 	}
@@ -279,16 +275,4 @@ func (s *Server) Close() error {
 		}
 	})
 	return s.closeErr
-}
-
-// sleep waits d or until ctx ends (false).
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/qmq-go/qmq/internal/backoff"
 	"github.com/qmq-go/qmq/protocol"
 )
 
@@ -60,7 +61,7 @@ func (r *subEnvRules) run(ctx context.Context) {
 	}
 	for {
 		r.reload(ctx)
-		if !sleep(ctx, r.s.settings.SubEnvReload) {
+		if backoff.Sleep(ctx, r.s.settings.SubEnvReload) != nil {
 			return
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/qmq-go/qmq/internal/backoff"
 	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/storage/actionlog"
 	"github.com/qmq-go/qmq/storage/messagelog"
@@ -53,7 +54,7 @@ func (sb *subscribers) seen(subject, group, consumerID string) {
 
 func (sb *subscribers) run(ctx context.Context) {
 	every := max(sb.s.settings.OfflineTimeout/4, 20*time.Millisecond)
-	for sleep(ctx, every) {
+	for backoff.Sleep(ctx, every) == nil {
 		sb.check(ctx)
 	}
 }
@@ -295,7 +296,7 @@ func (l *limiter) wait(ctx context.Context) bool {
 	l.next = at.Add(l.interval)
 	l.mu.Unlock()
 	if d := time.Until(at); d > 0 {
-		return sleep(ctx, d)
+		return backoff.Sleep(ctx, d) == nil
 	}
 	return ctx.Err() == nil
 }

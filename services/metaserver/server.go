@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/qmq-go/qmq/conf"
 	"github.com/qmq-go/qmq/consul"
@@ -192,47 +193,43 @@ func keyWarnings(k conf.KeyReport) map[string]bool {
 // Run serves until ctx is cancelled, then shuts down: it deregisters from
 // Consul, stops accepting, finishes in-flight requests and closes the store.
 func (s *Server) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	errc := make(chan error, 2)
-	goRun := func(f func()) {
-		wg.Add(1)
-		go func() { defer wg.Done(); f() }()
-	}
-	goRun(func() {
+	// The first error of a goroutine ends gctx for all of them; errors after
+	// gctx ended are the shutdown's, not causes.
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
 		if err := s.http.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errc <- fmt.Errorf("http server: %w", err)
+			return fmt.Errorf("http server: %w", err)
 		}
+		return nil
 	})
-	goRun(func() {
-		if err := s.tcp.Serve(ctx); err != nil && ctx.Err() == nil {
-			errc <- fmt.Errorf("tcp server: %w", err)
+	g.Go(func() error {
+		if err := s.tcp.Serve(gctx); err != nil && gctx.Err() == nil {
+			return fmt.Errorf("tcp server: %w", err)
 		}
+		return nil
 	})
-	goRun(func() { s.cache.run(ctx, func() time.Duration { return s.settings.RefreshPeriod }) })
-	goRun(func() { s.heartbeats.run(ctx) })
+	g.Go(func() error { s.cache.run(gctx, func() time.Duration { return s.settings.RefreshPeriod }); return nil })
+	g.Go(func() error { s.heartbeats.run(gctx); return nil })
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	goRun(func() {
+	g.Go(func() error {
 		paths := []string{FileMetaserver, FileTokens, FileClientLog, FileBrokerHTTPPort}
 		for i, p := range paths {
 			paths[i] = filepath.Join(s.opts.ConfDir, p)
 		}
-		conf.Watch(ctx, paths, s.opts.ConfigPollInterval, hup, s.Reload)
+		conf.Watch(gctx, paths, s.opts.ConfigPollInterval, hup, s.Reload)
+		return nil
 	})
 
-	deregister := s.registerConsul(ctx)
+	deregister := s.registerConsul(gctx)
 	s.log.Info("metaserver started", "http", s.HTTPAddr().String(), "tcp", s.TCPAddr().String())
 
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-errc:
-		s.log.Error("metaserver stopping on error", "error", runErr)
+	<-gctx.Done()
+	stoppedByError := ctx.Err() == nil
+	if stoppedByError {
+		s.log.Error("metaserver stopping on error", "error", context.Cause(gctx))
 	}
-	cancel()
 	shutdownCtx, done := context.WithTimeout(context.Background(), 10*time.Second)
 	defer done()
 	if deregister != nil {
@@ -242,7 +239,10 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	_ = s.http.Shutdown(shutdownCtx)
 	_ = s.tcp.Close()
-	wg.Wait()
+	runErr := g.Wait()
+	if !stoppedByError {
+		runErr = nil // asked to stop: what failed while stopping is not why
+	}
 	if err := s.store.Close(); err != nil {
 		s.log.Warn("close store", "error", err)
 	}

@@ -112,7 +112,8 @@
 // ("master X not reachable, retrying every 2s; the slave catches up when it
 // appears"), then only changes of state (connected, caught up, connection
 // lost, a refusal with its explanation), not every attempt. Every failure
-// drops the connection and retries after RetryInterval (2 s). The master's
+// drops the connection and retries after RetryInterval (2 s, less up to
+// half of it at random, internal/backoff). The master's
 // address is given by the caller (the broker learns it from the
 // metaserver); to follow another master, stop the Slave and start a new one.
 //

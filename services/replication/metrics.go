@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/qmq-go/qmq/internal/metricsutil"
 	"github.com/qmq-go/qmq/storage"
 )
 
@@ -65,28 +66,13 @@ func newMasterMetrics(reg prometheus.Registerer, m *Master) (*masterMetrics, err
 			Help: "Connections to sync.port closed at once because sync.max.connections were open."},
 			func() float64 { return float64(m.srv.Stats().Refused) }),
 	}
-	if reg == nil {
-		return x, nil
-	}
-	for i, c := range x.collectors {
-		if err := reg.Register(c); err != nil {
-			for _, done := range x.collectors[:i] {
-				reg.Unregister(done)
-			}
-			return nil, fmt.Errorf("replication master: register metrics: %w", err)
-		}
+	if err := metricsutil.RegisterAll(reg, x.collectors...); err != nil {
+		return nil, fmt.Errorf("replication master: register metrics: %w", err)
 	}
 	return x, nil
 }
 
-func (x *masterMetrics) unregister() {
-	if x.reg == nil {
-		return
-	}
-	for _, c := range x.collectors {
-		x.reg.Unregister(c)
-	}
-}
+func (x *masterMetrics) unregister() { metricsutil.UnregisterAll(x.reg, x.collectors...) }
 
 // slaveMetrics are registered by Run and unregistered when it returns.
 type slaveMetrics struct {
@@ -121,25 +107,10 @@ func newSlaveMetrics(reg prometheus.Registerer, s *Slave) (*slaveMetrics, error)
 	}
 	x.collectors = []prometheus.Collector{x.connected, x.errors, copied,
 		behind(storage.MessageLog, &s.masterMessageEnd), behind(storage.ActionLog, &s.masterActionEnd)}
-	if reg == nil {
-		return x, nil
-	}
-	for i, c := range x.collectors {
-		if err := reg.Register(c); err != nil {
-			for _, done := range x.collectors[:i] {
-				reg.Unregister(done)
-			}
-			return nil, fmt.Errorf("replication slave: register metrics: %w", err)
-		}
+	if err := metricsutil.RegisterAll(reg, x.collectors...); err != nil {
+		return nil, fmt.Errorf("replication slave: register metrics: %w", err)
 	}
 	return x, nil
 }
 
-func (x *slaveMetrics) unregister() {
-	if x.reg == nil {
-		return
-	}
-	for _, c := range x.collectors {
-		x.reg.Unregister(c)
-	}
-}
+func (x *slaveMetrics) unregister() { metricsutil.UnregisterAll(x.reg, x.collectors...) }

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/qmq-go/qmq/internal/backoff"
 	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/protocol/remoting"
 	"github.com/qmq-go/qmq/services/replication/syncauth"
@@ -26,7 +27,9 @@ type SlaveConfig struct {
 	Store      SlaveStore
 	// RequestTimeout (slave.sync.timeout) bounds each request; 0: DefaultSlaveSyncTimeout.
 	RequestTimeout time.Duration
-	// RetryInterval is the pause after a failure before reconnecting; 0: DefaultRetryInterval.
+	// RetryInterval is the pause after a failure before reconnecting, less up
+	// to half of it at random (slaves of a restarted master spread out); 0:
+	// DefaultRetryInterval.
 	RetryInterval time.Duration
 	// HeartbeatInterval is the pause between heartbeats; 0: DefaultHeartbeatInterval.
 	HeartbeatInterval time.Duration
@@ -61,6 +64,7 @@ type Slave struct {
 	cur         *session      // nil: not connected
 	dialing     chan struct{} // closed when the connection attempt in progress ends
 	nextAttempt time.Time
+	retry       backoff.Backoff // RetryInterval with jitter, for nextAttempt
 	sessions    uint64
 	state       string // key of the last logged state (log only on changes)
 	lastErr     string
@@ -97,7 +101,8 @@ func NewSlave(cfg SlaveConfig) (*Slave, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	s := &Slave{cfg: cfg, store: cfg.Store, log: cfg.Logger.With("master", cfg.MasterAddr)}
+	s := &Slave{cfg: cfg, store: cfg.Store, log: cfg.Logger.With("master", cfg.MasterAddr),
+		retry: backoff.Backoff{Min: cfg.RetryInterval, Max: cfg.RetryInterval}}
 	s.masterMessageEnd.Store(-1)
 	s.masterActionEnd.Store(-1)
 	return s, nil
@@ -204,8 +209,8 @@ func (s *Slave) session(ctx context.Context) (*session, error) {
 		}
 		if wait := time.Until(s.nextAttempt); wait > 0 {
 			s.mu.Unlock()
-			if !sleep(ctx, wait) {
-				return nil, ctx.Err()
+			if err := backoff.Sleep(ctx, wait); err != nil {
+				return nil, err
 			}
 			continue
 		}
@@ -220,8 +225,9 @@ func (s *Slave) session(ctx context.Context) (*session, error) {
 		close(ch)
 		if err == nil {
 			s.cur = sess
+			s.retry.Reset()
 		} else {
-			s.nextAttempt = time.Now().Add(s.cfg.RetryInterval)
+			s.nextAttempt = time.Now().Add(s.retry.Next())
 		}
 		s.mu.Unlock()
 		if err != nil {
@@ -250,7 +256,7 @@ func (s *Slave) fail(sess *session, err error) {
 		return // another loop reported this connection already
 	}
 	s.cur = nil
-	s.nextAttempt = time.Now().Add(s.cfg.RetryInterval)
+	s.nextAttempt = time.Now().Add(s.retry.Next())
 	s.mu.Unlock()
 	sess.client.Close()
 	s.metrics.connected.Set(0)
@@ -540,20 +546,8 @@ func (s *Slave) runHeartbeat(ctx context.Context) {
 		default:
 			s.log.Debug("heartbeat refused", "status", protocol.CodeName(resp.Header.Code, true), "error", protocol.DecodeErrorBody(resp.Body))
 		}
-		if !sleep(ctx, s.cfg.HeartbeatInterval) {
+		if backoff.Sleep(ctx, s.cfg.HeartbeatInterval) != nil {
 			return
 		}
-	}
-}
-
-// sleep waits d or until ctx ends; it reports whether d elapsed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }

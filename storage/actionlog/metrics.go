@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/qmq-go/qmq/internal/metricsutil"
 )
 
 // metrics are registered on the Config's Registerer and unregistered by
@@ -75,13 +77,8 @@ func newMetrics(reg prometheus.Registerer, l *Log, truncated int64) (*metrics, e
 			Help: "Bytes appended to the action log and not yet flushed.",
 		}, func() float64 { return float64(l.seg.WrotePosition() - l.seg.FlushedPosition()) }),
 	}
-	for i, c := range x.collectors {
-		if err := reg.Register(c); err != nil {
-			for _, done := range x.collectors[:i] {
-				reg.Unregister(done)
-			}
-			return nil, fmt.Errorf("register action log metrics: %w", err)
-		}
+	if err := metricsutil.RegisterAll(reg, x.collectors...); err != nil {
+		return nil, fmt.Errorf("register action log metrics: %w", err)
 	}
 	return x, nil
 }
@@ -113,10 +110,7 @@ func (x *metrics) flushed(d time.Duration, err error) {
 }
 
 func (x *metrics) unregister() {
-	if x == nil {
-		return
-	}
-	for _, c := range x.collectors {
-		x.reg.Unregister(c)
+	if x != nil {
+		metricsutil.UnregisterAll(x.reg, x.collectors...)
 	}
 }

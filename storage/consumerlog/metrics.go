@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/qmq-go/qmq/internal/metricsutil"
 )
 
 // metrics are registered on the Config's Registerer and unregistered by
@@ -51,13 +53,8 @@ func newMetrics(reg prometheus.Registerer, m *Manager) (*metrics, error) {
 			Help: "Bytes of consumer log segment files (preallocated size), all subjects.",
 		}, func() float64 { _, _, n := m.usage(); return float64(n) }),
 	}
-	for i, c := range x.collectors {
-		if err := reg.Register(c); err != nil {
-			for _, done := range x.collectors[:i] {
-				reg.Unregister(done)
-			}
-			return nil, fmt.Errorf("register consumer log metrics: %w", err)
-		}
+	if err := metricsutil.RegisterAll(reg, x.collectors...); err != nil {
+		return nil, fmt.Errorf("register consumer log metrics: %w", err)
 	}
 	return x, nil
 }
@@ -75,11 +72,8 @@ func (x *metrics) deletedSegments(n int) {
 }
 
 func (x *metrics) unregister() {
-	if x == nil {
-		return
-	}
-	for _, c := range x.collectors {
-		x.reg.Unregister(c)
+	if x != nil {
+		metricsutil.UnregisterAll(x.reg, x.collectors...)
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/qmq-go/qmq/internal/metricsutil"
 )
 
 type metrics struct {
@@ -46,25 +48,10 @@ func newMetrics(reg prometheus.Registerer, l *Log) (*metrics, error) {
 			Help: "Bytes appended but not yet fsynced.",
 		}, func() float64 { return float64(l.seg.WrotePosition() - l.seg.FlushedPosition()) }),
 	}
-	if reg == nil {
-		return m, nil
-	}
-	for i, c := range m.collectors {
-		if err := reg.Register(c); err != nil {
-			for _, done := range m.collectors[:i] {
-				reg.Unregister(done)
-			}
-			return nil, fmt.Errorf("register metrics: %w", err)
-		}
+	if err := metricsutil.RegisterAll(reg, m.collectors...); err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
 	}
 	return m, nil
 }
 
-func (m *metrics) unregister() {
-	if m.reg == nil {
-		return
-	}
-	for _, c := range m.collectors {
-		m.reg.Unregister(c)
-	}
-}
+func (m *metrics) unregister() { metricsutil.UnregisterAll(m.reg, m.collectors...) }
