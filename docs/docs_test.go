@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/qmq-go/qmq/conf"
 	"github.com/qmq-go/qmq/services/broker"
@@ -289,11 +290,10 @@ func notKey(s string) bool {
 			return true
 		}
 	}
-	// Go identifiers: a package and an exported name (protocol.CodeSyncAuth).
-	if i := strings.IndexByte(s, '.'); i > 0 && s[i+1] >= 'A' && s[i+1] <= 'Z' && s[0] >= 'a' && s[0] <= 'z' {
-		return true
-	}
-	return false
+	// Go identifiers (protocol.CodeSyncAuth, Decoder.Int32) and Java names
+	// have capitals; our keys are lower case (QMQ's capitalised keys are
+	// known keys, accepted and ignored, so they never get here).
+	return strings.ToLower(s) != s
 }
 
 // TestDocsNameRealKeys fails when a document names, in a code span, a
@@ -336,6 +336,10 @@ func keys(m map[string]bool) []string {
 // outside the repository or to a file that does not exist.
 func TestDocsPathsExist(t *testing.T) {
 	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, f := range docFiles(t) {
 		data, err := os.ReadFile(f)
 		if err != nil {
@@ -351,14 +355,22 @@ func TestDocsPathsExist(t *testing.T) {
 				if strings.Contains(target, "://") || strings.HasPrefix(target, "#") || strings.HasPrefix(target, "mailto:") {
 					continue
 				}
-				target, _, _ = strings.Cut(target, "#")
-				p := filepath.Join(dir, target)
-				if rel, err := filepath.Rel("..", p); err != nil || strings.HasPrefix(rel, "..") {
+				target, frag, _ := strings.Cut(target, "#")
+				if target == "" {
+					target = filepath.Base(f)
+				}
+				p, err := filepath.Abs(filepath.Join(dir, target))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rel, err := filepath.Rel(root, p); err != nil || strings.HasPrefix(rel, "..") {
 					t.Errorf("%s:%d: link %q leaves the repository", f, n+1, m[1])
 					continue
 				}
 				if _, err := os.Stat(p); err != nil {
 					t.Errorf("%s:%d: link %q: %v", f, n+1, m[1], err)
+				} else if frag != "" && strings.HasSuffix(p, ".md") && !slices.Contains(anchors(t, p), frag) {
+					t.Errorf("%s:%d: link %q: %s has no heading with anchor #%s", f, n+1, m[1], target, frag)
 				}
 			}
 			if filepath.Base(f) == "README.md" {
@@ -375,4 +387,35 @@ func TestDocsPathsExist(t *testing.T) {
 			}
 		}
 	}
+}
+
+// anchors returns the anchors GitHub gives the headings of a Markdown file:
+// lower case, punctuation dropped, spaces as dashes.
+func anchors(t *testing.T, path string) []string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	inCode := false
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "```") {
+			inCode = !inCode
+		}
+		if inCode || !strings.HasPrefix(line, "#") {
+			continue
+		}
+		title := strings.ToLower(strings.TrimSpace(strings.TrimLeft(line, "#")))
+		var b strings.Builder
+		for _, r := range title {
+			switch {
+			case r == ' ':
+				b.WriteByte('-')
+			case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+				b.WriteRune(r)
+			}
+		}
+		out = append(out, b.String())
+	}
+	return out
 }
