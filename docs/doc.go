@@ -5,3 +5,5 @@
 // the hand-written Meaning column), every configuration key and repository
 // path the documents name must exist, and links stay inside the repository.
 package docs
+
+//go:generate go test -run TestConfigDoc -update .
