@@ -17,6 +17,7 @@ type Reader struct {
 	errs    []error
 	read    map[string]struct{} // every key asked for (CheckKeys)
 	ignored map[string]string   // keys accepted without effect -> why (Ignore)
+	info    map[string]KeyInfo  // kind, default and bounds of every key read (Described)
 }
 
 // NewReader reads keys of f with the overrides of l.
@@ -51,6 +52,7 @@ func (r *Reader) Err() error { return errors.Join(r.errs...) }
 
 // String returns key's value, or def when unset or empty.
 func (r *Reader) String(key, def string) string {
+	r.describe(KeyInfo{Key: key, Kind: KindString, Default: def})
 	v, _, ok := r.raw(key)
 	if !ok || v == "" {
 		return def
@@ -60,6 +62,7 @@ func (r *Reader) String(key, def string) string {
 
 // Int returns key's value as an integer in [min, max].
 func (r *Reader) Int(key string, def, min, max int) int {
+	r.describe(describeInt(key, KindInteger, def, min, max))
 	v, origin, ok := r.raw(key)
 	if !ok || v == "" {
 		return def
@@ -74,6 +77,7 @@ func (r *Reader) Int(key string, def, min, max int) int {
 
 // Int64 returns key's value as a 64-bit integer in [min, max].
 func (r *Reader) Int64(key string, def, min, max int64) int64 {
+	r.describe(describeInt(key, KindInteger, def, min, max))
 	v, origin, ok := r.raw(key)
 	if !ok || v == "" {
 		return def
@@ -92,6 +96,7 @@ func (r *Reader) Port(key string, def int) int { return r.Int(key, def, 1, 65535
 // Bool returns key's value as a boolean (true/false, case-insensitive, as Java's Boolean.parseBoolean
 // but strict: anything else is an error rather than silently false).
 func (r *Reader) Bool(key string, def bool) bool {
+	r.describe(KeyInfo{Key: key, Kind: KindBoolean, Default: strconv.FormatBool(def)})
 	v, origin, ok := r.raw(key)
 	if !ok || v == "" {
 		return def
@@ -109,17 +114,20 @@ func (r *Reader) Bool(key string, def bool) bool {
 // Millis returns key's value, an integer number of milliseconds, as a duration in [min, max].
 func (r *Reader) Millis(key string, def, min, max time.Duration) time.Duration {
 	n := r.Int64(key, def.Milliseconds(), min.Milliseconds(), max.Milliseconds())
+	r.describe(describeDuration(key, KindMillis, time.Millisecond, def, min, max))
 	return time.Duration(n) * time.Millisecond
 }
 
 // Seconds returns key's value, an integer number of seconds, as a duration in [min, max].
 func (r *Reader) Seconds(key string, def, min, max time.Duration) time.Duration {
 	n := r.Int64(key, int64(def/time.Second), int64(min/time.Second), int64(max/time.Second))
+	r.describe(describeDuration(key, KindSeconds, time.Second, def, min, max))
 	return time.Duration(n) * time.Second
 }
 
 // OneOf returns key's value, which must be one of choices.
 func (r *Reader) OneOf(key, def string, choices ...string) string {
+	r.describe(KeyInfo{Key: key, Kind: KindChoice, Default: def, Choices: append([]string(nil), choices...)})
 	v, origin, ok := r.raw(key)
 	if !ok || v == "" {
 		return def
@@ -135,6 +143,7 @@ func (r *Reader) OneOf(key, def string, choices ...string) string {
 
 // HostPort returns key's value, which must be host:port (or empty for def).
 func (r *Reader) HostPort(key, def string) string {
+	r.describe(KeyInfo{Key: key, Kind: KindHostPort, Default: def})
 	v, origin, ok := r.raw(key)
 	if !ok || v == "" {
 		return def
@@ -148,6 +157,8 @@ func (r *Reader) HostPort(key, def string) string {
 
 // Float returns key's value as a decimal number in [min, max].
 func (r *Reader) Float(key string, def, min, max float64) float64 {
+	r.describe(KeyInfo{Key: key, Kind: KindDecimal, Default: strconv.FormatFloat(def, 'g', -1, 64),
+		Min: strconv.FormatFloat(min, 'g', -1, 64), Max: strconv.FormatFloat(max, 'g', -1, 64)})
 	v, origin, ok := r.raw(key)
 	if !ok || v == "" {
 		return def

@@ -26,7 +26,7 @@
 // the offset and what was short. Counts read from the wire are checked
 // against the remaining bytes before anything is allocated for them.
 //
-// # Where the reference document (qmq-reference.md) is incomplete or wrong
+// # Where QMQ's reference description is incomplete or wrong
 //
 // Checked against the Java source (qmq-remoting, qmq-server, qmq-metaserver,
 // qmq-delay-server):

@@ -1,6 +1,6 @@
 // Package storage is the broker's storage engine, shared by the real-time
 // broker, the delay server and slaves. It follows QMQ's design
-// (../shared/design/qmq-reference.md §2):
+// (QMQ reference §2; docs/architecture.md, Storage engine):
 //
 //   - one append-only message log for every subject (storage/messagelog), whose
 //     records carry the per-subject sequence so everything else can be rebuilt

@@ -1,7 +1,7 @@
 // Package broker is the real-time broker (`qmq broker`): it stores what
 // producers send and serves consumer groups from a shared cursor per
-// (subject, group), following QMQ's design (qmq-reference.md §1.3,
-// §2.4–§2.8). It speaks QMQ's TCP protocol, so Java clients work with it.
+// (subject, group), following QMQ's design (QMQ reference §1.3,
+// §2.4–§2.8; docs/architecture.md). It speaks QMQ's TCP protocol, so Java clients work with it.
 //
 // # Lifecycle
 //
