@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/qmq-go/qmq/internal/lograte"
 )
 
 // Defaults of Config. No endpoint of ours streams or long-polls, so a
@@ -76,7 +78,7 @@ type Guard struct {
 // New wraps ln and h in cfg's limits.
 func New(ln net.Listener, h http.Handler, cfg Config) *Guard {
 	cfg.defaults()
-	l := &Listener{Listener: ln, sem: make(chan struct{}, cfg.MaxConnections), log: cfg.Logger}
+	l := &Listener{Listener: ln, sem: make(chan struct{}, cfg.MaxConnections), log: cfg.Logger, refuseLog: lograte.Limiter{Interval: 5 * time.Second}}
 	srv := &http.Server{
 		Handler:           limitHandler(h, cfg),
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
@@ -174,9 +176,7 @@ type Listener struct {
 	log     hclog.Logger
 	refused atomic.Uint64
 
-	mu         sync.Mutex
-	lastLog    time.Time
-	suppressed int
+	refuseLog lograte.Limiter
 }
 
 // Refused is the number of connections refused so far.
@@ -207,20 +207,9 @@ var refusal = fmt.Sprintf("HTTP/1.1 503 Service Unavailable\r\nConnection: close
 
 func (l *Listener) refuse(c net.Conn) {
 	n := l.refused.Add(1)
-	l.mu.Lock()
+	l.refuseLog.Warn(l.log, "refusing HTTP connection: the port already has its maximum of open connections; raise http.max.connections if legitimate clients are refused",
+		"remote", c.RemoteAddr().String(), "max_connections", cap(l.sem), "refused_total", n)
 	now := time.Now()
-	logIt := l.lastLog.IsZero() || now.Sub(l.lastLog) >= 5*time.Second
-	suppressed := l.suppressed
-	if logIt {
-		l.lastLog, l.suppressed = now, 0
-	} else {
-		l.suppressed++
-	}
-	l.mu.Unlock()
-	if logIt {
-		l.log.Warn("refusing HTTP connection: the port already has its maximum of open connections; raise http.max.connections if legitimate clients are refused",
-			"remote", c.RemoteAddr().String(), "max_connections", cap(l.sem), "refused_total", n, "similar_lines_suppressed", suppressed)
-	}
 	// Answer without blocking the accept loop: the write goes to the
 	// socket buffer, the deadline covers a peer that never reads.
 	c.SetWriteDeadline(now.Add(time.Second))

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"sync"
 	"time"
-
-	"github.com/hashicorp/go-hclog"
 )
 
 // Defaults of the limits in ServerConfig.
@@ -118,30 +116,3 @@ func (e *budgetError) Error() string {
 }
 
 var errConnClosing = fmt.Errorf("remoting: connection closing")
-
-// rateLog logs a warning at most once per interval and counts the ones it
-// dropped, so that a flood of refused peers cannot flood the log.
-type rateLog struct {
-	interval time.Duration
-
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
-}
-
-func (r *rateLog) warn(log hclog.Logger, msg string, args ...any) {
-	r.mu.Lock()
-	now := time.Now()
-	if !r.last.IsZero() && now.Sub(r.last) < r.interval {
-		r.suppressed++
-		r.mu.Unlock()
-		return
-	}
-	n := r.suppressed
-	r.suppressed, r.last = 0, now
-	r.mu.Unlock()
-	if n > 0 {
-		args = append(args, "similar_lines_suppressed", n)
-	}
-	log.Warn(msg, args...)
-}

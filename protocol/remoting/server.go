@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/qmq-go/qmq/internal/backoff"
+	"github.com/qmq-go/qmq/internal/lograte"
 	"github.com/qmq-go/qmq/protocol"
 )
 
@@ -178,9 +179,9 @@ type Server struct {
 	frameTimeout time.Duration
 	maxConns     int
 	budget       *budget
-	refuseLog    rateLog // connections refused at maxConns
-	budgetLog    rateLog // frames cut off for want of memory budget
-	slowLog      rateLog // frames cut off at their read timeout
+	refuseLog    lograte.Limiter // connections refused at maxConns
+	budgetLog    lograte.Limiter // frames cut off for want of memory budget
+	slowLog      lograte.Limiter // frames cut off at their read timeout
 
 	mu       sync.Mutex
 	handlers map[int16]Handler
@@ -216,9 +217,9 @@ func NewServer(cfg ServerConfig) *Server {
 		maxInflight:  cfg.MaxConcurrentRequests,
 		frameTimeout: cfg.FrameReadTimeout,
 		maxConns:     cfg.MaxConnections,
-		refuseLog:    rateLog{interval: 5 * time.Second},
-		budgetLog:    rateLog{interval: 5 * time.Second},
-		slowLog:      rateLog{interval: 5 * time.Second},
+		refuseLog:    lograte.Limiter{Interval: 5 * time.Second},
+		budgetLog:    lograte.Limiter{Interval: 5 * time.Second},
+		slowLog:      lograte.Limiter{Interval: 5 * time.Second},
 		handlers:     make(map[int16]Handler),
 		conns:        make(map[*conn]struct{}),
 		done:         make(chan struct{}),
@@ -420,7 +421,7 @@ func (s *Server) startConn(nc net.Conn) {
 	// between the check and the add below.
 	if open := s.connections.Load(); open >= int64(s.maxConns) {
 		s.refused.Add(1)
-		s.refuseLog.warn(s.log, "refusing connection: the port already has its maximum of open connections; if legitimate clients are refused, raise the port's max.connections setting",
+		s.refuseLog.Warn(s.log, "refusing connection: the port already has its maximum of open connections; if legitimate clients are refused, raise the port's max.connections setting",
 			"remote", nc.RemoteAddr().String(), "max_connections", s.maxConns, "refused_total", s.refused.Load())
 		nc.Close()
 		return
@@ -591,7 +592,7 @@ func (c *conn) readFailed(log hclog.Logger, err error, inFrame bool) {
 	switch {
 	case errors.As(err, &be):
 		s.budgetCut.Add(1)
-		s.budgetLog.warn(log, "closing connection: its frame found no room in the server's frame memory budget in time; raise the port's frame.memory.budget.bytes if legitimate traffic needs it",
+		s.budgetLog.Warn(log, "closing connection: its frame found no room in the server's frame memory budget in time; raise the port's frame.memory.budget.bytes if legitimate traffic needs it",
 			"error", err, "frame_read_timeout", s.frameTimeout)
 	case c.ctx.Err() != nil:
 		// Closed by us (server shutdown or a failed write).
@@ -607,7 +608,7 @@ func (c *conn) readFailed(log hclog.Logger, err error, inFrame bool) {
 		}
 	case errors.As(err, &ne) && ne.Timeout() && inFrame:
 		s.frameCut.Add(1)
-		s.slowLog.warn(log, "closing connection: a frame did not arrive in full within the frame read timeout (a peer sending too slowly, or trickling bytes to hold memory)",
+		s.slowLog.Warn(log, "closing connection: a frame did not arrive in full within the frame read timeout (a peer sending too slowly, or trickling bytes to hold memory)",
 			"frame_read_timeout", s.frameTimeout)
 	case errors.As(err, &ne) && ne.Timeout():
 		s.idleClosed.Add(1)

@@ -84,9 +84,7 @@ func (s *Server) handleSend(ctx context.Context, req *remoting.Request) protocol
 		case errors.As(err, &full):
 			s.refuseDiskFull(msgs, kept, full, req.RemoteAddr, fail)
 		case err != nil:
-			if ok, n := s.appendErrLog.allow(); ok {
-				s.log.Error("store append failed", "messages", len(batch), "remote", req.RemoteAddr, "error", err, "suppressed_since_last", n)
-			}
+			s.appendErrLog.Error(s.log, "store append failed", "messages", len(batch), "remote", req.RemoteAddr, "error", err)
 			for _, i := range kept {
 				fail(&msgs[i], protocol.SendStoreError, "store error")
 			}
@@ -103,7 +101,7 @@ func (s *Server) handleSend(ctx context.Context, req *remoting.Request) protocol
 // ours) then send them to another group, and the remark tells whoever reads
 // the failure what to do. The broker also heartbeats read-only meanwhile
 // (brokerState), so the metaserver stops routing producers here. Logged at
-// most once per logEvery: producers retry, and every retry lands here.
+// most once per lograte.DefaultInterval: producers retry, and every retry lands here.
 func (s *Server) refuseDiskFull(msgs []protocol.RawMessage, idx []int, full *storage.DiskFullError, remote net.Addr, fail func(*protocol.RawMessage, int32, string)) {
 	addr := ""
 	if a := s.advertised.Load(); a != nil {
@@ -113,9 +111,7 @@ func (s *Server) refuseDiskFull(msgs []protocol.RawMessage, idx []int, full *sto
 	for _, i := range idx {
 		fail(&msgs[i], protocol.SendBrokerReadOnly, remark)
 	}
-	if ok, n := s.diskFullLog.allow(); ok {
-		s.log.Warn("refusing messages: disk full", "messages", len(idx), "remote", remote, "reason", full.Error(), "suppressed_since_last", n)
-	}
+	s.diskFullLog.Warn(s.log, "refusing messages: disk full", "messages", len(idx), "remote", remote, "reason", full.Error())
 }
 
 // waitForSlave holds the answer until the slave has written the batch when

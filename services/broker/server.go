@@ -18,6 +18,7 @@ import (
 	"github.com/qmq-go/qmq/conf"
 	"github.com/qmq-go/qmq/internal/backoff"
 	"github.com/qmq-go/qmq/internal/httpguard"
+	"github.com/qmq-go/qmq/internal/lograte"
 	"github.com/qmq-go/qmq/internal/netlimits"
 	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/protocol/remoting"
@@ -59,8 +60,8 @@ type Server struct {
 	advertised atomic.Pointer[string]
 
 	// Rate-limited log lines of errors every send hits (lograte.go).
-	appendErrLog logLimiter
-	diskFullLog  logLimiter
+	appendErrLog lograte.Limiter
+	diskFullLog  lograte.Limiter
 	// leaseUntil (unix ns) is when this master's lease may have run out for
 	// the metaserver, minus a margin; 0: no lease (failover.go).
 	leaseUntil atomic.Int64

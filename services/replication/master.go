@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/qmq-go/qmq/internal/lograte"
 	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/protocol/remoting"
 	"github.com/qmq-go/qmq/services/replication/syncauth"
@@ -71,7 +72,7 @@ type Master struct {
 	metrics       *masterMetrics
 
 	auth    *syncauth.Server
-	authLog logLimit // refused handshakes, at most one line per interval
+	authLog lograte.Limiter // refused handshakes, at most one line per interval
 
 	// The slave's session's reports: only the current session (the one
 	// connection that authenticated last) updates them.
@@ -109,7 +110,7 @@ func NewMaster(cfg MasterConfig) (*Master, error) {
 	}
 	m := &Master{cfg: cfg, store: cfg.Store, log: cfg.Logger, waiters: newSlaveWaiters(), actionWaiters: newSlaveWaiters(),
 		auth:    &syncauth.Server{Secret: cfg.Secret, Group: cfg.Group, Roles: []string{syncauth.RoleSlave}},
-		authLog: logLimit{interval: 10 * time.Second}}
+		authLog: lograte.Limiter{Interval: 10 * time.Second}}
 	m.slaveMessage.Store(-1)
 	m.slaveAction.Store(-1)
 	m.srv = remoting.NewServer(remoting.ServerConfig{

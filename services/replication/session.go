@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/protocol/remoting"
@@ -192,9 +190,7 @@ func (m *Master) authFailed(req *remoting.Request, err error) protocol.Frame {
 		m.log.Error("sync auth failed on the master's side", "remote", req.RemoteAddr.String(), "error", err)
 		return m.refuseConn(req, "auth", protocol.CodeBrokerError, "sync auth: "+err.Error())
 	}
-	if n, ok := m.authLog.allow(time.Now()); ok {
-		m.log.Error("refused a sync connection: "+err.Error(), "remote", req.RemoteAddr.String(), "refusals_not_logged", n)
-	}
+	m.authLog.Error(m.log, "refused a sync connection: "+err.Error(), "remote", req.RemoteAddr.String())
 	return m.refuseConn(req, reason, protocol.CodeBrokerReject, err.Error())
 }
 
@@ -203,21 +199,4 @@ func (m *Master) refuseConn(req *remoting.Request, reason string, status int16, 
 	m.metrics.refused.WithLabelValues(reason).Inc()
 	req.OnWritten(req.Conn.Close)
 	return errorFrame(req.Frame.Header, status, msg)
-}
-
-// logLimit lets one log line through per interval and counts the others.
-type logLimit struct {
-	interval   time.Duration
-	last       atomic.Int64 // unix nanoseconds of the last line let through
-	suppressed atomic.Int64
-}
-
-// allow reports whether to log now, with how many were suppressed since the last line.
-func (l *logLimit) allow(now time.Time) (int64, bool) {
-	last := l.last.Load()
-	if last != 0 && now.Sub(time.Unix(0, last)) < l.interval || !l.last.CompareAndSwap(last, now.UnixNano()) {
-		l.suppressed.Add(1)
-		return 0, false
-	}
-	return l.suppressed.Swap(0), true
 }
