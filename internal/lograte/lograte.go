@@ -56,7 +56,9 @@ func (l *Limiter) Log(log hclog.Logger, level hclog.Level, msg string, args ...a
 }
 
 // Warn is Log at WARN.
-func (l *Limiter) Warn(log hclog.Logger, msg string, args ...any) { l.Log(log, hclog.Warn, msg, args...) }
+func (l *Limiter) Warn(log hclog.Logger, msg string, args ...any) {
+	l.Log(log, hclog.Warn, msg, args...)
+}
 
 // Error is Log at ERROR.
 func (l *Limiter) Error(log hclog.Logger, msg string, args ...any) {
