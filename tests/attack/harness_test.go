@@ -23,7 +23,15 @@ import (
 // qmqBin is the binary under attack, built once by TestMain.
 var qmqBin string
 
+// QMQ_ATTACK_BINARY names a prebuilt qmq to attack instead of building
+// this tree's (to measure another build, such as a release before a fix).
+const binaryEnv = "QMQ_ATTACK_BINARY"
+
 func TestMain(m *testing.M) {
+	if bin := os.Getenv(binaryEnv); bin != "" {
+		qmqBin = bin
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "qmq-attack-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
