@@ -261,10 +261,12 @@ func prepareDevConf(confDir, data string, p devPortSet) (string, error) {
 // size). Segments already on disk keep their size.
 const devStorageConf = "messagelog.segment.size=67108864\nactionlog.segment.size=16777216\nconsumerlog.segment.units=100000\n"
 
-// devAddBroker registers this host's broker as master (role 0) or slave (1) of devGroup; an existing row is fine.
+// devAddBroker registers this host's broker as master (role 0) or slave (1)
+// of devGroup before every start, with AddBroker's ifAbsent: the row of an
+// earlier run is a success, not a logged refusal.
 func devAddBroker(ctx context.Context, host string, metaHTTP int, token, hostname string, role, port, syncPort int) error {
 	form := url.Values{"action": {"AddBroker"}, "brokerGroup": {devGroup}, "role": {fmt.Sprint(role)}, "hostname": {hostname},
-		"ip": {host}, "servePort": {fmt.Sprint(port)}, "syncPort": {fmt.Sprint(syncPort)}}
+		"ip": {host}, "servePort": {fmt.Sprint(port)}, "syncPort": {fmt.Sprint(syncPort)}, "ifAbsent": {"true"}}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, fmt.Sprintf("http://%s/management", hostPort(host, metaHTTP)), strings.NewReader(form.Encode()))
@@ -280,8 +282,9 @@ func devAddBroker(ctx context.Context, host string, metaHTTP int, token, hostnam
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	s := string(body)
-	if strings.Contains(s, `"status":0`) || strings.Contains(s, "already exists") || strings.Contains(s, "already added") {
+	if strings.Contains(s, `"status":0`) {
 		return nil
 	}
-	return fmt.Errorf("metaserver refused: %s", strings.TrimSpace(s))
+	// Left: the ports differ from the run that wrote this --data's metaserver.
+	return fmt.Errorf("metaserver refused: %s; the ports must be those of the earlier runs on this --data directory (or use a new --data)", strings.TrimSpace(s))
 }

@@ -166,6 +166,10 @@ func TestDevSendConsume(t *testing.T) {
 	if msgs[0].Body != "after restart" {
 		t.Fatalf("after restart got %+v", msgs[0])
 	}
+	// The restart re-registered its broker quietly (AddBroker ifAbsent).
+	if l := dev.log.String(); strings.Contains(l, "already exists") || strings.Contains(l, "management action failed") {
+		t.Errorf("the restart logged a refused registration:\n%s", l)
+	}
 }
 
 // diskUsage sums the blocks allocated to the files under dir (du, not ls:
