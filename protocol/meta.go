@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 )
@@ -169,6 +170,51 @@ func DecodeBrokerRegisterRequest(body []byte) (BrokerRegisterRequest, error) {
 	}
 	if err := d.Err(); err != nil {
 		return BrokerRegisterRequest{}, fmt.Errorf("decode BROKER_REGISTER request: %w", err)
+	}
+	return v, nil
+}
+
+// BrokerRegisterResponse is the body of a SUCCESS answer to a master's
+// BROKER_REGISTER. QMQ's is empty; qmq-go's metaserver (ours) sends
+// count i16 | count × subject str16: the subjects MarkReadonlyBrokerGroup
+// has made read-only in the group ("*": all of them), so that the broker can
+// report it (/health). A Java broker ignores the body; from a Java
+// metaserver Known is false.
+type BrokerRegisterResponse struct {
+	ReadonlySubjects []string
+	Known            bool // the body was sent
+}
+
+// AppendBrokerRegisterResponse appends v (nothing unless Known).
+func AppendBrokerRegisterResponse(dst []byte, v *BrokerRegisterResponse) []byte {
+	if !v.Known {
+		return dst
+	}
+	n := min(len(v.ReadonlySubjects), math.MaxInt16)
+	dst = AppendInt16(dst, int16(n))
+	for _, s := range v.ReadonlySubjects[:n] {
+		dst = AppendString16(dst, s)
+	}
+	return dst
+}
+
+// DecodeBrokerRegisterResponse parses a BROKER_REGISTER answer's body; an
+// empty body is QMQ's (Known false).
+func DecodeBrokerRegisterResponse(body []byte) (BrokerRegisterResponse, error) {
+	if len(body) == 0 {
+		return BrokerRegisterResponse{}, nil
+	}
+	d := NewDecoder(body)
+	n := d.Int16()
+	if n < 0 {
+		d.Failf("negative readonly subject count %d", n)
+	}
+	v := BrokerRegisterResponse{Known: true, ReadonlySubjects: []string{}}
+	for i := 0; i < int(n) && d.Err() == nil; i++ {
+		v.ReadonlySubjects = append(v.ReadonlySubjects, d.String16())
+	}
+	if err := d.Err(); err != nil {
+		return BrokerRegisterResponse{}, fmt.Errorf("decode BROKER_REGISTER response: %w", err)
 	}
 	return v, nil
 }

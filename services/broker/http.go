@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -75,6 +76,12 @@ type healthReport struct {
 	Role   string `json:"role,omitempty"`
 	Online bool   `json:"online"`
 	State  string `json:"state,omitempty"` // master: RW, or R while its slave lags (mark_readonly)
+	// Readonly: a master producers are not sent to: its slave lags (state R)
+	// or MarkReadonlyBrokerGroup covers every subject ("*"). ReadonlySubjects
+	// are the subjects MarkReadonlyBrokerGroup names for this group, as the
+	// metaserver last said (absent from a QMQ metaserver, which does not say).
+	Readonly         bool     `json:"readonly"`
+	ReadonlySubjects []string `json:"readonlySubjects,omitempty"`
 
 	MessageLogEnd int64 `json:"messageLogEnd"`
 	ActionLogEnd  int64 `json:"actionLogEnd"`
@@ -111,6 +118,10 @@ func (h *httpServer) health(w http.ResponseWriter, _ *http.Request) {
 			if s.brokerState() != protocol.BrokerStateRW {
 				rep.State = "R"
 			}
+			if marked := s.markedReadonly.Load(); marked != nil {
+				rep.ReadonlySubjects = *marked
+			}
+			rep.Readonly = rep.State == "R" || slices.Contains(rep.ReadonlySubjects, "*")
 			lag := r.master.Lag()
 			rep.Slave = lag.Slave
 			if lag.Slave != "" {
