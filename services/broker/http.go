@@ -74,6 +74,9 @@ type healthReport struct {
 	Status string `json:"status"` // "ok", or "starting" until the role is known (503)
 	Group  string `json:"group,omitempty"`
 	Role   string `json:"role,omitempty"`
+	// Online: a master has registered ONLINE (it takes clients); a slave,
+	// which registers nothing (as in QMQ), is following its master
+	// (masterConnected says whether the link is up right now).
 	Online bool   `json:"online"`
 	State  string `json:"state,omitempty"` // master: RW, or R while its slave lags (mark_readonly)
 	// Readonly: a master producers are not sent to: its slave lags (state R)
@@ -135,6 +138,7 @@ func (h *httpServer) health(w http.ResponseWriter, _ *http.Request) {
 				rep.SlaveLagMillis = &ms
 			}
 		case r.slave != nil:
+			rep.Online = true
 			st := r.slave.Status()
 			rep.Master, rep.MasterConnected, rep.LastError = st.Master, &st.Connected, st.LastError
 			if st.MasterMessageEnd >= 0 {

@@ -195,6 +195,10 @@ func TestHealthShowsReplication(t *testing.T) {
 	if h.Role != "SLAVE" || h.MasterConnected == nil || !*h.MasterConnected || h.MessageLogEnd != get(master).MessageLogEnd {
 		t.Fatalf("slave /health = %+v; want role SLAVE, connected, same message-log end as the master", h)
 	}
+	// A slave registers nothing ONLINE (as in QMQ), yet a following slave is online.
+	if !h.Online || !get(master).Online {
+		t.Fatalf("/health online: slave %v, master %v; want both true", h.Online, get(master).Online)
+	}
 }
 
 // TestHealthShowsMarkReadonly: a master an admin marked read-only
