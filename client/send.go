@@ -43,11 +43,10 @@ func (e *SendError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "send %s/%s", e.Subject, e.MessageID)
 	if e.Group != "" {
-		fmt.Fprintf(&b, " (last broker group %s", e.Group)
+		fmt.Fprintf(&b, " (last broker group %s, %d tries)", e.Group, e.Tries)
 	} else {
-		b.WriteString(" (")
+		fmt.Fprintf(&b, " (%d tries)", e.Tries)
 	}
-	fmt.Fprintf(&b, ", %d tries)", e.Tries)
 	if e.Code != CodeNoAnswer {
 		fmt.Fprintf(&b, ": %s", protocol.SendCodeName(e.Code))
 		if e.Remark != "" {
@@ -240,7 +239,7 @@ func (s *sender) send(ctx context.Context, items []*outgoing, perRequest int) {
 			if !ok {
 				groups, err := s.r.groups(ctx, it.key)
 				if err == nil && len(groups) == 0 {
-					err = fmt.Errorf("%w for subject %q (client type %d)", ErrNoBroker, it.key.subject, it.key.clientType)
+					err = s.r.noBroker(it.key)
 				}
 				if err == nil {
 					ch.g = s.pick(it.key, groups, it.lastGroup)

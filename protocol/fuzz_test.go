@@ -214,6 +214,7 @@ func FuzzDecodeClientRegisterResponse(f *testing.F) {
 	f.Add(goldenClientRegisterResponse)
 	f.Add(goldenClientRegisterResponse[:32])
 	f.Add(cat(goldenClientRegisterResponse[:30], bs{0x7F, 0xFF}))
+	f.Add(AppendClientRegisterResponse(nil, &ClientRegisterResponse{Subject: "s", Withheld: []WithheldGroup{{Name: "g1", Reason: "read-only"}}}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fuzzFixed(t, data, DecodeClientRegisterResponse, AppendClientRegisterResponse, true)
 	})

@@ -271,7 +271,7 @@ func (s *Server) handleClientRegister(ctx context.Context, req *remoting.Request
 			s.log.Warn("cannot record client subscription; routing it anyway", "subject", r.Subject, "client_id", r.ClientID, "error", err)
 		}
 	}
-	groups, err := s.route(ctx, &r)
+	groups, withheld, err := s.route(ctx, &r)
 	if err != nil {
 		s.log.Warn("cannot route client", "subject", r.Subject, "client_id", r.ClientID, "error", err)
 		return errorResponse(req, protocol.CodeBrokerError, "%v", err)
@@ -282,6 +282,7 @@ func (s *Server) handleClientRegister(ctx context.Context, req *remoting.Request
 		ConsumerGroup:  r.ConsumerGroup,
 		OnOfflineState: uint8(s.cache.get().offline[offlineKey{r.ClientID, r.Subject, r.ConsumerGroup}]),
 		ClientTypeCode: uint8(r.ClientTypeCode),
+		Withheld:       withheld,
 	}
 	for _, g := range groups {
 		resp.Groups = append(resp.Groups, protocol.BrokerGroupInfo{Name: g.Name, MasterAddress: g.MasterAddress, UpdateTime: g.UpdateTime.UnixMilli(), State: uint8(g.State)})
