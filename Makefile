@@ -22,7 +22,7 @@ export PATH := $(TOOLS)/bin:$(PATH)
 # Packages whose tests exercise goroutines: run under the race detector.
 RACE_PKGS := ./conf/... ./protocol/... ./consul/... ./services/... ./cmd/... ./client/... ./storage/...
 
-.PHONY: all build run dev metaserver test vet staticcheck fmt fuzz consul nomad clean
+.PHONY: all build run dev metaserver test vet staticcheck fmt fuzz consul nomad nomad-demo clean
 
 all: build
 
@@ -47,6 +47,11 @@ dev: run
 ## ./conf (the install guide's registration steps run against it unchanged).
 metaserver: build
 	$(BIN) metaserver --conf conf
+
+## nomad-demo: the Nomad deployment on this machine (jobs/demo.sh): Consul and Nomad dev agents,
+## the metaserver job and one broker pair with raw_exec; Ctrl-C stops everything.
+nomad-demo: build consul nomad
+	jobs/demo.sh
 
 ## test: everything, against real MariaDB (127.0.0.1:3306) and real Consul and Nomad agents (built by
 ## `make consul` and `make nomad`), after go vet and staticcheck.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,7 +37,11 @@ type routeKey struct {
 }
 
 type route struct {
-	groups    []protocol.BrokerGroupInfo
+	groups []protocol.BrokerGroupInfo
+	// withheld says, for the last answer, which groups of the subject's
+	// route were left out and why (the metaserver's trailer, and groups this
+	// client type cannot use): ErrNoBroker names them.
+	withheld  []string
 	fetched   time.Time
 	online    bool // ONLINE registration done; later ones are HEARTBEAT
 	stale     bool // refresh requested
@@ -178,6 +183,42 @@ func (r *router) groups(ctx context.Context, k routeKey) ([]protocol.BrokerGroup
 	return r.fetch(ctx, k, false)
 }
 
+// noBroker is ErrNoBroker for k, saying why the route had no usable group.
+func (r *router) noBroker(k routeKey) error {
+	r.mu.Lock()
+	rt := r.routes[k]
+	r.mu.Unlock()
+	var withheld []string
+	if rt != nil {
+		rt.refreshMu.Lock()
+		withheld = rt.withheld
+		rt.refreshMu.Unlock()
+	}
+	what := "producing"
+	if k.clientType == protocol.ClientTypeDelayProducer {
+		what = "delay messages (no delay broker group is online)"
+	}
+	if len(withheld) == 0 {
+		return fmt.Errorf("%w for %s subject %q: the metaserver named no group (is a broker group registered and online? qmq tools ListBrokerGroups)", ErrNoBroker, what, k.subject)
+	}
+	return fmt.Errorf("%w for %s subject %q: the metaserver left out %s (each broker's /health says why it is read-only: MarkReadonly, a lagging slave or a full disk)",
+		ErrNoBroker, what, k.subject, strings.Join(withheld, "; "))
+}
+
+func stateName(s uint8) string {
+	switch s {
+	case protocol.BrokerStateRW:
+		return "RW"
+	case protocol.BrokerStateR:
+		return "R (read-only)"
+	case protocol.BrokerStateW:
+		return "W (write-only)"
+	case protocol.BrokerStateNRW:
+		return "NRW (no master online)"
+	}
+	return fmt.Sprintf("%d (unknown)", s)
+}
+
 // invalidate asks for the route to be re-fetched on next use.
 func (r *router) invalidate(k routeKey) {
 	r.mu.Lock()
@@ -220,15 +261,21 @@ func (r *router) fetch(ctx context.Context, k routeKey, periodic bool) ([]protoc
 		return rt.groups, err
 	}
 	var gs []protocol.BrokerGroupInfo
+	var withheld []string
+	for _, w := range resp.Withheld {
+		withheld = append(withheld, w.Name+" "+w.Reason)
+	}
 	for _, g := range resp.Groups {
 		if usable(k.clientType, g.State) {
 			gs = append(gs, g)
+		} else {
+			withheld = append(withheld, fmt.Sprintf("%s in state %s", g.Name, stateName(g.State)))
 		}
 	}
 	if k.clientType == protocol.ClientTypeConsumer && len(resp.Groups) > 0 {
 		r.log.Trace("route", "subject", k.subject, "group", k.group, "groups", len(gs))
 	}
-	rt.groups, rt.fetched, rt.online, rt.stale = gs, time.Now(), true, false
+	rt.groups, rt.withheld, rt.fetched, rt.online, rt.stale = gs, withheld, time.Now(), true, false
 	r.applyState(k, &resp)
 	return gs, nil
 }

@@ -238,8 +238,7 @@ func (s *sender) send(ctx context.Context, items []*outgoing, perRequest int) {
 			if !ok {
 				groups, err := s.r.groups(ctx, it.key)
 				if err == nil && len(groups) == 0 {
-					err = fmt.Errorf("%w for subject %q (client type %d): every group of its route is offline or read-only for producers (qmq tools MarkReadonly, a lagging slave, or a full disk: see each broker's /health)",
-						ErrNoBroker, it.key.subject, it.key.clientType)
+					err = s.r.noBroker(it.key)
 				}
 				if err == nil {
 					ch.g = s.pick(it.key, groups, it.lastGroup)

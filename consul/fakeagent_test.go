@@ -1,12 +1,15 @@
 package consul
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/hashicorp/go-hclog"
 )
 
 // fakeAgent answers register with regStatus and deregister with deregStatus,
@@ -76,5 +79,30 @@ func TestDeregisterRetriesAfterFailure(t *testing.T) {
 	}
 	if n := deregs.Load(); n != 1 {
 		t.Errorf("agent saw %d deregister calls, want 1 (second call had a dead ctx)", n)
+	}
+}
+
+// TestRegisterLogNamesChecks: the registration's log line says what the
+// agent will probe, by kind: a broker's TCP check is not a bare host:port
+// glued to an HTTP URL.
+func TestRegisterLogNamesChecks(t *testing.T) {
+	addr, _ := fakeAgent(t, 200, 200, "")
+	for _, c := range []struct {
+		reg  Registration
+		want string
+	}{
+		{Registration{Name: "qmq-broker", Port: 20881, CheckTCP: "10.0.0.1:20881"}, `checks="tcp 10.0.0.1:20881 every 5s"`},
+		{Registration{Name: "qmq-metaserver", Port: 8080, CheckHTTP: "http://10.0.0.1:8080/health", CheckTCP: "10.0.0.1:20880"},
+			`checks="http GET http://10.0.0.1:8080/health every 5s, tcp 10.0.0.1:20880 every 5s"`},
+		{Registration{Name: "qmq-x", Port: 1}, "checks=none"},
+	} {
+		var buf bytes.Buffer
+		log := hclog.New(&hclog.LoggerOptions{Output: &buf})
+		if _, err := Register(context.Background(), Config{Address: addr, Logger: log}, c.reg); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(buf.String(), c.want) {
+			t.Errorf("%s: log %q lacks %s", c.reg.Name, buf.String(), c.want)
+		}
 	}
 }

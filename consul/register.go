@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -182,8 +183,25 @@ func (s *Service) register(ctx context.Context, r Registration) error {
 	}
 	s.reg = r
 	s.cfg.logger().Info("registered service with consul", "service", r.Name, "id", reg.ID, "tags", r.Tags,
-		"address", r.Address, "port", r.Port, "check", r.CheckHTTP+r.CheckTCP, "consul", displayAddr(s.addr))
+		"address", r.Address, "port", r.Port, "checks", r.checkSummary(), "consul", displayAddr(s.addr))
 	return nil
+}
+
+// checkSummary names the registration's checks by kind for the log, e.g.
+// "tcp 10.0.0.1:20881 every 5s": an operator reading it knows what the agent
+// probes, and a bare host:port is not mistaken for an HTTP URL.
+func (r Registration) checkSummary() string {
+	var checks []string
+	if r.CheckHTTP != "" {
+		checks = append(checks, "http GET "+r.CheckHTTP+" every "+CheckInterval)
+	}
+	if r.CheckTCP != "" {
+		checks = append(checks, "tcp "+r.CheckTCP+" every "+CheckInterval)
+	}
+	if len(checks) == 0 {
+		return "none"
+	}
+	return strings.Join(checks, ", ")
 }
 
 // Update registers r in place of the current registration (same service ID

@@ -189,6 +189,15 @@ func FuzzDecodeBrokerRegisterRequest(f *testing.F) {
 	})
 }
 
+func FuzzDecodeBrokerRegisterResponse(f *testing.F) {
+	f.Add([]byte{})
+	f.Add(AppendBrokerRegisterResponse(nil, &BrokerRegisterResponse{Known: true, ReadonlySubjects: []string{"*", "a.b"}}))
+	f.Add([]byte{0x80, 0, 0, 1})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fuzzFixed(t, data, DecodeBrokerRegisterResponse, AppendBrokerRegisterResponse, true)
+	})
+}
+
 func FuzzDecodeClientRegisterRequest(f *testing.F) {
 	f.Add(goldenClientRegister)
 	f.Add([]byte{0, 0})
@@ -205,6 +214,7 @@ func FuzzDecodeClientRegisterResponse(f *testing.F) {
 	f.Add(goldenClientRegisterResponse)
 	f.Add(goldenClientRegisterResponse[:32])
 	f.Add(cat(goldenClientRegisterResponse[:30], bs{0x7F, 0xFF}))
+	f.Add(AppendClientRegisterResponse(nil, &ClientRegisterResponse{Subject: "s", Withheld: []WithheldGroup{{Name: "g1", Reason: "read-only"}}}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fuzzFixed(t, data, DecodeClientRegisterResponse, AppendClientRegisterResponse, true)
 	})

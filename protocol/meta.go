@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 )
@@ -173,6 +174,51 @@ func DecodeBrokerRegisterRequest(body []byte) (BrokerRegisterRequest, error) {
 	return v, nil
 }
 
+// BrokerRegisterResponse is the body of a SUCCESS answer to a master's
+// BROKER_REGISTER. QMQ's is empty; qmq-go's metaserver (ours) sends
+// count i16 | count × subject str16: the subjects MarkReadonlyBrokerGroup
+// has made read-only in the group ("*": all of them), so that the broker can
+// report it (/health). A Java broker ignores the body; from a Java
+// metaserver Known is false.
+type BrokerRegisterResponse struct {
+	ReadonlySubjects []string
+	Known            bool // the body was sent
+}
+
+// AppendBrokerRegisterResponse appends v (nothing unless Known).
+func AppendBrokerRegisterResponse(dst []byte, v *BrokerRegisterResponse) []byte {
+	if !v.Known {
+		return dst
+	}
+	n := min(len(v.ReadonlySubjects), math.MaxInt16)
+	dst = AppendInt16(dst, int16(n))
+	for _, s := range v.ReadonlySubjects[:n] {
+		dst = AppendString16(dst, s)
+	}
+	return dst
+}
+
+// DecodeBrokerRegisterResponse parses a BROKER_REGISTER answer's body; an
+// empty body is QMQ's (Known false).
+func DecodeBrokerRegisterResponse(body []byte) (BrokerRegisterResponse, error) {
+	if len(body) == 0 {
+		return BrokerRegisterResponse{}, nil
+	}
+	d := NewDecoder(body)
+	n := d.Int16()
+	if n < 0 {
+		d.Failf("negative readonly subject count %d", n)
+	}
+	v := BrokerRegisterResponse{Known: true, ReadonlySubjects: []string{}}
+	for i := 0; i < int(n) && d.Err() == nil; i++ {
+		v.ReadonlySubjects = append(v.ReadonlySubjects, d.String16())
+	}
+	if err := d.Err(); err != nil {
+		return BrokerRegisterResponse{}, fmt.Errorf("decode BROKER_REGISTER response: %w", err)
+	}
+	return v, nil
+}
+
 // CLIENT_REGISTER map keys.
 const (
 	keySubject        = "subject"
@@ -312,7 +358,12 @@ type BrokerGroupInfo struct {
 // ClientRegisterResponse is the CLIENT_REGISTER response body: timestamp i64 |
 // subject str16 | consumerGroup str16 | onOfflineState u8 | clientTypeCode u8
 // | groupCount i16 | groupCount × (name str16, masterAddress str16,
-// updateTime i64, state u8).
+// updateTime i64, state u8) [| withheldCount i16 | withheldCount × (name
+// str16, reason str16)]. The withheld trailer is ours: the groups of the
+// subject's route the metaserver left out of this answer and why (read-only,
+// no master online), so that a producer with no group left can say why. It
+// is sent only when a group was withheld; Java clients ignore it, as they
+// ignore any trailing bytes.
 type ClientRegisterResponse struct {
 	Timestamp      int64
 	Subject        string
@@ -320,6 +371,13 @@ type ClientRegisterResponse struct {
 	OnOfflineState uint8 // ClientOnline or ClientOffline
 	ClientTypeCode uint8
 	Groups         []BrokerGroupInfo
+	Withheld       []WithheldGroup
+}
+
+// WithheldGroup is a group of a subject's route left out of a CLIENT_REGISTER answer.
+type WithheldGroup struct {
+	Name   string
+	Reason string // for people, e.g. "read-only (MarkReadonlyBrokerGroup)"
 }
 
 // AppendClientRegisterResponse appends v (at most 32767 groups).
@@ -339,6 +397,14 @@ func AppendClientRegisterResponse(dst []byte, v *ClientRegisterResponse) []byte 
 		dst = AppendString16(dst, g.MasterAddress)
 		dst = AppendInt64(dst, g.UpdateTime)
 		dst = append(dst, g.State)
+	}
+	if len(v.Withheld) > 0 {
+		withheld := v.Withheld[:min(len(v.Withheld), MaxString16Len)]
+		dst = AppendInt16(dst, int16(len(withheld)))
+		for _, w := range withheld {
+			dst = AppendString16(dst, w.Name)
+			dst = AppendString16(dst, w.Reason)
+		}
 	}
 	return dst
 }
@@ -377,6 +443,19 @@ func DecodeClientRegisterResponse(body []byte) (ClientRegisterResponse, error) {
 	}
 	if err := d.Err(); err != nil {
 		return ClientRegisterResponse{}, fmt.Errorf("decode CLIENT_REGISTER response: %w", err)
+	}
+	if d.Remaining() >= 2 {
+		// Ours; a trailer that does not decode is ignored, as Java ignores trailing bytes.
+		t := NewDecoder(body[d.Offset():])
+		var withheld []WithheldGroup
+		if n := int(t.Int16()); n > 0 && n*4 <= t.Remaining() {
+			for i := 0; i < n && t.Err() == nil; i++ {
+				withheld = append(withheld, WithheldGroup{Name: t.String16(), Reason: t.String16()})
+			}
+			if t.Err() == nil {
+				v.Withheld = withheld
+			}
+		}
 	}
 	return v, nil
 }

@@ -66,8 +66,21 @@ func (c *Client) AcquireMeta(ctx context.Context, hostname string, servePort, sy
 
 // RegisterBroker sends a master's ONLINE, HEARTBEAT or OFFLINE.
 func (c *Client) RegisterBroker(ctx context.Context, r protocol.BrokerRegisterRequest) error {
-	_, err := c.call(ctx, protocol.CodeBrokerRegister, protocol.AppendBrokerRegisterRequest(nil, &r))
+	_, err := c.RegisterBrokerAnswer(ctx, r)
 	return err
+}
+
+// RegisterBrokerAnswer is RegisterBroker returning the answer: qmq-go's
+// metaserver names the subjects MarkReadonlyBrokerGroup made read-only in
+// the group (Known false from QMQ's metaserver). An answer that cannot be
+// decoded is not an error: the registration itself succeeded.
+func (c *Client) RegisterBrokerAnswer(ctx context.Context, r protocol.BrokerRegisterRequest) (protocol.BrokerRegisterResponse, error) {
+	body, err := c.call(ctx, protocol.CodeBrokerRegister, protocol.AppendBrokerRegisterRequest(nil, &r))
+	if err != nil {
+		return protocol.BrokerRegisterResponse{}, err
+	}
+	resp, _ := protocol.DecodeBrokerRegisterResponse(body)
+	return resp, nil
 }
 
 // RegisterClient asks for the broker groups of a subject.

@@ -27,6 +27,10 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	workload := loadgen.RegisterFlags(fs)
 	rate := fs.Int("rate", 0, "messages per second over all producers (e2e default 10000; produce default unlimited)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, benchHelp)
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -74,5 +78,26 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "qmq bench:", err)
 		return 1
 	}
+	if !*asJSON {
+		fmt.Fprintf(stdout, "subjects %s%s.s0..s%d are left on the brokers; retention deletes their messages (see qmq bench --help)\n",
+			loadgen.QMQSubjectPrefix, runID, cfg.Subjects-1)
+	}
 	return 0
 }
+
+// benchHelp says what a run leaves behind: nothing the protocol can delete
+// (QMQ has no action that removes a subject), so it is named to be found.
+var benchHelp = `Usage: qmq bench --meta URL [flags]
+
+Runs produce, consume (per-message ack) and end-to-end latency workloads.
+
+What a run leaves behind: its subjects are ` + loadgen.QMQSubjectPrefix + `<run>.s<N> and its consumer
+group bench_<run>, <run> being a new base-36 timestamp each run. QMQ has no action
+that deletes a subject, so they stay: the brokers' retention deletes the expired
+segments holding their messages (messagelog.retention.hours and
+consumerlog.retention.hours, 72 by default), and their routes stay listed in the
+metaserver (qmq tools ListSubjectRoutes). Against qmq dev, the simplest clean-up
+is to stop it and delete its --data directory; point benches at a test cluster.
+
+Flags:
+`

@@ -65,6 +65,10 @@ func TestBench(t *testing.T) {
 		if code := runBench(args, &out, &errOut); code != 0 {
 			t.Fatalf("exit %d: %s %s", code, out.String(), errOut.String())
 		}
+		// Its subjects are named to be found, and the run says what it left.
+		if !strings.Contains(out.String(), "subjects "+loadgen.QMQSubjectPrefix) || !strings.Contains(out.String(), "retention") {
+			t.Errorf("no line about the %s subjects left behind in %q", loadgen.QMQSubjectPrefix, out.String())
+		}
 		for _, m := range []string{"produce", "consume", "e2e"} {
 			if !strings.Contains(out.String(), " "+m+" ") {
 				t.Errorf("no %s line in %q", m, out.String())

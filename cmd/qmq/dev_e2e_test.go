@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -149,6 +151,11 @@ func TestDevSendConsume(t *testing.T) {
 	if msgs[0].Body != "hi there" || msgs[0].Properties["k"] != "v" || len(msgs[0].Tags) != 1 || msgs[0].Tags[0] != "t1" {
 		t.Fatalf("first message: %+v", msgs[0])
 	}
+	// A try-out fits on a laptop: the generated config's small segments keep
+	// the data directory (blocks actually allocated) well under QMQ's 1.1 GiB.
+	if used := diskUsage(t, data); used > 128<<20 {
+		t.Errorf("data directory uses %d MiB of disk after three messages; want at most 128 MiB (qmq dev's small segments)", used>>20)
+	}
 
 	// kill -9 and restart on the same data: the group resumes where it was.
 	_ = dev.cmd.Process.Signal(syscall.SIGKILL)
@@ -159,6 +166,34 @@ func TestDevSendConsume(t *testing.T) {
 	if msgs[0].Body != "after restart" {
 		t.Fatalf("after restart got %+v", msgs[0])
 	}
+	// The restart re-registered its broker quietly (AddBroker ifAbsent).
+	if l := dev.log.String(); strings.Contains(l, "already exists") || strings.Contains(l, "management action failed") {
+		t.Errorf("the restart logged a refused registration:\n%s", l)
+	}
+}
+
+// diskUsage sums the blocks allocated to the files under dir (du, not ls:
+// segments are preallocated or sparse).
+func diskUsage(t *testing.T, dir string) int64 {
+	t.Helper()
+	var total int64
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if st, ok := info.Sys().(*syscall.Stat_t); ok {
+			total += st.Blocks * 512
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return total
 }
 
 // TestDevListensOnLoopback: every port qmq dev opens (metaserver HTTP and

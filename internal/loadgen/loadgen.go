@@ -551,10 +551,15 @@ type QMQ struct {
 	ConsumerOptions []client.ConsumerOption
 }
 
+// QMQSubjectPrefix starts every subject a QMQ workload creates
+// (qmq.bench.<runID>.s<N>), so that they are told apart from an
+// application's subjects in ListSubjectRoutes and under store.root.
+const QMQSubjectPrefix = "qmq.bench."
+
 func NewQMQ(meta, runID string, subjects, size int, log hclog.Logger) *QMQ {
 	b := &QMQ{meta: meta, group: "bench_" + runID, body: strings.Repeat("x", size), log: log}
 	for i := 0; i < subjects; i++ {
-		b.subjects = append(b.subjects, fmt.Sprintf("bench.%s.s%d", runID, i))
+		b.subjects = append(b.subjects, fmt.Sprintf("%s%s.s%d", QMQSubjectPrefix, runID, i))
 	}
 	return b
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -73,8 +74,17 @@ type healthReport struct {
 	Status string `json:"status"` // "ok"; "starting" until the role is known, "degraded" while the disk is full (503)
 	Group  string `json:"group,omitempty"`
 	Role   string `json:"role,omitempty"`
+	// Online: a master has registered ONLINE (it takes clients); a slave,
+	// which registers nothing (as in QMQ), is following its master
+	// (masterConnected says whether the link is up right now).
 	Online bool   `json:"online"`
 	State  string `json:"state,omitempty"` // master: RW, or R while its slave lags (mark_readonly)
+	// Readonly: a master producers are not sent to: its slave lags (state R)
+	// or MarkReadonlyBrokerGroup covers every subject ("*"). ReadonlySubjects
+	// are the subjects MarkReadonlyBrokerGroup names for this group, as the
+	// metaserver last said (absent from a QMQ metaserver, which does not say).
+	Readonly         bool     `json:"readonly"`
+	ReadonlySubjects []string `json:"readonlySubjects,omitempty"`
 
 	MessageLogEnd int64 `json:"messageLogEnd"`
 	ActionLogEnd  int64 `json:"actionLogEnd"`
@@ -121,6 +131,10 @@ func (h *httpServer) health(w http.ResponseWriter, _ *http.Request) {
 			if s.brokerState() != protocol.BrokerStateRW {
 				rep.State = "R"
 			}
+			if marked := s.markedReadonly.Load(); marked != nil {
+				rep.ReadonlySubjects = *marked
+			}
+			rep.Readonly = rep.State == "R" || slices.Contains(rep.ReadonlySubjects, "*")
 			lag := r.master.Lag()
 			rep.Slave = lag.Slave
 			if lag.Slave != "" {
@@ -134,6 +148,7 @@ func (h *httpServer) health(w http.ResponseWriter, _ *http.Request) {
 				rep.SlaveLagMillis = &ms
 			}
 		case r.slave != nil:
+			rep.Online = true
 			st := r.slave.Status()
 			rep.Master, rep.MasterConnected, rep.LastError = st.Master, &st.Connected, st.LastError
 			if st.MasterMessageEnd >= 0 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"time"
 
@@ -317,9 +318,29 @@ func (r *registrar) register(ctx context.Context, typ int32) error {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	return r.client.RegisterBroker(cctx, protocol.BrokerRegisterRequest{
+	answer, err := r.client.RegisterBrokerAnswer(cctx, protocol.BrokerRegisterRequest{
 		RequestType: typ, GroupName: r.group, BrokerAddress: r.brokerA, Role: r.role, State: r.s.brokerState(),
 	})
+	if err == nil && answer.Known && typ != protocol.BrokerRequestOffline {
+		r.noteReadonly(answer.ReadonlySubjects)
+	}
+	return err
+}
+
+// noteReadonly keeps what MarkReadonlyBrokerGroup says of this group, for
+// /health, and logs a change: producers stop being sent here for those
+// subjects, which an operator looking at the broker alone would not see.
+func (r *registrar) noteReadonly(subjects []string) {
+	old := r.s.markedReadonly.Swap(&subjects)
+	if old == nil && len(subjects) == 0 || old != nil && slices.Equal(*old, subjects) {
+		return
+	}
+	if len(subjects) == 0 {
+		r.s.log.Info("no subject is marked read-only in this group any more (UnMarkReadonlyBrokerGroup)", "group", r.group)
+		return
+	}
+	r.s.log.Info("subjects marked read-only in this group (MarkReadonlyBrokerGroup): the metaserver gives producers other groups for them",
+		"group", r.group, "subjects", subjects)
 }
 
 // offline sends OFFLINE (3 tries) if the broker had registered ONLINE.

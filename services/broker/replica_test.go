@@ -7,12 +7,15 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/qmq-go/qmq/cmd/qmq/tools"
 	"github.com/qmq-go/qmq/protocol"
+	"github.com/qmq-go/qmq/services/metaserver/metatest"
 )
 
 // freePorts returns n distinct ports that were free a moment ago.
@@ -192,4 +195,54 @@ func TestHealthShowsReplication(t *testing.T) {
 	if h.Role != "SLAVE" || h.MasterConnected == nil || !*h.MasterConnected || h.MessageLogEnd != get(master).MessageLogEnd {
 		t.Fatalf("slave /health = %+v; want role SLAVE, connected, same message-log end as the master", h)
 	}
+	// A slave registers nothing ONLINE (as in QMQ), yet a following slave is online.
+	if !h.Online || !get(master).Online {
+		t.Fatalf("/health online: slave %v, master %v; want both true", h.Online, get(master).Online)
+	}
+}
+
+// TestHealthShowsMarkReadonly: a master an admin marked read-only
+// (MarkReadonlyBrokerGroup) says so on /health, from the metaserver's
+// answer to its heartbeat, and stops saying so once unmarked.
+func TestHealthShowsMarkReadonly(t *testing.T) {
+	m := startMeta(t)
+	b := startBroker(t, m, true)
+	health := func() healthReport {
+		resp, err := http.Get("http://" + b.srv.HTTPAddr().String() + "/health")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var h healthReport
+		if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	tool := func(args ...string) {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		if rc := tools.Main(append(args, "--metaserver="+m.httpAddr(), "--token="+metatest.Token, "--brokerGroup=g1"), &out, &errOut); rc != 0 {
+			t.Fatalf("%v: exit %d: %s %s", args, rc, out.String(), errOut.String())
+		}
+	}
+	if h := health(); h.Readonly || len(h.ReadonlySubjects) != 0 {
+		t.Fatalf("/health before MarkReadonly: %+v", h)
+	}
+	tool("MarkReadonly", "--subject=*")
+	eventually(t, 10*time.Second, "/health says readonly after MarkReadonly --subject=*", func() bool {
+		h := health()
+		return h.Readonly && slices.Equal(h.ReadonlySubjects, []string{"*"})
+	})
+	tool("UnMarkReadonly", "--subject=*")
+	tool("MarkReadonly", "--subject=one.subject")
+	eventually(t, 10*time.Second, "/health lists the one read-only subject, the group itself writable", func() bool {
+		h := health()
+		return !h.Readonly && slices.Equal(h.ReadonlySubjects, []string{"one.subject"})
+	})
+	tool("UnMarkReadonly", "--subject=one.subject")
+	eventually(t, 10*time.Second, "/health clear after UnMarkReadonly", func() bool {
+		h := health()
+		return !h.Readonly && len(h.ReadonlySubjects) == 0
+	})
 }

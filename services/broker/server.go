@@ -65,6 +65,10 @@ type Server struct {
 	// leaseUntil (unix ns) is when this master's lease may have run out for
 	// the metaserver, minus a margin; 0: no lease (failover.go).
 	leaseUntil atomic.Int64
+	// markedReadonly: the subjects ("*": all) an admin made read-only in this
+	// group with MarkReadonlyBrokerGroup, from the metaserver's last answer to
+	// ONLINE or HEARTBEAT; nil until a qmq-go metaserver has said.
+	markedReadonly atomic.Pointer[[]string]
 
 	cursorsMu sync.Mutex
 	cursors   map[cursorKey]*cursor

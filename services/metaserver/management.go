@@ -328,10 +328,24 @@ func (s *Server) listBrokerGroups(ctx context.Context, _ params) any {
 	for _, g := range groups {
 		j := brokerGroupJSON{GroupName: g.Name, Master: g.MasterAddress, Slaves: []string{}, UpdateTime: g.UpdateTime.UnixMilli(),
 			BrokerState: stateName(g.State), Tag: g.Tag, Kind: kindName(g.Kind)}
+		registeredMaster := ""
 		for _, b := range snap.brokers {
-			if b.Group == g.Name && (b.Role == store.RoleSlave || b.Role == store.RoleDelaySlave) {
-				j.Slaves = append(j.Slaves, net.JoinHostPort(b.IP, strconv.Itoa(b.ServePort)))
+			if b.Group != g.Name {
+				continue
 			}
+			addr := net.JoinHostPort(b.IP, strconv.Itoa(b.ServePort))
+			switch b.Role {
+			case store.RoleSlave, store.RoleDelaySlave:
+				j.Slaves = append(j.Slaves, addr)
+			case store.RoleMaster, store.RoleDelayMaster:
+				registeredMaster = addr
+			}
+		}
+		// The stored master address changes when a master registers ONLINE;
+		// until the new master of a swap does, it names the broker that is
+		// now the slave. Show the master the broker table names instead.
+		if registeredMaster != "" && slices.Contains(j.Slaves, j.Master) {
+			j.Master = registeredMaster
 		}
 		out = append(out, j)
 	}

@@ -117,3 +117,40 @@ type brokerMetaAnswer struct {
 	Message string     `json:"message"`
 	Data    brokerMeta `json:"data"`
 }
+
+// TestListBrokerGroupsAfterSwap: right after SwapMasterSlave the group's
+// stored master address is still the old master's (it changes when the new
+// master registers ONLINE); ListBrokerGroups shows the new roles at once,
+// never one broker as both master and slave.
+func TestListBrokerGroupsAfterSwap(t *testing.T) {
+	h := startServer(t, nil)
+	h.addBroker("g1", 0, "host-a", "10.0.0.1", 20881, 20882)
+	h.addBroker("g1", 1, "host-b", "10.0.0.2", 20881, 20882)
+	c := h.metaClient()
+	online(t, c, "g1", "10.0.0.1:20881", 0)
+	type group struct {
+		Master      string   `json:"master"`
+		Slaves      []string `json:"slaves"`
+		BrokerState string   `json:"brokerState"`
+	}
+	list := func() group {
+		t.Helper()
+		out := h.mustTool("ListBrokerGroups")
+		var gs []group
+		if err := json.Unmarshal([]byte(out), &gs); err != nil || len(gs) != 1 {
+			t.Fatalf("ListBrokerGroups: %v: %s", err, out)
+		}
+		return gs[0]
+	}
+	want := func(when string, g group, master, slave, state string) {
+		t.Helper()
+		if g.Master != master || len(g.Slaves) != 1 || g.Slaves[0] != slave || g.BrokerState != state {
+			t.Errorf("%s: ListBrokerGroups = %+v; want master %s, slaves [%s], state %s", when, g, master, slave, state)
+		}
+	}
+	want("before the swap", list(), "10.0.0.1:20881", "10.0.0.2:20881", "RW")
+	h.mustTool("SwapMasterSlave", "--token="+testToken, "--brokerGroup=g1")
+	want("after the swap", list(), "10.0.0.2:20881", "10.0.0.1:20881", "NRW")
+	online(t, c, "g1", "10.0.0.2:20881", 0)
+	want("once the new master is online", list(), "10.0.0.2:20881", "10.0.0.1:20881", "RW")
+}

@@ -23,7 +23,9 @@ const (
 // rules: delay producers get live delay groups; everyone else gets the
 // subject's route (created or widened to min.group.num groups on demand),
 // minus readonly groups for producers, minus groups that are not serving.
-func (s *Server) route(ctx context.Context, req *protocol.ClientRegisterRequest) ([]store.BrokerGroup, error) {
+// withheld names the route's groups left out and why (ours, for the answer's
+// trailer: a producer left with no group can say why).
+func (s *Server) route(ctx context.Context, req *protocol.ClientRegisterRequest) (out []store.BrokerGroup, withheld []protocol.WithheldGroup, err error) {
 	snap := s.cache.get()
 	if req.ClientTypeCode == protocol.ClientTypeDelayProducer {
 		var live []store.BrokerGroup
@@ -32,7 +34,7 @@ func (s *Server) route(ctx context.Context, req *protocol.ClientRegisterRequest)
 				live = append(live, g)
 			}
 		}
-		return pickRandom(live, delayGroupsPerProducer), nil
+		return pickRandom(live, delayGroupsPerProducer), nil, nil
 	}
 
 	subject := protocol.RealSubject(req.Subject)
@@ -46,25 +48,30 @@ func (s *Server) route(ctx context.Context, req *protocol.ClientRegisterRequest)
 			// Serving the existing route beats failing: the route only lacks extra groups.
 			s.log.Warn("cannot widen route; serving the existing one", "subject", subject, "groups", route.BrokerGroups, "min.group.num", min, "error", err)
 		default:
-			return nil, err
+			return nil, nil, err
 		}
 	}
 
 	snap = s.cache.get()
-	var out []store.BrokerGroup
 	for _, name := range route.BrokerGroups {
 		g, ok := snap.groups[name]
 		if !ok || g.State == store.StateNRW {
+			withheld = append(withheld, protocol.WithheldGroup{Name: name, Reason: "no master online (NRW: its master is stopped, missed heartbeats, or a swap waits for the new master)"})
 			continue
 		}
 		if req.ClientTypeCode == protocol.ClientTypeProducer && (isReadonly(snap, subject, name) || g.State == store.StateR) {
 			// Read-only by an admin (MarkReadonly) or by its own heartbeat (a
 			// master whose slave lags, slave.message.lag.mark_readonly).
+			reason := "read-only for producers (MarkReadonlyBrokerGroup; UnMarkReadonly undoes it)"
+			if !isReadonly(snap, subject, name) {
+				reason = "read-only: its master's slave lags (slave.message.lag.mark_readonly)"
+			}
+			withheld = append(withheld, protocol.WithheldGroup{Name: name, Reason: reason})
 			continue
 		}
 		out = append(out, g)
 	}
-	return out, nil
+	return out, withheld, nil
 }
 
 func isReadonly(snap *snapshot, subject, group string) bool {

@@ -231,7 +231,22 @@ func (s *Server) handleBrokerRegister(ctx context.Context, req *remoting.Request
 	if err := s.heartbeats.record(ctx, r); err != nil {
 		return errorResponse(req, protocol.CodeBrokerError, "%v", err)
 	}
-	return protocol.NewResponse(req.Frame.Header, protocol.CodeSuccess, nil)
+	// Ours: tell the master what MarkReadonlyBrokerGroup has made read-only
+	// in its group, which it cannot see otherwise (its /health reports it).
+	answer := protocol.BrokerRegisterResponse{Known: true, ReadonlySubjects: readonlySubjects(s.cache.get(), r.GroupName)}
+	return protocol.NewResponse(req.Frame.Header, protocol.CodeSuccess, protocol.AppendBrokerRegisterResponse(nil, &answer))
+}
+
+// readonlySubjects lists, sorted, the subjects ("*" for all) marked read-only in group.
+func readonlySubjects(snap *snapshot, group string) []string {
+	out := []string{}
+	for subject, groups := range snap.readonly {
+		if groups[group] {
+			out = append(out, subject)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // handleClientRegister answers a producer's or consumer's request for the
@@ -256,7 +271,7 @@ func (s *Server) handleClientRegister(ctx context.Context, req *remoting.Request
 			s.log.Warn("cannot record client subscription; routing it anyway", "subject", r.Subject, "client_id", r.ClientID, "error", err)
 		}
 	}
-	groups, err := s.route(ctx, &r)
+	groups, withheld, err := s.route(ctx, &r)
 	if err != nil {
 		s.log.Warn("cannot route client", "subject", r.Subject, "client_id", r.ClientID, "error", err)
 		return errorResponse(req, protocol.CodeBrokerError, "%v", err)
@@ -267,6 +282,7 @@ func (s *Server) handleClientRegister(ctx context.Context, req *remoting.Request
 		ConsumerGroup:  r.ConsumerGroup,
 		OnOfflineState: uint8(s.cache.get().offline[offlineKey{r.ClientID, r.Subject, r.ConsumerGroup}]),
 		ClientTypeCode: uint8(r.ClientTypeCode),
+		Withheld:       withheld,
 	}
 	for _, g := range groups {
 		resp.Groups = append(resp.Groups, protocol.BrokerGroupInfo{Name: g.Name, MasterAddress: g.MasterAddress, UpdateTime: g.UpdateTime.UnixMilli(), State: uint8(g.State)})
