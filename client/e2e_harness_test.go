@@ -320,8 +320,13 @@ func brokerHelper() int {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	srv, err := broker.New(ctx, broker.Options{ConfDir: os.Getenv("QMQ_E2E_CONF"), Overrides: o, Logger: log,
-		Env: func(string) (string, bool) { return "", false }, Hostname: os.Getenv("QMQ_E2E_HOST")})
+	settings, keys, err := broker.LoadSettings(os.Getenv("QMQ_E2E_CONF"), conf.Lookup{Overrides: o, Env: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		log.Error("settings", "error", err)
+		return 2
+	}
+	keys.Log(log)
+	srv, err := broker.New(ctx, settings, broker.Options{Logger: log, Hostname: os.Getenv("QMQ_E2E_HOST")})
 	if err != nil {
 		log.Error("start", "error", err)
 		return 2

@@ -6,11 +6,11 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/qmq-go/qmq/conf"
 	"github.com/qmq-go/qmq/storage/vfs"
 )
 
-// Config configures a Store. ReadConfig fills it from broker.properties keys.
+// Config configures a Store. Each field names its broker.properties key;
+// the broker's loader (services/broker) maps the keys onto DefaultConfig.
 type Config struct {
 	Root string // store.root
 	FS   vfs.FS // nil = the OS
@@ -82,29 +82,4 @@ func DefaultConfig(root string) Config {
 		DiskFreeMin:               256 << 20,
 		DiskCheckInterval:         time.Second,
 	}
-}
-
-// ReadConfig reads the storage keys of broker.properties (QMQ's names and defaults, plus ours).
-func ReadConfig(r *conf.Reader) Config {
-	c := DefaultConfig("/data")
-	c.Root = r.String("store.root", c.Root)
-	c.MessageSegmentSize = r.Int64("messagelog.segment.size", c.MessageSegmentSize, 1<<20, 1<<31-1) // record sizes are i32
-	c.ActionSegmentSize = r.Int64("actionlog.segment.size", c.ActionSegmentSize, 1<<20, 4<<30)
-	c.ConsumerLogSegmentUnit = r.Int64("consumerlog.segment.units", c.ConsumerLogSegmentUnit, 1000, 100_000_000)
-	c.MessageResidentBytes = r.Int64("messagelog.resident.bytes", c.MessageResidentBytes, 0, 1<<40)
-	c.FlushSync = r.Bool("flush.sync", c.FlushSync)
-	c.FlushInterval = r.Millis("flush.interval.ms", c.FlushInterval, time.Millisecond, time.Minute)
-	c.MessageCheckpointInterval = r.Int("message.checkpoint.interval", c.MessageCheckpointInterval, 1, 100_000_000)
-	c.CheckpointRetain = r.Int("checkpoint.retain.count", c.CheckpointRetain, 1, 1000)
-	c.CheckpointMinGap = r.Millis("checkpoint.min.interval.ms", c.CheckpointMinGap, 0, time.Hour)
-	c.MessageLogRetention = time.Duration(r.Int64("messagelog.retention.hours", 72, 1, 100_000)) * time.Hour
-	c.ConsumerLogRetention = time.Duration(r.Int64("consumerlog.retention.hours", 72, 1, 100_000)) * time.Hour
-	c.PullLogRetention = time.Duration(r.Int64("pulllog.retention.hours", 72, 1, 100_000)) * time.Hour
-	c.RetentionCheckInterval = r.Seconds("log.retention.check.interval.seconds", c.RetentionCheckInterval, time.Second, 24*time.Hour)
-	c.DeleteExpired = r.Bool("log.expired.delete.enable", c.DeleteExpired)
-	c.KeepUnacked = r.Bool("messagelog.retention.keep.unacked", c.KeepUnacked)
-	c.DiskMaxUsedRatio = r.Float("disk.max.used.ratio", c.DiskMaxUsedRatio, 0.1, 0.99)
-	c.DiskFreeMin = r.Int64("disk.free.min.bytes", c.DiskFreeMin, 0, 1<<50)
-	c.DiskCheckInterval = r.Millis("disk.check.interval.ms", c.DiskCheckInterval, 10*time.Millisecond, time.Hour)
-	return c
 }

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,7 +13,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/qmq-go/qmq/client"
-	"github.com/qmq-go/qmq/conf"
 	"github.com/qmq-go/qmq/internal/testlog"
 	"github.com/qmq-go/qmq/services/broker"
 	"github.com/qmq-go/qmq/services/metaserver/metatest"
@@ -41,27 +38,18 @@ func quietLogger(t *testing.T, name string) hclog.Logger {
 func startBroker(t *testing.T, meta *metatest.Server, group string) {
 	t.Helper()
 	dir := t.TempDir()
-	props := strings.Join([]string{
-		"meta.server.endpoint=" + meta.Endpoint(),
-		"broker.port=0",
-		"sync.port=0",
-		"broker.http.port=0",
-		"broker.advertise.ip=127.0.0.1",
-		"meta.retry.interval.ms=100",
-		"broker.heartbeat.interval.ms=200",
-		"message.retry.delay.seconds=1",
-	}, "\n") + "\n"
-	if err := os.WriteFile(filepath.Join(dir, broker.FileBroker), []byte(props), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	o, err := conf.ParseSet([]string{"store.root=" + filepath.Join(dir, "store"), "flush.interval.ms=10"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	settings := broker.DefaultSettings()
+	settings.MetaEndpoint = meta.Endpoint()
+	settings.Port, settings.SyncPort, settings.HTTPPort = 0, 0, 0
+	settings.AdvertiseIP = "127.0.0.1"
+	settings.MetaRetry = 100 * time.Millisecond
+	settings.HeartbeatInterval = 200 * time.Millisecond
+	settings.RetryDelay = time.Second
+	settings.Store.Root = filepath.Join(dir, "store")
+	settings.Store.FlushInterval = 10 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	host := "idem-e2e-" + group
-	srv, err := broker.New(ctx, broker.Options{ConfDir: dir, Overrides: o, Logger: quietLogger(t, "broker"), Hostname: host,
-		Env: func(string) (string, bool) { return "", false }})
+	srv, err := broker.New(ctx, settings, broker.Options{Logger: quietLogger(t, "broker"), Hostname: host})
 	if err != nil {
 		cancel()
 		t.Fatalf("start broker: %v", err)

@@ -117,7 +117,7 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 		err := devAddBroker(ctx, ports.host, *metaHTTP, token, hostname, m.role, m.port, m.sync)
 		var b *broker.Server
 		if err == nil {
-			b, err = broker.New(ctx, broker.Options{ConfDir: m.conf, Logger: log.Named(m.name), Hostname: hostname})
+			b, err = newDevBroker(ctx, m.conf, log.Named(m.name), hostname)
 		}
 		if err != nil {
 			fmt.Fprintf(stderr, "qmq dev: %s cannot start: %v\n", m.name, err)
@@ -287,4 +287,15 @@ func devAddBroker(ctx context.Context, host string, metaHTTP int, token, hostnam
 	}
 	// Left: the ports differ from the run that wrote this --data's metaserver.
 	return fmt.Errorf("metaserver refused: %s; the ports must be those of the earlier runs on this --data directory (or use a new --data)", strings.TrimSpace(s))
+}
+
+// newDevBroker builds a broker from the broker.properties qmq dev wrote (and
+// the user may have edited) in dir.
+func newDevBroker(ctx context.Context, dir string, log hclog.Logger, hostname string) (*broker.Server, error) {
+	settings, keys, err := broker.LoadSettings(dir, conf.Lookup{})
+	if err != nil {
+		return nil, err
+	}
+	keys.Log(log)
+	return broker.New(ctx, settings, broker.Options{Logger: log, Hostname: hostname})
 }

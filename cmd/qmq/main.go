@@ -176,6 +176,11 @@ func runMetaserver(args []string, stderr io.Writer) int {
 
 func runBroker(args []string, stderr io.Writer) int {
 	return runServer("broker", args, stderr, func(ctx context.Context, dir string, o conf.Overrides, log hclog.Logger) (runnable, error) {
-		return broker.New(ctx, broker.Options{ConfDir: dir, Overrides: o, Logger: log})
+		settings, keys, err := broker.LoadSettings(dir, conf.Lookup{Overrides: o})
+		if err != nil {
+			return nil, err
+		}
+		keys.Log(log)
+		return broker.New(ctx, settings, broker.Options{Logger: log})
 	})
 }

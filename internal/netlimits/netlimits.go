@@ -28,19 +28,35 @@ type Settings struct {
 	HTTPIdleTimeout    time.Duration // http.idle.timeout.ms: a keep-alive connection between requests
 }
 
+// DefaultSettings are the limits' defaults for a port whose max.frame.size
+// is maxFrameSize: the memory budget is four such frames.
+func DefaultSettings(maxFrameSize int) Settings {
+	return Settings{
+		MaxConnections:     remoting.DefaultMaxConnections,
+		IdleTimeout:        DefaultIdleTimeout,
+		FrameReadTimeout:   remoting.DefaultFrameReadTimeout,
+		MemoryBudget:       4 * minFrame(maxFrameSize),
+		HTTPMaxConnections: httpguard.DefaultMaxConnections,
+		HTTPReadTimeout:    httpguard.DefaultReadTimeout,
+		HTTPIdleTimeout:    httpguard.DefaultIdleTimeout,
+	}
+}
+
+func minFrame(maxFrameSize int) int64 { return int64(max(maxFrameSize, 1<<10)) }
+
 // Read reads the limit keys; maxFrameSize is the port's max.frame.size:
 // the memory budget defaults to four such frames and may not be smaller
 // than one.
 func Read(r *conf.Reader, maxFrameSize int) Settings {
-	frame := int64(max(maxFrameSize, 1<<10))
+	d := DefaultSettings(maxFrameSize)
 	return Settings{
-		MaxConnections:     r.Int("max.connections", remoting.DefaultMaxConnections, 1, 1_000_000),
-		IdleTimeout:        r.Millis("tcp.idle.timeout.ms", DefaultIdleTimeout, 0, 24*time.Hour),
-		FrameReadTimeout:   r.Millis("frame.read.timeout.ms", remoting.DefaultFrameReadTimeout, 10*time.Millisecond, time.Hour),
-		MemoryBudget:       r.Int64("frame.memory.budget.bytes", 4*frame, frame, 1<<40),
-		HTTPMaxConnections: r.Int("http.max.connections", httpguard.DefaultMaxConnections, 1, 1_000_000),
-		HTTPReadTimeout:    r.Millis("http.read.timeout.ms", httpguard.DefaultReadTimeout, 100*time.Millisecond, time.Hour),
-		HTTPIdleTimeout:    r.Millis("http.idle.timeout.ms", httpguard.DefaultIdleTimeout, 100*time.Millisecond, time.Hour),
+		MaxConnections:     r.Int("max.connections", d.MaxConnections, 1, 1_000_000),
+		IdleTimeout:        r.Millis("tcp.idle.timeout.ms", d.IdleTimeout, 0, 24*time.Hour),
+		FrameReadTimeout:   r.Millis("frame.read.timeout.ms", d.FrameReadTimeout, 10*time.Millisecond, time.Hour),
+		MemoryBudget:       r.Int64("frame.memory.budget.bytes", d.MemoryBudget, minFrame(maxFrameSize), 1<<40),
+		HTTPMaxConnections: r.Int("http.max.connections", d.HTTPMaxConnections, 1, 1_000_000),
+		HTTPReadTimeout:    r.Millis("http.read.timeout.ms", d.HTTPReadTimeout, 100*time.Millisecond, time.Hour),
+		HTTPIdleTimeout:    r.Millis("http.idle.timeout.ms", d.HTTPIdleTimeout, 100*time.Millisecond, time.Hour),
 	}
 }
 

@@ -9,7 +9,7 @@ import (
 	"github.com/qmq-go/qmq/storage/actionlog"
 )
 
-func (s *Server) handleAck(ctx context.Context, req *remoting.Request) protocol.Frame {
+func (s *instance) handleAck(ctx context.Context, req *remoting.Request) protocol.Frame {
 	if f, refused := s.refuseUnlessMaster(); refused {
 		return f
 	}
@@ -54,7 +54,7 @@ func (s *Server) handleAck(ctx context.Context, req *remoting.Request) protocol.
 // time. The answer carries where the cursor now is (ours; Java brokers
 // answer an empty body). Ours too: the move is recorded in the action log
 // (RESET), so it survives a restart and reaches the slave.
-func (s *Server) handleConsumeManage(ctx context.Context, req *remoting.Request) protocol.Frame {
+func (s *instance) handleConsumeManage(ctx context.Context, req *remoting.Request) protocol.Frame {
 	if f, refused := s.refuseUnlessMaster(); refused {
 		return f
 	}

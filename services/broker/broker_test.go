@@ -135,8 +135,8 @@ func TestSendRejections(t *testing.T) {
 	if fmt.Sprint(codes) != fmt.Sprint(want) {
 		t.Fatalf("failures %v, want %v (%+v)", codes, want, rs)
 	}
-	if got := b.srv.store.MaxSequence("s"); got != 1 {
-		eventually(t, 5*time.Second, "two messages stored", func() bool { return b.srv.store.MaxSequence("s") == 1 })
+	if got := b.srv.inst().store.MaxSequence("s"); got != 1 {
+		eventually(t, 5*time.Second, "two messages stored", func() bool { return b.srv.inst().store.MaxSequence("s") == 1 })
 	}
 }
 
@@ -186,11 +186,11 @@ func TestIllegalSubjectsBlocked(t *testing.T) {
 		}
 	}
 	for _, s := range good {
-		eventually(t, 5*time.Second, "one message of "+s+" stored", func() bool { return b.srv.store.MaxSequence(s) == 0 })
+		eventually(t, 5*time.Second, "one message of "+s+" stored", func() bool { return b.srv.inst().store.MaxSequence(s) == 0 })
 	}
 	// Dispatched in order after the batch: nothing of the illegal ones.
 	for s := range bad {
-		if seq := b.srv.store.MaxSequence(s); seq >= 0 {
+		if seq := b.srv.inst().store.MaxSequence(s); seq >= 0 {
 			t.Errorf("illegal subject %q was stored (max sequence %d)", s, seq)
 		}
 	}
@@ -322,7 +322,7 @@ func TestLostAckRedelivery(t *testing.T) {
 	k := newConsumer(c, "lost", "g", "c1")
 	k.pull(1, -1, false)
 	c.mustSend(msg("lost", "a"), msg("lost", "b"), msg("lost", "c"))
-	eventually(t, 5*time.Second, "dispatch", func() bool { return b.srv.store.MaxSequence("lost") == 2 })
+	eventually(t, 5*time.Second, "dispatch", func() bool { return b.srv.inst().store.MaxSequence("lost") == 2 })
 	first := c.pull(k.request(2, -1))
 	if !slices.Equal(ids(first), []string{"a", "b"}) || first.FirstPullLogOffset != 0 {
 		t.Fatalf("first pull %v at %d", ids(first), first.FirstPullLogOffset)
@@ -389,7 +389,7 @@ func TestOfflineConsumerMessagesMoveToRetry(t *testing.T) {
 	dead := newConsumer(c, "work", "g", "dead")
 	dead.pull(1, -1, false)
 	sendN(t, c, "work", 5)
-	eventually(t, 5*time.Second, "dispatch", func() bool { return b.srv.store.MaxSequence("work") == 4 })
+	eventually(t, 5*time.Second, "dispatch", func() bool { return b.srv.inst().store.MaxSequence("work") == 4 })
 	got := dead.pull(10, 2000, true)
 	if len(got) != 5 {
 		t.Fatalf("pulled %v", got)
@@ -434,7 +434,7 @@ func TestConsumeManageEarliest(t *testing.T) {
 	b := startBroker(t, m, true)
 	c := b.dial()
 	sendN(t, c, "hist", 10)
-	eventually(t, 5*time.Second, "dispatch", func() bool { return b.srv.store.MaxSequence("hist") == 9 })
+	eventually(t, 5*time.Second, "dispatch", func() bool { return b.srv.inst().store.MaxSequence("hist") == 9 })
 	k := newConsumer(c, "hist", "g", "c")
 	if got := k.pull(100, -1, false); got != nil {
 		t.Fatalf("new group got old messages %v", got)
@@ -468,8 +468,7 @@ func startBroker2(t *testing.T, m *metaHarness) *brokerHarness {
 	t.Helper()
 	b := &brokerHarness{t: t, meta: m, dir: t.TempDir(), hostname: "unregistered-host"}
 	b.root = b.dir + "/store"
-	props := "meta.server.endpoint=" + m.endpoint() + "\nbroker.port=0\nsync.port=0\nbroker.http.port=0\nmeta.retry.interval.ms=100\n"
-	writeFile(t, b.dir+"/"+FileBroker, props)
+	b.base = "meta.server.endpoint=" + m.endpoint() + "\nbroker.port=0\nsync.port=0\nbroker.http.port=0\nmeta.retry.interval.ms=100\n"
 	b.start(false, false)
 	t.Cleanup(b.stop)
 	return b

@@ -36,9 +36,7 @@ func (d *fakeDisk) fs() vfs.FS {
 func startBrokerOn(t *testing.T, m *metaHarness, fs vfs.FS, sets ...string) *brokerHarness {
 	t.Helper()
 	dir := t.TempDir()
-	props := "meta.server.endpoint=" + m.endpoint() + "\nbroker.port=0\nsync.port=0\nbroker.http.port=0\nmeta.retry.interval.ms=100\nbroker.heartbeat.interval.ms=200\nmessage.retry.delay.seconds=0\n"
-	writeFile(t, filepath.Join(dir, FileBroker), props)
-	b := &brokerHarness{t: t, meta: m, dir: dir, root: filepath.Join(dir, "store"), hostname: testHost, group: "g1", sets: sets, fs: fs}
+	b := &brokerHarness{t: t, meta: m, dir: dir, base: harnessKeys(m), root: filepath.Join(dir, "store"), hostname: testHost, group: "g1", sets: sets, fs: fs}
 	b.start(true, true)
 	t.Cleanup(b.stop)
 	return b
@@ -100,7 +98,7 @@ func TestDiskFullIsVisible(t *testing.T) {
 		}
 	}
 	t.Logf("refusal: %s %s", protocol.SendCodeName(refusal.Code), refusal.Remark)
-	addr := *b.srv.advertised.Load()
+	addr := *b.srv.inst().advertised.Load()
 	wantPrefix := "disk full on broker g1 (" + addr + "): " + filepath.Join(b.root, "messagelog") + " has 1.5 MiB free"
 	if refusal.Code != protocol.SendBrokerReadOnly || !strings.HasPrefix(refusal.Remark, wantPrefix) ||
 		!strings.Contains(refusal.Remark, "needs 1.0 MiB for a new segment (messagelog.segment.size)") || !strings.HasSuffix(refusal.Remark, "; free space or add a group") {

@@ -29,7 +29,7 @@ type localEpoch struct {
 	Epoch int64  `json:"epoch"`
 }
 
-func (s *Server) readEpoch() (localEpoch, bool) {
+func (s *instance) readEpoch() (localEpoch, bool) {
 	b, err := os.ReadFile(filepath.Join(s.settings.Store.Root, epochFile))
 	if err != nil {
 		return localEpoch{}, false
@@ -41,7 +41,7 @@ func (s *Server) readEpoch() (localEpoch, bool) {
 	return e, true
 }
 
-func (s *Server) writeEpoch(group string, epoch int64) {
+func (s *instance) writeEpoch(group string, epoch int64) {
 	if e, ok := s.readEpoch(); ok && e.Group == group && e.Epoch == epoch {
 		return
 	}
@@ -228,7 +228,7 @@ func (r *registrar) renewLoop(ctx context.Context, lost chan<- error) {
 // fenced reports whether the master must not acknowledge writes: with
 // failover its lease may have expired for the metaserver, and the slave may
 // have taken over.
-func (s *Server) fenced() bool {
+func (s *instance) fenced() bool {
 	if !s.settings.Failover.Enable {
 		return false
 	}

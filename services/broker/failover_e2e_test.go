@@ -24,6 +24,7 @@ import (
 
 	"github.com/qmq-go/qmq/client"
 	"github.com/qmq-go/qmq/cmd/qmq/tools"
+	"github.com/qmq-go/qmq/conf"
 	"github.com/qmq-go/qmq/internal/consumetest"
 	"github.com/qmq-go/qmq/internal/testlog"
 	"github.com/qmq-go/qmq/services/metaserver/metatest"
@@ -36,7 +37,13 @@ func failoverHelper() int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	log := hclog.New(&hclog.LoggerOptions{Name: os.Getenv("QMQ_FAILOVER_HOST"), Level: hclog.Info, Output: os.Stderr})
-	srv, err := New(ctx, Options{ConfDir: os.Getenv("QMQ_FAILOVER_CONF"), Logger: log, Env: noEnv, Hostname: os.Getenv("QMQ_FAILOVER_HOST")})
+	settings, keys, err := LoadSettings(os.Getenv("QMQ_FAILOVER_CONF"), conf.Lookup{Env: noEnv})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	keys.Log(log)
+	srv, err := New(ctx, settings, Options{Logger: log, Hostname: os.Getenv("QMQ_FAILOVER_HOST")})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2

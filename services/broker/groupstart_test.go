@@ -68,7 +68,7 @@ func TestNewGroupStartSurvivesRestart(t *testing.T) {
 	c := b.dial()
 	const subject = "start.subject"
 	c.mustSend(msg(subject, "before")) // before any group: for none of them but the reset one
-	eventually(t, 5*time.Second, "dispatch", func() bool { return b.srv.store.MaxSequence(subject) == 0 })
+	eventually(t, 5*time.Second, "dispatch", func() bool { return b.srv.inst().store.MaxSequence(subject) == 0 })
 
 	// Four consumers of the group pull for the first time at once.
 	var wg sync.WaitGroup
@@ -101,7 +101,7 @@ func TestNewGroupStartSurvivesRestart(t *testing.T) {
 		t.Fatalf("CONSUME_MANAGE: %s", protocol.DecodeErrorBody(f.Body))
 	}
 
-	resets := actionsOfType(t, b.srv.store, actionlog.Reset)
+	resets := actionsOfType(t, b.srv.inst().store, actionlog.Reset)
 	var who []string
 	for _, a := range resets {
 		who = append(who, fmt.Sprintf("%s/%s/%d", a.Group, a.ConsumerID, a.LastMsgSeq))
@@ -126,7 +126,7 @@ func TestNewGroupStartSurvivesRestart(t *testing.T) {
 		t.Fatalf("group reset to the earliest message got %d messages after the restart (first %q), want %d", len(got), got[:min(1, len(got))], len(want)+1)
 	}
 	// Known groups write no RESET when the restarted broker sees them again.
-	if n := len(actionsOfType(t, b.srv.store, actionlog.Reset)); n != 4 {
+	if n := len(actionsOfType(t, b.srv.inst().store, actionlog.Reset)); n != 4 {
 		t.Errorf("%d RESET records after the restart, want still 4", n)
 	}
 }

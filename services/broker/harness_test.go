@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -80,6 +81,12 @@ func (m *metaHarness) registerOnce(msgs []protocol.Message) {
 	}
 }
 
+// harnessKeys are the keys of an in-process test broker: free ports, a
+// fast heartbeat and retry, the metaserver m.
+func harnessKeys(m *metaHarness) string {
+	return "meta.server.endpoint=" + m.endpoint() + "\nbroker.port=0\nsync.port=0\nbroker.http.port=0\nmeta.retry.interval.ms=100\nbroker.heartbeat.interval.ms=200\nmessage.retry.delay.seconds=0\n"
+}
+
 func noEnv(string) (string, bool) { return "", false }
 
 func (m *metaHarness) httpAddr() string { return m.HTTP() }
@@ -94,7 +101,8 @@ func (m *metaHarness) addBroker(group, hostname string, port int) {
 type brokerHarness struct {
 	t        *testing.T
 	meta     *metaHarness
-	dir      string // conf dir
+	dir      string // an empty directory: the harness writes no broker.properties
+	base     string // the harness's keys, one key=value per line, under sets
 	root     string // store.root
 	hostname string
 	group    string // registered with AddBroker; default g1
@@ -120,11 +128,7 @@ func startBroker(t *testing.T, m *metaHarness, register bool, sets ...string) *b
 func startBrokerAs(t *testing.T, m *metaHarness, group, hostname string, register bool, sets ...string) *brokerHarness {
 	t.Helper()
 	dir := t.TempDir()
-	props := "meta.server.endpoint=" + m.endpoint() + "\nbroker.port=0\nsync.port=0\nbroker.http.port=0\nmeta.retry.interval.ms=100\nbroker.heartbeat.interval.ms=200\nmessage.retry.delay.seconds=0\n"
-	if err := os.WriteFile(filepath.Join(dir, FileBroker), []byte(props), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	b := &brokerHarness{t: t, meta: m, dir: dir, root: filepath.Join(dir, "store"), hostname: hostname, group: group, sets: sets}
+	b := &brokerHarness{t: t, meta: m, dir: dir, base: harnessKeys(m), root: filepath.Join(dir, "store"), hostname: hostname, group: group, sets: sets}
 	b.start(register, true)
 	t.Cleanup(b.stop)
 	return b
@@ -132,7 +136,8 @@ func startBrokerAs(t *testing.T, m *metaHarness, group, hostname string, registe
 
 func (b *brokerHarness) start(register, waitOnline bool) {
 	b.t.Helper()
-	sets := append([]string{"store.root=" + b.root, "flush.interval.ms=10"}, b.sets...)
+	sets := append(strings.Fields(b.base), "store.root="+b.root, "flush.interval.ms=10")
+	sets = append(sets, b.sets...)
 	if b.port != 0 {
 		sets = append(sets, "broker.port="+strconv.Itoa(b.port))
 	}
@@ -140,10 +145,16 @@ func (b *brokerHarness) start(register, waitOnline bool) {
 	if err != nil {
 		b.t.Fatal(err)
 	}
+	// The keys go through the loader, as an operator's would, but as
+	// overrides: nothing is written, the directory stays empty.
+	settings, _, err := LoadSettings(b.dir, conf.Lookup{Overrides: o, Env: noEnv})
+	if err != nil {
+		b.t.Fatalf("broker settings: %v", err)
+	}
 	b.logs = &testlog.Buffer{}
 	log := hclog.New(&hclog.LoggerOptions{Name: "broker", Output: io.MultiWriter(b.logs, testlog.Writer(b.t)), Level: hclog.Info})
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := New(ctx, Options{ConfDir: b.dir, Overrides: o, Env: noEnv, Logger: log, Hostname: b.hostname, FS: b.fs})
+	srv, err := New(ctx, settings, Options{Logger: log, Hostname: b.hostname, FS: b.fs})
 	if err != nil {
 		cancel()
 		b.t.Fatalf("start broker: %v", err)

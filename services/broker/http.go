@@ -21,12 +21,12 @@ import (
 // slave.server.http.port for the backup): /health for operators, Consul and
 // Nomad checks, and /metrics for Prometheus. Port -1 turns it off.
 type httpServer struct {
-	s   *Server
+	s   *instance
 	ln  *httpguard.Listener
 	srv *http.Server
 }
 
-func (s *Server) listenHTTP() (*httpServer, error) {
+func (s *instance) listenHTTP() (*httpServer, error) {
 	if s.settings.HTTPPort < 0 {
 		return nil, nil
 	}
@@ -49,7 +49,7 @@ func (s *Server) listenHTTP() (*httpServer, error) {
 }
 
 // HTTPAddr is the bound address of broker.http.port (nil when turned off).
-func (s *Server) HTTPAddr() net.Addr {
+func (s *instance) HTTPAddr() net.Addr {
 	if s.http == nil {
 		return nil
 	}

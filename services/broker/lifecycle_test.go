@@ -19,8 +19,8 @@ import (
 func stored(t *testing.T, b *brokerHarness, subject string) []protocol.Message {
 	t.Helper()
 	var out []protocol.Message
-	for seq := b.srv.store.MinSequence(subject); seq <= b.srv.store.MaxSequence(subject); seq++ {
-		rec, err := b.srv.store.Read(subject, seq)
+	for seq := b.srv.inst().store.MinSequence(subject); seq <= b.srv.inst().store.MaxSequence(subject); seq++ {
+		rec, err := b.srv.inst().store.Read(subject, seq)
 		if err != nil {
 			t.Fatalf("read %s/%d: %v", subject, seq, err)
 		}
@@ -60,13 +60,13 @@ func TestOfflineConsumerDeadLetters(t *testing.T) {
 	again := msg("work", "again")
 	again.Attrs = append(again.Attrs, protocol.Attr{Key: "qmq_times", Value: "3"}, protocol.Attr{Key: "qmq_maxRetryNum", Value: "5"})
 	c.mustSend(fresh, limited, tired, again)
-	eventually(t, 5*time.Second, "dispatch", func() bool { return b.srv.store.MaxSequence("work") == 3 })
+	eventually(t, 5*time.Second, "dispatch", func() bool { return b.srv.inst().store.MaxSequence("work") == 3 })
 	if got := k.pull(10, 2000, true); len(got) != 4 {
 		t.Fatalf("pulled %v", got)
 	}
 	const retry, dead = "%RETRY%work%g", "%DEAD_RETRY%work%g"
 	eventually(t, 10*time.Second, "the four messages moved", func() bool {
-		return b.srv.store.MaxSequence(retry)+b.srv.store.MaxSequence(dead) == 2
+		return b.srv.inst().store.MaxSequence(retry)+b.srv.inst().store.MaxSequence(dead) == 2
 	})
 	got := map[string]string{}
 	for _, s := range []string{retry, dead} {
@@ -86,7 +86,7 @@ func TestOfflineConsumerDeadLetters(t *testing.T) {
 			t.Errorf("%s: %q, want %q", id, got[id], w)
 		}
 	}
-	if n := counter(t, b.srv.m.movedDead); n != 2 {
+	if n := counter(t, b.srv.inst().m.movedDead); n != 2 {
 		t.Errorf("qmq_broker_moved_to_dead_letter_total = %v, want 2", n)
 	}
 	if !strings.Contains(b.logs.String(), "moved to the dead-letter subject") {
@@ -107,7 +107,7 @@ func TestForeverOfflineConsumerDropped(t *testing.T) {
 	gone.pull(1, -1, false)
 	alive.pull(1, -1, false)
 	sendN(t, c, "fo", 6)
-	eventually(t, 5*time.Second, "dispatch", func() bool { return b.srv.store.MaxSequence("fo") == 5 })
+	eventually(t, 5*time.Second, "dispatch", func() bool { return b.srv.inst().store.MaxSequence("fo") == 5 })
 	if got := gone.pull(3, 2000, true); len(got) != 3 {
 		t.Fatalf("gone pulled %v", got)
 	}
@@ -117,7 +117,7 @@ func TestForeverOfflineConsumerDropped(t *testing.T) {
 	}
 	known := func(id string) bool {
 		var ok bool
-		b.srv.store.PullLog(func(t *pulllog.Table) { _, ok = t.Consumer("fo", "g", id) })
+		b.srv.inst().store.PullLog(func(t *pulllog.Table) { _, ok = t.Consumer("fo", "g", id) })
 		return ok
 	}
 	stop := make(chan struct{})
@@ -141,18 +141,18 @@ func TestForeverOfflineConsumerDropped(t *testing.T) {
 	if !known("alive") {
 		t.Fatal("the heartbeating consumer was dropped")
 	}
-	if got := b.srv.store.MaxSequence("%RETRY%fo%g"); got != 1 {
+	if got := b.srv.inst().store.MaxSequence("%RETRY%fo%g"); got != 1 {
 		t.Fatalf("retry subject holds %d messages, want gone's 2 unacked", got+1)
 	}
-	if n := counter(t, b.srv.m.foreverOffline); n != 1 {
+	if n := counter(t, b.srv.inst().m.foreverOffline); n != 1 {
 		t.Fatalf("qmq_broker_forever_offline_consumers_total = %v, want 1", n)
 	}
 	if !strings.Contains(b.logs.String(), "consumer offline for good") {
 		t.Fatal("no log line for the dropped consumer")
 	}
-	b.srv.subs.mu.Lock()
-	_, tracked := b.srv.subs.lastSeen[pulllog.ConsumerKey{Subject: "fo", Group: "g", ConsumerID: "gone"}]
-	b.srv.subs.mu.Unlock()
+	b.srv.inst().subs.mu.Lock()
+	_, tracked := b.srv.inst().subs.lastSeen[pulllog.ConsumerKey{Subject: "fo", Group: "g", ConsumerID: "gone"}]
+	b.srv.inst().subs.mu.Unlock()
 	if tracked {
 		t.Fatal("the dropped consumer is still tracked")
 	}
@@ -175,7 +175,7 @@ func TestForeverTimeoutShorterThanOfflineRefused(t *testing.T) {
 	m := startMeta(t)
 	dir := t.TempDir()
 	writeFile(t, dir+"/"+FileBroker, "meta.server.endpoint="+m.endpoint()+"\nsubscriber.offline.timeout.ms=60000\nsubscriber.forever.offline.timeout.ms=1000\n")
-	_, _, err := loadSettings(dir, conf.Lookup{Env: noEnv})
+	_, _, err := LoadSettings(dir, conf.Lookup{Env: noEnv})
 	if err == nil || !strings.Contains(err.Error(), "subscriber.forever.offline.timeout.ms") {
 		t.Fatalf("got %v", err)
 	}
@@ -186,12 +186,12 @@ func TestForeverTimeoutShorterThanOfflineRefused(t *testing.T) {
 func TestShortConsulCheckTTLRefused(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir+"/"+FileBroker, "meta.server.endpoint=http://127.0.0.1:1/meta/address\nfailover.consul.check.ttl.ms=200\n")
-	_, _, err := loadSettings(dir, conf.Lookup{Env: noEnv})
+	_, _, err := LoadSettings(dir, conf.Lookup{Env: noEnv})
 	if err == nil || !strings.Contains(err.Error(), "failover.consul.check.ttl.ms=200") || !strings.Contains(err.Error(), "1000 or more") {
 		t.Fatalf("got %v", err)
 	}
 	writeFile(t, dir+"/"+FileBroker, "meta.server.endpoint=http://127.0.0.1:1/meta/address\nfailover.consul.check.ttl.ms=0\n")
-	if _, _, err := loadSettings(dir, conf.Lookup{Env: noEnv}); err != nil {
+	if _, _, err := LoadSettings(dir, conf.Lookup{Env: noEnv}); err != nil {
 		t.Fatalf("0 (session TTL only) refused: %v", err)
 	}
 }
@@ -221,7 +221,7 @@ func TestConsumeManageTimestamp(t *testing.T) {
 		c.mustSend(msg("hist", id))
 		second = append(second, id)
 	}
-	eventually(t, 5*time.Second, "dispatch", func() bool { return b.srv.store.MaxSequence("hist") == 9 })
+	eventually(t, 5*time.Second, "dispatch", func() bool { return b.srv.inst().store.MaxSequence("hist") == 9 })
 	k := newConsumer(c, "hist", "g", "c")
 	if got := k.pull(100, -1, false); got != nil {
 		t.Fatalf("new group got old messages %v", got)
@@ -288,7 +288,7 @@ func TestRedeliveryRefiltersTags(t *testing.T) {
 	k := newConsumer(c, "refilter", "g", "c1")
 	k.pull(1, -1, false)
 	c.mustSend(msg("refilter", "a"), msg("refilter", "b", "vip"), msg("refilter", "c"), msg("refilter", "d", "vip"), msg("refilter", "e"))
-	eventually(t, 5*time.Second, "dispatch", func() bool { return b.srv.store.MaxSequence("refilter") == 4 })
+	eventually(t, 5*time.Second, "dispatch", func() bool { return b.srv.inst().store.MaxSequence("refilter") == 4 })
 	if got := k.pull(10, -1, true); len(got) != 5 {
 		t.Fatalf("first pull %v", got)
 	}
@@ -328,7 +328,7 @@ func TestRedeliveryRefiltersTags(t *testing.T) {
 
 	var prog pulllog.ConsumerProgress
 	var skipped []pulllog.Run
-	b.srv.store.PullLog(func(t *pulllog.Table) {
+	b.srv.inst().store.PullLog(func(t *pulllog.Table) {
 		prog, _ = t.Consumer("refilter", "g", "c1")
 		skipped = t.Skipped("refilter", "g", "c1")
 	})
@@ -337,7 +337,7 @@ func TestRedeliveryRefiltersTags(t *testing.T) {
 	}
 	// The consumer goes silent: nothing of it is left to move.
 	time.Sleep(time.Second)
-	if got := b.srv.store.MaxSequence("%RETRY%refilter%g"); got != -1 {
+	if got := b.srv.inst().store.MaxSequence("%RETRY%refilter%g"); got != -1 {
 		t.Fatalf("%d filtered messages moved to the retry subject", got+1)
 	}
 }

@@ -66,7 +66,7 @@ func TestHAPerformanceFigures(t *testing.T) {
 		master.start(false, true)
 		slave.start(false, false)
 		eventually(t, 10*time.Second, "slave connected", func() bool {
-			r := master.srv.replica.Load()
+			r := master.srv.inst().replica.Load()
 			return r != nil && r.master.Lag().Slave != ""
 		})
 		paired := produceLoad(t, m, "paired", cfg)
@@ -93,7 +93,7 @@ func TestHAPerformanceFigures(t *testing.T) {
 				return
 			case <-tick.C:
 			}
-			if r := master.srv.replica.Load(); r != nil && r.master != nil {
+			if r := master.srv.inst().replica.Load(); r != nil && r.master != nil {
 				if d := r.master.Lag().MessageDelay; d >= 0 {
 					lags = append(lags, d)
 				}

@@ -36,7 +36,7 @@ type cursor struct {
 	next int64
 }
 
-func (s *Server) cursorFor(k cursorKey) *cursor {
+func (s *instance) cursorFor(k cursorKey) *cursor {
 	s.cursorsMu.Lock()
 	defer s.cursorsMu.Unlock()
 	c := s.cursors[k]
@@ -81,7 +81,7 @@ func consumerNames(subject, group string, broadcast bool) error {
 	return names.Group(group)
 }
 
-func (s *Server) handlePull(ctx context.Context, req *remoting.Request) protocol.Frame {
+func (s *instance) handlePull(ctx context.Context, req *remoting.Request) protocol.Frame {
 	if f, refused := s.refuseUnlessMaster(); refused {
 		return f
 	}
@@ -183,7 +183,7 @@ type pullResult struct {
 }
 
 // pullOnce serves one attempt under the group's (or broadcast consumer's) lock.
-func (s *Server) pullOnce(ctx context.Context, p *pullParams) (pullResult, error) {
+func (s *instance) pullOnce(ctx context.Context, p *pullParams) (pullResult, error) {
 	key := cursorKey{subject: p.Subject, group: p.ConsumerGroup}
 	if p.broadcast {
 		key.consumer = p.ConsumerID
@@ -324,7 +324,7 @@ scan:
 // startSequence is where a cursor starts when first used since start-up;
 // isNew reports a group (or broadcast consumer) seen for the first time,
 // whose start the caller must record.
-func (s *Server) startSequence(p *pullParams, prog pulllog.ConsumerProgress, known bool) (next int64, isNew bool) {
+func (s *instance) startSequence(p *pullParams, prog pulllog.ConsumerProgress, known bool) (next int64, isNew bool) {
 	if p.broadcast {
 		if known {
 			// Pull sequence == consumer-log sequence; PullSeq is -1 after a
@@ -358,7 +358,7 @@ func (s *Server) startSequence(p *pullParams, prog pulllog.ConsumerProgress, kno
 // keeps the start. A slave that does not confirm within
 // wait.slave.wrote.timeout.ms is logged, not fatal: the start is on the
 // master's disk and reaches the slave when it catches up.
-func (s *Server) waitSlaveHasStart(ctx context.Context, subject, group string, actionLogEnd int64) {
+func (s *instance) waitSlaveHasStart(ctx context.Context, subject, group string, actionLogEnd int64) {
 	r := s.replica.Load()
 	if !s.settings.WaitSlaveWrote || r == nil || r.master == nil {
 		return
@@ -387,7 +387,7 @@ const redeliverRecheck = 50 * time.Millisecond
 // That ack must continue the consumer's own: while it still holds unacked
 // entries before them, the redelivery waits for its ack (QMQ clients ack
 // every completed prefix, so the wait is as long as its processing).
-func (s *Server) redeliver(p *pullParams, prog pulllog.ConsumerProgress) (pullResult, bool) {
+func (s *instance) redeliver(p *pullParams, prog pulllog.ConsumerProgress) (pullResult, bool) {
 	consumerLast := max(p.PullOffsetLast, prog.AckSeq)
 	if prog.PullSeq <= consumerLast {
 		return pullResult{}, false

@@ -19,7 +19,7 @@ import (
 // registrar talks to the metaserver: BROKER_ACQUIRE_META, then ONLINE and
 // HEARTBEATs, and OFFLINE at shutdown.
 type registrar struct {
-	s       *Server
+	s       *instance
 	client  *meta.Client
 	addr    string // metaserver TCP address of client
 	group   string

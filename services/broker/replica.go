@@ -21,7 +21,7 @@ const roleUnknown int32 = -1
 // slave copies its master's logs. Its goroutines belong to the Server and
 // end with the ctx given to start.
 type replica struct {
-	s      *Server
+	s      *instance
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	master *replication.Master // nil unless master
@@ -34,7 +34,7 @@ type replica struct {
 
 // startReplica starts the role's replication. A master that cannot bind
 // sync.port is an error the broker cannot run with.
-func (s *Server) startReplica(ctx context.Context, role int32, masterSyncAddr string) error {
+func (s *instance) startReplica(ctx context.Context, role int32, masterSyncAddr string) error {
 	if old := s.replica.Load(); old != nil {
 		old.stopNow() // a promotion, or replication restarted after a refused one
 	}
@@ -95,7 +95,7 @@ func (s *Server) startReplica(ctx context.Context, role int32, masterSyncAddr st
 }
 
 // warnNoSyncSecret says, loudly, what a group without sync.secret risks.
-func (s *Server) warnNoSyncSecret(role int32) {
+func (s *instance) warnNoSyncSecret(role int32) {
 	if s.settings.SyncSecret.Set() {
 		return
 	}
@@ -185,7 +185,7 @@ func (r *replica) watchLag(ctx context.Context) {
 
 // brokerState is the state sent in heartbeats: read-only while the slave
 // lags (mark_readonly) or the disk is full (the store refuses messages).
-func (s *Server) brokerState() int32 {
+func (s *instance) brokerState() int32 {
 	if s.lagReadonly.Load() || s.store.DiskFull() != nil {
 		return protocol.BrokerStateR
 	}
@@ -195,7 +195,7 @@ func (s *Server) brokerState() int32 {
 // refuseUnlessMaster answers requests only a master serves (pulls, acks,
 // consume management) while this broker is a slave or its role is not
 // known yet: a slave's store takes writes from the master only.
-func (s *Server) refuseUnlessMaster() (protocol.Frame, bool) {
+func (s *instance) refuseUnlessMaster() (protocol.Frame, bool) {
 	switch s.role.Load() {
 	case protocol.RoleMaster:
 		return protocol.Frame{}, false

@@ -42,12 +42,9 @@ func freePorts(t *testing.T, n int) []int {
 func pairMember(t *testing.T, m *metaHarness, host string, role, port, syncPort int, sets ...string) *brokerHarness {
 	t.Helper()
 	dir := t.TempDir()
-	props := "meta.server.endpoint=" + m.endpoint() + "\nbroker.http.port=0\nmeta.retry.interval.ms=100\nbroker.heartbeat.interval.ms=200\nmessage.retry.delay.seconds=0\n"
-	if err := os.WriteFile(filepath.Join(dir, FileBroker), []byte(props), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	keys := "meta.server.endpoint=" + m.endpoint() + "\nbroker.http.port=0\nmeta.retry.interval.ms=100\nbroker.heartbeat.interval.ms=200\nmessage.retry.delay.seconds=0\n"
 	m.AddBrokerPorts("g1", role, host, port, syncPort)
-	b := &brokerHarness{t: t, meta: m, dir: dir, root: filepath.Join(dir, "store"), hostname: host, group: "g1", port: port,
+	b := &brokerHarness{t: t, meta: m, dir: dir, base: keys, root: filepath.Join(dir, "store"), hostname: host, group: "g1", port: port,
 		sets: append([]string{"sync.port=" + strconv.Itoa(syncPort)}, sets...)}
 	t.Cleanup(b.stop)
 	return b
@@ -84,10 +81,10 @@ func TestSlaveStartedFirstWaitSlaveWrote(t *testing.T) {
 	slave := pairMember(t, m, "repl-slave", 1, p[2], p[3])
 
 	slave.start(false, false)
-	eventually(t, 10*time.Second, "slave role known", func() bool { return slave.srv.role.Load() == protocol.RoleSlave })
+	eventually(t, 10*time.Second, "slave role known", func() bool { return slave.srv.inst().role.Load() == protocol.RoleSlave })
 	master.start(false, true)
 	eventually(t, 10*time.Second, "slave connected to the master", func() bool {
-		r := master.srv.replica.Load()
+		r := master.srv.inst().replica.Load()
 		return r != nil && r.master.Lag().Slave != ""
 	})
 
@@ -97,13 +94,13 @@ func TestSlaveStartedFirstWaitSlaveWrote(t *testing.T) {
 		ids = append(ids, sendN(t, c, "repl.subject", 20)...)
 		// Acknowledged means written to the slave's message log (its
 		// consumer logs follow by replay, a moment later).
-		if got, want := slave.srv.store.MessageLogEnd(), master.srv.store.MessageLogEnd(); got < want {
+		if got, want := slave.srv.inst().store.MessageLogEnd(), master.srv.inst().store.MessageLogEnd(); got < want {
 			t.Fatalf("send acknowledged but the slave's message log ends at %d, the master's at %d", got, want)
 		}
 	}
 	eventually(t, 10*time.Second, "every acknowledged message readable on the slave", func() bool {
 		for seq := int64(0); seq < int64(len(ids)); seq++ {
-			rec, err := slave.srv.store.Read("repl.subject", seq)
+			rec, err := slave.srv.inst().store.Read("repl.subject", seq)
 			if err != nil {
 				return false
 			}
@@ -157,11 +154,11 @@ func TestLaggingSlaveMarksGroupReadonly(t *testing.T) {
 		return groups
 	}
 	eventually(t, 10*time.Second, "the group read-only for producers while no slave has caught up", func() bool {
-		return master.srv.brokerState() == protocol.BrokerStateR && len(producerGroups()) == 0
+		return master.srv.inst().brokerState() == protocol.BrokerStateR && len(producerGroups()) == 0
 	})
 	slave.start(false, false)
 	eventually(t, 15*time.Second, "the group writable again once the slave caught up", func() bool {
-		return master.srv.brokerState() == protocol.BrokerStateRW && len(producerGroups()) == 1
+		return master.srv.inst().brokerState() == protocol.BrokerStateRW && len(producerGroups()) == 1
 	})
 }
 

@@ -35,7 +35,7 @@ import (
 // One question is in flight at a time: concurrent misses wait for it (or
 // fail open when their timeout ends first) and take its answers.
 type routeChecker struct {
-	s *Server
+	s *instance
 
 	mu        sync.Mutex
 	entries   map[string]*routeEntry // by real subject
@@ -58,7 +58,7 @@ type routeEntry struct {
 // errRouteUnsupported: the metaserver answered UNKNOWN_CODE.
 var errRouteUnsupported = errors.New("the metaserver does not answer QUERY_SUBJECT_ROUTE (a QMQ Java metaserver, or an older qmq-go one), so subjects cannot be checked against their routes")
 
-func newRouteChecker(s *Server) *routeChecker {
+func newRouteChecker(s *instance) *routeChecker {
 	return &routeChecker{s: s, entries: make(map[string]*routeEntry), asking: make(chan struct{}, 1)}
 }
 

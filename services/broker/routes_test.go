@@ -87,11 +87,11 @@ func TestSendChecksSubjectRoute(t *testing.T) {
 
 	wantRefused(t, sendOne(c, "unrouted", "u1"), "unrouted", `subject "unrouted" is not assigned to any broker group`, "CLIENT_REGISTER")
 	wantRefused(t, sendOne(c, "%RETRY%unrouted%g", "u2"), "%RETRY%unrouted%g", `"unrouted"`)
-	before := counter(t, b.srv.m.routeQueries)
+	before := counter(t, b.srv.inst().m.routeQueries)
 	for i := 0; i < 50; i++ {
 		wantRefused(t, sendOne(c, "unrouted", "flood"), "unrouted")
 	}
-	if n := counter(t, b.srv.m.routeQueries) - before; n > 2 {
+	if n := counter(t, b.srv.inst().m.routeQueries) - before; n > 2 {
 		t.Fatalf("50 sends to an unrouted subject asked the metaserver %v times; the refusal should be cached", n)
 	}
 
@@ -117,8 +117,8 @@ func TestSendChecksSubjectRoute(t *testing.T) {
 	if len(rs) != 1 || rs[0].MessageID != "bad1" || rs[0].Code != protocol.SendSubjectNotAssigned {
 		t.Fatalf("mixed batch failures %+v, want only bad1 refused", rs)
 	}
-	if got := b.srv.store.MaxSequence("fresh"); got < 0 {
-		eventually(t, 5*time.Second, "fresh stored", func() bool { return b.srv.store.MaxSequence("fresh") == 1 })
+	if got := b.srv.inst().store.MaxSequence("fresh"); got < 0 {
+		eventually(t, 5*time.Second, "fresh stored", func() bool { return b.srv.inst().store.MaxSequence("fresh") == 1 })
 	}
 }
 

@@ -20,7 +20,7 @@ func errorFrame(code int16, format string, args ...any) protocol.Frame {
 	return protocol.Frame{Header: protocol.Header{Code: code}, Body: protocol.AppendErrorBody(nil, fmt.Sprintf(format, args...))}
 }
 
-func (s *Server) handleSend(ctx context.Context, req *remoting.Request) protocol.Frame {
+func (s *instance) handleSend(ctx context.Context, req *remoting.Request) protocol.Frame {
 	// Sizes are checked per message below, so one oversize message does not
 	// fail its batch; the frame size bounds decoding.
 	msgs, err := protocol.DecodeMessageHeaders(req.Frame.Body, req.Frame.Header.Version, 0)
@@ -102,7 +102,7 @@ func (s *Server) handleSend(ctx context.Context, req *remoting.Request) protocol
 // the failure what to do. The broker also heartbeats read-only meanwhile
 // (brokerState), so the metaserver stops routing producers here. Logged at
 // most once per lograte.DefaultInterval: producers retry, and every retry lands here.
-func (s *Server) refuseDiskFull(msgs []protocol.RawMessage, idx []int, full *storage.DiskFullError, remote net.Addr, fail func(*protocol.RawMessage, int32, string)) {
+func (s *instance) refuseDiskFull(msgs []protocol.RawMessage, idx []int, full *storage.DiskFullError, remote net.Addr, fail func(*protocol.RawMessage, int32, string)) {
 	addr := ""
 	if a := s.advertised.Load(); a != nil {
 		addr = *a
@@ -119,7 +119,7 @@ func (s *Server) refuseDiskFull(msgs []protocol.RawMessage, idx []int, full *sto
 // without the unreliable flag). Messages the slave does not confirm in time
 // are answered BROKER_BUSY: producers send them again, to another group if
 // they can.
-func (s *Server) waitForSlave(ctx context.Context, msgs []protocol.RawMessage, kept []int, appended []messagelog.Appended, fail func(*protocol.RawMessage, int32, string)) {
+func (s *instance) waitForSlave(ctx context.Context, msgs []protocol.RawMessage, kept []int, appended []messagelog.Appended, fail func(*protocol.RawMessage, int32, string)) {
 	r := s.replica.Load()
 	if !s.settings.WaitSlaveWrote || r == nil || r.master == nil {
 		return

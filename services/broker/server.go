@@ -15,7 +15,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/qmq-go/qmq/conf"
 	"github.com/qmq-go/qmq/internal/backoff"
 	"github.com/qmq-go/qmq/internal/httpguard"
 	"github.com/qmq-go/qmq/internal/lograte"
@@ -26,22 +25,36 @@ import (
 	"github.com/qmq-go/qmq/storage/vfs"
 )
 
-// Options configure a broker.
+// Options are what a broker needs besides its Settings: where to log and
+// the environment it runs in. Nothing here is read from a file.
 type Options struct {
-	ConfDir   string // --conf: the directory holding broker.properties
-	Overrides conf.Overrides
-	Env       func(string) (string, bool) // nil = os.LookupEnv
-	Logger    hclog.Logger
-	Hostname  string // the name sent in BROKER_ACQUIRE_META; "" = os.Hostname()
-	FS        vfs.FS // the store's file system; nil = the OS's (tests inject a full disk)
+	Logger   hclog.Logger
+	Hostname string // the name sent in BROKER_ACQUIRE_META; "" = os.Hostname()
+	FS       vfs.FS // the store's file system; nil = the OS's (tests inject a full disk)
 }
 
 // Server is a broker. Create it with New, run it with Run (or Close it if
 // Run is never called).
+//
+// The broker's state lives in an instance: one store, one pair of ports, one
+// metrics registry. A master that learns another broker took its group
+// over rejoins as the group's slave by building a fresh instance
+// (failover.go); the Server only swaps which instance is current, so its
+// accessors never see a half-built one.
 type Server struct {
+	settings Settings
 	opts     Options
 	log      hclog.Logger
+	hostname string
+	current  atomic.Pointer[instance]
+}
+
+// instance is one life of the broker between its start (or a rejoin) and
+// its stop.
+type instance struct {
+	log      hclog.Logger
 	settings Settings
+	fs       vfs.FS
 	hostname string
 	m        *metrics
 	store    *storage.Store
@@ -84,23 +97,19 @@ type Server struct {
 	closeErr  error
 }
 
-// New loads broker.properties, opens the store and binds broker.port. Every
-// configuration, store or port problem is returned before anything serves.
-func New(ctx context.Context, opts Options) (*Server, error) {
+// New checks the settings, opens the store and binds broker.port. Every
+// settings, store or port problem is returned before anything serves.
+// LoadSettings reads Settings from QMQ's broker.properties.
+func New(ctx context.Context, settings Settings, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = hclog.New(&hclog.LoggerOptions{Name: "broker"})
 	}
-	s := &Server{opts: opts, log: opts.Logger, m: newMetrics()}
-	s.role.Store(roleUnknown)
-	var err error
-	var keys conf.KeyReport
-	if s.settings, keys, err = loadSettings(opts.ConfDir, conf.Lookup{Overrides: opts.Overrides, Env: opts.Env}); err != nil {
-		return nil, err
+	if err := settings.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid broker settings: %w", err)
 	}
-	s.slaves = &slavePeer{fetch: s.fetchSlaveRow, group: s.Group, log: s.log.Named("sync"), refreshEvery: 2 * time.Second}
-	keys.Log(s.log)
-	s.hostname = opts.Hostname
+	s := &Server{settings: settings, opts: opts, log: opts.Logger, hostname: opts.Hostname}
 	if s.hostname == "" {
+		var err error
 		if s.hostname, err = os.Hostname(); err != nil {
 			return nil, fmt.Errorf("find this machine's hostname (the metaserver identifies brokers by hostname and broker.port): %w", err)
 		}
@@ -108,19 +117,35 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := s.open(); err != nil {
+	inst, err := s.newInstance("")
+	if err != nil {
 		return nil, err
 	}
+	s.current.Store(inst)
 	return s, nil
 }
 
-// open opens the store and binds the ports: New, and again after a rejoin
-// (Run) on a fresh metrics registry.
-func (s *Server) open() error {
+// newInstance opens the store and binds the ports on a fresh metrics
+// registry: at New, and again after a rejoin (Run). group is the group the
+// previous instance was in ("" at start).
+func (s *Server) newInstance(group string) (*instance, error) {
+	n := &instance{log: s.log, settings: s.settings, fs: s.opts.FS, hostname: s.hostname, m: newMetrics()}
+	n.role.Store(roleUnknown)
+	if group != "" {
+		n.group.Store(&group)
+	}
+	n.slaves = &slavePeer{fetch: n.fetchSlaveRow, group: n.Group, log: n.log.Named("sync"), refreshEvery: 2 * time.Second}
+	if err := n.open(); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+func (s *instance) open() error {
 	scfg := s.settings.Store
 	scfg.Logger = s.log.Named("store")
 	scfg.Registerer = s.m.reg
-	scfg.FS = s.opts.FS
+	scfg.FS = s.fs
 	var err error
 	if s.store, err = storage.Open(scfg); err != nil {
 		return fmt.Errorf("open store under %s (store.root): %w", scfg.Root, err)
@@ -161,28 +186,47 @@ func (s *Server) open() error {
 	return nil
 }
 
+// inst is the current instance.
+func (s *Server) inst() *instance { return s.current.Load() }
+
 // Addr is the bound TCP address (useful with broker.port=0).
-func (s *Server) Addr() net.Addr { return s.tcp.Addr() }
+func (s *Server) Addr() net.Addr { return s.inst().Addr() }
 
 // Port is the bound TCP port.
-func (s *Server) Port() int { return s.tcp.Addr().(*net.TCPAddr).Port }
+func (s *Server) Port() int { return s.inst().Port() }
+
+// HTTPAddr is the bound address of broker.http.port (nil when turned off).
+func (s *Server) HTTPAddr() net.Addr { return s.inst().HTTPAddr() }
 
 // Group is the broker group the metaserver assigned ("" until then).
-func (s *Server) Group() string {
+func (s *Server) Group() string { return s.inst().Group() }
+
+// Online reports whether the metaserver acknowledged this broker's ONLINE.
+func (s *Server) Online() bool { return s.inst().Online() }
+
+// Registry is the Prometheus registry of the current instance (its own and
+// the store's series); a rejoin starts a fresh one.
+func (s *Server) Registry() *prometheus.Registry { return s.inst().m.reg }
+
+// Settings returns the settings in force.
+func (s *Server) Settings() Settings { return s.settings }
+
+// Close stops serving and closes the store. Run calls it; call it yourself
+// only for a Server whose Run was never called.
+func (s *Server) Close() error { return s.inst().Close() }
+
+func (s *instance) Addr() net.Addr { return s.tcp.Addr() }
+
+func (s *instance) Port() int { return s.tcp.Addr().(*net.TCPAddr).Port }
+
+func (s *instance) Group() string {
 	if g := s.group.Load(); g != nil {
 		return *g
 	}
 	return ""
 }
 
-// Online reports whether the metaserver acknowledged this broker's ONLINE.
-func (s *Server) Online() bool { return s.online.Load() }
-
-// Registry is the broker's Prometheus registry (its own and the store's series).
-func (s *Server) Registry() *prometheus.Registry { return s.m.reg }
-
-// Settings returns the settings in force.
-func (s *Server) Settings() Settings { return s.settings }
+func (s *instance) Online() bool { return s.online.Load() }
 
 // Run serves until ctx is cancelled or the broker cannot go on (the
 // metaserver assigns a role this broker does not support), then shuts down:
@@ -192,7 +236,8 @@ func (s *Server) Settings() Settings { return s.settings }
 // logs that was never replicated.
 func (s *Server) Run(ctx context.Context) error {
 	for {
-		err := s.runOnce(ctx)
+		cur := s.inst()
+		err := cur.run(ctx)
 		var rj *rejoinError
 		if !errors.As(err, &rj) || ctx.Err() != nil {
 			return err
@@ -201,6 +246,7 @@ func (s *Server) Run(ctx context.Context) error {
 		if rj.truncate {
 			scfg := s.settings.Store
 			scfg.Logger = s.log.Named("store")
+			scfg.FS = s.opts.FS
 			oldMsg, oldAct, terr := storage.TruncateLogs(scfg, rj.messageEnd, rj.actionEnd)
 			if terr != nil {
 				return fmt.Errorf("cut the unreplicated tail of this former master's logs: %w; to recover, stop this broker, delete its store.root and start it: it copies the group's master", terr)
@@ -211,20 +257,15 @@ func (s *Server) Run(ctx context.Context) error {
 		if backoff.Sleep(ctx, 200*time.Millisecond) != nil {
 			return nil
 		}
-		s.m = newMetrics()
-		s.closeOnce = sync.Once{}
-		s.closeErr = nil
-		s.role.Store(roleUnknown)
-		s.replica.Store(nil)
-		s.lagReadonly.Store(false)
-		s.leaseUntil.Store(0)
-		if err := s.open(); err != nil {
+		next, err := s.newInstance(cur.Group())
+		if err != nil {
 			return err
 		}
+		s.current.Store(next)
 	}
 }
 
-func (s *Server) runOnce(ctx context.Context) error {
+func (s *instance) run(ctx context.Context) error {
 	// The first error of a goroutine ends gctx for all of them; errors after
 	// gctx ended are the shutdown's, not causes.
 	g, gctx := errgroup.WithContext(ctx)
@@ -269,9 +310,7 @@ func (s *Server) runOnce(ctx context.Context) error {
 	return errors.Join(runErr, err)
 }
 
-// Close stops serving and closes the store. Run calls it; call it yourself
-// only for a Server whose Run was never called.
-func (s *Server) Close() error {
+func (s *instance) Close() error {
 	s.closeOnce.Do(func() {
 		s.bgCancel()
 		_ = s.tcp.Close()

@@ -33,7 +33,7 @@ import (
 // path) at start and every sub_env_isolation_filter.reload.seconds (QMQ:
 // 30 s). A failed reload keeps the rules in force.
 type subEnvRules struct {
-	s       *Server
+	s       *instance
 	rules   atomic.Pointer[map[string]subEnvRule] // by subject_group_groupEnv_groupSubEnv
 	mu      sync.Mutex
 	failing bool
@@ -48,7 +48,7 @@ type subEnvRule struct {
 	GroupSubEnv   string `json:"groupSubEnv"`
 }
 
-func newSubEnvRules(s *Server) *subEnvRules {
+func newSubEnvRules(s *instance) *subEnvRules {
 	r := &subEnvRules{s: s}
 	r.rules.Store(&map[string]subEnvRule{})
 	return r
@@ -179,7 +179,7 @@ type pullFilter struct {
 	env  *envFilter
 }
 
-func (s *Server) pullFilter(p *pullParams) pullFilter {
+func (s *instance) pullFilter(p *pullParams) pullFilter {
 	return pullFilter{tags: tagFilters(p.Filters), env: s.subEnv.filter(p)}
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qmq-go/qmq/conf"
 	"github.com/qmq-go/qmq/protocol"
 )
 
@@ -54,7 +55,7 @@ func TestSubEnvIsolation(t *testing.T) {
 		pull(g, "", "", -1) // the groups start here
 	}
 	c.mustSend(envMsg("iso", "b1", "beta", "b1"), envMsg("iso", "b2", "beta", "b2"), envMsg("iso", "plain", "", ""))
-	eventually(t, 5*time.Second, "dispatch", func() bool { return b.srv.store.MaxSequence("iso") == 2 })
+	eventually(t, 5*time.Second, "dispatch", func() bool { return b.srv.inst().store.MaxSequence("iso") == 2 })
 	if got := pull("g_beta_b1", "beta", "b1", 1000); !slices.Equal(got, []string{"b1"}) {
 		t.Errorf("g_beta_b1 got %v, want [b1]", got)
 	}
@@ -82,7 +83,7 @@ func TestSubEnvIsolationNeedsRules(t *testing.T) {
 	m := startMeta(t)
 	dir := t.TempDir()
 	writeFile(t, dir+"/"+FileBroker, "meta.server.endpoint="+m.endpoint()+"\nsub_env_isolation_filter.enable=true\n")
-	if _, err := New(t.Context(), Options{ConfDir: dir, Env: noEnv}); err == nil || !strings.Contains(err.Error(), "sub_env_isolation_filter.rules_url") {
+	if _, _, err := LoadSettings(dir, conf.Lookup{Env: noEnv}); err == nil || !strings.Contains(err.Error(), "sub_env_isolation_filter.rules_url") {
 		t.Fatalf("got %v", err)
 	}
 }

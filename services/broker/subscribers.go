@@ -18,13 +18,13 @@ import (
 // and moves the unacked messages of silent ones to their retry subject
 // (QMQ's SubscriberStatusChecker + RetryTask).
 type subscribers struct {
-	s        *Server
+	s        *instance
 	mu       sync.Mutex
 	lastSeen map[pulllog.ConsumerKey]time.Time
 	limiter  *limiter
 }
 
-func newSubscribers(s *Server) *subscribers {
+func newSubscribers(s *instance) *subscribers {
 	sb := &subscribers{s: s, lastSeen: make(map[pulllog.ConsumerKey]time.Time), limiter: newLimiter(s.settings.RetryLimit)}
 	// Consumers known from before a restart get a full timeout to come back.
 	now := time.Now()

@@ -58,7 +58,7 @@ func TestPairWithSyncSecret(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	resp, err := c.Call(ctx, protocol.CodeSyncLogRequest, protocol.AppendSyncLogRequest(nil, protocol.SyncLogRequest{
-		Type: protocol.SyncTypeHeartbeat, MessageLogOffset: master.srv.store.MessageLogEnd()}))
+		Type: protocol.SyncTypeHeartbeat, MessageLogOffset: master.srv.inst().store.MessageLogEnd()}))
 	if err != nil || resp.Header.Code != protocol.CodeBrokerReject || !strings.Contains(protocol.DecodeErrorBody(resp.Body), "sync auth required") {
 		t.Fatalf("an unauthenticated heartbeat got %v %+v %q; want BROKER_REJECT, sync auth required", err, resp.Header, protocol.DecodeErrorBody(resp.Body))
 	}
@@ -145,7 +145,7 @@ func TestSyncSecretSettings(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, _, err := loadSettings(dir, conf.Lookup{Overrides: o, Env: noEnv})
+		s, _, err := LoadSettings(dir, conf.Lookup{Overrides: o, Env: noEnv})
 		return s, err
 	}
 	if s, err := load(); err != nil || s.SyncSecret.Set() {

@@ -97,7 +97,7 @@ func (p *slavePeer) matches(ip net.IP) bool {
 // fetchSlaveRow asks the metaserver for this broker's meta again, on a
 // connection of its own (the registrar's belongs to its goroutine), and
 // returns its group's slave row.
-func (s *Server) fetchSlaveRow(ctx context.Context) (slaveRow, error) {
+func (s *instance) fetchSlaveRow(ctx context.Context) (slaveRow, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	addr, err := meta.Locate(ctx, s.settings.MetaEndpoint)

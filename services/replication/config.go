@@ -4,7 +4,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/qmq-go/qmq/conf"
 	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/storage"
 	"github.com/qmq-go/qmq/storage/checkpoint"
@@ -39,7 +38,7 @@ const (
 
 var errClosed = errors.New("replication: master closed")
 
-// Settings are the replication keys of broker.properties.
+// Settings configure replication; each field names its broker.properties key.
 type Settings struct {
 	BatchSize          int           // sync.batch.size: most bytes per SYNC_LOG_REQUEST response
 	MessageSyncTimeout time.Duration // message.sync.timeout.ms: how long the master parks a request with nothing new
@@ -49,15 +48,16 @@ type Settings struct {
 	IdleTimeout    time.Duration // sync.idle.timeout.ms (ours): a silent sync connection is closed
 }
 
-// ReadSettings reads the replication keys (QMQ's names and defaults).
-// sync.port and wait.slave.wrote are the broker's to read.
-func ReadSettings(r *conf.Reader) Settings {
+// DefaultSettings are QMQ's defaults (but for DefaultBatchSize) and ours.
+// The broker's loader maps broker.properties keys onto them; sync.port and
+// wait.slave.wrote are the broker's settings.
+func DefaultSettings() Settings {
 	return Settings{
-		BatchSize:          r.Int("sync.batch.size", DefaultBatchSize, 1024, 32<<20),
-		MessageSyncTimeout: r.Millis("message.sync.timeout.ms", DefaultMessageSyncTimeout, time.Millisecond, time.Minute),
-		SlaveSyncTimeout:   r.Millis("slave.sync.timeout", DefaultSlaveSyncTimeout, 100*time.Millisecond, 10*time.Minute),
-		MaxConnections:     r.Int("sync.max.connections", DefaultSyncMaxConnections, 1, 10000),
-		IdleTimeout:        r.Millis("sync.idle.timeout.ms", DefaultSyncIdleTimeout, 3*time.Second, 24*time.Hour),
+		BatchSize:          DefaultBatchSize,
+		MessageSyncTimeout: DefaultMessageSyncTimeout,
+		SlaveSyncTimeout:   DefaultSlaveSyncTimeout,
+		MaxConnections:     DefaultSyncMaxConnections,
+		IdleTimeout:        DefaultSyncIdleTimeout,
 	}
 }
 
