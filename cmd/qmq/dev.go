@@ -84,7 +84,11 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	meta, err := metaserver.New(ctx, metaserver.Options{ConfDir: confDir, Logger: log.Named("metaserver")})
+	metaSettings, metaOpts, err := metaserver.LoadDir(confDir, conf.Lookup{}, log.Named("metaserver"))
+	var meta *metaserver.Server
+	if err == nil {
+		meta, err = metaserver.New(ctx, metaSettings, metaOpts)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "qmq dev: metaserver cannot start: %v\n", err)
 		return 1

@@ -170,7 +170,11 @@ func runServer(name string, args []string, stderr io.Writer, start func(ctx cont
 
 func runMetaserver(args []string, stderr io.Writer) int {
 	return runServer("metaserver", args, stderr, func(ctx context.Context, dir string, o conf.Overrides, log hclog.Logger) (runnable, error) {
-		return metaserver.New(ctx, metaserver.Options{ConfDir: dir, Overrides: o, Logger: log})
+		settings, opts, err := metaserver.LoadDir(dir, conf.Lookup{Overrides: o}, log)
+		if err != nil {
+			return nil, err
+		}
+		return metaserver.New(ctx, settings, opts)
 	})
 }
 

@@ -23,7 +23,7 @@ func TestMain(m *testing.M) { os.Exit(consultest.Main(m)) }
 func TestConsulRegistrationAndDiscovery(t *testing.T) {
 	agent := consultest.Agent(t)
 	rec := consultest.NewRecorder(t, agent.HTTPAddr)
-	h := startServer(t, nil, "consul.address="+rec.Addr, "meta.server.advertise.ip=127.0.0.1")
+	h := startServer(t, func(s *Settings, _ *Dynamic) { s.ConsulAddress, s.AdvertiseIP = rec.Addr, "127.0.0.1" })
 	cfg := api.DefaultConfig()
 	cfg.Address = agent.HTTPAddr
 	client, err := api.NewClient(cfg)

@@ -14,4 +14,10 @@
 // keeps being served, so existing subjects and consumers are unaffected; only
 // work that must write (a new subject's route, a new broker) fails, with an
 // error saying so.
+//
+// New takes typed values and reads no file: Settings (static, see
+// DefaultSettings) and Options, whose Dynamic holds the keys that change
+// while it runs. LoadDir reads them from QMQ's conf directory, as
+// `qmq metaserver --conf` does, and re-reads the dynamic ones on SIGHUP and
+// when a file changes.
 package metaserver

@@ -28,17 +28,58 @@ import (
 const testToken = "9p4lGl8JoTH9GhemH9QFtfVmmRj!DR@OjIcYyqoDN8MLSY!6Fx6twXoZL0K3tV11"
 
 // harness is one metaserver running in-process on free ports, with its own
-// config directory, logging into the test's output.
+// directory (config files, when started from files, and the embedded
+// store's data/), logging into the test's output.
 type harness struct {
-	t       *testing.T
-	srv     *Server
-	confDir string
-	cancel  context.CancelFunc
-	done    chan error
-	logs    *testlog.Buffer
+	t      *testing.T
+	srv    *Server
+	dir    string
+	cancel context.CancelFunc
+	done   chan error
+	logs   *testlog.Buffer
 }
 
 func newSyncBuffer() *testlog.Buffer { return &testlog.Buffer{} }
+
+// testSettings are DefaultSettings on free ports, refreshing every second,
+// with the embedded store under dir/data.
+func testSettings(dir string) Settings {
+	s := DefaultSettings()
+	s.DiscoverPort, s.ServerPort = 0, 0
+	s.RefreshPeriod = time.Second
+	s.StoreRoot = filepath.Join(dir, "data")
+	return s
+}
+
+// testDynamic is DefaultDynamic with testToken and client logging on.
+func testDynamic() *Dynamic {
+	d := DefaultDynamic()
+	d.Tokens[testToken] = "token1"
+	d.LogDefault = true
+	return d
+}
+
+// startServer starts a metaserver built in code from testSettings and
+// testDynamic, changed by edit (nil: unchanged), and stops it when the test
+// ends.
+func startServer(t *testing.T, edit func(*Settings, *Dynamic)) *harness {
+	t.Helper()
+	dir := t.TempDir()
+	s, d := testSettings(dir), testDynamic()
+	if edit != nil {
+		edit(&s, d)
+	}
+	return runServer(t, dir, s, Options{Dynamic: d})
+}
+
+// useMySQL is an edit for startServer: the store is database db of the
+// MariaDB at addr, given as QMQ's datasource.properties gives it.
+func useMySQL(addr, db string) func(*Settings, *Dynamic) {
+	return func(s *Settings, _ *Dynamic) {
+		s.JDBCURL = fmt.Sprintf("jdbc:mysql://%s/%s?useSSL=false&characterEncoding=utf8", addr, db)
+		s.JDBCUser = "root"
+	}
+}
 
 // writeConf writes QMQ config files into dir; base files come first and extra ones override them.
 func writeConf(t *testing.T, dir string, files map[string]string) {
@@ -58,30 +99,37 @@ func writeConf(t *testing.T, dir string, files map[string]string) {
 	}
 }
 
-// startServer starts a metaserver with an embedded SQLite store (unless the
-// files configure jdbc.url) and stops it when the test ends.
-func startServer(t *testing.T, files map[string]string, sets ...string) *harness {
+// startServerFiles starts a metaserver from QMQ config files (writeConf's,
+// with --set overrides sets) as `qmq metaserver --conf` does, re-reading
+// them every 100 ms, and stops it when the test ends.
+func startServerFiles(t *testing.T, files map[string]string, sets ...string) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	writeConf(t, dir, files)
-	return startServerIn(t, dir, sets...)
-}
-
-func startServerIn(t *testing.T, dir string, sets ...string) *harness {
-	t.Helper()
 	o, err := conf.ParseSet(append([]string{"store.root=" + filepath.Join(dir, "data")}, sets...))
 	if err != nil {
 		t.Fatal(err)
 	}
+	s, opts, err := LoadDir(dir, conf.Lookup{Overrides: o, Env: noEnvTest}, nil)
+	if err != nil {
+		t.Fatalf("load %s: %v", dir, err)
+	}
+	opts.ConfigPollInterval = 100 * time.Millisecond
+	return runServer(t, dir, s, opts)
+}
+
+// runServer starts New(s, opts) with the test's logger.
+func runServer(t *testing.T, dir string, s Settings, opts Options) *harness {
+	t.Helper()
 	logs := newSyncBuffer()
-	log := hclog.New(&hclog.LoggerOptions{Name: "metaserver", Output: io.MultiWriter(logs, testlog.Writer(t)), Level: hclog.Debug})
+	opts.Logger = hclog.New(&hclog.LoggerOptions{Name: "metaserver", Output: io.MultiWriter(logs, testlog.Writer(t)), Level: hclog.Debug})
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := New(ctx, Options{ConfDir: dir, Overrides: o, Logger: log, Env: func(string) (string, bool) { return "", false }, ConfigPollInterval: 100 * time.Millisecond})
+	srv, err := New(ctx, s, opts)
 	if err != nil {
 		cancel()
 		t.Fatalf("start metaserver: %v", err)
 	}
-	h := &harness{t: t, srv: srv, confDir: dir, cancel: cancel, done: make(chan error, 1), logs: logs}
+	h := &harness{t: t, srv: srv, dir: dir, cancel: cancel, done: make(chan error, 1), logs: logs}
 	go func() { h.done <- srv.Run(ctx) }()
 	t.Cleanup(h.stop)
 	return h
@@ -218,9 +266,4 @@ func newMySQLDatabase(t *testing.T) (name, addr string) {
 		t.Fatalf("apply schema/init.sql: %v", err)
 	}
 	return name, cfg.Addr
-}
-
-// datasourceFile is a datasource.properties in QMQ's format.
-func datasourceFile(addr, db string) string {
-	return fmt.Sprintf("jdbc.driverClassName=com.mysql.jdbc.Driver\njdbc.url=jdbc:mysql://%s/%s?useSSL=false&characterEncoding=utf8\njdbc.username=root\njdbc.password=\npool.size.max=10\n", addr, db)
 }

@@ -7,7 +7,7 @@ import (
 	"github.com/qmq-go/qmq/conf"
 )
 
-// KnownKeys reads the metaserver's configuration in dir as start-up does,
+// KnownKeys reads the metaserver's configuration in dir as LoadSettings does,
 // without environment overrides (CONSUL_HTTP_ADDR and CONSUL_HTTP_TOKEN,
 // which provide two defaults, are still read from the process), and returns
 // the readers of metaserver.properties and datasource.properties: they know

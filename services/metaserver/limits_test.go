@@ -47,7 +47,7 @@ func TestManagementBodyAndParameterLimits(t *testing.T) {
 // max.connections bounds meta.server.port: one more connection is closed
 // at once, logged with the limit and the peer.
 func TestTCPMaxConnections(t *testing.T) {
-	h := startServer(t, nil, "max.connections=1")
+	h := startServer(t, func(s *Settings, _ *Dynamic) { s.Limits.MaxConnections = 1 })
 	first, err := net.Dial("tcp", h.tcpAddr())
 	if err != nil {
 		t.Fatal(err)

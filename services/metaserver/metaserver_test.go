@@ -152,7 +152,7 @@ func (h *harness) groupStates() map[string]string {
 }
 
 func TestHeartbeatTimeoutMarksGroupNRW(t *testing.T) {
-	h := startServer(t, map[string]string{FileMetaserver: "meta.server.discover.port=0\nmeta.server.port=0\nrefresh.period.seconds=1\nheartbeat.timeout.ms=1500\n"})
+	h := startServer(t, func(_ *Settings, d *Dynamic) { d.HeartbeatTimeout = 1500 * time.Millisecond })
 	c := h.metaClient()
 	online(t, c, "g1", "10.0.0.1:20881", 0)
 	online(t, c, "g2", "10.0.0.2:20881", 0)
@@ -269,7 +269,7 @@ func TestClientRouting(t *testing.T) {
 }
 
 func TestTagRouting(t *testing.T) {
-	h := startServer(t, nil, "min.group.num=1")
+	h := startServer(t, func(_ *Settings, d *Dynamic) { d.MinGroupNum = 1 })
 	c := h.metaClient()
 	online(t, c, "plain", "10.0.0.1:20881", 0)
 	online(t, c, "vip", "10.0.0.2:20881", 0)
@@ -300,7 +300,7 @@ func TestNoBrokerOnlineGivesActionableError(t *testing.T) {
 }
 
 func TestDynamicConfigReload(t *testing.T) {
-	h := startServer(t, nil)
+	h := startServerFiles(t, nil)
 	c := h.metaClient()
 	for _, g := range []string{"g1", "g2", "g3"} {
 		online(t, c, g, "10.0.0.1:2088"+g[1:], 0)
@@ -308,7 +308,7 @@ func TestDynamicConfigReload(t *testing.T) {
 	if got := register(t, c, "before", protocol.ClientTypeProducer, "", "p"); len(got.Groups) != 2 {
 		t.Fatalf("before reload: %v", names(got))
 	}
-	path := filepath.Join(h.confDir, FileMetaserver)
+	path := filepath.Join(h.dir, FileMetaserver)
 	if err := os.WriteFile(path, []byte("meta.server.discover.port=0\nmeta.server.port=0\nrefresh.period.seconds=1\nmin.group.num=3\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +334,7 @@ func TestDynamicConfigReload(t *testing.T) {
 	if err := os.WriteFile(path, []byte("meta.server.discover.port=0\nmeta.server.port=0\nmin.group.num=3\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(h.confDir, FileTokens), []byte("newtoken-0123456789=ops\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(h.dir, FileTokens), []byte("newtoken-0123456789=ops\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	h.srv.Reload("test")
@@ -343,12 +343,14 @@ func TestDynamicConfigReload(t *testing.T) {
 	}
 }
 
-func TestInvalidConfigStopsStartup(t *testing.T) {
+// An invalid value in a file or an override is refused by the loader,
+// naming where it came from.
+func TestInvalidConfigRefused(t *testing.T) {
 	dir := t.TempDir()
 	writeConf(t, dir, map[string]string{FileMetaserver: "meta.server.port=0\nmeta.server.discover.port=0\nheartbeat.timeout.ms=soon\n"})
-	_, err := New(context.Background(), Options{ConfDir: dir, Overrides: conf.Overrides{"store.root": dir}, Env: func(string) (string, bool) { return "", false }})
+	_, _, _, err := LoadSettings(dir, conf.Lookup{Env: noEnvTest})
 	if err == nil {
-		t.Fatal("start-up should fail")
+		t.Fatal("loading should fail")
 	}
 	for _, want := range []string{filepath.Join(dir, FileMetaserver), "heartbeat.timeout.ms", `"soon"`} {
 		if !strings.Contains(err.Error(), want) {
@@ -356,7 +358,7 @@ func TestInvalidConfigStopsStartup(t *testing.T) {
 		}
 	}
 	// --set and QMQ_<KEY> are named as the origin when they are wrong.
-	_, err = New(context.Background(), Options{ConfDir: dir, Overrides: conf.Overrides{"store.root": dir, "heartbeat.timeout.ms": "1000"},
+	_, _, _, err = LoadSettings(dir, conf.Lookup{Overrides: conf.Overrides{"heartbeat.timeout.ms": "1000"},
 		Env: func(k string) (string, bool) {
 			if k == "QMQ_MIN_GROUP_NUM" {
 				return "-1", true
@@ -399,7 +401,7 @@ func TestGarbageOnPortsKeepsServerRunning(t *testing.T) {
 }
 
 func TestHTTPEndpoints(t *testing.T) {
-	h := startServer(t, map[string]string{FileBrokerHTTPPort: "s1/20881=8081\n"})
+	h := startServer(t, func(_ *Settings, d *Dynamic) { d.BrokerHTTPPorts["s1/20881"] = 8081 })
 	h.addBroker("g1", 0, "m1", "10.0.0.1", 20881, 20882)
 	h.addBroker("g1", 1, "s1", "10.0.0.2", 20881, 20882)
 	if _, body := h.get("/meta/address"); body != h.tcpAddr() {
@@ -432,7 +434,7 @@ func TestHTTPEndpoints(t *testing.T) {
 // setTag sets broker_group.tag directly in the embedded database: QMQ has no tool for it either.
 func setTag(t *testing.T, h *harness, group, tag string) {
 	t.Helper()
-	db, err := sql.Open("sqlite", filepath.Join(h.confDir, "data", "metaserver.db"))
+	db, err := sql.Open("sqlite", filepath.Join(h.dir, "data", "metaserver.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -97,9 +97,9 @@ func (p *dbProxy) setDown(down bool) {
 func TestDatabaseOutageKeepsExistingRoutes(t *testing.T) {
 	db, addr := newMySQLDatabase(t)
 	proxy := startDBProxy(t, addr)
-	h := startServer(t, map[string]string{
-		FileDatasource: datasourceFile(proxy.addr(), db),
-		FileMetaserver: "meta.server.discover.port=0\nmeta.server.port=0\nrefresh.period.seconds=1\nheartbeat.timeout.ms=2000\n",
+	h := startServer(t, func(s *Settings, d *Dynamic) {
+		useMySQL(proxy.addr(), db)(s, d)
+		d.HeartbeatTimeout = 2 * time.Second
 	})
 	c := h.metaClient()
 	online(t, c, "g1", "10.0.0.1:20881", 0)

@@ -90,7 +90,7 @@ func TestSeedRegistrationSQLite(t *testing.T) {
 
 func TestSeedRegistrationMySQL(t *testing.T) {
 	db, addr := newMySQLDatabase(t)
-	h := startServer(t, map[string]string{FileDatasource: datasourceFile(addr, db)})
+	h := startServer(t, useMySQL(addr, db))
 	runSeedSteps(t, h)
 }
 

@@ -10,7 +10,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -26,14 +25,36 @@ import (
 	"github.com/qmq-go/qmq/services/metaserver/store"
 )
 
-// Options configure a metaserver.
+// Options are how a metaserver runs, besides its Settings: where it logs
+// and where its dynamic configuration comes from. The zero value is a
+// metaserver with DefaultDynamic that never reloads (and so has no API
+// token); LoadDir returns the Options of a conf directory.
 type Options struct {
-	ConfDir   string // --conf
-	Overrides conf.Overrides
-	Env       func(string) (string, bool) // nil = os.LookupEnv
-	Logger    hclog.Logger
-	// ConfigPollInterval is how often config files are checked for changes (QMQ: 10 s).
+	Logger hclog.Logger // nil = hclog's default, named "metaserver"
+	// Dynamic is the dynamic configuration at start; nil = DefaultDynamic().
+	// The server keeps it and reads it concurrently: do not change it
+	// afterwards (Reload returns a new one instead).
+	Dynamic *Dynamic
+	// Keys is the loader's report on the configuration's keys (see
+	// LoadSettings): New logs it, and a reload warns only about unknown keys
+	// that are new since, so that a typo gets one line, not one per reload.
+	Keys conf.KeyReport
+	// Reload re-reads the configuration (FileReloader re-reads a conf
+	// directory): on SIGHUP, on (*Server).Reload and every
+	// ConfigPollInterval. Its dynamic settings replace the running ones; its
+	// static settings only get a warning when they differ from the running
+	// ones, since they need a restart (a source without static settings
+	// returns the running ones). A polled reload logs only what differs from
+	// the previous one. nil = the dynamic settings never change and SIGHUP is
+	// left alone.
+	Reload func() (Settings, *Dynamic, conf.KeyReport, error)
+	// ConfigPollInterval is how often Reload is polled (QMQ polls its files
+	// every 10 s, the default).
 	ConfigPollInterval time.Duration
+	// ConfDir is the directory the configuration was loaded from, "" when it
+	// was built in code. It is never read: messages name its files, e.g.
+	// where to add an API token.
+	ConfDir string
 }
 
 // sampleToken is the token printed in QMQ's install guide (and our sample config).
@@ -41,49 +62,46 @@ const sampleToken = "9p4lGl8JoTH9GhemH9QFtfVmmRj!DR@OjIcYyqoDN8MLSY!6Fx6twXoZL0K
 
 // Server is a running metaserver. Create it with New, run it with Run.
 type Server struct {
-	opts     Options
-	lookup   conf.Lookup
-	log      hclog.Logger
-	settings Settings
-	dyn      atomic.Pointer[Dynamic]
-	// keyWarnings are the unknown keys last warned about (Reload warns
-	// about new ones only).
-	keyMu       sync.Mutex
-	keyWarnings map[string]bool
-	store       store.Store
-	cache       *cache
-	heartbeats  *heartbeats
-	m           *metrics
+	opts       Options
+	log        hclog.Logger
+	settings   Settings
+	dyn        atomic.Pointer[Dynamic]
+	reloads    reloadState
+	store      store.Store
+	cache      *cache
+	heartbeats *heartbeats
+	m          *metrics
 
 	httpLn *httpguard.Listener
 	http   *http.Server
 	tcp    *remoting.Server
 }
 
-// New loads the configuration, opens the store and binds both ports. Every
-// configuration or store problem is returned before anything listens.
-func New(ctx context.Context, opts Options) (*Server, error) {
+// New checks settings and opts.Dynamic, opens the store and binds both
+// ports; it reads no configuration file (see LoadDir). Every configuration
+// or store problem is returned before anything listens.
+func New(ctx context.Context, settings Settings, opts Options) (*Server, error) {
+	if err := settings.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid metaserver settings:\n%w", err)
+	}
+	if opts.Dynamic == nil {
+		opts.Dynamic = DefaultDynamic()
+	}
+	if err := opts.Dynamic.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid metaserver dynamic settings:\n%w", err)
+	}
 	if opts.Logger == nil {
 		opts.Logger = hclog.New(&hclog.LoggerOptions{Name: "metaserver"})
 	}
 	if opts.ConfigPollInterval == 0 {
 		opts.ConfigPollInterval = 10 * time.Second
 	}
-	s := &Server{opts: opts, log: opts.Logger, lookup: conf.Lookup{Overrides: opts.Overrides, Env: opts.Env}, m: newMetrics()}
-	settings, dyn, keys, err := loadConfig(opts.ConfDir, s.lookup)
-	if err != nil {
-		return nil, err
-	}
-	s.settings = settings
-	keys.Log(s.log)
-	s.keyWarnings = keyWarnings(keys)
-	if len(dyn.Tokens) == 0 {
-		s.log.Warn("no API token configured: management actions that change the cluster will be refused; add a line <token>=<description> to " + filepath.Join(opts.ConfDir, FileTokens))
-	}
-	if _, ok := dyn.Tokens[sampleToken]; ok {
-		s.log.Warn("valid-api-tokens.properties still holds the sample token from QMQ's install guide; anyone who has read the guide can change this cluster: replace it", "file", filepath.Join(opts.ConfDir, FileTokens))
-	}
-	s.dyn.Store(dyn)
+	s := &Server{opts: opts, log: opts.Logger, settings: settings, m: newMetrics()}
+	opts.Keys.Log(s.log)
+	s.reloads = reloadState{keyWarnings: keyWarnings(opts.Keys), static: settings}
+	s.warnTokens(opts.Dynamic)
+	s.dyn.Store(opts.Dynamic)
+	var err error
 	if s.store, err = s.openStore(ctx); err != nil {
 		return nil, err
 	}
@@ -100,6 +118,23 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	return s, nil
 }
 
+// warnTokens warns at start-up about API tokens that leave the cluster
+// unmanageable (none) or open to anyone (the install guide's sample),
+// saying where to fix them.
+func (s *Server) warnTokens(d *Dynamic) {
+	_, sample := d.Tokens[sampleToken]
+	switch {
+	case len(d.Tokens) == 0 && s.opts.ConfDir != "":
+		s.log.Warn("no API token configured: management actions that change the cluster will be refused; add a line <token>=<description> to " + filepath.Join(s.opts.ConfDir, FileTokens))
+	case len(d.Tokens) == 0:
+		s.log.Warn("no API token configured: management actions that change the cluster will be refused; add one to the Tokens of Options.Dynamic")
+	case sample && s.opts.ConfDir != "":
+		s.log.Warn("valid-api-tokens.properties still holds the sample token from QMQ's install guide; anyone who has read the guide can change this cluster: replace it", "file", filepath.Join(s.opts.ConfDir, FileTokens))
+	case sample:
+		s.log.Warn("the API tokens include the sample token from QMQ's install guide; anyone who has read the guide can change this cluster: replace it")
+	}
+}
+
 func (s *Server) openStore(ctx context.Context) (store.Store, error) {
 	if s.settings.JDBCURL == "" {
 		path := filepath.Join(s.settings.StoreRoot, "metaserver.db")
@@ -110,9 +145,10 @@ func (s *Server) openStore(ctx context.Context) (store.Store, error) {
 		}
 		return st, nil
 	}
+	// Validate has parsed the URL already; this cannot fail but is not ignored.
 	dsn, ignored, err := store.DSNFromJDBC(s.settings.JDBCURL, s.settings.JDBCUser, s.settings.JDBCPassword)
 	if err != nil {
-		return nil, fmt.Errorf("%s: jdbc.url: %w", filepath.Join(s.opts.ConfDir, FileDatasource), err)
+		return nil, fmt.Errorf("jdbc.url (datasource.properties): %w", err)
 	}
 	if len(ignored) > 0 {
 		s.log.Info("jdbc.url parameters without a Go driver equivalent are ignored", "params", ignored)
@@ -154,42 +190,6 @@ func (s *Server) TCPAddr() net.Addr { return s.tcp.Addr() }
 
 func (s *Server) dynamic() *Dynamic { return s.dyn.Load() }
 
-// Reload re-reads the dynamic settings. An invalid file is logged and the
-// previous values stay in force.
-func (s *Server) Reload(reason string) {
-	fresh, d, keys, err := loadConfig(s.opts.ConfDir, s.lookup)
-	if err != nil {
-		s.log.Error("configuration reload rejected; keeping the previous values", "reason", reason, "error", err)
-		return
-	}
-	s.dyn.Store(d)
-	s.log.Info("configuration reloaded", "reason", reason,
-		"heartbeat.timeout.ms", d.HeartbeatTimeout.Milliseconds(), "min.group.num", d.MinGroupNum, "tokens", len(d.Tokens))
-	if fresh != s.settings {
-		s.log.Warn("static settings changed on disk; they take effect after a restart", "reason", reason)
-	}
-	// Warn about keys that were not there before only: a reload is often an
-	// edit, and a typo made in it deserves its line, the old ones had theirs.
-	s.keyMu.Lock()
-	defer s.keyMu.Unlock()
-	now := keyWarnings(keys)
-	for _, u := range keys.Unknown {
-		if !s.keyWarnings[u.String()] {
-			s.log.Warn(u.String() + "; it has no effect")
-		}
-	}
-	s.keyWarnings = now
-}
-
-// keyWarnings is the set of unknown-key lines of a report.
-func keyWarnings(k conf.KeyReport) map[string]bool {
-	m := map[string]bool{}
-	for _, u := range k.Unknown {
-		m[u.String()] = true
-	}
-	return m
-}
-
 // Run serves until ctx is cancelled, then shuts down: it deregisters from
 // Consul, stops accepting, finishes in-flight requests and closes the store.
 func (s *Server) Run(ctx context.Context) error {
@@ -210,17 +210,12 @@ func (s *Server) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { s.cache.run(gctx, func() time.Duration { return s.settings.RefreshPeriod }); return nil })
 	g.Go(func() error { s.heartbeats.run(gctx); return nil })
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	g.Go(func() error {
-		paths := []string{FileMetaserver, FileTokens, FileClientLog, FileBrokerHTTPPort}
-		for i, p := range paths {
-			paths[i] = filepath.Join(s.opts.ConfDir, p)
-		}
-		conf.Watch(gctx, paths, s.opts.ConfigPollInterval, hup, s.Reload)
-		return nil
-	})
+	if s.opts.Reload != nil {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		g.Go(func() error { s.pollConfig(gctx, hup); return nil })
+	}
 
 	deregister := s.registerConsul(gctx)
 	s.log.Info("metaserver started", "http", s.HTTPAddr().String(), "tcp", s.TCPAddr().String())

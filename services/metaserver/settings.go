@@ -1,13 +1,10 @@
 package metaserver
 
 import (
-	"crypto/subtle"
 	"errors"
 	"fmt"
-	"os"
-	"strings"
+	"net"
 	"time"
-	"unicode"
 
 	"github.com/qmq-go/qmq/conf"
 	"github.com/qmq-go/qmq/consul"
@@ -15,19 +12,14 @@ import (
 	"github.com/qmq-go/qmq/services/metaserver/store"
 )
 
-// Config file names, as in QMQ's conf directory.
-const (
-	FileMetaserver     = "metaserver.properties"
-	FileDatasource     = "datasource.properties"
-	FileTokens         = "valid-api-tokens.properties"
-	FileClientLog      = "client_log_switch.properties"
-	FileBrokerHTTPPort = "broker-http-port-map.properties"
-)
-
-// Settings are read once at start-up; changing them needs a restart.
+// Settings are the metaserver's static configuration: everything New needs
+// besides the hot-reloadable Dynamic, read once at start-up (changing them
+// needs a restart). Build them in code from DefaultSettings, or from a QMQ
+// conf directory with LoadSettings; New checks them with Validate. Each
+// field names the key it is read from.
 type Settings struct {
-	DiscoverPort  int           // meta.server.discover.port: HTTP
-	ServerPort    int           // meta.server.port: TCP
+	DiscoverPort  int           // meta.server.discover.port: HTTP; 0 = a free port
+	ServerPort    int           // meta.server.port: TCP; 0 = a free port
 	BindHost      string        // meta.server.bind.host (ours): "" = all interfaces
 	AdvertiseIP   string        // meta.server.advertise.ip (ours): IP put in /meta/address; "" = the IP the caller reached
 	RefreshPeriod time.Duration // refresh.period.seconds
@@ -43,194 +35,148 @@ type Settings struct {
 	ConsulDeregisterAfter time.Duration
 
 	JDBCURL      string // datasource.properties jdbc.url; "" = embedded SQLite
-	JDBCUser     string
-	JDBCPassword string
-	PoolSizeMax  int
+	JDBCUser     string // datasource.properties jdbc.username
+	JDBCPassword string // datasource.properties jdbc.password
+	PoolSizeMax  int    // datasource.properties pool.size.max
 
 	// Limits are max.connections, tcp.idle.timeout.ms, frame.read.timeout.ms,
 	// frame.memory.budget.bytes and http.max.connections (ours).
 	Limits netlimits.Settings
 }
 
-// Dynamic settings are re-read on SIGHUP and when a file changes (QMQ's 动态生效 keys).
-type Dynamic struct {
-	HeartbeatTimeout time.Duration     // heartbeat.timeout.ms
-	MinGroupNum      int               // min.group.num
-	Tokens           map[string]string // valid-api-tokens.properties: token -> description
-	LogDefault       bool              // client_log_switch.properties default
-	LogSubjects      map[string]bool   // client_log_switch.properties per subject
-	BrokerHTTPPorts  map[string]int    // broker-http-port-map.properties: "host[/servePort]" -> http port
-}
+// The bounds of the static settings, shared by the loader (which documents
+// them, see KnownKeys) and Validate (which holds Settings built in code to
+// them).
+const (
+	minRefreshPeriod = time.Second
+	maxRefreshPeriod = time.Hour
+	minMaxFrameSize  = 1 << 10
+	maxMaxFrameSize  = 1 << 30
+	maxConsulDereg   = 7 * 24 * time.Hour
+	maxPoolSize      = 1000
+	loadBalanceRand  = "random"
+)
 
-// ValidToken reports whether token is one of the configured API tokens, comparing in constant time.
-func (d *Dynamic) ValidToken(token string) bool {
-	if token == "" {
-		return false
-	}
-	ok := 0
-	for t := range d.Tokens {
-		ok |= subtle.ConstantTimeCompare([]byte(t), []byte(token))
-	}
-	return ok == 1
-}
-
-// VerboseFor reports whether client requests for subject should be logged in detail.
-func (d *Dynamic) VerboseFor(subject string) bool {
-	if v, ok := d.LogSubjects[subject]; ok {
-		return v
-	}
-	return d.LogDefault
-}
-
-// BrokerHTTPPort is the slave HTTP port for a broker row, from broker-http-port-map.properties
-// ("host/servePort" wins over "host"), default 8080.
-func (d *Dynamic) BrokerHTTPPort(b store.Broker) int {
-	if p, ok := d.BrokerHTTPPorts[fmt.Sprintf("%s/%d", b.Hostname, b.ServePort)]; ok {
-		return p
-	}
-	if p, ok := d.BrokerHTTPPorts[b.Hostname]; ok {
-		return p
-	}
-	return 8080
-}
-
-// loadConfig reads every file of the conf directory with overrides: the
-// static settings, the dynamic ones, and the report of keys no setting
-// reads (for the caller to log). An unknown --set key is an error.
-func loadConfig(dir string, l conf.Lookup) (Settings, *Dynamic, conf.KeyReport, error) {
-	mf, err := conf.LoadFile(dir, FileMetaserver)
-	if err != nil {
-		return Settings{}, nil, conf.KeyReport{}, err
-	}
-	df, err := conf.LoadFile(dir, FileDatasource)
-	if err != nil {
-		return Settings{}, nil, conf.KeyReport{}, err
-	}
-	// One reader per file, for the static and the dynamic keys alike, so that
-	// CheckKeys knows every key metaserver.properties may hold.
-	r := conf.NewReader(mf, l)
-	dr := conf.NewReader(df, l)
-	s := readSettings(r, dr)
-	d, readers, err := readDynamic(dir, r)
-	if err != nil {
-		return Settings{}, nil, conf.KeyReport{}, err
-	}
-	if err := errors.Join(r.Err(), dr.Err()); err != nil {
-		return Settings{}, nil, conf.KeyReport{}, fmt.Errorf("invalid configuration in %s:\n%w", dir, err)
-	}
-	if s.DiscoverPort == s.ServerPort && s.ServerPort != 0 {
-		return Settings{}, nil, conf.KeyReport{}, fmt.Errorf("invalid configuration in %s: meta.server.discover.port and meta.server.port are both %d; the HTTP and TCP ports must differ (QMQ defaults: 8080 and 20880)", dir, s.ServerPort)
-	}
-	report, err := conf.CheckKeys(l.Overrides, append([]*conf.Reader{r, dr}, readers...)...)
-	if err != nil {
-		return Settings{}, nil, conf.KeyReport{}, fmt.Errorf("invalid configuration for the metaserver:\n%w", err)
-	}
-	return s, d, report, nil
-}
-
-// readSettings reads the static settings of metaserver.properties (r) and
-// datasource.properties (dr).
-func readSettings(r, dr *conf.Reader) Settings {
+// DefaultSettings are the built-in defaults: QMQ's ports (8080 HTTP, 20880
+// TCP), the embedded SQLite store under ./data, no Consul. LoadSettings
+// starts from them, so they are also what an empty conf directory means.
+func DefaultSettings() Settings {
 	s := Settings{
-		// Port 0 picks a free port (tests); QMQ's defaults are 8080 and 20880.
-		DiscoverPort:  r.Int("meta.server.discover.port", 8080, 0, 65535),
-		ServerPort:    r.Int("meta.server.port", 20880, 0, 65535),
-		BindHost:      r.String("meta.server.bind.host", ""),
-		AdvertiseIP:   r.String("meta.server.advertise.ip", ""),
-		RefreshPeriod: r.Seconds("refresh.period.seconds", 5*time.Second, time.Second, time.Hour),
-		LoadBalance:   r.OneOf("meta.server.load.balance", "random", "random"),
-		StoreRoot:     r.String("store.root", "./data"),
-		MaxFrameSize:  r.Int("max.frame.size", 16<<20, 1<<10, 1<<30),
-		ConsulAddress: r.HostPort("consul.address", os.Getenv("CONSUL_HTTP_ADDR")),
-		ConsulToken:   r.String("consul.token", os.Getenv("CONSUL_HTTP_TOKEN")),
-		ConsulService: r.String("consul.service.name", "qmq-metaserver"),
-		ConsulDeregisterAfter: r.Millis("consul.deregister.critical.after.ms", consul.DefaultDeregisterCriticalAfter,
-			consul.MinDeregisterCriticalAfter, 7*24*time.Hour),
+		DiscoverPort:          8080,
+		ServerPort:            20880,
+		RefreshPeriod:         5 * time.Second,
+		LoadBalance:           loadBalanceRand,
+		StoreRoot:             "./data",
+		MaxFrameSize:          16 << 20,
+		ConsulService:         "qmq-metaserver",
+		ConsulDeregisterAfter: consul.DefaultDeregisterCriticalAfter,
+		PoolSizeMax:           10,
 	}
-	s.Limits = netlimits.Read(r, s.MaxFrameSize)
-	s.JDBCURL = dr.String("jdbc.url", "")
-	s.JDBCUser = dr.String("jdbc.username", "")
-	s.JDBCPassword = dr.String("jdbc.password", "")
-	s.PoolSizeMax = dr.Int("pool.size.max", 10, 1, 1000)
-	dr.Ignore("jdbc.driverClassName", "the MySQL driver is built in")
+	s.Limits = defaultLimits(s.MaxFrameSize)
 	return s
 }
 
-// readDynamic reads the hot-reloadable keys of metaserver.properties (r)
-// and the map-like files, returning their readers for CheckKeys.
-func readDynamic(dir string, r *conf.Reader) (*Dynamic, []*conf.Reader, error) {
-	d := &Dynamic{
-		HeartbeatTimeout: r.Millis("heartbeat.timeout.ms", 30*time.Second, time.Second, 24*time.Hour),
-		MinGroupNum:      r.Int("min.group.num", 2, 1, 1000),
-		LogSubjects:      map[string]bool{},
-		BrokerHTTPPorts:  map[string]int{},
-	}
-	tf, err := conf.LoadFile(dir, FileTokens)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := checkTokens(tf); err != nil {
-		return nil, nil, err
-	}
-	d.Tokens = tf.Map()
-	cf, err := conf.LoadFile(dir, FileClientLog)
-	if err != nil {
-		return nil, nil, err
-	}
-	cr := conf.NewReader(cf, conf.Lookup{Env: noEnv})
-	for _, k := range cf.Keys() {
-		if k == "default" {
-			d.LogDefault = cr.Bool(k, false)
-			continue
-		}
-		d.LogSubjects[k] = cr.Bool(k, false)
-	}
-	pf, err := conf.LoadFile(dir, FileBrokerHTTPPort)
-	if err != nil {
-		return nil, nil, err
-	}
-	pr := conf.NewReader(pf, conf.Lookup{Env: noEnv})
-	for _, k := range pf.Keys() {
-		d.BrokerHTTPPorts[k] = pr.Port(k, 8080)
-	}
-	if err := errors.Join(cr.Err(), pr.Err()); err != nil {
-		return nil, nil, fmt.Errorf("invalid configuration in %s:\n%w", dir, err)
-	}
-	return d, []*conf.Reader{cr, pr}, nil
+// defaultLimits are netlimits' defaults for a port with maxFrameSize:
+// netlimits owns them (the broker shares them), and reading no key at all
+// yields exactly those.
+func defaultLimits(maxFrameSize int) netlimits.Settings {
+	return netlimits.Read(conf.NewReader(nil, conf.Lookup{Env: noEnv}), maxFrameSize)
 }
 
-// checkTokens refuses tokens that look like a placeholder copied from a
-// guide ("<token 1>", "changeme", "your-token") or are too short to be
-// secret: such a token lets anyone change the cluster.
-func checkTokens(f *conf.File) error {
+// Validate checks what key parsing alone cannot: settings built in code are
+// held to the ranges the loader enforces, and fields that only make sense
+// together are checked together. Every problem is reported, one line each,
+// naming the key, its value and what to do.
+func (s Settings) Validate() error {
 	var errs []error
-	for _, t := range f.Keys() {
-		if why := placeholderToken(t); why != "" {
-			errs = append(errs, fmt.Errorf("%s:%d: token %q %s: put a random token of at least %d characters there, e.g. head -c 48 /dev/urandom | base64 | tr -dc 'a-zA-Z0-9' | head -c 64",
-				f.Path, f.Line(t), t, why, minTokenLen))
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	for _, p := range []struct {
+		key  string
+		port int
+	}{{"meta.server.discover.port", s.DiscoverPort}, {"meta.server.port", s.ServerPort}} {
+		if p.port < 0 || p.port > 65535 {
+			bad("%s=%d is not a port: want 0 (any free port) to 65535", p.key, p.port)
 		}
 	}
+	if s.DiscoverPort == s.ServerPort && s.ServerPort != 0 {
+		bad("meta.server.discover.port and meta.server.port are both %d; the HTTP and TCP ports must differ (QMQ defaults: 8080 and 20880)", s.ServerPort)
+	}
+	if s.RefreshPeriod < minRefreshPeriod || s.RefreshPeriod > maxRefreshPeriod {
+		bad("refresh.period.seconds=%v is out of range: want %v to %v (default 5 s)", s.RefreshPeriod, minRefreshPeriod, maxRefreshPeriod)
+	}
+	if s.LoadBalance != loadBalanceRand {
+		bad("meta.server.load.balance=%q is not supported: the only balance is %q", s.LoadBalance, loadBalanceRand)
+	}
+	if s.MaxFrameSize < minMaxFrameSize || s.MaxFrameSize > maxMaxFrameSize {
+		bad("max.frame.size=%d is out of range: want %d to %d bytes (default 16 MiB)", s.MaxFrameSize, minMaxFrameSize, maxMaxFrameSize)
+	}
+	errs = append(errs, s.validateStore()...)
+	errs = append(errs, s.validateConsul()...)
+	errs = append(errs, validateLimits(s.Limits, s.MaxFrameSize)...)
 	return errors.Join(errs...)
 }
 
-// minTokenLen is the shortest API token accepted.
-const minTokenLen = 16
-
-// placeholderToken says why t is not a real token, or "".
-func placeholderToken(t string) string {
-	lt := strings.ToLower(t)
-	switch {
-	case strings.ContainsAny(t, "<>"):
-		return "looks like a placeholder (it has < or >)"
-	case strings.Contains(lt, "changeme") || strings.Contains(lt, "change-me") || strings.Contains(lt, "your-token") || strings.Contains(lt, "your_token"):
-		return "looks like a placeholder"
-	case strings.IndexFunc(t, unicode.IsSpace) >= 0:
-		return "has whitespace (a placeholder, or a line the properties syntax split elsewhere than meant)"
-	case len(t) < minTokenLen:
-		return fmt.Sprintf("is shorter than %d characters", minTokenLen)
+// validateStore checks the store settings: a SQLite directory, or a JDBC
+// URL the MySQL driver can use.
+func (s Settings) validateStore() []error {
+	var errs []error
+	if s.JDBCURL == "" {
+		if s.StoreRoot == "" {
+			errs = append(errs, errors.New("store.root is empty and there is no jdbc.url: set store.root to the directory of the embedded SQLite store (default ./data), or jdbc.url in datasource.properties to use MySQL"))
+		}
+		return errs
 	}
-	return ""
+	if _, _, err := store.DSNFromJDBC(s.JDBCURL, s.JDBCUser, s.JDBCPassword); err != nil {
+		errs = append(errs, fmt.Errorf("jdbc.url (datasource.properties): %w", err))
+	}
+	if s.PoolSizeMax < 1 || s.PoolSizeMax > maxPoolSize {
+		errs = append(errs, fmt.Errorf("pool.size.max=%d is out of range: want 1 to %d (default 10)", s.PoolSizeMax, maxPoolSize))
+	}
+	return errs
 }
 
-// noEnv keeps map-like files (whose keys are subjects or hosts) out of the environment overrides.
-func noEnv(string) (string, bool) { return "", false }
+// validateConsul checks the Consul registration, when there is one.
+func (s Settings) validateConsul() []error {
+	if s.ConsulAddress == "" {
+		return nil
+	}
+	var errs []error
+	if _, p, err := net.SplitHostPort(s.ConsulAddress); err != nil || p == "" {
+		errs = append(errs, fmt.Errorf("consul.address=%q is not host:port: give the agent's HTTP address, e.g. 127.0.0.1:8500", s.ConsulAddress))
+	}
+	if s.ConsulService == "" {
+		errs = append(errs, errors.New("consul.service.name is empty: name the service to register (default qmq-metaserver)"))
+	}
+	if s.ConsulDeregisterAfter < consul.MinDeregisterCriticalAfter || s.ConsulDeregisterAfter > maxConsulDereg {
+		errs = append(errs, fmt.Errorf("consul.deregister.critical.after.ms=%d is out of range: want %d (Consul's minimum) to %d",
+			s.ConsulDeregisterAfter.Milliseconds(), consul.MinDeregisterCriticalAfter.Milliseconds(), maxConsulDereg.Milliseconds()))
+	}
+	return errs
+}
+
+// validateLimits checks the limits a remoting or HTTP server cannot run
+// with; a zero there would otherwise silently mean "the default" or "none".
+func validateLimits(l netlimits.Settings, maxFrameSize int) []error {
+	var errs []error
+	if l.MaxConnections < 1 {
+		errs = append(errs, fmt.Errorf("max.connections=%d: want at least 1", l.MaxConnections))
+	}
+	if l.HTTPMaxConnections < 1 {
+		errs = append(errs, fmt.Errorf("http.max.connections=%d: want at least 1", l.HTTPMaxConnections))
+	}
+	if l.MemoryBudget < int64(maxFrameSize) {
+		errs = append(errs, fmt.Errorf("frame.memory.budget.bytes=%d is smaller than max.frame.size=%d: a largest frame could never be read; raise it (default: four frames)", l.MemoryBudget, maxFrameSize))
+	}
+	if l.IdleTimeout < 0 {
+		errs = append(errs, fmt.Errorf("tcp.idle.timeout.ms=%d: want 0 (never) or more", l.IdleTimeout.Milliseconds()))
+	}
+	for _, t := range []struct {
+		key string
+		d   time.Duration
+	}{{"frame.read.timeout.ms", l.FrameReadTimeout}, {"http.read.timeout.ms", l.HTTPReadTimeout}, {"http.idle.timeout.ms", l.HTTPIdleTimeout}} {
+		if t.d <= 0 {
+			errs = append(errs, fmt.Errorf("%s=%d: want a positive number of milliseconds (start from DefaultSettings for the defaults)", t.key, t.d.Milliseconds()))
+		}
+	}
+	return errs
+}

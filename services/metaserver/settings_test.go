@@ -2,90 +2,108 @@ package metaserver
 
 import (
 	"context"
-	"path/filepath"
-	"runtime"
+	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/qmq-go/qmq/conf"
 )
 
-func noEnvTest(string) (string, bool) { return "", false }
-
-// Unknown keys of metaserver.properties and datasource.properties are
-// logged at start-up, each with the nearest known key or the file it
-// belongs in; jdbc.driverClassName is QMQ's and ignored on purpose; a key
-// added by a later edit is warned about on reload.
-func TestUnknownKeysWarned(t *testing.T) {
-	h := startServer(t, map[string]string{
-		FileMetaserver: "meta.server.discover.port=0\nmeta.server.port=0\nmin.grop.num=3\njdbc.url=jdbc:mysql://db/x\n",
-		FileDatasource: "jdbc.driverClassName=com.mysql.jdbc.Driver\npool.size.maxx=5\n",
-	})
-	mp, dp := filepath.Join(h.confDir, FileMetaserver), filepath.Join(h.confDir, FileDatasource)
-	for _, want := range []string{
-		"[WARN]  metaserver: " + mp + ": unknown key 'min.grop.num' (did you mean 'min.group.num'?)",
-		"[WARN]  metaserver: " + mp + ": unknown key 'jdbc.url' (it belongs in datasource.properties)",
-		"[WARN]  metaserver: " + dp + ": unknown key 'pool.size.maxx' (did you mean 'pool.size.max'?)",
-		"[INFO]  metaserver: " + dp + ": key 'jdbc.driverClassName' is accepted and ignored: the MySQL driver is built in",
+// Validate refuses settings built in code that the loader would refuse,
+// naming the key and the value.
+func TestSettingsValidate(t *testing.T) {
+	for _, tc := range []struct {
+		edit func(*Settings)
+		want string
+	}{
+		{func(s *Settings) { s.DiscoverPort, s.ServerPort = 9000, 9000 }, "meta.server.discover.port and meta.server.port are both 9000"},
+		{func(s *Settings) { s.ServerPort = 70000 }, "meta.server.port=70000 is not a port"},
+		{func(s *Settings) { s.RefreshPeriod = 0 }, "refresh.period.seconds=0s is out of range"},
+		{func(s *Settings) { s.LoadBalance = "" }, `meta.server.load.balance="" is not supported`},
+		{func(s *Settings) { s.MaxFrameSize = 0 }, "max.frame.size=0 is out of range"},
+		{func(s *Settings) { s.StoreRoot = "" }, "store.root is empty and there is no jdbc.url"},
+		{func(s *Settings) { s.JDBCURL = "mysql://db/x" }, "jdbc.url (datasource.properties): bad JDBC URL"},
+		{func(s *Settings) { s.JDBCURL, s.PoolSizeMax = "jdbc:mysql://db/x", 0 }, "pool.size.max=0 is out of range"},
+		{func(s *Settings) { s.ConsulAddress = "consul" }, `consul.address="consul" is not host:port`},
+		{func(s *Settings) { s.ConsulAddress, s.ConsulDeregisterAfter = "127.0.0.1:8500", time.Second }, "consul.deregister.critical.after.ms=1000 is out of range"},
+		{func(s *Settings) { s.Limits.MaxConnections = 0 }, "max.connections=0: want at least 1"},
+		{func(s *Settings) { s.Limits.MemoryBudget = 1 }, "frame.memory.budget.bytes=1 is smaller than max.frame.size"},
+		{func(s *Settings) { s.Limits.HTTPReadTimeout = 0 }, "http.read.timeout.ms=0: want a positive number"},
 	} {
-		if !strings.Contains(h.logs.String(), want) {
-			t.Errorf("log lacks %q", want)
+		s := DefaultSettings()
+		tc.edit(&s)
+		if err := s.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("got %v, want %q", err, tc.want)
 		}
 	}
-	if strings.Contains(h.logs.String(), "unknown key 'meta.server") {
-		t.Errorf("known keys reported:\n%s", h.logs.String())
-	}
-	writeConf(t, h.confDir, map[string]string{FileMetaserver: "meta.server.discover.port=0\nmeta.server.port=0\nmin.grop.num=3\njdbc.url=jdbc:mysql://db/x\nheartbeat.timout.ms=5000\n"})
-	h.srv.Reload("test")
-	if n := h.logs.Count("unknown key 'heartbeat.timout.ms' (did you mean 'heartbeat.timeout.ms'?)"); n != 1 {
-		t.Errorf("new typo warned %d times on reload, want 1", n)
-	}
-	if n := h.logs.Count("unknown key 'min.grop.num'"); n != 1 {
-		t.Errorf("old typo warned %d times, want once (at start)", n)
+	// Every problem is reported, not just the first.
+	s := DefaultSettings()
+	s.RefreshPeriod, s.MaxFrameSize = 0, 0
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "refresh.period.seconds") || !strings.Contains(err.Error(), "max.frame.size") {
+		t.Errorf("two problems: %v", err)
 	}
 }
 
-// An unknown --set key stops start-up with the key and the nearest known one.
-func TestUnknownSetKeyStopsStart(t *testing.T) {
+// New refuses invalid settings or dynamic settings before opening anything.
+func TestNewRefusesInvalidSettings(t *testing.T) {
+	s := testSettings(t.TempDir())
+	s.RefreshPeriod = 0
+	if _, err := New(context.Background(), s, Options{}); err == nil || !strings.Contains(err.Error(), "refresh.period.seconds") {
+		t.Errorf("invalid settings: %v", err)
+	}
+	for _, tc := range []struct {
+		edit func(*Dynamic)
+		want string
+	}{
+		{func(d *Dynamic) { d.Tokens["<token 1>"] = "ops" }, `API token "<token 1>" looks like a placeholder`},
+		{func(d *Dynamic) { d.MinGroupNum = 0 }, "min.group.num=0 is out of range"},
+		{func(d *Dynamic) { d.HeartbeatTimeout = 0 }, "heartbeat.timeout.ms=0 is out of range"},
+		{func(d *Dynamic) { d.BrokerHTTPPorts["s1"] = 0 }, `broker HTTP port of "s1" is 0`},
+	} {
+		d := testDynamic()
+		tc.edit(d)
+		if _, err := New(context.Background(), testSettings(t.TempDir()), Options{Dynamic: d}); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("got %v, want %q", err, tc.want)
+		}
+	}
+}
+
+// A configuration source built in code: its dynamic settings take effect
+// on reload, and a broken source is logged once, not at every poll.
+func TestReloadFromCode(t *testing.T) {
 	dir := t.TempDir()
-	writeConf(t, dir, nil)
-	_, err := New(context.Background(), Options{ConfDir: dir, Overrides: conf.Overrides{"store.root": dir, "min.group.nun": "2"}, Env: noEnvTest})
-	if err == nil || !strings.Contains(err.Error(), "--set: unknown key 'min.group.nun' (did you mean 'min.group.num'?)") {
-		t.Fatalf("got %v", err)
-	}
-}
-
-// A token that looks like a placeholder is refused at start-up, naming the
-// file and line; a reload with one keeps the previous tokens.
-func TestPlaceholderTokenRefused(t *testing.T) {
-	for _, tc := range []struct{ file, want string }{
-		{"# tokens\n<token 1>=ops\n", ":2: token \"<token\" looks like a placeholder"},
-		{"changeme-changeme-changeme=ops\n", ":1: token \"changeme-changeme-changeme\" looks like a placeholder"},
-		{"YOUR-TOKEN-GOES-HERE-1234=ops\n", "looks like a placeholder"},
-		{"a\\ b-0123456789abcdef=ops\n", "has whitespace"},
-		{testToken + "=ok\nshort=ops\n", ":2: token \"short\" is shorter than 16 characters"},
-	} {
-		dir := t.TempDir()
-		writeConf(t, dir, map[string]string{FileTokens: tc.file})
-		_, err := New(context.Background(), Options{ConfDir: dir, Overrides: conf.Overrides{"store.root": dir}, Env: noEnvTest})
-		if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, FileTokens)) || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("tokens %q: got %v, want %q", tc.file, err, tc.want)
-		}
-	}
-	h := startServer(t, nil)
-	writeConf(t, h.confDir, map[string]string{FileTokens: "<token 1>=ops\n"})
+	settings := testSettings(dir)
+	cur := testDynamic()
+	var broken error
+	// Called under the server's reload lock, from this goroutine only (the
+	// poll interval is longer than the test).
+	reload := func() (Settings, *Dynamic, conf.KeyReport, error) { return settings, cur, conf.KeyReport{}, broken }
+	h := runServer(t, dir, settings, Options{Dynamic: cur, Reload: reload, ConfigPollInterval: time.Hour})
+	cur = testDynamic()
+	cur.MinGroupNum = 5
 	h.srv.Reload("test")
-	if !h.srv.dynamic().ValidToken(testToken) || !strings.Contains(h.logs.String(), "configuration reload rejected") {
-		t.Fatalf("a placeholder token replaced the tokens on reload:\n%s", h.logs.String())
+	if got := h.srv.dynamic().MinGroupNum; got != 5 {
+		t.Fatalf("min.group.num after reload = %d, want 5", got)
 	}
-}
-
-// The sample conf/ files hold no key reported as unknown.
-func TestSampleConfKeysKnown(t *testing.T) {
-	_, file, _, _ := runtime.Caller(0)
-	sample := filepath.Join(filepath.Dir(file), "..", "..", "conf")
-	_, _, rep, err := loadConfig(sample, conf.Lookup{Env: noEnvTest})
-	if err != nil || len(rep.Unknown) != 0 {
-		t.Fatalf("sample conf: %v, unknown %v", err, rep.Unknown)
+	broken = errors.New("source down")
+	h.srv.reload("poll", false)
+	h.srv.reload("poll", false)
+	if n := h.logs.Count("configuration reload rejected"); n != 1 {
+		t.Errorf("a broken source was logged %d times over two polls, want once", n)
+	}
+	if got := h.srv.dynamic().MinGroupNum; got != 5 {
+		t.Errorf("a failed reload changed min.group.num to %d", got)
+	}
+	// Polls that find nothing new say nothing.
+	broken = nil
+	h.srv.reload("poll", false)
+	before := h.logs.Count("configuration reloaded")
+	h.srv.reload("poll", false)
+	if n := h.logs.Count("configuration reloaded"); n != before {
+		t.Errorf("an unchanged poll logged a reload")
+	}
+	if strings.Contains(h.logs.String(), "static settings changed") {
+		t.Errorf("unchanged static settings warned about:\n%s", h.logs.String())
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -18,7 +17,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/qmq-go/qmq/cmd/qmq/tools"
-	"github.com/qmq-go/qmq/conf"
 	"github.com/qmq-go/qmq/services/metaserver"
 )
 
@@ -28,7 +26,10 @@ const Token = "metatest-token-0123456789abcdef"
 // Server is a running test metaserver.
 type Server struct {
 	*metaserver.Server
-	t       testing.TB
+	t testing.TB
+	// ConfDir is the server's temporary directory; its embedded store is
+	// under data/. No configuration file is written there: the server is
+	// built from metaserver.Settings.
 	ConfDir string
 }
 
@@ -39,19 +40,14 @@ func Start(t testing.TB, log hclog.Logger) *Server {
 		log = hclog.NewNullLogger()
 	}
 	dir := t.TempDir()
-	files := map[string]string{
-		metaserver.FileMetaserver: "meta.server.discover.port=0\nmeta.server.port=0\nrefresh.period.seconds=1\n",
-		metaserver.FileTokens:     Token + "=tests\n",
-	}
-	for name, body := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	settings := metaserver.DefaultSettings()
+	settings.DiscoverPort, settings.ServerPort = 0, 0
+	settings.RefreshPeriod = time.Second
+	settings.StoreRoot = filepath.Join(dir, "data")
+	dyn := metaserver.DefaultDynamic()
+	dyn.Tokens[Token] = "tests"
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := metaserver.New(ctx, metaserver.Options{ConfDir: dir, Logger: log,
-		Overrides: conf.Overrides{"store.root": filepath.Join(dir, "data")},
-		Env:       func(string) (string, bool) { return "", false }, ConfigPollInterval: time.Hour})
+	srv, err := metaserver.New(ctx, settings, metaserver.Options{Logger: log, Dynamic: dyn})
 	if err != nil {
 		cancel()
 		t.Fatalf("start metaserver: %v", err)
