@@ -1,6 +1,7 @@
 package netlimits
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -58,6 +59,35 @@ func Read(r *conf.Reader, maxFrameSize int) Settings {
 		HTTPReadTimeout:    r.Millis("http.read.timeout.ms", d.HTTPReadTimeout, 100*time.Millisecond, time.Hour),
 		HTTPIdleTimeout:    r.Millis("http.idle.timeout.ms", d.HTTPIdleTimeout, 100*time.Millisecond, time.Hour),
 	}
+}
+
+// Validate checks the limits a remoting or HTTP server cannot run with (a
+// zero there would otherwise silently mean "the default" or "none"), one
+// error per problem, naming the key; maxFrameSize is the port's
+// max.frame.size.
+func (l Settings) Validate(maxFrameSize int) []error {
+	var errs []error
+	if l.MaxConnections < 1 {
+		errs = append(errs, fmt.Errorf("max.connections=%d: want at least 1", l.MaxConnections))
+	}
+	if l.HTTPMaxConnections < 1 {
+		errs = append(errs, fmt.Errorf("http.max.connections=%d: want at least 1", l.HTTPMaxConnections))
+	}
+	if l.MemoryBudget < int64(maxFrameSize) {
+		errs = append(errs, fmt.Errorf("frame.memory.budget.bytes=%d is smaller than max.frame.size=%d: a largest frame could never be read; raise it (default: four frames)", l.MemoryBudget, maxFrameSize))
+	}
+	if l.IdleTimeout < 0 {
+		errs = append(errs, fmt.Errorf("tcp.idle.timeout.ms=%d: want 0 (never) or more", l.IdleTimeout.Milliseconds()))
+	}
+	for _, t := range []struct {
+		key string
+		d   time.Duration
+	}{{"frame.read.timeout.ms", l.FrameReadTimeout}, {"http.read.timeout.ms", l.HTTPReadTimeout}, {"http.idle.timeout.ms", l.HTTPIdleTimeout}} {
+		if t.d <= 0 {
+			errs = append(errs, fmt.Errorf("%s=%d: want a positive number of milliseconds (start from DefaultSettings for the defaults)", t.key, t.d.Milliseconds()))
+		}
+	}
+	return errs
 }
 
 // Apply sets the TCP limits of cfg.

@@ -160,6 +160,7 @@ func (s Settings) Validate() error {
 	if s.MaxMessageSize <= 0 || s.MaxFrameSize <= 0 || s.MaxMessageSize > s.MaxFrameSize {
 		fail("max.message.size=%d and max.frame.size=%d: both must be positive and a message must fit in a frame", s.MaxMessageSize, s.MaxFrameSize)
 	}
+	errs = append(errs, s.Limits.Validate(s.MaxFrameSize)...)
 	if s.Store.Root == "" {
 		fail("store.root is empty: name the directory of the broker's logs")
 	}

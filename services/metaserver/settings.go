@@ -6,7 +6,6 @@ import (
 	"net"
 	"time"
 
-	"github.com/qmq-go/qmq/conf"
 	"github.com/qmq-go/qmq/consul"
 	"github.com/qmq-go/qmq/internal/netlimits"
 	"github.com/qmq-go/qmq/services/metaserver/store"
@@ -72,15 +71,8 @@ func DefaultSettings() Settings {
 		ConsulDeregisterAfter: consul.DefaultDeregisterCriticalAfter,
 		PoolSizeMax:           10,
 	}
-	s.Limits = defaultLimits(s.MaxFrameSize)
+	s.Limits = netlimits.DefaultSettings(s.MaxFrameSize)
 	return s
-}
-
-// defaultLimits are netlimits' defaults for a port with maxFrameSize:
-// netlimits owns them (the broker shares them), and reading no key at all
-// yields exactly those.
-func defaultLimits(maxFrameSize int) netlimits.Settings {
-	return netlimits.Read(conf.NewReader(nil, conf.Lookup{Env: noEnv}), maxFrameSize)
 }
 
 // Validate checks what key parsing alone cannot: settings built in code are
@@ -112,7 +104,7 @@ func (s Settings) Validate() error {
 	}
 	errs = append(errs, s.validateStore()...)
 	errs = append(errs, s.validateConsul()...)
-	errs = append(errs, validateLimits(s.Limits, s.MaxFrameSize)...)
+	errs = append(errs, s.Limits.Validate(s.MaxFrameSize)...)
 	return errors.Join(errs...)
 }
 
@@ -150,33 +142,6 @@ func (s Settings) validateConsul() []error {
 	if s.ConsulDeregisterAfter < consul.MinDeregisterCriticalAfter || s.ConsulDeregisterAfter > maxConsulDereg {
 		errs = append(errs, fmt.Errorf("consul.deregister.critical.after.ms=%d is out of range: want %d (Consul's minimum) to %d",
 			s.ConsulDeregisterAfter.Milliseconds(), consul.MinDeregisterCriticalAfter.Milliseconds(), maxConsulDereg.Milliseconds()))
-	}
-	return errs
-}
-
-// validateLimits checks the limits a remoting or HTTP server cannot run
-// with; a zero there would otherwise silently mean "the default" or "none".
-func validateLimits(l netlimits.Settings, maxFrameSize int) []error {
-	var errs []error
-	if l.MaxConnections < 1 {
-		errs = append(errs, fmt.Errorf("max.connections=%d: want at least 1", l.MaxConnections))
-	}
-	if l.HTTPMaxConnections < 1 {
-		errs = append(errs, fmt.Errorf("http.max.connections=%d: want at least 1", l.HTTPMaxConnections))
-	}
-	if l.MemoryBudget < int64(maxFrameSize) {
-		errs = append(errs, fmt.Errorf("frame.memory.budget.bytes=%d is smaller than max.frame.size=%d: a largest frame could never be read; raise it (default: four frames)", l.MemoryBudget, maxFrameSize))
-	}
-	if l.IdleTimeout < 0 {
-		errs = append(errs, fmt.Errorf("tcp.idle.timeout.ms=%d: want 0 (never) or more", l.IdleTimeout.Milliseconds()))
-	}
-	for _, t := range []struct {
-		key string
-		d   time.Duration
-	}{{"frame.read.timeout.ms", l.FrameReadTimeout}, {"http.read.timeout.ms", l.HTTPReadTimeout}, {"http.idle.timeout.ms", l.HTTPIdleTimeout}} {
-		if t.d <= 0 {
-			errs = append(errs, fmt.Errorf("%s=%d: want a positive number of milliseconds (start from DefaultSettings for the defaults)", t.key, t.d.Milliseconds()))
-		}
 	}
 	return errs
 }
