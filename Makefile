@@ -22,7 +22,7 @@ export PATH := $(TOOLS)/bin:$(PATH)
 # Packages whose tests exercise goroutines: run under the race detector.
 RACE_PKGS := ./conf/... ./protocol/... ./consul/... ./services/... ./cmd/... ./client/... ./storage/...
 
-.PHONY: all build run dev metaserver test vet staticcheck fmt fuzz consul nomad nomad-demo clean
+.PHONY: all build run dev metaserver test perf vet staticcheck fmt fuzz consul nomad nomad-demo clean
 
 all: build
 
@@ -60,9 +60,17 @@ test: consul nomad vet staticcheck
 	$(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
 	$(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v -E '/(conf|protocol|consul|services|cmd|client|storage)(/|$$)')
 
+## perf: the tests that measure rather than check — throughput with and without a slave, replication lag
+## under a steady load — and print figures (-v). They are named TestPerf* in files built only with the perf
+## tag, so `make test` and its race run leave them out; here they run one package at a time, race-free.
+PERF_PKGS = $$(grep -rl --include='*_test.go' '^//go:build perf' . | xargs -n1 dirname | sort -u)
+perf:
+	$(GO) test -tags perf -run '^TestPerf' -count=1 -v -p 1 -timeout 20m $(PERF_PKGS)
+
 vet:
 	$(GO) mod tidy -diff
 	$(GO) vet ./...
+	$(GO) vet -tags perf $(PERF_PKGS)
 
 ## staticcheck: honnef.co/go/tools over the main module; the first run builds it from the Go module proxy
 ## into .tools/bin (about a minute once per Go release, then cached).

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qmq-go/qmq/internal/testutil"
 	"github.com/qmq-go/qmq/protocol"
 )
 
@@ -80,14 +81,14 @@ func TestPullAndAckRanges(t *testing.T) {
 	}
 	ms[1].Ack(nil)
 	ms[1].Ack(errors.New("second ack ignored"))
-	eventually(t, 2*time.Second, "ack 1..2", func() bool { r := b.ackRanges("pa"); return len(r) == 2 && r[1] == [2]int64{1, 2} })
+	testutil.Eventually(t, 2*time.Second, "ack 1..2", func() bool { r := b.ackRanges("pa"); return len(r) == 2 && r[1] == [2]int64{1, 2} })
 	ms[5].Ack(nil)
 	ms[4].Ack(nil)
 	ms[3].Ack(nil) // completes everything pulled: sent at once
-	eventually(t, 2*time.Second, "ack 3..5", func() bool { r := b.ackRanges("pa"); return len(r) == 3 && r[2] == [2]int64{3, 5} })
+	testutil.Eventually(t, 2*time.Second, "ack 3..5", func() bool { r := b.ackRanges("pa"); return len(r) == 3 && r[2] == [2]int64{3, 5} })
 	// The broker records an ack before answering it, and the client moves
 	// its first unacknowledged offset on the answer: wait for that too.
-	eventually(t, 2*time.Second, "the answer to ack 3..5", func() bool {
+	testutil.Eventually(t, 2*time.Second, "the answer to ack 3..5", func() bool {
 		c.mu.Lock()
 		q := c.queues[queueKey{subject: "pa", brokerGroup: "g1"}]
 		c.mu.Unlock()
@@ -133,7 +134,7 @@ func TestRunRetryThenDeadLetter(t *testing.T) {
 			return errors.New("fail")
 		})
 	}()
-	eventually(t, 10*time.Second, "dead letter", func() bool { return len(b.stored(DeadLetterSubject("rt", "grp"))) == 1 })
+	testutil.Eventually(t, 10*time.Second, "dead letter", func() bool { return len(b.stored(DeadLetterSubject("rt", "grp"))) == 1 })
 	retry := b.stored(RetrySubject("rt", "grp"))
 	if len(retry) != 1 || attr(retry[0], PropTimes) != "2" || attr(retry[0], PropConsumerGroup) != "grp" {
 		t.Fatalf("retry copies: %+v", retry)
@@ -251,7 +252,7 @@ func TestTagsAtMostOnceAndForeignGroup(t *testing.T) {
 	if ms, _ := c.Pull(ctx, 10); len(ms) != 0 {
 		t.Fatalf("got %d more (foreign group's retry leaked?)", len(ms))
 	}
-	eventually(t, 2*time.Second, "auto acks", func() bool {
+	testutil.Eventually(t, 2*time.Second, "auto acks", func() bool {
 		n := 0
 		for _, r := range b.ackRanges("tg") {
 			n += int(r[1] - r[0] + 1)
@@ -280,7 +281,7 @@ func TestLostPullIsReportedForRedelivery(t *testing.T) {
 		}
 		m.Ack(nil)
 	}
-	eventually(t, 2*time.Second, "acks", func() bool { r := b.ackRanges("lost"); return len(r) > 0 && r[len(r)-1][1] == 2 })
+	testutil.Eventually(t, 2*time.Second, "acks", func() bool { r := b.ackRanges("lost"); return len(r) > 0 && r[len(r)-1][1] == 2 })
 }
 
 // A broker group that leaves a consumer's route (readonly, offline) and
@@ -298,7 +299,7 @@ func TestGroupLeavingAndRejoiningTheRouteMidBatch(t *testing.T) {
 	c := newTestConsumer(t, endpoint, "rejoin", "grp", WithPullBatch(2))
 	got := pullAll(t, c, 1)
 	k := queueKey{subject: "rejoin", brokerGroup: "g1"}
-	eventually(t, 5*time.Second, "the puller holding [2 3]", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the puller holding [2 3]", func() bool {
 		c.mu.Lock()
 		q := c.queues[k]
 		c.mu.Unlock()
@@ -353,7 +354,7 @@ func TestGroupLeavingAndRejoiningTheRouteMidBatch(t *testing.T) {
 	if extra, err := c.Pull(ctx, 1); err != nil || len(extra) != 0 {
 		t.Fatalf("after all 5: %d more messages, %v", len(extra), err)
 	}
-	eventually(t, 2*time.Second, "acks up to offset 4", func() bool { r := b.ackRanges("rejoin"); return len(r) > 0 && r[len(r)-1][1] == 4 })
+	testutil.Eventually(t, 2*time.Second, "acks up to offset 4", func() bool { r := b.ackRanges("rejoin"); return len(r) > 0 && r[len(r)-1][1] == 4 })
 }
 
 func TestBroadcastAndValidation(t *testing.T) {
@@ -386,8 +387,8 @@ func TestRetryAtWithoutDelayGroupRetriesNormally(t *testing.T) {
 	c := newTestConsumer(t, endpoint, "ra", "grp")
 	ms := pullAll(t, c, 1)
 	ms[0].Ack(RetryAt(time.Now().Add(time.Minute)))
-	eventually(t, 5*time.Second, "retry copy", func() bool { return len(b.stored(RetrySubject("ra", "grp"))) == 1 })
-	eventually(t, 2*time.Second, "ack after retry send", func() bool { return len(b.ackRanges("ra")) == 1 })
+	testutil.Eventually(t, 5*time.Second, "retry copy", func() bool { return len(b.stored(RetrySubject("ra", "grp"))) == 1 })
+	testutil.Eventually(t, 2*time.Second, "ack after retry send", func() bool { return len(b.ackRanges("ra")) == 1 })
 	var ra *RetryAtError
 	if !errors.As(RetryAt(time.Now()), &ra) {
 		t.Fatal("RetryAt type")

@@ -53,22 +53,6 @@ func e2eLogger(t *testing.T, name string) hclog.Logger {
 	return testlog.Logger(t, name, hclog.Warn)
 }
 
-func eventually(t *testing.T, d time.Duration, what func() string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %v waiting for %s", d, what())
-}
-
-func msgf(format string, args ...any) func() string {
-	return func() string { return fmt.Sprintf(format, args...) }
-}
-
 // ---------------------------------------------------------------- cluster
 
 // cluster is one metaserver (min.group.num=2, the default) and its brokers.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/qmq-go/qmq/client"
+	"github.com/qmq-go/qmq/internal/testutil"
 )
 
 // Sub-environment isolation against a real broker with
@@ -94,9 +95,7 @@ func TestE2ESubEnvIsolation(t *testing.T) {
 	b2 := send(pB2, 5, false)
 	none := send(pPlain, 5, false)
 	all := append(append(append(append([]string{}, b1...), b1Fail...), b2...), none...)
-	eventually(t, 20*time.Second, func() string {
-		return fmt.Sprintf("deliveries: iso %d, plain %d", len(tl.of("iso")), len(tl.of("plain")))
-	}, func() bool {
+	delivered := func() bool {
 		got, gotPlain := tl.of("iso"), tl.of("plain")
 		for _, id := range b1 {
 			if got[id] != 1 {
@@ -114,6 +113,9 @@ func TestE2ESubEnvIsolation(t *testing.T) {
 			}
 		}
 		return true
+	}
+	testutil.EventuallyState(t, 20*time.Second, "the deliveries", func() (bool, string) {
+		return delivered(), fmt.Sprintf("iso %d, plain %d", len(tl.of("iso")), len(tl.of("plain")))
 	})
 	time.Sleep(time.Second) // anything unwanted would have arrived with the rest
 	mu.Lock()

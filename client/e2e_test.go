@@ -26,6 +26,7 @@ import (
 	"github.com/qmq-go/qmq/client"
 
 	"github.com/qmq-go/qmq/internal/testlog"
+	"github.com/qmq-go/qmq/internal/testutil"
 )
 
 func skipShort(t *testing.T) {
@@ -68,8 +69,9 @@ func TestE2EGroupExactlyOnce(t *testing.T) {
 		return tl.sawProbe("c0", id) || tl.sawProbe("c1", id) || tl.sawProbe("c2", id)
 	})
 	ids := sendMixed(t, p, subject, n, nil)
-	eventually(t, 20*time.Second, func() string { return fmt.Sprintf("all %d messages (have %d)", n, tl.distinct()) },
-		func() bool { return tl.hasAll(ids) })
+	testutil.EventuallyState(t, 20*time.Second, fmt.Sprintf("all %d messages", n), func() (bool, string) {
+		return tl.hasAll(ids), fmt.Sprintf("have %d", tl.distinct())
+	})
 	// Longer than subscriber.offline.timeout.ms + message.retry.delay.seconds:
 	// a wrongly redelivered message would show up by then.
 	time.Sleep(3 * time.Second)
@@ -121,9 +123,9 @@ func TestE2EBroadcast(t *testing.T) {
 		}
 		return true
 	}
-	eventually(t, 20*time.Second, func() string {
-		return fmt.Sprintf("both broadcast consumers to get %d messages (b0 %d, b1 %d)", n, len(tl.of("b0")), len(tl.of("b1")))
-	}, func() bool { return all("b0") && all("b1") })
+	testutil.EventuallyState(t, 20*time.Second, fmt.Sprintf("both broadcast consumers to get %d messages", n), func() (bool, string) {
+		return all("b0") && all("b1"), fmt.Sprintf("b0 %d, b1 %d", len(tl.of("b0")), len(tl.of("b1")))
+	})
 	time.Sleep(time.Second)
 	for _, who := range names {
 		got := tl.of(who)
@@ -191,10 +193,7 @@ func TestE2ETags(t *testing.T) {
 			}
 		}
 	}
-	eventually(t, 20*time.Second, func() string {
-		return fmt.Sprintf("tagged deliveries (or %d/%d, and %d/%d, none %d/%d)", len(tl.of("tag-or")), len(want["tag-or"]),
-			len(tl.of("tag-and")), len(want["tag-and"]), len(tl.of("tag-none")), len(want["tag-none"]))
-	}, func() bool {
+	allTagged := func() bool {
 		for _, s := range subs {
 			got := tl.of(s.group)
 			for id := range want[s.group] {
@@ -204,6 +203,10 @@ func TestE2ETags(t *testing.T) {
 			}
 		}
 		return true
+	}
+	testutil.EventuallyState(t, 20*time.Second, "tagged deliveries", func() (bool, string) {
+		return allTagged(), fmt.Sprintf("or %d/%d, and %d/%d, none %d/%d", len(tl.of("tag-or")), len(want["tag-or"]),
+			len(tl.of("tag-and")), len(want["tag-and"]), len(tl.of("tag-none")), len(want["tag-none"]))
 	})
 	time.Sleep(time.Second) // anything unwanted would have arrived with the rest
 	if err, _ := bad.Load().(error); err != nil {
@@ -259,9 +262,9 @@ func TestE2ERetryThenDeadLetter(t *testing.T) {
 	prime(t, p, dead, nil, func(id string) bool { return dlq.sawProbe("reader", id) })
 
 	ids := sendMixed(t, p, subject, n, nil)
-	eventually(t, 20*time.Second, func() string {
-		return fmt.Sprintf("%d dead letters (have %d; handler calls %d)", n, dlq.distinct(), calls.total())
-	}, func() bool { return dlq.hasAll(ids) })
+	testutil.EventuallyState(t, 20*time.Second, fmt.Sprintf("%d dead letters", n), func() (bool, string) {
+		return dlq.hasAll(ids), fmt.Sprintf("have %d; handler calls %d", dlq.distinct(), calls.total())
+	})
 	// The retry delay is 1 s: a further retry would call the handler by then.
 	time.Sleep(2500 * time.Millisecond)
 	calls.mu.Lock()
@@ -382,7 +385,7 @@ func TestE2EKilledConsumerRedelivered(t *testing.T) {
 	v := startVictim(t, c, subject, group, "victim-1")
 	prime(t, p, subject, nil, v.sawProbe)
 	first := sendMixed(t, p, subject, 10, nil)
-	eventually(t, 15*time.Second, msgf("the victim to take messages"), func() bool { return len(v.received()) >= 2 })
+	testutil.Eventually(t, 15*time.Second, "the victim to take messages", func() bool { return len(v.received()) >= 2 })
 
 	tl := newTally()
 	for _, who := range []string{"s0", "s1"} {
@@ -396,9 +399,9 @@ func TestE2EKilledConsumerRedelivered(t *testing.T) {
 	t.Logf("victim held %v when killed", took)
 
 	ids := append(append([]string(nil), first...), rest...)
-	eventually(t, 25*time.Second, func() string {
-		return fmt.Sprintf("the surviving consumers to get all %d messages; missing %v", len(ids), tl.missing(ids))
-	}, func() bool { return tl.hasAll(ids) })
+	testutil.EventuallyState(t, 25*time.Second, fmt.Sprintf("the surviving consumers to get all %d messages", len(ids)), func() (bool, string) {
+		return tl.hasAll(ids), fmt.Sprintf("missing %v", tl.missing(ids))
+	})
 	time.Sleep(time.Second)
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
@@ -440,7 +443,7 @@ func TestE2EBrokerKill9Restart(t *testing.T) {
 
 	// Phase A: consumed and acknowledged by both groups before the crash.
 	phaseA := sendMixed(t, p, subject, 100, nil)
-	eventually(t, 20*time.Second, msgf("phase A consumed"), func() bool { return live.hasAll(phaseA) && paused.hasAll(phaseA) })
+	testutil.Eventually(t, 20*time.Second, "phase A consumed", func() bool { return live.hasAll(phaseA) && paused.hasAll(phaseA) })
 	time.Sleep(700 * time.Millisecond) // acks flushed (ack flush interval 100 ms)
 	stopPaused()
 
@@ -510,10 +513,10 @@ func TestE2EBrokerKill9Restart(t *testing.T) {
 	phaseC := sendMixed(t, p, subject, 50, nil)
 
 	all := append(append(append([]string(nil), phaseA...), idsB...), phaseC...)
-	eventually(t, 30*time.Second, func() string {
-		return fmt.Sprintf("every acknowledged message consumed after the restart; live misses %d %v, paused misses %d %v",
+	testutil.EventuallyState(t, 30*time.Second, "every acknowledged message consumed after the restart", func() (bool, string) {
+		return live.hasAll(all) && paused.hasAll(all), fmt.Sprintf("live misses %d %v, paused misses %d %v",
 			len(live.missing(all)), first5(live.missing(all)), len(paused.missing(all)), first5(paused.missing(all)))
-	}, func() bool { return live.hasAll(all) && paused.hasAll(all) })
+	})
 	time.Sleep(time.Second)
 	for name, tl := range map[string]*tally{"live": live, "paused": paused} {
 		for _, id := range phaseA {

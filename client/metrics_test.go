@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/qmq-go/qmq/internal/testutil"
 	"github.com/qmq-go/qmq/protocol"
 )
 
@@ -167,7 +168,7 @@ func TestConsumerMetrics(t *testing.T) {
 			return nil
 		})
 	}()
-	eventually(t, 10*time.Second, "dead letter", func() bool { return len(b.stored(DeadLetterSubject("cm", "grp"))) == 1 })
+	testutil.Eventually(t, 10*time.Second, "dead letter", func() bool { return len(b.stored(DeadLetterSubject("cm", "grp"))) == 1 })
 	retry := RetrySubject("cm", "grp")
 	var a, r float64
 	deadline := time.Now().Add(5 * time.Second)

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/qmq-go/qmq/internal/testutil"
 	"github.com/qmq-go/qmq/protocol"
 )
 
@@ -59,7 +60,7 @@ func TestForcedOfflineAndLDC(t *testing.T) {
 		return func() bool { mu.Lock(); defer mu.Unlock(); return got[id] }
 	}
 	first := sendN(t, p, subject, 1, nil)[0]
-	eventually(t, 5*time.Second, "first message", received(first))
+	testutil.Eventually(t, 5*time.Second, "first message", received(first))
 
 	if s := httpGet(t, endpoint, "/subject/consumers?subject="+subject); !strings.Contains(s, "room=ldc-east") {
 		t.Errorf("/subject/consumers does not show the LDC: %s", s)
@@ -72,7 +73,7 @@ func TestForcedOfflineAndLDC(t *testing.T) {
 		}
 	}
 	set("1")
-	eventually(t, 5*time.Second, "consumer offline", func() bool { return !c.Online() })
+	testutil.Eventually(t, 5*time.Second, "consumer offline", func() bool { return !c.Online() })
 	if v := mustMetric(t, reg, "qmq_client_consumer_online", "subject", subject, "group", group); v != 0 {
 		t.Errorf("online gauge = %v while offline", v)
 	}
@@ -83,8 +84,8 @@ func TestForcedOfflineAndLDC(t *testing.T) {
 		t.Fatal("an offline consumer received a message")
 	}
 	set("0")
-	eventually(t, 5*time.Second, "consumer online", c.Online)
-	eventually(t, 5*time.Second, "message sent while offline", received(second))
+	testutil.Eventually(t, 5*time.Second, "consumer online", c.Online)
+	testutil.Eventually(t, 5*time.Second, "message sent while offline", received(second))
 	if v := mustMetric(t, reg, "qmq_client_consumer_online", "subject", subject, "group", group); v != 1 {
 		t.Errorf("online gauge = %v when online again", v)
 	}

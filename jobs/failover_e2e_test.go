@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,9 +18,10 @@ import (
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/qmq-go/qmq/client"
-	"github.com/qmq-go/qmq/cmd/qmq/tools"
+	"github.com/qmq-go/qmq/client/admin"
 	"github.com/qmq-go/qmq/consul"
 	"github.com/qmq-go/qmq/internal/consumetest"
+	"github.com/qmq-go/qmq/internal/testutil"
 	"github.com/qmq-go/qmq/jobs"
 	"github.com/qmq-go/qmq/jobs/nomadtest"
 )
@@ -48,7 +48,7 @@ func TestNomadBrokerPairFailover(t *testing.T) {
 
 	dns := "127.0.0.1:" + strconv.Itoa(n.Consul.Config.Ports.DNS)
 	endpoint := "consul://qmq-metaserver?dns=" + dns
-	ports := freePorts(t, 8)
+	ports := testutil.FreePorts(t, 8)
 	metaHTTP := ports[0]
 
 	// The token goes the way the specs recommend: in the jobs' Nomad
@@ -72,7 +72,7 @@ func TestNomadBrokerPairFailover(t *testing.T) {
 	start := time.Now()
 	runJob(ctx, t, n, jobs.Metaserver, metaVars)
 	resolver := &consul.Resolver{DNSAddr: dns, HTTPAddr: n.Consul.HTTPAddr}
-	waitFor(t, 60*time.Second, "the metaserver in Consul DNS with a passing check", func() (bool, string) {
+	testutil.EventuallyState(t, 60*time.Second, "the metaserver in Consul DNS with a passing check", func() (bool, string) {
 		eps, err := resolver.Resolve(ctx, "qmq-metaserver")
 		if err != nil {
 			return false, err.Error()
@@ -83,7 +83,7 @@ func TestNomadBrokerPairFailover(t *testing.T) {
 	brokerJob := runJob(ctx, t, n, jobs.Broker, brokerVars)
 	a := member{name: "a", port: ports[2], http: ports[4]}
 	b := member{name: "b", port: ports[5], http: ports[7]}
-	waitFor(t, 90*time.Second, "the pair up: a master online with its slave, b caught up", func() (bool, string) {
+	testutil.EventuallyState(t, 90*time.Second, "the pair up: a master online with its slave, b caught up", func() (bool, string) {
 		ha, errA := a.health()
 		hb, errB := b.health()
 		return errA == nil && errB == nil && ha.masterReady() && hb.slaveCaughtUp(), fmt.Sprintf("a %s (%v); b %s (%v)", ha, errA, hb, errB)
@@ -105,7 +105,7 @@ func TestNomadBrokerPairFailover(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); res.produce(pctx, p, subject) }()
-	waitFor(t, 30*time.Second, "100 acknowledged sends", func() (bool, string) { return res.count() >= 100, fmt.Sprint(res.count()) })
+	testutil.EventuallyState(t, 30*time.Second, "100 acknowledged sends", func() (bool, string) { return res.count() >= 100, fmt.Sprint(res.count()) })
 
 	// kill -9 of the master, through Nomad.
 	allocA := allocOf(t, n, *brokerJob.ID, "a")
@@ -116,7 +116,7 @@ func TestNomadBrokerPairFailover(t *testing.T) {
 	killed := time.Now()
 	res.markKill(killed)
 
-	waitFor(t, 60*time.Second, "b promoted to master", func() (bool, string) {
+	testutil.EventuallyState(t, 60*time.Second, "b promoted to master", func() (bool, string) {
 		h, err := b.health()
 		return err == nil && h.Role == "MASTER" && h.Online, fmt.Sprintf("%s (%v)", h, err)
 	})
@@ -124,7 +124,7 @@ func TestNomadBrokerPairFailover(t *testing.T) {
 	wantRoles(t, metaHTTP, map[int]string{a.port: "SLAVE", b.port: "MASTER"})
 
 	// Nomad restarts the old master in place; it rejoins as the slave.
-	waitFor(t, 90*time.Second, "a back as b's slave, caught up", func() (bool, string) {
+	testutil.EventuallyState(t, 90*time.Second, "a back as b's slave, caught up", func() (bool, string) {
 		h, err := a.health()
 		return err == nil && h.slaveCaughtUp(), fmt.Sprintf("%s (%v)", h, err)
 	})
@@ -136,11 +136,11 @@ func TestNomadBrokerPairFailover(t *testing.T) {
 	// With wait.slave.wrote=true the new master acknowledges sends once it
 	// has a slave again (until then it answers BROKER_BUSY, and producers
 	// with other groups use those): this pair is the producer's only group.
-	waitFor(t, 30*time.Second, "50 more acknowledged sends after the kill", func() (bool, string) {
+	testutil.EventuallyState(t, 30*time.Second, "50 more acknowledged sends after the kill", func() (bool, string) {
 		return res.count() >= before+50, fmt.Sprint(res.count() - before)
 	})
 	resumed := res.firstAckAfterKill().Sub(killed)
-	waitFor(t, 30*time.Second, "b's master sees its slave caught up", func() (bool, string) {
+	testutil.EventuallyState(t, 30*time.Second, "b's master sees its slave caught up", func() (bool, string) {
 		h, err := b.health()
 		return err == nil && h.masterReady(), fmt.Sprintf("%s (%v)", h, err)
 	})
@@ -278,34 +278,26 @@ func (m member) health() (brokerHealth, error) {
 	return h, nil
 }
 
-// wantRoles checks the metaserver's broker table (qmq tools ListBrokers)
-// by servePort; every broker must be registered under this host's name.
+// wantRoles checks the metaserver's broker table (ListBrokers) by
+// servePort; every broker must be registered under this host's name.
 func wantRoles(t *testing.T, metaHTTP int, want map[int]string) {
 	t.Helper()
-	var out, errOut bytes.Buffer
-	if code := tools.Main([]string{"ListBrokers", "--metaserver=127.0.0.1:" + strconv.Itoa(metaHTTP), "--brokerGroup=nomad_g1"}, &out, &errOut); code != 0 {
-		t.Fatalf("qmq tools ListBrokers: exit %d: %s %s", code, out.String(), errOut.String())
-	}
-	var res struct {
-		Data []struct {
-			Role      string `json:"role"`
-			Hostname  string `json:"hostname"`
-			ServePort int    `json:"servePort"`
-		} `json:"data"`
-	}
-	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
-		t.Fatalf("ListBrokers: %v: %s", err, out.String())
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	rows, err := admin.New("127.0.0.1:"+strconv.Itoa(metaHTTP), "").ListBrokers(ctx, "nomad_g1")
+	if err != nil {
+		t.Fatal(err)
 	}
 	host, _ := os.Hostname()
 	got := map[int]string{}
-	for _, b := range res.Data {
+	for _, b := range rows {
 		got[b.ServePort] = b.Role
 		if b.Hostname != host {
 			t.Errorf("broker %d registered as host %q; the broker presents os.Hostname() %q", b.ServePort, b.Hostname, host)
 		}
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("ListBrokers roles by servePort %v, want %v: %s", got, want, out.String())
+		t.Fatalf("ListBrokers roles by servePort %v, want %v: %+v", got, want, rows)
 	}
 }
 
@@ -370,7 +362,7 @@ func startConsumer(t *testing.T, endpoint, subject string) func(ids []string, ti
 	r := consumetest.Start(t, endpoint, subject, "nomad-fo")
 	return func(ids []string, timeout time.Duration) {
 		t.Helper()
-		waitFor(t, timeout, fmt.Sprintf("all %d acknowledged messages consumed", len(ids)), func() (bool, string) {
+		testutil.EventuallyState(t, timeout, fmt.Sprintf("all %d acknowledged messages consumed", len(ids)), func() (bool, string) {
 			n, some := r.Missing(ids)
 			return n == 0, fmt.Sprintf("%d missing, e.g. %v", n, some)
 		})
@@ -408,39 +400,5 @@ func emptyDir(t *testing.T, dir string) {
 		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
 			t.Fatal(err)
 		}
-	}
-}
-
-// freePorts returns n distinct ports nobody listens on, all held open until chosen.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports
-}
-
-// waitFor polls cond until it holds; on timeout it fails the test with what
-// cond last reported.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s; last: %s", timeout, what, last)
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 }

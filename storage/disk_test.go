@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qmq-go/qmq/internal/testutil"
 	"github.com/qmq-go/qmq/storage/messagelog"
 	"github.com/qmq-go/qmq/storage/vfs"
 )
@@ -28,17 +29,6 @@ func (d *fakeDisk) fs() vfs.FS {
 		return nil
 	})
 	return vfs.NewUsageFS(fs, func(string) (vfs.Usage, error) { return vfs.Usage{Total: 1 << 30, Free: d.free.Load()}, nil })
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // TestStoreDiskFull: the store refuses appends with a *DiskFullError below
@@ -74,7 +64,7 @@ func TestStoreDiskFull(t *testing.T) {
 	// Below the low watermark.
 	changed := s.DiskChanged()
 	disk.free.Store(512 << 10)
-	waitFor(t, "the store to see the disk full", func() bool { return s.DiskFull() != nil })
+	testutil.Eventually(t, 5*time.Second, "the store to see the disk full", func() bool { return s.DiskFull() != nil })
 	<-changed
 	fe := refused()
 	if fe.Needed != cfg.DiskFreeMin || fe.Free != 512<<10 || fe.Path != cfg.Root || !strings.Contains(fe.Error(), "disk.free.min.bytes") {
@@ -84,7 +74,7 @@ func TestStoreDiskFull(t *testing.T) {
 		t.Fatalf("qmq_store_disk_full = %v while full", v)
 	}
 	disk.free.Store(100 << 20)
-	waitFor(t, "the store to take messages again", func() bool { return s.DiskFull() == nil })
+	testutil.Eventually(t, 5*time.Second, "the store to take messages again", func() bool { return s.DiskFull() == nil })
 	appendN(t, s, subjects, 10)
 
 	// The next segment cannot be allocated: fill the first one.
@@ -116,7 +106,7 @@ func TestStoreDiskFull(t *testing.T) {
 	// Space returns: the store recovers by itself and the roll succeeds.
 	disk.full.Store(false)
 	disk.free.Store(100 << 20)
-	waitFor(t, "the store to take messages again", func() bool { return s.DiskFull() == nil })
+	testutil.Eventually(t, 5*time.Second, "the store to take messages again", func() bool { return s.DiskFull() == nil })
 	appendN(t, s, subjects, 10)
 	want["s1"] += 5
 	want["s2"] += 5
@@ -148,7 +138,7 @@ func TestStoreDiskFullBacksOff(t *testing.T) {
 			t.Fatalf("append %d: %v, want a disk-full refusal", i, err)
 		}
 		start := time.Now()
-		waitFor(t, "the refusal to be retried", func() bool { return s.DiskFull() == nil })
+		testutil.Eventually(t, 5*time.Second, "the refusal to be retried", func() bool { return s.DiskFull() == nil })
 		held = append(held, time.Since(start))
 	}
 	if held[0] < 900*time.Millisecond || held[1] < 1900*time.Millisecond {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,12 +14,12 @@ import (
 	"github.com/qmq-go/qmq/client"
 	"github.com/qmq-go/qmq/internal/testlog"
 	"github.com/qmq-go/qmq/services/broker"
-	"github.com/qmq-go/qmq/services/metaserver/metatest"
+	"github.com/qmq-go/qmq/tests/framework"
 )
 
-// End to end: a real metaserver and two brokers in-process, a producer
-// that sends half of the messages twice (the broker stores both copies:
-// real duplicate deliveries), and two consumer groups whose handlers run
+// End to end: a real metaserver and two brokers in-process
+// (tests/framework), a producer that sends half of the messages twice (the
+// broker stores both copies: real duplicate deliveries), and two consumer groups whose handlers run
 // through Wrap with the transactional checker on MariaDB, sharing one dedup
 // table. Handlers fail or panic after their write on the first attempt of
 // some messages; the consumer retries those through %RETRY% with the same
@@ -31,50 +30,6 @@ import (
 // may outlive it by a moment).
 func quietLogger(t *testing.T, name string) hclog.Logger {
 	return testlog.Logger(t, name, hclog.Warn)
-}
-
-// startBroker runs a broker in this process, registered with meta as
-// broker group group, until the test ends.
-func startBroker(t *testing.T, meta *metatest.Server, group string) {
-	t.Helper()
-	dir := t.TempDir()
-	settings := broker.DefaultSettings()
-	settings.MetaEndpoint = meta.Endpoint()
-	settings.Port, settings.SyncPort, settings.HTTPPort = 0, 0, 0
-	settings.AdvertiseIP = "127.0.0.1"
-	settings.MetaRetry = 100 * time.Millisecond
-	settings.HeartbeatInterval = 200 * time.Millisecond
-	settings.RetryDelay = time.Second
-	settings.Store.Root = filepath.Join(dir, "store")
-	settings.Store.FlushInterval = 10 * time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	host := "idem-e2e-" + group
-	srv, err := broker.New(ctx, settings, broker.Options{Logger: quietLogger(t, "broker"), Hostname: host})
-	if err != nil {
-		cancel()
-		t.Fatalf("start broker: %v", err)
-	}
-	meta.AddBroker(group, 0, host, srv.Port())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("broker Run: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Errorf("broker did not stop within 15s")
-		}
-	})
-	deadline := time.Now().Add(15 * time.Second)
-	for !srv.Online() {
-		if time.Now().After(deadline) {
-			t.Fatal("broker not online within 15s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func TestEndToEndConsumerTransactionalExactlyOnce(t *testing.T) {
@@ -92,11 +47,11 @@ func TestEndToEndConsumerTransactionalExactlyOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	meta := metatest.Start(t, quietLogger(t, "meta"))
-	startBroker(t, meta, "idem-g1")
-	startBroker(t, meta, "idem-g2") // min.group.num=2
+	// Two groups (min.group.num=2); a retry is redelivered after a second.
+	cluster := framework.StartCluster(t, framework.ClusterOptions{Groups: 2,
+		Configure: func(_ string, _ int, s *broker.Settings) { s.RetryDelay = time.Second }})
 
-	p, err := client.NewProducer(ctx, meta.Endpoint(), client.WithRouteRefresh(time.Second), client.WithSendTimeout(3*time.Second),
+	p, err := client.NewProducer(ctx, cluster.Endpoint(), client.WithRouteRefresh(time.Second), client.WithSendTimeout(3*time.Second),
 		client.WithLogger(quietLogger(t, "producer")), client.WithAppCode("idem-e2e"))
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +92,7 @@ func TestEndToEndConsumerTransactionalExactlyOnce(t *testing.T) {
 	for _, g := range groups {
 		st := &groupStats{failed: map[string]bool{}, succeeded: map[string]int{}}
 		stats[g] = st
-		c, err := client.NewConsumer(ctx, meta.Endpoint(), subject, g,
+		c, err := client.NewConsumer(ctx, cluster.Endpoint(), subject, g,
 			client.WithConcurrency(4), client.WithPullTimeout(400*time.Millisecond), client.WithHeartbeat(300*time.Millisecond),
 			client.WithAckFlushInterval(100*time.Millisecond), client.WithRouteRefresh(time.Second), client.WithCloseWait(3*time.Second),
 			client.WithLogger(quietLogger(t, "consumer-"+g)))

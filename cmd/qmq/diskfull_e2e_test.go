@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qmq-go/qmq/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -59,14 +60,15 @@ func TestBinaryDiskFull(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "valid-api-tokens.properties"), seedToken+"=token1\n")
 	writeFile(t, filepath.Join(dir, "metaserver.properties"), "store.root="+filepath.Join(dir, "meta")+"\nmin.group.num=1\n")
-	metaHTTP, metaTCP := freePort(t), freePort(t)
+	ports := testutil.FreePorts(t, 5)
+	metaHTTP, metaTCP := ports[0], ports[1]
 	startMetaProcess(t, dir, metaHTTP, metaTCP)
 	ms := fmt.Sprintf("--metaserver=127.0.0.1:%d", metaHTTP)
 	hostname, err := os.Hostname()
 	if err != nil {
 		t.Fatal(err)
 	}
-	port, syncPort, httpPort := freePort(t), freePort(t), freePort(t)
+	port, syncPort, httpPort := ports[2], ports[3], ports[4]
 	if out, errOut, code := runTool(t, "AddBroker", ms, "--token="+seedToken, "--brokerGroup=g1", "--role=0", "--hostname="+hostname,
 		"--ip=127.0.0.1", fmt.Sprintf("--servePort=%d", port), fmt.Sprintf("--syncPort=%d", syncPort)); code != 0 {
 		t.Fatalf("AddBroker: %s %s", out, errOut)

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/qmq-go/qmq/internal/testutil"
 )
 
 // These tests run the real binary as a user would: separate processes, real
@@ -41,30 +43,11 @@ func TestMain(m *testing.M) {
 
 const seedToken = "9p4lGl8JoTH9GhemH9QFtfVmmRj!DR@OjIcYyqoDN8MLSY!6Fx6twXoZL0K3tV11"
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // devPorts returns five distinct free ports for qmq dev (metaserver HTTP and
-// TCP, broker, its sync port and its HTTP port), all held open until chosen.
+// TCP, broker, its sync port and its HTTP port).
 func devPorts(t *testing.T) [5]int {
 	t.Helper()
-	var ports [5]int
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-	}
-	return ports
+	return [5]int(testutil.FreePorts(t, 5))
 }
 
 // metaProcess is a `qmq metaserver` child process.
@@ -140,7 +123,8 @@ func TestBinaryRegistrationSurvivesKill9(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "valid-api-tokens.properties"), seedToken+"=token1\n")
 	writeFile(t, filepath.Join(dir, "metaserver.properties"), "store.root="+filepath.Join(dir, "data")+"\n")
-	httpPort, tcpPort := freePort(t), freePort(t)
+	ports := testutil.FreePorts(t, 2)
+	httpPort, tcpPort := ports[0], ports[1]
 	p := startMetaProcess(t, dir, httpPort, tcpPort)
 	ms := fmt.Sprintf("--metaserver=127.0.0.1:%d", httpPort)
 
@@ -193,7 +177,7 @@ func TestToolsUsage(t *testing.T) {
 	if code != 2 || !strings.Contains(errOut, "missing required --brokerGroup") {
 		t.Fatalf("missing flags: exit %d: %s", code, errOut)
 	}
-	_, errOut, code = runTool(t, "ListBrokers", fmt.Sprintf("--metaserver=127.0.0.1:%d", freePort(t)))
+	_, errOut, code = runTool(t, "ListBrokers", fmt.Sprintf("--metaserver=127.0.0.1:%d", testutil.FreePorts(t, 1)[0]))
 	if code != 1 || !strings.Contains(errOut, "cannot reach the metaserver") {
 		t.Fatalf("unreachable metaserver: exit %d: %s", code, errOut)
 	}
@@ -203,7 +187,8 @@ func TestToolsUsage(t *testing.T) {
 func TestHTTPPortSurvivesGarbage(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "metaserver.properties"), "store.root="+filepath.Join(dir, "data")+"\n")
-	httpPort, tcpPort := freePort(t), freePort(t)
+	ports := testutil.FreePorts(t, 2)
+	httpPort, tcpPort := ports[0], ports[1]
 	startMetaProcess(t, dir, httpPort, tcpPort)
 	for _, junk := range []string{"\x00\x01\x02garbage\r\n\r\n", "POST /management HTTP/1.1\r\nContent-Length: 99999999\r\n\r\nabc"} {
 		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", httpPort))

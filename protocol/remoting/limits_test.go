@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qmq-go/qmq/internal/testutil"
 	"github.com/qmq-go/qmq/protocol"
 )
 
@@ -42,17 +43,6 @@ func sendPartialFrame(t *testing.T, s *testServer, declared, sent int) (net.Conn
 		}
 	}()
 	return nc, done
-}
-
-// waitFor polls cond every 5 ms for up to 10 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func heapInUse() uint64 {
@@ -102,7 +92,7 @@ func TestFrameReadTimeoutCutsTrickle(t *testing.T) {
 	if took := time.Since(start); took > 3*time.Second {
 		t.Fatalf("trickling connection cut after %v; want about 300ms", took)
 	}
-	waitFor(t, "the frame timeout to be counted", func() bool { return s.Stats().FrameTimeouts == 1 })
+	testutil.Eventually(t, 10*time.Second, "the frame timeout to be counted", func() bool { return s.Stats().FrameTimeouts == 1 })
 	if logs := s.logs.String(); !strings.Contains(logs, "within the frame read timeout") || !strings.Contains(logs, nc.LocalAddr().String()) {
 		t.Fatalf("no WARN line naming the cut connection:\n%s", logs)
 	}
@@ -134,7 +124,7 @@ func TestIdleTimeoutSparesLongPolls(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("idle connection was not closed after the long poll")
 	}
-	waitFor(t, "the idle close to be counted", func() bool { return s.Stats().IdleClosed == 1 })
+	testutil.Eventually(t, 10*time.Second, "the idle close to be counted", func() bool { return s.Stats().IdleClosed == 1 })
 }
 
 // With MaxConnections open, one more is closed at once with a log line
@@ -155,7 +145,7 @@ func TestMaxConnectionsRefusesTheNextOne(t *testing.T) {
 	if n, err := extra.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
 		t.Fatalf("connection %d: read %d bytes, %v; want it closed at once (io.EOF)", limit+1, n, err)
 	}
-	waitFor(t, "the refusal to be counted", func() bool { return s.Stats().Refused == 1 })
+	testutil.Eventually(t, 10*time.Second, "the refusal to be counted", func() bool { return s.Stats().Refused == 1 })
 	logs := s.logs.String()
 	for _, want := range []string{"refusing connection", "max_connections=" + strconv.Itoa(limit), extra.LocalAddr().String()} {
 		if !strings.Contains(logs, want) {
@@ -168,7 +158,7 @@ func TestMaxConnectionsRefusesTheNextOne(t *testing.T) {
 		}
 	}
 	clients[0].Close()
-	waitFor(t, "the closed connection to be gone", func() bool { return s.Stats().Connections == limit-1 })
+	testutil.Eventually(t, 10*time.Second, "the closed connection to be gone", func() bool { return s.Stats().Connections == limit-1 })
 	if _, err := dial(t, s).Call(callCtx(t), protocol.CodeSendMessage, []byte("z")); err != nil {
 		t.Fatalf("a freed slot was not reusable: %v", err)
 	}
@@ -209,7 +199,7 @@ func TestMemoryBudgetHoldsAcrossConnections(t *testing.T) {
 	for range attackers {
 		sendPartialFrame(t, s, declared, sent)
 	}
-	waitFor(t, "the budget to fill", func() bool { return s.Stats().BufferedBytes >= budget-1<<20 })
+	testutil.Eventually(t, 10*time.Second, "the budget to fill", func() bool { return s.Stats().BufferedBytes >= budget-1<<20 })
 
 	c := dial(t, s)
 	for i := range 20 {
@@ -222,7 +212,7 @@ func TestMemoryBudgetHoldsAcrossConnections(t *testing.T) {
 			t.Fatalf("call %d of a normal client took %v while the budget was full", i, took)
 		}
 	}
-	waitFor(t, "the attackers to be cut off", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the attackers to be cut off", func() bool {
 		st := s.Stats()
 		return st.BudgetRefused+st.FrameTimeouts == attackers && st.BufferedBytes == 0
 	})

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qmq-go/qmq/internal/testutil"
 	"github.com/qmq-go/qmq/protocol"
 )
 
@@ -136,7 +137,7 @@ func TestSendRejections(t *testing.T) {
 		t.Fatalf("failures %v, want %v (%+v)", codes, want, rs)
 	}
 	if got := b.srv.inst().store.MaxSequence("s"); got != 1 {
-		eventually(t, 5*time.Second, "two messages stored", func() bool { return b.srv.inst().store.MaxSequence("s") == 1 })
+		testutil.Eventually(t, 5*time.Second, "two messages stored", func() bool { return b.srv.inst().store.MaxSequence("s") == 1 })
 	}
 }
 
@@ -186,7 +187,7 @@ func TestIllegalSubjectsBlocked(t *testing.T) {
 		}
 	}
 	for _, s := range good {
-		eventually(t, 5*time.Second, "one message of "+s+" stored", func() bool { return b.srv.inst().store.MaxSequence(s) == 0 })
+		testutil.Eventually(t, 5*time.Second, "one message of "+s+" stored", func() bool { return b.srv.inst().store.MaxSequence(s) == 0 })
 	}
 	// Dispatched in order after the batch: nothing of the illegal ones.
 	for s := range bad {
@@ -322,7 +323,7 @@ func TestLostAckRedelivery(t *testing.T) {
 	k := newConsumer(c, "lost", "g", "c1")
 	k.pull(1, -1, false)
 	c.mustSend(msg("lost", "a"), msg("lost", "b"), msg("lost", "c"))
-	eventually(t, 5*time.Second, "dispatch", func() bool { return b.srv.inst().store.MaxSequence("lost") == 2 })
+	testutil.Eventually(t, 5*time.Second, "dispatch", func() bool { return b.srv.inst().store.MaxSequence("lost") == 2 })
 	first := c.pull(k.request(2, -1))
 	if !slices.Equal(ids(first), []string{"a", "b"}) || first.FirstPullLogOffset != 0 {
 		t.Fatalf("first pull %v at %d", ids(first), first.FirstPullLogOffset)
@@ -389,7 +390,7 @@ func TestOfflineConsumerMessagesMoveToRetry(t *testing.T) {
 	dead := newConsumer(c, "work", "g", "dead")
 	dead.pull(1, -1, false)
 	sendN(t, c, "work", 5)
-	eventually(t, 5*time.Second, "dispatch", func() bool { return b.srv.inst().store.MaxSequence("work") == 4 })
+	testutil.Eventually(t, 5*time.Second, "dispatch", func() bool { return b.srv.inst().store.MaxSequence("work") == 4 })
 	got := dead.pull(10, 2000, true)
 	if len(got) != 5 {
 		t.Fatalf("pulled %v", got)
@@ -434,7 +435,7 @@ func TestConsumeManageEarliest(t *testing.T) {
 	b := startBroker(t, m, true)
 	c := b.dial()
 	sendN(t, c, "hist", 10)
-	eventually(t, 5*time.Second, "dispatch", func() bool { return b.srv.inst().store.MaxSequence("hist") == 9 })
+	testutil.Eventually(t, 5*time.Second, "dispatch", func() bool { return b.srv.inst().store.MaxSequence("hist") == 9 })
 	k := newConsumer(c, "hist", "g", "c")
 	if got := k.pull(100, -1, false); got != nil {
 		t.Fatalf("new group got old messages %v", got)
@@ -451,7 +452,7 @@ func TestConsumeManageEarliest(t *testing.T) {
 func TestUnregisteredBrokerExplains(t *testing.T) {
 	m := startMeta(t)
 	b := startBroker2(t, m)
-	eventually(t, 5*time.Second, "the metaserver's explanation in the log", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the metaserver's explanation in the log", func() bool {
 		return strings.Contains(b.logs.String(), "cannot find broker meta")
 	})
 	if b.srv.Online() {

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/qmq-go/qmq/consul/consultest"
+	"github.com/qmq-go/qmq/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
@@ -44,7 +45,7 @@ func TestConsulRegistration(t *testing.T) {
 		return entries
 	}
 	var entries []*api.ServiceEntry
-	eventually(t, 30*time.Second, "qmq-broker passing in consul", func() bool {
+	testutil.Eventually(t, 30*time.Second, "qmq-broker passing in consul", func() bool {
 		entries = passing("qmq-broker")
 		return len(entries) == 1
 	})
@@ -66,7 +67,7 @@ func TestConsulRegistration(t *testing.T) {
 	if !tcp {
 		t.Fatalf("no passing TCP check among %+v", e.Checks)
 	}
-	eventually(t, 30*time.Second, "qmq-broker-custom passing in consul", func() bool {
+	testutil.Eventually(t, 30*time.Second, "qmq-broker-custom passing in consul", func() bool {
 		entries = passing("qmq-broker-custom")
 		return len(entries) == 1 && slices.Contains(entries[0].Service.Tags, "group:g2") && entries[0].Service.Port == b2.port
 	})
@@ -100,7 +101,7 @@ func TestConsulUnreachable(t *testing.T) {
 func TestConsulTagsFollowRole(t *testing.T) {
 	agent := consultest.Agent(t)
 	m := startMeta(t)
-	p := freePorts(t, 4)
+	p := testutil.FreePorts(t, 4)
 	rec := consultest.NewRecorder(t, agent.HTTPAddr)
 	sets := append(failoverSets(true), append(consulLeaseSets(t, rec.Addr), "broker.advertise.ip=127.0.0.1",
 		"slave.message.lag.mark_readonly=true", "slave.message.lag.time.max.seconds=1", "consul.deregister.critical.after.ms=60000")...)
@@ -132,11 +133,11 @@ func TestConsulTagsFollowRole(t *testing.T) {
 	}
 
 	master.start(false, true)
-	eventually(t, 15*time.Second, "the master tagged role:master and readonly while no slave has caught up", func() bool {
+	testutil.Eventually(t, 15*time.Second, "the master tagged role:master and readonly while no slave has caught up", func() bool {
 		return has(masterID, "group:g1", "role:master", "readonly")
 	})
 	slave.start(false, false)
-	eventually(t, 20*time.Second, "the slave registered role:slave, the master writable again", func() bool {
+	testutil.Eventually(t, 20*time.Second, "the slave registered role:slave, the master writable again", func() bool {
 		return has(slaveID, "role:slave") && has(masterID, "role:master") && !slices.Contains(tags(masterID), "readonly")
 	})
 	// Every registration, the lease's qmq-lock check included, as the agent
@@ -172,7 +173,7 @@ func TestConsulTagsFollowRole(t *testing.T) {
 		}
 	}()
 	master.stop()
-	eventually(t, 30*time.Second, "the promoted slave tagged role:master", func() bool {
+	testutil.Eventually(t, 30*time.Second, "the promoted slave tagged role:master", func() bool {
 		return has(slaveID, "role:master") && !slices.Contains(tags(slaveID), "role:slave")
 	})
 	close(stop)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qmq-go/qmq/internal/testutil"
 	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/storage/vfs"
 )
@@ -120,27 +121,27 @@ func TestDiskFullIsVisible(t *testing.T) {
 	if code != http.StatusServiceUnavailable || h.Status != "degraded" || h.State != "R" || !strings.Contains(h.DiskFull, "messagelog.segment.size") {
 		t.Fatalf("/health while the disk is full: %d %+v", code, h)
 	}
-	eventually(t, 5*time.Second, "the metaserver to stop giving the full group to producers", func() bool { return producerGroups() == 0 })
+	testutil.Eventually(t, 5*time.Second, "the metaserver to stop giving the full group to producers", func() bool { return producerGroups() == 0 })
 
 	// Space comes back: the broker recovers by itself.
 	disk.full.Store(false)
 	disk.free.Store(100 << 20)
-	eventually(t, 5*time.Second, "the broker to take messages again", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the broker to take messages again", func() bool {
 		code, h := getHealth(t, b)
 		return code == http.StatusOK && h.Status == "ok" && h.State == "RW" && h.DiskFull == ""
 	})
-	eventually(t, 5*time.Second, "the metaserver to give the group to producers again", func() bool { return producerGroups() == 1 })
+	testutil.Eventually(t, 5*time.Second, "the metaserver to give the group to producers again", func() bool { return producerGroups() == 1 })
 	c.mustSend(msg("disk.subject", "after"))
 
 	// Below disk.free.min.bytes: refused before the disk is completely full.
 	disk.free.Store(512 << 10)
-	eventually(t, 5*time.Second, "the low watermark to refuse sends", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the low watermark to refuse sends", func() bool {
 		rs := c.send(msg("disk.subject", "low"))
 		return len(rs) == 1 && rs[0].Code == protocol.SendBrokerReadOnly && strings.Contains(rs[0].Remark, "has 512.0 KiB free") &&
 			strings.Contains(rs[0].Remark, "disk.free.min.bytes")
 	})
 	disk.free.Store(100 << 20)
-	eventually(t, 5*time.Second, "the broker to take messages again", func() bool { return len(c.send(msg("disk.subject", "last"))) == 0 })
+	testutil.Eventually(t, 5*time.Second, "the broker to take messages again", func() bool { return len(c.send(msg("disk.subject", "last"))) == 0 })
 
 	// Everything accepted is there.
 	var got []string

@@ -23,11 +23,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/qmq-go/qmq/client"
-	"github.com/qmq-go/qmq/cmd/qmq/tools"
 	"github.com/qmq-go/qmq/conf"
 	"github.com/qmq-go/qmq/internal/consumetest"
 	"github.com/qmq-go/qmq/internal/testlog"
-	"github.com/qmq-go/qmq/services/metaserver/metatest"
+	"github.com/qmq-go/qmq/internal/testutil"
 )
 
 const failoverHelperEnv = "QMQ_FAILOVER_HELPER"
@@ -112,7 +111,7 @@ func (b *procBroker) root() string { return filepath.Join(b.dir, "store") }
 
 func (b *procBroker) waitLog(what string, timeout time.Duration) time.Time {
 	b.t.Helper()
-	eventually(b.t, timeout, b.host+" logs "+what, func() bool { return bytes.Contains([]byte(b.out.String()), []byte(what)) })
+	testutil.Eventually(b.t, timeout, b.host+" logs "+what, func() bool { return bytes.Contains([]byte(b.out.String()), []byte(what)) })
 	return time.Now()
 }
 
@@ -198,7 +197,7 @@ func startConsumer(t *testing.T, endpoint, subject string) func(ids []string, ti
 	r := consumetest.Start(t, endpoint, subject, "fo-group")
 	return func(ids []string, timeout time.Duration) {
 		t.Helper()
-		eventually(t, timeout, fmt.Sprintf("all %d acknowledged messages consumed", len(ids)), func() bool {
+		testutil.Eventually(t, timeout, fmt.Sprintf("all %d acknowledged messages consumed", len(ids)), func() bool {
 			n, _ := r.Missing(ids)
 			return n == 0
 		})
@@ -208,7 +207,7 @@ func startConsumer(t *testing.T, endpoint, subject string) func(ids []string, ti
 // sameLogs waits until both stores' message and action logs are byte-identical.
 func sameLogs(t *testing.T, a, b string, timeout time.Duration) {
 	t.Helper()
-	eventually(t, timeout, "logs byte-identical", func() bool {
+	testutil.Eventually(t, timeout, "logs byte-identical", func() bool {
 		for _, l := range []string{"messagelog", "actionlog"} {
 			if !bytes.Equal(trimZeros(logFiles(t, a, l)), trimZeros(logFiles(t, b, l))) {
 				return false
@@ -250,7 +249,7 @@ func runFailoverWith(t *testing.T, run failoverRun) {
 		run.promoteWait = 20 * time.Second
 	}
 	m := startMeta(t)
-	ports := freePorts(t, 6)
+	ports := testutil.FreePorts(t, 6)
 	a := newProcBroker(t, m, "g1", "fo-a", 0, ports[0], ports[1], append(failoverSets(auto), run.sets...)...)
 	b := newProcBroker(t, m, "g1", "fo-b", 1, ports[2], ports[3], append(failoverSets(auto), run.sets...)...)
 	c := newProcBroker(t, m, "g2", "fo-c", 0, ports[4], ports[5])
@@ -276,7 +275,7 @@ func runFailoverWith(t *testing.T, run failoverRun) {
 	go func() { defer wg.Done(); produce(ctx, t, p, subject, res) }()
 
 	killAt := 50 + rand.New(rand.NewPCG(seed, 1)).IntN(300)
-	eventually(t, 30*time.Second, fmt.Sprintf("%d acknowledged sends", killAt), func() bool { return res.count() >= killAt })
+	testutil.Eventually(t, 30*time.Second, fmt.Sprintf("%d acknowledged sends", killAt), func() bool { return res.count() >= killAt })
 	if run.beforeKill != nil {
 		run.beforeKill(a, b)
 	}
@@ -291,15 +290,14 @@ func runFailoverWith(t *testing.T, run failoverRun) {
 		promoted = b.waitLog("this slave took over as the group's master", run.promoteWait)
 	} else {
 		b.stop()
-		var out, errOut bytes.Buffer
-		if rc := tools.Main([]string{"SwapMasterSlave", "--metaserver=" + m.httpAddr(), "--token=" + metatest.Token, "--brokerGroup=g1"}, &out, &errOut); rc != 0 {
-			t.Fatalf("SwapMasterSlave exit %d: %s %s", rc, out.String(), errOut.String())
+		if _, err := m.admin().SwapMasterSlave(context.Background(), "g1"); err != nil {
+			t.Fatal(err)
 		}
 		b.start()
 	}
 	b.waitLog("broker online", 20*time.Second)
 	online := time.Now()
-	eventually(t, 30*time.Second, "sends acknowledged again after the master died", func() bool { return res.count() >= before+50 })
+	testutil.Eventually(t, 30*time.Second, "sends acknowledged again after the master died", func() bool { return res.count() >= before+50 })
 	res.mu.Lock()
 	promotion := "manual: SwapMasterSlave and a restart"
 	if auto {

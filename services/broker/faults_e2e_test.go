@@ -23,6 +23,7 @@ import (
 
 	"github.com/qmq-go/qmq/client"
 	"github.com/qmq-go/qmq/internal/backoff"
+	"github.com/qmq-go/qmq/internal/testutil"
 	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/protocol/remoting"
 )
@@ -47,7 +48,7 @@ type faultCluster struct {
 func startFaultCluster(t *testing.T, proxySync, proxyMeta bool) *faultCluster {
 	t.Helper()
 	f := &faultCluster{m: startMeta(t)}
-	ports := freePorts(t, 6)
+	ports := testutil.FreePorts(t, 6)
 	var via procNet
 	if proxySync {
 		f.syncProxy = newFaultProxy(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1])))
@@ -109,7 +110,7 @@ func (l *faultLoad) more(n int, what string) {
 	start := time.Now()
 	from := l.res.count()
 	target := from + n
-	eventually(l.t, 30*time.Second, fmt.Sprintf("%d more acknowledged sends %s (%d acknowledged before)", n, what, from), func() bool {
+	testutil.Eventually(l.t, 30*time.Second, fmt.Sprintf("%d more acknowledged sends %s (%d acknowledged before)", n, what, from), func() bool {
 		c := l.res.count()
 		if c < target && time.Since(start) > 20*time.Second {
 			l.t.Logf("only %d more acknowledged sends %s after %v", c-from, what, time.Since(start).Round(time.Second))
@@ -242,7 +243,7 @@ func TestFaultSyncLinkSlowAndPartitioned(t *testing.T) {
 			time.Sleep(2 * time.Second) // longer than failover.master.timeout.ms: the slave must not take over
 
 			f.syncProxy.heal()
-			eventually(t, 20*time.Second, "the master acknowledges again after the heal", func() bool {
+			testutil.Eventually(t, 20*time.Second, "the master acknowledges again after the heal", func() bool {
 				code, _, err := probe.send(subject, 5*time.Second)
 				return err == nil && code == sendOK
 			})
@@ -279,7 +280,7 @@ func runSlaveFault(t *testing.T, wipe bool) {
 		}
 		load.more(50, "while the slave is down (producers use g2)")
 		f.b.start()
-		eventually(t, 30*time.Second, "the master acknowledges again once the slave is back", func() bool {
+		testutil.Eventually(t, 30*time.Second, "the master acknowledges again once the slave is back", func() bool {
 			code, _, err := probe.send(subject, 5*time.Second)
 			return err == nil && code == sendOK
 		})
@@ -330,7 +331,7 @@ func TestFaultLiveMasterPartitioned(t *testing.T) {
 			probe := startFenceProbe(t, f.a.port, subject, cut)
 			f.b.waitLog("this slave took over as the group's master", 20*time.Second)
 			took := logTime(t, f.b, "this slave took over as the group's master")
-			eventually(t, 10*time.Second, "the partitioned master refuses sends (fencing)", probe.fenced)
+			testutil.Eventually(t, 10*time.Second, "the partitioned master refuses sends (fencing)", probe.fenced)
 			fencedAt, ackedAfter, probeRemark := probe.stop()
 			t.Logf("partitioned at 0: old master fenced at +%v (%q), slave took over at +%v",
 				fencedAt.Sub(cut).Round(time.Millisecond), probeRemark, took.Sub(cut).Round(time.Millisecond))

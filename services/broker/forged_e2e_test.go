@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qmq-go/qmq/internal/testutil"
 	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/protocol/remoting"
 )
@@ -82,7 +83,7 @@ func TestFaultForgedSlaveSlaveStoppedMasterKilled(t *testing.T) {
 		t.Skip("subprocess fault test")
 	}
 	m := startMeta(t)
-	ports := freePorts(t, 6)
+	ports := testutil.FreePorts(t, 6)
 	sets := append(failoverSets(true), testSyncSecret)
 	a := newProcBroker(t, m, "g1", "forge-a", 0, ports[0], ports[1], sets...)
 	b := newProcBroker(t, m, "g1", "forge-b", 1, ports[2], ports[3], sets...)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qmq-go/qmq/internal/testutil"
 	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/protocol/remoting"
 	"github.com/qmq-go/qmq/storage"
@@ -68,7 +69,7 @@ func TestNewGroupStartSurvivesRestart(t *testing.T) {
 	c := b.dial()
 	const subject = "start.subject"
 	c.mustSend(msg(subject, "before")) // before any group: for none of them but the reset one
-	eventually(t, 5*time.Second, "dispatch", func() bool { return b.srv.inst().store.MaxSequence(subject) == 0 })
+	testutil.Eventually(t, 5*time.Second, "dispatch", func() bool { return b.srv.inst().store.MaxSequence(subject) == 0 })
 
 	// Four consumers of the group pull for the first time at once.
 	var wg sync.WaitGroup
@@ -154,7 +155,7 @@ func TestNewGroupStartSurvivesFailover(t *testing.T) {
 		t.Skip("subprocess failover test")
 	}
 	m := startMeta(t)
-	ports := freePorts(t, 4)
+	ports := testutil.FreePorts(t, 4)
 	a := newProcBroker(t, m, "g1", "gs-a", 0, ports[0], ports[1], failoverSets(true)...)
 	b := newProcBroker(t, m, "g1", "gs-b", 1, ports[2], ports[3], failoverSets(true)...)
 	a.start()

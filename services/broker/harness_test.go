@@ -14,9 +14,11 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/qmq-go/qmq/client/admin"
 	"github.com/qmq-go/qmq/client/meta"
 	"github.com/qmq-go/qmq/conf"
 	"github.com/qmq-go/qmq/internal/testlog"
+	"github.com/qmq-go/qmq/internal/testutil"
 	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/protocol/remoting"
 	"github.com/qmq-go/qmq/services/metaserver/metatest"
@@ -89,9 +91,10 @@ func harnessKeys(m *metaHarness) string {
 
 func noEnv(string) (string, bool) { return "", false }
 
-func (m *metaHarness) httpAddr() string { return m.HTTP() }
-
 func (m *metaHarness) endpoint() string { return m.Endpoint() }
+
+// admin is a management client of the test metaserver, with its token.
+func (m *metaHarness) admin() *admin.Client { return admin.New(m.HTTP(), metatest.Token) }
 
 func (m *metaHarness) addBroker(group, hostname string, port int) {
 	m.AddBroker(group, 0, hostname, port)
@@ -170,7 +173,7 @@ func (b *brokerHarness) start(register, waitOnline bool) {
 	b.srv, b.cancel, b.done = srv, cancel, make(chan error, 1)
 	go func() { b.done <- srv.Run(ctx) }()
 	if waitOnline {
-		eventually(b.t, 10*time.Second, "broker online", srv.Online)
+		testutil.Eventually(b.t, 10*time.Second, "broker online", srv.Online)
 	}
 }
 
@@ -194,18 +197,6 @@ func (b *brokerHarness) restart() {
 	b.t.Helper()
 	b.stop()
 	b.start(false, true)
-}
-
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
 }
 
 // conn is a raw protocol client of the broker. Its send registers subjects

@@ -16,6 +16,7 @@ import (
 
 	"github.com/qmq-go/qmq/consul/consultest"
 	"github.com/qmq-go/qmq/internal/backoff"
+	"github.com/qmq-go/qmq/internal/testutil"
 )
 
 // consulLeaseSets are g1's keys for the Consul lease at agentAddr: Consul's
@@ -104,7 +105,7 @@ func TestConsulLeaseMasterCutOffFromConsul(t *testing.T) {
 	agent := consultest.Agent(t)
 	kv := consulKV(t, agent.HTTPAddr)
 	m := startMeta(t)
-	ports := freePorts(t, 6)
+	ports := testutil.FreePorts(t, 6)
 	syncProxy := newFaultProxy(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1])))
 	consulProxy := newFaultProxy(t, agent.HTTPAddr)
 	sets := append(failoverSets(true), "slave.message.lag.mark_readonly=true", "slave.message.lag.time.max.seconds=1")
@@ -156,7 +157,7 @@ func TestConsulLeaseMasterCutOffFromConsul(t *testing.T) {
 	}()
 	b.waitLog("this slave took over as the group's master", 60*time.Second)
 	took := logTime(t, b, "this slave took over as the group's master")
-	eventually(t, 10*time.Second, "the cut-off master refuses sends (fencing)", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the cut-off master refuses sends (fencing)", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return probe.fenced() && !lockTaken.IsZero()

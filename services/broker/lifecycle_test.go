@@ -1,17 +1,19 @@
 package broker
 
 import (
-	"bytes"
+	"context"
+	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/qmq-go/qmq/cmd/qmq/tools"
+	"github.com/qmq-go/qmq/client/admin"
 	"github.com/qmq-go/qmq/conf"
+	"github.com/qmq-go/qmq/internal/testutil"
 	"github.com/qmq-go/qmq/protocol"
-	"github.com/qmq-go/qmq/services/metaserver/metatest"
 	"github.com/qmq-go/qmq/storage/pulllog"
 )
 
@@ -60,12 +62,12 @@ func TestOfflineConsumerDeadLetters(t *testing.T) {
 	again := msg("work", "again")
 	again.Attrs = append(again.Attrs, protocol.Attr{Key: "qmq_times", Value: "3"}, protocol.Attr{Key: "qmq_maxRetryNum", Value: "5"})
 	c.mustSend(fresh, limited, tired, again)
-	eventually(t, 5*time.Second, "dispatch", func() bool { return b.srv.inst().store.MaxSequence("work") == 3 })
+	testutil.Eventually(t, 5*time.Second, "dispatch", func() bool { return b.srv.inst().store.MaxSequence("work") == 3 })
 	if got := k.pull(10, 2000, true); len(got) != 4 {
 		t.Fatalf("pulled %v", got)
 	}
 	const retry, dead = "%RETRY%work%g", "%DEAD_RETRY%work%g"
-	eventually(t, 10*time.Second, "the four messages moved", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the four messages moved", func() bool {
 		return b.srv.inst().store.MaxSequence(retry)+b.srv.inst().store.MaxSequence(dead) == 2
 	})
 	got := map[string]string{}
@@ -107,7 +109,7 @@ func TestForeverOfflineConsumerDropped(t *testing.T) {
 	gone.pull(1, -1, false)
 	alive.pull(1, -1, false)
 	sendN(t, c, "fo", 6)
-	eventually(t, 5*time.Second, "dispatch", func() bool { return b.srv.inst().store.MaxSequence("fo") == 5 })
+	testutil.Eventually(t, 5*time.Second, "dispatch", func() bool { return b.srv.inst().store.MaxSequence("fo") == 5 })
 	if got := gone.pull(3, 2000, true); len(got) != 3 {
 		t.Fatalf("gone pulled %v", got)
 	}
@@ -134,7 +136,7 @@ func TestForeverOfflineConsumerDropped(t *testing.T) {
 			hc.ack("fo", "g", "alive", -1, -1, false)
 		}
 	}()
-	eventually(t, 10*time.Second, "gone dropped", func() bool { return !known("gone") })
+	testutil.Eventually(t, 10*time.Second, "gone dropped", func() bool { return !known("gone") })
 	time.Sleep(500 * time.Millisecond)
 	close(stop)
 	<-done
@@ -196,17 +198,9 @@ func TestShortConsulCheckTTLRefused(t *testing.T) {
 	}
 }
 
-// toolCode runs `qmq tools <args>` and returns its exit code and output.
-func (m *metaHarness) toolCode(args ...string) (int, string) {
-	var out, errOut bytes.Buffer
-	args = append(args, "--metaserver="+m.HTTP(), "--token="+metatest.Token)
-	code := tools.Main(args, &out, &errOut)
-	return code, out.String() + errOut.String()
-}
-
 // CONSUME_MANAGE code 3 (ours) moves a group to the first message stored at
-// or after a time, over the wire and through `qmq tools ResetOffset
-// --action=3 --timestamp=…`.
+// or after a time, over the wire and through the metaserver's ResetOffset
+// (what `qmq tools ResetOffset --action=3 --timestamp=…` posts).
 func TestConsumeManageTimestamp(t *testing.T) {
 	m := startMeta(t)
 	b := startBroker(t, m, true)
@@ -221,7 +215,7 @@ func TestConsumeManageTimestamp(t *testing.T) {
 		c.mustSend(msg("hist", id))
 		second = append(second, id)
 	}
-	eventually(t, 5*time.Second, "dispatch", func() bool { return b.srv.inst().store.MaxSequence("hist") == 9 })
+	testutil.Eventually(t, 5*time.Second, "dispatch", func() bool { return b.srv.inst().store.MaxSequence("hist") == 9 })
 	k := newConsumer(c, "hist", "g", "c")
 	if got := k.pull(100, -1, false); got != nil {
 		t.Fatalf("new group got old messages %v", got)
@@ -239,37 +233,44 @@ func TestConsumeManageTimestamp(t *testing.T) {
 		t.Fatalf("after reset to %v got %v, want %v", split, got, second)
 	}
 
-	// Through the metaserver and qmq tools: an RFC 3339 time before everything.
-	out := m.tool("ResetOffset", "--subject=hist", "--group=g", "--action=3", "--timestamp="+split.Add(-time.Hour).UTC().Format(time.RFC3339))
-	if !strings.Contains(out, `"nextSequence":0`) || !strings.Contains(out, `"brokerGroup":"g1"`) {
-		t.Fatalf("ResetOffset answer: %s", out)
+	// Through the metaserver's management API: an RFC 3339 time before
+	// everything (a form value, as `qmq tools ResetOffset --timestamp` sends it).
+	adm, ctx := m.admin(), context.Background()
+	var moved []admin.ResetGroup
+	if _, err := adm.Do(ctx, admin.ActionResetOffset, url.Values{"subject": {"hist"}, "group": {"g"}, "code": {"3"},
+		"timestamp": {split.Add(-time.Hour).UTC().Format(time.RFC3339)}}, &moved); err != nil {
+		t.Fatal(err)
+	}
+	if len(moved) != 1 || moved[0].BrokerGroup != "g1" || moved[0].NextSequence != 0 {
+		t.Fatalf("ResetOffset answer: %+v", moved)
 	}
 	if got := k.pull(100, -1, false); len(got) != 10 {
 		t.Fatalf("after reset to an hour ago got %v", got)
 	}
-	// Milliseconds in the future: past the last message.
-	out = m.tool("ResetOffset", "--subject=hist", "--group=g", "--action=3", fmt.Sprintf("--timestamp=%d", time.Now().Add(time.Hour).UnixMilli()))
-	if !strings.Contains(out, `"nextSequence":10`) || strings.Contains(out, "messageTime") {
-		t.Fatalf("ResetOffset to the future: %s", out)
+	// A time in the future: past the last message.
+	future, err := adm.ResetOffset(ctx, admin.ResetSpec{Subject: "hist", Group: "g", Code: admin.ResetTimestamp, At: time.Now().Add(time.Hour)})
+	if err != nil || len(future.Groups) != 1 || future.Groups[0].NextSequence != 10 || future.Groups[0].MessageTime != "" {
+		t.Fatalf("ResetOffset to the future: %+v %v", future, err)
 	}
 	c.mustSend(msg("hist", "newest"))
 	if got := k.pull(100, 2000, false); !slices.Equal(got, []string{"newest"}) {
 		t.Fatalf("after reset to the future got %v", got)
 	}
 	// QMQ's actions still answer as QMQ does.
-	if out := m.tool("ResetOffset", "--subject=hist", "--group=g", "--action=2"); !strings.Contains(out, `"data":"success"`) {
-		t.Fatalf("ResetOffset --action=2: %s", out)
+	if _, err := adm.ResetOffset(ctx, admin.ResetSpec{Subject: "hist", Group: "g", Code: admin.ResetEarliest}); err != nil {
+		t.Fatalf("ResetOffset earliest: %v", err)
 	}
 	if got := k.pull(100, -1, false); len(got) != 11 {
 		t.Fatalf("after reset to earliest got %d messages", len(got))
 	}
 
 	// Mistakes are explained.
-	if code, out := m.toolCode("ResetOffset", "--subject=hist", "--group=g", "--action=3"); code != 1 || !strings.Contains(out, "needs --timestamp") {
-		t.Fatalf("no timestamp: exit %d: %s", code, out)
+	var refused *admin.Error
+	if _, err := adm.ResetOffset(ctx, admin.ResetSpec{Subject: "hist", Group: "g", Code: admin.ResetTimestamp}); !errors.As(err, &refused) || !strings.Contains(err.Error(), "needs --timestamp") {
+		t.Fatalf("no timestamp: %v", err)
 	}
-	if code, out := m.toolCode("ResetOffset", "--subject=hist", "--group=g", "--action=3", "--timestamp=yesterday"); code != 1 || !strings.Contains(out, "RFC 3339") {
-		t.Fatalf("bad timestamp: exit %d: %s", code, out)
+	if _, err := adm.Do(ctx, admin.ActionResetOffset, url.Values{"subject": {"hist"}, "group": {"g"}, "code": {"3"}, "timestamp": {"yesterday"}}, nil); !errors.As(err, &refused) || !strings.Contains(err.Error(), "RFC 3339") {
+		t.Fatalf("bad timestamp: %v", err)
 	}
 	short := protocol.AppendConsumeManageRequest(nil, &protocol.ConsumeManageRequest{Subject: "hist", ConsumerGroup: "g", Code: protocol.ConsumeFromTimestamp})
 	if f := c.call(protocol.CodeConsumeManage, short); f.Header.Code != protocol.CodeParamError || !strings.Contains(protocol.DecodeErrorBody(f.Body), "needs an i64 timestamp") {
@@ -288,7 +289,7 @@ func TestRedeliveryRefiltersTags(t *testing.T) {
 	k := newConsumer(c, "refilter", "g", "c1")
 	k.pull(1, -1, false)
 	c.mustSend(msg("refilter", "a"), msg("refilter", "b", "vip"), msg("refilter", "c"), msg("refilter", "d", "vip"), msg("refilter", "e"))
-	eventually(t, 5*time.Second, "dispatch", func() bool { return b.srv.inst().store.MaxSequence("refilter") == 4 })
+	testutil.Eventually(t, 5*time.Second, "dispatch", func() bool { return b.srv.inst().store.MaxSequence("refilter") == 4 })
 	if got := k.pull(10, -1, true); len(got) != 5 {
 		t.Fatalf("first pull %v", got)
 	}

@@ -1,3 +1,9 @@
+//go:build perf
+
+// The figures of this file take half a minute of the machine and only print
+// numbers (the assertions are loose bounds), so they stay out of `make
+// test` and its race run: `make perf` runs them.
+
 package broker
 
 import (
@@ -10,10 +16,11 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/qmq-go/qmq/internal/loadgen"
+	"github.com/qmq-go/qmq/internal/testutil"
 	"github.com/qmq-go/qmq/services/replication"
 )
 
-// TestHAPerformanceFigures measures, in one run and in one process (the
+// TestPerfHAFigures measures, in one run and in one process (the
 // metaserver, the brokers and the `qmq bench` load generator):
 //   - produce throughput of a master whose slave confirms every send
 //     (wait.slave.wrote=true) against a lone master (target: ≥ 85%). In one
@@ -25,10 +32,7 @@ import (
 //
 // Failover times (master death → producers succeed again) are printed by
 // TestFailoverAutoKillMaster and TestFaultLiveMasterPartitioned.
-func TestHAPerformanceFigures(t *testing.T) {
-	if testing.Short() {
-		t.Skip("performance figures")
-	}
+func TestPerfHAFigures(t *testing.T) {
 	dur := 3 * time.Second
 	if testing.Verbose() {
 		dur = 5 * time.Second
@@ -37,7 +41,7 @@ func TestHAPerformanceFigures(t *testing.T) {
 
 	solo := func() loadgen.Result {
 		m := startMeta(t)
-		p := freePorts(t, 2)
+		p := testutil.FreePorts(t, 2)
 		master := pairMember(t, m, "perf-solo", 0, p[0], p[1])
 		master.start(false, true)
 		r := produceLoad(t, m, "solo", cfg)
@@ -60,12 +64,12 @@ func TestHAPerformanceFigures(t *testing.T) {
 			master.stop()
 		}
 		m = startMeta(t)
-		p := freePorts(t, 4)
+		p := testutil.FreePorts(t, 4)
 		master = pairMember(t, m, "perf-master", 0, p[0], p[1], "wait.slave.wrote="+strconv.FormatBool(v.wait), "wait.slave.wrote.timeout.ms=3000", "sync.batch.size="+strconv.Itoa(batch))
 		slave = pairMember(t, m, "perf-slave", 1, p[2], p[3])
 		master.start(false, true)
 		slave.start(false, false)
-		eventually(t, 10*time.Second, "slave connected", func() bool {
+		testutil.Eventually(t, 10*time.Second, "slave connected", func() bool {
 			r := master.srv.inst().replica.Load()
 			return r != nil && r.master.Lag().Slave != ""
 		})

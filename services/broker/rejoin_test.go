@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/qmq-go/qmq/internal/testutil"
 )
 
 // TestRejoinBuildsFreshInstance: an in-process master A that loses its group
@@ -21,7 +23,7 @@ func TestRejoinBuildsFreshInstance(t *testing.T) {
 		t.Skip("failover test")
 	}
 	m := startMeta(t)
-	p := freePorts(t, 4)
+	p := testutil.FreePorts(t, 4)
 	syncProxy := newFaultProxy(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(p[1])))
 	metaProxy := newFaultProxy(t, m.TCP())
 	sets := failoverSets(true)
@@ -36,7 +38,7 @@ func TestRejoinBuildsFreshInstance(t *testing.T) {
 	b := pairMember(t, m, "rj-b", 1, p[2], p[3], sets...)
 	a.start(false, true)
 	b.start(false, false)
-	eventually(t, 20*time.Second, "slave caught up", func() bool { return strings.Contains(b.logs.String(), "caught up with the master") })
+	testutil.Eventually(t, 20*time.Second, "slave caught up", func() bool { return strings.Contains(b.logs.String(), "caught up with the master") })
 
 	firstRegistry := a.srv.Registry()
 	var stop atomic.Bool
@@ -63,11 +65,11 @@ func TestRejoinBuildsFreshInstance(t *testing.T) {
 
 	metaProxy.partition()
 	syncProxy.partition()
-	eventually(t, 20*time.Second, "the slave took over", func() bool { return strings.Contains(b.logs.String(), "this slave took over as the group's master") })
+	testutil.Eventually(t, 20*time.Second, "the slave took over", func() bool { return strings.Contains(b.logs.String(), "this slave took over as the group's master") })
 	metaProxy.heal()
 	syncProxy.heal()
-	eventually(t, 30*time.Second, "the old master rejoined as a slave", func() bool { return strings.Contains(a.logs.String(), "rejoining the group as its slave") })
-	eventually(t, 30*time.Second, "the old master caught up as a slave", func() bool {
+	testutil.Eventually(t, 30*time.Second, "the old master rejoined as a slave", func() bool { return strings.Contains(a.logs.String(), "rejoining the group as its slave") })
+	testutil.Eventually(t, 30*time.Second, "the old master caught up as a slave", func() bool {
 		return a.srv.Registry() != firstRegistry && a.srv.inst().replica.Load() != nil && strings.Contains(a.logs.String(), "caught up with the master")
 	})
 	stop.Store(true)

@@ -2,8 +2,8 @@ package broker
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,29 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/qmq-go/qmq/cmd/qmq/tools"
+	"github.com/qmq-go/qmq/internal/testutil"
 	"github.com/qmq-go/qmq/protocol"
-	"github.com/qmq-go/qmq/services/metaserver/metatest"
 )
-
-// freePorts returns n distinct ports that were free a moment ago.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	var ls []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return ports
-}
 
 // pairMember is a broker of group g1 registered with fixed ports and role
 // (0 master, 1 slave), not started.
@@ -76,14 +56,14 @@ func logFiles(t *testing.T, root, log string) []byte {
 // with the reason; once it is back, they succeed again.
 func TestSlaveStartedFirstWaitSlaveWrote(t *testing.T) {
 	m := startMeta(t)
-	p := freePorts(t, 4)
+	p := testutil.FreePorts(t, 4)
 	master := pairMember(t, m, "repl-master", 0, p[0], p[1], "wait.slave.wrote=true", "wait.slave.wrote.timeout.ms=1500")
 	slave := pairMember(t, m, "repl-slave", 1, p[2], p[3])
 
 	slave.start(false, false)
-	eventually(t, 10*time.Second, "slave role known", func() bool { return slave.srv.inst().role.Load() == protocol.RoleSlave })
+	testutil.Eventually(t, 10*time.Second, "slave role known", func() bool { return slave.srv.inst().role.Load() == protocol.RoleSlave })
 	master.start(false, true)
-	eventually(t, 10*time.Second, "slave connected to the master", func() bool {
+	testutil.Eventually(t, 10*time.Second, "slave connected to the master", func() bool {
 		r := master.srv.inst().replica.Load()
 		return r != nil && r.master.Lag().Slave != ""
 	})
@@ -98,7 +78,7 @@ func TestSlaveStartedFirstWaitSlaveWrote(t *testing.T) {
 			t.Fatalf("send acknowledged but the slave's message log ends at %d, the master's at %d", got, want)
 		}
 	}
-	eventually(t, 10*time.Second, "every acknowledged message readable on the slave", func() bool {
+	testutil.Eventually(t, 10*time.Second, "every acknowledged message readable on the slave", func() bool {
 		for seq := int64(0); seq < int64(len(ids)); seq++ {
 			rec, err := slave.srv.inst().store.Read("repl.subject", seq)
 			if err != nil {
@@ -108,7 +88,7 @@ func TestSlaveStartedFirstWaitSlaveWrote(t *testing.T) {
 		}
 		return true
 	})
-	eventually(t, 10*time.Second, "identical message logs", func() bool {
+	testutil.Eventually(t, 10*time.Second, "identical message logs", func() bool {
 		return bytes.Equal(logFiles(t, master.root, "messagelog"), logFiles(t, slave.root, "messagelog"))
 	})
 
@@ -127,10 +107,10 @@ func TestSlaveStartedFirstWaitSlaveWrote(t *testing.T) {
 		t.Fatalf("send with the slave down: %+v; want BROKER_BUSY explaining the slave did not confirm", results)
 	}
 	slave.start(false, false)
-	eventually(t, 15*time.Second, "sends confirmed again after the slave's restart", func() bool {
+	testutil.Eventually(t, 15*time.Second, "sends confirmed again after the slave's restart", func() bool {
 		return len(c.send(msg("repl.subject", "after-restart-"+strconv.FormatInt(time.Now().UnixNano(), 10)))) == 0
 	})
-	eventually(t, 10*time.Second, "identical message logs after the slave's restart", func() bool {
+	testutil.Eventually(t, 10*time.Second, "identical message logs after the slave's restart", func() bool {
 		return bytes.Equal(logFiles(t, master.root, "messagelog"), logFiles(t, slave.root, "messagelog"))
 	})
 }
@@ -141,7 +121,7 @@ func TestSlaveStartedFirstWaitSlaveWrote(t *testing.T) {
 // producers; once the slave has caught up, the group takes writes again.
 func TestLaggingSlaveMarksGroupReadonly(t *testing.T) {
 	m := startMeta(t)
-	p := freePorts(t, 4)
+	p := testutil.FreePorts(t, 4)
 	master := pairMember(t, m, "lag-master", 0, p[0], p[1], "wait.slave.wrote=true", "slave.message.lag.mark_readonly=true",
 		"slave.message.lag.time.max.seconds=1")
 	slave := pairMember(t, m, "lag-slave", 1, p[2], p[3])
@@ -153,11 +133,11 @@ func TestLaggingSlaveMarksGroupReadonly(t *testing.T) {
 		}
 		return groups
 	}
-	eventually(t, 10*time.Second, "the group read-only for producers while no slave has caught up", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the group read-only for producers while no slave has caught up", func() bool {
 		return master.srv.inst().brokerState() == protocol.BrokerStateR && len(producerGroups()) == 0
 	})
 	slave.start(false, false)
-	eventually(t, 15*time.Second, "the group writable again once the slave caught up", func() bool {
+	testutil.Eventually(t, 15*time.Second, "the group writable again once the slave caught up", func() bool {
 		return master.srv.inst().brokerState() == protocol.BrokerStateRW && len(producerGroups()) == 1
 	})
 }
@@ -166,7 +146,7 @@ func TestLaggingSlaveMarksGroupReadonly(t *testing.T) {
 // runbook's "wait for the slave's lag to reach 0" is read there.
 func TestHealthShowsReplication(t *testing.T) {
 	m := startMeta(t)
-	p := freePorts(t, 4)
+	p := testutil.FreePorts(t, 4)
 	master := pairMember(t, m, "health-master", 0, p[0], p[1])
 	slave := pairMember(t, m, "health-slave", 1, p[2], p[3])
 	master.start(false, true)
@@ -184,7 +164,7 @@ func TestHealthShowsReplication(t *testing.T) {
 		return h
 	}
 	sendN(t, master.dial(), "health.subject", 10)
-	eventually(t, 10*time.Second, "master reports its slave caught up", func() bool {
+	testutil.Eventually(t, 10*time.Second, "master reports its slave caught up", func() bool {
 		h := get(master)
 		return h.Role == "MASTER" && h.Slave != "" && h.SlaveLagBytes != nil && *h.SlaveLagBytes == 0
 	})
@@ -216,29 +196,29 @@ func TestHealthShowsMarkReadonly(t *testing.T) {
 		}
 		return h
 	}
-	tool := func(args ...string) {
+	adm, ctx := m.admin(), context.Background()
+	must := func(err error) {
 		t.Helper()
-		var out, errOut bytes.Buffer
-		if rc := tools.Main(append(args, "--metaserver="+m.httpAddr(), "--token="+metatest.Token, "--brokerGroup=g1"), &out, &errOut); rc != 0 {
-			t.Fatalf("%v: exit %d: %s %s", args, rc, out.String(), errOut.String())
+		if err != nil {
+			t.Fatal(err)
 		}
 	}
 	if h := health(); h.Readonly || len(h.ReadonlySubjects) != 0 {
 		t.Fatalf("/health before MarkReadonly: %+v", h)
 	}
-	tool("MarkReadonly", "--subject=*")
-	eventually(t, 10*time.Second, "/health says readonly after MarkReadonly --subject=*", func() bool {
+	must(adm.MarkReadonly(ctx, "g1", "*"))
+	testutil.Eventually(t, 10*time.Second, "/health says readonly after MarkReadonly --subject=*", func() bool {
 		h := health()
 		return h.Readonly && slices.Equal(h.ReadonlySubjects, []string{"*"})
 	})
-	tool("UnMarkReadonly", "--subject=*")
-	tool("MarkReadonly", "--subject=one.subject")
-	eventually(t, 10*time.Second, "/health lists the one read-only subject, the group itself writable", func() bool {
+	must(adm.UnMarkReadonly(ctx, "g1", "*"))
+	must(adm.MarkReadonly(ctx, "g1", "one.subject"))
+	testutil.Eventually(t, 10*time.Second, "/health lists the one read-only subject, the group itself writable", func() bool {
 		h := health()
 		return !h.Readonly && slices.Equal(h.ReadonlySubjects, []string{"one.subject"})
 	})
-	tool("UnMarkReadonly", "--subject=one.subject")
-	eventually(t, 10*time.Second, "/health clear after UnMarkReadonly", func() bool {
+	must(adm.UnMarkReadonly(ctx, "g1", "one.subject"))
+	testutil.Eventually(t, 10*time.Second, "/health clear after UnMarkReadonly", func() bool {
 		h := health()
 		return !h.Readonly && len(h.ReadonlySubjects) == 0
 	})

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qmq-go/qmq/internal/testutil"
 	"github.com/qmq-go/qmq/protocol"
 )
 
@@ -18,7 +19,7 @@ func TestAcquireMetaRetriesAreJittered(t *testing.T) {
 	b := startBroker2(t, m) // meta.retry.interval.ms=100
 	re := regexp.MustCompile(`cannot get this broker's group and role from the metaserver; retrying.* retry_in=(\S+)`)
 	var waits []time.Duration
-	eventually(t, 10*time.Second, "eight ACQUIRE_META retries", func() bool {
+	testutil.Eventually(t, 10*time.Second, "eight ACQUIRE_META retries", func() bool {
 		waits = waits[:0]
 		for _, line := range strings.Split(b.logs.String(), "\n") {
 			if mm := re.FindStringSubmatch(line); mm != nil {

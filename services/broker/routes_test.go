@@ -1,7 +1,7 @@
 package broker
 
 import (
-	"bytes"
+	"context"
 	"io"
 	"net"
 	"strings"
@@ -12,9 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/qmq-go/qmq/cmd/qmq/tools"
+	"github.com/qmq-go/qmq/internal/testutil"
 	"github.com/qmq-go/qmq/protocol"
-	"github.com/qmq-go/qmq/services/metaserver/metatest"
 )
 
 // counter reads a counter's value.
@@ -25,18 +24,6 @@ func counter(t *testing.T, c prometheus.Counter) float64 {
 		t.Fatal(err)
 	}
 	return m.Counter.GetValue()
-}
-
-// tool runs `qmq tools <args>` against the test metaserver and fails the
-// test unless it succeeds.
-func (m *metaHarness) tool(args ...string) string {
-	m.t.Helper()
-	var out, errOut bytes.Buffer
-	args = append(args, "--metaserver="+m.HTTP(), "--token="+metatest.Token)
-	if code := tools.Main(args, &out, &errOut); code != 0 {
-		m.t.Fatalf("qmq tools %v: exit %d: %s %s", args, code, out.String(), errOut.String())
-	}
-	return out.String()
 }
 
 // sendOne sends one message without registering its subject and returns
@@ -118,7 +105,7 @@ func TestSendChecksSubjectRoute(t *testing.T) {
 		t.Fatalf("mixed batch failures %+v, want only bad1 refused", rs)
 	}
 	if got := b.srv.inst().store.MaxSequence("fresh"); got < 0 {
-		eventually(t, 5*time.Second, "fresh stored", func() bool { return b.srv.inst().store.MaxSequence("fresh") == 1 })
+		testutil.Eventually(t, 5*time.Second, "fresh stored", func() bool { return b.srv.inst().store.MaxSequence("fresh") == 1 })
 	}
 }
 
@@ -129,7 +116,7 @@ func TestSendRefusesSubjectRoutedElsewhere(t *testing.T) {
 	m := startMeta(t)
 	b1 := startBroker(t, m, true, "subject.route.refresh.ms=200", "subject.route.negative.ttl.ms=100")
 	b2 := startBrokerAs(t, m, "g2", "broker-test-host-2", true)
-	eventually(t, 10*time.Second, "g2 online", b2.srv.Online)
+	testutil.Eventually(t, 10*time.Second, "g2 online", b2.srv.Online)
 
 	groups, err := m.register("moving")
 	if err != nil || len(groups) != 2 {
@@ -140,16 +127,20 @@ func TestSendRefusesSubjectRoutedElsewhere(t *testing.T) {
 	wantAccepted(t, sendOne(c2, "moving", "m2"), "moving")
 
 	// g1 leaves the route: the refresh notices, then b1 refuses.
-	m.tool("RemoveSubjectBrokerGroup", "--subject=moving", "--brokerGroup=g1")
-	eventually(t, 5*time.Second, "b1 refusing moving", func() bool {
+	if err := m.admin().RemoveSubjectBrokerGroup(context.Background(), "moving", "g1"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 5*time.Second, "b1 refusing moving", func() bool {
 		return sendOne(c1, "moving", "m3") != nil
 	})
 	wantRefused(t, sendOne(c1, "moving", "m4"), "moving", "not assigned to broker group g1", "its route is g2", "AddSubjectBrokerGroup")
 	wantAccepted(t, sendOne(c2, "moving", "m5"), "moving")
 
 	// g1 joins again: accepted once the refusal expires.
-	m.tool("AddSubjectBrokerGroup", "--subject=moving", "--brokerGroup=g1")
-	eventually(t, 5*time.Second, "b1 accepting moving again", func() bool {
+	if _, err := m.admin().AddSubjectBrokerGroup(context.Background(), "moving", "g1"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 5*time.Second, "b1 accepting moving again", func() bool {
 		return sendOne(c1, "moving", "m6") == nil
 	})
 }
@@ -238,7 +229,7 @@ func TestSendFailsOpenWhenMetaserverIsDown(t *testing.T) {
 	}
 
 	p.cut(false)
-	eventually(t, 10*time.Second, "checks working again", func() bool {
+	testutil.Eventually(t, 10*time.Second, "checks working again", func() bool {
 		r := sendOne(c, "still-unrouted", "y")
 		return r != nil && r.Code == protocol.SendSubjectNotAssigned
 	})

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/qmq-go/qmq/conf"
+	"github.com/qmq-go/qmq/internal/testutil"
 	"github.com/qmq-go/qmq/protocol"
 )
 
@@ -50,12 +51,12 @@ func TestSubEnvIsolation(t *testing.T) {
 		}
 		return ids(resp)
 	}
-	eventually(t, 5*time.Second, "rules loaded", func() bool { return strings.Contains(b.logs.String(), "sub-environment isolation rules loaded") })
+	testutil.Eventually(t, 5*time.Second, "rules loaded", func() bool { return strings.Contains(b.logs.String(), "sub-environment isolation rules loaded") })
 	for _, g := range []string{"g_beta_b1", "g", "g_beta_b2"} {
 		pull(g, "", "", -1) // the groups start here
 	}
 	c.mustSend(envMsg("iso", "b1", "beta", "b1"), envMsg("iso", "b2", "beta", "b2"), envMsg("iso", "plain", "", ""))
-	eventually(t, 5*time.Second, "dispatch", func() bool { return b.srv.inst().store.MaxSequence("iso") == 2 })
+	testutil.Eventually(t, 5*time.Second, "dispatch", func() bool { return b.srv.inst().store.MaxSequence("iso") == 2 })
 	if got := pull("g_beta_b1", "beta", "b1", 1000); !slices.Equal(got, []string{"b1"}) {
 		t.Errorf("g_beta_b1 got %v, want [b1]", got)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/qmq-go/qmq/conf"
+	"github.com/qmq-go/qmq/internal/testutil"
 	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/protocol/remoting"
 )
@@ -27,14 +28,14 @@ const testSyncSecret = "sync.secret=broker-test-secret-0123456789"
 // client speaking the sync protocol without the secret gets nothing.
 func TestPairWithSyncSecret(t *testing.T) {
 	m := startMeta(t)
-	p := freePorts(t, 4)
+	p := testutil.FreePorts(t, 4)
 	master := pairMember(t, m, "auth-master", 0, p[0], p[1], "wait.slave.wrote=true", "wait.slave.wrote.timeout.ms=1500", testSyncSecret)
 	slave := pairMember(t, m, "auth-slave", 1, p[2], p[3], testSyncSecret)
 	master.start(false, true)
 	slave.start(false, false)
 	sendN(t, master.dial(), "auth.subject", 20)
 	var h healthReport
-	eventually(t, 10*time.Second, "master reports its slave authenticated and caught up", func() bool {
+	testutil.Eventually(t, 10*time.Second, "master reports its slave authenticated and caught up", func() bool {
 		resp, err := http.Get("http://" + master.srv.HTTPAddr().String() + "/health")
 		if err != nil {
 			return false
@@ -68,14 +69,14 @@ func TestPairWithSyncSecret(t *testing.T) {
 // log the same explanation, and sends are not acknowledged.
 func TestPairSyncSecretsDiffer(t *testing.T) {
 	m := startMeta(t)
-	p := freePorts(t, 4)
+	p := testutil.FreePorts(t, 4)
 	master := pairMember(t, m, "diff-master", 0, p[0], p[1], "wait.slave.wrote=true", "wait.slave.wrote.timeout.ms=500")
 	slave := pairMember(t, m, "diff-slave", 1, p[2], p[3], testSyncSecret)
 	master.start(false, true)
 	slave.start(false, false)
 	const want = "sync auth failed: secrets differ (the slave has sync.secret, the master of group g1 has none); set the same sync.secret on master and slave of group g1"
 	for _, b := range []*brokerHarness{master, slave} {
-		eventually(t, 10*time.Second, b.hostname+" logs the mismatch", func() bool { return strings.Contains(b.logs.String(), want) })
+		testutil.Eventually(t, 10*time.Second, b.hostname+" logs the mismatch", func() bool { return strings.Contains(b.logs.String(), want) })
 	}
 	if !strings.Contains(master.logs.String(), "REPLICATION IS NOT AUTHENTICATED: sync.secret is not set") {
 		t.Errorf("the master without a secret did not warn at start:\n%s", master.logs)

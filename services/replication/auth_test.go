@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/qmq-go/qmq/internal/testlog"
+	"github.com/qmq-go/qmq/internal/testutil"
 	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/protocol/remoting"
 	"github.com/qmq-go/qmq/services/replication/syncauth"
@@ -159,7 +160,7 @@ func TestForgedSlaveCannotAcknowledge(t *testing.T) {
 			t.Fatalf("the good handshake failed: %v", err)
 		}
 		f.c.Close() // the recorded connection is gone; its session with it
-		waitFor(t, "the recorded session's connection to close", func() bool { return m.srv.Stats().Connections == 0 })
+		testutil.Eventually(t, 10*time.Second, "the recorded session's connection to close", func() bool { return m.srv.Stats().Connections == 0 })
 		knownSlave = m.Lag().Slave
 	}
 	forge("replayed proof", func() bool {
@@ -283,7 +284,7 @@ func TestSyncSecretsDiffer(t *testing.T) {
 			})
 			const want = "sync auth failed: secrets differ"
 			const fix = "set the same sync.secret on master and slave of group " + testGroup
-			waitFor(t, "the slave to report the refusal", func() bool { return strings.Contains(s.Status().LastError, want) })
+			testutil.Eventually(t, 10*time.Second, "the slave to report the refusal", func() bool { return strings.Contains(s.Status().LastError, want) })
 			if acknowledged(m, end, 300*time.Millisecond) {
 				t.Error("acknowledged with differing secrets")
 			}
@@ -339,7 +340,7 @@ func TestSlaveReconnectReplacesSession(t *testing.T) {
 	auth(first)
 	second := dialForger(t, m.Addr().String())
 	auth(second)
-	waitFor(t, "the first connection to be closed", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the first connection to be closed", func() bool {
 		select {
 		case <-first.c.Done():
 			return true
@@ -355,16 +356,5 @@ func TestSlaveReconnectReplacesSession(t *testing.T) {
 	}
 	if !second.echoEnd(end) || !acknowledged(m, end, time.Second) {
 		t.Errorf("the current session's report did not count: %+v", m.Lag())
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

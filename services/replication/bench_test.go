@@ -218,20 +218,6 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 	return sorted[min(len(sorted)-1, int(float64(len(sorted))*p))]
 }
 
-// TestReplicationLagUnderSteadyLoad: 5,000 messages/s of 1 KiB (a batch of
-// 10 every 2 ms) for 2 s; the time until WaitSlaveWrote returns.
-func TestReplicationLagUnderSteadyLoad(t *testing.T) {
-	if testing.Short() {
-		t.Skip("steady load for 2 s")
-	}
-	lags := lagUnderLoad(t, 2*time.Millisecond, 2*time.Second)
-	p50, p99, worst := percentile(lags, 0.50), percentile(lags, 0.99), lags[len(lags)-1]
-	t.Logf("%d batches: replication lag p50 %s, p99 %s, max %s", len(lags), p50, p99, worst)
-	if p99 > time.Second {
-		t.Fatalf("p99 replication lag %s", p99)
-	}
-}
-
 // BenchmarkReplicationLag reports the p50/p99 lag in ms at 5,000 messages/s.
 func BenchmarkReplicationLag(b *testing.B) {
 	for i := 0; i < b.N; i++ {

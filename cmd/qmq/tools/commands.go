@@ -1,6 +1,9 @@
 package tools
 
-import "github.com/qmq-go/qmq/protocol/names"
+import (
+	"github.com/qmq-go/qmq/client/admin"
+	"github.com/qmq-go/qmq/protocol/names"
+)
 
 // flagSpec is one command-line option, named as in QMQ's tools.
 type flagSpec struct {
@@ -27,7 +30,8 @@ func orAll(check func(string) error) func(string) error {
 	}
 }
 
-// command is one tools.sh command and the management action it posts.
+// command is one tools.sh command and the management action it posts
+// (package admin names the actions, for its typed client and for us).
 type command struct {
 	name   string
 	action string
@@ -48,9 +52,9 @@ var (
 
 // commands lists QMQ's tools.sh commands (qmq-tools' Tools.java) in its order.
 var commands = []command{
-	{name: "AddBroker", action: "AddBroker", token: true, help: "register a broker (run before starting it; --ifAbsent to run before every start)",
+	{name: "AddBroker", action: admin.ActionAddBroker, token: true, help: "register a broker (run before starting it; --ifAbsent to run before every start)",
 		flags: []flagSpec{fBrokerGroup, fRole, fHostname, fIP, fServePort, fSyncPort, fIfAbsent}},
-	{name: "AddDb", action: "AddDb", token: true, help: "register a client database for the watchdog to scan",
+	{name: "AddDb", action: admin.ActionAddDB, token: true, help: "register a client database for the watchdog to scan",
 		flags: []flagSpec{
 			{name: "type", def: "mmm", help: "database type (mmm = MySQL)"},
 			{name: "host", required: true, help: "database host"},
@@ -59,36 +63,36 @@ var commands = []command{
 			{name: "password", required: true, help: "database password"},
 			{name: "room", def: "default", help: "watchdog namespace that scans it"},
 		}},
-	{name: "ReplaceBroker", action: "ReplaceBroker", token: true, help: "replace the broker of a (group, role), e.g. to move it to a new machine",
+	{name: "ReplaceBroker", action: admin.ActionReplaceBroker, token: true, help: "replace the broker of a (group, role), e.g. to move it to a new machine",
 		flags: []flagSpec{fBrokerGroup, fRole, fHostname, fIP, fServePort, fSyncPort}},
-	{name: "ListBrokers", action: "ListBrokers", help: "list registered brokers",
+	{name: "ListBrokers", action: admin.ActionListBrokers, help: "list registered brokers",
 		flags: []flagSpec{{name: "brokerGroup", help: "only this group"}}},
-	{name: "ListBrokerGroups", action: "ListBrokerGroups", help: "list broker groups and their state"},
-	{name: "ListSubjectRoutes", action: "ListSubjectRoutes", help: "list subject -> broker group routes"},
-	{name: "AddSubjectBrokerGroup", action: "AddSubjectBrokerGroup", token: true, help: "add a broker group to a subject's route",
+	{name: "ListBrokerGroups", action: admin.ActionListBrokerGroups, help: "list broker groups and their state"},
+	{name: "ListSubjectRoutes", action: admin.ActionListSubjectRoutes, help: "list subject -> broker group routes"},
+	{name: "AddSubjectBrokerGroup", action: admin.ActionAddSubjectBrokerGroup, token: true, help: "add a broker group to a subject's route",
 		flags: []flagSpec{fBrokerGroup, {name: "subject", required: true, help: "subject", check: names.Subject}}},
-	{name: "RemoveSubjectBrokerGroup", action: "RemoveSubjectBrokerGroup", token: true, help: "remove a broker group from a subject's route (or from all, with --subject=*)",
+	{name: "RemoveSubjectBrokerGroup", action: admin.ActionRemoveSubjectBrokerGroup, token: true, help: "remove a broker group from a subject's route (or from all, with --subject=*)",
 		flags: []flagSpec{fBrokerGroup, {name: "subject", required: true, help: "one subject or *, * means all subjects"}}},
-	{name: "AddNewSubject", action: "AddNewSubject", token: true, help: "declare a subject with a routing tag",
+	{name: "AddNewSubject", action: admin.ActionAddNewSubject, token: true, help: "declare a subject with a routing tag",
 		flags: []flagSpec{{name: "subject", required: true, help: "subject: 1 to 100 of A-Z a-z 0-9 . _ -", check: names.Subject}, {name: "tag", required: true, help: "routing tag (groups with the same broker_group.tag serve it)"}}},
-	{name: "ExtendSubjectRoute", action: "ExtendSubjectRoute", token: true, help: "add newBrokerGroup to every route that contains relatedBrokerGroup",
+	{name: "ExtendSubjectRoute", action: admin.ActionExtendSubjectRoute, token: true, help: "add newBrokerGroup to every route that contains relatedBrokerGroup",
 		flags: []flagSpec{
 			{name: "relatedSubject", required: true, help: "one subject or *, * means all subject", check: orAll(names.Subject)},
 			{name: "relatedBrokerGroup", required: true, help: "routes containing this group are extended"},
 			{name: "newBrokerGroup", required: true, help: "group to add"},
 		}},
-	{name: "MarkReadonly", action: "MarkReadonlyBrokerGroup", token: true, help: "stop producers from using a broker group (consumers still drain it)",
+	{name: "MarkReadonly", action: admin.ActionMarkReadonly, token: true, help: "stop producers from using a broker group (consumers still drain it)",
 		flags: []flagSpec{fBrokerGroup, {name: "subject", def: "*", help: "one subject, or * for all", check: orAll(names.Subject)}}},
-	{name: "UnMarkReadonly", action: "UnMarkReadonlyBrokerGroup", token: true, help: "undo MarkReadonly",
+	{name: "UnMarkReadonly", action: admin.ActionUnMarkReadonly, token: true, help: "undo MarkReadonly",
 		flags: []flagSpec{fBrokerGroup, {name: "subject", def: "*", help: "one subject, or * for all"}}},
-	{name: "ResetOffset", action: "ResetOffset", token: true, help: "move a consumer group to the latest or earliest message, or (ours) to the first message stored at or after a time",
+	{name: "ResetOffset", action: admin.ActionResetOffset, token: true, help: "move a consumer group to the latest or earliest message, or (ours) to the first message stored at or after a time",
 		flags: []flagSpec{
 			{name: "subject", required: true, help: "subject (or its retry subject %RETRY%<subject>%<group>)", check: names.WireSubject},
 			{name: "group", required: true, help: "consumer group", check: names.Group},
 			{name: "action", param: "code", required: true, help: "1 LATEST, 2 EARLIEST, 3 TIMESTAMP (ours: needs --timestamp and qmq-go brokers)"},
 			{name: "timestamp", help: "with --action=3: milliseconds since the epoch, or an RFC 3339 time such as 2024-05-01T08:00:00Z"},
 		}},
-	{name: "SwapMasterSlave", action: "SwapMasterSlave", token: true, help: "(ours) manual failover: make the group's slave its master and the master its slave, atomically; stop both brokers first, start them after (see README, High availability)",
+	{name: "SwapMasterSlave", action: admin.ActionSwapMasterSlave, token: true, help: "(ours) manual failover: make the group's slave its master and the master its slave, atomically; stop both brokers first, start them after (see README, High availability)",
 		flags: []flagSpec{fBrokerGroup}},
 }
 

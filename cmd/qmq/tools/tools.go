@@ -9,12 +9,12 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/qmq-go/qmq/client/admin"
 	"github.com/qmq-go/qmq/consul"
 )
 
@@ -139,12 +139,16 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	base, err := metaserverURL(ctx, *metaserver)
+	addr, err := metaserverAddr(ctx, *metaserver)
 	if err != nil {
 		fmt.Fprintf(stderr, "qmq tools %s: %v\n", cmd.name, err)
 		return 1
 	}
-	body, err := post(ctx, base, token, form)
+	body, err := admin.New(addr, token).Post(ctx, form)
+	var bad *admin.AddressError
+	if errors.As(err, &bad) {
+		err = fmt.Errorf("bad --metaserver: %w", bad.Err)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "qmq tools %s: %v\n", cmd.name, err)
 		return 1
@@ -161,45 +165,20 @@ func printUsage(w io.Writer) {
 	}
 }
 
-// metaserverURL turns QMQ's --metaserver value (host or host:port, default
-// port 8080) or consul://<service> into the management URL.
-func metaserverURL(ctx context.Context, v string) (string, error) {
-	if service, dns, ok := consul.ParseServiceURL(v); ok {
-		r := &consul.Resolver{DNSAddr: dns}
-		eps, err := r.Resolve(ctx, service)
-		if err != nil {
-			return "", err
-		}
-		return fmt.Sprintf("http://%s/management", net.JoinHostPort(eps[0].Host, fmt.Sprint(eps[0].Port))), nil
+// metaserverAddr resolves consul://<service> to the host:port of one
+// metaserver; any other --metaserver value (host or host:port, default port
+// 8080) is left to admin.New, which reads it as QMQ's tools.sh does.
+func metaserverAddr(ctx context.Context, v string) (string, error) {
+	service, dns, ok := consul.ParseServiceURL(v)
+	if !ok {
+		return v, nil
 	}
-	v = strings.TrimPrefix(strings.TrimPrefix(v, "http://"), "https://")
-	v = strings.TrimSuffix(v, "/")
-	if _, _, err := net.SplitHostPort(v); err != nil {
-		v = net.JoinHostPort(v, "8080")
-	}
-	return "http://" + v + "/management", nil
-}
-
-func post(ctx context.Context, endpoint, token string, form url.Values) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	r := &consul.Resolver{DNSAddr: dns}
+	eps, err := r.Resolve(ctx, service)
 	if err != nil {
-		return "", fmt.Errorf("bad --metaserver: %w", err)
+		return "", err
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("X-Api-Token", token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("cannot reach the metaserver at %s: %w; is `qmq metaserver` running, and is this its HTTP port (meta.server.discover.port, default 8080)?", endpoint, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return "", fmt.Errorf("read answer from %s: %w", endpoint, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("metaserver at %s answered HTTP %s: %s", endpoint, resp.Status, strings.TrimSpace(string(data)))
-	}
-	return strings.TrimSpace(string(data)), nil
+	return net.JoinHostPort(eps[0].Host, fmt.Sprint(eps[0].Port)), nil
 }
 
 // exitCode reads the answer: status -1 or an "error" field is a failure;
