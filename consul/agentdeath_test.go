@@ -33,9 +33,11 @@ func TestAgentDiesWithTestBinary(t *testing.T) {
 	}
 	defer cmd.Process.Kill()
 	agentPID := make(chan int, 1)
+	var helperOut strings.Builder // what the helper printed, for the failure message
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
+			helperOut.WriteString(sc.Text() + "\n")
 			if pid, ok := strings.CutPrefix(sc.Text(), "agent pid "); ok {
 				n, _ := strconv.Atoi(pid)
 				agentPID <- n
@@ -50,7 +52,7 @@ func TestAgentDiesWithTestBinary(t *testing.T) {
 		t.Fatal("the helper test binary did not report its consul agent within 90s")
 	}
 	if pid <= 0 {
-		t.Fatal("the helper test binary ended without reporting its consul agent")
+		t.Fatalf("the helper test binary ended without reporting its consul agent; it printed:\n%s", helperOut.String())
 	}
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -72,7 +74,17 @@ func TestAgentDeathHelper(t *testing.T) {
 		t.Skip("helper of TestAgentDiesWithTestBinary")
 	}
 	agent(t)
-	pid, err := childNamed("consul")
+	// The agent runs through a wrapper that execs setpriv, which execs
+	// consul: on a loaded machine the last exec may trail the agent's
+	// readiness as seen by the SDK (which also starts short-lived consul
+	// children of its own), so look again for a while.
+	var pid int
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if pid, err = childNamed("consul"); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
