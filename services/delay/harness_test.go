@@ -1,0 +1,151 @@
+package delay
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/qmq-go/qmq/internal/testlog"
+	"github.com/qmq-go/qmq/protocol"
+	"github.com/qmq-go/qmq/services/broker"
+	"github.com/qmq-go/qmq/services/metaserver/metatest"
+)
+
+// The test cluster: a real metaserver (metatest), one real-time broker
+// master and a delay server, all in-process on free loopback ports.
+
+const (
+	brokerHost = "delay-test-broker"
+	delayHost  = "delay-test-delay"
+	delayGroup = "delay1"
+)
+
+func startMeta(t *testing.T) *metatest.Server {
+	t.Helper()
+	return metatest.Start(t, testlog.Logger(t, "meta", hclog.Warn))
+}
+
+// startBroker runs a real-time broker master of group rt1 until the test ends.
+func startBroker(t *testing.T, m *metatest.Server) *broker.Server {
+	t.Helper()
+	s := broker.DefaultSettings()
+	s.MetaEndpoint = m.Endpoint()
+	s.Port, s.SyncPort, s.HTTPPort = 0, 0, -1
+	s.MetaRetry, s.HeartbeatInterval = 100*time.Millisecond, 200*time.Millisecond
+	s.Store.Root = filepath.Join(t.TempDir(), "broker")
+	// Small segments: the defaults preallocate a GiB (as qmq dev does).
+	s.Store.MessageSegmentSize, s.Store.ActionSegmentSize, s.Store.ConsumerLogSegmentUnit = 64<<20, 16<<20, 100_000
+	ctx, cancel := context.WithCancel(context.Background())
+	b, err := broker.New(ctx, s, broker.Options{Logger: testlog.Logger(t, "broker", hclog.Warn), Hostname: brokerHost})
+	if err != nil {
+		cancel()
+		t.Fatalf("start broker: %v", err)
+	}
+	m.AddBroker("rt1", int(protocol.RoleMaster), brokerHost, b.Port())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("broker: %v", err)
+		}
+	})
+	waitFor(t, 10*time.Second, "the broker to go online", b.Online)
+	return b
+}
+
+// delayHarness runs the delay server; restart keeps store.root and port.
+type delayHarness struct {
+	t        *testing.T
+	meta     *metatest.Server
+	root     string
+	port     int
+	settings func(*Settings) // test-specific changes, may be nil
+	srv      *Server
+	cancel   context.CancelFunc
+	done     chan error
+}
+
+func testSettings(m *metatest.Server, root string) Settings {
+	s := DefaultSettings()
+	s.MetaEndpoint = m.Endpoint()
+	s.Port, s.HTTPPort = 0, 0
+	s.MetaRetry, s.HeartbeatInterval = 100*time.Millisecond, 200*time.Millisecond
+	s.Dispatch.RetryMin, s.Dispatch.RetryMax = 50*time.Millisecond, 500*time.Millisecond
+	s.Store.Root = root
+	s.Store.MessageSegmentSize = 16 << 20
+	return s
+}
+
+// startDelay registers the delay server as DELAY_MASTER of delay1 (role 5)
+// on its first start and runs it until stop or the test's end.
+func startDelay(t *testing.T, m *metatest.Server, change func(*Settings)) *delayHarness {
+	t.Helper()
+	h := &delayHarness{t: t, meta: m, root: filepath.Join(t.TempDir(), "delay"), settings: change}
+	h.start(int(protocol.RoleDelayMaster))
+	t.Cleanup(h.stop)
+	return h
+}
+
+func (h *delayHarness) start(role int) {
+	h.t.Helper()
+	s := testSettings(h.meta, h.root)
+	s.Port = h.port
+	if h.settings != nil {
+		h.settings(&s)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := New(ctx, s, Options{Logger: testlog.Logger(h.t, "delay", hclog.Info), Hostname: delayHost})
+	if err != nil {
+		cancel()
+		h.t.Fatalf("start delay server: %v", err)
+	}
+	if h.port == 0 {
+		h.port = srv.Port()
+		h.meta.AddBroker(delayGroup, role, delayHost, h.port)
+	}
+	h.srv, h.cancel, h.done = srv, cancel, make(chan error, 1)
+	go func() { h.done <- srv.Run(ctx) }()
+}
+
+func (h *delayHarness) waitOnline() {
+	h.t.Helper()
+	waitFor(h.t, 10*time.Second, "the delay server to go online", h.srv.Online)
+}
+
+// stop stops the server and returns Run's error (nil when stopped already).
+func (h *delayHarness) stop() {
+	if h.cancel == nil {
+		return
+	}
+	h.cancel()
+	select {
+	case err := <-h.done:
+		if err != nil {
+			h.t.Errorf("delay server: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		h.t.Errorf("delay server did not stop within 15 s")
+	}
+	h.cancel = nil
+}
+
+func (h *delayHarness) restart() {
+	h.t.Helper()
+	h.stop()
+	h.start(int(protocol.RoleDelayMaster))
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
