@@ -165,8 +165,9 @@ func (r *registrar) acquire(ctx context.Context) error {
 	case protocol.RoleDelayMaster:
 	case protocol.RoleDelaySlave:
 		return &fatalError{fmt.Errorf("the metaserver registers %s:%d as DELAY_SLAVE of delay group %q, but replication of the delay server is not implemented yet, so a delay slave cannot run; "+
-			"run this server as the master of its own delay group instead (qmq tools AddBroker --role=5 with a new --brokerGroup, after removing the DELAY_SLAVE row), or leave the group without a slave",
-			s.hostname, s.Port(), resp.GroupName)}
+			"run it as the DELAY_MASTER of a delay group of its own instead: register it with qmq tools AddBroker --role=5 --brokerGroup=<new group> --hostname=%s and a broker.port not registered yet, and start it with that broker.port "+
+			"(the DELAY_SLAVE row does no harm: the metaserver never gives slaves to producers)",
+			s.hostname, s.Port(), resp.GroupName, s.hostname)}
 	default:
 		return &fatalError{fmt.Errorf("the metaserver registers %s:%d as %s of group %q; qmq delay runs delay masters (--role=5): register it with that role, or run qmq broker for a real-time role",
 			s.hostname, s.Port(), protocol.RoleName(resp.Role), resp.GroupName)}
