@@ -88,10 +88,8 @@ func (d *dispatcher) dispatch(ctx context.Context, es []delaystore.Entry) {
 			oldest = m.ScheduleTime
 		}
 	}
-	if oldest != 0 {
-		d.s.m.dueLag.Set(max(0, time.Since(time.UnixMilli(oldest)).Seconds()))
-		d.s.lastDueLag.Store(max(0, time.Since(time.UnixMilli(oldest)).Milliseconds()))
-	}
+	d.s.inflightOldest.Store(oldest)
+	defer d.s.inflightOldest.Store(0)
 	for _, subject := range order {
 		if !d.sendSubject(ctx, subject, bySubject[subject]) {
 			return

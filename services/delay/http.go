@@ -65,12 +65,14 @@ type healthReport struct {
 	Group  string `json:"group,omitempty"`
 	Role   string `json:"role,omitempty"`
 	Online bool   `json:"online"` // ONLINE acknowledged: delay messages are taken
-	// Scheduled is how many stored messages are not dispatched yet.
+	// Scheduled is how many stored messages due within the store's loaded
+	// window (load.in.advance.min ahead) are not dispatched yet; later ones
+	// are on disk and not counted.
 	Scheduled int64 `json:"scheduled"`
 	// Dispatched is how many messages real-time brokers acknowledged since start.
 	Dispatched int64 `json:"dispatched"`
-	// DueLagMillis is how late the oldest message of the last dispatched
-	// batch was when the store handed it out.
+	// DueLagMillis is how late the oldest due message not yet acknowledged
+	// by a real-time broker is (0: nothing is overdue).
 	DueLagMillis int64  `json:"dueLagMillis"`
 	DiskFull     string `json:"diskFull,omitempty"`
 }
@@ -78,7 +80,7 @@ type healthReport struct {
 func (h *httpServer) health(w http.ResponseWriter, _ *http.Request) {
 	s := h.s
 	rep := healthReport{Status: "ok", Group: s.Group(), Online: s.online.Load(), Scheduled: s.scheduled(),
-		Dispatched: s.dispatched.Load(), DueLagMillis: s.lastDueLag.Load()}
+		Dispatched: s.dispatched.Load(), DueLagMillis: s.dueLag().Milliseconds()}
 	code := http.StatusOK
 	if role := s.role.Load(); role == roleUnknown {
 		rep.Status, code = "starting", http.StatusServiceUnavailable

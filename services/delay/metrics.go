@@ -13,7 +13,6 @@ type metrics struct {
 	rejected   *prometheus.CounterVec
 	dispatched prometheus.Counter
 	sendFails  prometheus.Counter
-	dueLag     prometheus.Gauge
 	lateness   prometheus.Histogram
 	badFrames  prometheus.Counter
 }
@@ -29,15 +28,13 @@ func newMetrics() *metrics {
 			Help: "Due messages a real-time broker acknowledged."}),
 		sendFails: prometheus.NewCounter(prometheus.CounterOpts{Name: "qmq_delay_dispatch_failures_total",
 			Help: "Failed attempts to send due messages to a real-time broker (each is retried)."}),
-		dueLag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "qmq_delay_due_lag_seconds",
-			Help: "How late the oldest message of the last dispatched batch was when the store handed it out."}),
 		lateness: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "qmq_delay_dispatch_lateness_seconds",
 			Help:    "Time from a message's schedule time to its acknowledgement by a real-time broker.",
 			Buckets: []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300}}),
 		badFrames: prometheus.NewCounter(prometheus.CounterOpts{Name: "qmq_delay_bad_frames_total",
 			Help: "Connections closed for a malformed frame on broker.port."}),
 	}
-	m.reg.MustRegister(m.received, m.rejected, m.dispatched, m.sendFails, m.dueLag, m.lateness, m.badFrames,
+	m.reg.MustRegister(m.received, m.rejected, m.dispatched, m.sendFails, m.lateness, m.badFrames,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

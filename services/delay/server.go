@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
@@ -56,10 +57,11 @@ type Server struct {
 	// heartbeats say read-only meanwhile so the metaserver routes producers elsewhere.
 	diskFull atomic.Pointer[string]
 	// dispatched counts messages acknowledged by real-time brokers since
-	// start; lastDueLag is how late (ms) the oldest message of the last
-	// dispatched batch was. Both for /health.
-	dispatched atomic.Int64
-	lastDueLag atomic.Int64
+	// start (for /health); inflightOldest is the schedule time (unix ms) of
+	// the oldest message the dispatcher holds and has not had acknowledged
+	// yet, 0 when it holds none (dueLag).
+	dispatched     atomic.Int64
+	inflightOldest atomic.Int64
 
 	appendErrLog lograte.Limiter
 	diskFullLog  lograte.Limiter
@@ -93,13 +95,19 @@ func New(ctx context.Context, settings Settings, opts Options) (*Server, error) 
 	scfg.Logger = s.log.Named("store")
 	scfg.Registerer = s.m.reg
 	scfg.FS = opts.FS
+	scfg.MaxMessageSize = settings.MaxMessageSize // per.message.size is the server's and the store's
 	st, err := delaystore.Open(scfg)
 	if err != nil {
 		return nil, fmt.Errorf("open the delay store under %s (store.root): %w", scfg.Root, err)
 	}
 	s.store = st
-	s.m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "qmq_delay_scheduled",
-		Help: "Messages stored and not yet dispatched."}, func() float64 { return float64(s.scheduled()) }))
+	s.m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "qmq_delay_scheduled",
+			Help: "Messages due within the store's loaded window (load.in.advance.min) and not yet dispatched."},
+			func() float64 { return float64(s.scheduled()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "qmq_delay_due_lag_seconds",
+			Help: "How late the oldest due and undispatched message is (0: nothing is overdue)."},
+			func() float64 { return s.dueLag().Seconds() }))
 
 	tcfg := remoting.ServerConfig{
 		Addr:         net.JoinHostPort(settings.BindHost, strconv.Itoa(settings.Port)),
@@ -227,8 +235,20 @@ func (s *Server) Close() error {
 	return s.closeErr
 }
 
-// scheduled is how many stored messages are not yet dispatched.
+// scheduled is how many stored messages of the store's loaded window
+// (load.in.advance.min ahead) are not yet dispatched.
 func (s *Server) scheduled() int64 { return s.store.Stats().Scheduled }
+
+// dueLag is how late the oldest due message not yet acknowledged by a
+// broker is: one still in the store's wheel, or one the dispatcher holds
+// (a dispatcher stuck retrying a subject shows here).
+func (s *Server) dueLag() time.Duration {
+	lag := s.store.Stats().OldestDueLateness
+	if oldest := s.inflightOldest.Load(); oldest != 0 {
+		lag = max(lag, time.Since(time.UnixMilli(oldest)))
+	}
+	return max(lag, 0)
+}
 
 // brokerState is what heartbeats say: read-only while the disk is full.
 func (s *Server) brokerState() int32 {

@@ -67,6 +67,7 @@ type DispatchSettings struct {
 // MetaEndpoint has no default.
 func DefaultSettings() Settings {
 	st := delaystore.DefaultConfig("/data")
+	st.MaxMessageSize = 4 << 20
 	s := Settings{
 		Port:              20801,
 		SyncPort:          20802,
