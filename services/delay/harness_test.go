@@ -2,6 +2,7 @@ package delay
 
 import (
 	"context"
+	"io"
 	"path/filepath"
 	"testing"
 	"time"
@@ -67,6 +68,7 @@ type delayHarness struct {
 	srv      *Server
 	cancel   context.CancelFunc
 	done     chan error
+	logs     *testlog.Buffer // every run's log, also written to the test's
 }
 
 func testSettings(m *metatest.Server, root string) Settings {
@@ -98,7 +100,11 @@ func (h *delayHarness) start(role int) {
 		h.settings(&s)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := New(ctx, s, Options{Logger: testlog.Logger(h.t, "delay", hclog.Info), Hostname: delayHost})
+	if h.logs == nil {
+		h.logs = &testlog.Buffer{}
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "delay", Level: hclog.Info, Output: io.MultiWriter(testlog.Writer(h.t), h.logs)})
+	srv, err := New(ctx, s, Options{Logger: log, Hostname: delayHost})
 	if err != nil {
 		cancel()
 		h.t.Fatalf("start delay server: %v", err)

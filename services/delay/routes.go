@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/qmq-go/qmq/client/meta"
+	"github.com/qmq-go/qmq/internal/lograte"
 	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/protocol/remoting"
 )
@@ -30,6 +31,10 @@ type producerRoutes struct {
 	refresh  time.Duration
 	maxFrame int
 	log      hclog.Logger
+
+	// staleLog rate-limits the line saying last known routes are used: with
+	// the metaserver down it would come once per subject per refresh.
+	staleLog lograte.Limiter
 
 	mu       sync.Mutex
 	meta     *meta.Client
@@ -70,7 +75,7 @@ func (p *producerRoutes) groups(ctx context.Context, subject string, force bool)
 	resp, err := p.register(ctx, subject, r.registered)
 	if err != nil {
 		if len(r.groups) > 0 {
-			p.log.Warn("cannot ask the metaserver for the subject's broker groups; sending to the last known ones", "subject", subject, "groups", groupNames(r.groups), "error", explain(err))
+			p.staleLog.Warn(p.log, "cannot ask the metaserver for the subject's broker groups; sending to the last known ones", "subject", subject, "groups", groupNames(r.groups), "error", explain(err))
 			r.fetched = time.Now() // do not ask again before the refresh period
 			return r.groups, nil
 		}
