@@ -13,6 +13,7 @@ import (
 	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/services/broker"
 	"github.com/qmq-go/qmq/services/metaserver/metatest"
+	"github.com/qmq-go/qmq/storage/vfs"
 )
 
 // The test cluster: a real metaserver (metatest), one real-time broker
@@ -29,33 +30,60 @@ func startMeta(t *testing.T) *metatest.Server {
 	return metatest.Start(t, testlog.Logger(t, "meta", hclog.Warn))
 }
 
+// brokerHarness is a real-time broker master of group rt1; restart keeps
+// its store and port.
+type brokerHarness struct {
+	t      *testing.T
+	meta   *metatest.Server
+	root   string
+	port   int
+	srv    *broker.Server
+	cancel context.CancelFunc
+	done   chan error
+}
+
 // startBroker runs a real-time broker master of group rt1 until the test ends.
-func startBroker(t *testing.T, m *metatest.Server) *broker.Server {
+func startBroker(t *testing.T, m *metatest.Server) *brokerHarness {
 	t.Helper()
+	b := &brokerHarness{t: t, meta: m, root: filepath.Join(t.TempDir(), "broker")}
+	b.start()
+	t.Cleanup(b.stop)
+	return b
+}
+
+func (b *brokerHarness) start() {
+	b.t.Helper()
 	s := broker.DefaultSettings()
-	s.MetaEndpoint = m.Endpoint()
-	s.Port, s.SyncPort, s.HTTPPort = 0, 0, -1
+	s.MetaEndpoint = b.meta.Endpoint()
+	s.Port, s.SyncPort, s.HTTPPort = b.port, 0, -1
 	s.MetaRetry, s.HeartbeatInterval = 100*time.Millisecond, 200*time.Millisecond
-	s.Store.Root = filepath.Join(t.TempDir(), "broker")
+	s.Store.Root = b.root
 	// Small segments: the defaults preallocate a GiB (as qmq dev does).
 	s.Store.MessageSegmentSize, s.Store.ActionSegmentSize, s.Store.ConsumerLogSegmentUnit = 64<<20, 16<<20, 100_000
 	ctx, cancel := context.WithCancel(context.Background())
-	b, err := broker.New(ctx, s, broker.Options{Logger: testlog.Logger(t, "broker", hclog.Warn), Hostname: brokerHost})
+	srv, err := broker.New(ctx, s, broker.Options{Logger: testlog.Logger(b.t, "broker", hclog.Warn), Hostname: brokerHost})
 	if err != nil {
 		cancel()
-		t.Fatalf("start broker: %v", err)
+		b.t.Fatalf("start broker: %v", err)
 	}
-	m.AddBroker("rt1", int(protocol.RoleMaster), brokerHost, b.Port())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("broker: %v", err)
-		}
-	})
-	waitFor(t, 10*time.Second, "the broker to go online", b.Online)
-	return b
+	if b.port == 0 {
+		b.port = srv.Port()
+		b.meta.AddBroker("rt1", int(protocol.RoleMaster), brokerHost, b.port)
+	}
+	b.srv, b.cancel, b.done = srv, cancel, make(chan error, 1)
+	go func() { b.done <- srv.Run(ctx) }()
+	waitFor(b.t, 10*time.Second, "the broker to go online", srv.Online)
+}
+
+func (b *brokerHarness) stop() {
+	if b.cancel == nil {
+		return
+	}
+	b.cancel()
+	if err := <-b.done; err != nil {
+		b.t.Errorf("broker: %v", err)
+	}
+	b.cancel = nil
 }
 
 // delayHarness runs the delay server; restart keeps store.root and port.
@@ -69,6 +97,7 @@ type delayHarness struct {
 	cancel   context.CancelFunc
 	done     chan error
 	logs     *testlog.Buffer // every run's log, also written to the test's
+	fs       vfs.FS          // the store's file system (nil: the OS's)
 }
 
 func testSettings(m *metatest.Server, root string) Settings {
@@ -86,7 +115,13 @@ func testSettings(m *metatest.Server, root string) Settings {
 // on its first start and runs it until stop or the test's end.
 func startDelay(t *testing.T, m *metatest.Server, change func(*Settings)) *delayHarness {
 	t.Helper()
-	h := &delayHarness{t: t, meta: m, root: filepath.Join(t.TempDir(), "delay"), settings: change}
+	return startDelayOn(t, m, nil, change)
+}
+
+// startDelayOn is startDelay with the store on fs.
+func startDelayOn(t *testing.T, m *metatest.Server, fs vfs.FS, change func(*Settings)) *delayHarness {
+	t.Helper()
+	h := &delayHarness{t: t, meta: m, root: filepath.Join(t.TempDir(), "delay"), settings: change, fs: fs}
 	h.start(int(protocol.RoleDelayMaster))
 	t.Cleanup(h.stop)
 	return h
@@ -104,7 +139,7 @@ func (h *delayHarness) start(role int) {
 		h.logs = &testlog.Buffer{}
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "delay", Level: hclog.Info, Output: io.MultiWriter(testlog.Writer(h.t), h.logs)})
-	srv, err := New(ctx, s, Options{Logger: log, Hostname: delayHost})
+	srv, err := New(ctx, s, Options{Logger: log, Hostname: delayHost, FS: h.fs})
 	if err != nil {
 		cancel()
 		h.t.Fatalf("start delay server: %v", err)

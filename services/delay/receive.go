@@ -84,6 +84,7 @@ func (s *Server) handleSend(_ context.Context, req *remoting.Request) protocol.F
 		}
 		remark := fmt.Sprintf("%s%s (%s): %s; free space or add a delay group", protocol.RemarkDiskFull, s.Group(), addr, full.Detail())
 		s.diskFull.Store(&remark)
+		s.diskFullAt.Store(time.Now().UnixNano())
 		for _, i := range kept {
 			fail(&msgs[i], protocol.SendBrokerReadOnly, remark)
 		}

@@ -132,6 +132,7 @@ func (r *registrar) run(ctx context.Context) error {
 		case <-t.C:
 		}
 		r.tryConsul(ctx)
+		s.recheckDisk()
 		err := r.register(ctx, protocol.BrokerRequestHeartbeat)
 		switch {
 		case err == nil && failing:

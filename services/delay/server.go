@@ -56,6 +56,9 @@ type Server struct {
 	// diskFull is the last disk-full refusal of the store (nil: appends work);
 	// heartbeats say read-only meanwhile so the metaserver routes producers elsewhere.
 	diskFull atomic.Pointer[string]
+	// diskFullAt is when (unix ns) the last append was refused for space.
+	diskFullAt atomic.Int64
+	fs         vfs.FS // the store's file system, to see free space come back
 	// dispatched counts messages acknowledged by real-time brokers since
 	// start (for /health); inflightOldest is the schedule time (unix ms) of
 	// the oldest message the dispatcher holds and has not had acknowledged
@@ -80,7 +83,10 @@ func New(ctx context.Context, settings Settings, opts Options) (*Server, error) 
 	if err := settings.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid delay server settings: %w", err)
 	}
-	s := &Server{settings: settings, log: opts.Logger, hostname: opts.Hostname, m: newMetrics()}
+	s := &Server{settings: settings, log: opts.Logger, hostname: opts.Hostname, m: newMetrics(), fs: opts.FS}
+	if s.fs == nil {
+		s.fs = vfs.Default()
+	}
 	s.role.Store(roleUnknown)
 	if s.hostname == "" {
 		var err error
@@ -248,6 +254,26 @@ func (s *Server) dueLag() time.Duration {
 		lag = max(lag, time.Since(time.UnixMilli(oldest)))
 	}
 	return max(lag, 0)
+}
+
+// recheckDisk ends the read-only state of a full disk once space is back:
+// producers are not sent here meanwhile, so no append would find out. With
+// disk.free.min.bytes the free space is measured; a refusal of the file
+// system itself (no reserve set) is given up after a heartbeat interval,
+// and the next append tells again if the disk is still full.
+func (s *Server) recheckDisk() {
+	if s.diskFull.Load() == nil {
+		return
+	}
+	if min := s.settings.Store.DiskFreeMin; min > 0 {
+		if u, err := s.fs.Usage(s.settings.Store.Root); err != nil || u.Free < min {
+			return
+		}
+	} else if time.Since(time.Unix(0, s.diskFullAt.Load())) < s.settings.HeartbeatInterval {
+		return
+	}
+	s.diskFull.Store(nil)
+	s.log.Info("disk space is back: heartbeats say writable again", "store.root", s.settings.Store.Root)
 }
 
 // brokerState is what heartbeats say: read-only while the disk is full.
