@@ -12,30 +12,52 @@ import (
 	"github.com/qmq-go/qmq/storage/delaystore"
 )
 
+// maxParked bounds the messages the dispatcher holds for retry. Beyond it,
+// it takes no new due entries from the store until retries succeed (they
+// wait in the store, counted by the due lag, instead of in memory).
+const maxParked = 100_000
+
 // dispatcher sends due messages to the subject's real-time brokers, as
 // QMQ's delay master does: it takes batches from Store.Due, reads each
 // message, sends the bytes the producer sent (CRC included, unchanged, as
 // QMQ's delay server does: the delay flag and the schedule time stay in the
 // message, so consumers can see when it was due) and marks them dispatched
-// once a broker has acknowledged them. A failure is retried with backoff on
-// another group and fresh routes; nothing is dropped. One batch is finished
-// before the next is asked for, so the store never hands out an entry the
-// dispatcher still holds.
+// once a broker has acknowledged them.
+//
+// A subject whose send fails is parked: its messages wait for a retry with
+// backoff (internal/backoff, jitter), on another group and with fresh
+// routes, while the other subjects go on. Nothing is dropped. Parked
+// messages keep their store entry, not their bytes (they are read again
+// for each try); the store hands an entry out once per run, so the
+// dispatcher is the only one holding it until MarkDispatched.
 type dispatcher struct {
 	s   *Server
 	log hclog.Logger
+
+	parked  map[string]*parkedSubject
+	nParked int
 
 	failLog lograte.Limiter
 	markLog lograte.Limiter
 }
 
+// dueMessage is one due entry with what the dispatcher needs of it; msg's
+// Payload is nil while it is parked.
 type dueMessage struct {
 	entry delaystore.Entry
 	msg   delaystore.Message
 }
 
+// parkedSubject is a subject whose last send failed.
+type parkedSubject struct {
+	msgs    []dueMessage
+	retryAt time.Time
+	bo      backoff.Backoff
+	avoid   string // the group of the last failed try
+}
+
 func newDispatcher(s *Server) *dispatcher {
-	return &dispatcher{s: s, log: s.log.Named("dispatch")}
+	return &dispatcher{s: s, log: s.log.Named("dispatch"), parked: map[string]*parkedSubject{}}
 }
 
 // run dispatches until ctx ends. Only a delay master runs it.
@@ -44,11 +66,26 @@ func (d *dispatcher) run(ctx context.Context) {
 	bo := backoff.Backoff{Min: set.RetryMin, Max: set.RetryMax}
 	d.log.Info("dispatching due messages to the real-time brokers", "batch", set.BatchSize)
 	for ctx.Err() == nil {
-		es, err := d.s.store.Due(ctx, set.BatchSize)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
+		d.retryParked(ctx)
+		// Wait for due entries, but not past the next parked retry.
+		wctx, cancel := ctx, context.CancelFunc(func() {})
+		if next, ok := d.nextRetry(); ok {
+			wctx, cancel = context.WithDeadline(ctx, next)
+		}
+		if d.nParked >= maxParked {
+			<-wctx.Done()
+			cancel()
+			continue
+		}
+		es, err := d.s.store.Due(wctx, set.BatchSize)
+		waited := wctx.Err() != nil
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil && waited:
+			continue // a parked subject's retry is due
+		case err != nil:
 			d.failLog.Error(d.log, "the delay store cannot hand out due messages; retrying", "error", err)
 			_ = bo.Wait(ctx)
 			continue
@@ -58,27 +95,16 @@ func (d *dispatcher) run(ctx context.Context) {
 	}
 }
 
-// dispatch sends one batch of due entries, subject by subject, returning
-// when all are acknowledged or ctx has ended.
+// dispatch sends one batch of due entries, subject by subject; what fails
+// is parked.
 func (d *dispatcher) dispatch(ctx context.Context, es []delaystore.Entry) {
-	set := d.s.settings.Dispatch
 	bySubject := map[string][]dueMessage{}
 	var order []string
 	oldest := int64(0)
 	for _, e := range es {
-		bo := backoff.Backoff{Min: set.RetryMin, Max: set.RetryMax}
-		var m delaystore.Message
-		for {
-			var err error
-			if m, err = d.s.store.Read(e); err == nil {
-				break
-			}
-			// Never dropped: an unreadable message is retried and logged
-			// until an operator looks at the store.
-			d.failLog.Error(d.log, "cannot read a due message from the delay store; retrying", "error", err)
-			if bo.Wait(ctx) != nil {
-				return
-			}
+		m, ok := d.read(ctx, e)
+		if !ok {
+			return
 		}
 		if _, ok := bySubject[m.Subject]; !ok {
 			order = append(order, m.Subject)
@@ -90,92 +116,192 @@ func (d *dispatcher) dispatch(ctx context.Context, es []delaystore.Entry) {
 	}
 	d.s.inflightOldest.Store(oldest)
 	defer d.s.inflightOldest.Store(0)
+	defer d.publish()
 	for _, subject := range order {
-		if !d.sendSubject(ctx, subject, bySubject[subject]) {
-			return
+		msgs := bySubject[subject]
+		if p := d.parked[subject]; p != nil {
+			// Behind the parked ones, in schedule order: they go together.
+			d.park(subject, msgs, "")
+			continue
+		}
+		again, group := d.sendOnce(ctx, subject, msgs, "", false)
+		if len(again) > 0 {
+			p := d.park(subject, again, group)
+			p.retryAt = time.Now().Add(p.bo.Next())
 		}
 	}
 }
 
-// sendSubject sends the due messages of one subject until a broker has
-// acknowledged each; false when ctx ended first.
-func (d *dispatcher) sendSubject(ctx context.Context, subject string, pending []dueMessage) bool {
+// read reads a due entry's message, retrying while the store fails (an
+// unreadable message is logged, never dropped); false when ctx ended.
+func (d *dispatcher) read(ctx context.Context, e delaystore.Entry) (delaystore.Message, bool) {
+	set := d.s.settings.Dispatch
+	bo := backoff.Backoff{Min: set.RetryMin, Max: set.RetryMax}
+	for {
+		m, err := d.s.store.Read(e)
+		if err == nil {
+			return m, true
+		}
+		d.failLog.Error(d.log, "cannot read a due message from the delay store; retrying", "schedule_time", e.ScheduleTime, "sequence", e.Sequence, "error", err)
+		if bo.Wait(ctx) != nil {
+			return delaystore.Message{}, false
+		}
+	}
+}
+
+// park adds msgs (without their bytes) to subject's parked messages.
+func (d *dispatcher) park(subject string, msgs []dueMessage, failedGroup string) *parkedSubject {
+	p := d.parked[subject]
+	if p == nil {
+		set := d.s.settings.Dispatch
+		p = &parkedSubject{bo: backoff.Backoff{Min: set.RetryMin, Max: set.RetryMax}}
+		d.parked[subject] = p
+	}
+	for _, m := range msgs {
+		m.msg.Payload = nil
+		p.msgs = append(p.msgs, m)
+	}
+	if failedGroup != "" {
+		p.avoid = failedGroup
+	}
+	d.nParked += len(msgs)
+	return p
+}
+
+// publish makes the parked messages visible to /health and /metrics:
+// their count and the schedule time of the oldest (each subject's are in
+// schedule order).
+func (d *dispatcher) publish() {
+	oldest := int64(0)
+	for _, p := range d.parked {
+		if len(p.msgs) > 0 && (oldest == 0 || p.msgs[0].msg.ScheduleTime < oldest) {
+			oldest = p.msgs[0].msg.ScheduleTime
+		}
+	}
+	d.s.parkedOldest.Store(oldest)
+	d.s.parked.Store(int64(d.nParked))
+}
+
+// nextRetry is the earliest retry time of a parked subject.
+func (d *dispatcher) nextRetry() (time.Time, bool) {
+	var next time.Time
+	for _, p := range d.parked {
+		if next.IsZero() || p.retryAt.Before(next) {
+			next = p.retryAt
+		}
+	}
+	return next, !next.IsZero()
+}
+
+// retryParked tries again the parked subjects whose retry time has come,
+// in batches of delay.send.batch.size, re-reading their messages.
+func (d *dispatcher) retryParked(ctx context.Context) {
+	set := d.s.settings.Dispatch
+	defer d.publish()
+	now := time.Now()
+	for subject, p := range d.parked {
+		if ctx.Err() != nil {
+			return
+		}
+		if p.retryAt.After(now) {
+			continue
+		}
+		for len(p.msgs) > 0 {
+			n := min(len(p.msgs), set.BatchSize)
+			batch := make([]dueMessage, n)
+			for i := range batch {
+				m, ok := d.read(ctx, p.msgs[i].entry)
+				if !ok {
+					return
+				}
+				batch[i] = dueMessage{entry: p.msgs[i].entry, msg: m}
+			}
+			d.s.inflightOldest.Store(batch[0].msg.ScheduleTime)
+			again, group := d.sendOnce(ctx, subject, batch, p.avoid, true)
+			d.s.inflightOldest.Store(0)
+			sent := n - len(again)
+			d.nParked -= sent
+			if len(again) > 0 {
+				// Keep the failed ones first, then the rest, in order.
+				rest := append([]dueMessage(nil), p.msgs[n:]...)
+				p.msgs = p.msgs[:0]
+				for _, m := range again {
+					m.msg.Payload = nil
+					p.msgs = append(p.msgs, m)
+				}
+				p.msgs = append(p.msgs, rest...)
+				p.avoid = group
+				p.retryAt = time.Now().Add(p.bo.Next())
+				break
+			}
+			p.msgs = p.msgs[n:]
+		}
+		if len(p.msgs) == 0 {
+			delete(d.parked, subject)
+			d.log.Info("due messages of the subject are going out again", "subject", subject)
+		}
+	}
+}
+
+// sendOnce sends msgs of subject in one SEND_MESSAGE to a group of the
+// subject (not avoid, if there is another; fresh routes when refresh),
+// marks what the broker acknowledged as dispatched and returns the rest
+// with the group tried ("" when there was none).
+func (d *dispatcher) sendOnce(ctx context.Context, subject string, msgs []dueMessage, avoid string, refresh bool) ([]dueMessage, string) {
 	set := d.s.settings.Dispatch
 	routes := d.s.routes
-	bo := backoff.Backoff{Min: set.RetryMin, Max: set.RetryMax}
-	avoid, force := "", false
-	for len(pending) > 0 {
-		if ctx.Err() != nil {
-			return false
-		}
-		groups, err := routes.groups(ctx, subject, force)
-		if err != nil {
+	groups, err := routes.groups(ctx, subject, refresh)
+	if err != nil {
+		if ctx.Err() == nil {
 			d.s.m.sendFails.Inc()
-			d.failLog.Error(d.log, "no route for due messages; retrying", "subject", subject, "messages", len(pending), "error", err)
-			force = true
-			if bo.Wait(ctx) != nil {
-				return false
-			}
-			continue
+			d.failLog.Error(d.log, "no route for due messages; retrying later", "subject", subject, "messages", len(msgs), "error", err)
 		}
-		g := routes.pick(subject, groups, avoid)
-		payloads := make([][]byte, len(pending))
-		for i := range pending {
-			payloads[i] = pending[i].msg.Payload
-		}
-		failed, err := routes.send(ctx, g, payloads, set.SendTimeout)
-		if err != nil {
-			if ctx.Err() != nil {
-				return false
-			}
-			d.s.m.sendFails.Inc()
-			d.failLog.Warn(d.log, "sending due messages failed; retrying on another group with fresh routes", "subject", subject, "group", g.Name, "messages", len(pending), "error", err)
-			avoid, force = g.Name, true
-			if bo.Wait(ctx) != nil {
-				return false
-			}
-			continue
-		}
-		// A duplicate is a success: the broker has the message already.
-		refused := map[string]protocol.SendResult{}
-		for _, r := range failed {
-			if r.Code != protocol.SendSuccess && r.Code != protocol.SendDuplicate {
-				refused[r.MessageID] = r
-			}
-		}
-		var acked, again []dueMessage
-		for _, p := range pending {
-			if _, ok := refused[p.msg.MessageID]; ok {
-				again = append(again, p)
-			} else {
-				acked = append(acked, p)
-			}
-		}
-		if !d.markDispatched(ctx, acked) {
-			return false
-		}
-		if len(again) > 0 {
-			d.s.m.sendFails.Inc()
-			first := refused[again[0].msg.MessageID]
-			d.failLog.Warn(d.log, "a broker refused due messages; retrying on another group with fresh routes", "subject", subject, "group", g.Name,
-				"refused", len(again), "first_code", protocol.SendCodeName(first.Code), "first_remark", first.Remark)
-			avoid, force = g.Name, true
-			pending = again
-			if bo.Wait(ctx) != nil {
-				return false
-			}
-			continue
-		}
-		return true
+		return msgs, ""
 	}
-	return true
+	g := routes.pick(subject, groups, avoid)
+	payloads := make([][]byte, len(msgs))
+	for i := range msgs {
+		payloads[i] = msgs[i].msg.Payload
+	}
+	failed, err := routes.send(ctx, g, payloads, set.SendTimeout)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.s.m.sendFails.Inc()
+			d.failLog.Warn(d.log, "sending due messages failed; retrying later on another group with fresh routes", "subject", subject, "group", g.Name, "messages", len(msgs), "error", err)
+		}
+		return msgs, g.Name
+	}
+	// A duplicate is a success: the broker has the message already.
+	refused := map[string]protocol.SendResult{}
+	for _, r := range failed {
+		if r.Code != protocol.SendSuccess && r.Code != protocol.SendDuplicate {
+			refused[r.MessageID] = r
+		}
+	}
+	var acked, again []dueMessage
+	for _, m := range msgs {
+		if _, ok := refused[m.msg.MessageID]; ok {
+			again = append(again, m)
+		} else {
+			acked = append(acked, m)
+		}
+	}
+	d.markDispatched(ctx, acked)
+	if len(again) > 0 {
+		d.s.m.sendFails.Inc()
+		first := refused[again[0].msg.MessageID]
+		d.failLog.Warn(d.log, "a broker refused due messages; retrying later on another group with fresh routes", "subject", subject, "group", g.Name,
+			"refused", len(again), "first_code", protocol.SendCodeName(first.Code), "first_remark", first.Remark)
+	}
+	return again, g.Name
 }
 
 // markDispatched records acknowledged messages in the store (retried until
-// it works: otherwise a restart would send them again) and counts them.
-func (d *dispatcher) markDispatched(ctx context.Context, acked []dueMessage) bool {
+// it works or ctx ends: otherwise a restart would send them again) and
+// counts them.
+func (d *dispatcher) markDispatched(ctx context.Context, acked []dueMessage) {
 	if len(acked) == 0 {
-		return true
+		return
 	}
 	now := time.Now()
 	es := make([]delaystore.Entry, len(acked))
@@ -190,11 +316,11 @@ func (d *dispatcher) markDispatched(ctx context.Context, acked []dueMessage) boo
 	for {
 		err := d.s.store.MarkDispatched(es)
 		if err == nil {
-			return true
+			return
 		}
 		d.markLog.Error(d.log, "cannot record dispatched messages in the delay store; retrying (a restart now would send them again)", "messages", len(es), "error", err)
 		if bo.Wait(ctx) != nil {
-			return false
+			return
 		}
 	}
 }

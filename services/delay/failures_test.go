@@ -15,6 +15,7 @@ import (
 	"github.com/qmq-go/qmq/client"
 	"github.com/qmq-go/qmq/internal/testlog"
 	"github.com/qmq-go/qmq/protocol"
+	"github.com/qmq-go/qmq/services/broker"
 	"github.com/qmq-go/qmq/storage/vfs"
 )
 
@@ -97,5 +98,38 @@ func TestDiskFullRefusesWithReason(t *testing.T) {
 	time.Sleep(1100 * time.Millisecond) // the store measures free space at most once a second
 	if _, rs := rawSend(t, d.srv.Addr().String(), delayMessage("delay.disk.full", "m2", time.Now().Add(time.Minute).UnixMilli())); len(rs) != 0 {
 		t.Errorf("after space came back: %+v", rs)
+	}
+}
+
+// TestRefusedSubjectDoesNotBlockOthers: a message the real-time broker
+// refuses for good (larger than its max.message.size, which the delay
+// server's per.message.size allowed) is parked and retried, never
+// dropped, while the other subjects' messages still go out on time; the
+// parked message shows in /health's parked and due lag.
+func TestRefusedSubjectDoesNotBlockOthers(t *testing.T) {
+	m := startMeta(t)
+	startBroker(t, m, func(s *broker.Settings) { s.MaxMessageSize = 64 << 10 })
+	d := startDelay(t, m, nil)
+	d.waitOnline()
+	col := consume(t, m.Endpoint(), "delay.fine")
+	now := time.Now()
+	big := delayMessage("delay.too.big", "big", now.Add(time.Second).UnixMilli())
+	for i := range 4 {
+		big.Attrs = append(big.Attrs, protocol.Attr{Key: fmt.Sprint("data", i), Value: strings.Repeat("x", 30000)})
+	}
+	if _, rs := rawSend(t, d.srv.Addr().String(), big, delayMessage("delay.fine", "fine", now.Add(2*time.Second).UnixMilli())); len(rs) != 0 {
+		t.Fatalf("delay server refused: %+v", rs)
+	}
+	got := col.waitFor(t, 10*time.Second, "fine")
+	checkOnTime(t, got, now, "fine")
+	waitFor(t, 5*time.Second, "the refused message to be parked", func() bool { return d.srv.parked.Load() == 1 })
+	if lag := d.srv.dueLag(); lag < time.Second {
+		t.Errorf("due lag %v with a message parked since %v", lag, time.UnixMilli(big.ExpireOrScheduleTime))
+	}
+	if !strings.Contains(d.logs.String(), "a broker refused due messages") {
+		t.Errorf("the refusal was not logged:\n%s", d.logs.String())
+	}
+	if n := d.srv.dispatched.Load(); n != 1 {
+		t.Errorf("dispatched %d, want 1 (the refused message is not counted)", n)
 	}
 }

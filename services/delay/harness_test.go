@@ -40,12 +40,16 @@ type brokerHarness struct {
 	srv    *broker.Server
 	cancel context.CancelFunc
 	done   chan error
+	change func(*broker.Settings) // test-specific changes, may be nil
 }
 
 // startBroker runs a real-time broker master of group rt1 until the test ends.
-func startBroker(t *testing.T, m *metatest.Server) *brokerHarness {
+func startBroker(t *testing.T, m *metatest.Server, change ...func(*broker.Settings)) *brokerHarness {
 	t.Helper()
 	b := &brokerHarness{t: t, meta: m, root: filepath.Join(t.TempDir(), "broker")}
+	if len(change) > 0 {
+		b.change = change[0]
+	}
 	b.start()
 	t.Cleanup(b.stop)
 	return b
@@ -60,6 +64,9 @@ func (b *brokerHarness) start() {
 	s.Store.Root = b.root
 	// Small segments: the defaults preallocate a GiB (as qmq dev does).
 	s.Store.MessageSegmentSize, s.Store.ActionSegmentSize, s.Store.ConsumerLogSegmentUnit = 64<<20, 16<<20, 100_000
+	if b.change != nil {
+		b.change(&s)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := broker.New(ctx, s, broker.Options{Logger: testlog.Logger(b.t, "broker", hclog.Warn), Hostname: brokerHost})
 	if err != nil {

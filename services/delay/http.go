@@ -73,14 +73,16 @@ type healthReport struct {
 	Dispatched int64 `json:"dispatched"`
 	// DueLagMillis is how late the oldest due message not yet acknowledged
 	// by a real-time broker is (0: nothing is overdue).
-	DueLagMillis int64  `json:"dueLagMillis"`
-	DiskFull     string `json:"diskFull,omitempty"`
+	DueLagMillis int64 `json:"dueLagMillis"`
+	// Parked is how many due messages wait for a retry after a failed send.
+	Parked   int64  `json:"parked"`
+	DiskFull string `json:"diskFull,omitempty"`
 }
 
 func (h *httpServer) health(w http.ResponseWriter, _ *http.Request) {
 	s := h.s
 	rep := healthReport{Status: "ok", Group: s.Group(), Online: s.online.Load(), Scheduled: s.scheduled(),
-		Dispatched: s.dispatched.Load(), DueLagMillis: s.dueLag().Milliseconds()}
+		Dispatched: s.dispatched.Load(), DueLagMillis: s.dueLag().Milliseconds(), Parked: s.parked.Load()}
 	code := http.StatusOK
 	if role := s.role.Load(); role == roleUnknown {
 		rep.Status, code = "starting", http.StatusServiceUnavailable

@@ -65,6 +65,10 @@ type Server struct {
 	// yet, 0 when it holds none (dueLag).
 	dispatched     atomic.Int64
 	inflightOldest atomic.Int64
+	// parked is how many due messages wait for a retry after a failed send;
+	// parkedOldest the schedule time of the oldest (0: none).
+	parked       atomic.Int64
+	parkedOldest atomic.Int64
 
 	appendErrLog lograte.Limiter
 	diskFullLog  lograte.Limiter
@@ -113,7 +117,10 @@ func New(ctx context.Context, settings Settings, opts Options) (*Server, error) 
 			func() float64 { return float64(s.scheduled()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "qmq_delay_due_lag_seconds",
 			Help: "How late the oldest due and undispatched message is (0: nothing is overdue)."},
-			func() float64 { return s.dueLag().Seconds() }))
+			func() float64 { return s.dueLag().Seconds() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "qmq_delay_parked",
+			Help: "Due messages waiting for a retry after a failed send to a real-time broker."},
+			func() float64 { return float64(s.parked.Load()) }))
 
 	tcfg := remoting.ServerConfig{
 		Addr:         net.JoinHostPort(settings.BindHost, strconv.Itoa(settings.Port)),
@@ -246,12 +253,14 @@ func (s *Server) Close() error {
 func (s *Server) scheduled() int64 { return s.store.Stats().Scheduled }
 
 // dueLag is how late the oldest due message not yet acknowledged by a
-// broker is: one still in the store's wheel, or one the dispatcher holds
-// (a dispatcher stuck retrying a subject shows here).
+// broker is: one still in the store's wheel, one being sent, or one parked
+// for a retry (a subject no broker takes shows here).
 func (s *Server) dueLag() time.Duration {
 	lag := s.store.Stats().OldestDueLateness
-	if oldest := s.inflightOldest.Load(); oldest != 0 {
-		lag = max(lag, time.Since(time.UnixMilli(oldest)))
+	for _, oldest := range []int64{s.inflightOldest.Load(), s.parkedOldest.Load()} {
+		if oldest != 0 {
+			lag = max(lag, time.Since(time.UnixMilli(oldest)))
+		}
 	}
 	return max(lag, 0)
 }
