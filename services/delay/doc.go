@@ -35,10 +35,23 @@
 // Store.MarkDispatched once the broker acknowledged. QMQ's delay server
 // rewrites nothing in the message: the delay flag and schedule time stay,
 // so a consumer sees when the message was due (client.Message.ScheduledAt).
-// Failures back off (internal/backoff, with jitter) and are retried on
-// another group with fresh routes; the last known routes serve while the
-// metaserver is down. Nothing is dropped: a message that no broker takes
-// is retried until one does.
+// A subject whose send fails is parked: its messages are retried with
+// backoff (internal/backoff, with jitter) on another group with fresh
+// routes, while other subjects go on; the last known routes serve while
+// the metaserver is down. Nothing is dropped: a message that no broker
+// takes is retried until one does, and shows in /health (parked,
+// dueLagMillis) meanwhile.
+//
+// # Observability (http.go, metrics.go)
+//
+// delay.http.port serves /health (status, group, role, online, scheduled,
+// dispatched, dueLagMillis, parked, diskFull) and /metrics
+// (qmq_delay_received_total, qmq_delay_rejected_total,
+// qmq_delay_dispatched_total, qmq_delay_dispatch_failures_total,
+// qmq_delay_dispatch_lateness_seconds, qmq_delay_scheduled,
+// qmq_delay_due_lag_seconds, qmq_delay_parked, and the store's
+// qmq_delay_store_* series). With consul.address set the server registers
+// as qmq-delay (tags group:, role:delay_master; a TCP check on broker.port).
 //
 // # Not implemented yet
 //

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -111,5 +112,31 @@ func TestScheduleTime(t *testing.T) {
 		if got := scheduleTime(&c.m, now); got != c.want {
 			t.Errorf("%s: %d, want %d", c.name, got, c.want)
 		}
+	}
+}
+
+// The sample conf/delay.properties and QMQ's dist delay.properties (plus
+// its other delay keys) hold no key reported as unknown.
+func TestSampleAndQMQKeysKnown(t *testing.T) {
+	_, file, _, _ := runtime.Caller(0)
+	sample := filepath.Join(filepath.Dir(file), "..", "..", "conf")
+	_, rep, err := LoadSettings(sample, conf.Lookup{Env: noEnv})
+	if err != nil || len(rep.Unknown) != 0 {
+		t.Fatalf("sample conf: %v, unknown %v", err, rep.Unknown)
+	}
+	qmq := []string{"meta.server.endpoint=http://127.0.0.1:8080/meta/address", "broker.port=20801", "sync.port=20802", "store.root=/data",
+		"wait.slave.wrote=false", "sync.batch.size=100000", "slave.sync.timeout=3000", "message.sync.timeout.ms=10", "dispatch.sync.timeout.ms=10",
+		"segment.scale.minute=60", "load.in.advance.min=30", "load.blocking.exit.sec=60", "load.segment.delay.min=1", "dispatch.log.keep.hour=72",
+		"schedule.clean.before.dispatch.hour=24", "messagelog.retention.hours=72", "log.expired.delete.enable=false",
+		"log.retention.check.interval.seconds=60", "per.segment.file.size=1073741824", "per.message.size=4194304",
+		"delay.send.batch.thread.size=4", "delay.send.wait.time=10", "delay.send.threads=1", "delay.send.batch.executor.sleep.min.millis=500",
+		"add.wheel.exception.sleep.millis=500", "Receiver.RejectIllegalSubject=false"}
+	dir := writeConf(t, strings.Join(qmq, "\n")+"\n")
+	_, rep, err = LoadSettings(dir, conf.Lookup{Env: noEnv})
+	if err != nil || len(rep.Unknown) != 0 {
+		t.Fatalf("QMQ's keys: %v, unknown %v", err, rep.Unknown)
+	}
+	if len(rep.Ignored) != len(ignoredKeys) {
+		t.Errorf("ignored %d keys, want %d: %v", len(rep.Ignored), len(ignoredKeys), rep.Ignored)
 	}
 }
