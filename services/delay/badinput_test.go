@@ -111,3 +111,25 @@ func counter(c interface{ Write(*dto.Metric) error }) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// TestUnregisteredExplains: a delay server the metaserver does not know
+// logs the metaserver's explanation and what to register, keeps retrying,
+// and refuses messages meanwhile (BROKER_READ_ONLY, so producers go to
+// another delay group).
+func TestUnregisteredExplains(t *testing.T) {
+	m := startMeta(t)
+	h := &delayHarness{t: t, meta: m, root: t.TempDir()}
+	h.start(-1)
+	t.Cleanup(h.stop)
+	waitFor(t, 5*time.Second, "the metaserver's explanation in the log", func() bool {
+		l := h.logs.String()
+		return strings.Contains(l, "cannot find broker meta") && strings.Contains(l, "AddBroker --role=5") && strings.Contains(l, delayHost)
+	})
+	if h.srv.Online() {
+		t.Fatal("an unregistered delay server is online")
+	}
+	_, rs := rawSend(t, h.srv.Addr().String(), delayMessage("delay.unregistered", "m1", time.Now().Add(time.Minute).UnixMilli()))
+	if len(rs) != 1 || rs[0].Code != protocol.SendBrokerReadOnly {
+		t.Fatalf("send before online: %+v", rs)
+	}
+}

@@ -2,8 +2,12 @@ package delay
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -196,6 +200,47 @@ func TestDelayMessagesArriveWhenDue(t *testing.T) {
 	if n := d.srv.dispatched.Load(); n != 4 {
 		t.Errorf("the delay server dispatched %d messages, want 4 (1 s, 5 s, raw-past, raw-zero; the past one went real-time)", n)
 	}
+
+	// What an operator sees.
+	var h healthReport
+	if code := getJSON(t, "http://"+d.srv.HTTPAddr().String()+"/health", &h); code != http.StatusOK ||
+		h.Status != "ok" || h.Role != "DELAY_MASTER" || h.Group != delayGroup || !h.Online || h.Dispatched != 4 || h.Scheduled != 0 || h.Parked != 0 {
+		t.Errorf("/health %d %+v", code, h)
+	}
+	metrics := getText(t, "http://"+d.srv.HTTPAddr().String()+"/metrics")
+	for _, want := range []string{"qmq_delay_received_total 4", "qmq_delay_dispatched_total 4", "qmq_delay_scheduled 0",
+		"qmq_delay_due_lag_seconds 0", "qmq_delay_dispatch_lateness_seconds_count 4", "qmq_delay_store_appended_total 4"} {
+		if !strings.Contains(metrics, want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
+func getJSON(t *testing.T, url string, v any) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode
+}
+
+func getText(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // TestDelayRestartWhilePending: messages stored and not yet due when the

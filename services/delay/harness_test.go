@@ -134,6 +134,8 @@ func startDelayOn(t *testing.T, m *metatest.Server, fs vfs.FS, change func(*Sett
 	return h
 }
 
+// start runs the server; on the first start it registers it with role
+// (none when role < 0).
 func (h *delayHarness) start(role int) {
 	h.t.Helper()
 	s := testSettings(h.meta, h.root)
@@ -153,7 +155,9 @@ func (h *delayHarness) start(role int) {
 	}
 	if h.port == 0 {
 		h.port = srv.Port()
-		h.meta.AddBroker(delayGroup, role, delayHost, h.port)
+		if role >= 0 {
+			h.meta.AddBroker(delayGroup, role, delayHost, h.port)
+		}
 	}
 	h.srv, h.cancel, h.done = srv, cancel, make(chan error, 1)
 	go func() { h.done <- srv.Run(ctx) }()
