@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -38,7 +39,8 @@ func freeDelayPort(t *testing.T) int {
 func TestDevDelaySend(t *testing.T) {
 	ports := devPorts(t)
 	dp := freeDelayPort(t)
-	dev := startDev(t, t.TempDir(), ports, fmt.Sprintf("--delay-port=%d", dp))
+	data := t.TempDir()
+	dev := startDev(t, data, ports, fmt.Sprintf("--delay-port=%d", dp))
 
 	got := consumeAsync(t, dev.meta, "later", "g1", 2)
 	time.Sleep(2 * time.Second) // let the new group register its cursor before anything is sent
@@ -85,5 +87,15 @@ func TestDevDelaySend(t *testing.T) {
 	}
 	if h.Status != "ok" || h.Role != "DELAY_MASTER" || h.Group != "dev_delay" || h.Dispatched != 2 || h.Scheduled != 0 {
 		t.Errorf("delay /health: %+v; want ok, DELAY_MASTER, dev_delay, 2 dispatched, 0 scheduled", h)
+	}
+
+	// kill -9 with a message pending, restart on the same data: it arrives.
+	send(t, dev.meta, "later", "--body", "across a crash", "--delay", "3s")
+	_ = dev.cmd.Process.Signal(syscall.SIGKILL)
+	_ = dev.cmd.Wait()
+	dev = startDev(t, data, ports, fmt.Sprintf("--delay-port=%d", dp))
+	msgs = waitConsumed(t, consumeAsync(t, dev.meta, "later", "g1", 1), 1)
+	if msgs[0].Body != "across a crash" {
+		t.Fatalf("after the crash got %+v", msgs[0])
 	}
 }
