@@ -165,19 +165,21 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 
 	h := ports.host
 	endpoint := fmt.Sprintf("http://%s/meta/address", net.JoinHostPort(h, strconv.Itoa(*metaHTTP)))
+	delayLine, delayTry := "", ""
+	if ports.delay != 0 {
+		delayLine = fmt.Sprintf("  delay        %s  group %s  (health and metrics http://%s/health, /metrics)\n",
+			hostPort(h, ports.delay), devDelayGroup, hostPort(h, ports.delay+2))
+		delayTry = fmt.Sprintf("  qmq send --meta %s --subject hello --body \"later\" --delay 10s\n", endpoint)
+	}
 	fmt.Fprintf(stdout, `qmq dev is running (data in %s; Ctrl-C stops it, a restart keeps the data; ports listen on %s)
   metaserver   http://%s  (tcp %d)
   broker       %s  group %s  (health and metrics http://%s/health, /metrics)
-  meta.server.endpoint=%s
+%s  meta.server.endpoint=%s
   admin token  %s   (qmq tools ListBrokers --metaserver=%s)
 Try:
   qmq consume --meta %s --subject hello --group g1
   qmq send --meta %s --subject hello --body "hi"
-`, *data, ports.bind, hostPort(h, *metaHTTP), *metaTCP, hostPort(h, *brokerPort), devGroup, hostPort(h, *httpPort), endpoint, token, hostPort(h, *metaHTTP), endpoint, endpoint)
-	if ports.delay != 0 {
-		fmt.Fprintf(stdout, "  delay        %s  group %s  (health and metrics http://%s/health, /metrics); try: qmq send --meta %s --subject hello --delay 10s\n",
-			hostPort(h, ports.delay), devDelayGroup, hostPort(h, ports.delay+2), endpoint)
-	}
+%s`, *data, ports.bind, hostPort(h, *metaHTTP), *metaTCP, hostPort(h, *brokerPort), devGroup, hostPort(h, *httpPort), delayLine, endpoint, token, hostPort(h, *metaHTTP), endpoint, endpoint, delayTry)
 	if ports.slave != 0 {
 		fmt.Fprintf(stdout, "  slave        %s  group %s  (http://%s/health); the master answers sends once the slave wrote them (wait.slave.wrote=true)\n",
 			hostPort(h, ports.slave), devGroup, hostPort(h, ports.slave+2))
