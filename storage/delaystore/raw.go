@@ -226,3 +226,27 @@ func (s *Store) SetLogStart(kind LogKind, offset int64) error {
 	}
 	return s.disp.SetStart(offset)
 }
+
+// ReplicaInfo describes the replicated logs to a replica.
+type ReplicaInfo struct {
+	MessageSegmentSize  int64
+	DispatchSegmentSize int64
+	// MessageStart and DispatchStart are the oldest offsets a replica can
+	// copy from (an empty replica starts there with SetLogStart).
+	MessageStart  int64
+	DispatchStart int64
+	MessageEnd    int64
+	DispatchEnd   int64
+}
+
+// ReplicaInfo returns the segment sizes and the replicable ranges.
+func (s *Store) ReplicaInfo() ReplicaInfo {
+	return ReplicaInfo{
+		MessageSegmentSize:  s.cfg.MessageSegmentSize,
+		DispatchSegmentSize: s.cfg.DispatchSegmentSize,
+		MessageStart:        s.msgs.MinOffset(),
+		DispatchStart:       s.disp.MinOffset(),
+		MessageEnd:          s.msgs.WrotePosition(),
+		DispatchEnd:         s.disp.WrotePosition(),
+	}
+}
