@@ -91,6 +91,7 @@ func TestRefusesBadMessages(t *testing.T) {
 	for _, m := range []Message{
 		{ScheduleTime: 0, Subject: "a", MessageID: "1", Payload: []byte("x")},
 		{ScheduleTime: -5, Subject: "a", MessageID: "1", Payload: []byte("x")},
+		{ScheduleTime: maxScheduleTime + 1, Subject: "a", MessageID: "1", Payload: []byte("x")},
 		{ScheduleTime: 1, Subject: "", MessageID: "1", Payload: []byte("x")},
 		{ScheduleTime: 1, Subject: "a", MessageID: "", Payload: []byte("x")},
 		{ScheduleTime: 1, Subject: "a", MessageID: "1"},
@@ -236,5 +237,30 @@ func TestClosed(t *testing.T) {
 	}
 	if _, err := s.Due(context.Background(), 1); !errors.Is(err, ErrClosed) {
 		t.Fatal(err)
+	}
+}
+
+// TestAsyncFlush: without FlushSync an append reaches the wheel within
+// FlushInterval, and LogAppended fires.
+func TestAsyncFlush(t *testing.T) {
+	c := newClock(t0)
+	cfg := testConfig(t, t.TempDir(), c)
+	cfg.FlushSync = false
+	cfg.FlushInterval = 20 * time.Millisecond
+	s := mustOpen(t, cfg)
+	defer s.Close()
+	ch := s.LogAppended(MessageLog)
+	if _, err := s.Append([]Message{msg(1, c.At(0))}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ch:
+	case <-time.After(time.Second):
+		t.Fatal("LogAppended did not fire")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if es, err := s.Due(ctx, 10); err != nil || len(es) != 1 {
+		t.Fatalf("due: %v %v", es, err)
 	}
 }
