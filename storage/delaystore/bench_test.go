@@ -3,6 +3,7 @@ package delaystore
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -78,4 +79,30 @@ func BenchmarkDueMarkDispatched(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "entries/s")
 		})
 	}
+}
+
+// BenchmarkAppendParallel: 8 appenders per CPU with FlushSync share fsyncs.
+func BenchmarkAppendParallel(b *testing.B) {
+	c := newClock(time.Now())
+	cfg := testConfig(b, b.TempDir(), c)
+	cfg.MessageSegmentSize = 64 << 20
+	cfg.FlushSync = true
+	s := mustOpen(b, cfg)
+	defer s.Close()
+	payload := make([]byte, 256)
+	var n atomic.Int64
+	b.SetParallelism(8)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(1)
+			m := Message{ScheduleTime: c.At(time.Duration(i%3600) * time.Second), Subject: "order.changed", MessageID: fmt.Sprint(i), Payload: payload}
+			if _, err := s.Append([]Message{m}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
 }

@@ -88,9 +88,6 @@ func TestHelperKillWriter(t *testing.T) {
 // generation unless it was handed out for delivery (then it may have been
 // marked just before the kill), and nothing marked comes back.
 func TestCrashKill9(t *testing.T) {
-	if testing.Short() {
-		t.Skip("spawns processes")
-	}
 	dir := t.TempDir()
 	acked, marked, handed := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	rng := rand.New(rand.NewSource(time.Now().UnixNano()))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/qmq-go/qmq/services/delay/wheel"
 	"github.com/qmq-go/qmq/storage"
 	"github.com/qmq-go/qmq/storage/segment"
 )
@@ -249,4 +250,9 @@ func (s *Store) ReplicaInfo() ReplicaInfo {
 		MessageEnd:          s.msgs.WrotePosition(),
 		DispatchEnd:         s.disp.WrotePosition(),
 	}
+}
+
+// wheelKey names the entry a dispatch record is about.
+func wheelKey(r dispRecord) []wheel.Key {
+	return []wheel.Key{{Time: r.scheduleTime, Seq: r.seq}}
 }

@@ -28,9 +28,6 @@ func appendMany(t testing.TB, s *Store, n int, at func(i int) int64) {
 // TestRestartMillion: Open with 1,000,000 scheduled entries in the window,
 // reporting the time to Open (target < 5 s) and the heap bytes per entry.
 func TestRestartMillion(t *testing.T) {
-	if testing.Short() {
-		t.Skip("writes ~300 MB")
-	}
 	const n = 1_000_000
 	c := newClock(t0)
 	cfg := testConfig(t, t.TempDir(), c)
