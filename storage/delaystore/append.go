@@ -63,10 +63,16 @@ func (s *Store) Append(msgs []Message) (end int64, err error) {
 	return end, nil
 }
 
+// maxScheduleTime is the last millisecond of the year 9999.
+const maxScheduleTime = 253402300799999
+
 func (s *Store) validate(m *Message) error {
 	switch {
 	case m.ScheduleTime <= 0:
 		return fmt.Errorf("delay store: message %q/%q: schedule time %d is not a positive unix-millisecond time", m.Subject, m.MessageID, m.ScheduleTime)
+	case m.ScheduleTime > maxScheduleTime:
+		// Bucket names have four-digit years.
+		return fmt.Errorf("delay store: message %q/%q: schedule time %d is after the year 9999", m.Subject, m.MessageID, m.ScheduleTime)
 	case len(m.Subject) == 0 || len(m.Subject) > maxFieldBytes || strings.IndexByte(m.Subject, 0) >= 0:
 		return fmt.Errorf("delay store: invalid subject %q (1..%d bytes, no NUL)", m.Subject, maxFieldBytes)
 	case len(m.MessageID) == 0 || len(m.MessageID) > maxFieldBytes:

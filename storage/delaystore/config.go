@@ -100,7 +100,7 @@ func (c *Config) normalize() error {
 	if c.DispatchSegmentSize == 0 {
 		c.DispatchSegmentSize = DefaultDispatchSegmentSize
 	}
-	if c.DispatchSegmentSize <= 0 || c.DispatchSegmentSize%dispRecordSize != 0 {
+	if c.DispatchSegmentSize <= 0 || c.DispatchSegmentSize%int64(dispRecordSize) != 0 {
 		return fmt.Errorf("delay store %s: dispatch segment size %d must be a positive multiple of %d", c.Root, c.DispatchSegmentSize, dispRecordSize)
 	}
 	if c.MaxMessageSize == 0 {

@@ -104,4 +104,15 @@
 // entries were delivered, so a restart never delivers them again. A
 // message-log segment is deleted MessageLogRetention after its last write
 // once fully replayed (its messages live on in the buckets).
+//
+// # Limits
+//
+// Each bucket that holds data keeps its active segment open and mapped
+// (sparse, so it costs no disk): a store with messages in every hourly
+// bucket of two years holds 17,520 such files, so the file-descriptor limit
+// and vm.max_map_count must allow for it (sealed segments are unmapped when
+// idle). Cancel scans the buckets on disk and blocks replay meanwhile. The
+// wheel keeps the loaded window in memory at about 32 bytes per entry; a
+// bucket is loaded whole, so SegmentScale bounds the memory a busy hour
+// needs. Two stores cannot share one prometheus Registerer.
 package delaystore

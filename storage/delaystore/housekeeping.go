@@ -39,6 +39,7 @@ func (s *Store) housekeeper() {
 			if err := s.runRetention(); err != nil {
 				s.log.Error("retention", "error", err)
 			}
+			s.unmapIdle()
 		}
 	}
 }
@@ -211,4 +212,16 @@ func (s *Store) deleteMessageSegments(now int64) error {
 		return fmt.Errorf("retention: message log: %w", err)
 	}
 	return nil
+}
+
+// unmapIdle releases the mappings and file handles of sealed segments
+// nobody read since the last call (they are mapped again when read).
+func (s *Store) unmapIdle() {
+	s.msgs.UnmapIdle()
+	s.disp.UnmapIdle()
+	s.bmu.RLock()
+	defer s.bmu.RUnlock()
+	for _, b := range s.buckets {
+		b.log.UnmapIdle()
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/qmq-go/qmq/services/delay/wheel"
 	"github.com/qmq-go/qmq/storage"
 	"github.com/qmq-go/qmq/storage/segment"
 )
@@ -225,4 +226,33 @@ func (s *Store) SetLogStart(kind LogKind, offset int64) error {
 		return fmt.Errorf("%s: cannot start at %d: %w", kind, offset, segment.ErrNotEmpty)
 	}
 	return s.disp.SetStart(offset)
+}
+
+// ReplicaInfo describes the replicated logs to a replica.
+type ReplicaInfo struct {
+	MessageSegmentSize  int64
+	DispatchSegmentSize int64
+	// MessageStart and DispatchStart are the oldest offsets a replica can
+	// copy from (an empty replica starts there with SetLogStart).
+	MessageStart  int64
+	DispatchStart int64
+	MessageEnd    int64
+	DispatchEnd   int64
+}
+
+// ReplicaInfo returns the segment sizes and the replicable ranges.
+func (s *Store) ReplicaInfo() ReplicaInfo {
+	return ReplicaInfo{
+		MessageSegmentSize:  s.cfg.MessageSegmentSize,
+		DispatchSegmentSize: s.cfg.DispatchSegmentSize,
+		MessageStart:        s.msgs.MinOffset(),
+		DispatchStart:       s.disp.MinOffset(),
+		MessageEnd:          s.msgs.WrotePosition(),
+		DispatchEnd:         s.disp.WrotePosition(),
+	}
+}
+
+// wheelKey names the entry a dispatch record is about.
+func wheelKey(r dispRecord) []wheel.Key {
+	return []wheel.Key{{Time: r.scheduleTime, Seq: r.seq}}
 }

@@ -145,7 +145,7 @@ func decodeRecord(b []byte, checkCRC bool) (rec record, err error) {
 // size is a multiple of 32 never needs a filler.
 const (
 	dispMagic      uint16 = 0xD15B
-	dispRecordSize        = 32
+	dispRecordSize int    = 32
 
 	kindDispatched uint8 = 1
 	kindCancelled  uint8 = 2

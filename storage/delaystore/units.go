@@ -70,9 +70,8 @@ func scan(seg *segment.Log, from, to int64, minUnit int, unit unitFunc, visit fu
 		p := 0
 		for p < len(b) {
 			off := pos + int64(p)
-			if segEnd-off < int64(minUnit) { // the zero tail of a full segment
-				p = len(b)
-				break
+			if segEnd-off < int64(minUnit) {
+				break // the zero tail of a full segment: pos moves past all of b
 			}
 			n, filler, err := unit(b[p:], off)
 			if err != nil {
@@ -80,8 +79,7 @@ func scan(seg *segment.Log, from, to int64, minUnit int, unit unitFunc, visit fu
 				return off, nil
 			}
 			if filler {
-				p = len(b)
-				break
+				break // the rest of the segment is filler
 			}
 			if visit != nil {
 				if err := visit(off, b[p:p+n]); err != nil {
