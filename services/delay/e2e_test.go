@@ -282,3 +282,73 @@ func TestDelayRestartWhilePending(t *testing.T) {
 	t.Logf("20 messages across a restart: lateness min %v, median %v, max %v", late[0].Round(time.Millisecond),
 		late[len(late)/2].Round(time.Millisecond), late[len(late)-1].Round(time.Millisecond))
 }
+
+// TestConsumerRetryAtGoesThroughTheDelayServer: a handler that asks for
+// its message again at a given time (client.RetryAt, QMQ's
+// NeedRetryException) gets it back through the delay server, no earlier
+// than asked and within maxLateness, as its second delivery.
+func TestConsumerRetryAtGoesThroughTheDelayServer(t *testing.T) {
+	m := startMeta(t)
+	startBroker(t, m)
+	d := startDelay(t, m, nil)
+	d.waitOnline()
+	const subject = "delay.retry.at"
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c, err := client.NewConsumer(ctx, m.Endpoint(), subject, "g1",
+		client.WithPullTimeout(400*time.Millisecond), client.WithHeartbeat(300*time.Millisecond),
+		client.WithAckFlushInterval(100*time.Millisecond), client.WithRouteRefresh(time.Second),
+		client.WithCloseWait(3*time.Second), client.WithLogger(testlog.Logger(t, "consumer", hclog.Warn)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type delivery struct {
+		at    time.Time
+		times int
+	}
+	got := make(chan delivery, 4)
+	var retryAt time.Time
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = c.Run(ctx, func(_ context.Context, msg *client.Message) error {
+			now := time.Now()
+			if msg.Times() == 1 {
+				retryAt = now.Add(2 * time.Second) // written before the send on got: the test reads it after
+				got <- delivery{at: now, times: 1}
+				return client.RetryAt(retryAt)
+			}
+			got <- delivery{at: now, times: msg.Times()}
+			return nil
+		})
+	}()
+	defer func() { cancel(); <-done; _ = c.Close() }()
+
+	p, err := client.NewProducer(ctx, m.Endpoint(), client.WithLogger(testlog.Logger(t, "producer", hclog.Warn)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	if err := p.Send(ctx, p.NewMessage(subject)); err != nil {
+		t.Fatal(err)
+	}
+	var first, second delivery
+	for i, dst := range []*delivery{&first, &second} {
+		select {
+		case *dst = <-got:
+		case <-time.After(15 * time.Second):
+			t.Fatalf("delivery %d did not come", i+1)
+		}
+	}
+	if second.times != 2 {
+		t.Errorf("second delivery has Times()=%d, want 2", second.times)
+	}
+	if late := second.at.Sub(retryAt); late < 0 || late > maxLateness {
+		t.Errorf("the retry came %v after the time asked for; want 0 to %v", late, maxLateness)
+	} else {
+		t.Logf("retry delivered %v after the time asked for", late.Round(time.Millisecond))
+	}
+	if n := d.srv.dispatched.Load(); n != 1 {
+		t.Errorf("the delay server dispatched %d messages, want 1 (the retry)", n)
+	}
+}
