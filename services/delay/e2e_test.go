@@ -274,9 +274,6 @@ func TestDelayRestartWhilePending(t *testing.T) {
 	}
 	d.restart()
 	d.waitOnline()
-	if n := len(col.snapshot()); n != 0 {
-		t.Fatalf("%d messages arrived before they were due", n)
-	}
 	got := col.waitFor(t, 20*time.Second, ids...)
 	late := checkOnTime(t, got, sentAt, ids...)
 	sort.Slice(late, func(i, j int) bool { return late[i] < late[j] })
