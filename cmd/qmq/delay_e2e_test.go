@@ -5,7 +5,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -97,5 +101,122 @@ func TestDevDelaySend(t *testing.T) {
 	msgs = waitConsumed(t, consumeAsync(t, dev.meta, "later", "g1", 1), 1)
 	if msgs[0].Body != "across a crash" {
 		t.Fatalf("after the crash got %+v", msgs[0])
+	}
+}
+
+// startProcess runs qmq with args until the test ends (SIGTERM, then
+// SIGKILL after 10 s) and returns its command and log.
+func startProcess(t *testing.T, name string, args ...string) (*exec.Cmd, *syncBuffer) {
+	t.Helper()
+	log := &syncBuffer{}
+	cmd := exec.Command(qmqBin, args...)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("%s log:\n%s", name, log.String())
+		}
+	})
+	return cmd, log
+}
+
+// TestBinaryDelayServer: separate `qmq metaserver`, `qmq broker` and
+// `qmq delay` processes, registered with `qmq tools AddBroker` as an
+// operator does; a message sent with `qmq send --delay 1s` reaches
+// `qmq consume` once due; SIGTERM stops the delay server cleanly
+// (OFFLINE, exit 0).
+func TestBinaryDelayServer(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "valid-api-tokens.properties"), seedToken+"=token1\n")
+	writeFile(t, filepath.Join(dir, "metaserver.properties"), "store.root="+filepath.Join(dir, "meta")+"\nmin.group.num=1\n")
+	metaHTTP, metaTCP := freePort(t), freePort(t)
+	startMetaProcess(t, dir, metaHTTP, metaTCP)
+	ms := fmt.Sprintf("--metaserver=127.0.0.1:%d", metaHTTP)
+	meta := fmt.Sprintf("http://127.0.0.1:%d/meta/address", metaHTTP)
+	hostname, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bPort, bSync, dPort, dSync, dHTTP := freePort(t), freePort(t), freePort(t), freePort(t), freePort(t)
+	for _, r := range []struct {
+		group      string
+		role, port int
+		sync       int
+	}{{"g1", 0, bPort, bSync}, {"d1", 5, dPort, dSync}} {
+		if out, errOut, code := runTool(t, "AddBroker", ms, "--token="+seedToken, "--brokerGroup="+r.group, fmt.Sprintf("--role=%d", r.role),
+			"--hostname="+hostname, "--ip=127.0.0.1", fmt.Sprintf("--servePort=%d", r.port), fmt.Sprintf("--syncPort=%d", r.sync)); code != 0 {
+			t.Fatalf("AddBroker %s: %s %s", r.group, out, errOut)
+		}
+	}
+	writeFile(t, filepath.Join(dir, "broker.properties"), "meta.server.endpoint="+meta+"\n")
+	writeFile(t, filepath.Join(dir, "delay.properties"), "meta.server.endpoint="+meta+"\nstore.root="+filepath.Join(dir, "delay")+"\n")
+	startProcess(t, "broker", "broker", "--conf", dir,
+		"--set", fmt.Sprintf("broker.port=%d", bPort), "--set", fmt.Sprintf("sync.port=%d", bSync), "--set", "broker.http.port=-1",
+		"--set", "broker.advertise.ip=127.0.0.1", "--set", "store.root="+filepath.Join(dir, "broker"),
+		"--set", "messagelog.segment.size=16777216", "--set", "actionlog.segment.size=4194304", "--set", "consumerlog.segment.units=10000")
+	delayCmd, delayLog := startProcess(t, "delay", "delay", "--conf", dir,
+		"--set", fmt.Sprintf("broker.port=%d", dPort), "--set", fmt.Sprintf("sync.port=%d", dSync), "--set", fmt.Sprintf("delay.http.port=%d", dHTTP),
+		"--set", "delay.advertise.ip=127.0.0.1", "--set", "per.segment.file.size=16777216")
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(delayLog.String(), "delay server online") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the delay server did not go online:\n%s", delayLog.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	got := consumeAsync(t, meta, "later.bin", "g1", 1)
+	time.Sleep(2 * time.Second) // let the new group register its cursor before anything is sent
+	sentAt := time.Now()
+	send(t, meta, "later.bin", "--body", "from the binaries", "--delay", "1s")
+	msgs := waitConsumed(t, got, 1)
+	if msgs[0].Body != "from the binaries" || msgs[0].ScheduledAt == "" {
+		t.Fatalf("consumed %+v", msgs[0])
+	}
+	if took := time.Since(sentAt); took < time.Second {
+		t.Errorf("the message arrived %v after sending, before its 1 s delay", took)
+	}
+
+	if err := delayCmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for !strings.Contains(delayLog.String(), "delay server stopped") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the delay server did not stop on SIGTERM:\n%s", delayLog.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if l := delayLog.String(); !strings.Contains(l, "delay server offline") {
+		t.Errorf("no OFFLINE at shutdown:\n%s", l)
+	}
+}
+
+// TestBinaryDelayFailsClearly: `qmq delay` without meta.server.endpoint,
+// or with an unknown --set key, exits 1 with a sentence, not a stack.
+func TestBinaryDelayFailsClearly(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"delay", "--conf", t.TempDir()}, "meta.server.endpoint is required"},
+		{[]string{"delay", "--conf", t.TempDir(), "--set", "meta.server.endpoint=x:1", "--set", "segment.scale.minutes=30"}, "segment.scale.minute"},
+		{[]string{"delay", "--conf", t.TempDir(), "--set", "meta.server.endpoint=x:1", "--set", "wait.slave.wrote=true"}, "replication of the delay server is not implemented"},
+	} {
+		out, err := exec.Command(qmqBin, c.args...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), c.want) || strings.Contains(string(out), "goroutine ") {
+			t.Errorf("%v: %v\n%s\nwant a failure naming %q", c.args, err, out, c.want)
+		}
 	}
 }
