@@ -115,5 +115,8 @@
 // when idle. Cancel scans the buckets on disk and blocks replay meanwhile. The
 // wheel keeps the loaded window in memory at about 32 bytes per entry; a
 // bucket is loaded whole, so SegmentScale bounds the memory a busy hour
-// needs. Two stores cannot share one prometheus Registerer.
+// needs. Open scans the whole dispatch log and keeps the sequences of
+// buckets it still has to load in a set until they are loaded (its size
+// follows DispatchLogKeep and the dispatch rate). Two stores cannot share
+// one prometheus Registerer.
 package delaystore
