@@ -136,11 +136,16 @@ func (s *Store) replay() error {
 		if rec.seq <= b.lastSeq {
 			return nil
 		}
-		boff, err := b.log.Append(len(rb), func(dst []byte) { copy(dst, rb) })
+		l, err := s.bucketLog(b)
+		if err != nil {
+			return err
+		}
+		boff, err := l.Append(len(rb), func(dst []byte) { copy(dst, rb) })
 		if err != nil {
 			return fmt.Errorf("append to schedule bucket %s: %w", b.dir, err)
 		}
 		b.lastSeq, b.dirty, b.done = rec.seq, true, false
+		b.end, b.lastWrite = l.WrotePosition(), time.Now()
 		if id > s.loadedUpTo {
 			return nil
 		}

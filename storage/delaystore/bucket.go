@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/qmq-go/qmq/storage/segment"
@@ -17,11 +18,16 @@ import (
 type bucket struct {
 	id  int64
 	dir string
-	log *segment.Log
+	// log is nil while the bucket is closed for idleness (see closeIdle);
+	// it is set and cleared under Store.replayMu, and never cleared while
+	// the bucket is loaded, so Read may load it without the lock.
+	log atomic.Pointer[segment.Log]
 	// Under Store.replayMu.
-	lastSeq int64 // highest sequence appended (-1: none)
-	dirty   bool  // appended since the last checkpoint
-	done    bool  // loaded earlier, every entry dispatched: not scanned again
+	end       int64     // end of the bucket's records (its log's write position)
+	lastSeq   int64     // highest sequence appended (-1: none)
+	dirty     bool      // appended since the last checkpoint
+	done      bool      // loaded earlier, every entry dispatched: not scanned again
+	lastWrite time.Time // wall clock of the last append or open
 	// pending counts loaded entries not yet dispatched or cancelled (under
 	// Store.mu).
 	pending int64
@@ -67,6 +73,7 @@ func (s *Store) openBuckets(cp replayCheckpoint) error {
 	if err != nil {
 		return fmt.Errorf("list %s: %w", s.scheduleDir, err)
 	}
+	window := s.bucketID(s.now() + s.cfg.LoadAhead.Milliseconds())
 	for _, e := range entries {
 		path := filepath.Join(s.scheduleDir, e.Name())
 		if strings.HasSuffix(e.Name(), deletedSuffix) {
@@ -84,7 +91,8 @@ func (s *Store) openBuckets(cp replayCheckpoint) error {
 		if err != nil {
 			return fmt.Errorf("open schedule bucket: %w", err)
 		}
-		b := &bucket{id: id, dir: path, log: l, lastSeq: -1}
+		b := &bucket{id: id, dir: path, lastSeq: -1, lastWrite: time.Now()}
+		b.log.Store(l)
 		s.buckets[id] = b
 		from := int64(0)
 		if m, ok := cp.buckets[id]; ok {
@@ -104,6 +112,14 @@ func (s *Store) openBuckets(cp replayCheckpoint) error {
 		}
 		if end != from {
 			b.done = false // records the checkpoint did not know of
+		}
+		b.end = end
+		if id > window {
+			// Outside the window: closed until written or loaded.
+			b.log.Store(nil)
+			if err := l.Close(); err != nil {
+				return fmt.Errorf("close schedule bucket %s: %w", path, err)
+			}
 		}
 	}
 	return nil
@@ -127,7 +143,8 @@ func (s *Store) bucketFor(id int64) (*bucket, error) {
 		l.Close()
 		return nil, fmt.Errorf("sync %s: %w", s.scheduleDir, err)
 	}
-	b = &bucket{id: id, dir: dir, log: l, lastSeq: -1}
+	b = &bucket{id: id, dir: dir, lastSeq: -1, end: l.WrotePosition(), lastWrite: time.Now()}
+	b.log.Store(l)
 	s.bmu.Lock()
 	s.buckets[id] = b
 	s.bmu.Unlock()
@@ -155,7 +172,11 @@ func (s *Store) loadBucket(b *bucket) error {
 		batch = batch[:0]
 	}
 	if !b.done {
-		_, err := scan(b.log, b.log.MinOffset(), -1, recHeaderSize, func(rb []byte, _ int64) (int, bool, error) {
+		l, err := s.bucketLog(b)
+		if err != nil {
+			return err
+		}
+		_, err = scan(l, l.MinOffset(), -1, recHeaderSize, func(rb []byte, _ int64) (int, bool, error) {
 			rec, err := decodeRecord(rb, false) // validated when written or recovered
 			return rec.size, err == nil && rec.attr == attrEOF, err
 		}, func(off int64, rb []byte) error {
@@ -205,4 +226,48 @@ func (s *Store) removeDir(path string) error {
 		return fmt.Errorf("remove %s: %w", path, err)
 	}
 	return nil
+}
+
+// bucketLog returns b's log, reopening it if it was closed for idleness.
+// replayMu is held.
+func (s *Store) bucketLog(b *bucket) (*segment.Log, error) {
+	if l := b.log.Load(); l != nil {
+		return l, nil
+	}
+	l, err := s.openBucketLog(b.dir)
+	if err != nil {
+		return nil, fmt.Errorf("reopen schedule bucket: %w", err)
+	}
+	// A reopened log ends at its last segment's end until told where its
+	// records end (the rest is zero already; Truncate also makes it so).
+	if err := l.Truncate(b.end); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("reopen schedule bucket %s at %d: %w", b.dir, b.end, err)
+	}
+	b.log.Store(l)
+	b.lastWrite = time.Now()
+	return l, nil
+}
+
+// idleAfter is how long a bucket outside the window stays open after its
+// last append: each open bucket holds a file descriptor and a mapping, and
+// a store may have tens of thousands of buckets.
+const idleAfter = time.Minute
+
+// closeIdle closes the logs of the buckets outside the loaded window that
+// were not appended to for idleAfter (all of them with all set), once
+// their records are durable. replayMu is held.
+func (s *Store) closeIdle(all bool) {
+	s.bmu.RLock()
+	defer s.bmu.RUnlock()
+	for id, b := range s.buckets {
+		l := b.log.Load()
+		if l == nil || id <= s.loadedUpTo || b.dirty || (!all && time.Since(b.lastWrite) < idleAfter) {
+			continue
+		}
+		b.log.Store(nil)
+		if err := l.Close(); err != nil {
+			s.log.Warn("close idle schedule bucket", "bucket", b.dir, "error", err)
+		}
+	}
 }

@@ -38,7 +38,11 @@ func (s *Store) Cancel(subject, messageID string) (bool, error) {
 	sort.Slice(bs, func(i, j int) bool { return bs[i].id < bs[j].id })
 	var found []Entry
 	for _, b := range bs {
-		_, err := scan(b.log, b.log.MinOffset(), -1, recHeaderSize, func(rb []byte, _ int64) (int, bool, error) {
+		l, err := s.bucketLog(b)
+		if err != nil {
+			return false, fmt.Errorf("delay store: cancel %q/%q: %w", subject, messageID, err)
+		}
+		_, err = scan(l, l.MinOffset(), -1, recHeaderSize, func(rb []byte, _ int64) (int, bool, error) {
 			rec, err := decodeRecord(rb, false)
 			return rec.size, err == nil && rec.attr == attrEOF, err
 		}, func(off int64, rb []byte) error {

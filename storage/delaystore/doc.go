@@ -107,12 +107,16 @@
 //
 // # Limits
 //
-// Each bucket that holds data keeps its active segment open and mapped
-// (sparse, so it costs no disk): a store with messages in every hourly
-// bucket of two years holds 17,520 such files, so the file-descriptor limit
-// and vm.max_map_count must allow for it (sealed segments are unmapped when
-// idle). Cancel scans the buckets on disk and blocks replay meanwhile. The
+// A bucket outside the window is closed a minute after its last append
+// (and at Open), so open files and mappings follow the buckets in use, not
+// the up to 17,520 (hourly) or 210,240 (5-minute) buckets of two years;
+// writes spread evenly over all of them would keep them all open, and
+// reopening costs a Truncate at the known end. Sealed segments are unmapped
+// when idle. Cancel scans the buckets on disk and blocks replay meanwhile. The
 // wheel keeps the loaded window in memory at about 32 bytes per entry; a
 // bucket is loaded whole, so SegmentScale bounds the memory a busy hour
-// needs. Two stores cannot share one prometheus Registerer.
+// needs. Open scans the whole dispatch log and keeps the sequences of
+// buckets it still has to load in a set until they are loaded (its size
+// follows DispatchLogKeep and the dispatch rate). Two stores cannot share
+// one prometheus Registerer.
 package delaystore

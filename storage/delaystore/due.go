@@ -68,7 +68,11 @@ func (s *Store) Read(e Entry) (Message, error) {
 		return Message{}, fmt.Errorf("delay store: read entry %d (schedule time %d): its schedule bucket %s does not exist",
 			e.Sequence, e.ScheduleTime, bucketName(s.bucketID(e.ScheduleTime), s.cfg.SegmentScale))
 	}
-	v, err := b.log.Read(e.offset, int(e.size))
+	l := b.log.Load()
+	if l == nil {
+		return Message{}, fmt.Errorf("delay store: read entry %d (schedule time %d): its bucket %s is not loaded", e.Sequence, e.ScheduleTime, b.dir)
+	}
+	v, err := l.Read(e.offset, int(e.size))
 	if err != nil {
 		return Message{}, fmt.Errorf("delay store: read entry %d at %d in bucket %s: %w", e.Sequence, e.offset, b.dir, err)
 	}

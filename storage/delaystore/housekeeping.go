@@ -40,6 +40,9 @@ func (s *Store) housekeeper() {
 				s.log.Error("retention", "error", err)
 			}
 			s.unmapIdle()
+			s.replayMu.Lock()
+			s.closeIdle(false)
+			s.replayMu.Unlock()
 		}
 	}
 }
@@ -73,7 +76,7 @@ func (s *Store) checkpointLocked() error {
 	s.bmu.RUnlock()
 	for _, b := range bs {
 		if b.dirty {
-			if err := b.log.Flush(); err != nil {
+			if err := b.log.Load().Flush(); err != nil { // dirty buckets are open
 				return fmt.Errorf("checkpoint: flush schedule bucket %s: %w", b.dir, err)
 			}
 			b.dirty = false
@@ -85,7 +88,7 @@ func (s *Store) checkpointLocked() error {
 		// times of now or later, so nothing new will land in it).
 		done := b.done || (b.id <= s.loadedUpTo && pending == 0 && (b.id+1)*s.scaleMs < now)
 		b.done = done
-		cp.buckets[b.id] = bucketMark{end: b.log.WrotePosition(), lastSeq: b.lastSeq, done: done}
+		cp.buckets[b.id] = bucketMark{end: b.end, lastSeq: b.lastSeq, done: done}
 	}
 	data := encodeCheckpoint(cp)
 	if string(data) == s.ckptState {
@@ -148,7 +151,9 @@ func (s *Store) deleteBuckets(now int64) error {
 		delete(s.buckets, b.id)
 		s.bmu.Unlock()
 		delete(s.skip, b.id)
-		b.log.Close()
+		if l := b.log.Load(); l != nil {
+			l.Close()
+		}
 		if err := s.removeDir(gone); err != nil {
 			return fmt.Errorf("retention: %w", err)
 		}
@@ -222,6 +227,8 @@ func (s *Store) unmapIdle() {
 	s.bmu.RLock()
 	defer s.bmu.RUnlock()
 	for _, b := range s.buckets {
-		b.log.UnmapIdle()
+		if l := b.log.Load(); l != nil {
+			l.UnmapIdle()
+		}
 	}
 }

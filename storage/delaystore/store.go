@@ -176,6 +176,9 @@ func Open(cfg Config) (*Store, error) {
 	if err == nil {
 		err = s.checkpointLocked()
 	}
+	if err == nil {
+		s.closeIdle(true) // buckets outside the window stay closed until written
+	}
 	s.replayMu.Unlock()
 	if err != nil {
 		return nil, err
@@ -333,7 +336,9 @@ func (s *Store) closeLogs() error {
 	}
 	s.bmu.Lock()
 	for _, b := range s.buckets {
-		errs = append(errs, b.log.Close())
+		if l := b.log.Load(); l != nil {
+			errs = append(errs, l.Close())
+		}
 	}
 	s.bmu.Unlock()
 	return errors.Join(errs...)

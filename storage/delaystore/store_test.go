@@ -264,3 +264,55 @@ func TestAsyncFlush(t *testing.T) {
 		t.Fatalf("due: %v %v", es, err)
 	}
 }
+
+// TestIdleBuckets: buckets outside the window are closed (file descriptors)
+// and reopened where their records end when written or loaded.
+func TestIdleBuckets(t *testing.T) {
+	c := newClock(t0)
+	cfg := testConfig(t, t.TempDir(), c)
+	s := mustOpen(t, cfg)
+	far := c.At(48 * time.Hour)
+	if _, err := s.Append([]Message{msg(1, far), msg(2, c.At(time.Second))}); err != nil {
+		t.Fatal(err)
+	}
+	s.replayMu.Lock()
+	if err := s.checkpointLocked(); err != nil {
+		t.Fatal(err)
+	}
+	s.closeIdle(true)
+	s.replayMu.Unlock()
+	b := s.getBucket(s.bucketID(far))
+	if b.log.Load() != nil {
+		t.Fatal("idle far bucket still open")
+	}
+	if s.getBucket(s.bucketID(c.At(0))).log.Load() == nil {
+		t.Fatal("loaded bucket closed")
+	}
+	if _, err := s.Append([]Message{msg(3, far+1)}); err != nil { // reopens it
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = mustOpen(t, cfg)
+	defer s.Close()
+	if s.getBucket(s.bucketID(far)).log.Load() != nil {
+		t.Fatal("far bucket open after Open")
+	}
+	if _, err := s.Append([]Message{msg(4, far+2)}); err != nil {
+		t.Fatal(err)
+	}
+	c.Set(time.UnixMilli(far + 10))
+	if err := s.loadDue(); err != nil {
+		t.Fatal(err)
+	}
+	got := drain(t, s, 20*time.Millisecond)
+	if len(got) != 4 {
+		t.Fatalf("%d due", len(got))
+	}
+	for _, e := range got {
+		if _, err := s.Read(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
