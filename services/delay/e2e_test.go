@@ -265,7 +265,8 @@ func TestDelayRestartWhilePending(t *testing.T) {
 	var msgs []*client.Message
 	var ids []string
 	for i := range 20 {
-		msg := p.NewMessage(subject).SetDelay(2*time.Second + time.Duration(i)*100*time.Millisecond)
+		// Due 3 s on: well after the restart, even on a loaded machine.
+		msg := p.NewMessage(subject).SetDelay(3*time.Second + time.Duration(i)*100*time.Millisecond)
 		msgs = append(msgs, msg)
 		ids = append(ids, msg.ID())
 	}

@@ -36,6 +36,9 @@ func TestDispatchWaitsForTheBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close(ctx)
+	// The broker goes down first: the messages are stored (sending them
+	// needs only the delay group) and come due with no broker to take them.
+	b.stop()
 	var ids []string
 	var msgs []*client.Message
 	for i := range 5 {
@@ -45,10 +48,12 @@ func TestDispatchWaitsForTheBroker(t *testing.T) {
 	if err := p.Send(ctx, msgs...); err != nil {
 		t.Fatal(err)
 	}
-	b.stop()
 	time.Sleep(3 * time.Second) // all due, none deliverable
 	if n := d.srv.dispatched.Load(); n != 0 {
 		t.Fatalf("%d messages counted dispatched with the broker down", n)
+	}
+	if d.srv.parked.Load() != 5 {
+		t.Errorf("parked %d, want 5", d.srv.parked.Load())
 	}
 	if !strings.Contains(d.logs.String(), "retrying") {
 		t.Errorf("the failed sends were not logged:\n%s", d.logs.String())

@@ -34,7 +34,8 @@ func TestDispatchDuringMetaserverOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "the first message to be dispatched (routes learnt)", func() bool { return d.srv.dispatched.Load() == 1 })
-	if err := p.Send(ctx, p.NewMessage(subject).SetDelay(2*time.Second), p.NewMessage(subject).SetDelay(2500*time.Millisecond)); err != nil {
+	// Due well after the metaserver has stopped, even on a loaded machine.
+	if err := p.Send(ctx, p.NewMessage(subject).SetDelay(3*time.Second), p.NewMessage(subject).SetDelay(3500*time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
 	m.Stop()
