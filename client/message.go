@@ -209,8 +209,9 @@ func (m *Message) AddTag(tag string) *Message {
 // Tags returns the message's tags.
 func (m *Message) Tags() []string { return slices.Clone(m.tags) }
 
-// SetDelay makes this a delay message delivered d from now (sent through a
-// delay broker group; Send fails if the metaserver knows none).
+// SetDelay makes this a delay message delivered d from now: sent through a
+// delay broker group (Send fails if the metaserver knows none) when it is
+// at least MinDelay ahead at Send, else to a real-time group at once.
 func (m *Message) SetDelay(d time.Duration) *Message { return m.SetDelayUntil(time.Now().Add(d)) }
 
 // SetDelayUntil makes this a delay message delivered at t.
@@ -222,6 +223,17 @@ func (m *Message) SetDelayUntil(t time.Time) *Message {
 
 // ScheduledAt is the delivery time of a delay message (zero otherwise).
 func (m *Message) ScheduledAt() time.Time { return m.scheduleAt }
+
+// MinDelay is how far ahead a delivery time must be for a message to go
+// through a delay group (QMQ's DelayUtil): one due sooner is sent to a
+// real-time group at once, as a plain message.
+const MinDelay = 500 * time.Millisecond
+
+// isDelay reports whether the message goes through a delay group when sent
+// at now: its delivery time is at least MinDelay ahead.
+func (m *Message) isDelay(now time.Time) bool {
+	return !m.scheduleAt.IsZero() && m.scheduleAt.Sub(now) >= MinDelay
+}
 
 // SetMaxRetries overrides, for this message, how often consumers retry it
 // before it goes to the dead-letter subject (qmq_maxRetryNum).
@@ -270,7 +282,7 @@ func (m *Message) toWire(now time.Time) (*protocol.Message, error) {
 		MessageID:  m.id,
 		Tags:       m.tags,
 	}
-	if !m.scheduleAt.IsZero() {
+	if m.isDelay(now) {
 		pm.Flag |= protocol.MessageFlagDelay
 		pm.ExpireOrScheduleTime = m.scheduleAt.UnixMilli()
 	} else {

@@ -106,7 +106,7 @@ func newOutgoing(m *Message, now time.Time) (*outgoing, error) {
 		return nil, err
 	}
 	ct := protocol.ClientTypeProducer
-	if !m.scheduleAt.IsZero() {
+	if m.isDelay(now) {
 		ct = protocol.ClientTypeDelayProducer
 	}
 	return &outgoing{m: m, pm: pm, size: size, key: routeKey{clientType: ct, subject: m.subject}}, nil

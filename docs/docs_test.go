@@ -15,6 +15,7 @@ import (
 
 	"github.com/qmq-go/qmq/conf"
 	"github.com/qmq-go/qmq/services/broker"
+	"github.com/qmq-go/qmq/services/delay"
 	"github.com/qmq-go/qmq/services/metaserver"
 )
 
@@ -37,6 +38,11 @@ func loaders(t *testing.T) map[string]*conf.Reader {
 		t.Fatal(err)
 	}
 	out[br.FileName()] = br
+	dl, err := delay.KnownKeys(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out[dl.FileName()] = dl
 	ms, err := metaserver.KnownKeys(dir)
 	if err != nil {
 		t.Fatal(err)

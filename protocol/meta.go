@@ -19,6 +19,30 @@ const (
 	RoleDelayBackup int32 = 7
 )
 
+// RoleName is QMQ's name of a broker role (BrokerRole), "role(n)" for a
+// code QMQ does not define.
+func RoleName(role int32) string {
+	switch role {
+	case RoleMaster:
+		return "MASTER"
+	case RoleSlave:
+		return "SLAVE"
+	case RoleStandby:
+		return "STANDBY"
+	case RoleDelay:
+		return "DELAY"
+	case RoleBackup:
+		return "BACKUP"
+	case RoleDelayMaster:
+		return "DELAY_MASTER"
+	case RoleDelaySlave:
+		return "DELAY_SLAVE"
+	case RoleDelayBackup:
+		return "DELAY_BACKUP"
+	}
+	return "role(" + strconv.Itoa(int(role)) + ")"
+}
+
 // Broker group states. Untyped: BrokerRegisterRequest.State is an i32 and
 // BrokerGroupInfo.State a u8 on the wire.
 const (

@@ -69,3 +69,15 @@ func fetchMetaAddress(ctx context.Context, url string) (string, error) {
 	}
 	return addr, nil
 }
+
+// OutboundIP is the local IP this machine uses to reach target (host:port;
+// no packet is sent): what a server registers with the metaserver when no
+// address is configured. "127.0.0.1" when target cannot be resolved.
+func OutboundIP(target string) string {
+	c, err := net.Dial("udp", target)
+	if err != nil {
+		return "127.0.0.1"
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).IP.String()
+}

@@ -24,12 +24,18 @@ import (
 
 	"github.com/qmq-go/qmq/conf"
 	"github.com/qmq-go/qmq/internal/loadgen"
+	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/services/broker"
+	"github.com/qmq-go/qmq/services/delay"
 	"github.com/qmq-go/qmq/services/metaserver"
 )
 
-// devGroup is the broker group `qmq dev` registers.
-const devGroup = "dev_group"
+// devGroup is the broker group `qmq dev` registers; devDelayGroup its
+// delay group.
+const (
+	devGroup      = "dev_group"
+	devDelayGroup = "dev_delay"
+)
 
 // runDev starts a metaserver (embedded SQLite) and one broker master in this
 // process, registering the broker automatically, so that a newcomer has a
@@ -43,6 +49,7 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 	brokerPort := fs.Int("broker-port", 20881, "broker port (broker.port)")
 	syncPort := fs.Int("sync-port", 0, "broker sync port (sync.port); 0 = broker port + 1")
 	httpPort := fs.Int("broker-http-port", 0, "broker /health and /metrics port (broker.http.port); 0 = broker port + 2")
+	delayPort := fs.Int("delay-port", 0, "delay server port (delay.properties broker.port; its sync.port is + 1, delay.http.port + 2); 0 = broker port - 80 (QMQ's 20801 with the default broker port), -1 = no delay server")
 	withSlave := fs.Bool("slave", false, "also run the group's slave (ports: broker port + 10, + 11 sync, + 12 http), with wait.slave.wrote=true")
 	bind := fs.String("bind", "127.0.0.1", "IP address every port listens on (meta.server.bind.host, broker.bind.host); 0.0.0.0 opens them to other machines, with the admin token as the only guard")
 	logLevel := fs.String("log-level", "info", "trace, debug, info, warn or error")
@@ -76,6 +83,12 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 		bind: bindIP.String(), host: devHost(bindIP)}
 	if *withSlave {
 		ports.slave = *brokerPort + 10
+	}
+	switch {
+	case *delayPort == 0:
+		ports.delay = *brokerPort - 80
+	case *delayPort > 0:
+		ports.delay = *delayPort
 	}
 	token, err := prepareDevConf(confDir, *data, ports)
 	if err != nil {
@@ -133,18 +146,40 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 		go func() { brokerDone <- b.Run(brokerCtx) }()
 		started++
 	}
+	if ports.delay != 0 {
+		err := devAddGroup(ctx, ports.host, *metaHTTP, token, devDelayGroup, hostname, int(protocol.RoleDelayMaster), ports.delay, ports.delay+1)
+		var d *delay.Server
+		if err == nil {
+			d, err = newDevDelay(ctx, confDir, log.Named("delay"), hostname)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "qmq dev: delay server cannot start: %v (--delay-port=-1 runs without it)\n", err)
+			stopBrokers()
+			stopMeta()
+			metaWG.Wait()
+			return 1
+		}
+		go func() { brokerDone <- d.Run(brokerCtx) }()
+		started++
+	}
 
 	h := ports.host
 	endpoint := fmt.Sprintf("http://%s/meta/address", net.JoinHostPort(h, strconv.Itoa(*metaHTTP)))
+	delayLine, delayTry := "", ""
+	if ports.delay != 0 {
+		delayLine = fmt.Sprintf("  delay        %s  group %s  (health and metrics http://%s/health, /metrics)\n",
+			hostPort(h, ports.delay), devDelayGroup, hostPort(h, ports.delay+2))
+		delayTry = fmt.Sprintf("  qmq send --meta %s --subject hello --body \"later\" --delay 10s\n", endpoint)
+	}
 	fmt.Fprintf(stdout, `qmq dev is running (data in %s; Ctrl-C stops it, a restart keeps the data; ports listen on %s)
   metaserver   http://%s  (tcp %d)
   broker       %s  group %s  (health and metrics http://%s/health, /metrics)
-  meta.server.endpoint=%s
+%s  meta.server.endpoint=%s
   admin token  %s   (qmq tools ListBrokers --metaserver=%s)
 Try:
   qmq consume --meta %s --subject hello --group g1
   qmq send --meta %s --subject hello --body "hi"
-`, *data, ports.bind, hostPort(h, *metaHTTP), *metaTCP, hostPort(h, *brokerPort), devGroup, hostPort(h, *httpPort), endpoint, token, hostPort(h, *metaHTTP), endpoint, endpoint)
+%s`, *data, ports.bind, hostPort(h, *metaHTTP), *metaTCP, hostPort(h, *brokerPort), devGroup, hostPort(h, *httpPort), delayLine, endpoint, token, hostPort(h, *metaHTTP), endpoint, endpoint, delayTry)
 	if ports.slave != 0 {
 		fmt.Fprintf(stdout, "  slave        %s  group %s  (http://%s/health); the master answers sends once the slave wrote them (wait.slave.wrote=true)\n",
 			hostPort(h, ports.slave), devGroup, hostPort(h, ports.slave+2))
@@ -168,6 +203,7 @@ Try:
 // listens on bind; host is the address registered and printed.
 type devPortSet struct {
 	metaHTTP, metaTCP, broker, sync, http, slave int
+	delay                                        int // 0: no delay server
 	bind, host                                   string
 }
 
@@ -244,6 +280,11 @@ func prepareDevConf(confDir, data string, p devPortSet) (string, error) {
 			p.metaHTTP, p.metaTCP, filepath.Join(abs, "meta"), p.host, p.bind),
 		filepath.Join(confDir, broker.FileBroker): brokerConf(p.broker, p.sync, p.http, "broker"),
 	}
+	if p.delay != 0 {
+		// Small message-log segments, as for the broker (per.segment.file.size).
+		files[filepath.Join(confDir, delay.FileDelay)] = fmt.Sprintf("# generated by qmq dev (rewritten on every start)\nmeta.server.endpoint=http://%s/meta/address\nbroker.port=%d\nsync.port=%d\ndelay.http.port=%d\nstore.root=%s\ndelay.advertise.ip=%s\ndelay.bind.host=%s\nper.segment.file.size=16777216\n",
+			hostPort(p.host, p.metaHTTP), p.delay, p.delay+1, p.delay+2, filepath.Join(abs, "delay"), p.host, p.bind)
+	}
 	if p.slave != 0 {
 		slaveDir := filepath.Join(data, "conf-slave")
 		if err := os.MkdirAll(slaveDir, 0o755); err != nil {
@@ -269,7 +310,12 @@ const devStorageConf = "messagelog.segment.size=67108864\nactionlog.segment.size
 // of devGroup before every start, with AddBroker's ifAbsent: the row of an
 // earlier run is a success, not a logged refusal.
 func devAddBroker(ctx context.Context, host string, metaHTTP int, token, hostname string, role, port, syncPort int) error {
-	form := url.Values{"action": {"AddBroker"}, "brokerGroup": {devGroup}, "role": {fmt.Sprint(role)}, "hostname": {hostname},
+	return devAddGroup(ctx, host, metaHTTP, token, devGroup, hostname, role, port, syncPort)
+}
+
+// devAddGroup registers this host's server as role of group (ifAbsent).
+func devAddGroup(ctx context.Context, host string, metaHTTP int, token, group, hostname string, role, port, syncPort int) error {
+	form := url.Values{"action": {"AddBroker"}, "brokerGroup": {group}, "role": {fmt.Sprint(role)}, "hostname": {hostname},
 		"ip": {host}, "servePort": {fmt.Sprint(port)}, "syncPort": {fmt.Sprint(syncPort)}, "ifAbsent": {"true"}}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -302,4 +348,15 @@ func newDevBroker(ctx context.Context, dir string, log hclog.Logger, hostname st
 	}
 	keys.Log(log)
 	return broker.New(ctx, settings, broker.Options{Logger: log, Hostname: hostname})
+}
+
+// newDevDelay builds the delay server from the delay.properties qmq dev
+// wrote (and the user may have edited) in dir.
+func newDevDelay(ctx context.Context, dir string, log hclog.Logger, hostname string) (*delay.Server, error) {
+	settings, keys, err := delay.LoadSettings(dir, conf.Lookup{})
+	if err != nil {
+		return nil, err
+	}
+	keys.Log(log)
+	return delay.New(ctx, settings, delay.Options{Logger: log, Hostname: hostname})
 }

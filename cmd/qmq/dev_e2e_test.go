@@ -42,11 +42,18 @@ func (l *lockedLog) String() string {
 	return l.buf.String()
 }
 
-func startDev(t *testing.T, data string, ports [5]int) *devProcess {
+// startDev runs qmq dev on ports; extra are more flags. Without a
+// --delay-port among them the delay server is turned off: its default port
+// (broker port - 80) is not known to be free.
+func startDev(t *testing.T, data string, ports [5]int, extra ...string) *devProcess {
 	t.Helper()
-	cmd := exec.Command(qmqBin, "dev", "--data", data,
+	args := []string{"dev", "--data", data,
 		fmt.Sprintf("--meta-http-port=%d", ports[0]), fmt.Sprintf("--meta-port=%d", ports[1]), fmt.Sprintf("--broker-port=%d", ports[2]),
-		fmt.Sprintf("--sync-port=%d", ports[3]), fmt.Sprintf("--broker-http-port=%d", ports[4]))
+		fmt.Sprintf("--sync-port=%d", ports[3]), fmt.Sprintf("--broker-http-port=%d", ports[4])}
+	if !strings.Contains(strings.Join(extra, " "), "--delay-port") {
+		args = append(args, "--delay-port=-1")
+	}
+	cmd := exec.Command(qmqBin, append(args, extra...)...)
 	log := &lockedLog{ch: make(chan struct{}, 1)}
 	cmd.Stderr = log
 	out, err := cmd.StdoutPipe()

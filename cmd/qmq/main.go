@@ -1,8 +1,9 @@
 // Command qmq is the single binary of qmq-go: one subcommand per component.
 //
-//	qmq dev [--data DIR]                              metaserver + broker in one process
+//	qmq dev [--data DIR]                              metaserver + broker + delay server in one process
 //	qmq metaserver [--conf DIR] [--set key=value]…   cluster registry and routing
 //	qmq broker [--conf DIR] [--set key=value]…       real-time broker (master)
+//	qmq delay [--conf DIR] [--set key=value]…        delay server (delay and scheduled messages)
 //	qmq send / qmq consume                           try the queue from a terminal
 //	qmq tools <Command> --metaserver=host:port …     QMQ's tools.sh admin commands
 //	qmq version                                       version and commit (also --version)
@@ -25,16 +26,18 @@ import (
 	"github.com/qmq-go/qmq/cmd/qmq/tools"
 	"github.com/qmq-go/qmq/conf"
 	"github.com/qmq-go/qmq/services/broker"
+	"github.com/qmq-go/qmq/services/delay"
 	"github.com/qmq-go/qmq/services/metaserver"
 )
 
 const usage = `qmq — QMQ message queue servers and tools, in Go.
 
 Usage:
-  qmq dev [--data DIR] [--bind IP]          metaserver (SQLite) + broker in one process on 127.0.0.1, registered automatically
+  qmq dev [--data DIR] [--bind IP]          metaserver (SQLite) + broker + delay server in one process on 127.0.0.1, registered automatically
   qmq metaserver [--conf DIR] [--set key=value]... [--log-level LEVEL]
   qmq broker [--conf DIR] [--set key=value]... [--log-level LEVEL]
-  qmq send --meta URL --subject S [--count N] [--size B] [--tag T]... [--prop k=v]... [--body TEXT]
+  qmq delay [--conf DIR] [--set key=value]... [--log-level LEVEL]     (reads delay.properties)
+  qmq send --meta URL --subject S [--count N] [--size B] [--tag T]... [--prop k=v]... [--body TEXT] [--delay D | --at RFC3339]
   qmq consume --meta URL --subject S --group G [--count N] [--broadcast] [--tag T]... [--tag-mode and|or] [--json]
   qmq bench --meta URL [--subjects N] [--size B] [--producers P] [--consumers C] [--duration D] [--rate R] [--mode produce|consume|e2e|all] [--json]
   qmq tools <Command> --metaserver=<host[:port]> [--token=<token>] [flags]   (qmq tools --help lists commands)
@@ -75,6 +78,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runMetaserver(args[1:], stderr)
 	case "broker":
 		return runBroker(args[1:], stderr)
+	case "delay":
+		return runDelay(args[1:], stderr)
 	case "dev":
 		return runDev(args[1:], stdout, stderr)
 	case "send":
@@ -186,5 +191,16 @@ func runBroker(args []string, stderr io.Writer) int {
 		}
 		keys.Log(log)
 		return broker.New(ctx, settings, broker.Options{Logger: log})
+	})
+}
+
+func runDelay(args []string, stderr io.Writer) int {
+	return runServer("delay", args, stderr, func(ctx context.Context, dir string, o conf.Overrides, log hclog.Logger) (runnable, error) {
+		settings, keys, err := delay.LoadSettings(dir, conf.Lookup{Overrides: o})
+		if err != nil {
+			return nil, err
+		}
+		keys.Log(log)
+		return delay.New(ctx, settings, delay.Options{Logger: log})
 	})
 }

@@ -30,6 +30,8 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 	count := fs.Int("count", 1, "messages to send")
 	size := fs.Int("size", 0, "body size in bytes when --body is not given")
 	body := fs.String("body", "", "message body")
+	delay := fs.Duration("delay", 0, "deliver the messages this long after sending (e.g. 30s, 2h): through a delay group when at least 500ms")
+	at := fs.String("at", "", "deliver the messages at this time (RFC 3339, e.g. 2026-12-24T18:00:00Z): through a delay group when at least 500ms ahead")
 	var tags, props stringList
 	fs.Var(&tags, "tag", "tag (repeatable, at most 10)")
 	fs.Var(&props, "prop", "property key=value (repeatable)")
@@ -42,6 +44,22 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 	if *subject == "" {
 		fmt.Fprintln(stderr, "qmq send: --subject is required")
 		return 2
+	}
+	var due time.Time
+	switch {
+	case *delay != 0 && *at != "":
+		fmt.Fprintln(stderr, "qmq send: give --delay or --at, not both")
+		return 2
+	case *delay < 0:
+		fmt.Fprintf(stderr, "qmq send: --delay %v is negative: give how long after sending the messages are due, e.g. --delay 30s\n", *delay)
+		return 2
+	case *at != "":
+		t, err := time.Parse(time.RFC3339, *at)
+		if err != nil {
+			fmt.Fprintf(stderr, "qmq send: --at %q is not an RFC 3339 time: write it like 2026-12-24T18:00:00Z or 2026-12-24T19:00:00+01:00\n", *at)
+			return 2
+		}
+		due = t
 	}
 	text := *body
 	if text == "" && *size > 0 {
@@ -64,6 +82,12 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 		for _, t := range tags {
 			m.AddTag(t)
 		}
+		switch {
+		case !due.IsZero():
+			m.SetDelayUntil(due)
+		case *delay > 0:
+			m.SetDelay(*delay)
+		}
 		for _, kv := range props {
 			k, v, ok := strings.Cut(kv, "=")
 			if !ok {
@@ -77,7 +101,11 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		if *count == 1 {
-			fmt.Fprintf(stdout, "sent %s\n", m.ID())
+			if d := m.ScheduledAt(); !d.IsZero() {
+				fmt.Fprintf(stdout, "sent %s (due %s)\n", m.ID(), d.Format(time.RFC3339Nano))
+			} else {
+				fmt.Fprintf(stdout, "sent %s\n", m.ID())
+			}
 		}
 	}
 	if *count > 1 {
@@ -95,6 +123,8 @@ type consumedJSON struct {
 	Properties map[string]string `json:"properties"`
 	Body       string            `json:"body"`
 	Times      int               `json:"times"`
+	// ScheduledAt is a delay message's due time (RFC 3339, ms); absent otherwise.
+	ScheduledAt string `json:"scheduledAt,omitempty"`
 }
 
 // runConsume prints messages of a subject as they arrive and acks them.
@@ -163,7 +193,11 @@ func runConsume(args []string, stdout, stderr io.Writer) int {
 		}
 		for _, m := range msgs {
 			if *asJSON {
-				_ = enc.Encode(consumedJSON{ID: m.ID(), Subject: m.Subject(), Tags: m.Tags(), Properties: m.Properties(), Body: m.Body(), Times: m.Times()})
+				j := consumedJSON{ID: m.ID(), Subject: m.Subject(), Tags: m.Tags(), Properties: m.Properties(), Body: m.Body(), Times: m.Times()}
+				if d := m.ScheduledAt(); !d.IsZero() {
+					j.ScheduledAt = d.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+				}
+				_ = enc.Encode(j)
 			} else {
 				fmt.Fprintf(stdout, "%s %s %q\n", m.Subject(), m.ID(), m.Body())
 			}

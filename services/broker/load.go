@@ -44,9 +44,9 @@ var ignoredKeys = map[string]string{
 	"Receiver.RejectIllegalSubject":                   "subjects are always checked (and routes, with subject.route.check.enable)",
 	"PullMessageProcessor.AllowNonPositiveRequestNum": "a pull must ask for at least one message",
 	"ConsumerStatusChecker.SkipCheckDuringOffline":    "subscriber.offline.timeout.ms governs silent consumers",
-	"dispatch.sync.timeout.ms":                        "a delay-server key; the delay server is not implemented",
-	"dispatch.log.keep.hour":                          "a delay-server key; the delay server is not implemented",
-	"segment.scale.minute":                            "a delay-server key; the delay server is not implemented",
+	"dispatch.sync.timeout.ms":                        "a delay-server key: it belongs in delay.properties (qmq delay)",
+	"dispatch.log.keep.hour":                          "a delay-server key: it belongs in delay.properties (qmq delay)",
+	"segment.scale.minute":                            "a delay-server key: it belongs in delay.properties (qmq delay)",
 }
 
 func readSettings(dir string, l conf.Lookup) (Settings, *conf.Reader, error) {

@@ -362,34 +362,8 @@ func (r *registrar) offline() {
 	r.s.log.Warn("could not tell the metaserver this broker is going offline; its heartbeat timeout will mark it so", "error", explain(err))
 }
 
-func roleName(role int32) string {
-	switch role {
-	case protocol.RoleMaster:
-		return "MASTER"
-	case protocol.RoleSlave:
-		return "SLAVE"
-	case protocol.RoleStandby:
-		return "STANDBY"
-	case protocol.RoleDelay:
-		return "DELAY"
-	case protocol.RoleBackup:
-		return "BACKUP"
-	case protocol.RoleDelayMaster:
-		return "DELAY_MASTER"
-	case protocol.RoleDelaySlave:
-		return "DELAY_SLAVE"
-	case protocol.RoleDelayBackup:
-		return "DELAY_BACKUP"
-	}
-	return "role(" + strconv.Itoa(int(role)) + ")"
-}
+// roleName is QMQ's name of a role.
+func roleName(role int32) string { return protocol.RoleName(role) }
 
 // outboundIP is the local IP used to reach target (no packet is sent).
-func outboundIP(target string) string {
-	c, err := net.Dial("udp", target)
-	if err != nil {
-		return "127.0.0.1"
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).IP.String()
-}
+func outboundIP(target string) string { return meta.OutboundIP(target) }

@@ -13,6 +13,7 @@ import (
 	"github.com/qmq-go/qmq/client/meta"
 	"github.com/qmq-go/qmq/consul"
 	"github.com/qmq-go/qmq/consul/consultest"
+	"github.com/qmq-go/qmq/internal/testutil"
 )
 
 func TestMain(m *testing.M) { os.Exit(consultest.Main(m)) }
@@ -31,7 +32,7 @@ func TestConsulRegistrationAndDiscovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	var entries []*api.ServiceEntry
-	eventually(t, 30*time.Second, "qmq-metaserver passing in the catalog", func() bool {
+	testutil.Eventually(t, 30*time.Second, "qmq-metaserver passing in the catalog", func() bool {
 		entries, _, err = client.Health().Service("qmq-metaserver", "", true, nil)
 		return err == nil && len(entries) == 1
 	})

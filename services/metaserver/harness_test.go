@@ -211,18 +211,6 @@ func (h *harness) get(path string) (int, string) {
 	return resp.StatusCode, strings.TrimSpace(string(b))
 }
 
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %v waiting for %s", timeout, what)
-}
-
 // mysqlServerDSN is the MariaDB the tests use; CI starts it (see .ci/run).
 func mysqlServerDSN() string {
 	if v := os.Getenv("QMQ_TEST_MYSQL_DSN"); v != "" {

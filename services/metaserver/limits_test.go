@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/qmq-go/qmq/internal/testutil"
 )
 
 // /management answers an oversize body 413 (it answered 200 "need provide
@@ -53,7 +55,7 @@ func TestTCPMaxConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer first.Close()
-	eventually(t, 5*time.Second, "the first connection to be accepted", func() bool { return h.srv.tcp.Stats().Connections == 1 })
+	testutil.Eventually(t, 5*time.Second, "the first connection to be accepted", func() bool { return h.srv.tcp.Stats().Connections == 1 })
 	second, err := net.Dial("tcp", h.tcpAddr())
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +65,7 @@ func TestTCPMaxConnections(t *testing.T) {
 	if _, err := second.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("connection beyond max.connections=1: %v; want it closed (EOF)", err)
 	}
-	eventually(t, 5*time.Second, "the refusal log line", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the refusal log line", func() bool {
 		return strings.Contains(h.logs.String(), "max_connections=1")
 	})
 	_, metrics := h.get("/metrics")

@@ -15,6 +15,7 @@ import (
 
 	"github.com/qmq-go/qmq/client/meta"
 	"github.com/qmq-go/qmq/conf"
+	"github.com/qmq-go/qmq/internal/testutil"
 	"github.com/qmq-go/qmq/protocol"
 )
 
@@ -312,7 +313,7 @@ func TestDynamicConfigReload(t *testing.T) {
 	if err := os.WriteFile(path, []byte("meta.server.discover.port=0\nmeta.server.port=0\nrefresh.period.seconds=1\nmin.group.num=3\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "min.group.num reload", func() bool { return h.srv.dynamic().MinGroupNum == 3 })
+	testutil.Eventually(t, 5*time.Second, "min.group.num reload", func() bool { return h.srv.dynamic().MinGroupNum == 3 })
 	if got := register(t, c, "after", protocol.ClientTypeProducer, "", "p"); len(got.Groups) != 3 {
 		t.Fatalf("after reload: %v", names(got))
 	}
@@ -324,7 +325,7 @@ func TestDynamicConfigReload(t *testing.T) {
 	if err := os.WriteFile(path, []byte("meta.server.port=0\nmeta.server.discover.port=0\nmin.group.num=lots\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "rejected reload logged", func() bool {
+	testutil.Eventually(t, 5*time.Second, "rejected reload logged", func() bool {
 		return strings.Contains(h.logs.String(), "configuration reload rejected")
 	})
 	if h.srv.dynamic().MinGroupNum != 3 {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qmq-go/qmq/internal/testutil"
 	"github.com/qmq-go/qmq/protocol"
 )
 
@@ -110,7 +111,7 @@ func TestDatabaseOutageKeepsExistingRoutes(t *testing.T) {
 	}
 
 	proxy.setDown(true)
-	eventually(t, 10*time.Second, "/health to report the database down", func() bool {
+	testutil.Eventually(t, 10*time.Second, "/health to report the database down", func() bool {
 		_, body := h.get("/health")
 		return strings.Contains(body, `"status":"degraded"`)
 	})
@@ -145,7 +146,7 @@ func TestDatabaseOutageKeepsExistingRoutes(t *testing.T) {
 	}
 
 	proxy.setDown(false)
-	eventually(t, 10*time.Second, "/health to recover", func() bool {
+	testutil.Eventually(t, 10*time.Second, "/health to recover", func() bool {
 		_, body := h.get("/health")
 		return strings.Contains(body, `"status":"ok"`)
 	})

@@ -58,6 +58,7 @@ type target struct {
 	metaHTTP, metaTCP           int
 	broker, sync, brokerHTTP    int
 	slave, slaveSync, slaveHTTP int
+	delay, delayHTTP            int // the dev delay server (its sync port is not served)
 }
 
 // endpoint is the metaserver's discovery URL.
@@ -68,12 +69,12 @@ func (tg *target) endpoint() string {
 // tcpPorts are the ports that speak QMQ's binary protocol.
 func (tg *target) tcpPorts() map[string]int {
 	// A slave serves no sync port until it becomes the master.
-	return map[string]int{"metaserver tcp": tg.metaTCP, "broker": tg.broker, "broker sync": tg.sync, "slave broker": tg.slave}
+	return map[string]int{"metaserver tcp": tg.metaTCP, "broker": tg.broker, "broker sync": tg.sync, "slave broker": tg.slave, "delay": tg.delay}
 }
 
 // httpPorts are the HTTP ports.
 func (tg *target) httpPorts() map[string]int {
-	return map[string]int{"metaserver http": tg.metaHTTP, "broker http": tg.brokerHTTP, "slave http": tg.slaveHTTP}
+	return map[string]int{"metaserver http": tg.metaHTTP, "broker http": tg.brokerHTTP, "slave http": tg.slaveHTTP, "delay http": tg.delayHTTP}
 }
 
 // syncBuffer is a log sink safe for the process's two output pipes.
@@ -95,8 +96,8 @@ func (s *syncBuffer) String() string {
 }
 
 // portBlock finds a base port p such that p..p+12 are free (qmq dev puts the
-// slave at broker port + 10, + 11, + 12) and two more free ports for the
-// metaserver.
+// slave at broker port + 10, + 11, + 12), two more free ports for the
+// metaserver and p+15..p+17 for the delay server (--delay-port, + 1 sync, + 2 http).
 func portBlock(t *testing.T) (base, metaHTTP, metaTCP int) {
 	t.Helper()
 	free := func(p int) bool {
@@ -110,14 +111,14 @@ func portBlock(t *testing.T) (base, metaHTTP, metaTCP int) {
 	for range 200 {
 		base = 20000 + rand.IntN(30000)
 		ok := true
-		for p := base; p <= base+14 && ok; p++ {
+		for p := base; p <= base+17 && ok; p++ {
 			ok = free(p)
 		}
 		if ok {
 			return base, base + 13, base + 14
 		}
 	}
-	t.Fatal("no block of 15 free ports found")
+	t.Fatal("no block of 18 free ports found")
 	return
 }
 
@@ -127,9 +128,11 @@ func startTarget(t *testing.T, env ...string) *target {
 	t.Helper()
 	base, mh, mt := portBlock(t)
 	tg := &target{t: t, log: &syncBuffer{}, metaHTTP: mh, metaTCP: mt,
-		broker: base, sync: base + 1, brokerHTTP: base + 2, slave: base + 10, slaveSync: base + 11, slaveHTTP: base + 12}
+		broker: base, sync: base + 1, brokerHTTP: base + 2, slave: base + 10, slaveSync: base + 11, slaveHTTP: base + 12,
+		delay: base + 15, delayHTTP: base + 17}
 	cmd := exec.Command(qmqBin, "dev", "--slave", "--data", t.TempDir(), "--log-level", "warn",
-		"--meta-http-port="+strconv.Itoa(mh), "--meta-port="+strconv.Itoa(mt), "--broker-port="+strconv.Itoa(base))
+		"--meta-http-port="+strconv.Itoa(mh), "--meta-port="+strconv.Itoa(mt), "--broker-port="+strconv.Itoa(base),
+		"--delay-port="+strconv.Itoa(base+15))
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = tg.log
 	out, err := cmd.StdoutPipe()

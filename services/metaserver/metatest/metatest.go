@@ -11,6 +11,7 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,6 +32,8 @@ type Server struct {
 	// under data/. No configuration file is written there: the server is
 	// built from metaserver.Settings.
 	ConfDir string
+
+	stop func() // cancels Run and waits for it, once
 }
 
 // Start runs a metaserver until t ends. log may be nil (silent).
@@ -54,16 +57,24 @@ func Start(t testing.TB, log hclog.Logger) *Server {
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			t.Errorf("metaserver did not stop within 15s")
-		}
-	})
-	return &Server{Server: srv, t: t, ConfDir: dir}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(15 * time.Second):
+				t.Errorf("metaserver did not stop within 15s")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return &Server{Server: srv, t: t, ConfDir: dir, stop: stop}
 }
+
+// Stop stops the metaserver before the test ends (an outage); its ports
+// then refuse connections.
+func (s *Server) Stop() { s.stop() }
 
 // HTTP is the loopback address of the HTTP port (what --metaserver takes).
 func (s *Server) HTTP() string {

@@ -1,0 +1,60 @@
+// Package delay is the delay server (`qmq delay`): it takes QMQ's delay and
+// scheduled messages from producers, keeps them until they are due and then
+// sends them to the subject's real-time brokers, following QMQ's
+// qmq-delay-server (QMQ reference §4; docs/architecture.md).
+//
+// # Lifecycle (server.go, register.go)
+//
+// New opens the delay store (storage/delaystore) under store.root and binds
+// broker.port (20801) and delay.http.port. Run asks the metaserver for the
+// server's group and role (BROKER_ACQUIRE_META, retried every
+// meta.retry.interval.ms with a log line naming the hostname and port that
+// must be registered), then registers ONLINE as DELAY_MASTER (role 5) and
+// heartbeats every broker.heartbeat.interval.ms; at shutdown it sends
+// OFFLINE. A DELAY_SLAVE (role 6) answer stops the server with an
+// explanation: replication of the delay server is not implemented yet.
+//
+// # Receiving (receive.go, schedule.go)
+//
+// SEND_MESSAGE (code 10) on broker.port is decoded with the protocol
+// package; each message's bytes are stored exactly as received (CRC
+// included). The schedule time is the expire-time slot when the delay flag
+// is set, QMQ's way: a time in the past is now, one beyond two years is now
+// plus two years; a message without the flag is due ten seconds after
+// receipt (QMQ treats it as a producer's configuration error). An illegal
+// subject or a missing id is refused BLOCK, a message over per.message.size
+// BLOCK with the sizes, a full disk BROKER_READ_ONLY with the reason (and
+// read-only heartbeats until an append works again). Before ONLINE every
+// message is answered BROKER_READ_ONLY.
+//
+// # Dispatching (dispatch.go, routes.go)
+//
+// The master loops Store.Due → Store.Read → SEND_MESSAGE of the original
+// bytes to a master of the subject's real-time groups, which it learns as a
+// PRODUCER client (CLIENT_REGISTER, client type 1) and round-robins, then
+// Store.MarkDispatched once the broker acknowledged. QMQ's delay server
+// rewrites nothing in the message: the delay flag and schedule time stay,
+// so a consumer sees when the message was due (client.Message.ScheduledAt).
+// A subject whose send fails is parked: its messages are retried with
+// backoff (internal/backoff, with jitter) on another group with fresh
+// routes, while other subjects go on; the last known routes serve while
+// the metaserver is down. Nothing is dropped: a message that no broker
+// takes is retried until one does, and shows in /health (parked,
+// dueLagMillis) meanwhile.
+//
+// # Observability (http.go, metrics.go)
+//
+// delay.http.port serves /health (status, group, role, online, scheduled,
+// dispatched, dueLagMillis, parked, diskFull) and /metrics
+// (qmq_delay_received_total, qmq_delay_rejected_total,
+// qmq_delay_dispatched_total, qmq_delay_dispatch_failures_total,
+// qmq_delay_dispatch_lateness_seconds, qmq_delay_scheduled,
+// qmq_delay_due_lag_seconds, qmq_delay_parked, and the store's
+// qmq_delay_store_* series). With consul.address set the server registers
+// as qmq-delay (tags group:, role:delay_master; a TCP check on broker.port).
+//
+// # Not implemented yet
+//
+// Replication (sync.port is registered but not served), failover of delay
+// groups, CancelDelay, a Nomad job.
+package delay

@@ -1,0 +1,101 @@
+package delay
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/qmq-go/qmq/internal/httpguard"
+	"github.com/qmq-go/qmq/protocol"
+)
+
+// httpServer serves delay.http.port (ours): /health for operators and
+// checks, /metrics for Prometheus. Port -1 turns it off.
+type httpServer struct {
+	s   *Server
+	ln  *httpguard.Listener
+	srv *http.Server
+}
+
+func (s *Server) listenHTTP() (*httpServer, error) {
+	if s.settings.HTTPPort < 0 {
+		return nil, nil
+	}
+	addr := net.JoinHostPort(s.settings.BindHost, strconv.Itoa(s.settings.HTTPPort))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on delay.http.port %d (/health and /metrics): %w; is another process using it? change delay.http.port in %s, or set it to -1 to turn it off",
+			s.settings.HTTPPort, err, FileDelay)
+	}
+	h := &httpServer{s: s}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/health", h.health)
+	mux.Handle("/metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, fmt.Sprintf("no such endpoint %s; the delay server serves /health and /metrics", r.URL.Path), http.StatusNotFound)
+	})
+	g := httpguard.New(ln, mux, s.settings.Limits.HTTP(s.log.Named("http")))
+	h.ln, h.srv = g.Listener, g.Server
+	return h, nil
+}
+
+func (h *httpServer) serve(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = h.srv.Shutdown(sctx)
+	})
+	defer stop()
+	if err := h.srv.Serve(h.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http server: %w", err)
+	}
+	return nil
+}
+
+// healthReport is /health's JSON.
+type healthReport struct {
+	Status string `json:"status"` // "ok"; "starting" until registered (503), "degraded" while the disk is full (503)
+	Group  string `json:"group,omitempty"`
+	Role   string `json:"role,omitempty"`
+	Online bool   `json:"online"` // ONLINE acknowledged: delay messages are taken
+	// Scheduled is how many stored messages due within the store's loaded
+	// window (load.in.advance.min ahead) are not dispatched yet; later ones
+	// are on disk and not counted.
+	Scheduled int64 `json:"scheduled"`
+	// Dispatched is how many messages real-time brokers acknowledged since start.
+	Dispatched int64 `json:"dispatched"`
+	// DueLagMillis is how late the oldest due message not yet acknowledged
+	// by a real-time broker is (0: nothing is overdue).
+	DueLagMillis int64 `json:"dueLagMillis"`
+	// Parked is how many due messages wait for a retry after a failed send.
+	Parked   int64  `json:"parked"`
+	DiskFull string `json:"diskFull,omitempty"`
+}
+
+func (h *httpServer) health(w http.ResponseWriter, _ *http.Request) {
+	s := h.s
+	rep := healthReport{Status: "ok", Group: s.Group(), Online: s.online.Load(), Scheduled: s.scheduled(),
+		Dispatched: s.dispatched.Load(), DueLagMillis: s.dueLag().Milliseconds(), Parked: s.parked.Load()}
+	code := http.StatusOK
+	if role := s.role.Load(); role == roleUnknown {
+		rep.Status, code = "starting", http.StatusServiceUnavailable
+	} else {
+		rep.Role = protocol.RoleName(role)
+	}
+	if full := s.diskFull.Load(); full != nil {
+		rep.DiskFull = *full
+		if rep.Status == "ok" {
+			rep.Status, code = "degraded", http.StatusServiceUnavailable
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(rep)
+}

@@ -1,0 +1,26 @@
+package delay
+
+import (
+	"context"
+
+	"github.com/qmq-go/qmq/storage/delaystore"
+)
+
+// Store is what the delay server needs of its store: *delaystore.Store
+// (storage/delaystore) satisfies it. It is an interface only so that the
+// server's files say exactly which of the store's methods they rely on.
+type Store interface {
+	// Append stores received messages, each under its schedule time.
+	Append(msgs []delaystore.Message) (end int64, err error)
+	// Due blocks until entries are due (or ctx ends) and returns at most max.
+	Due(ctx context.Context, max int) ([]delaystore.Entry, error)
+	// Read returns the message of a due entry.
+	Read(e delaystore.Entry) (delaystore.Message, error)
+	// MarkDispatched records entries the real-time brokers acknowledged,
+	// so that a restart does not send them again.
+	MarkDispatched(es []delaystore.Entry) error
+	Stats() delaystore.Stats
+	Close() error
+}
+
+var _ Store = (*delaystore.Store)(nil)

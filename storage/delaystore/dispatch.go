@@ -1,0 +1,55 @@
+package delaystore
+
+import (
+	"fmt"
+)
+
+// MarkDispatched records that es were delivered (durably when it returns
+// with FlushSync, else within FlushInterval): Due never returns them again,
+// also after a restart.
+func (s *Store) MarkDispatched(es []Entry) error {
+	if len(es) == 0 {
+		return nil
+	}
+	if err := s.appendDispatch(kindDispatched, es); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.inflight = max(0, s.inflight-int64(len(es)))
+	for _, e := range es {
+		if b := s.getBucket(s.bucketID(e.ScheduleTime)); b != nil && b.pending > 0 {
+			b.pending--
+		}
+	}
+	s.mu.Unlock()
+	s.metrics.dispatched.Add(float64(len(es)))
+	return nil
+}
+
+// appendDispatch appends one dispatch record per entry and flushes per the
+// flush policy.
+func (s *Store) appendDispatch(kind uint8, es []Entry) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	at := s.now()
+	s.dispMu.Lock()
+	for i, e := range es {
+		r := dispRecord{kind: kind, seq: e.Sequence, scheduleTime: e.ScheduleTime, at: at}
+		if _, err := s.disp.Append(dispRecordSize, func(b []byte) { encodeDisp(b, r) }); err != nil {
+			s.dispMu.Unlock()
+			if i > 0 {
+				notify(&s.dispNotify)
+			}
+			return fmt.Errorf("delay store: append to the dispatch log (entry %d, %d of %d): %w", e.Sequence, i, len(es), err)
+		}
+	}
+	s.dispMu.Unlock()
+	notify(&s.dispNotify)
+	if s.cfg.FlushSync {
+		if err := s.disp.Flush(); err != nil {
+			return fmt.Errorf("delay store: flush dispatch log: %w", err)
+		}
+	}
+	return nil
+}
