@@ -79,7 +79,7 @@ func (r *registrar) lease(ctx context.Context, op uint8) (protocol.LeaseResponse
 			r.leaseConn = nil
 		}
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		addr := r.addr
+		addr := r.getLeaseAddr()
 		if addr == "" {
 			var err error
 			if addr, err = meta.Locate(cctx, s.settings.MetaEndpoint); err != nil {
@@ -90,7 +90,7 @@ func (r *registrar) lease(ctx context.Context, op uint8) (protocol.LeaseResponse
 		c, err := remoting.Dial(cctx, addr, 0)
 		cancel()
 		if err != nil {
-			r.addr = "" // locate it again next time
+			r.setLeaseAddr("") // locate it again next time
 			return protocol.LeaseResponse{}, err
 		}
 		r.leaseConn = c

@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/qmq-go/qmq/client/meta"
@@ -28,9 +29,17 @@ type registrar struct {
 	// masterSync is the master's sync address (ip:sync.port) when this broker is a slave.
 	masterSync string
 
-	leaseConn *remoting.Client // BROKER_LEASE connection (failover.go)
-	epoch     int64            // the group's term this broker holds as master
-	ml        masterLease      // the master lease, chosen once the group is known (lease_consul.go)
+	// leaseConn is the BROKER_LEASE connection (failover.go). Once the
+	// broker is online it belongs to the lease-renewing goroutine, so the
+	// heartbeat loop's closeMeta leaves it alone; run closes it at the end.
+	leaseConn *remoting.Client
+	// leaseAddr is the metaserver address the lease goroutine dials: the
+	// heartbeat loop moves r.addr as it locates the metaserver again, so the
+	// lease side reads a copy under leaseMu.
+	leaseMu   sync.Mutex
+	leaseAddr string
+	epoch     int64       // the group's term this broker holds as master
+	ml        masterLease // the master lease, chosen once the group is known (lease_consul.go)
 
 	consulSvc     *consul.Service // set once registered in Consul
 	consulTags    string          // the tags registered, joined: a change re-registers
@@ -39,7 +48,7 @@ type registrar struct {
 
 // connect locates the metaserver and dials it (closing any previous connection).
 func (r *registrar) connect(ctx context.Context) error {
-	r.close()
+	r.closeMeta()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	addr, err := meta.Locate(ctx, r.s.settings.MetaEndpoint)
@@ -51,14 +60,33 @@ func (r *registrar) connect(ctx context.Context) error {
 		return err
 	}
 	r.client, r.addr = c, addr
+	r.setLeaseAddr(addr)
 	return nil
 }
 
-func (r *registrar) close() {
+func (r *registrar) setLeaseAddr(addr string) {
+	r.leaseMu.Lock()
+	r.leaseAddr = addr
+	r.leaseMu.Unlock()
+}
+
+func (r *registrar) getLeaseAddr() string {
+	r.leaseMu.Lock()
+	defer r.leaseMu.Unlock()
+	return r.leaseAddr
+}
+
+// closeMeta closes the connection of registration and heartbeats.
+func (r *registrar) closeMeta() {
 	if r.client != nil {
 		r.client.Close()
 		r.client = nil
 	}
+}
+
+// close closes both connections; only for when no lease goroutine runs.
+func (r *registrar) close() {
+	r.closeMeta()
 	if r.leaseConn != nil {
 		r.leaseConn.Close()
 		r.leaseConn = nil
@@ -208,7 +236,7 @@ func (r *registrar) run(ctx context.Context) error {
 				s.log.Warn("heartbeat to the metaserver failed; will locate it again and keep trying", "error", explain(err))
 			}
 			failing = true
-			r.close()
+			r.closeMeta() // the lease goroutine owns its own connection
 		}
 	}
 }
