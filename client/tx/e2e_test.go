@@ -219,6 +219,9 @@ func TestEndToEnd(t *testing.T) {
 		if diff := sameMessage(sent, m); diff != "" {
 			t.Fatalf("decoded Java row differs: %s", diff)
 		}
+		if in.get(id) != nil {
+			t.Fatal("the Java row's message arrived before it was sent")
+		}
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		if err := p.Send(sctx, m); err != nil {
