@@ -67,7 +67,7 @@ func TestMySQLTableMatchesQMQ(t *testing.T) {
 func TestPostgresTableTouchesUpdateTime(t *testing.T) {
 	d := postgresDB(t)
 	var id int64
-	if err := d.db.QueryRow("INSERT INTO "+d.table+" (content, create_time, update_time) VALUES ('{}', now(), now() - interval '1 hour') RETURNING id").Scan(&id); err != nil {
+	if err := d.db.QueryRow("INSERT INTO " + d.table + " (content, create_time, update_time) VALUES ('{}', now(), now() - interval '1 hour') RETURNING id").Scan(&id); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := d.db.Exec("UPDATE "+d.table+" SET status = -1 WHERE id = $1", id); err != nil {
