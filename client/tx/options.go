@@ -11,6 +11,7 @@ const (
 	DefaultRetryDelay       = 2 * time.Second
 	DefaultMaxRetryDelay    = 30 * time.Second
 	DefaultMaxRetained      = 10000
+	DefaultRetryLimit       = 100
 	DefaultStatementTimeout = 10 * time.Second
 )
 
@@ -21,6 +22,7 @@ type config struct {
 	retryDelay       time.Duration
 	maxRetryDelay    time.Duration
 	maxRetained      int
+	retryLimit       int
 	statementTimeout time.Duration
 }
 
@@ -50,6 +52,13 @@ func WithLogger(l hclog.Logger) Option { return func(c *config) { c.log = l } }
 func WithRetryDelay(first, max time.Duration) Option {
 	return func(c *config) { c.retryDelay, c.maxRetryDelay = first, max }
 }
+
+// WithRetryLimit caps how often the Sender sends one message again
+// (default DefaultRetryLimit: about 50 minutes at the default delays);
+// then its row is left to the watchdog. Each failure adds one to the
+// row's error column, and QMQ's watchdog gives up on rows with 1000
+// errors, so the limit keeps the watchdog's share of retries intact.
+func WithRetryLimit(n int) Option { return func(c *config) { c.retryLimit = n } }
 
 // WithMaxRetained caps how many failed messages the Sender keeps in memory
 // to re-send (default DefaultMaxRetained); beyond it, failed rows are left

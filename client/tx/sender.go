@@ -49,7 +49,7 @@ type retained struct {
 // update_time when the send failed otherwise (broker unreachable,
 // timeout, send queue full), status staying 0, so that QMQ's watchdog
 // resends it if this process does not: the Sender retries such rows
-// itself (WithRetryDelay) until it is closed.
+// itself (WithRetryDelay, WithRetryLimit) until it is closed.
 type Sender struct {
 	db  *sql.DB
 	p   asyncSender
@@ -83,7 +83,7 @@ func newSender(db *sql.DB, p asyncSender, opts ...Option) (*Sender, error) {
 		return nil, errors.New("qmq tx: New needs the *sql.DB of the business database")
 	}
 	cfg := config{retryDelay: DefaultRetryDelay, maxRetryDelay: DefaultMaxRetryDelay,
-		maxRetained: DefaultMaxRetained, statementTimeout: DefaultStatementTimeout}
+		maxRetained: DefaultMaxRetained, retryLimit: DefaultRetryLimit, statementTimeout: DefaultStatementTimeout}
 	for _, o := range opts {
 		o(&cfg)
 	}

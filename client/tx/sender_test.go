@@ -299,3 +299,27 @@ func TestOptionsChecked(t *testing.T) {
 		t.Error("New accepted a nil producer")
 	}
 }
+
+func TestRetryLimit(t *testing.T) {
+	d := mariaDB(t)
+	p := &fakeProducer{outcome: func(m *client.Message, _ int) error {
+		return &client.SendError{Subject: m.Subject(), MessageID: m.ID(), Code: client.CodeNoAnswer, Err: errors.New("timeout")}
+	}}
+	s := newTestSender(t, d, p, WithRetryDelay(20*time.Millisecond, 20*time.Millisecond), WithRetryLimit(3))
+	ctx := context.Background()
+	m := testMessage("order.paid")
+	if err := s.Run(ctx, nil, func(ctx context.Context, t1 *Tx) error { return t1.Send(ctx, m) }); err != nil {
+		t.Fatal(err)
+	}
+	testutil.EventuallyState(t, 10*time.Second, "four failed sends counted in the row", func() (bool, string) {
+		rows := d.rows(t)
+		return len(rows) == 1 && rows[0].error == 4, fmt.Sprintf("%+v", rows)
+	})
+	time.Sleep(300 * time.Millisecond)
+	p.mu.Lock()
+	tries := p.tries[m.ID()]
+	p.mu.Unlock()
+	if rows := d.rows(t); tries != 4 || len(rows) != 1 || rows[0].error != 4 || rows[0].status != StatusPending {
+		t.Fatalf("%d tries, rows %+v: want 4 tries (1 + 3 retries) and the row kept for the watchdog with error 4", tries, rows)
+	}
+}

@@ -97,12 +97,18 @@ func (s *Sender) apply(results []result, undeleted []row, retry map[int64]*retai
 func (s *Sender) retain(retry map[int64]*retained, r result, debug bool) {
 	it := retry[r.id]
 	if it == nil {
-		if s.cfg.retryDelay <= 0 || len(retry) >= s.cfg.maxRetained {
+		if s.cfg.retryDelay <= 0 || len(retry) >= s.cfg.maxRetained || errors.Is(r.err, client.ErrClosed) {
 			s.log.Warn("send failed: message left in the table for the watchdog", "message", r.m.String(), "row", r.id, "table", s.st.table, "error", r.err)
 			return
 		}
 		it = &retained{row: r.row}
 		retry[r.id] = it
+	}
+	if it.attempts >= s.cfg.retryLimit || errors.Is(r.err, client.ErrClosed) {
+		delete(retry, r.id)
+		s.log.Warn("send failed again: message left in the table for the watchdog", "message", r.m.String(), "row", r.id, "table", s.st.table,
+			"retries", it.attempts, "error", r.err)
+		return
 	}
 	delay := s.cfg.retryDelay << min(it.attempts, 20)
 	if delay > s.cfg.maxRetryDelay || delay <= 0 {
