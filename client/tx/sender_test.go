@@ -323,3 +323,50 @@ func TestRetryLimit(t *testing.T) {
 		t.Fatalf("%d tries, rows %+v: want 4 tries (1 + 3 retries) and the row kept for the watchdog with error 4", tries, rows)
 	}
 }
+
+func TestWrapForeignTransaction(t *testing.T) {
+	d := postgresDB(t)
+	p := &fakeProducer{}
+	s := newTestSender(t, d, p)
+	ctx := context.Background()
+	sqlTx, err := d.db.BeginTx(ctx, nil) // begun by a framework, say
+	if err != nil {
+		t.Fatal(err)
+	}
+	t1 := s.Wrap(sqlTx)
+	if err := t1.Send(ctx, testMessage("order.paid")); err != nil {
+		t.Fatal(err)
+	}
+	if err := t1.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, "the wrapped transaction's message sent and its row deleted", func() bool {
+		return len(p.sentIDs()) == 1 && len(d.rows(t)) == 0
+	})
+}
+
+func TestCloseGivesUp(t *testing.T) {
+	d := mariaDB(t)
+	p := &fakeProducer{release: make(chan struct{})}
+	s, err := newSender(d.db, p, WithTable(d.table))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := s.Run(ctx, nil, func(ctx context.Context, t1 *Tx) error { return t1.Send(ctx, testMessage("order.paid")) }); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if err := s.Close(cctx); err == nil || !strings.Contains(err.Error(), "gave up waiting for sends under way") || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close with a send held: %v", err)
+	}
+	close(p.release) // the held send ends after Close gave up: its row stays, and the watchdog sends it again (at least once)
+	time.Sleep(200 * time.Millisecond)
+	if rows := d.rows(t); len(rows) != 1 {
+		t.Fatalf("rows %+v: want the unsent row kept", rows)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
