@@ -1,0 +1,105 @@
+package watchdog
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/qmq-go/qmq/internal/httpguard"
+)
+
+// httpServer serves watchdog.http.port (ours): /health for operators and
+// checks, /metrics for Prometheus. Port -1 turns it off.
+type httpServer struct {
+	s   *Server
+	ln  *httpguard.Listener
+	srv *http.Server
+}
+
+func (s *Server) listenHTTP() (*httpServer, error) {
+	if s.settings.HTTPPort < 0 {
+		return nil, nil
+	}
+	addr := net.JoinHostPort(s.settings.BindHost, strconv.Itoa(s.settings.HTTPPort))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on watchdog.http.port %d (/health and /metrics): %w; is another process using it? change watchdog.http.port in %s, or set it to -1 to turn it off",
+			s.settings.HTTPPort, err, FileWatchdog)
+	}
+	h := &httpServer{s: s}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/health", h.health)
+	mux.Handle("/metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, fmt.Sprintf("no such endpoint %s; the watchdog serves /health and /metrics", r.URL.Path), http.StatusNotFound)
+	})
+	g := httpguard.New(ln, mux, httpguard.Config{Logger: s.log.Named("http")})
+	h.ln, h.srv = g.Listener, g.Server
+	return h, nil
+}
+
+func (h *httpServer) serve(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = h.srv.Shutdown(sctx)
+	})
+	defer stop()
+	if err := h.srv.Serve(h.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http server: %w", err)
+	}
+	return nil
+}
+
+// healthReport is /health's JSON. Databases are named by url and user;
+// passwords never appear.
+type healthReport struct {
+	// Status is "ok"; "degraded" (503) while the metaserver's database
+	// cannot be reached for the election, so this watchdog could neither
+	// lead nor take over. Failing client databases are listed, not fatal:
+	// restarting the watchdog would not mend them.
+	Status    string `json:"status"`
+	Role      string `json:"role"` // "leader" or "follower"
+	Node      string `json:"node"`
+	Namespace string `json:"namespace"`
+	Leader    string `json:"leader,omitempty"` // the node holding the lease, as the table says
+	Election  string `json:"electionError,omitempty"`
+	// Databases are the client databases the leader serves (empty on a follower).
+	Databases []dbHealth `json:"databases"`
+}
+
+func (h *httpServer) health(w http.ResponseWriter, r *http.Request) {
+	s := h.s
+	rep := healthReport{Status: "ok", Role: "follower", Node: s.node, Namespace: s.settings.Namespace, Databases: []dbHealth{}}
+	if s.leading.Load() {
+		rep.Role = "leader"
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if node, err := s.el.holder(ctx); err == nil {
+		rep.Leader = node
+	}
+	s.mu.Lock()
+	rep.Election = s.electErr
+	for _, d := range s.dbs {
+		rep.Databases = append(rep.Databases, *d)
+	}
+	s.mu.Unlock()
+	slices.SortFunc(rep.Databases, func(a, b dbHealth) int { return strings.Compare(a.URL, b.URL) })
+	code := http.StatusOK
+	if rep.Election != "" {
+		rep.Status, code = "degraded", http.StatusServiceUnavailable
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(rep)
+}

@@ -1,0 +1,239 @@
+package watchdog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/qmq-go/qmq/client"
+	"github.com/qmq-go/qmq/internal/lograte"
+)
+
+// Options are what a watchdog needs besides its Settings. Nothing here is
+// read from a file.
+type Options struct {
+	Logger hclog.Logger
+	// Node is this watchdog's name in leader_election.node; "" =
+	// <hostname>-<pid>, unique per process, so that two watchdogs on one
+	// machine never both believe they lead.
+	Node string
+	// ProducerOptions are added to the producer's (tests shorten its
+	// timings); the watchdog sets the appCode and the logger itself.
+	ProducerOptions []client.ProducerOption
+}
+
+// Server is a watchdog. Create it with New, run it with Run (or Close it
+// if Run is never called).
+type Server struct {
+	settings Settings
+	opts     Options
+	log      hclog.Logger
+	node     string
+	m        *metrics
+	meta     *metaDB
+	el       *elector
+	http     *httpServer // nil when watchdog.http.port=-1
+
+	leading atomic.Bool
+
+	mu       sync.Mutex
+	dbs      map[string]*dbHealth // the leader's client databases, by url, for /health
+	electErr string               // the last election error ("" when the last attempt worked)
+
+	prodMu   sync.Mutex
+	producer *client.Producer // created by the first lead, closed by Close
+
+	electLog lograte.Limiter
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New checks the settings, opens the metaserver's database (and checks
+// that leader_election and datasource_config can be read) and binds
+// watchdog.http.port: every such problem is returned before anything runs.
+func New(ctx context.Context, settings Settings, opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = hclog.New(&hclog.LoggerOptions{Name: "watchdog"})
+	}
+	if err := settings.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid watchdog settings: %w", err)
+	}
+	s := &Server{settings: settings, opts: opts, log: opts.Logger, node: opts.Node, m: newMetrics(), dbs: map[string]*dbHealth{}}
+	if s.node == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("find this machine's hostname (a watchdog's node name in leader_election is <hostname>-<pid>): %w", err)
+		}
+		s.node = host + "-" + strconv.Itoa(os.Getpid())
+	}
+	meta, err := openMetaDB(ctx, settings)
+	if err != nil {
+		return nil, err
+	}
+	s.meta = meta
+	s.el = &elector{db: meta, name: electionName(settings.Namespace), node: s.node, lease: settings.Lease, interval: settings.ElectInterval}
+	if s.http, err = s.listenHTTP(); err != nil {
+		_ = meta.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// HTTPAddr is the bound address of watchdog.http.port (nil when off).
+func (s *Server) HTTPAddr() net.Addr {
+	if s.http == nil {
+		return nil
+	}
+	return s.http.ln.Addr()
+}
+
+// Leading reports whether this watchdog leads its namespace now.
+func (s *Server) Leading() bool { return s.leading.Load() }
+
+// Node is this watchdog's name in leader_election.
+func (s *Server) Node() string { return s.node }
+
+// Registry is the watchdog's Prometheus registry.
+func (s *Server) Registry() *prometheus.Registry { return s.m.reg }
+
+// Run takes part in the election until ctx is cancelled, resending rows
+// while it leads; then it gives the lead up and closes.
+func (s *Server) Run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	if s.http != nil {
+		g.Go(func() error { return s.http.serve(gctx) })
+	}
+	g.Go(func() error { s.elect(gctx); return nil })
+	reg := s.registerConsul(gctx)
+	s.log.Info("watchdog started", "node", s.node, "namespace", s.settings.Namespace, "election", s.el.name,
+		"metaserver_db", s.meta.where, "checkInterval", s.settings.CheckInterval, "lease", s.settings.Lease)
+	err := g.Wait()
+	reg.deregister()
+	if ctx.Err() != nil {
+		err = nil // asked to stop
+	}
+	s.log.Info("watchdog stopped", "node", s.node)
+	return errors.Join(err, s.Close())
+}
+
+// Close closes the producer, the HTTP server and the metaserver's
+// database. Run calls it.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		if s.http != nil {
+			_ = s.http.srv.Close()
+		}
+		s.prodMu.Lock()
+		if s.producer != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = s.producer.Close(ctx)
+			cancel()
+			s.producer = nil
+		}
+		s.prodMu.Unlock()
+		s.closeErr = s.meta.close()
+	})
+	return s.closeErr
+}
+
+// elect runs the election until ctx ends (see election.go), starting and
+// stopping the lead. It owns the lead goroutine: it waits for it to end
+// before it returns, then releases the lead.
+func (s *Server) elect(ctx context.Context) {
+	var (
+		leadCtx    context.Context
+		leadCancel context.CancelFunc
+		leadDone   chan struct{}
+		deadline   *time.Timer
+	)
+	stopLead := func(why string) {
+		if leadCancel == nil {
+			return
+		}
+		deadline.Stop()
+		leadCancel()
+		<-leadDone
+		leadCancel = nil
+		s.leading.Store(false)
+		s.m.leader.Set(0)
+		s.log.Warn("no longer the leader: stopped resending", "node", s.node, "reason", why)
+	}
+	ticker := time.NewTicker(s.settings.ElectInterval)
+	defer ticker.Stop()
+	for {
+		tctx, cancel := context.WithTimeout(ctx, s.settings.ElectInterval)
+		held, sent, err := s.el.try(tctx)
+		cancel()
+		if ctx.Err() != nil {
+			break
+		}
+		s.noteElection(err)
+		if leadCancel != nil && leadCtx.Err() != nil {
+			stopLead(fmt.Sprintf("the lease was not renewed within %v (is the metaserver's database reachable?)", s.settings.Lease-s.settings.ElectInterval))
+		}
+		switch {
+		case held && leadCancel == nil:
+			leadCtx, leadCancel = context.WithCancel(ctx)
+			leadDone = make(chan struct{})
+			deadline = time.AfterFunc(time.Until(sent.Add(s.leaseUse())), leadCancel)
+			s.leading.Store(true)
+			s.m.leader.Set(1)
+			s.log.Info("leader of the namespace: resending rows of its client databases", "node", s.node, "namespace", s.settings.Namespace)
+			go func(ctx context.Context, done chan struct{}) {
+				defer close(done)
+				s.lead(ctx)
+			}(leadCtx, leadDone)
+		case held:
+			deadline.Reset(time.Until(sent.Add(s.leaseUse())))
+		case err == nil && leadCancel != nil:
+			stopLead("another watchdog holds the lease")
+		}
+		select {
+		case <-ctx.Done():
+		case <-ticker.C:
+			continue
+		}
+		break
+	}
+	stopLead("stopping")
+	rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := s.el.release(rctx); err != nil {
+		s.log.Warn("could not give the lead up; another watchdog takes over once the lease expires", "lease", s.settings.Lease, "error", err)
+	}
+}
+
+// leaseUse is how long after a renewal was sent the leader keeps sending:
+// one renewal interval short of the lease, so it has stopped before
+// another watchdog may take over.
+func (s *Server) leaseUse() time.Duration { return s.settings.Lease - s.settings.ElectInterval }
+
+// noteElection records the outcome of an election attempt for /health and
+// logs failures at most every 10 s.
+func (s *Server) noteElection(err error) {
+	s.mu.Lock()
+	was := s.electErr
+	if err != nil {
+		s.electErr = err.Error()
+	} else {
+		s.electErr = ""
+	}
+	s.mu.Unlock()
+	switch {
+	case err != nil:
+		s.electLog.Log(s.log, hclog.Error, "leader election failed; a leader stops resending once its lease is not renewed", "error", err)
+	case was != "":
+		s.log.Info("leader election works again", "metaserver_db", s.meta.where)
+	}
+}
