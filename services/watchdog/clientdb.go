@@ -25,9 +25,11 @@ import (
 //	                           (qmq_produce.qmq_msg_queue, QMQ's)
 //	mmm://host:port/appdb      ours: the table qmq_msg_queue of database appdb,
 //	                           for applications that keep it in their own database
-//	postgresql://host:port/db  ours: PostgreSQL database db (required: PostgreSQL
-//	postgres://host:port/db    tables live in a database), table
-//	                           qmq_produce.qmq_msg_queue (schema/init_client_postgres.sql)
+//	postgresql://host:port/db  ours: PostgreSQL database db, table
+//	postgres://host:port/db    qmq_produce.qmq_msg_queue (schema/init_client_postgres.sql);
+//	postgresql://host:port     without /db, the database named as user_name
+//	                           (PostgreSQL's own default), which is what
+//	                           `qmq tools AddDb --type=postgresql` registers
 //
 // user_name and password are the login. The password is used to connect
 // and never appears in a log line, /health, /metrics or an error: the
@@ -79,7 +81,10 @@ func parseClientDB(row store.ClientDB, defaultTable string) (clientDB, error) {
 		}
 	case "postgresql", "postgres":
 		if name == "" {
-			return bad("a PostgreSQL url must name the database holding schema qmq_produce")
+			name = row.User
+		}
+		if !identifier.MatchString(name) {
+			return bad("name the PostgreSQL database holding schema qmq_produce, postgresql://host:port/<database> (user_name %q is not a database name)", row.User)
 		}
 		db.dialect, db.dbname, db.table = tx.PostgreSQL, name, "qmq_produce.qmq_msg_queue"
 	default:

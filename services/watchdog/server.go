@@ -45,6 +45,9 @@ type Server struct {
 	http     *httpServer // nil when watchdog.http.port=-1
 
 	leading atomic.Bool
+	// abandon (tests) makes Run end without giving the lead up, as a
+	// killed process would: the others wait for the lease to expire.
+	abandon atomic.Bool
 
 	mu       sync.Mutex
 	dbs      map[string]*dbHealth // the leader's client databases, by url, for /health
@@ -207,6 +210,9 @@ func (s *Server) elect(ctx context.Context) {
 		break
 	}
 	stopLead("stopping")
+	if s.abandon.Load() {
+		return
+	}
 	rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := s.el.release(rctx); err != nil {
