@@ -89,6 +89,7 @@ type watchdog struct {
 	logs   *testlog.Buffer
 	cancel context.CancelFunc
 	done   chan error
+	once   sync.Once
 }
 
 // start runs a watchdog until stop or the end of the test.
@@ -111,16 +112,17 @@ func (e *env) start(t *testing.T, node string, s Settings) *watchdog {
 // stop ends the watchdog and waits for Run to return.
 func (w *watchdog) stop(t *testing.T) {
 	t.Helper()
-	w.cancel()
-	select {
-	case err, ok := <-w.done:
-		if ok && err != nil {
-			t.Errorf("watchdog %s: Run: %v", w.node, err)
+	w.once.Do(func() {
+		w.cancel()
+		select {
+		case err := <-w.done:
+			if err != nil {
+				t.Errorf("watchdog %s: Run: %v", w.node, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("watchdog %s did not stop within 30 s", w.node)
 		}
-		close(w.done)
-	case <-time.After(30 * time.Second):
-		t.Errorf("watchdog %s did not stop within 30 s", w.node)
-	}
+	})
 }
 
 // get reads an HTTP endpoint of the watchdog.
