@@ -55,7 +55,7 @@ var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0
 func parseClientDB(row store.ClientDB, defaultTable string) (clientDB, error) {
 	bad := func(format string, args ...any) (clientDB, error) {
 		return clientDB{}, fmt.Errorf("datasource_config url %q: %s; want mmm://host:port (MySQL/MariaDB, QMQ's form), mmm://host:port/database or postgresql://host:port/database",
-			row.URL, fmt.Sprintf(format, args...))
+			redactURL(row.URL), fmt.Sprintf(format, args...))
 	}
 	u, err := url.Parse(strings.TrimSpace(row.URL))
 	if err != nil {
@@ -123,6 +123,17 @@ func (c clientDB) open() (*sql.DB, error) {
 	db.SetMaxIdleConns(2)
 	db.SetConnMaxIdleTime(10 * time.Minute)
 	return db, nil
+}
+
+// redactURL is url without a login, should someone have put one in it.
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	if i := strings.LastIndex(s, "@"); i >= 0 {
+		return "(login removed)" + s[i:]
+	}
+	return s
 }
 
 // redactedError is an error whose text had a password cut out.

@@ -83,11 +83,11 @@ func (s *Server) refresh(ctx context.Context, tasks map[string]*dbTask) error {
 	}
 	seen := map[string]bool{}
 	for _, row := range rows {
-		seen[row.URL] = true
+		seen[row.URL], seen[redactURL(row.URL)] = true, true
 		c, err := parseClientDB(row, s.settings.Table)
 		if err != nil {
 			s.log.Error("datasource_config row skipped", "error", err)
-			s.setHealth(row.URL, func(h *dbHealth) { h.User, h.State, h.Error = row.User, "failing", err.Error() })
+			s.setHealth(redactURL(row.URL), func(h *dbHealth) { h.User, h.State, h.Error = row.User, "failing", err.Error() })
 			continue
 		}
 		if t := tasks[row.URL]; t != nil {
