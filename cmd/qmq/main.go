@@ -4,6 +4,7 @@
 //	qmq metaserver [--conf DIR] [--set key=value]…   cluster registry and routing
 //	qmq broker [--conf DIR] [--set key=value]…       real-time broker (master)
 //	qmq delay [--conf DIR] [--set key=value]…        delay server (delay and scheduled messages)
+//	qmq watchdog [--conf DIR] [--set key=value]…     resends transactional messages applications left behind
 //	qmq send / qmq consume                           try the queue from a terminal
 //	qmq tools <Command> --metaserver=host:port …     QMQ's tools.sh admin commands
 //	qmq version                                       version and commit (also --version)
@@ -28,15 +29,17 @@ import (
 	"github.com/qmq-go/qmq/services/broker"
 	"github.com/qmq-go/qmq/services/delay"
 	"github.com/qmq-go/qmq/services/metaserver"
+	"github.com/qmq-go/qmq/services/watchdog"
 )
 
 const usage = `qmq — QMQ message queue servers and tools, in Go.
 
 Usage:
-  qmq dev [--data DIR] [--bind IP]          metaserver (SQLite) + broker + delay server in one process on 127.0.0.1, registered automatically
+  qmq dev [--data DIR] [--bind IP] [--watchdog]   metaserver (SQLite) + broker + delay server (+ watchdog) in one process on 127.0.0.1, registered automatically
   qmq metaserver [--conf DIR] [--set key=value]... [--log-level LEVEL]
   qmq broker [--conf DIR] [--set key=value]... [--log-level LEVEL]
   qmq delay [--conf DIR] [--set key=value]... [--log-level LEVEL]     (reads delay.properties)
+  qmq watchdog [--conf DIR] [--set key=value]... [--log-level LEVEL]  (reads watchdog.properties and datasource.properties)
   qmq send --meta URL --subject S [--count N] [--size B] [--tag T]... [--prop k=v]... [--body TEXT] [--delay D | --at RFC3339]
   qmq consume --meta URL --subject S --group G [--count N] [--broadcast] [--tag T]... [--tag-mode and|or] [--json]
   qmq bench --meta URL [--subjects N] [--size B] [--producers P] [--consumers C] [--duration D] [--rate R] [--mode produce|consume|e2e|all] [--json]
@@ -80,6 +83,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runBroker(args[1:], stderr)
 	case "delay":
 		return runDelay(args[1:], stderr)
+	case "watchdog":
+		return runWatchdog(args[1:], stderr)
 	case "dev":
 		return runDev(args[1:], stdout, stderr)
 	case "send":
@@ -202,5 +207,16 @@ func runDelay(args []string, stderr io.Writer) int {
 		}
 		keys.Log(log)
 		return delay.New(ctx, settings, delay.Options{Logger: log})
+	})
+}
+
+func runWatchdog(args []string, stderr io.Writer) int {
+	return runServer("watchdog", args, stderr, func(ctx context.Context, dir string, o conf.Overrides, log hclog.Logger) (runnable, error) {
+		settings, keys, err := watchdog.LoadSettings(dir, conf.Lookup{Overrides: o})
+		if err != nil {
+			return nil, err
+		}
+		keys.Log(log)
+		return watchdog.New(ctx, settings, watchdog.Options{Logger: log})
 	})
 }
