@@ -17,6 +17,7 @@ import (
 	"github.com/qmq-go/qmq/services/broker"
 	"github.com/qmq-go/qmq/services/delay"
 	"github.com/qmq-go/qmq/services/metaserver"
+	"github.com/qmq-go/qmq/services/watchdog"
 )
 
 var update = flag.Bool("update", false, "rewrite the generated key tables of docs/configuration.md from the loaders (the Meaning column is kept)")
@@ -50,6 +51,13 @@ func loaders(t *testing.T) map[string]*conf.Reader {
 	for _, r := range ms {
 		out[r.FileName()] = r
 	}
+	// The watchdog's datasource.properties keys are the metaserver's (it
+	// reads the same database), documented once, under the metaserver.
+	wd, err := watchdog.KnownKeys(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out[wd[0].FileName()] = wd[0]
 	return out
 }
 
@@ -295,6 +303,10 @@ func notKey(s string) bool {
 		if strings.HasSuffix(s, suffix) {
 			return true
 		}
+	}
+	// SQL tables of the transactional-message client (qmq_produce.qmq_msg_queue).
+	if strings.HasPrefix(s, "qmq_produce.") {
+		return true
 	}
 	// Go identifiers (protocol.CodeSyncAuth, Decoder.Int32) and Java names
 	// have capitals; our keys are lower case (QMQ's capitalised keys are
