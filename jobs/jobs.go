@@ -23,16 +23,19 @@ var (
 	metaserverHCL string
 	//go:embed qmq-broker.nomad.hcl
 	brokerHCL string
+	//go:embed qmq-watchdog.nomad.hcl
+	watchdogHCL string
 )
 
 // The job specifications of this directory.
 var (
 	Metaserver = Spec{File: "qmq-metaserver.nomad.hcl", HCL: metaserverHCL}
 	Broker     = Spec{File: "qmq-broker.nomad.hcl", HCL: brokerHCL}
+	Watchdog   = Spec{File: "qmq-watchdog.nomad.hcl", HCL: watchdogHCL}
 )
 
 // Specs lists every embedded specification.
-func Specs() []Spec { return []Spec{Metaserver, Broker} }
+func Specs() []Spec { return []Spec{Metaserver, Broker, Watchdog} }
 
 // Vars are values for a spec's variables, what `nomad job run -var
 // name=value` gives: strings, bools, integers, []string and

@@ -181,6 +181,47 @@ func TestSpecsParseAndValidate(t *testing.T) {
 				}
 			}
 		}},
+		{"watchdog defaults", jobs.Watchdog, jobs.Vars{}, false, func(t *testing.T, j *api.Job) {
+			g := group(t, j, "watchdog")
+			task := findTask(t, g, "watchdog")
+			if *g.Count != 2 || task.Driver != "exec" {
+				t.Errorf("count %d driver %s: want two watchdogs with exec", *g.Count, task.Driver)
+			}
+			if v := g.Volumes["data"]; v == nil || v.Source != "qmq-metaserver" || len(task.VolumeMounts) != 1 || *task.VolumeMounts[0].Destination != "/data" {
+				t.Errorf("without jdbc_url the watchdogs should mount the metaserver's host volume at /data: volumes %v, mounts %v", g.Volumes, task.VolumeMounts)
+			}
+			wantArgs(t, task, "watchdog", "appCode=qmq-watchdog", "namespace=default", "meta.server.endpoint=consul://qmq-metaserver",
+				"consul.address=127.0.0.1:8500", "store.root=/data", "watchdog.http.port=${NOMAD_PORT_http}", "watchdog.bind.host=${NOMAD_IP_http}")
+			if ports := staticPorts(g); len(ports) != 0 {
+				t.Errorf("static ports %v: two watchdogs may share a node, so the HTTP port is dynamic", ports)
+			}
+			if len(g.Services) != 0 || len(task.Services) != 0 {
+				t.Errorf("the watchdog registers itself in Consul; a Nomad service block would register it twice")
+			}
+		}},
+		{"watchdog on MySQL", jobs.Watchdog, jobs.Vars{"jdbc_url": "jdbc:mysql://db:3306/qmq_metaserver", "jdbc_username": "qmq", "jdbc_password": "s3cret",
+			"namespace": "cn2", "watchdog_config": map[string]string{"checkInterval": "30000"}}, false, func(t *testing.T, j *api.Job) {
+			g := group(t, j, "watchdog")
+			task := findTask(t, g, "watchdog")
+			if len(g.Volumes) != 0 || len(task.VolumeMounts) != 0 {
+				t.Errorf("with MySQL no volume is needed: volumes %v mounts %v", g.Volumes, task.VolumeMounts)
+			}
+			if task.Env["QMQ_JDBC_URL"] != "jdbc:mysql://db:3306/qmq_metaserver" || task.Env["QMQ_JDBC_PASSWORD"] != "s3cret" {
+				t.Errorf("datasource env %v", task.Env)
+			}
+			if strings.Contains(fmt.Sprint(task.Config["args"]), "s3cret") {
+				t.Errorf("the password is on the command line: %v", task.Config["args"])
+			}
+			wantArgs(t, task, "namespace=cn2", "checkInterval=30000")
+		}},
+		{"watchdogs, one-node test", jobs.Watchdog, jobs.Vars{"qmq_binary": "/usr/bin/true", "driver": "raw_exec", "consul_address": n.Consul.HTTPAddr,
+			"volume": volMeta, "store_root": n.VolumePath(t, volMeta)}, true, func(t *testing.T, j *api.Job) {
+			task := findTask(t, group(t, j, "watchdog"), "watchdog")
+			if task.Driver != "raw_exec" || len(task.VolumeMounts) != 0 {
+				t.Errorf("raw_exec mounts nothing: driver %s mounts %v", task.Driver, task.VolumeMounts)
+			}
+			wantArgs(t, task, "store.root="+n.VolumePath(t, volMeta))
+		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			job, err := c.spec.Parse(ctx, n.Client, c.vars)
