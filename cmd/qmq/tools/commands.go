@@ -10,8 +10,11 @@ type flagSpec struct {
 	name     string // flag name, also the form parameter unless param is set
 	param    string // form parameter name when it differs (ResetOffset --action -> code)
 	required bool
-	def      string
-	help     string
+	// mayBeEmpty (ours) lets a required flag be given empty (--password=):
+	// it must be written, but "" is a value.
+	mayBeEmpty bool
+	def        string
+	help       string
 	// boolean flags (ours) take no value and are sent only when given, as
 	// <param>=true: without them the form is exactly QMQ's.
 	boolean bool
@@ -60,7 +63,7 @@ var commands = []command{
 			{name: "host", required: true, help: "database host"},
 			{name: "port", required: true, help: "database port"},
 			{name: "username", required: true, help: "database user"},
-			{name: "password", required: true, help: "database password"},
+			{name: "password", required: true, mayBeEmpty: true, help: "database password, stored in clear in datasource_config as QMQ does; --password= (empty) for a database that trusts the watchdog another way (README, Watchdog)"},
 			{name: "room", def: "default", help: "watchdog namespace that scans it"},
 		}},
 	{name: "ReplaceBroker", action: admin.ActionReplaceBroker, token: true, help: "replace the broker of a (group, role), e.g. to move it to a new machine",

@@ -94,6 +94,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "qmq tools %s: unexpected arguments %q; flags are written --name=value\n", cmd.name, fs.Args())
 		return 2
 	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	var missing []string
 	if *metaserver == "" {
 		missing = append(missing, "--metaserver")
@@ -117,7 +119,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		v := *values[f.name]
-		if f.required && v == "" {
+		if f.required && v == "" && !(f.mayBeEmpty && given[f.name]) {
 			missing = append(missing, "--"+f.name)
 		}
 		form.Set(param, v)
