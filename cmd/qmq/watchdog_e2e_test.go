@@ -177,3 +177,17 @@ func TestWatchdogKill9Takeover(t *testing.T) {
 		t.Errorf("%d distinct messages of %d consumed: some arrived twice", len(ids), n)
 	}
 }
+
+// TestDevWatchdog: qmq dev --watchdog runs a watchdog that leads the
+// default namespace against the dev metaserver's database and serves
+// /health on --watchdog-http-port.
+func TestDevWatchdog(t *testing.T) {
+	ports := devPorts(t)
+	wp := testutil.FreePorts(t, 1)[0]
+	dev := startDev(t, t.TempDir(), ports, "--watchdog", fmt.Sprintf("--watchdog-http-port=%d", wp))
+	w := &watchdogProcess{http: wp}
+	testutil.Eventually(t, 15*time.Second, "the dev watchdog leads", func() bool { return w.role() == "leader" })
+	if !strings.Contains(dev.log.String(), "leader of the namespace") {
+		t.Errorf("the dev log does not say the watchdog leads:\n%s", dev.log.String())
+	}
+}
