@@ -95,3 +95,17 @@ func TestParseClientDB(t *testing.T) {
 		}
 	}
 }
+
+// New refuses a metaserver SQLite file that does not exist, rather than
+// creating an empty database the metaserver never reads.
+func TestNewWithoutMetaserverDatabase(t *testing.T) {
+	s := DefaultSettings()
+	s.AppCode, s.MetaEndpoint, s.StoreRoot, s.HTTPPort = "a", "127.0.0.1:1", t.TempDir(), -1
+	_, err := New(t.Context(), s, Options{})
+	if err == nil || !strings.Contains(err.Error(), "start the metaserver first") {
+		t.Errorf("New without metaserver.db: %v", err)
+	}
+	if _, statErr := os.Stat(filepath.Join(s.StoreRoot, "metaserver.db")); statErr == nil {
+		t.Error("New created metaserver.db")
+	}
+}

@@ -152,29 +152,14 @@ func (s *Server) Close() error {
 
 // elect runs the election until ctx ends (see election.go), starting and
 // stopping the lead. It owns the lead goroutine: it waits for it to end
-// before it returns, then releases the lead.
+// before it returns, then gives the lead up.
 func (s *Server) elect(ctx context.Context) {
-	var (
-		leadCtx    context.Context
-		leadCancel context.CancelFunc
-		leadDone   chan struct{}
-		deadline   *time.Timer
-	)
-	stopLead := func(why string) {
-		if leadCancel == nil {
-			return
-		}
-		deadline.Stop()
-		leadCancel()
-		<-leadDone
-		leadCancel = nil
-		s.leading.Store(false)
-		s.m.leader.Set(0)
-		s.log.Warn("no longer the leader: stopped resending", "node", s.node, "reason", why)
-	}
+	l := &lead{s: s}
 	ticker := time.NewTicker(s.settings.ElectInterval)
 	defer ticker.Stop()
-	for {
+	for ctx.Err() == nil {
+		// One attempt may take at most an interval, so that a hung database
+		// does not delay the next check of the lease.
 		tctx, cancel := context.WithTimeout(ctx, s.settings.ElectInterval)
 		held, sent, err := s.el.try(tctx)
 		cancel()
@@ -182,34 +167,23 @@ func (s *Server) elect(ctx context.Context) {
 			break
 		}
 		s.noteElection(err)
-		if leadCancel != nil && leadCtx.Err() != nil {
-			stopLead(fmt.Sprintf("the lease was not renewed within %v (is the metaserver's database reachable?)", s.settings.Lease-s.settings.ElectInterval))
+		if l.expired() {
+			l.stop(fmt.Sprintf("the lease was not renewed within %v (is the metaserver's database reachable?)", s.leaseUse()))
 		}
 		switch {
-		case held && leadCancel == nil:
-			leadCtx, leadCancel = context.WithCancel(ctx)
-			leadDone = make(chan struct{})
-			deadline = time.AfterFunc(time.Until(sent.Add(s.leaseUse())), leadCancel)
-			s.leading.Store(true)
-			s.m.leader.Set(1)
-			s.log.Info("leader of the namespace: resending rows of its client databases", "node", s.node, "namespace", s.settings.Namespace)
-			go func(ctx context.Context, done chan struct{}) {
-				defer close(done)
-				s.lead(ctx)
-			}(leadCtx, leadDone)
+		case held && !l.running():
+			l.start(ctx, sent.Add(s.leaseUse()))
 		case held:
-			deadline.Reset(time.Until(sent.Add(s.leaseUse())))
-		case err == nil && leadCancel != nil:
-			stopLead("another watchdog holds the lease")
+			l.renewed(sent.Add(s.leaseUse()))
+		case err == nil && l.running():
+			l.stop("another watchdog holds the lease")
 		}
 		select {
 		case <-ctx.Done():
 		case <-ticker.C:
-			continue
 		}
-		break
 	}
-	stopLead("stopping")
+	l.stop("stopping")
 	if s.abandon.Load() {
 		return
 	}
@@ -218,6 +192,54 @@ func (s *Server) elect(ctx context.Context) {
 	if err := s.el.release(rctx); err != nil {
 		s.log.Warn("could not give the lead up; another watchdog takes over once the lease expires", "lease", s.settings.Lease, "error", err)
 	}
+}
+
+// lead is the running lead of elect: the goroutine resending rows, and
+// the timer that ends it when the lease runs out unrenewed, even while an
+// election statement hangs.
+type lead struct {
+	s        *Server
+	ctx      context.Context
+	cancel   context.CancelFunc
+	done     chan struct{}
+	deadline *time.Timer
+}
+
+func (l *lead) running() bool { return l.cancel != nil }
+
+// expired reports whether the lease ran out and ended the lead's context.
+func (l *lead) expired() bool { return l.running() && l.ctx.Err() != nil }
+
+// start begins leading until until (when the lease, as this watchdog
+// counts it, ends) unless renewed.
+func (l *lead) start(ctx context.Context, until time.Time) {
+	s := l.s
+	l.ctx, l.cancel = context.WithCancel(ctx)
+	l.done = make(chan struct{})
+	l.deadline = time.AfterFunc(time.Until(until), l.cancel)
+	s.leading.Store(true)
+	s.m.leader.Set(1)
+	s.log.Info("leader of the namespace: resending rows of its client databases", "node", s.node, "namespace", s.settings.Namespace)
+	go func(ctx context.Context, done chan struct{}) {
+		defer close(done)
+		s.lead(ctx)
+	}(l.ctx, l.done)
+}
+
+func (l *lead) renewed(until time.Time) { l.deadline.Reset(time.Until(until)) }
+
+// stop ends the lead and waits for its goroutine.
+func (l *lead) stop(why string) {
+	if !l.running() {
+		return
+	}
+	l.deadline.Stop()
+	l.cancel()
+	<-l.done
+	l.cancel = nil
+	l.s.leading.Store(false)
+	l.s.m.leader.Set(0)
+	l.s.log.Warn("no longer the leader: stopped resending", "node", l.s.node, "reason", why)
 }
 
 // leaseUse is how long after a renewal was sent the leader keeps sending:
