@@ -197,3 +197,47 @@ func TestDownDatabaseIsSkippedOthersServed(t *testing.T) {
 		t.Errorf("/metrics lacks %s", want)
 	}
 }
+
+// While no broker takes the messages, rows stay with their error count
+// raised (status 0, never deleted); once the broker is back, the next
+// rounds send them.
+func TestFailedSendsRaiseErrorAndAreRetried(t *testing.T) {
+	e := startEnv(t)
+	subject := fmt.Sprintf("wd.retry.%d", time.Now().UnixNano())
+	in := e.startInbox(t, subject)
+	db := mariaClient(t)
+	e.addDB(t, db.url, "root", "")
+	master := e.cluster.Groups()[0].Master
+	master.Stop()
+	ids := map[string]int64{}
+	for i := range 3 {
+		id := fmt.Sprintf("261207.4.%d", i)
+		ids[id] = db.insert(t, javaContent(id, subject, nil, nil))
+	}
+	s := e.settings()
+	s.SendTimeout = 300 * time.Millisecond
+	w := e.start(t, "wd-a", s)
+	testutil.Eventually(t, 30*time.Second, "the failed sends raise error", func() bool {
+		for _, row := range ids {
+			if st, errs, ok := db.row(t, row); !ok || st != 0 || errs == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	// Failed rows are touched (update_time), so they wait checkInterval.
+	_, metrics := w.get(t, "/metrics")
+	if !strings.Contains(metrics, fmt.Sprintf(`qmq_watchdog_failed_total{db=%q}`, db.url)) {
+		t.Errorf("/metrics lacks the failures of %s", db.url)
+	}
+	master.Start()
+	e.cluster.Groups()[0].WaitOnline()
+	testutil.Eventually(t, 60*time.Second, "the rows are sent once the broker is back", func() bool {
+		for id := range ids {
+			if in.get(id) == nil {
+				return false
+			}
+		}
+		return db.count(t) == 0
+	})
+}
