@@ -29,11 +29,10 @@ func electionName(namespace string) string { return "qmq_watchdog_" + namespace 
 
 // elector runs the election for one watchdog.
 type elector struct {
-	db       *metaDB
-	name     string
-	node     string
-	lease    time.Duration
-	interval time.Duration
+	db    *metaDB
+	name  string
+	node  string
+	lease time.Duration
 }
 
 // ensureRow creates the namespace's row if it does not exist yet.

@@ -23,8 +23,8 @@ type metaDB struct {
 	// nowMillis is the SQL expression of the database's clock in epoch
 	// milliseconds, as QMQ's unix_timestamp(now(3)) * 1000.
 	nowMillis string
-	// insertIgnore turns "INSERT INTO ..." into an insert that leaves an
-	// existing row of the same unique key alone.
+	// ignoreDup is appended to an INSERT so that an existing row of the
+	// same unique key is left alone and is not an error.
 	ignoreDup string
 }
 

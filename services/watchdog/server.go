@@ -85,7 +85,7 @@ func New(ctx context.Context, settings Settings, opts Options) (*Server, error) 
 		return nil, err
 	}
 	s.meta = meta
-	s.el = &elector{db: meta, name: electionName(settings.Namespace), node: s.node, lease: settings.Lease, interval: settings.ElectInterval}
+	s.el = &elector{db: meta, name: electionName(settings.Namespace), node: s.node, lease: settings.Lease}
 	if s.http, err = s.listenHTTP(); err != nil {
 		_ = meta.close()
 		return nil, err

@@ -36,12 +36,12 @@ type Settings struct {
 	// database's scan; what is left waits for the next round.
 	TaskTimeout time.Duration
 
-	BatchSize   int     // watchdog.batch.size (ours; QMQ: 50): rows read and sent per query
-	RatePerDB   float64 // watchdog.resend.rate (ours; QMQ: 50/s): rows sent per second per database
-	MaxErrors   int     // watchdog.max.errors (ours; QMQ: 1000): a row failed this often is marked -2
-	Parallel    int     // watchdog.parallel.dbs (ours): databases scanned at once
-	Table       string  // watchdog.table (ours): the table in a MySQL row's database when its URL names none
-	SendTimeout time.Duration
+	BatchSize   int           // watchdog.batch.size (ours; QMQ: 50): rows read and sent per query
+	RatePerDB   float64       // watchdog.resend.rate (ours; QMQ: 50/s): rows sent per second per database
+	MaxErrors   int           // watchdog.max.errors (ours; QMQ: 1000): a row failed this often is marked -2
+	Parallel    int           // watchdog.parallel.dbs (ours): databases scanned at once
+	Table       string        // watchdog.table (ours): the table of a MySQL row whose url names no database
+	SendTimeout time.Duration // watchdog.send.timeout.ms (ours): the producer's timeout of one send
 
 	// Election (ours; QMQ's fixed timings): a leader renews its lease
 	// every ElectInterval; another watchdog takes over once the lease has
