@@ -64,6 +64,26 @@
 // the group is unavailable meanwhile, and producers use their other groups
 // (min.group.num=2).
 //
+// qmq-watchdog.nomad.hcl runs `qmq watchdog` (job qmq-watchdog, group
+// watchdog, watchdog_count 2): the watchdogs of one namespace elect a leader
+// on the metaserver's leader_election table, which resends the
+// transactional messages applications left in the client databases
+// registered with qmq tools AddDb. Each registers itself in Consul as
+// qmq-watchdog with an HTTP check on /health (a dynamic port, so that two
+// may share a client). With the metaserver's embedded SQLite store they
+// mount its host volume, so they run where it runs; with jdbc_url they read
+// its MySQL database and may run anywhere. Its variables:
+//
+//	qmq_binary, driver, datacenters, consul_address, cpu, memory, as above (300 MHz, 256 MB)
+//	watchdog_count     2
+//	namespace          default: the room of the datasource_config rows served
+//	app_code           qmq-watchdog: appCode of the watchdog's producer
+//	meta_endpoint      consul://qmq-metaserver
+//	volume, store_root qmq-metaserver, /data: the metaserver's host volume and store.root
+//	jdbc_url, jdbc_username, jdbc_password
+//	                   the metaserver's MySQL database instead; then no volume is used
+//	watchdog_config    {} more watchdog.properties keys (--set key=value)
+//
 // # Running them
 //
 // Each client that runs a broker or the SQLite metaserver declares its
