@@ -3,6 +3,7 @@ package delay
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/qmq-go/qmq/protocol"
@@ -26,12 +27,26 @@ import (
 // followAsSlave keeps a DELAY_SLAVE running until ctx ends or the
 // metaserver gives it another role.
 func (r *registrar) followAsSlave(ctx context.Context) error {
+	var promoted chan error // nil without failover: never ready
+	if r.s.settings.Failover.Enable {
+		wctx, stop := context.WithCancel(ctx)
+		promoted = make(chan error, 1)
+		var watcher sync.WaitGroup
+		watcher.Go(func() { promoted <- r.watchMaster(wctx) })
+		defer func() { stop(); watcher.Wait() }()
+	}
 	t := time.NewTicker(r.s.settings.HeartbeatInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case err := <-promoted:
+			if err != nil {
+				return err
+			}
+			promoted = nil
+			continue
 		case <-t.C:
 		}
 		if err := r.checkRole(ctx); err != nil {
@@ -65,7 +80,7 @@ func (r *registrar) checkRole(ctx context.Context) error {
 		return nil
 	}
 	if r.role == protocol.RoleDelayMaster {
-		r.demoted = true
+		r.demoted.Store(true)
 		s.online.Store(false) // no more sends are taken while the server stops
 		return fmt.Errorf("the metaserver now registers this delay server as %s of group %q (a SwapMasterSlave?): it stops taking sends and dispatching. "+
 			"Start it again to rejoin as the new master's slave; if its logs hold bytes the new master lacks, the slave says so and its store.root must be deleted first",

@@ -146,21 +146,31 @@ func trySend(addr string, msgs []protocol.Message) ([]protocol.SendResult, error
 
 // TestDelayKill9Failover: a producer sends delay messages (due 2 s after
 // sending) to the master, with wait.slave.wrote, until the master is
-// killed with SIGKILL; the group is swapped (client/admin
-// SwapMasterSlave), the slave process exits on its promotion and is
-// started again, and every message the master acknowledged reaches the
-// consumer. Duplicates are counted: messages the old master sent whose
+// killed with SIGKILL; the slave takes over — after a manual swap
+// (client/admin SwapMasterSlave), or on its own once the master's lease
+// expired (failover.enable) — exits on its promotion, is started again as
+// its supervisor would, and every message the master acknowledged reaches
+// the consumer. Duplicates are counted: messages the old master sent whose
 // dispatch record had not reached the slave.
 func TestDelayKill9Failover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("subprocesses")
 	}
+	t.Run("manual", func(t *testing.T) { runKill9(t, false) })
+	t.Run("lease", func(t *testing.T) { runKill9(t, true) })
+}
+
+func runKill9(t *testing.T, auto bool) {
 	m := startMeta(t)
 	startBroker(t, m)
 	const subject = "delay.repl.kill9"
 	col := consume(t, m.Endpoint(), subject)
-	master := newProcDelay(t, m, delayHost, int(protocol.RoleDelayMaster))
-	slave := newProcDelay(t, m, slaveHost, int(protocol.RoleDelaySlave))
+	var sets []string
+	if auto {
+		sets = []string{"failover.enable=true", "failover.lease.ttl.ms=1500", "failover.master.timeout.ms=500"}
+	}
+	master := newProcDelay(t, m, delayHost, int(protocol.RoleDelayMaster), sets...)
+	slave := newProcDelay(t, m, slaveHost, int(protocol.RoleDelaySlave), sets...)
 	master.start()
 	slave.start()
 	master.waitLog("delay server online", 15*time.Second)
@@ -209,17 +219,22 @@ func TestDelayKill9Failover(t *testing.T) {
 	cancel()
 	<-sent
 
-	if _, err := admin.New(m.HTTP(), metatest.Token).SwapMasterSlave(context.Background(), delayGroup); err != nil {
-		t.Fatalf("SwapMasterSlave: %v", err)
+	want := "this slave took over"
+	if !auto {
+		want = "now registers this delay server as DELAY_MASTER"
+		if _, err := admin.New(m.HTTP(), metatest.Token).SwapMasterSlave(context.Background(), delayGroup); err != nil {
+			t.Fatalf("SwapMasterSlave: %v", err)
+		}
 	}
 	select {
 	case <-slave.done:
-	case <-time.After(10 * time.Second):
+	case <-time.After(15 * time.Second):
 		t.Fatal("the slave process did not exit on its promotion")
 	}
-	if !strings.Contains(slave.out.String(), "now registers this delay server as DELAY_MASTER") {
-		t.Fatal("the slave exited without saying it was promoted")
+	if !strings.Contains(slave.out.String(), want) {
+		t.Fatalf("the slave exited without saying %q", want)
 	}
+	promoted := time.Now()
 	slave.cmd = nil
 	slave.start() // as its supervisor would
 	online := slave.waitLog("delay server online", 15*time.Second)
@@ -235,8 +250,8 @@ func TestDelayKill9Failover(t *testing.T) {
 		dups += col.count[id] - 1
 	}
 	col.mu.Unlock()
-	t.Logf("%d acknowledged (%d BROKER_BUSY, %d unanswered at the kill); %d delivered before the kill; kill -9 to new master online %v (swap included); all acknowledged delivered %v after the kill; duplicates %d",
-		len(ids), busy, unanswered, before, online.Sub(killed).Round(time.Millisecond), delivered.Sub(killed).Round(time.Millisecond), dups)
+	t.Logf("%d acknowledged (%d BROKER_BUSY, %d unanswered at the kill); %d delivered before the kill; kill -9 to promotion %v, to new master online %v; all acknowledged delivered %v after the kill; duplicates %d",
+		len(ids), busy, unanswered, before, promoted.Sub(killed).Round(time.Millisecond), online.Sub(killed).Round(time.Millisecond), delivered.Sub(killed).Round(time.Millisecond), dups)
 	if len(ids) < 500 {
 		t.Errorf("only %d messages acknowledged: the load did not run", len(ids))
 	}

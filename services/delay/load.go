@@ -79,6 +79,12 @@ func readSettings(dir string, l conf.Lookup) (Settings, *conf.Reader, error) {
 		RouteRefresh: r.Millis("delay.route.refresh.ms", dd.RouteRefresh, 100*time.Millisecond, time.Hour),
 		AppCode:      r.String("delay.app.code", dd.AppCode),
 	}
+	df := d.Failover
+	s.Failover = FailoverSettings{
+		Enable:        r.Bool("failover.enable", df.Enable),
+		MasterTimeout: r.Millis("failover.master.timeout.ms", df.MasterTimeout, 100*time.Millisecond, 10*time.Minute),
+		LeaseTTL:      r.Millis("failover.lease.ttl.ms", df.LeaseTTL, 300*time.Millisecond, 10*time.Minute),
+	}
 	s.Store = readStore(r, d.Store, s.MaxMessageSize)
 	s.Replication = readReplication(r, d.Replication)
 	secret := r.String("sync.secret", "")

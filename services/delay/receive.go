@@ -40,6 +40,12 @@ func (s *Server) handleSend(ctx context.Context, req *remoting.Request) protocol
 		}
 		return protocol.Frame{Body: protocol.AppendSendResults(nil, fails)}
 	}
+	if s.fenced() {
+		for i := range msgs {
+			fail(&msgs[i], protocol.SendBrokerBusy, "BROKER BUSY: this delay master's lease has run out (the metaserver cannot be reached, or its slave is taking over); send to another delay group")
+		}
+		return protocol.Frame{Body: protocol.AppendSendResults(nil, fails)}
+	}
 	now := time.Now()
 	batch := make([]delaystore.Message, 0, len(msgs))
 	kept := make([]int, 0, len(msgs))

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/qmq-go/qmq/client/meta"
@@ -28,10 +30,10 @@ type registrar struct {
 	addr       string // metaserver TCP address of client
 	group      string
 	role       int32
-	masterSync string // a slave's master's ip:sync.port
-	brokerA    string // the address registered for producers
-	wentOnline bool   // ONLINE was acknowledged: OFFLINE at shutdown
-	demoted    bool   // the metaserver gave the role away: no OFFLINE (it would mark the new master's group)
+	masterSync string      // a slave's master's ip:sync.port
+	brokerA    string      // the address registered for producers
+	wentOnline bool        // ONLINE was acknowledged: OFFLINE at shutdown
+	demoted    atomic.Bool // the metaserver gave the role away: no OFFLINE (it would mark the new master's group)
 
 	consulSvc     *consul.Service
 	consulFailing bool
@@ -116,6 +118,19 @@ func (r *registrar) run(ctx context.Context) error {
 	if r.role == protocol.RoleDelaySlave {
 		return r.followAsSlave(ctx)
 	}
+	var leaseLost chan error // nil without failover: never ready
+	if s.settings.Failover.Enable {
+		// The lease before dispatching or taking sends: a slave that took
+		// over may still hold it.
+		if err := r.claimAtStart(ctx); err != nil || ctx.Err() != nil {
+			return err
+		}
+		lctx, stopLease := context.WithCancel(ctx)
+		leaseLost = make(chan error, 1)
+		var renewer sync.WaitGroup
+		renewer.Go(func() { leaseLost <- r.renewLease(lctx) })
+		defer func() { stopLease(); renewer.Wait() }()
+	}
 	close(r.master)
 
 	for attempt := 1; ; attempt++ {
@@ -145,6 +160,12 @@ func (r *registrar) run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case err := <-leaseLost:
+			if err != nil {
+				return err
+			}
+			leaseLost = nil
+			continue
 		case <-t.C:
 		}
 		r.tryConsul(ctx)
@@ -219,7 +240,7 @@ func (r *registrar) register(ctx context.Context, typ int32) error {
 // offline sends OFFLINE (3 tries) if the server went online as master and
 // still is the master.
 func (r *registrar) offline() {
-	if r.group == "" || r.brokerA == "" || !r.wentOnline || r.demoted {
+	if r.group == "" || r.brokerA == "" || !r.wentOnline || r.demoted.Load() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -302,3 +302,32 @@ func TestDelaySyncRefusesStrangers(t *testing.T) {
 		t.Fatalf("send without a slave: %+v, want BROKER_BUSY naming the slave", rs)
 	}
 }
+
+// TestDelayLeaseFencing: with failover.enable, a master that cannot renew
+// its lease (the metaserver is gone) stops taking sends (BROKER_BUSY) once
+// the lease it last got has run out, and stops dispatching.
+func TestDelayLeaseFencing(t *testing.T) {
+	m := startMeta(t)
+	lease := func(s *Settings) {
+		waitSlave(s)
+		s.Failover = FailoverSettings{Enable: true, LeaseTTL: 900 * time.Millisecond, MasterTimeout: 500 * time.Millisecond}
+	}
+	master := pairMember(t, m, delayHost, int(protocol.RoleDelayMaster), lease)
+	pairMember(t, m, slaveHost, int(protocol.RoleDelaySlave), lease)
+	master.waitOnline()
+	testutil.Eventually(t, 10*time.Second, "the master's slave", func() bool {
+		return master.srv.replica.Load().master.Lag().MessageOffset >= 0
+	})
+	if _, rs := rawSend(t, master.srv.Addr().String(), delayMessage("delay.repl.fence", "before", time.Now().Add(time.Hour).UnixMilli())); len(rs) != 0 {
+		t.Fatalf("send with the lease held: %+v", rs)
+	}
+	m.Stop()
+	start := time.Now()
+	testutil.Eventually(t, 5*time.Second, "the master to fence itself", master.srv.fenced)
+	fencedAfter := time.Since(start)
+	_, rs := rawSend(t, master.srv.Addr().String(), delayMessage("delay.repl.fence", "after", time.Now().Add(time.Hour).UnixMilli()))
+	if len(rs) != 1 || rs[0].Code != protocol.SendBrokerBusy || !strings.Contains(rs[0].Remark, "lease") {
+		t.Fatalf("send after the lease ran out: %+v, want BROKER_BUSY naming the lease", rs)
+	}
+	t.Logf("fenced %v after the metaserver stopped (lease %v): %s", fencedAfter.Round(time.Millisecond), 900*time.Millisecond, rs[0].Remark)
+}

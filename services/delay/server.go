@@ -48,8 +48,9 @@ type Server struct {
 	http     *httpServer // nil when delay.http.port=-1
 	routes   *producerRoutes
 	disp     *dispatcher
-	slaves   *slavePeer              // as DELAY_MASTER: which address may replicate (syncpeer.go)
-	replica  atomic.Pointer[replica] // the role's replication once the role is known (replica.go)
+	slaves   *slavePeer                  // as DELAY_MASTER: which address may replicate (syncpeer.go)
+	replica  atomic.Pointer[replica]     // the role's replication once the role is known (replica.go)
+	lease    atomic.Pointer[masterLease] // the master's lease with failover.enable (lease.go); nil: none, never fenced
 
 	role   atomic.Int32 // DELAY_MASTER or DELAY_SLAVE once the metaserver says so; roleUnknown before
 	online atomic.Bool  // ONLINE acknowledged: SEND_MESSAGE is taken

@@ -50,6 +50,10 @@ type Settings struct {
 
 	Dispatch DispatchSettings
 
+	// Failover is automatic failover (ours, lease.go): the master's lease
+	// at the metaserver and the slave's takeover.
+	Failover FailoverSettings
+
 	// Consul registration (ours): service qmq-delay with a TCP check on broker.port.
 	ConsulAddress         string        // consul.address; "" = CONSUL_HTTP_ADDR; both empty = no registration
 	ConsulToken           string        // consul.token; "" = CONSUL_HTTP_TOKEN
@@ -63,6 +67,13 @@ type Settings struct {
 	// Store is the delay store's configuration (storage/delaystore):
 	// store.root, segment.scale.minute, the retention keys.
 	Store delaystore.Config
+}
+
+// FailoverSettings are the automatic failover keys (ours), as the broker's.
+type FailoverSettings struct {
+	Enable        bool          // failover.enable: a slave takes over when its master's lease expires
+	MasterTimeout time.Duration // failover.master.timeout.ms: master silence before the slave asks to take over
+	LeaseTTL      time.Duration // failover.lease.ttl.ms: the master lease; renewed every third of it
 }
 
 // DispatchSettings pace the sending of due messages to the real-time
@@ -91,6 +102,7 @@ func DefaultSettings() Settings {
 		MetaRetry:         5 * time.Second,
 		SlaveWroteTimeout: 3 * time.Second,
 		Replication:       replication.DefaultSettings(),
+		Failover:          FailoverSettings{MasterTimeout: 2 * time.Second, LeaseTTL: 3 * time.Second},
 		Dispatch: DispatchSettings{
 			BatchSize:    30,
 			SendTimeout:  5 * time.Second,
@@ -129,6 +141,9 @@ func (s Settings) Validate() error {
 	errs = append(errs, s.Limits.Validate(s.MaxFrameSize)...)
 	if s.WaitSlaveWrote && s.SlaveWroteTimeout <= 0 {
 		fail("wait.slave.wrote.timeout.ms=%d must be positive: it is how long a send waits for the slave", s.SlaveWroteTimeout.Milliseconds())
+	}
+	if f := s.Failover; f.Enable && !s.WaitSlaveWrote {
+		fail("failover.enable=true needs wait.slave.wrote=true: the metaserver promotes a slave only if its master acknowledged nothing the slave lacks")
 	}
 	if s.Store.Root == "" {
 		fail("store.root is empty: name the directory of the delay server's logs")
