@@ -28,15 +28,19 @@
 // (BROKER_READ_ONLY) and dispatches nothing. /health shows the slave's lag
 // (master) or the master's state (slave).
 //
-// Failover is manual (failover.go): both roles ask the metaserver for
-// their role every heartbeat interval, and a changed role (SwapMasterSlave)
-// stops the server with an error saying so, for its supervisor to start it
-// again in the new role. A promoted slave's store opens its copy and
-// dispatches exactly what the copied dispatch log does not record as sent
-// (messages the old master sent after its last copied dispatch record go
-// out twice). A demoted master stops taking sends and dispatching and
-// sends no OFFLINE. There is no lease: no automatic promotion, and a master
-// cut off from the metaserver keeps serving.
+// Failover (failover.go, lease.go): both roles ask the metaserver for
+// their role every heartbeat interval, and a changed role (SwapMasterSlave,
+// the manual failover) stops the server with an error saying so, for its
+// supervisor to start it again in the new role. With failover.enable the
+// master holds its group's lease (the broker's BROKER_LEASE) and is fenced
+// (no sends, no dispatching) once the lease it last got may have run out;
+// a caught-up slave whose master is silent takes over the expired lease
+// (the metaserver swaps the rows) and stops the same way. A promoted
+// slave's store opens its copy and dispatches exactly what the copied
+// dispatch log does not record as sent (messages the old master sent after
+// its last copied dispatch record go out twice). A demoted master stops
+// without OFFLINE. A former master rejoins as slave only if its logs are a
+// prefix of the new master's (no tail truncation: else delete store.root).
 //
 // # Receiving (receive.go, schedule.go)
 //
@@ -79,6 +83,6 @@
 //
 // # Not implemented yet
 //
-// Automatic failover of delay groups (the broker's lease and fencing),
+// Tail truncation when a former master rejoins, the Consul lease,
 // CancelDelay, a Nomad job.
 package delay

@@ -9,7 +9,7 @@ import (
 	"github.com/qmq-go/qmq/protocol"
 )
 
-// Failover of a delay group is manual (QMQ's runbook, with our
+// Manual failover of a delay group (QMQ's runbook, with our
 // SwapMasterSlave): stop the DELAY_MASTER, swap the group's rows (qmq tools
 // SwapMasterSlave --brokerGroup=<group>, or client/admin), and the
 // DELAY_SLAVE, which asks for its role every broker.heartbeat.interval.ms,
@@ -22,7 +22,7 @@ import (
 // swap done while the old master still runs). Started again, it rejoins as
 // the slave of the new master if its logs are a prefix of the new
 // master's; otherwise replication refuses and says to delete its
-// store.root. There is no lease and no automatic promotion yet.
+// store.root. Automatic failover with the lease is lease.go.
 
 // followAsSlave keeps a DELAY_SLAVE running until ctx ends or the
 // metaserver gives it another role.
