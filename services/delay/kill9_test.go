@@ -255,4 +255,36 @@ func runKill9(t *testing.T, auto bool) {
 	if len(ids) < 500 {
 		t.Errorf("only %d messages acknowledged: the load did not run", len(ids))
 	}
+
+	// The killed master starts again, now registered as the slave: it
+	// copies only if its logs end within the takeover point; otherwise it
+	// stops and says to delete store.root, after which it rejoins.
+	master.start()
+	testutil.Eventually(t, 15*time.Second, "the former master to rejoin or explain", func() bool {
+		out := master.out.String()
+		return strings.Contains(out, "connected to the master") || strings.Contains(out, "delete its store.root")
+	})
+	if strings.Contains(master.out.String(), "delete its store.root") {
+		<-master.done
+		master.cmd = nil
+		t.Logf("the former master refused to copy its tail: %s", lastLine(master.out.String(), "delete its store.root"))
+		if err := os.RemoveAll(filepath.Join(master.dir, "store")); err != nil {
+			t.Fatal(err)
+		}
+		master.start()
+	} else {
+		t.Logf("the former master rejoined with its store: %s", lastLine(master.out.String(), "rejoins as slave"))
+	}
+	master.waitLog("caught up with the master", 20*time.Second)
+}
+
+// lastLine is the last line of out containing s.
+func lastLine(out, s string) string {
+	lines := strings.Split(out, "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.Contains(lines[i], s) {
+			return lines[i]
+		}
+	}
+	return ""
 }

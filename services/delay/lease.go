@@ -59,9 +59,10 @@ func (l *leaser) close() {
 	}
 }
 
-// call sends op; for a claim it returns until when the lease is held for
-// sure (the time the request was sent plus the TTL).
-func (l *leaser) call(ctx context.Context, op uint8) (time.Time, error) {
+// call sends op and returns the metaserver's answer and, for a claim,
+// until when the lease is held for sure (the time the request was sent
+// plus the TTL).
+func (l *leaser) call(ctx context.Context, op uint8) (protocol.LeaseResponse, time.Time, error) {
 	s := l.s
 	ttl := s.settings.Failover.LeaseTTL
 	if l.conn == nil || l.conn.Err() != nil {
@@ -70,10 +71,10 @@ func (l *leaser) call(ctx context.Context, op uint8) (time.Time, error) {
 		defer cancel()
 		maddr, err := meta.Locate(cctx, s.settings.MetaEndpoint)
 		if err != nil {
-			return time.Time{}, err
+			return protocol.LeaseResponse{}, time.Time{}, err
 		}
 		if l.conn, err = remoting.Dial(cctx, maddr, 0); err != nil {
-			return time.Time{}, err
+			return protocol.LeaseResponse{}, time.Time{}, err
 		}
 	}
 	sent := time.Now()
@@ -85,18 +86,22 @@ func (l *leaser) call(ctx context.Context, op uint8) (time.Time, error) {
 	resp, err := l.conn.Call(cctx, protocol.CodeBrokerLease, protocol.AppendLeaseRequest(nil, req))
 	if err != nil {
 		l.close()
-		return time.Time{}, err
+		return protocol.LeaseResponse{}, time.Time{}, err
 	}
 	switch resp.Header.Code {
 	case protocol.CodeSuccess:
-		return sent.Add(ttl), nil
+		lr, err := protocol.DecodeLeaseResponse(resp.Body)
+		if err != nil {
+			return protocol.LeaseResponse{}, time.Time{}, fmt.Errorf("malformed BROKER_LEASE answer: %w", err)
+		}
+		return lr, sent.Add(ttl), nil
 	case protocol.CodeUnknownCode:
-		return time.Time{}, errLeaseUnsupported
+		return protocol.LeaseResponse{}, time.Time{}, errLeaseUnsupported
 	case protocol.CodeBrokerReject:
 		reason, msg := protocol.DecodeLeaseRefusal(resp.Body)
-		return time.Time{}, &leaseRefused{reason: reason, msg: msg}
+		return protocol.LeaseResponse{}, time.Time{}, &leaseRefused{reason: reason, msg: msg}
 	}
-	return time.Time{}, fmt.Errorf("BROKER_LEASE answered %s: %s", protocol.CodeName(resp.Header.Code, true), protocol.DecodeErrorBody(resp.Body))
+	return protocol.LeaseResponse{}, time.Time{}, fmt.Errorf("BROKER_LEASE answered %s: %s", protocol.CodeName(resp.Header.Code, true), protocol.DecodeErrorBody(resp.Body))
 }
 
 // masterLease is a DELAY_MASTER's hold on its group's lease.
@@ -126,10 +131,11 @@ func (r *registrar) claimAtStart(ctx context.Context) error {
 	ml := &masterLease{l: leaser{s: s, group: r.group, addr: r.brokerA}}
 	logged := ""
 	for {
-		until, err := ml.l.call(ctx, protocol.LeaseClaim)
+		resp, until, err := ml.l.call(ctx, protocol.LeaseClaim)
 		switch {
 		case err == nil:
 			ml.until = until
+			r.epoch = resp.Current().Epoch
 			s.lease.Store(ml)
 			s.log.Info("delay master lease held", "group", r.group, "failover.lease.ttl.ms", s.settings.Failover.LeaseTTL.Milliseconds())
 			return nil
@@ -168,7 +174,7 @@ func (r *registrar) renewLease(ctx context.Context) error {
 	defer ml.l.close()
 	failing := false
 	for backoff.Sleep(ctx, s.settings.Failover.LeaseTTL/3) == nil {
-		until, err := ml.l.call(ctx, protocol.LeaseClaim)
+		_, until, err := ml.l.call(ctx, protocol.LeaseClaim)
 		switch {
 		case err == nil:
 			ml.mu.Lock()
@@ -226,7 +232,7 @@ func (r *registrar) watchMaster(ctx context.Context) error {
 		if !caughtUp || lastContact.IsZero() || time.Since(lastContact) < s.settings.Failover.MasterTimeout {
 			continue
 		}
-		_, err := l.call(ctx, protocol.LeasePromote)
+		_, _, err := l.call(ctx, protocol.LeasePromote)
 		if err == nil {
 			r.demoted.Store(true) // not the slave any more; nothing to deregister
 			return fmt.Errorf("the delay master of group %s was silent for %s and its lease expired: this slave took over (the metaserver now registers it as DELAY_MASTER); stopping so that its supervisor starts it again as the master",

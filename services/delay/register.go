@@ -33,6 +33,7 @@ type registrar struct {
 	masterSync string      // a slave's master's ip:sync.port
 	brokerA    string      // the address registered for producers
 	wentOnline bool        // ONLINE was acknowledged: OFFLINE at shutdown
+	epoch      int64       // the master lease's term (0: none)
 	demoted    atomic.Bool // the metaserver gave the role away: no OFFLINE (it would mark the new master's group)
 
 	consulSvc     *consul.Service
@@ -109,6 +110,12 @@ func (r *registrar) run(ctx context.Context) error {
 	}
 	s.group.Store(&r.group)
 	s.log.Info("delay server meta acquired", "group", r.group, "role", protocol.RoleName(r.role), "metaserver", r.addr, "address", r.brokerA)
+	if r.role == protocol.RoleDelaySlave {
+		var fatal *fatalError
+		if err := r.checkRejoin(ctx); errors.As(err, &fatal) {
+			return fatal.err
+		}
+	}
 	rep, err := s.startReplica(ctx, r.role, r.masterSync)
 	if err != nil {
 		return err
@@ -131,6 +138,7 @@ func (r *registrar) run(ctx context.Context) error {
 		renewer.Go(func() { leaseLost <- r.renewLease(lctx) })
 		defer func() { stopLease(); renewer.Wait() }()
 	}
+	s.recordMasterTerm(r.group, r.epoch)
 	close(r.master)
 
 	for attempt := 1; ; attempt++ {
