@@ -39,8 +39,9 @@
 // slave's store opens its copy and dispatches exactly what the copied
 // dispatch log does not record as sent (messages the old master sent after
 // its last copied dispatch record go out twice). A demoted master stops
-// without OFFLINE. A former master rejoins as slave only if its logs are a
-// prefix of the new master's (no tail truncation: else delete store.root).
+// without OFFLINE. A former master rejoins as slave only if its logs end
+// within the next term's takeover point (rejoin.go; no tail truncation:
+// else it stops and says to delete store.root).
 //
 // # Receiving (receive.go, schedule.go)
 //

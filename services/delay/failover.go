@@ -20,9 +20,9 @@ import (
 // same way, without OFFLINE, which would mark its group's new master:
 // sends and dispatching end within a heartbeat interval (the fence of a
 // swap done while the old master still runs). Started again, it rejoins as
-// the slave of the new master if its logs are a prefix of the new
-// master's; otherwise replication refuses and says to delete its
-// store.root. Automatic failover with the lease is lease.go.
+// the slave of the new master if its logs end within the takeover point
+// (rejoin.go); otherwise it stops and says to delete its store.root.
+// Automatic failover with the lease is lease.go.
 
 // followAsSlave keeps a DELAY_SLAVE running until ctx ends or the
 // metaserver gives it another role.
@@ -83,7 +83,7 @@ func (r *registrar) checkRole(ctx context.Context) error {
 		r.demoted.Store(true)
 		s.online.Store(false) // no more sends are taken while the server stops
 		return fmt.Errorf("the metaserver now registers this delay server as %s of group %q (a SwapMasterSlave?): it stops taking sends and dispatching. "+
-			"Start it again to rejoin as the new master's slave; if its logs hold bytes the new master lacks, the slave says so and its store.root must be deleted first",
+			"Start it again to rejoin as the new master's slave (if its logs may hold a tail the new master never had, it says to delete its store.root first)",
 			protocol.RoleName(resp.Role), resp.GroupName)
 	}
 	return fmt.Errorf("the metaserver now registers this delay server as %s of group %q (promoted by SwapMasterSlave?): stopping so that its supervisor starts it again in the new role, where it serves the copy it holds",

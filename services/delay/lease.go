@@ -189,7 +189,7 @@ func (r *registrar) renewLease(ctx context.Context) error {
 		case errors.As(err, new(*leaseRefused)):
 			r.demoted.Store(true)
 			s.online.Store(false)
-			return fmt.Errorf("the delay master lost its lease of group %s (%s): it stops taking sends and dispatching; start it again to rejoin as the slave (if its logs hold bytes the new master lacks, the slave says so and its store.root must be deleted first)",
+			return fmt.Errorf("the delay master lost its lease of group %s (%s): it stops taking sends and dispatching; start it again to rejoin as the slave (if its logs may hold a tail the new master never had, it says to delete its store.root first)",
 				r.group, explain(err))
 		default:
 			if !failing {
