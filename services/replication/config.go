@@ -83,6 +83,7 @@ type Logs struct {
 	Names          [2]string // by Log, for errors: "message log", "action log"
 	SizeKeys       [2]string // by Log: the keys that set the segment sizes
 	Labels         [2]string // by Log: metric labels
+	ConfigFile     string    // where SizeKeys are set, for errors
 }
 
 // BrokerLogs are a broker's message log and action log.
@@ -90,16 +91,18 @@ func BrokerLogs() Logs {
 	return Logs{SecondSyncType: protocol.SyncTypeAction,
 		Names:    [2]string{storage.MessageLog.String(), storage.ActionLog.String()},
 		SizeKeys: [2]string{storage.MessageLog.SizeKey(), storage.ActionLog.SizeKey()},
-		Labels:   [2]string{"message", "action"}}
+		Labels:   [2]string{"message", "action"}, ConfigFile: "broker.properties"}
 }
 
 // DelayLogs are a delay server's message log and dispatch log (QMQ's
 // delay server syncs message_log and dispatch_log, sync type 4).
 func DelayLogs() Logs {
 	return Logs{SecondSyncType: protocol.SyncTypeDispatch,
-		Names:    [2]string{"delay message log", "dispatch log"},
-		SizeKeys: [2]string{"messagelog.segment.size", "dispatchlog.segment.size"},
-		Labels:   [2]string{"message", "dispatch"}}
+		Names: [2]string{"delay message log", "dispatch log"},
+		// The dispatch log's segment size is built in (4 MiB); only a
+		// store written under another default could differ.
+		SizeKeys: [2]string{"per.segment.file.size", "the dispatch segment size (built in)"},
+		Labels:   [2]string{"message", "dispatch"}, ConfigFile: "delay.properties"}
 }
 
 func (l Logs) orDefault() Logs {

@@ -361,7 +361,7 @@ func (s *Slave) handshake(resp protocol.Frame) (*session, error) {
 	switch resp.Header.Code {
 	case protocol.CodeSuccess:
 	case protocol.CodeUnknownCode:
-		return nil, refused("%s does not serve SYNC_CHECKPOINT_REQUEST: check that it is the sync.port of a broker master", addr)
+		return nil, refused("%s does not serve SYNC_CHECKPOINT_REQUEST: check that it is the sync.port of a master (a broker's or a delay server's)", addr)
 	default:
 		return nil, refused("the master refused the handshake (%s): %s", protocol.CodeName(resp.Header.Code, true), protocol.DecodeErrorBody(resp.Body))
 	}
@@ -386,8 +386,8 @@ func (s *Slave) handshake(resp protocol.Frame) (*session, error) {
 		kind, sizeKey := s.logs.Names[c.log], s.logs.SizeKeys[c.log]
 		if c.master != c.slave {
 			return nil, refused("segment sizes differ: the master's %s is %d, this slave's is %d; a slave writes the master's bytes at the master's offsets, "+
-				"so set %s=%d in this slave's broker.properties (if its store already holds data, delete its store.root too) and restart it",
-				sizeKey, c.master, c.slave, sizeKey, c.master)
+				"so set %s=%d in this slave's %s (if its store already holds data, delete its store.root too) and restart it",
+				sizeKey, c.master, c.slave, sizeKey, c.master, s.logs.ConfigFile)
 		}
 		if s.store.LogEmpty(c.log) {
 			if c.masterStart < 0 {
