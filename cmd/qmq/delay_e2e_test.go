@@ -215,7 +215,7 @@ func TestBinaryDelayFailsClearly(t *testing.T) {
 	}{
 		{[]string{"delay", "--conf", t.TempDir()}, "meta.server.endpoint is required"},
 		{[]string{"delay", "--conf", t.TempDir(), "--set", "meta.server.endpoint=x:1", "--set", "segment.scale.minutes=30"}, "segment.scale.minute"},
-		{[]string{"delay", "--conf", t.TempDir(), "--set", "meta.server.endpoint=x:1", "--set", "wait.slave.wrote=true"}, "replication of the delay server is not implemented"},
+		{[]string{"delay", "--conf", t.TempDir(), "--set", "meta.server.endpoint=x:1", "--set", "failover.enable=true"}, "failover.enable=true needs wait.slave.wrote=true"},
 	} {
 		out, err := exec.Command(qmqBin, c.args...).CombinedOutput()
 		if err == nil || !strings.Contains(string(out), c.want) || strings.Contains(string(out), "goroutine ") {

@@ -51,7 +51,7 @@ func (s *instance) startReplica(ctx context.Context, role int32, masterSyncAddr 
 	case protocol.RoleMaster:
 		addr := net.JoinHostPort(s.settings.BindHost, strconv.Itoa(s.settings.SyncPort))
 		m, err := replication.NewMaster(replication.MasterConfig{
-			Addr: addr, Store: s.store,
+			Addr: addr, Store: replication.ForBroker(s.store),
 			BatchSize: s.settings.Replication.BatchSize, SyncTimeout: s.settings.Replication.MessageSyncTimeout,
 			Secret: s.settings.SyncSecret, Group: s.Group(), CheckSlave: s.slaves.check,
 			IdleTimeout: s.settings.Replication.IdleTimeout, MaxConnections: s.settings.Replication.MaxConnections,
@@ -71,7 +71,7 @@ func (s *instance) startReplica(ctx context.Context, role int32, masterSyncAddr 
 		s.log.Info("serving the slave", "sync_addr", m.Addr().String(), "wait.slave.wrote", s.settings.WaitSlaveWrote)
 	case protocol.RoleSlave:
 		sl, err := replication.NewSlave(replication.SlaveConfig{
-			MasterAddr: masterSyncAddr, Store: s.store, RequestTimeout: s.settings.Replication.SlaveSyncTimeout,
+			MasterAddr: masterSyncAddr, Store: replication.ForBroker(s.store), RequestTimeout: s.settings.Replication.SlaveSyncTimeout,
 			Secret: s.settings.SyncSecret, Group: s.Group(),
 			Logger: s.log.Named("sync"), Registerer: s.m.reg,
 		})

@@ -84,27 +84,6 @@ func TestBadInput(t *testing.T) {
 	testutil.Eventually(t, 5*time.Second, "the good message to be scheduled", func() bool { return d.srv.scheduled() == 1 })
 }
 
-// TestDelaySlaveRefusesToStart: a server the metaserver registers as
-// DELAY_SLAVE stops with an explanation, since replication of the delay
-// server is not implemented yet.
-func TestDelaySlaveRefusesToStart(t *testing.T) {
-	m := startMeta(t)
-	m.AddBroker(delayGroup, int(protocol.RoleDelayMaster), "some-other-host", 20801)
-	h := &delayHarness{t: t, meta: m, root: t.TempDir()}
-	h.start(int(protocol.RoleDelaySlave))
-	select {
-	case err := <-h.done:
-		if err == nil || !strings.Contains(err.Error(), "replication of the delay server is not implemented yet") {
-			t.Fatalf("Run: %v; want the DELAY_SLAVE explanation", err)
-		}
-		t.Logf("refusal: %v", err)
-	case <-time.After(15 * time.Second):
-		h.cancel()
-		t.Fatal("a DELAY_SLAVE kept running")
-	}
-	h.cancel()
-}
-
 func counter(c interface{ Write(*dto.Metric) error }) float64 {
 	var m dto.Metric
 	if err := c.Write(&m); err != nil {

@@ -13,6 +13,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(procHelperEnv) != "" {
+		os.Exit(procHelper()) // a delay server subprocess of kill9_test.go
+	}
 	os.Exit(consultest.Main(m))
 }
 

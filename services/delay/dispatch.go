@@ -58,6 +58,12 @@ func (d *dispatcher) run(ctx context.Context) {
 	bo := backoff.Backoff{Min: set.RetryMin, Max: set.RetryMax}
 	d.log.Info("dispatching due messages to the real-time brokers", "batch", set.BatchSize)
 	for ctx.Err() == nil {
+		if d.s.fenced() {
+			// The lease may have run out: the slave may be taking over and
+			// dispatching the same messages. Wait for a renewal (or the stop).
+			_ = backoff.Sleep(ctx, 50*time.Millisecond)
+			continue
+		}
 		d.retryParked(ctx)
 		// Wait for due entries, but not past the next parked retry.
 		wctx, cancel := ctx, context.CancelFunc(func() {})

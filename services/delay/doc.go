@@ -11,8 +11,37 @@
 // meta.retry.interval.ms with a log line naming the hostname and port that
 // must be registered), then registers ONLINE as DELAY_MASTER (role 5) and
 // heartbeats every broker.heartbeat.interval.ms; at shutdown it sends
-// OFFLINE. A DELAY_SLAVE (role 6) answer stops the server with an
-// explanation: replication of the delay server is not implemented yet.
+// OFFLINE. A DELAY_SLAVE (role 6) registers nothing: it replicates.
+//
+// # Replication (replica.go, replstore.go, syncpeer.go, failover.go)
+//
+// The pair uses services/replication with replication.DelayLogs: the
+// DELAY_MASTER serves sync.port, the DELAY_SLAVE copies the message log
+// (sync type 2) and the dispatch log (4, QMQ's "dispatch") byte for byte
+// into its delay store, which rebuilds its schedule from the copied
+// messages and takes copied dispatch records out of its wheel. There are no
+// checkpoints to hand over. The master admits only a slave that proves
+// sync.secret (syncauth) from the IP of the group's DELAY_SLAVE row.
+// With wait.slave.wrote a send is answered once the slave reports the
+// message log's end past it (replication.Master.WaitSlaveWrote), else
+// BROKER_BUSY after wait.slave.wrote.timeout.ms. The slave takes no sends
+// (BROKER_READ_ONLY) and dispatches nothing. /health shows the slave's lag
+// (master) or the master's state (slave).
+//
+// Failover (failover.go, lease.go): both roles ask the metaserver for
+// their role every heartbeat interval, and a changed role (SwapMasterSlave,
+// the manual failover) stops the server with an error saying so, for its
+// supervisor to start it again in the new role. With failover.enable the
+// master holds its group's lease (the broker's BROKER_LEASE) and is fenced
+// (no sends, no dispatching) once the lease it last got may have run out;
+// a caught-up slave whose master is silent takes over the expired lease
+// (the metaserver swaps the rows) and stops the same way. A promoted
+// slave's store opens its copy and dispatches exactly what the copied
+// dispatch log does not record as sent (messages the old master sent after
+// its last copied dispatch record go out twice). A demoted master stops
+// without OFFLINE. A former master rejoins as slave only if its logs end
+// within the next term's takeover point (rejoin.go; no tail truncation:
+// else it stops and says to delete store.root).
 //
 // # Receiving (receive.go, schedule.go)
 //
@@ -45,7 +74,7 @@
 // # Observability (http.go, metrics.go)
 //
 // delay.http.port serves /health (status, group, role, online, scheduled,
-// dispatched, dueLagMillis, parked, diskFull) and /metrics
+// dispatched, dueLagMillis, parked, diskFull, slave or master) and /metrics
 // (qmq_delay_received_total, qmq_delay_rejected_total,
 // qmq_delay_dispatched_total, qmq_delay_dispatch_failures_total,
 // qmq_delay_dispatch_lateness_seconds, qmq_delay_scheduled,
@@ -55,6 +84,6 @@
 //
 // # Not implemented yet
 //
-// Replication (sync.port is registered but not served), failover of delay
-// groups, CancelDelay, a Nomad job.
+// Tail truncation when a former master rejoins, the Consul lease,
+// CancelDelay, a Nomad job.
 package delay

@@ -34,8 +34,9 @@ type arrival struct {
 
 // collector consumes subject with group g1 until the test ends.
 type collector struct {
-	mu  sync.Mutex
-	got map[string]arrival
+	mu    sync.Mutex
+	got   map[string]arrival
+	count map[string]int // deliveries by message id, duplicates included
 }
 
 func consume(t *testing.T, endpoint, subject string) *collector {
@@ -49,7 +50,7 @@ func consume(t *testing.T, endpoint, subject string) *collector {
 		cancel()
 		t.Fatalf("consumer: %v", err)
 	}
-	col := &collector{got: map[string]arrival{}}
+	col := &collector{got: map[string]arrival{}, count: map[string]int{}}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -57,6 +58,7 @@ func consume(t *testing.T, endpoint, subject string) *collector {
 			now := time.Now()
 			col.mu.Lock()
 			defer col.mu.Unlock()
+			col.count[m.ID()]++
 			if _, dup := col.got[m.ID()]; !dup {
 				col.got[m.ID()] = arrival{id: m.ID(), at: now, scheduled: m.ScheduledAt()}
 			}

@@ -106,6 +106,7 @@ type delayHarness struct {
 	done     chan error
 	logs     *testlog.Buffer // every run's log, also written to the test's
 	fs       vfs.FS          // the store's file system (nil: the OS's)
+	hostname string          // "": delayHost
 }
 
 func testSettings(m *metatest.Server, root string) Settings {
@@ -149,7 +150,11 @@ func (h *delayHarness) start(role int) {
 		h.logs = &testlog.Buffer{}
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "delay", Level: hclog.Info, Output: io.MultiWriter(testlog.Writer(h.t), h.logs)})
-	srv, err := New(ctx, s, Options{Logger: log, Hostname: delayHost, FS: h.fs})
+	host := h.hostname
+	if host == "" {
+		host = delayHost
+	}
+	srv, err := New(ctx, s, Options{Logger: log, Hostname: host, FS: h.fs})
 	if err != nil {
 		cancel()
 		h.t.Fatalf("start delay server: %v", err)

@@ -77,6 +77,29 @@ type healthReport struct {
 	// Parked is how many due messages wait for a retry after a failed send.
 	Parked   int64  `json:"parked"`
 	DiskFull string `json:"diskFull,omitempty"`
+	// Slave is the DELAY_MASTER's view of its slave; Master the
+	// DELAY_SLAVE's view of its master (replication).
+	Slave  *slaveHealth  `json:"slave,omitempty"`
+	Master *masterHealth `json:"master,omitempty"`
+}
+
+// slaveHealth is a master's view of its slave's copy.
+type slaveHealth struct {
+	Address        string `json:"address,omitempty"` // "" until a slave has connected
+	LagBytes       int64  `json:"lagBytes"`          // message-log bytes the slave lacks (-1: unknown)
+	DispatchLag    int64  `json:"dispatchLagBytes"`  // dispatch-log bytes the slave lacks (-1: unknown)
+	LastRequestAgo int64  `json:"lastRequestAgoMillis"`
+	WaitSlaveWrote bool   `json:"waitSlaveWrote"`
+}
+
+// masterHealth is a slave's view of its master.
+type masterHealth struct {
+	Address       string `json:"address"`
+	Connected     bool   `json:"connected"`
+	BehindBytes   int64  `json:"behindBytes"` // message-log bytes behind the master's last known end (-1: unknown)
+	CaughtUp      bool   `json:"caughtUp"`
+	LastError     string `json:"lastError,omitempty"`
+	LastContactMs int64  `json:"lastContactAgoMillis"` // -1: never
 }
 
 func (h *httpServer) health(w http.ResponseWriter, _ *http.Request) {
@@ -88,6 +111,9 @@ func (h *httpServer) health(w http.ResponseWriter, _ *http.Request) {
 		rep.Status, code = "starting", http.StatusServiceUnavailable
 	} else {
 		rep.Role = protocol.RoleName(role)
+	}
+	if r := s.replica.Load(); r != nil {
+		rep.Slave, rep.Master = r.health(s.settings.WaitSlaveWrote)
 	}
 	if full := s.diskFull.Load(); full != nil {
 		rep.DiskFull = *full

@@ -8,6 +8,8 @@ import (
 	"github.com/qmq-go/qmq/conf"
 	"github.com/qmq-go/qmq/consul"
 	"github.com/qmq-go/qmq/internal/netlimits"
+	"github.com/qmq-go/qmq/services/replication"
+	"github.com/qmq-go/qmq/services/replication/syncauth"
 	"github.com/qmq-go/qmq/storage/delaystore"
 )
 
@@ -30,10 +32,7 @@ func LoadSettings(dir string, l conf.Lookup) (Settings, conf.KeyReport, error) {
 // ignoredKeys are keys of QMQ's delay.properties that this delay server
 // accepts without effect, with why.
 var ignoredKeys = map[string]string{
-	"sync.batch.size":                            "replication of the delay server is not implemented yet",
-	"slave.sync.timeout":                         "replication of the delay server is not implemented yet",
-	"message.sync.timeout.ms":                    "replication of the delay server is not implemented yet",
-	"dispatch.sync.timeout.ms":                   "replication of the delay server is not implemented yet",
+	"dispatch.sync.timeout.ms":                   "message.sync.timeout.ms parks the requests of both logs",
 	"load.blocking.exit.sec":                     "the delay store loads schedule buckets itself (load.in.advance.min says how far ahead)",
 	"load.segment.delay.min":                     "the delay store loads schedule buckets itself (load.in.advance.min says how far ahead)",
 	"log.retention.check.interval.seconds":       "the delay store paces its own clean-up",
@@ -62,6 +61,7 @@ func readSettings(dir string, l conf.Lookup) (Settings, *conf.Reader, error) {
 		MaxMessageSize:    r.Int("per.message.size", d.MaxMessageSize, 1<<10, 64<<20),
 		MaxFrameSize:      r.Int("max.frame.size", d.MaxFrameSize, 1<<16, 64<<20),
 		WaitSlaveWrote:    r.Bool("wait.slave.wrote", d.WaitSlaveWrote),
+		SlaveWroteTimeout: r.Millis("wait.slave.wrote.timeout.ms", d.SlaveWroteTimeout, 10*time.Millisecond, 10*time.Minute),
 		HeartbeatInterval: r.Millis("broker.heartbeat.interval.ms", d.HeartbeatInterval, 10*time.Millisecond, 10*time.Minute),
 		MetaRetry:         r.Millis("meta.retry.interval.ms", d.MetaRetry, 10*time.Millisecond, 10*time.Minute),
 		ConsulAddress:     r.HostPort("consul.address", envOr(l, "CONSUL_HTTP_ADDR")),
@@ -79,7 +79,16 @@ func readSettings(dir string, l conf.Lookup) (Settings, *conf.Reader, error) {
 		RouteRefresh: r.Millis("delay.route.refresh.ms", dd.RouteRefresh, 100*time.Millisecond, time.Hour),
 		AppCode:      r.String("delay.app.code", dd.AppCode),
 	}
+	df := d.Failover
+	s.Failover = FailoverSettings{
+		Enable:        r.Bool("failover.enable", df.Enable),
+		MasterTimeout: r.Millis("failover.master.timeout.ms", df.MasterTimeout, 100*time.Millisecond, 10*time.Minute),
+		LeaseTTL:      r.Millis("failover.lease.ttl.ms", df.LeaseTTL, 300*time.Millisecond, 10*time.Minute),
+	}
 	s.Store = readStore(r, d.Store, s.MaxMessageSize)
+	s.Replication = readReplication(r, d.Replication)
+	secret := r.String("sync.secret", "")
+	s.SyncSecretFile = r.String("sync.secret.file", "")
 	s.Limits = netlimits.Read(r, s.MaxFrameSize)
 	for k, note := range ignoredKeys {
 		r.Ignore(k, note)
@@ -87,10 +96,26 @@ func readSettings(dir string, l conf.Lookup) (Settings, *conf.Reader, error) {
 	if err := r.Err(); err != nil {
 		return Settings{}, nil, fmt.Errorf("invalid configuration in %s:\n%w", f.Path, err)
 	}
+	var err2 error
+	if s.SyncSecret, err2 = syncauth.LoadSecret(secret, s.SyncSecretFile); err2 != nil {
+		return Settings{}, nil, fmt.Errorf("%s: %w", f.Path, err2)
+	}
 	if err := s.Validate(); err != nil {
 		return Settings{}, nil, fmt.Errorf("%s: %w", f.Path, err)
 	}
 	return s, r, nil
+}
+
+// readReplication reads the replication keys (QMQ's names, the broker's
+// ranges) onto d.
+func readReplication(r *conf.Reader, d replication.Settings) replication.Settings {
+	return replication.Settings{
+		BatchSize:          r.Int("sync.batch.size", d.BatchSize, 1024, 32<<20),
+		MessageSyncTimeout: r.Millis("message.sync.timeout.ms", d.MessageSyncTimeout, time.Millisecond, time.Minute),
+		SlaveSyncTimeout:   r.Millis("slave.sync.timeout", d.SlaveSyncTimeout, 100*time.Millisecond, 10*time.Minute),
+		MaxConnections:     r.Int("sync.max.connections", d.MaxConnections, 1, 10000),
+		IdleTimeout:        r.Millis("sync.idle.timeout.ms", d.IdleTimeout, 3*time.Second, 24*time.Hour),
+	}
 }
 
 // readStore reads the delay store's keys (QMQ's names and defaults, plus

@@ -22,7 +22,7 @@ func errorFrame(code int16, format string, args ...any) protocol.Frame {
 // times and answers QMQ's per-message results, listing only failures.
 // Each message is stored as the producer encoded it, CRC included: the
 // dispatcher later sends exactly these bytes to a real-time broker.
-func (s *Server) handleSend(_ context.Context, req *remoting.Request) protocol.Frame {
+func (s *Server) handleSend(ctx context.Context, req *remoting.Request) protocol.Frame {
 	// Sizes are checked per message below, so one oversize message does not
 	// fail its batch; the frame size bounds decoding.
 	msgs, err := protocol.DecodeMessageHeaders(req.Frame.Body, req.Frame.Header.Version, 0)
@@ -37,6 +37,12 @@ func (s *Server) handleSend(_ context.Context, req *remoting.Request) protocol.F
 	if !s.online.Load() {
 		for i := range msgs {
 			fail(&msgs[i], protocol.SendBrokerReadOnly, "BROKER READ ONLY: this delay server is not online yet (not registered with the metaserver as a delay master); send to another delay group")
+		}
+		return protocol.Frame{Body: protocol.AppendSendResults(nil, fails)}
+	}
+	if s.fenced() {
+		for i := range msgs {
+			fail(&msgs[i], protocol.SendBrokerBusy, "BROKER BUSY: this delay master's lease has run out (the metaserver cannot be reached, or its slave is taking over); send to another delay group")
 		}
 		return protocol.Frame{Body: protocol.AppendSendResults(nil, fails)}
 	}
@@ -74,7 +80,18 @@ func (s *Server) handleSend(_ context.Context, req *remoting.Request) protocol.F
 	if len(batch) == 0 {
 		return protocol.Frame{Body: protocol.AppendSendResults(nil, fails)}
 	}
-	_, err = s.store.Append(batch)
+	end, err := s.store.Append(batch)
+	if err == nil {
+		// wait.slave.wrote: answered once the slave has the messages.
+		if werr := s.waitSlaveWrote(ctx, end); werr != nil {
+			s.m.rejected.WithLabelValues(protocol.SendCodeName(protocol.SendBrokerBusy)).Add(float64(len(kept)))
+			s.slaveWaitLog.Warn(s.log, "sends not confirmed by the delay slave: answered BROKER_BUSY", "messages", len(kept), "error", werr)
+			for _, i := range kept {
+				fails = append(fails, protocol.SendResult{MessageID: msgs[i].Message.MessageID, Code: protocol.SendBrokerBusy, Remark: werr.Error()})
+			}
+			return protocol.Frame{Body: protocol.AppendSendResults(nil, fails)}
+		}
+	}
 	var full *diskspace.FullError
 	switch {
 	case errors.As(err, &full):

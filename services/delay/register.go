@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/qmq-go/qmq/client/meta"
@@ -15,16 +17,24 @@ import (
 )
 
 // registrar talks to the metaserver as QMQ's delay server does
-// (BrokerRegisterService): BROKER_ACQUIRE_META, then ONLINE as
-// DELAY_MASTER and a HEARTBEAT every broker.heartbeat.interval.ms, and
-// OFFLINE at shutdown.
+// (BrokerRegisterService): BROKER_ACQUIRE_META, then, as DELAY_MASTER,
+// ONLINE and a HEARTBEAT every broker.heartbeat.interval.ms, and OFFLINE
+// at shutdown. A DELAY_SLAVE copies its master and registers nothing.
+// Both ask for their role again every interval: a role the metaserver
+// changed (SwapMasterSlave, the manual failover) stops the server, so that
+// its supervisor starts it again in the new role (failover.go).
 type registrar struct {
-	s       *Server
-	master  chan struct{} // closed once the role is DELAY_MASTER
-	client  *meta.Client
-	addr    string // metaserver TCP address of client
-	group   string
-	brokerA string // the address registered for producers
+	s          *Server
+	master     chan struct{} // closed once the role is DELAY_MASTER
+	client     *meta.Client
+	addr       string // metaserver TCP address of client
+	group      string
+	role       int32
+	masterSync string      // a slave's master's ip:sync.port
+	brokerA    string      // the address registered for producers
+	wentOnline bool        // ONLINE was acknowledged: OFFLINE at shutdown
+	epoch      int64       // the master lease's term (0: none)
+	demoted    atomic.Bool // the metaserver gave the role away: no OFFLINE (it would mark the new master's group)
 
 	consulSvc     *consul.Service
 	consulFailing bool
@@ -99,8 +109,36 @@ func (r *registrar) run(ctx context.Context) error {
 		}
 	}
 	s.group.Store(&r.group)
-	s.role.Store(protocol.RoleDelayMaster)
-	s.log.Info("delay server meta acquired", "group", r.group, "role", protocol.RoleName(protocol.RoleDelayMaster), "metaserver", r.addr, "address", r.brokerA)
+	s.log.Info("delay server meta acquired", "group", r.group, "role", protocol.RoleName(r.role), "metaserver", r.addr, "address", r.brokerA)
+	if r.role == protocol.RoleDelaySlave {
+		var fatal *fatalError
+		if err := r.checkRejoin(ctx); errors.As(err, &fatal) {
+			return fatal.err
+		}
+	}
+	rep, err := s.startReplica(ctx, r.role, r.masterSync)
+	if err != nil {
+		return err
+	}
+	s.replica.Store(rep)
+	s.role.Store(r.role)
+	if r.role == protocol.RoleDelaySlave {
+		return r.followAsSlave(ctx)
+	}
+	var leaseLost chan error // nil without failover: never ready
+	if s.settings.Failover.Enable {
+		// The lease before dispatching or taking sends: a slave that took
+		// over may still hold it.
+		if err := r.claimAtStart(ctx); err != nil || ctx.Err() != nil {
+			return err
+		}
+		lctx, stopLease := context.WithCancel(ctx)
+		leaseLost = make(chan error, 1)
+		var renewer sync.WaitGroup
+		renewer.Go(func() { leaseLost <- r.renewLease(lctx) })
+		defer func() { stopLease(); renewer.Wait() }()
+	}
+	s.recordMasterTerm(r.group, r.epoch)
 	close(r.master)
 
 	for attempt := 1; ; attempt++ {
@@ -119,6 +157,7 @@ func (r *registrar) run(ctx context.Context) error {
 		}
 	}
 	s.online.Store(true)
+	r.wentOnline = true
 	s.log.Info("delay server online: producers' delay messages are taken", "group", r.group, "address", r.brokerA)
 	r.tryConsul(ctx)
 
@@ -129,10 +168,19 @@ func (r *registrar) run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case err := <-leaseLost:
+			if err != nil {
+				return err
+			}
+			leaseLost = nil
+			continue
 		case <-t.C:
 		}
 		r.tryConsul(ctx)
 		s.recheckDisk()
+		if err := r.checkRole(ctx); err != nil {
+			return err
+		}
 		err := r.register(ctx, protocol.BrokerRequestHeartbeat)
 		switch {
 		case err == nil && failing:
@@ -148,9 +196,8 @@ func (r *registrar) run(ctx context.Context) error {
 	}
 }
 
-// acquire asks the metaserver which group and role this server has. Only
-// DELAY_MASTER is served: a DELAY_SLAVE answer stops the server, since
-// replication of the delay server is not implemented yet.
+// acquire asks the metaserver which group and role this server has:
+// DELAY_MASTER or DELAY_SLAVE (with its master's sync address).
 func (r *registrar) acquire(ctx context.Context) error {
 	if err := r.connect(ctx); err != nil {
 		return err
@@ -164,15 +211,16 @@ func (r *registrar) acquire(ctx context.Context) error {
 	}
 	switch resp.Role {
 	case protocol.RoleDelayMaster:
+		s.slaves.set(resp.SlaveAddress, resp.SlaveKnown)
 	case protocol.RoleDelaySlave:
-		return &fatalError{fmt.Errorf("the metaserver registers %s:%d as DELAY_SLAVE of delay group %q, but replication of the delay server is not implemented yet, so a delay slave cannot run; "+
-			"run it as the DELAY_MASTER of a delay group of its own instead: register it with qmq tools AddBroker --role=5 --brokerGroup=<new group> --hostname=%s and a broker.port not registered yet, and start it with that broker.port "+
-			"(the DELAY_SLAVE row does no harm: the metaserver never gives slaves to producers)",
-			s.hostname, s.Port(), resp.GroupName, s.hostname)}
+		if resp.MasterAddress == "" {
+			return fmt.Errorf("the metaserver registers %s:%d as DELAY_SLAVE of delay group %q but names no master sync address", s.hostname, s.Port(), resp.GroupName)
+		}
 	default:
-		return &fatalError{fmt.Errorf("the metaserver registers %s:%d as %s of group %q; qmq delay runs delay masters (--role=5): register it with that role, or run qmq broker for a real-time role",
+		return &fatalError{fmt.Errorf("the metaserver registers %s:%d as %s of group %q; qmq delay runs delay masters (--role=5) and delay slaves (--role=6): register it with one of those, or run qmq broker for a real-time role",
 			s.hostname, s.Port(), protocol.RoleName(resp.Role), resp.GroupName)}
 	}
+	r.role, r.masterSync = resp.Role, resp.MasterAddress
 	r.group = resp.GroupName
 	ip := s.settings.AdvertiseIP
 	if ip == "" {
@@ -197,9 +245,10 @@ func (r *registrar) register(ctx context.Context, typ int32) error {
 	})
 }
 
-// offline sends OFFLINE (3 tries) if the server had a group.
+// offline sends OFFLINE (3 tries) if the server went online as master and
+// still is the master.
 func (r *registrar) offline() {
-	if r.group == "" || r.brokerA == "" {
+	if r.group == "" || r.brokerA == "" || !r.wentOnline || r.demoted.Load() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -43,12 +43,16 @@ type Server struct {
 	hostname string
 	m        *metrics
 	store    Store
+	ds       *delaystore.Store // the same store, for replication (replstore.go)
 	tcp      *remoting.Server
 	http     *httpServer // nil when delay.http.port=-1
 	routes   *producerRoutes
 	disp     *dispatcher
+	slaves   *slavePeer                  // as DELAY_MASTER: which address may replicate (syncpeer.go)
+	replica  atomic.Pointer[replica]     // the role's replication once the role is known (replica.go)
+	lease    atomic.Pointer[masterLease] // the master's lease with failover.enable (lease.go); nil: none, never fenced
 
-	role   atomic.Int32 // protocol.RoleDelayMaster once the metaserver says so; roleUnknown before
+	role   atomic.Int32 // DELAY_MASTER or DELAY_SLAVE once the metaserver says so; roleUnknown before
 	online atomic.Bool  // ONLINE acknowledged: SEND_MESSAGE is taken
 	group  atomic.Pointer[string]
 	// advertised is the address registered (ip:broker.port), named in refusals.
@@ -71,6 +75,7 @@ type Server struct {
 	parkedOldest atomic.Int64
 
 	appendErrLog lograte.Limiter
+	slaveWaitLog lograte.Limiter
 	diskFullLog  lograte.Limiter
 
 	closeOnce sync.Once
@@ -110,7 +115,8 @@ func New(ctx context.Context, settings Settings, opts Options) (*Server, error) 
 	if err != nil {
 		return nil, fmt.Errorf("open the delay store under %s (store.root): %w", scfg.Root, err)
 	}
-	s.store = st
+	s.store, s.ds = st, st
+	s.slaves = &slavePeer{s: s, refreshEvery: 2 * time.Second}
 	s.m.reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "qmq_delay_scheduled",
 			Help: "Messages due within the store's loaded window (load.in.advance.min) and not yet dispatched."},
@@ -223,6 +229,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.online.Store(false)
 	runErr := g.Wait()
+	if r := s.replica.Load(); r != nil {
+		r.stop() // its goroutines ended with gctx; sync.port is released before the store closes
+	}
 	if !stoppedByError {
 		runErr = nil // asked to stop: what failed while stopping is not why
 	}

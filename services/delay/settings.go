@@ -7,6 +7,8 @@ import (
 
 	"github.com/qmq-go/qmq/consul"
 	"github.com/qmq-go/qmq/internal/netlimits"
+	"github.com/qmq-go/qmq/services/replication"
+	"github.com/qmq-go/qmq/services/replication/syncauth"
 	"github.com/qmq-go/qmq/storage/delaystore"
 )
 
@@ -20,7 +22,7 @@ const FileDelay = "delay.properties"
 type Settings struct {
 	MetaEndpoint string // meta.server.endpoint (required): http://host:8080/meta/address, consul://…, or host:port
 	Port         int    // broker.port (QMQ's delay default 20801; 0 = a free port, for tests)
-	SyncPort     int    // sync.port (20802): registered with the metaserver; nothing listens on it until replication exists
+	SyncPort     int    // sync.port (20802): a DELAY_MASTER serves its slave's replication there
 	HTTPPort     int    // delay.http.port (ours): /health and /metrics; -1 = off, 0 = a free port
 	BindHost     string // delay.bind.host (ours): "" = all interfaces
 	AdvertiseIP  string // delay.advertise.ip (ours): the IP registered; "" = the IP that reaches the metaserver
@@ -28,14 +30,29 @@ type Settings struct {
 	MaxMessageSize int // per.message.size: bytes including the CRC
 	MaxFrameSize   int // max.frame.size (ours)
 
-	// WaitSlaveWrote is wait.slave.wrote. The delay server has no slave yet,
-	// so true is refused by Validate rather than silently meaning nothing.
-	WaitSlaveWrote bool
+	// WaitSlaveWrote is wait.slave.wrote: a send is answered only once the
+	// group's DELAY_SLAVE has written it, BROKER_BUSY after
+	// SlaveWroteTimeout (the messages are stored here but not confirmed).
+	WaitSlaveWrote    bool
+	SlaveWroteTimeout time.Duration // wait.slave.wrote.timeout.ms (ours)
+
+	// SyncSecret (sync.secret, or the file sync.secret.file) authenticates
+	// the group's master and slave to each other (services/replication/syncauth).
+	SyncSecret     syncauth.Secret
+	SyncSecretFile string
+	// Replication: sync.batch.size, message.sync.timeout.ms,
+	// slave.sync.timeout (QMQ's), sync.max.connections and
+	// sync.idle.timeout.ms (ours), as for a broker.
+	Replication replication.Settings
 
 	HeartbeatInterval time.Duration // broker.heartbeat.interval.ms (ours; QMQ: 10 s)
 	MetaRetry         time.Duration // meta.retry.interval.ms (ours): between BROKER_ACQUIRE_META attempts
 
 	Dispatch DispatchSettings
+
+	// Failover is automatic failover (ours, lease.go): the master's lease
+	// at the metaserver and the slave's takeover.
+	Failover FailoverSettings
 
 	// Consul registration (ours): service qmq-delay with a TCP check on broker.port.
 	ConsulAddress         string        // consul.address; "" = CONSUL_HTTP_ADDR; both empty = no registration
@@ -50,6 +67,13 @@ type Settings struct {
 	// Store is the delay store's configuration (storage/delaystore):
 	// store.root, segment.scale.minute, the retention keys.
 	Store delaystore.Config
+}
+
+// FailoverSettings are the automatic failover keys (ours), as the broker's.
+type FailoverSettings struct {
+	Enable        bool          // failover.enable: a slave takes over when its master's lease expires
+	MasterTimeout time.Duration // failover.master.timeout.ms: master silence before the slave asks to take over
+	LeaseTTL      time.Duration // failover.lease.ttl.ms: the master lease; renewed every third of it
 }
 
 // DispatchSettings pace the sending of due messages to the real-time
@@ -76,6 +100,9 @@ func DefaultSettings() Settings {
 		MaxFrameSize:      64 << 20,
 		HeartbeatInterval: 10 * time.Second,
 		MetaRetry:         5 * time.Second,
+		SlaveWroteTimeout: 3 * time.Second,
+		Replication:       replication.DefaultSettings(),
+		Failover:          FailoverSettings{MasterTimeout: 2 * time.Second, LeaseTTL: 3 * time.Second},
 		Dispatch: DispatchSettings{
 			BatchSize:    30,
 			SendTimeout:  5 * time.Second,
@@ -112,8 +139,11 @@ func (s Settings) Validate() error {
 		fail("per.message.size=%d and max.frame.size=%d: both must be positive and a message must fit in a frame", s.MaxMessageSize, s.MaxFrameSize)
 	}
 	errs = append(errs, s.Limits.Validate(s.MaxFrameSize)...)
-	if s.WaitSlaveWrote {
-		fail("wait.slave.wrote=true: replication of the delay server is not implemented yet, so no slave could confirm a write; set wait.slave.wrote=false (the default)")
+	if s.WaitSlaveWrote && s.SlaveWroteTimeout <= 0 {
+		fail("wait.slave.wrote.timeout.ms=%d must be positive: it is how long a send waits for the slave", s.SlaveWroteTimeout.Milliseconds())
+	}
+	if f := s.Failover; f.Enable && !s.WaitSlaveWrote {
+		fail("failover.enable=true needs wait.slave.wrote=true: the metaserver promotes a slave only if its master acknowledged nothing the slave lacks")
 	}
 	if s.Store.Root == "" {
 		fail("store.root is empty: name the directory of the delay server's logs")

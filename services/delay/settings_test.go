@@ -70,7 +70,6 @@ func TestLoadSettingsRefuses(t *testing.T) {
 		{"broker.port=1\n", "meta.server.endpoint is required"},
 		{"meta.server.endpoint=x:1\nsegment.scale.minute=90\n", "segment.scale.minute"},
 		{"meta.server.endpoint=x:1\nsegment.scale.minute=2\n", "segment.scale.minute"},
-		{"meta.server.endpoint=x:1\nwait.slave.wrote=true\n", "replication of the delay server is not implemented"},
 		{"meta.server.endpoint=x:1\nper.message.size=100000000\n", "per.message.size"},
 	} {
 		_, _, err := LoadSettings(writeConf(t, c.body), conf.Lookup{Env: noEnv})

@@ -82,7 +82,7 @@ func BenchmarkMasterReadPath(b *testing.B) {
 	defer master.Close()
 	fillMaster(b, master, 64<<20)
 	chunks := masterChunks(b, master, DefaultBatchSize)
-	m, err := NewMaster(MasterConfig{Addr: "127.0.0.1:0", Store: master})
+	m, err := NewMaster(MasterConfig{Addr: "127.0.0.1:0", Store: ForBroker(master)})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package replication
 
 import (
 	"errors"
+	"os"
 	"time"
 
 	"github.com/qmq-go/qmq/protocol"
@@ -61,45 +62,121 @@ func DefaultSettings() Settings {
 	}
 }
 
-// MasterStore is what a Master reads; *storage.Store implements it.
-type MasterStore interface {
-	ReadRaw(kind storage.LogKind, offset int64, max int) (storage.RawView, error)
-	LogEnd(kind storage.LogKind) int64
-	LogAppended(kind storage.LogKind) <-chan struct{}
-	ReplicaInfo() storage.ReplicaInfo
-	ReplicaCheckpoints() (checkpoint.MessageCheckpoint, checkpoint.ActionCheckpoint)
-	MessageTimestampAt(offset int64) (ts int64, ok bool)
+// Log numbers one of the two logs a pair replicates: MessageLog (0) and
+// SecondLog (1), which is the broker's action log and the delay server's
+// dispatch log (Logs names them).
+type Log uint8
+
+// The replicated logs.
+const (
+	MessageLog Log = 0
+	SecondLog  Log = 1
+)
+
+// Logs describes the two logs of a store: the SYNC_LOG_REQUEST type that
+// copies the second one and the names errors and metrics use. The zero
+// Logs is BrokerLogs, so that a broker need not say.
+type Logs struct {
+	// SecondSyncType is the second log's sync type: action (1) for a broker,
+	// dispatch (4) for a delay server (QMQ's SyncType).
+	SecondSyncType uint8
+	Names          [2]string // by Log, for errors: "message log", "action log"
+	SizeKeys       [2]string // by Log: the keys that set the segment sizes
+	Labels         [2]string // by Log: metric labels
+	ConfigFile     string    // where SizeKeys are set, for errors
 }
 
-// SlaveStore is what a Slave writes; *storage.Store implements it. It must
-// get no other writes while the Slave runs.
+// BrokerLogs are a broker's message log and action log.
+func BrokerLogs() Logs {
+	return Logs{SecondSyncType: protocol.SyncTypeAction,
+		Names:    [2]string{storage.MessageLog.String(), storage.ActionLog.String()},
+		SizeKeys: [2]string{storage.MessageLog.SizeKey(), storage.ActionLog.SizeKey()},
+		Labels:   [2]string{"message", "action"}, ConfigFile: "broker.properties"}
+}
+
+// DelayLogs are a delay server's message log and dispatch log (QMQ's
+// delay server syncs message_log and dispatch_log, sync type 4).
+func DelayLogs() Logs {
+	return Logs{SecondSyncType: protocol.SyncTypeDispatch,
+		Names: [2]string{"delay message log", "dispatch log"},
+		// The dispatch log's segment size is built in (4 MiB); only a
+		// store written under another default could differ.
+		SizeKeys: [2]string{"per.segment.file.size", "the dispatch segment size (built in)"},
+		Labels:   [2]string{"message", "dispatch"}, ConfigFile: "delay.properties"}
+}
+
+func (l Logs) orDefault() Logs {
+	if l.SecondSyncType == 0 {
+		return BrokerLogs()
+	}
+	return l
+}
+
+// syncType is the SYNC_LOG_REQUEST type that copies log.
+func (l Logs) syncType(log Log) uint8 {
+	if log == MessageLog {
+		return protocol.SyncTypeMessage
+	}
+	return l.SecondSyncType
+}
+
+// RawView is a zero-copy view of raw log bytes (storage.RawView,
+// delaystore.RawView); the master calls Release exactly once.
+type RawView interface {
+	Bytes() []byte
+	Len() int
+	Release()
+	// File returns the file holding Bytes() and its position there, or nil
+	// (the master then copies Bytes instead of sendfile).
+	File() (*os.File, int64)
+}
+
+// ReplicaInfo describes a store's two logs to a replica.
+type ReplicaInfo struct {
+	SegmentSize [2]int64 // by Log
+	// Start is the oldest offset a replica can copy from: a segment base
+	// from which on every segment has the configured size; -1 if the active
+	// segment itself has another size.
+	Start [2]int64
+	End   [2]int64
+}
+
+// MasterStore is what a Master reads. ForBroker adapts *storage.Store;
+// services/delay adapts *delaystore.Store.
+type MasterStore interface {
+	ReadRaw(log Log, offset int64, max int) (RawView, error)
+	LogEnd(log Log) int64
+	LogAppended(log Log) <-chan struct{}
+	ReplicaInfo() ReplicaInfo
+}
+
+// SlaveStore is what a Slave writes. It must get no other writes while the
+// Slave runs.
 type SlaveStore interface {
-	AppendRaw(kind storage.LogKind, offset int64, b []byte) (int64, error)
-	LogEnd(kind storage.LogKind) int64
-	LogEmpty(kind storage.LogKind) bool
-	SetLogStart(kind storage.LogKind, offset int64) error
-	ReplicaInfo() storage.ReplicaInfo
+	AppendRaw(log Log, offset int64, b []byte) (int64, error)
+	LogEnd(log Log) int64
+	LogEmpty(log Log) bool
+	SetLogStart(log Log, offset int64) error
+	ReplicaInfo() ReplicaInfo
+}
+
+// CheckpointSource is optional for a MasterStore: the broker's checkpoints
+// for the handshake. A master whose store has none sends empty ones.
+type CheckpointSource interface {
+	ReplicaCheckpoints() (checkpoint.MessageCheckpoint, checkpoint.ActionCheckpoint)
+}
+
+// CheckpointSink is optional for a SlaveStore: a broker slave raises its
+// sequences to the master's and installs its pull-log table. A slave whose
+// store is none ignores the master's checkpoints.
+type CheckpointSink interface {
 	RaiseSequences(maxSequences map[string]int64)
 	InstallActionCheckpoint(cp checkpoint.ActionCheckpoint) error
 }
 
-var (
-	_ MasterStore = (*storage.Store)(nil)
-	_ SlaveStore  = (*storage.Store)(nil)
-)
-
-// syncType is the SYNC_LOG_REQUEST type that copies kind.
-func syncType(kind storage.LogKind) uint8 {
-	if kind == storage.MessageLog {
-		return protocol.SyncTypeMessage
-	}
-	return protocol.SyncTypeAction
-}
-
-// logLabel is kind as a metric label.
-func logLabel(kind storage.LogKind) string {
-	if kind == storage.MessageLog {
-		return "message"
-	}
-	return "action"
+// MessageTimestamper is optional for a MasterStore: the time of the
+// message at a message-log offset, for Lag.MessageDelay. Without it the
+// delay is the time since the slave was last caught up.
+type MessageTimestamper interface {
+	MessageTimestampAt(offset int64) (ts int64, ok bool)
 }

@@ -1,5 +1,20 @@
 // Package replication copies a master broker's message log and action log,
-// byte for byte, to a slave (QMQ's master/slave sync, reference §3).
+// byte for byte, to a slave (QMQ's master/slave sync, reference §3), and a
+// delay server's message log and dispatch log the same way.
+//
+// # Stores
+//
+// A Master reads and a Slave writes a store of two logs, numbered by Log:
+// MessageLog (0) and SecondLog (1) (MasterStore, SlaveStore, RawView).
+// Logs says what the second log is: BrokerLogs (the zero value) is the
+// broker's action log, copied with sync type action=1; DelayLogs the delay
+// server's dispatch log, sync type dispatch=4 (QMQ's). ForBroker adapts
+// *storage.Store; services/delay adapts *delaystore.Store. The broker's
+// store also hands over checkpoints (CheckpointSource, CheckpointSink)
+// and message times for the lag (MessageTimestamper); a store without
+// them sends empty checkpoints and its slaves ignore them. On the wire the
+// second log's offset travels in the action-log fields of requests,
+// heartbeats and the handshake, whatever the log.
 //
 // # Roles
 //

@@ -67,9 +67,9 @@ func (r *running) stop() {
 	<-r.done
 }
 
-func startMaster(t testing.TB, store MasterStore, addr string, mutate func(*MasterConfig)) (*Master, *running) {
+func startMaster(t testing.TB, store *storage.Store, addr string, mutate func(*MasterConfig)) (*Master, *running) {
 	t.Helper()
-	cfg := MasterConfig{Addr: addr, Store: store, Logger: testLogger(t, "master", nil)}
+	cfg := MasterConfig{Addr: addr, Store: ForBroker(store), Logger: testLogger(t, "master", nil)}
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -91,9 +91,9 @@ func startMaster(t testing.TB, store MasterStore, addr string, mutate func(*Mast
 	return m, r
 }
 
-func startSlave(t testing.TB, addr string, store SlaveStore, mutate func(*SlaveConfig)) (*Slave, *running) {
+func startSlave(t testing.TB, addr string, store *storage.Store, mutate func(*SlaveConfig)) (*Slave, *running) {
 	t.Helper()
-	cfg := SlaveConfig{MasterAddr: addr, Store: store, RetryInterval: 100 * time.Millisecond,
+	cfg := SlaveConfig{MasterAddr: addr, Store: ForBroker(store), RetryInterval: 100 * time.Millisecond,
 		HeartbeatInterval: 100 * time.Millisecond, Logger: testLogger(t, "slave", nil)}
 	if mutate != nil {
 		mutate(&cfg)

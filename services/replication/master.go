@@ -25,6 +25,9 @@ type MasterConfig struct {
 	// Addr is the listen address of sync.port, e.g. ":20882" ("127.0.0.1:0" in tests).
 	Addr  string
 	Store MasterStore
+	// Logs names the store's logs and the second log's sync type; the zero
+	// value is BrokerLogs.
+	Logs Logs
 	// BatchSize (sync.batch.size) bounds the bytes of one response (a
 	// record larger than that is still sent whole); 0: DefaultBatchSize.
 	BatchSize int
@@ -63,6 +66,7 @@ type MasterConfig struct {
 type Master struct {
 	cfg     MasterConfig
 	store   MasterStore
+	logs    Logs
 	log     hclog.Logger
 	srv     *remoting.Server
 	waiters *slaveWaiters
@@ -108,7 +112,8 @@ func NewMaster(cfg MasterConfig) (*Master, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	m := &Master{cfg: cfg, store: cfg.Store, log: cfg.Logger, waiters: newSlaveWaiters(), actionWaiters: newSlaveWaiters(),
+	cfg.Logs = cfg.Logs.orDefault()
+	m := &Master{cfg: cfg, store: cfg.Store, logs: cfg.Logs, log: cfg.Logger, waiters: newSlaveWaiters(), actionWaiters: newSlaveWaiters(),
 		auth:    &syncauth.Server{Secret: cfg.Secret, Group: cfg.Group, Roles: []string{syncauth.RoleSlave}},
 		authLog: lograte.Limiter{Interval: 10 * time.Second}}
 	m.slaveMessage.Store(-1)
@@ -227,19 +232,23 @@ func (m *Master) Lag() Lag {
 	}
 	m.slaveMu.Unlock()
 	if l.ActionOffset >= 0 {
-		l.ActionBytes = max(m.store.LogEnd(storage.ActionLog)-l.ActionOffset, 0)
+		l.ActionBytes = max(m.store.LogEnd(SecondLog)-l.ActionOffset, 0)
 	}
 	if l.MessageOffset < 0 {
 		return l
 	}
-	end := m.store.LogEnd(storage.MessageLog)
+	end := m.store.LogEnd(MessageLog)
 	l.MessageBytes = max(end-l.MessageOffset, 0)
 	now := time.Now()
 	switch {
 	case l.MessageBytes == 0:
 		l.MessageDelay = 0
 	default:
-		if ts, ok := m.store.MessageTimestampAt(l.MessageOffset); ok {
+		ts, ok := int64(0), false
+		if tm, can := m.store.(MessageTimestamper); can {
+			ts, ok = tm.MessageTimestampAt(l.MessageOffset)
+		}
+		if ok {
 			l.MessageDelay = max(now.Sub(time.UnixMilli(ts)), 0)
 		} else if ns := m.caughtUp.Load(); ns != 0 { // behind retention, or only fillers missing
 			l.MessageDelay = now.Sub(time.Unix(0, ns))
@@ -265,7 +274,7 @@ func (m *Master) noteSlave(sess *slaveSession, messageOffset, actionOffset int64
 	m.lastRequest.Store(now.UnixNano())
 	if actionOffset >= 0 {
 		actionOffset = setOffset(&m.slaveAction, actionOffset, heartbeat)
-		if actionOffset <= m.store.LogEnd(storage.ActionLog) { // as for the message log below
+		if actionOffset <= m.store.LogEnd(SecondLog) { // as for the message log below
 			m.actionWaiters.report(actionOffset)
 		}
 	}
@@ -273,7 +282,7 @@ func (m *Master) noteSlave(sess *slaveSession, messageOffset, actionOffset int64
 		return
 	}
 	messageOffset = setOffset(&m.slaveMessage, messageOffset, heartbeat)
-	end := m.store.LogEnd(storage.MessageLog)
+	end := m.store.LogEnd(MessageLog)
 	if messageOffset >= end {
 		m.caughtUp.Store(now.UnixNano())
 	}
@@ -311,27 +320,29 @@ func (m *Master) serveSyncLog(ctx context.Context, req *remoting.Request) protoc
 		return refusal
 	}
 	m.metrics.requests.WithLabelValues(protocol.SyncTypeName(r.Type)).Inc()
+	// The second log's offset travels in the request's action-log field,
+	// whatever the log (QMQ's delay slave uses the same layout).
 	switch r.Type {
 	case protocol.SyncTypeHeartbeat:
 		m.noteSlave(sess, r.MessageLogOffset, r.ActionLogOffset, true)
 		return protocol.NewResponse(h, protocol.CodeSuccess, protocol.AppendSyncHeartbeatResponse(nil, protocol.SyncHeartbeatResponse{
-			MessageLogMaxOffset: m.store.LogEnd(storage.MessageLog), ActionLogMaxOffset: m.store.LogEnd(storage.ActionLog)}))
+			MessageLogMaxOffset: m.store.LogEnd(MessageLog), ActionLogMaxOffset: m.store.LogEnd(SecondLog)}))
 	case protocol.SyncTypeMessage:
 		m.noteSlave(sess, r.MessageLogOffset, -1, false)
-		return m.serveLog(ctx, req, storage.MessageLog, r.MessageLogOffset)
-	case protocol.SyncTypeAction:
+		return m.serveLog(ctx, req, MessageLog, r.MessageLogOffset)
+	case m.logs.SecondSyncType:
 		m.noteSlave(sess, -1, r.ActionLogOffset, false)
-		return m.serveLog(ctx, req, storage.ActionLog, r.ActionLogOffset)
+		return m.serveLog(ctx, req, SecondLog, r.ActionLogOffset)
 	}
 	m.metrics.refused.WithLabelValues("bad_request").Inc()
-	return errorFrame(h, protocol.CodeBrokerError, fmt.Sprintf("sync type %s is not served by a broker master (it serves action=1, message=2, heartbeat=3)",
-		protocol.SyncTypeName(r.Type)))
+	return errorFrame(h, protocol.CodeBrokerError, fmt.Sprintf("sync type %s is not served by this master: it serves message=2, heartbeat=3 and %s=%d (its %s); is the slave of the other kind (broker or delay server)?",
+		protocol.SyncTypeName(r.Type), protocol.SyncTypeName(m.logs.SecondSyncType), m.logs.SecondSyncType, m.logs.Names[SecondLog]))
 }
 
 // serveLog answers a copy request: the log's bytes from offset, or, when
 // there are none yet, an empty answer after SyncTimeout unless an append
 // comes first.
-func (m *Master) serveLog(ctx context.Context, req *remoting.Request, kind storage.LogKind, offset int64) protocol.Frame {
+func (m *Master) serveLog(ctx context.Context, req *remoting.Request, kind Log, offset int64) protocol.Frame {
 	h := req.Frame.Header
 	var timer *time.Timer
 	var prev <-chan struct{}
@@ -346,7 +357,7 @@ func (m *Master) serveLog(ctx context.Context, req *remoting.Request, kind stora
 			return m.refuse(h, kind, offset, err)
 		}
 		if n := v.Len(); n > 0 {
-			m.metrics.bytes.WithLabelValues(logLabel(kind)).Add(float64(n))
+			m.metrics.bytes.WithLabelValues(m.logs.Labels[kind]).Add(float64(n))
 			if f, pos := v.File(); f != nil {
 				// The log's bytes go from its file to the socket (sendfile);
 				// the segment stays pinned, so open, until they are sent.
@@ -376,15 +387,12 @@ func (m *Master) serveLog(ctx context.Context, req *remoting.Request, kind stora
 }
 
 // refuse explains a copy request the master cannot serve.
-func (m *Master) refuse(h protocol.Header, kind storage.LogKind, offset int64, err error) protocol.Frame {
+func (m *Master) refuse(h protocol.Header, log Log, offset int64, err error) protocol.Frame {
+	kind := m.logs.Names[log]
 	switch {
 	case errors.Is(err, storage.ErrBeforeStart):
 		m.metrics.refused.WithLabelValues("behind_retention").Inc()
-		info := m.store.ReplicaInfo()
-		start := info.MessageStart
-		if kind == storage.ActionLog {
-			start = info.ActionStart
-		}
+		start := m.store.ReplicaInfo().Start[log]
 		return errorFrame(h, protocol.CodeBrokerReject, fmt.Sprintf(
 			"the slave's %s ends at %d, but the master's %s now starts at %d: retention deleted the bytes the slave lacks, so it can never catch up. "+
 				"To recover, stop the slave, delete its store (store.root) and start it again: it copies everything the master retains",
@@ -395,12 +403,12 @@ func (m *Master) refuse(h protocol.Header, kind storage.LogKind, offset int64, e
 			"the slave's %s ends at %d, past the master's end %d: the slave holds bytes this master does not have "+
 				"(the master lost unflushed data in a crash, or the slave copied another master). Promote the slave if its copy is the one to keep; "+
 				"otherwise stop it, delete its store (store.root) and start it again to copy this master",
-			kind, offset, m.store.LogEnd(kind)))
+			kind, offset, m.store.LogEnd(log)))
 	}
 	m.metrics.refused.WithLabelValues("read_error").Inc()
 	// Also what a request at an offset that is not a record boundary gets
 	// (a slave asks for its own end, which always is one).
-	m.log.Warn("cannot serve a sync request", "log", kind.String(), "offset", offset, "error", err)
+	m.log.Warn("cannot serve a sync request", "log", kind, "offset", offset, "error", err)
 	return errorFrame(h, protocol.CodeBrokerError, fmt.Sprintf("the master cannot read its %s at %d: %v", kind, offset, err))
 }
 
@@ -415,7 +423,13 @@ func (m *Master) serveCheckpoint(ctx context.Context, req *remoting.Request) pro
 		return refusal
 	}
 	m.metrics.requests.WithLabelValues("checkpoint").Inc()
-	mcp, acp := m.store.ReplicaCheckpoints()
+	// A store without checkpoints (the delay server's) sends empty ones,
+	// which its slaves ignore.
+	var mcp checkpoint.MessageCheckpoint
+	acp := checkpoint.ActionCheckpoint{Offset: -1}
+	if src, ok := m.store.(CheckpointSource); ok {
+		mcp, acp = src.ReplicaCheckpoints()
+	}
 	mb, err := checkpoint.EncodeMessage(mcp)
 	if err != nil {
 		return errorFrame(h, protocol.CodeBrokerError, fmt.Sprintf("encode the message checkpoint: %v", err))
@@ -424,9 +438,9 @@ func (m *Master) serveCheckpoint(ctx context.Context, req *remoting.Request) pro
 	if version == protocol.SyncCheckpointV2 {
 		info := m.store.ReplicaInfo()
 		resp.Replica = protocol.SyncReplicaInfo{
-			MessageSegmentSize: info.MessageSegmentSize, ActionSegmentSize: info.ActionSegmentSize,
-			MessageMinOffset: info.MessageStart, MessageMaxOffset: info.MessageEnd,
-			ActionMinOffset: info.ActionStart, ActionMaxOffset: info.ActionEnd,
+			MessageSegmentSize: info.SegmentSize[MessageLog], ActionSegmentSize: info.SegmentSize[SecondLog],
+			MessageMinOffset: info.Start[MessageLog], MessageMaxOffset: info.End[MessageLog],
+			ActionMinOffset: info.Start[SecondLog], ActionMaxOffset: info.End[SecondLog],
 		}
 	}
 	m.log.Debug("sync checkpoint served", "remote", req.RemoteAddr.String(), "version", version,

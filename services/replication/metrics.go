@@ -8,7 +8,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/qmq-go/qmq/internal/metricsutil"
-	"github.com/qmq-go/qmq/storage"
 )
 
 // masterMetrics are registered on MasterConfig.Registerer and unregistered
@@ -31,18 +30,18 @@ func newMasterMetrics(reg prometheus.Registerer, m *Master) (*masterMetrics, err
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "qmq_replication_sync_refused_total",
 			Help: "Sync requests answered with an error, by reason (bad_frame, bad_request, behind_retention, slave_ahead, read_error; auth: a failed or missing SYNC_AUTH, not_registered: not the group's registered slave, replaced: a session the slave's newer connection replaced)."}, []string{"reason"}),
 	}
-	lagBytes := func(kind storage.LogKind) prometheus.Collector {
+	lagBytes := func(kind Log) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "qmq_replication_slave_lag_bytes",
 			Help:        "Bytes of the log the slave lacks, from its last sync request (-1: no slave has reported).",
-			ConstLabels: prometheus.Labels{"log": logLabel(kind)}}, func() float64 {
+			ConstLabels: prometheus.Labels{"log": m.logs.Labels[kind]}}, func() float64 {
 			l := m.Lag()
-			if kind == storage.MessageLog {
+			if kind == MessageLog {
 				return float64(l.MessageBytes)
 			}
 			return float64(l.ActionBytes)
 		})
 	}
-	x.collectors = []prometheus.Collector{x.requests, x.bytes, x.refused, lagBytes(storage.MessageLog), lagBytes(storage.ActionLog),
+	x.collectors = []prometheus.Collector{x.requests, x.bytes, x.refused, lagBytes(MessageLog), lagBytes(SecondLog),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "qmq_replication_slave_lag_seconds",
 			Help: "Age of the oldest message the slave lacks: 0 when it has everything (-1: no slave has reported)."},
 			func() float64 {
@@ -80,7 +79,7 @@ type slaveMetrics struct {
 	collectors []prometheus.Collector
 	connected  prometheus.Gauge
 	errors     prometheus.Counter
-	bytes      [2]prometheus.Counter // by storage.LogKind
+	bytes      [2]prometheus.Counter // by Log
 }
 
 func newSlaveMetrics(reg prometheus.Registerer, s *Slave) (*slaveMetrics, error) {
@@ -92,12 +91,12 @@ func newSlaveMetrics(reg prometheus.Registerer, s *Slave) (*slaveMetrics, error)
 			Help: "1 while the slave is connected to its master."}),
 		errors: prometheus.NewCounter(prometheus.CounterOpts{Name: "qmq_replication_slave_errors_total",
 			Help: "Failed connection attempts and requests (each is retried)."}),
-		bytes: [2]prometheus.Counter{copied.WithLabelValues("message"), copied.WithLabelValues("action")},
+		bytes: [2]prometheus.Counter{copied.WithLabelValues(s.logs.Labels[MessageLog]), copied.WithLabelValues(s.logs.Labels[SecondLog])},
 	}
-	behind := func(kind storage.LogKind, master *atomic.Int64) prometheus.Collector {
+	behind := func(kind Log, master *atomic.Int64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "qmq_replication_slave_behind_bytes",
 			Help:        "The master's log end (as of the last heartbeat) minus this slave's (-1: unknown).",
-			ConstLabels: prometheus.Labels{"log": logLabel(kind)}}, func() float64 {
+			ConstLabels: prometheus.Labels{"log": s.logs.Labels[kind]}}, func() float64 {
 			m := master.Load()
 			if m < 0 {
 				return -1
@@ -106,7 +105,7 @@ func newSlaveMetrics(reg prometheus.Registerer, s *Slave) (*slaveMetrics, error)
 		})
 	}
 	x.collectors = []prometheus.Collector{x.connected, x.errors, copied,
-		behind(storage.MessageLog, &s.masterMessageEnd), behind(storage.ActionLog, &s.masterActionEnd)}
+		behind(MessageLog, &s.masterMessageEnd), behind(SecondLog, &s.masterActionEnd)}
 	if err := metricsutil.RegisterAll(reg, x.collectors...); err != nil {
 		return nil, fmt.Errorf("replication slave: register metrics: %w", err)
 	}

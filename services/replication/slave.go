@@ -15,7 +15,6 @@ import (
 	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/protocol/remoting"
 	"github.com/qmq-go/qmq/services/replication/syncauth"
-	"github.com/qmq-go/qmq/storage"
 	"github.com/qmq-go/qmq/storage/checkpoint"
 )
 
@@ -25,6 +24,9 @@ type SlaveConfig struct {
 	// learns it from the metaserver).
 	MasterAddr string
 	Store      SlaveStore
+	// Logs names the store's logs and the second log's sync type; the zero
+	// value is BrokerLogs. It must match the master's.
+	Logs Logs
 	// RequestTimeout (slave.sync.timeout) bounds each request; 0: DefaultSlaveSyncTimeout.
 	RequestTimeout time.Duration
 	// RetryInterval is the pause after a failure before reconnecting, less up
@@ -51,6 +53,7 @@ type SlaveConfig struct {
 type Slave struct {
 	cfg     SlaveConfig
 	store   SlaveStore
+	logs    Logs
 	log     hclog.Logger
 	metrics *slaveMetrics
 	running atomic.Bool
@@ -75,7 +78,7 @@ type session struct {
 	id       uint64
 	client   *remoting.Client
 	actionCP *checkpoint.ActionCheckpoint // the master's pull-log table to install (nil: none)
-	caughtUp [2]atomic.Bool               // by storage.LogKind: an empty answer was seen
+	caughtUp [2]atomic.Bool               // by Log: an empty answer was seen
 	// masterMessageEnd is the master's message-log end at the handshake:
 	// everything the master acknowledged before this connection lies before it.
 	masterMessageEnd int64
@@ -101,7 +104,8 @@ func NewSlave(cfg SlaveConfig) (*Slave, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	s := &Slave{cfg: cfg, store: cfg.Store, log: cfg.Logger.With("master", cfg.MasterAddr),
+	cfg.Logs = cfg.Logs.orDefault()
+	s := &Slave{cfg: cfg, store: cfg.Store, logs: cfg.Logs, log: cfg.Logger.With("master", cfg.MasterAddr),
 		retry: backoff.Backoff{Min: cfg.RetryInterval, Max: cfg.RetryInterval}}
 	s.masterMessageEnd.Store(-1)
 	s.masterActionEnd.Store(-1)
@@ -125,8 +129,8 @@ func (s *Slave) Run(ctx context.Context) error {
 	defer m.unregister()
 	var wg sync.WaitGroup
 	wg.Add(3)
-	go func() { defer wg.Done(); s.runLog(ctx, storage.MessageLog) }()
-	go func() { defer wg.Done(); s.runLog(ctx, storage.ActionLog) }()
+	go func() { defer wg.Done(); s.runLog(ctx, MessageLog) }()
+	go func() { defer wg.Done(); s.runLog(ctx, SecondLog) }()
 	go func() { defer wg.Done(); s.runHeartbeat(ctx) }()
 	wg.Wait()
 	s.mu.Lock()
@@ -137,7 +141,7 @@ func (s *Slave) Run(ctx context.Context) error {
 		cur.client.Close()
 	}
 	s.metrics.connected.Set(0)
-	s.log.Info("replication stopped", "message_log_end", s.store.LogEnd(storage.MessageLog), "action_log_end", s.store.LogEnd(storage.ActionLog))
+	s.log.Info("replication stopped", "message_log_end", s.store.LogEnd(MessageLog), "action_log_end", s.store.LogEnd(SecondLog))
 	return nil
 }
 
@@ -165,7 +169,7 @@ func (s *Slave) Status() SlaveStatus {
 	s.mu.Lock()
 	st := SlaveStatus{Master: s.cfg.MasterAddr, Connected: s.cur != nil, LastError: s.lastErr}
 	s.mu.Unlock()
-	st.MessageEnd, st.ActionEnd = s.store.LogEnd(storage.MessageLog), s.store.LogEnd(storage.ActionLog)
+	st.MessageEnd, st.ActionEnd = s.store.LogEnd(MessageLog), s.store.LogEnd(SecondLog)
 	st.MasterMessageEnd, st.MasterActionEnd = s.masterMessageEnd.Load(), s.masterActionEnd.Load()
 	if n := s.lastContact.Load(); n != 0 {
 		st.LastContact = time.Unix(0, n)
@@ -240,8 +244,8 @@ func (s *Slave) session(ctx context.Context) (*session, error) {
 		s.metrics.connected.Set(1)
 		s.setState("connected", "", func() {
 			s.log.Info("connected to the master; copying its logs",
-				"message_log_end", s.store.LogEnd(storage.MessageLog), "master_message_log_end", s.masterMessageEnd.Load(),
-				"action_log_end", s.store.LogEnd(storage.ActionLog), "master_action_log_end", s.masterActionEnd.Load())
+				"message_log_end", s.store.LogEnd(MessageLog), "master_message_log_end", s.masterMessageEnd.Load(),
+				"action_log_end", s.store.LogEnd(SecondLog), "master_action_log_end", s.masterActionEnd.Load())
 		})
 		return sess, nil
 	}
@@ -357,7 +361,7 @@ func (s *Slave) handshake(resp protocol.Frame) (*session, error) {
 	switch resp.Header.Code {
 	case protocol.CodeSuccess:
 	case protocol.CodeUnknownCode:
-		return nil, refused("%s does not serve SYNC_CHECKPOINT_REQUEST: check that it is the sync.port of a broker master", addr)
+		return nil, refused("%s does not serve SYNC_CHECKPOINT_REQUEST: check that it is the sync.port of a master (a broker's or a delay server's)", addr)
 	default:
 		return nil, refused("the master refused the handshake (%s): %s", protocol.CodeName(resp.Header.Code, true), protocol.DecodeErrorBody(resp.Body))
 	}
@@ -372,60 +376,65 @@ func (s *Slave) handshake(resp protocol.Frame) (*session, error) {
 	s.masterMessageEnd.Store(info.MessageMaxOffset)
 	s.masterActionEnd.Store(info.ActionMaxOffset)
 	for _, c := range []struct {
-		kind                   storage.LogKind
+		log                    Log
 		master, slave          int64
 		masterStart, masterEnd int64
 	}{
-		{storage.MessageLog, info.MessageSegmentSize, mine.MessageSegmentSize, info.MessageMinOffset, info.MessageMaxOffset},
-		{storage.ActionLog, info.ActionSegmentSize, mine.ActionSegmentSize, info.ActionMinOffset, info.ActionMaxOffset},
+		{MessageLog, info.MessageSegmentSize, mine.SegmentSize[MessageLog], info.MessageMinOffset, info.MessageMaxOffset},
+		{SecondLog, info.ActionSegmentSize, mine.SegmentSize[SecondLog], info.ActionMinOffset, info.ActionMaxOffset},
 	} {
+		kind, sizeKey := s.logs.Names[c.log], s.logs.SizeKeys[c.log]
 		if c.master != c.slave {
 			return nil, refused("segment sizes differ: the master's %s is %d, this slave's is %d; a slave writes the master's bytes at the master's offsets, "+
-				"so set %s=%d in this slave's broker.properties (if its store already holds data, delete its store.root too) and restart it",
-				c.kind.SizeKey(), c.master, c.slave, c.kind.SizeKey(), c.master)
+				"so set %s=%d in this slave's %s (if its store already holds data, delete its store.root too) and restart it",
+				sizeKey, c.master, c.slave, sizeKey, c.master, s.logs.ConfigFile)
 		}
-		if s.store.LogEmpty(c.kind) {
+		if s.store.LogEmpty(c.log) {
 			if c.masterStart < 0 {
 				return nil, refused("the master's %s cannot be copied yet: its active segment was written under another %s; "+
-					"copying starts once the master has moved on to a new segment", c.kind, c.kind.SizeKey())
+					"copying starts once the master has moved on to a new segment", kind, sizeKey)
 			}
-			if s.store.LogEnd(c.kind) != c.masterStart {
-				if err := s.store.SetLogStart(c.kind, c.masterStart); err != nil {
-					return nil, refused("cannot start the empty %s at the master's offset %d: %v", c.kind, c.masterStart, err)
+			if s.store.LogEnd(c.log) != c.masterStart {
+				if err := s.store.SetLogStart(c.log, c.masterStart); err != nil {
+					return nil, refused("cannot start the empty %s at the master's offset %d: %v", kind, c.masterStart, err)
 				}
 			}
 			continue
 		}
-		end := s.store.LogEnd(c.kind)
+		end := s.store.LogEnd(c.log)
 		if c.masterStart >= 0 && end < c.masterStart {
 			return nil, refused("this slave's %s ends at %d, but the master's now starts at %d: retention on the master deleted bytes this slave never copied, "+
 				"so it cannot catch up. To recover, stop this slave, delete its store.root and start it again: it copies everything the master retains",
-				c.kind, end, c.masterStart)
+				kind, end, c.masterStart)
 		}
 		if end > c.masterEnd {
 			return nil, refused("this slave's %s ends at %d, past the master's end %d: the slave holds bytes the master does not have "+
 				"(the master lost unflushed data in a crash, or this slave copied another master). Promote this slave if its copy is the one to keep; "+
-				"otherwise stop it, delete its store.root and start it again to copy this master", c.kind, end, c.masterEnd)
+				"otherwise stop it, delete its store.root and start it again to copy this master", kind, end, c.masterEnd)
 		}
+	}
+	sess := &session{masterMessageEnd: info.MessageMaxOffset}
+	sink, ok := s.store.(CheckpointSink)
+	if !ok { // a delay server's store: nothing besides the logs to copy
+		return sess, nil
 	}
 	mcp, err := checkpoint.DecodeMessage(r.MessageCheckpoint)
 	if err != nil {
 		return nil, refused("the master's message checkpoint is malformed: %v", err)
 	}
-	s.store.RaiseSequences(mcp.MaxSequences)
+	sink.RaiseSequences(mcp.MaxSequences)
 	acp, err := checkpoint.DecodeAction(r.ActionCheckpoint)
 	if err != nil {
 		return nil, refused("the master's action checkpoint is malformed: %v", err)
 	}
-	sess := &session{masterMessageEnd: info.MessageMaxOffset}
-	if s.store.LogEnd(storage.ActionLog) <= acp.Offset {
+	if s.store.LogEnd(SecondLog) <= acp.Offset {
 		sess.actionCP = &acp
 	}
 	return sess, nil
 }
 
 // runLog copies one log until ctx ends.
-func (s *Slave) runLog(ctx context.Context, kind storage.LogKind) {
+func (s *Slave) runLog(ctx context.Context, kind Log) {
 	var pending *checkpoint.ActionCheckpoint
 	var pendingFrom *session
 	for {
@@ -435,14 +444,14 @@ func (s *Slave) runLog(ctx context.Context, kind storage.LogKind) {
 		}
 		if sess != pendingFrom {
 			pendingFrom, pending = sess, nil
-			if kind == storage.ActionLog {
+			if kind == SecondLog {
 				pending = sess.actionCP
 			}
 		}
 		off := s.store.LogEnd(kind)
 		if pending != nil && off >= pending.Offset {
 			if off == pending.Offset {
-				if err := s.store.InstallActionCheckpoint(*pending); err != nil {
+				if err := s.store.(CheckpointSink).InstallActionCheckpoint(*pending); err != nil {
 					s.fail(sess, refused("install the master's pull-log table: %v", err))
 					continue
 				}
@@ -450,8 +459,8 @@ func (s *Slave) runLog(ctx context.Context, kind storage.LogKind) {
 			}
 			pending = nil
 		}
-		req := protocol.SyncLogRequest{Type: syncType(kind)}
-		if kind == storage.MessageLog {
+		req := protocol.SyncLogRequest{Type: s.logs.syncType(kind)}
+		if kind == MessageLog {
 			req.MessageLogOffset = off
 		} else {
 			req.ActionLogOffset = off
@@ -467,14 +476,14 @@ func (s *Slave) runLog(ctx context.Context, kind storage.LogKind) {
 			continue
 		}
 		if resp.Header.Code != protocol.CodeSuccess {
-			s.fail(sess, refused("the master refused to send its %s from offset %d (%s): %s", kind, off,
+			s.fail(sess, refused("the master refused to send its %s from offset %d (%s): %s", s.logs.Names[kind], off,
 				protocol.CodeName(resp.Header.Code, true), protocol.DecodeErrorBody(resp.Body)))
 			continue
 		}
 		s.lastContact.Store(time.Now().UnixNano())
 		r, err := protocol.DecodeSyncLogResponse(resp.Body)
 		if err != nil || r.StartOffset != off {
-			s.fail(sess, refused("malformed answer to a request for the %s from offset %d (bytes from %d): %v", kind, off, r.StartOffset, err))
+			s.fail(sess, refused("malformed answer to a request for the %s from offset %d (bytes from %d): %v", s.logs.Names[kind], off, r.StartOffset, err))
 			continue
 		}
 		data := r.Data
@@ -487,31 +496,31 @@ func (s *Slave) runLog(ctx context.Context, kind storage.LogKind) {
 		}
 		end, err := s.store.AppendRaw(kind, off, data)
 		if err != nil {
-			s.fail(sess, refused("cannot append the master's %s bytes at offset %d: %v", kind, off, err))
+			s.fail(sess, refused("cannot append the master's %s bytes at offset %d: %v", s.logs.Names[kind], off, err))
 			continue
 		}
 		if end == off {
-			s.fail(sess, refused("the master sent %d bytes of its %s at offset %d that hold no whole record", len(data), kind, off))
+			s.fail(sess, refused("the master sent %d bytes of its %s at offset %d that hold no whole record", len(data), s.logs.Names[kind], off))
 			continue
 		}
 		s.metrics.bytes[kind].Add(float64(end - off))
-		if kind == storage.MessageLog && end >= sess.masterMessageEnd {
+		if kind == MessageLog && end >= sess.masterMessageEnd {
 			s.caughtUpOnce.Store(true)
 		}
 	}
 }
 
 // caughtUp logs once per connection when both logs have reached the master's end.
-func (s *Slave) caughtUp(sess *session, kind storage.LogKind) {
-	if kind == storage.MessageLog {
+func (s *Slave) caughtUp(sess *session, kind Log) {
+	if kind == MessageLog {
 		s.caughtUpOnce.Store(true)
 	}
 	if sess.caughtUp[kind].Swap(true) {
 		return
 	}
-	if sess.caughtUp[storage.MessageLog].Load() && sess.caughtUp[storage.ActionLog].Load() {
-		s.log.Info("caught up with the master", "message_log_end", s.store.LogEnd(storage.MessageLog),
-			"action_log_end", s.store.LogEnd(storage.ActionLog))
+	if sess.caughtUp[MessageLog].Load() && sess.caughtUp[SecondLog].Load() {
+		s.log.Info("caught up with the master", "message_log_end", s.store.LogEnd(MessageLog),
+			"action_log_end", s.store.LogEnd(SecondLog))
 	}
 }
 
@@ -524,7 +533,7 @@ func (s *Slave) runHeartbeat(ctx context.Context) {
 			return
 		}
 		req := protocol.SyncLogRequest{Type: protocol.SyncTypeHeartbeat,
-			MessageLogOffset: s.store.LogEnd(storage.MessageLog), ActionLogOffset: s.store.LogEnd(storage.ActionLog)}
+			MessageLogOffset: s.store.LogEnd(MessageLog), ActionLogOffset: s.store.LogEnd(SecondLog)}
 		cctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 		resp, err := sess.client.Call(cctx, protocol.CodeSyncLogRequest, protocol.AppendSyncLogRequest(nil, req))
 		cancel()
