@@ -8,6 +8,7 @@ import (
 	"github.com/qmq-go/qmq/conf"
 	"github.com/qmq-go/qmq/consul"
 	"github.com/qmq-go/qmq/internal/netlimits"
+	"github.com/qmq-go/qmq/services/delay/delayadmin"
 	"github.com/qmq-go/qmq/storage/delaystore"
 )
 
@@ -81,12 +82,17 @@ func readSettings(dir string, l conf.Lookup) (Settings, *conf.Reader, error) {
 	}
 	s.Store = readStore(r, d.Store, s.MaxMessageSize)
 	s.Limits = netlimits.Read(r, s.MaxFrameSize)
+	secret, secretErr := delayadmin.LoadSecret(r.String("delay.admin.secret", ""), r.String("delay.admin.secret.file", ""))
 	for k, note := range ignoredKeys {
 		r.Ignore(k, note)
 	}
 	if err := r.Err(); err != nil {
 		return Settings{}, nil, fmt.Errorf("invalid configuration in %s:\n%w", f.Path, err)
 	}
+	if secretErr != nil {
+		return Settings{}, nil, fmt.Errorf("%s: %w", f.Path, secretErr)
+	}
+	s.AdminSecret = secret
 	if err := s.Validate(); err != nil {
 		return Settings{}, nil, fmt.Errorf("%s: %w", f.Path, err)
 	}

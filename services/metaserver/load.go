@@ -11,6 +11,7 @@ import (
 	"github.com/qmq-go/qmq/conf"
 	"github.com/qmq-go/qmq/consul"
 	"github.com/qmq-go/qmq/internal/netlimits"
+	"github.com/qmq-go/qmq/services/delay/delayadmin"
 )
 
 // The loader maps QMQ's conf directory (its file names and keys, with
@@ -47,11 +48,13 @@ func LoadSettings(dir string, l conf.Lookup) (Settings, *Dynamic, conf.KeyReport
 	r := conf.NewReader(mf, l)
 	dr := conf.NewReader(df, l)
 	s := readSettings(r, dr)
+	secret, secretErr := delayadmin.LoadSecret(r.String("delay.admin.secret", ""), r.String("delay.admin.secret.file", ""))
+	s.DelayAdminSecret = secret
 	d, readers, err := readDynamic(dir, r)
 	if err != nil {
 		return Settings{}, nil, conf.KeyReport{}, err
 	}
-	if err := errors.Join(r.Err(), dr.Err()); err != nil {
+	if err := errors.Join(r.Err(), dr.Err(), secretErr); err != nil {
 		return Settings{}, nil, conf.KeyReport{}, fmt.Errorf("invalid configuration in %s:\n%w", dir, err)
 	}
 	if err := errors.Join(s.Validate(), d.Validate()); err != nil {
