@@ -8,12 +8,19 @@ import (
 	"strings"
 	"time"
 
+	"github.com/qmq-go/qmq/conf"
 	"github.com/qmq-go/qmq/protocol"
 	namerule "github.com/qmq-go/qmq/protocol/names"
 	"github.com/qmq-go/qmq/protocol/remoting"
 	"github.com/qmq-go/qmq/services/delay/delayadmin"
 	"github.com/qmq-go/qmq/services/metaserver/store"
 )
+
+// readDelayAdminSecret reads delay.admin.secret or delay.admin.secret.file
+// of metaserver.properties (ours): the key CancelDelay signs with.
+func readDelayAdminSecret(r *conf.Reader) (delayadmin.Secret, error) {
+	return delayadmin.LoadSecret(r.String("delay.admin.secret", ""), r.String("delay.admin.secret.file", ""))
+}
 
 // cancelResult is CancelDelay's data: which delay group withdrew the message.
 type cancelResult struct {

@@ -11,7 +11,6 @@ import (
 	"github.com/qmq-go/qmq/conf"
 	"github.com/qmq-go/qmq/consul"
 	"github.com/qmq-go/qmq/internal/netlimits"
-	"github.com/qmq-go/qmq/services/delay/delayadmin"
 )
 
 // The loader maps QMQ's conf directory (its file names and keys, with
@@ -48,7 +47,7 @@ func LoadSettings(dir string, l conf.Lookup) (Settings, *Dynamic, conf.KeyReport
 	r := conf.NewReader(mf, l)
 	dr := conf.NewReader(df, l)
 	s := readSettings(r, dr)
-	secret, secretErr := delayadmin.LoadSecret(r.String("delay.admin.secret", ""), r.String("delay.admin.secret.file", ""))
+	secret, secretErr := readDelayAdminSecret(r)
 	s.DelayAdminSecret = secret
 	d, readers, err := readDynamic(dir, r)
 	if err != nil {
