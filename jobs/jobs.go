@@ -23,16 +23,19 @@ var (
 	metaserverHCL string
 	//go:embed qmq-broker.nomad.hcl
 	brokerHCL string
+	//go:embed qmq-delay.nomad.hcl
+	delayHCL string
 )
 
 // The job specifications of this directory.
 var (
 	Metaserver = Spec{File: "qmq-metaserver.nomad.hcl", HCL: metaserverHCL}
 	Broker     = Spec{File: "qmq-broker.nomad.hcl", HCL: brokerHCL}
+	Delay      = Spec{File: "qmq-delay.nomad.hcl", HCL: delayHCL}
 )
 
 // Specs lists every embedded specification.
-func Specs() []Spec { return []Spec{Metaserver, Broker} }
+func Specs() []Spec { return []Spec{Metaserver, Broker, Delay} }
 
 // Vars are values for a spec's variables, what `nomad job run -var
 // name=value` gives: strings, bools, integers, []string and

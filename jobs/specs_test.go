@@ -346,7 +346,7 @@ func wantArgs(t *testing.T, task *api.Task, want ...string) {
 func redacted(v jobs.Vars) jobs.Vars {
 	out := jobs.Vars{}
 	for k, x := range v {
-		if k == "admin_token" || k == "sync_secret" {
+		if k == "admin_token" || k == "sync_secret" || k == "delay_admin_secret" {
 			x = "<redacted>"
 		}
 		out[k] = x
