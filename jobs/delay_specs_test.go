@@ -68,6 +68,12 @@ func TestDelaySpecParsesAndValidates(t *testing.T) {
 				t.Errorf("the delay admin secret should come from the Nomad variable into secrets/: %v", d.Templates)
 			}
 		}},
+		{"token given, no delay admin secret", jobs.Vars{"admin_token": testToken}, false, func(t *testing.T, j *api.Job) {
+			d := findTask(t, group(t, j, "a"), "delay")
+			if len(d.Templates) != 0 || slices.ContainsFunc(strArgs(d), func(a string) bool { return strings.HasPrefix(a, "delay.admin.secret") }) {
+				t.Errorf("no secret file when neither the variable nor the Nomad variable holds it (a template on a missing Nomad variable would hold the task): %v %q", d.Templates, strArgs(d))
+			}
+		}},
 		{"with_slave: the pair", jobs.Vars{"with_slave": true, "admin_token": testToken, "delay_admin_secret": testDelayAdminSecret, "sync_secret": testSyncSecret}, false, func(t *testing.T, j *api.Job) {
 			var first []string
 			for i, name := range []string{"a", "b"} {

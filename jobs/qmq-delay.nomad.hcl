@@ -218,6 +218,12 @@ locals {
   # qmq tools --metaserver takes consul://<service> or host:port, not the /meta/address URL.
   tools_metaserver = regex_replace(var.meta_endpoint, "^https?://([^/]+).*$", "$1")
   nomad_var        = "nomad/jobs/qmq-delay-${var.delay_group}"
+
+  # Where delay.admin.secret comes from: the variable, the job's Nomad variable (only when the
+  # token comes from there too: a template on a Nomad variable that does not exist would hold the
+  # task), or nowhere (every cancel is then refused).
+  delay_secret_from = var.delay_admin_secret != "" ? "var" : (var.admin_token == "" ? "nomadvar" : "none")
+  delay_secret_args = local.delay_secret_from == "none" ? [] : ["--set", "delay.admin.secret.file=${NOMAD_SECRETS_DIR}/delay-admin.secret"]
 }
 
 job "qmq-delay" {
@@ -352,15 +358,17 @@ job "qmq-delay" {
             "--set", "delay.http.port=${NOMAD_PORT_http}",
             "--set", "delay.advertise.ip=${NOMAD_IP_broker}",
             "--set", "store.root=${group.value.store_root}",
-            "--set", "delay.admin.secret.file=${NOMAD_SECRETS_DIR}/delay-admin.secret",
-          ], local.sync_args)
+          ], local.delay_secret_args, local.sync_args)
         }
 
         # The secrets reach the delay server as files in secrets/, never on its command line: from
         # the variables, or else from the job's Nomad variable.
-        template {
-          destination = "secrets/delay-admin.secret"
-          data        = var.delay_admin_secret != "" ? "${var.delay_admin_secret}\n" : "{{ with nomadVar \"${local.nomad_var}\" }}{{ .delay_admin_secret }}{{ end }}\n"
+        dynamic "template" {
+          for_each = local.delay_secret_from == "none" ? [] : ["delay-admin.secret"]
+          content {
+            destination = "secrets/${template.value}"
+            data        = local.delay_secret_from == "var" ? "${var.delay_admin_secret}\n" : "{{ with nomadVar \"${local.nomad_var}\" }}{{ .delay_admin_secret }}{{ end }}\n"
+          }
         }
 
         dynamic "template" {
