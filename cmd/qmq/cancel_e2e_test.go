@@ -15,7 +15,8 @@ import (
 // real binary: qmq dev gives its metaserver and delay server the same
 // delay.admin.secret, so `qmq tools CancelDelay` withdraws a message sent
 // with `qmq send --delay`; the consumer gets the other one, and the
-// cancelled one never, also after a restart of qmq dev.
+// cancelled one never (restarts after a cancel: services/delay's
+// TestCancelDelay).
 func TestDevCancelDelay(t *testing.T) {
 	ports := devPorts(t)
 	dp := freeDelayPort(t)

@@ -53,8 +53,17 @@
 // qmq_delay_store_* series). With consul.address set the server registers
 // as qmq-delay (tags group:, role:delay_master; a TCP check on broker.port).
 //
+// # Cancelling (cancel.go, package delayadmin)
+//
+// CANCEL_DELAY (ours) withdraws a scheduled message (Store.Cancel, a
+// dispatch-log record). broker.port is open to unauthenticated clients, so
+// the request must be signed with delay.admin.secret, which only the
+// metaserver (its CancelDelay action, behind the API token) and the delay
+// servers hold; a refusal is answered BROKER_REJECT and logged rate-limited,
+// never with the secret. Only the master cancels.
+//
 // # Not implemented yet
 //
 // Replication (sync.port is registered but not served), failover of delay
-// groups, CancelDelay, a Nomad job.
+// groups.
 package delay
