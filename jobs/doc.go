@@ -84,6 +84,23 @@
 //	                   the metaserver's MySQL database instead; then no volume is used
 //	watchdog_config    {} more watchdog.properties keys (--set key=value)
 //
+// qmq-delay.nomad.hcl runs ONE delay group as job qmq-delay-<delay_group>,
+// with the broker job's conventions (host volume per member, distinct_hosts,
+// a prestart AddBroker --ifAbsent, restarted in place, never rescheduled,
+// max_client_disconnect; the server registers itself in Consul as
+// qmq-delay). It is written for a pair, a (DELAY_MASTER, role 5) and b
+// (DELAY_SLAVE, role 6); by default it places a alone: with_slave=true adds
+// b, wait.slave.wrote=true and sync.secret.file (the pair's replication). delay_admin_secret (or the key
+// delay_admin_secret of nomad/jobs/qmq-delay-<delay_group>) becomes
+// delay.admin.secret, the metaserver's key for CancelDelay; the metaserver
+// job takes the same variable (key delay_admin_secret of
+// nomad/jobs/qmq-metaserver). Its other variables mirror the broker job's:
+// delay_group (qmq_delay01), volume_a/_b (qmq-delay-a/-b), store_root_a/_b,
+// broker_port_a/_b (20801), sync_port_a/_b (20802), http_port_a/_b (8082,
+// delay.http.port), delay_config ({} more delay.properties keys),
+// admin_token, sync_secret, meta_endpoint, consul_address, restart_delay,
+// cpu, memory, user, distinct_hosts.
+//
 // # Running them
 //
 // Each client that runs a broker or the SQLite metaserver declares its
@@ -123,7 +140,7 @@
 //
 // # Tests
 //
-// The specs are embedded (Metaserver, Broker) and run by the tests through
+// The specs are embedded (Metaserver, Broker, Delay) and run by the tests through
 // the Nomad API with Spec.Parse and Spec.Run: /v1/jobs/parse with the
 // variables, then register, as `nomad job run -var …` does. The tests use
 // a real Nomad dev agent (jobs/nomadtest, binary built by `make nomad`), a

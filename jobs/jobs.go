@@ -25,6 +25,8 @@ var (
 	brokerHCL string
 	//go:embed qmq-watchdog.nomad.hcl
 	watchdogHCL string
+	//go:embed qmq-delay.nomad.hcl
+	delayHCL string
 )
 
 // The job specifications of this directory.
@@ -32,10 +34,11 @@ var (
 	Metaserver = Spec{File: "qmq-metaserver.nomad.hcl", HCL: metaserverHCL}
 	Broker     = Spec{File: "qmq-broker.nomad.hcl", HCL: brokerHCL}
 	Watchdog   = Spec{File: "qmq-watchdog.nomad.hcl", HCL: watchdogHCL}
+	Delay      = Spec{File: "qmq-delay.nomad.hcl", HCL: delayHCL}
 )
 
 // Specs lists every embedded specification.
-func Specs() []Spec { return []Spec{Metaserver, Broker, Watchdog} }
+func Specs() []Spec { return []Spec{Metaserver, Broker, Watchdog, Delay} }
 
 // Vars are values for a spec's variables, what `nomad job run -var
 // name=value` gives: strings, bools, integers, []string and

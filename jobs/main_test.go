@@ -13,12 +13,18 @@ const (
 	volMeta = "qmq-test-meta"
 	volA    = "qmq-test-a"
 	volB    = "qmq-test-b"
+	// The delay group's a and b.
+	volDelayA = "qmq-test-delay-a"
+	volDelayB = "qmq-test-delay-b"
 )
 
-func TestMain(m *testing.M) { os.Exit(nomadtest.Main(m, volMeta, volA, volB)) }
+func TestMain(m *testing.M) { os.Exit(nomadtest.Main(m, volMeta, volA, volB, volDelayA, volDelayB)) }
 
 // testToken is the admin token the tests give the jobs.
 const testToken = "nomad-test-token!x@y"
 
 // testSyncSecret is the brokers' sync.secret in the job tests.
 const testSyncSecret = "nomad-test-sync-secret-0123456789"
+
+// testDelayAdminSecret is delay.admin.secret in the job tests.
+const testDelayAdminSecret = "nomad-test-delay-admin-secret-0123456789"

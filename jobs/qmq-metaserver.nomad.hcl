@@ -99,6 +99,12 @@ variable "metaserver_config" {
   description = "More metaserver.properties keys, passed as --set key=value (e.g. { \"min.group.num\" = \"2\" })."
 }
 
+variable "delay_admin_secret" {
+  type        = string
+  default     = ""
+  description = "delay.admin.secret: CancelDelay (qmq tools CancelDelay) signs its requests to the delay masters with it; the same value as the delay servers'. Empty (better): read from the key delay_admin_secret of the Nomad variable nomad/jobs/qmq-metaserver; without it CancelDelay is refused."
+}
+
 variable "cpu" {
   type    = number
   default = 500
@@ -117,6 +123,12 @@ locals {
     "consul.address" = var.consul_address
     "store.root"     = var.store_root
   }) : ["--set", "${k}=${v}"]])
+
+  # Where delay.admin.secret comes from: the variable, the job's Nomad variable (only when the
+  # token comes from there too: a template on a Nomad variable that does not exist would hold the
+  # task), or nowhere.
+  delay_secret_from = var.delay_admin_secret != "" ? "var" : (var.admin_token == "" ? "nomadvar" : "none")
+  delay_secret_args = local.delay_secret_from == "none" ? [] : ["--set", "delay.admin.secret.file=${NOMAD_SECRETS_DIR}/delay-admin.secret"]
 }
 
 job "qmq-metaserver" {
@@ -172,7 +184,7 @@ job "qmq-metaserver" {
           # The IP put in /meta/address and registered in Consul: the node's, not the
           # loopback address that reaches the local Consul agent.
           "--set", "meta.server.advertise.ip=${NOMAD_IP_http}",
-        ])
+        ], local.delay_secret_args)
       }
 
       # raw_exec mounts nothing: the store is then written straight to store_root on the host.
@@ -191,6 +203,17 @@ job "qmq-metaserver" {
         data          = var.admin_token != "" ? "${var.admin_token}=qmq-metaserver Nomad job\n" : "{{ with nomadVar \"nomad/jobs/qmq-metaserver\" }}{{ .admin_token }}=qmq-metaserver Nomad job{{ end }}\n"
         change_mode   = "signal"
         change_signal = "SIGHUP"
+      }
+
+      # delay.admin.secret (CancelDelay) as a file in secrets/, never on the command line: from the
+      # variable, or else from the Nomad variable that already holds the token (none when the
+      # token is given as a variable and the secret is not: CancelDelay is then refused).
+      dynamic "template" {
+        for_each = local.delay_secret_from == "none" ? [] : ["delay-admin.secret"]
+        content {
+          destination = "secrets/${template.value}"
+          data        = local.delay_secret_from == "var" ? "${var.delay_admin_secret}\n" : "{{ with nomadVar \"nomad/jobs/qmq-metaserver\" }}{{ .delay_admin_secret }}{{ end }}\n"
+        }
       }
 
       # datasource.properties keys through the environment: the password stays out of the

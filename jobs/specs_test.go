@@ -48,6 +48,7 @@ func TestSpecsParseAndValidate(t *testing.T) {
 			if ports := staticPorts(g); ports["http"] != 8080 || ports["tcp"] != 20880 {
 				t.Errorf("ports %v, want QMQ's 8080 and 20880", ports)
 			}
+			// Without delay_admin_secret and with the token given, no secret file: CancelDelay is refused.
 			if len(task.Templates) != 1 || !strings.HasPrefix(*task.Templates[0].EmbeddedTmpl, testToken+"=") {
 				t.Errorf("the token file template: %v", task.Templates)
 			}
@@ -57,9 +58,14 @@ func TestSpecsParseAndValidate(t *testing.T) {
 		}},
 		{"metaserver, token from the Nomad variable", jobs.Metaserver, jobs.Vars{}, false, func(t *testing.T, j *api.Job) {
 			task := findTask(t, group(t, j, "metaserver"), "metaserver")
-			if len(task.Templates) != 1 || !strings.Contains(*task.Templates[0].EmbeddedTmpl, `nomadVar "nomad/jobs/qmq-metaserver"`) {
+			if len(task.Templates) != 2 || !strings.Contains(*task.Templates[0].EmbeddedTmpl, `nomadVar "nomad/jobs/qmq-metaserver"`) {
 				t.Errorf("without admin_token the token file should come from the Nomad variable nomad/jobs/qmq-metaserver: %v", task.Templates)
 			}
+			// delay.admin.secret (CancelDelay) comes from the same Nomad variable, as a file in secrets/.
+			if len(task.Templates) == 2 && (*task.Templates[1].DestPath != "secrets/delay-admin.secret" || !strings.Contains(*task.Templates[1].EmbeddedTmpl, ".delay_admin_secret")) {
+				t.Errorf("the delay admin secret template: %v", task.Templates[1])
+			}
+			wantArgs(t, task, "delay.admin.secret.file=${NOMAD_SECRETS_DIR}/delay-admin.secret")
 		}},
 		{"broker, token from the Nomad variable", jobs.Broker, jobs.Vars{"broker_group": "g3"}, false, func(t *testing.T, j *api.Job) {
 			for _, name := range []string{"a", "b"} {
@@ -387,7 +393,7 @@ func wantArgs(t *testing.T, task *api.Task, want ...string) {
 func redacted(v jobs.Vars) jobs.Vars {
 	out := jobs.Vars{}
 	for k, x := range v {
-		if k == "admin_token" || k == "sync_secret" {
+		if k == "admin_token" || k == "sync_secret" || k == "delay_admin_secret" {
 			x = "<redacted>"
 		}
 		out[k] = x

@@ -23,6 +23,7 @@ const (
 	ActionMarkReadonly             = "MarkReadonlyBrokerGroup"
 	ActionUnMarkReadonly           = "UnMarkReadonlyBrokerGroup"
 	ActionResetOffset              = "ResetOffset"
+	ActionCancelDelay              = "CancelDelay" // ours: withdraw a scheduled delay message
 )
 
 func (b BrokerSpec) form() url.Values {
@@ -158,4 +159,23 @@ func (c *Client) ResetOffset(ctx context.Context, r ResetSpec) (ResetResult, err
 	msg, err := c.Do(ctx, ActionResetOffset, params, data)
 	res.Message = msg
 	return res, err
+}
+
+// Cancellation is CancelDelay's answer.
+type Cancellation struct {
+	Subject     string `json:"subject"`
+	MessageID   string `json:"messageId"`
+	Cancelled   bool   `json:"cancelled"`             // false: unknown or already delivered
+	BrokerGroup string `json:"brokerGroup,omitempty"` // the delay group that held it
+	Message     string `json:"-"`                     // the metaserver's sentence
+}
+
+// CancelDelay (ours) withdraws a scheduled delay message before it is due.
+// Cancelled is false when no delay group holds it scheduled: it was
+// delivered (or is being delivered), was cancelled before, or never existed.
+func (c *Client) CancelDelay(ctx context.Context, subject, messageID string) (Cancellation, error) {
+	var out Cancellation
+	msg, err := c.Do(ctx, ActionCancelDelay, url.Values{"subject": {subject}, "messageId": {messageID}}, &out)
+	out.Message = msg
+	return out, err
 }

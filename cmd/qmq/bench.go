@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -27,6 +28,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	workload := loadgen.RegisterFlags(fs)
 	rate := fs.Int("rate", 0, "messages per second over all producers (e2e default 10000; produce default unlimited)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
+	delay := fs.Duration("delay", 0, "measure delay servers: the produce workload runs real-time, then with every message sent with this delay (e.g. 10m: due after the run), and the ratio of the two is printed (issue 15's target: at least 0.8); implies --mode produce")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, benchHelp)
 		fs.PrintDefaults()
@@ -49,10 +51,38 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "qmq bench:", err)
 		return 2
 	}
+	if err == nil && *delay < 0 {
+		err = errors.New("--delay must not be negative")
+	}
+	if err == nil && *delay > 0 && !slices.Equal(modes, []string{"produce"}) && !slices.Equal(modes, []string{"produce", "consume", "e2e"}) {
+		err = fmt.Errorf("--delay measures the produce workload only; drop --mode or use --mode produce")
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "qmq bench:", err)
+		return 2
+	}
 	cfg.Rate = *rate
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	runID := strconv.FormatInt(time.Now().UnixMilli(), 36)
+	if *delay > 0 {
+		newQMQ := func(id string) *loadgen.QMQ {
+			return loadgen.NewQMQ(*meta, id, cfg.Subjects, cfg.Size, quietLogger(stderr))
+		}
+		rt, dl, ratio, err := runDelayBench(ctx, *meta, runID, cfg, *delay, workload.TuneQMQ, newQMQ)
+		if err != nil {
+			fmt.Fprintln(stderr, "qmq bench:", err)
+			return 1
+		}
+		if *asJSON {
+			_ = json.NewEncoder(stdout).Encode(map[string]any{"results": []loadgen.Result{rt, dl}, "delay_ratio": ratio, "delay_target": delayBenchTarget})
+		} else {
+			fmt.Fprintln(stdout, rt.String())
+			fmt.Fprintln(stdout, dl.String())
+			fmt.Fprintln(stdout, delayRatioLine(ratio, *delay))
+		}
+		return 0
+	}
 	b := loadgen.NewQMQ(*meta, runID, cfg.Subjects, cfg.Size, quietLogger(stderr))
 	workload.TuneQMQ(b)
 	var results []loadgen.Result

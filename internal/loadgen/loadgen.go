@@ -546,6 +546,10 @@ type QMQ struct {
 	group    string
 	body     string
 	log      hclog.Logger
+	// Delay, when positive, sends every message with this delay (SetDelay):
+	// producers route them to the delay groups, and the produce workload
+	// measures how fast delay servers receive (qmq bench --delay).
+	Delay time.Duration
 	// Extra options for the producers and consumers the workloads create.
 	ProducerOptions []client.ProducerOption
 	ConsumerOptions []client.ConsumerOption
@@ -593,6 +597,9 @@ func (q *qmqBenchPublisher) Publish(subject int, stamp int64) error {
 	m := q.p.NewMessage(q.b.subjects[subject])
 	m.SetBody(q.b.body)
 	m.SetProperty(benchStampKey, strconv.FormatInt(stamp, 10))
+	if q.b.Delay > 0 {
+		m.SetDelay(q.b.Delay)
+	}
 	err := q.p.SendAsync(m, q.done)
 	if errors.Is(err, client.ErrQueueFull) {
 		return ErrBusy

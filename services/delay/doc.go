@@ -82,8 +82,17 @@
 // qmq_delay_store_* series). With consul.address set the server registers
 // as qmq-delay (tags group:, role:delay_master; a TCP check on broker.port).
 //
+// # Cancelling (cancel.go, package delayadmin)
+//
+// CANCEL_DELAY (ours) withdraws a scheduled message (Store.Cancel, a
+// dispatch-log record). broker.port is open to unauthenticated clients, so
+// the request must be signed with delay.admin.secret, which only the
+// metaserver (its CancelDelay action, behind the API token) and the delay
+// servers hold; a refusal is answered BROKER_REJECT and logged rate-limited,
+// never with the secret. Only the master cancels.
+//
 // # Not implemented yet
 //
-// Tail truncation when a former master rejoins, the Consul lease,
-// CancelDelay, a Nomad job.
+// Tail truncation when a former master rejoins (delete its store.root),
+// the Consul lease.
 package delay

@@ -8,6 +8,7 @@ import (
 	"github.com/qmq-go/qmq/conf"
 	"github.com/qmq-go/qmq/consul"
 	"github.com/qmq-go/qmq/internal/netlimits"
+	"github.com/qmq-go/qmq/services/delay/delayadmin"
 	"github.com/qmq-go/qmq/services/replication"
 	"github.com/qmq-go/qmq/services/replication/syncauth"
 	"github.com/qmq-go/qmq/storage/delaystore"
@@ -87,19 +88,23 @@ func readSettings(dir string, l conf.Lookup) (Settings, *conf.Reader, error) {
 	}
 	s.Store = readStore(r, d.Store, s.MaxMessageSize)
 	s.Replication = readReplication(r, d.Replication)
-	secret := r.String("sync.secret", "")
+	syncSecret := r.String("sync.secret", "")
 	s.SyncSecretFile = r.String("sync.secret.file", "")
 	s.Limits = netlimits.Read(r, s.MaxFrameSize)
+	adminSecret, secretErr := delayadmin.LoadSecret(r.String("delay.admin.secret", ""), r.String("delay.admin.secret.file", ""))
 	for k, note := range ignoredKeys {
 		r.Ignore(k, note)
 	}
 	if err := r.Err(); err != nil {
 		return Settings{}, nil, fmt.Errorf("invalid configuration in %s:\n%w", f.Path, err)
 	}
-	var err2 error
-	if s.SyncSecret, err2 = syncauth.LoadSecret(secret, s.SyncSecretFile); err2 != nil {
-		return Settings{}, nil, fmt.Errorf("%s: %w", f.Path, err2)
+	if s.SyncSecret, err = syncauth.LoadSecret(syncSecret, s.SyncSecretFile); err != nil {
+		return Settings{}, nil, fmt.Errorf("%s: %w", f.Path, err)
 	}
+	if secretErr != nil {
+		return Settings{}, nil, fmt.Errorf("%s: %w", f.Path, secretErr)
+	}
+	s.AdminSecret = adminSecret
 	if err := s.Validate(); err != nil {
 		return Settings{}, nil, fmt.Errorf("%s: %w", f.Path, err)
 	}

@@ -78,6 +78,8 @@ type Server struct {
 	slaveWaitLog lograte.Limiter
 	diskFullLog  lograte.Limiter
 
+	cancels cancels // CANCEL_DELAY (cancel.go)
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -137,6 +139,7 @@ func New(ctx context.Context, settings Settings, opts Options) (*Server, error) 
 	settings.Limits.Apply(&tcfg)
 	s.tcp = remoting.NewServer(tcfg)
 	s.tcp.Handle(protocol.CodeSendMessage, remoting.HandlerFunc(s.handleSend))
+	s.serveCancel()
 	if err := s.tcp.Listen(); err != nil {
 		_ = st.Close()
 		return nil, fmt.Errorf("listen on broker.port %d: %w; is another server using it? change broker.port in %s", settings.Port, err, FileDelay)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/qmq-go/qmq/consul"
 	"github.com/qmq-go/qmq/internal/netlimits"
+	"github.com/qmq-go/qmq/services/delay/delayadmin"
 	"github.com/qmq-go/qmq/services/replication"
 	"github.com/qmq-go/qmq/services/replication/syncauth"
 	"github.com/qmq-go/qmq/storage/delaystore"
@@ -59,6 +60,10 @@ type Settings struct {
 	ConsulToken           string        // consul.token; "" = CONSUL_HTTP_TOKEN
 	ConsulService         string        // consul.service.name, default qmq-delay
 	ConsulDeregisterAfter time.Duration // consul.deregister.critical.after.ms
+
+	// AdminSecret is delay.admin.secret or delay.admin.secret.file (ours):
+	// what CANCEL_DELAY must be signed with (cancel.go); none refuses them all.
+	AdminSecret delayadmin.Secret
 
 	// Limits are max.connections, tcp.idle.timeout.ms, frame.read.timeout.ms,
 	// frame.memory.budget.bytes and http.max.connections (ours).

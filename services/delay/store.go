@@ -19,6 +19,9 @@ type Store interface {
 	// MarkDispatched records entries the real-time brokers acknowledged,
 	// so that a restart does not send them again.
 	MarkDispatched(es []delaystore.Entry) error
+	// Cancel withdraws a scheduled, undelivered message (CANCEL_DELAY),
+	// durably; false when none is scheduled.
+	Cancel(subject, messageID string) (bool, error)
 	Stats() delaystore.Stats
 	Close() error
 }

@@ -29,6 +29,7 @@ func KnownKeys(dir string) ([]*conf.Reader, error) {
 	l := conf.Lookup{Env: noEnv}
 	r, dr := conf.NewReader(mf, l), conf.NewReader(df, l)
 	readSettings(r, dr)
+	_, _ = readDelayAdminSecret(r)
 	if _, _, err := readDynamic(dir, r); err != nil {
 		return nil, err
 	}

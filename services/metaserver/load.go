@@ -47,11 +47,13 @@ func LoadSettings(dir string, l conf.Lookup) (Settings, *Dynamic, conf.KeyReport
 	r := conf.NewReader(mf, l)
 	dr := conf.NewReader(df, l)
 	s := readSettings(r, dr)
+	secret, secretErr := readDelayAdminSecret(r)
+	s.DelayAdminSecret = secret
 	d, readers, err := readDynamic(dir, r)
 	if err != nil {
 		return Settings{}, nil, conf.KeyReport{}, err
 	}
-	if err := errors.Join(r.Err(), dr.Err()); err != nil {
+	if err := errors.Join(r.Err(), dr.Err(), secretErr); err != nil {
 		return Settings{}, nil, conf.KeyReport{}, fmt.Errorf("invalid configuration in %s:\n%w", dir, err)
 	}
 	if err := errors.Join(s.Validate(), d.Validate()); err != nil {

@@ -75,6 +75,7 @@ func (s *Server) actions() map[string]action {
 		"MarkReadonlyBrokerGroup":   {true, s.markReadonly},
 		"UnMarkReadonlyBrokerGroup": {true, s.unmarkReadonly},
 		"ResetOffset":               {true, s.resetOffset},
+		"CancelDelay":               {true, s.cancelDelay},
 	}
 }
 

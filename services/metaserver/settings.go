@@ -8,6 +8,7 @@ import (
 
 	"github.com/qmq-go/qmq/consul"
 	"github.com/qmq-go/qmq/internal/netlimits"
+	"github.com/qmq-go/qmq/services/delay/delayadmin"
 	"github.com/qmq-go/qmq/services/metaserver/store"
 )
 
@@ -37,6 +38,11 @@ type Settings struct {
 	JDBCUser     string // datasource.properties jdbc.username
 	JDBCPassword string // datasource.properties jdbc.password
 	PoolSizeMax  int    // datasource.properties pool.size.max
+
+	// DelayAdminSecret is delay.admin.secret or delay.admin.secret.file
+	// (ours): the CancelDelay action signs its requests to the delay masters
+	// with it (canceldelay.go); none = CancelDelay is refused.
+	DelayAdminSecret delayadmin.Secret
 
 	// Limits are max.connections, tcp.idle.timeout.ms, frame.read.timeout.ms,
 	// frame.memory.budget.bytes and http.max.connections (ours).

@@ -97,6 +97,11 @@ var commands = []command{
 		}},
 	{name: "SwapMasterSlave", action: admin.ActionSwapMasterSlave, token: true, help: "(ours) manual failover: make the group's slave its master and the master its slave, atomically; stop both brokers first, start them after (see README, High availability)",
 		flags: []flagSpec{fBrokerGroup}},
+	{name: "CancelDelay", action: admin.ActionCancelDelay, token: true, help: "(ours) withdraw a scheduled delay message before it is due; answers which delay group cancelled it, or \"unknown or already delivered\" (see README, Delay messages)",
+		flags: []flagSpec{
+			{name: "subject", required: true, help: "the message's subject", check: names.Subject},
+			{name: "messageId", required: true, help: "the message's id (the one the producer set or printed)"},
+		}},
 }
 
 func findCommand(name string) (command, bool) {

@@ -18,11 +18,16 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/qmq-go/qmq/cmd/qmq/tools"
+	"github.com/qmq-go/qmq/services/delay/delayadmin"
 	"github.com/qmq-go/qmq/services/metaserver"
 )
 
 // Token is the API token the test metaserver accepts.
 const Token = "metatest-token-0123456789abcdef"
+
+// DelayAdminSecret is the test metaserver's delay.admin.secret: delay
+// servers with the same secret accept its CancelDelay requests.
+const DelayAdminSecret = "metatest-delay-admin-secret-0123456789"
 
 // Server is a running test metaserver.
 type Server struct {
@@ -47,6 +52,7 @@ func Start(t testing.TB, log hclog.Logger) *Server {
 	settings.DiscoverPort, settings.ServerPort = 0, 0
 	settings.RefreshPeriod = time.Second
 	settings.StoreRoot = filepath.Join(dir, "data")
+	settings.DelayAdminSecret = delayadmin.NewSecret(DelayAdminSecret)
 	dyn := metaserver.DefaultDynamic()
 	dyn.Tokens[Token] = "tests"
 	ctx, cancel := context.WithCancel(context.Background())
