@@ -112,7 +112,9 @@ type delayHarness struct {
 func testSettings(m *metatest.Server, root string) Settings {
 	s := DefaultSettings()
 	s.MetaEndpoint = m.Endpoint()
-	s.Port, s.HTTPPort = 0, 0
+	// Free ports: a fixed sync.port (QMQ's 20802) would collide with any
+	// other delay server on the machine, tests of other packages included.
+	s.Port, s.SyncPort, s.HTTPPort = 0, 0, 0
 	s.MetaRetry, s.HeartbeatInterval = 100*time.Millisecond, 200*time.Millisecond
 	s.Dispatch.RetryMin, s.Dispatch.RetryMax = 50*time.Millisecond, 500*time.Millisecond
 	s.Store.Root = root

@@ -189,6 +189,11 @@ func TestDelayManualFailover(t *testing.T) {
 	master := pairMember(t, m, delayHost, int(protocol.RoleDelayMaster), waitSlave)
 	slave := pairMember(t, m, slaveHost, int(protocol.RoleDelaySlave), waitSlave)
 	master.waitOnline()
+	// The slave's row may reach the master's check after the slave's first
+	// attempt (refused, retried 3 s later): send once it is copying.
+	testutil.Eventually(t, 15*time.Second, "the slave copying the master", func() bool {
+		return strings.Contains(slave.logs.String(), "connected to the master")
+	})
 
 	// Due from 1 s to 7 s from now: the master delivers the first part,
 	// the new master the rest.
