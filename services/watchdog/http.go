@@ -63,23 +63,25 @@ func (h *httpServer) serve(ctx context.Context) error {
 // healthReport is /health's JSON. Databases are named by url and user;
 // passwords never appear.
 type healthReport struct {
-	// Status is "ok"; "degraded" (503) while the metaserver's database
-	// cannot be reached for the election, so this watchdog could neither
-	// lead nor take over. Failing client databases are listed, not fatal:
+	// Status is "ok"; "degraded" (503) while the election fails (the
+	// metaserver's database, or the Consul agent, cannot be reached), so
+	// this watchdog can neither lead nor take over. Failing client databases are listed, not fatal:
 	// restarting the watchdog would not mend them.
 	Status    string `json:"status"`
 	Role      string `json:"role"` // "leader" or "follower"
 	Node      string `json:"node"`
 	Namespace string `json:"namespace"`
-	Leader    string `json:"leader,omitempty"` // the node holding the lease, as the table says
-	Election  string `json:"electionError,omitempty"`
+	Leader    string `json:"leader,omitempty"` // the node holding the lead, as the election says
+	// Elector names the election: the leader_election row or the Consul lock, and where.
+	Elector  string `json:"election"`
+	Election string `json:"electionError,omitempty"`
 	// Databases are the client databases the leader serves (empty on a follower).
 	Databases []dbHealth `json:"databases"`
 }
 
 func (h *httpServer) health(w http.ResponseWriter, r *http.Request) {
 	s := h.s
-	rep := healthReport{Status: "ok", Role: "follower", Node: s.node, Namespace: s.settings.Namespace, Databases: []dbHealth{}}
+	rep := healthReport{Status: "ok", Role: "follower", Node: s.node, Namespace: s.settings.Namespace, Elector: s.el.describe(), Databases: []dbHealth{}}
 	if s.leading.Load() {
 		rep.Role = "leader"
 	}

@@ -41,7 +41,7 @@ type Server struct {
 	node     string
 	m        *metrics
 	meta     *metaDB
-	el       *elector
+	el       election
 	http     *httpServer // nil when watchdog.http.port=-1
 
 	leading atomic.Bool
@@ -85,8 +85,16 @@ func New(ctx context.Context, settings Settings, opts Options) (*Server, error) 
 		return nil, err
 	}
 	s.meta = meta
-	s.el = &elector{db: meta, name: electionName(settings.Namespace), node: s.node, lease: settings.Lease}
+	if settings.useConsulElection() {
+		if s.el, err = newConsulElection(settings, s.node, s.log.Named("consul")); err != nil {
+			_ = meta.close()
+			return nil, err
+		}
+	} else {
+		s.el = &tableElection{db: meta, name: electionName(settings.Namespace), node: s.node, lease: settings.Lease, interval: settings.ElectInterval}
+	}
 	if s.http, err = s.listenHTTP(); err != nil {
+		s.el.close()
 		_ = meta.close()
 		return nil, err
 	}
@@ -119,8 +127,8 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { s.elect(gctx); return nil })
 	reg := s.registerConsul(gctx)
-	s.log.Info("watchdog started", "node", s.node, "namespace", s.settings.Namespace, "election", s.el.name,
-		"metaserver_db", s.meta.where, "checkInterval", s.settings.CheckInterval, "lease", s.settings.Lease)
+	s.log.Info("watchdog started", "node", s.node, "namespace", s.settings.Namespace, "election", s.el.describe(),
+		"metaserver_db", s.meta.where, "checkInterval", s.settings.CheckInterval)
 	err := g.Wait()
 	reg.deregister()
 	if ctx.Err() != nil {
@@ -145,6 +153,7 @@ func (s *Server) Close() error {
 			s.producer = nil
 		}
 		s.prodMu.Unlock()
+		s.el.close()
 		s.closeErr = s.meta.close()
 	})
 	return s.closeErr
@@ -155,28 +164,35 @@ func (s *Server) Close() error {
 // before it returns, then gives the lead up.
 func (s *Server) elect(ctx context.Context) {
 	l := &lead{s: s}
-	ticker := time.NewTicker(s.settings.ElectInterval)
+	every := s.el.every()
+	ticker := time.NewTicker(every)
 	defer ticker.Stop()
+	renewed := time.Now()
 	for ctx.Err() == nil {
 		// One attempt may take at most an interval, so that a hung database
-		// does not delay the next check of the lease.
-		tctx, cancel := context.WithTimeout(ctx, s.settings.ElectInterval)
-		held, sent, err := s.el.try(tctx)
+		// or agent does not delay the next check of the lease.
+		tctx, cancel := context.WithTimeout(ctx, every)
+		held, until, err := s.el.try(tctx)
 		cancel()
 		if ctx.Err() != nil {
 			break
 		}
 		s.noteElection(err)
 		if l.expired() {
-			l.stop(fmt.Sprintf("the lease was not renewed within %v (is the metaserver's database reachable?)", s.leaseUse()))
+			l.stop(fmt.Sprintf("the lead was not renewed since %v ago (%s): is it reachable? last error: %v",
+				time.Since(renewed).Round(time.Millisecond), s.el.describe(), err))
 		}
 		switch {
 		case held && !l.running():
-			l.start(ctx, sent.Add(s.leaseUse()))
+			renewed = time.Now()
+			l.start(ctx, until)
 		case held:
-			l.renewed(sent.Add(s.leaseUse()))
+			renewed = time.Now()
+			l.renewed(until)
+		case errors.Is(err, errLeadLost):
+			l.stop(err.Error())
 		case err == nil && l.running():
-			l.stop("another watchdog holds the lease")
+			l.stop("another watchdog holds the lead")
 		}
 		select {
 		case <-ctx.Done():
@@ -190,7 +206,7 @@ func (s *Server) elect(ctx context.Context) {
 	rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := s.el.release(rctx); err != nil {
-		s.log.Warn("could not give the lead up; another watchdog takes over once the lease expires", "lease", s.settings.Lease, "error", err)
+		s.log.Warn("could not give the lead up; another watchdog takes over once it expires", "election", s.el.describe(), "error", err)
 	}
 }
 
@@ -242,11 +258,6 @@ func (l *lead) stop(why string) {
 	l.s.log.Warn("no longer the leader: stopped resending", "node", l.s.node, "reason", why)
 }
 
-// leaseUse is how long after a renewal was sent the leader keeps sending:
-// one renewal interval short of the lease, so it has stopped before
-// another watchdog may take over.
-func (s *Server) leaseUse() time.Duration { return s.settings.Lease - s.settings.ElectInterval }
-
 // noteElection records the outcome of an election attempt for /health and
 // logs failures at most every 10 s.
 func (s *Server) noteElection(err error) {
@@ -262,6 +273,6 @@ func (s *Server) noteElection(err error) {
 	case err != nil:
 		s.electLog.Log(s.log, hclog.Error, "leader election failed; a leader stops resending once its lease is not renewed", "error", err)
 	case was != "":
-		s.log.Info("leader election works again", "metaserver_db", s.meta.where)
+		s.log.Info("leader election works again", "election", s.el.describe())
 	}
 }
