@@ -179,7 +179,7 @@ func (s *Server) elect(ctx context.Context) {
 		}
 		s.noteElection(err)
 		if l.expired() {
-			l.stop(fmt.Sprintf("the lead was not renewed since %v ago (%s): is it reachable? last error: %v",
+			l.stop(fmt.Sprintf("the lead ran out unrenewed, last renewed %v ago (%s): is it reachable? last error: %v",
 				time.Since(renewed).Round(time.Millisecond), s.el.describe(), err))
 		}
 		switch {
@@ -232,7 +232,13 @@ func (l *lead) start(ctx context.Context, until time.Time) {
 	s := l.s
 	l.ctx, l.cancel = context.WithCancel(ctx)
 	l.done = make(chan struct{})
-	l.deadline = time.AfterFunc(time.Until(until), l.cancel)
+	// At the deadline the lead ends at once, sending and Leading() alike,
+	// even while elect waits on a hung attempt; elect tidies up after.
+	l.deadline = time.AfterFunc(time.Until(until), func() {
+		l.cancel()
+		s.leading.Store(false)
+		s.m.leader.Set(0)
+	})
 	s.leading.Store(true)
 	s.m.leader.Set(1)
 	s.log.Info("leader of the namespace: resending rows of its client databases", "node", s.node, "namespace", s.settings.Namespace)

@@ -1,0 +1,184 @@
+package watchdog
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/qmq-go/qmq/consul/consultest"
+	"github.com/qmq-go/qmq/internal/testutil"
+)
+
+// consulSettings elect through the Consul agent at addr with the default
+// timings, on a key of the test's own (a killed leader's session holds
+// its key for a while in the shared agent).
+func consulSettings(t *testing.T, s Settings, addr string) Settings {
+	s.ConsulAddress = addr
+	s.ConsulKeyPrefix = "qmq-test/" + t.Name() + "/"
+	return s
+}
+
+// With Consul configured, two watchdogs elect on the Consul lock: the
+// leader killed (it neither renews nor releases), the other takes over
+// once the leader's check has gone critical and the lock-delay has run
+// (3 to 5 s with the defaults), sends what is left, and the two never
+// lead at once.
+func TestConsulTakeoverAfterLeaderKilled(t *testing.T) {
+	agent := consultest.Agent(t)
+	took := testTakeover(t, true, agent.HTTPAddr)
+	t.Logf("consul election: a killed leader replaced after %v (check TTL %v, lock-delay %v)", took,
+		DefaultSettings().ConsulCheckTTL, DefaultSettings().ConsulLockDelay)
+}
+
+// A leader stopped cleanly releases the Consul lock: the other leads at
+// its next attempt.
+func TestConsulTakeoverAfterLeaderStopped(t *testing.T) {
+	agent := consultest.Agent(t)
+	testTakeover(t, false, agent.HTTPAddr)
+}
+
+// The leader's Consul agent stops (a proxy in front of the real agent
+// closes, so its connections fail as with a stopped agent): the leader
+// steps down before its lock could be taken, /health says why, it sends
+// nothing more; the other watchdog, whose agent works, takes over once
+// the lock is free and sends the rows written since. Never do both lead.
+func TestConsulAgentLostLeaderStepsDown(t *testing.T) {
+	agent := consultest.Agent(t)
+	e := startEnv(t)
+	subject := fmt.Sprintf("wd.consul.lost.%d", time.Now().UnixNano())
+	in := e.startInbox(t, subject)
+	db := mariaClient(t)
+	e.addDB(t, db.url, "root", "")
+	proxy := startTCPProxy(t, agent.HTTPAddr)
+	a := e.start(t, "wd-a", consulSettings(t, e.settings(), proxy.addr()))
+	testutil.Eventually(t, 15*time.Second, "wd-a leads", func() bool { return a.Leading() })
+	b := e.start(t, "wd-b", consulSettings(t, e.settings(), agent.HTTPAddr))
+	lw := watchLeaders(a, b)
+
+	var ids []string
+	add := func(n int) {
+		for range n {
+			id := fmt.Sprintf("261207.9.%d", len(ids))
+			ids = append(ids, id)
+			db.insert(t, javaContent(id, subject, nil, nil))
+		}
+	}
+	add(10)
+	testutil.Eventually(t, 30*time.Second, "wd-a resends the first rows", func() bool { return db.count(t) == 0 && in.get(ids[len(ids)-1]) != nil })
+	if b.Leading() || b.logs.Count("resent rows left by applications") != 0 {
+		t.Fatal("wd-b leads or resent rows while wd-a holds the lock")
+	}
+
+	proxy.stop()
+	cut := time.Now()
+	testutil.Eventually(t, 10*time.Second, "wd-a steps down", func() bool { return !a.Leading() })
+	down := time.Since(cut)
+	sentByA := a.logs.Count("resent rows left by applications")
+	add(10)
+	testutil.Eventually(t, 20*time.Second, "wd-b leads", func() bool { return b.Leading() })
+	took := time.Since(cut)
+	t.Logf("agent cut at 0: wd-a stepped down at +%v, wd-b led at +%v", down.Round(time.Millisecond), took.Round(time.Millisecond))
+	every := DefaultSettings().ConsulCheckTTL / 3
+	if limit := 2*every + 500*time.Millisecond; down > limit {
+		t.Errorf("wd-a stepped down %v after its agent stopped, want at most %v (one renewal interval short of the check's TTL)", down, limit)
+	}
+	if a.logs.Count("no longer the leader") == 0 {
+		t.Error("wd-a did not log that it stopped leading")
+	}
+
+	code, body := a.get(t, "/health")
+	var h healthReport
+	if err := json.Unmarshal([]byte(body), &h); err != nil {
+		t.Fatalf("/health %q: %v", body, err)
+	}
+	t.Logf("wd-a /health (%d): %s", code, strings.TrimSpace(body))
+	if code != 503 || h.Status != "degraded" || h.Role != "follower" || !strings.Contains(h.Election, "consul") || !strings.Contains(h.Elector, "consul lock") {
+		t.Errorf("wd-a /health = %d %+v; want 503, degraded, follower, an electionError naming consul", code, h)
+	}
+
+	testutil.Eventually(t, 30*time.Second, "wd-b resends the rows written after the cut", func() bool {
+		for _, id := range ids {
+			if in.get(id) == nil {
+				return false
+			}
+		}
+		return db.count(t) == 0
+	})
+	if got := a.logs.Count("resent rows left by applications"); got != sentByA {
+		t.Errorf("wd-a resent rows after it stepped down (%d log lines, %d before)", got, sentByA)
+	}
+	if n := lw.end(); n != 0 {
+		t.Errorf("two watchdogs led at once in %d samples", n)
+	}
+	if n := in.dups(); n != 0 {
+		t.Errorf("%d messages arrived twice", n)
+	}
+}
+
+// tcpProxy forwards TCP connections to target until stop, which closes
+// the listener and every connection: to the client the target is gone.
+type tcpProxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	closed bool
+	conns  []net.Conn
+	wg     sync.WaitGroup
+}
+
+func startTCPProxy(t *testing.T, target string) *tcpProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &tcpProxy{ln: ln, target: target}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			if p.closed {
+				p.mu.Unlock()
+				c.Close()
+				up.Close()
+				return
+			}
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			p.wg.Add(2)
+			go func() { defer p.wg.Done(); _, _ = io.Copy(up, c); up.Close() }()
+			go func() { defer p.wg.Done(); _, _ = io.Copy(c, up); c.Close() }()
+		}
+	}()
+	t.Cleanup(p.stop)
+	return p
+}
+
+func (p *tcpProxy) addr() string { return p.ln.Addr().String() }
+
+func (p *tcpProxy) stop() {
+	p.ln.Close()
+	p.mu.Lock()
+	p.closed = true
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+	p.mu.Unlock()
+	p.wg.Wait()
+}
