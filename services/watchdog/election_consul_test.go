@@ -121,14 +121,17 @@ func TestConsulAgentLostLeaderStepsDown(t *testing.T) {
 }
 
 // tcpProxy forwards TCP connections to target until stop, which closes
-// the listener and every connection: to the client the target is gone.
+// the listener and every connection: to the client the target is gone
+// (connections refused). restart listens again on the same address.
 type tcpProxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	closed bool
-	conns  []net.Conn
-	wg     sync.WaitGroup
+	t       *testing.T
+	address string
+	target  string
+	mu      sync.Mutex
+	ln      net.Listener
+	closed  bool
+	conns   []net.Conn
+	wg      sync.WaitGroup
 }
 
 func startTCPProxy(t *testing.T, target string) *tcpProxy {
@@ -137,7 +140,16 @@ func startTCPProxy(t *testing.T, target string) *tcpProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &tcpProxy{ln: ln, target: target}
+	p := &tcpProxy{t: t, address: ln.Addr().String(), target: target}
+	p.serve(ln)
+	t.Cleanup(p.stop)
+	return p
+}
+
+func (p *tcpProxy) serve(ln net.Listener) {
+	p.mu.Lock()
+	p.ln, p.closed = ln, false
+	p.mu.Unlock()
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -146,7 +158,7 @@ func startTCPProxy(t *testing.T, target string) *tcpProxy {
 			if err != nil {
 				return
 			}
-			up, err := net.Dial("tcp", target)
+			up, err := net.Dial("tcp", p.target)
 			if err != nil {
 				c.Close()
 				continue
@@ -165,16 +177,28 @@ func startTCPProxy(t *testing.T, target string) *tcpProxy {
 			go func() { defer p.wg.Done(); _, _ = io.Copy(c, up); c.Close() }()
 		}
 	}()
-	t.Cleanup(p.stop)
-	return p
 }
 
-func (p *tcpProxy) addr() string { return p.ln.Addr().String() }
+func (p *tcpProxy) addr() string { return p.address }
+
+// restart listens on the proxy's address again after stop.
+func (p *tcpProxy) restart() {
+	p.t.Helper()
+	ln, err := net.Listen("tcp", p.address)
+	if err != nil {
+		p.t.Fatalf("proxy: listen on %s again: %v", p.address, err)
+	}
+	p.serve(ln)
+}
 
 func (p *tcpProxy) stop() {
-	p.ln.Close()
 	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
 	p.closed = true
+	p.ln.Close()
 	for _, c := range p.conns {
 		c.Close()
 	}

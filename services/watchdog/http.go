@@ -65,7 +65,8 @@ func (h *httpServer) serve(ctx context.Context) error {
 type healthReport struct {
 	// Status is "ok"; "degraded" (503) while the election fails (the
 	// metaserver's database, or the Consul agent, cannot be reached), so
-	// this watchdog can neither lead nor take over. Failing client databases are listed, not fatal:
+	// this watchdog can neither lead nor take over, or while the leader
+	// cannot reach the metaserver, so it cannot send. Failing client databases are listed, not fatal:
 	// restarting the watchdog would not mend them.
 	Status    string `json:"status"`
 	Role      string `json:"role"` // "leader" or "follower"
@@ -75,6 +76,9 @@ type healthReport struct {
 	// Elector names the election: the leader_election row or the Consul lock, and where.
 	Elector  string `json:"election"`
 	Election string `json:"electionError,omitempty"`
+	// MetaServer says why the leader cannot send at all: it has no
+	// producer because the metaserver cannot be reached. Degraded (503).
+	MetaServer string `json:"metaserverError,omitempty"`
 	// Databases are the client databases the leader serves (empty on a follower).
 	Databases []dbHealth `json:"databases"`
 }
@@ -92,13 +96,14 @@ func (h *httpServer) health(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	rep.Election = s.electErr
+	rep.MetaServer = s.metaErr
 	for _, d := range s.dbs {
 		rep.Databases = append(rep.Databases, *d)
 	}
 	s.mu.Unlock()
 	slices.SortFunc(rep.Databases, func(a, b dbHealth) int { return strings.Compare(a.URL, b.URL) })
 	code := http.StatusOK
-	if rep.Election != "" {
+	if rep.Election != "" || rep.MetaServer != "" {
 		rep.Status, code = "degraded", http.StatusServiceUnavailable
 	}
 	w.Header().Set("Content-Type", "application/json")

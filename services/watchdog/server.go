@@ -52,6 +52,7 @@ type Server struct {
 	mu       sync.Mutex
 	dbs      map[string]*dbHealth // the leader's client databases, by url, for /health
 	electErr string               // the last election error ("" when the last attempt worked)
+	metaErr  string               // why the leader has no producer (the metaserver cannot be reached); "" = it has one
 
 	prodMu   sync.Mutex
 	producer *client.Producer // created by the first lead, closed by Close
