@@ -3,10 +3,10 @@ package watchdog
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -123,15 +123,18 @@ func TestConsulAgentLostLeaderStepsDown(t *testing.T) {
 // tcpProxy forwards TCP connections to target until stop, which closes
 // the listener and every connection: to the client the target is gone
 // (connections refused). restart listens again on the same address.
+// While blackholed, connections stay open but nothing passes either way,
+// as with a host that stopped answering.
 type tcpProxy struct {
-	t       *testing.T
-	address string
-	target  string
-	mu      sync.Mutex
-	ln      net.Listener
-	closed  bool
-	conns   []net.Conn
-	wg      sync.WaitGroup
+	t         *testing.T
+	address   string
+	target    string
+	blackhole atomic.Bool
+	mu        sync.Mutex
+	ln        net.Listener
+	closed    bool
+	conns     []net.Conn
+	wg        sync.WaitGroup
 }
 
 func startTCPProxy(t *testing.T, target string) *tcpProxy {
@@ -173,13 +176,29 @@ func (p *tcpProxy) serve(ln net.Listener) {
 			p.conns = append(p.conns, c, up)
 			p.mu.Unlock()
 			p.wg.Add(2)
-			go func() { defer p.wg.Done(); _, _ = io.Copy(up, c); up.Close() }()
-			go func() { defer p.wg.Done(); _, _ = io.Copy(c, up); c.Close() }()
+			go func() { defer p.wg.Done(); p.pipe(up, c); up.Close() }()
+			go func() { defer p.wg.Done(); p.pipe(c, up); c.Close() }()
 		}
 	}()
 }
 
 func (p *tcpProxy) addr() string { return p.address }
+
+// pipe copies from src to dst, dropping what arrives while blackholed.
+func (p *tcpProxy) pipe(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && !p.blackhole.Load() {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
 
 // restart listens on the proxy's address again after stop.
 func (p *tcpProxy) restart() {
