@@ -102,7 +102,7 @@ func TestAppKilledBetweenCommitAndSend(t *testing.T) {
 		t.Fatalf("the business change: %q, %v; want committed", state, err)
 	}
 	var status, errs, n int
-	if err := db.db.QueryRow("SELECT COUNT(*), MIN(status), MIN(error) FROM " + db.table).Scan(&n, &status, &errs); err != nil || n != 1 || status != 0 || errs != 0 {
+	if err := db.db.QueryRow("SELECT COUNT(*), MIN(status), MIN(error) FROM "+db.table).Scan(&n, &status, &errs); err != nil || n != 1 || status != 0 || errs != 0 {
 		t.Fatalf("message rows after the kill: %d (status %d, error %d), %v; want one untouched row (status 0, error 0)", n, status, errs, err)
 	}
 	if in.get(msgID) != nil {
