@@ -82,6 +82,15 @@ func (e *consulElection) describe() string {
 func (e *consulElection) every() time.Duration { return e.lock.TTL() / 3 }
 
 func (e *consulElection) try(ctx context.Context) (bool, time.Time, error) {
+	if !e.lock.Held() {
+		// A follower looks before it tries: an attempt registers a check
+		// and creates a session, only to remove both when the key is held.
+		if _, held, err := e.lock.Holder(ctx); err != nil {
+			return false, time.Time{}, fmt.Errorf("leader election (%s): %w", e.describe(), err)
+		} else if held {
+			return false, time.Time{}, nil
+		}
+	}
 	until, err := e.lock.Acquire(ctx, []byte(e.node))
 	switch {
 	case errors.Is(err, consul.ErrLockHeld):

@@ -118,6 +118,13 @@ func TestConsulAgentLostLeaderStepsDown(t *testing.T) {
 	if n := in.dups(); n != 0 {
 		t.Errorf("%d messages arrived twice", n)
 	}
+	// The agent back: wd-a follows again, and can leave the agent cleanly
+	// at the end of the test (its qmq-watchdog registration).
+	proxy.restart()
+	testutil.Eventually(t, 10*time.Second, "wd-a's /health ok again, as a follower", func() bool {
+		code, h, _ := a.health(t)
+		return code == 200 && h.Role == "follower" && h.Leader == "wd-b"
+	})
 }
 
 // tcpProxy forwards TCP connections to target until stop, which closes
