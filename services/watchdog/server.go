@@ -23,7 +23,8 @@ import (
 // read from a file.
 type Options struct {
 	Logger hclog.Logger
-	// Node is this watchdog's name in leader_election.node; "" =
+	// Node is this watchdog's name in the election (leader_election.node,
+	// or the Consul lock's value); "" =
 	// <hostname>-<pid>, unique per process, so that two watchdogs on one
 	// machine never both believe they lead.
 	Node string
@@ -113,7 +114,7 @@ func (s *Server) HTTPAddr() net.Addr {
 // Leading reports whether this watchdog leads its namespace now.
 func (s *Server) Leading() bool { return s.leading.Load() }
 
-// Node is this watchdog's name in leader_election.
+// Node is this watchdog's name in the election.
 func (s *Server) Node() string { return s.node }
 
 // Registry is the watchdog's Prometheus registry.
