@@ -86,7 +86,7 @@ type healthReport struct {
 func (h *httpServer) health(w http.ResponseWriter, r *http.Request) {
 	s := h.s
 	rep := healthReport{Status: "ok", Role: "follower", Node: s.node, Namespace: s.settings.Namespace, Elector: s.el.describe(), Databases: []dbHealth{}}
-	if s.leading.Load() {
+	if s.Leading() {
 		rep.Role = "leader"
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)

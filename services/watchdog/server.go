@@ -45,7 +45,11 @@ type Server struct {
 	el       election
 	http     *httpServer // nil when watchdog.http.port=-1
 
-	leading atomic.Bool
+	// leader is the token of the running lead (nil: following). Each lead
+	// has its own, so that a late deadline timer of an ended lead cannot
+	// mark a newer one as ended. Changed under leadMu with the metric.
+	leader atomic.Pointer[leadToken]
+	leadMu sync.Mutex
 	// abandon (tests) makes Run end without giving the lead up, as a
 	// killed process would: the others wait for the lease to expire.
 	abandon atomic.Bool
@@ -112,7 +116,28 @@ func (s *Server) HTTPAddr() net.Addr {
 }
 
 // Leading reports whether this watchdog leads its namespace now.
-func (s *Server) Leading() bool { return s.leading.Load() }
+func (s *Server) Leading() bool { return s.leader.Load() != nil }
+
+// leadToken identifies one lead (a non-zero size, so that two are never
+// the same pointer).
+type leadToken struct{ _ byte }
+
+// swapLeader replaces the lead's token old with next if old is current,
+// keeping the leader metric in step; false if another lead is current.
+func (s *Server) swapLeader(old, next *leadToken) bool {
+	s.leadMu.Lock()
+	defer s.leadMu.Unlock()
+	if s.leader.Load() != old {
+		return false
+	}
+	s.leader.Store(next)
+	if next != nil {
+		s.m.leader.Set(1)
+	} else {
+		s.m.leader.Set(0)
+	}
+	return true
+}
 
 // Node is this watchdog's name in the election.
 func (s *Server) Node() string { return s.node }
@@ -221,6 +246,7 @@ type lead struct {
 	cancel   context.CancelFunc
 	done     chan struct{}
 	deadline *time.Timer
+	tok      *leadToken
 }
 
 func (l *lead) running() bool { return l.cancel != nil }
@@ -234,15 +260,16 @@ func (l *lead) start(ctx context.Context, until time.Time) {
 	s := l.s
 	l.ctx, l.cancel = context.WithCancel(ctx)
 	l.done = make(chan struct{})
+	l.tok = &leadToken{}
+	s.swapLeader(nil, l.tok)
 	// At the deadline the lead ends at once, sending and Leading() alike,
-	// even while elect waits on a hung attempt; elect tidies up after.
+	// even while elect waits on a hung attempt; elect tidies up after. The
+	// timer holds this lead's own cancel and token.
+	cancel, tok := l.cancel, l.tok
 	l.deadline = time.AfterFunc(time.Until(until), func() {
-		l.cancel()
-		s.leading.Store(false)
-		s.m.leader.Set(0)
+		cancel()
+		s.swapLeader(tok, nil)
 	})
-	s.leading.Store(true)
-	s.m.leader.Set(1)
 	s.log.Info("leader of the namespace: resending rows of its client databases", "node", s.node, "namespace", s.settings.Namespace)
 	go func(ctx context.Context, done chan struct{}) {
 		defer close(done)
@@ -261,8 +288,7 @@ func (l *lead) stop(why string) {
 	l.cancel()
 	<-l.done
 	l.cancel = nil
-	l.s.leading.Store(false)
-	l.s.m.leader.Set(0)
+	l.s.swapLeader(l.tok, nil)
 	l.s.log.Warn("no longer the leader: stopped resending", "node", l.s.node, "reason", why)
 }
 
