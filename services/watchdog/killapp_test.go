@@ -23,7 +23,7 @@ import (
 
 // killedAppEnv makes this test binary TestAppKilledBetweenCommitAndSend's
 // helper; its value is the helper's settings, | separated: metaserver,
-// DSN, message table, subject.
+// database/sql driver, DSN, message table, business table, subject.
 const killedAppEnv = "QMQ_WATCHDOG_KILLED_APP"
 
 // An application commits a business change and its transactional message
@@ -33,20 +33,33 @@ const killedAppEnv = "QMQ_WATCHDOG_KILLED_APP"
 // subject's route when the process dies. The business row and the
 // message row are committed; the watchdog resends the message, a consumer
 // receives it exactly once with its properties, and the row is deleted.
+// On MariaDB and PostgreSQL.
 func TestAppKilledBetweenCommitAndSend(t *testing.T) {
+	t.Run("MariaDB", func(t *testing.T) {
+		db := mariaClient(t)
+		testAppKilled(t, db, "mysql", strings.TrimSuffix(db.table, "qmq_msg_queue")+"orders")
+	})
+	t.Run("PostgreSQL", func(t *testing.T) {
+		testAppKilled(t, postgresClient(t), "pgx", "public.orders")
+	})
+}
+
+func testAppKilled(t *testing.T, db testDB, driver, orders string) {
 	e := startEnv(t)
 	subject := fmt.Sprintf("wd.killed.%d", time.Now().UnixNano())
 	in := e.startInbox(t, subject)
-	db := mariaClient(t)
-	orders := strings.TrimSuffix(db.table, "qmq_msg_queue") + "orders"
 	if _, err := db.db.Exec("CREATE TABLE " + orders + " (id BIGINT PRIMARY KEY, state VARCHAR(16) NOT NULL)"); err != nil {
 		t.Fatal(err)
 	}
-	e.addDB(t, db.url, "root", "")
+	user := "root"
+	if db.dialect == tx.PostgreSQL {
+		user = "postgres"
+	}
+	e.addDB(t, db.url, user, "")
 	meta := startTCPProxy(t, e.cluster.Meta().TCP())
 
 	cmd := exec.Command(os.Args[0], "-test.run=^TestAppKilledHelper$", "-test.v")
-	cmd.Env = append(os.Environ(), killedAppEnv+"="+strings.Join([]string{meta.addr(), db.dsn, db.table, subject}, "|"))
+	cmd.Env = append(os.Environ(), killedAppEnv+"="+strings.Join([]string{meta.addr(), driver, db.dsn, db.table, orders, subject}, "|"))
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -137,12 +150,12 @@ func TestAppKilledHelper(t *testing.T) {
 		t.Skip("helper of TestAppKilledBetweenCommitAndSend")
 	}
 	parts := strings.Split(v, "|")
-	if len(parts) != 4 {
-		t.Fatalf("%s=%q: want metaserver|dsn|table|subject", killedAppEnv, v)
+	if len(parts) != 6 {
+		t.Fatalf("%s=%q: want metaserver|driver|dsn|table|orders|subject", killedAppEnv, v)
 	}
-	metaAddr, dsn, table, subject := parts[0], parts[1], parts[2], parts[3]
+	metaAddr, driver, dsn, table, orders, subject := parts[0], parts[1], parts[2], parts[3], parts[4], parts[5]
 	ctx := context.Background()
-	db, err := sql.Open("mysql", dsn)
+	db, err := sql.Open(driver, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +164,11 @@ func TestAppKilledHelper(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sender, err := tx.New(db, p, tx.WithTable(table), tx.WithRetryDelay(0, 0))
+	dialect := tx.MySQL
+	if driver == "pgx" {
+		dialect = tx.PostgreSQL
+	}
+	sender, err := tx.New(db, p, tx.WithDialect(dialect), tx.WithTable(table), tx.WithRetryDelay(0, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +176,6 @@ func TestAppKilledHelper(t *testing.T) {
 	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
 		t.Fatal(err)
 	}
-	orders := strings.TrimSuffix(table, "qmq_msg_queue") + "orders"
 	m := p.NewMessage(subject).SetProperty("order", "42")
 	err = sender.Run(ctx, nil, func(ctx context.Context, t *tx.Tx) error {
 		if _, err := t.ExecContext(ctx, "INSERT INTO "+orders+" (id, state) VALUES (42, 'paid')"); err != nil {
