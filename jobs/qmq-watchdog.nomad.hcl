@@ -4,7 +4,7 @@
 #   nomad job run -var jdbc_url=jdbc:mysql://db:3306/qmq_metaserver jobs/qmq-watchdog.nomad.hcl
 #
 # Two watchdogs (watchdog_count) elect a leader on a Consul lock (consul.address below;
-# qmq/watchdog/<namespace>/leader, election.consul.*: a killed leader is replaced in 3 to 5 s), or on
+# qmq/watchdog/<namespace>/leader, election.consul.*: a killed leader is replaced in 4 to 6 s), or on
 # the metaserver's leader_election table with watchdog_config = { "election.consul.enable" = "false" };
 # the leader resends the transactional messages applications left in the client databases registered
 # with qmq tools AddDb. Each registers itself in Consul as qmq-watchdog with an HTTP check on /health;

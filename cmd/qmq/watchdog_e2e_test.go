@@ -79,7 +79,7 @@ func TestWatchdogKill9Takeover(t *testing.T) {
 // TestWatchdogKill9TakeoverConsul is the same with consul.address set: the
 // watchdogs elect on a Consul lock (a real agent) and the survivor leads
 // once the killed leader's check has gone critical (3 s after its last
-// pass) and the lock-delay (1 s) has run.
+// pass) and the lock-delay (2 s) has run.
 func TestWatchdogKill9TakeoverConsul(t *testing.T) {
 	agent := consultest.Agent(t)
 	testWatchdogKill9Takeover(t, 8*time.Second, "consul.address="+agent.HTTPAddr, "election.consul.key.prefix=qmq-test/"+t.Name()+"/")

@@ -21,25 +21,33 @@ import (
 //
 //   - The lock is held by a session (TTL election.consul.session.ttl.ms,
 //     10 s, Consul's minimum; behavior release; lock-delay
-//     election.consul.lock.delay.ms, 1 s) tied to a TTL health check of
+//     election.consul.lock.delay.ms, 2 s) tied to a TTL health check of
 //     election.consul.check.ttl.ms (3 s) that the leader passes with every
-//     renewal, every third of the check's TTL (1 s). Consul invalidates
-//     the session once the check has gone critical, no sooner than its TTL
-//     after the agent took the last pass, and nobody can take the key for
-//     the lock-delay after that.
-//   - The leader stops sending one renewal interval before the check's TTL
-//     ends, counted from when it sent its last successful renewal (2 s
-//     after it, with the defaults): it has stopped at least 1 s + the
-//     lock-delay before another watchdog can hold the key, so two never
-//     send at once. A leader whose agent cannot be reached therefore steps
-//     down within 2 s and /health says why (electionError).
+//     renewal, every third of the check's TTL (1 s).
+//   - A session can end for reasons other than its TTLs: its node's agent
+//     leaves the cluster (stopped cleanly: at once) or is declared failed
+//     by gossip, or someone destroys it. Whatever the reason, once a
+//     session is invalidated nobody can take its locks for the lock-delay,
+//     and the invalidation comes after the last renewal the servers
+//     accepted. So the leader stops sending, counted from when it sent its
+//     last successful renewal, after the shorter of: the check's TTL less
+//     one renewal interval (the check cannot have gone critical before),
+//     and nine tenths of the lock-delay (nobody can hold the key before).
+//     With the defaults that is 1.8 s: it has stopped before another
+//     watchdog can hold the key, so two never send at once. The lock-delay
+//     must therefore exceed two renewal intervals (validated), so that one
+//     late renewal does not end the lead.
+//   - A leader whose agent is stopped or cannot be reached steps down
+//     within 1.8 s of its last renewal and /health says why
+//     (electionError).
 //   - A killed leader's check goes critical within 3 s of its last pass;
-//     the lock-delay and the followers' next attempt (every second) follow:
-//     another leads 3 to 5 s after the kill (measured: see
+//     the lock-delay (2 s) and the followers' next attempt (every second)
+//     follow: another leads 4 to 6 s after the kill (measured 4.7 to 4.9 s: see
 //     TestConsulTakeoverAfterLeaderKilled). A leader stopped cleanly
-//     releases the key at once. With election.consul.check.ttl.ms=0 the
-//     session TTL alone holds the lock (Consul may keep a dead session for
-//     up to twice its TTL: a takeover in 10 to 20 s, renewals every 3.3 s).
+//     releases the key at once (no lock-delay). With
+//     election.consul.check.ttl.ms=0 the session TTL alone holds the lock
+//     (Consul may keep a dead session for up to twice its TTL: a takeover
+//     in 10 to 20 s, renewals every 3.3 s, a lock-delay of at least 6.7 s).
 //
 // The key's value is the leader's node name (<hostname>-<pid>), shown as
 // "leader" in /health. The check is a service of its own named qmq-lock
@@ -50,6 +58,7 @@ type consulElection struct {
 	lock *consul.Lock
 	node string
 	addr string
+	use  time.Duration // how long after a renewal was sent the leader keeps sending (see above)
 }
 
 // consulElectionKey is the KV key of a namespace's lock.
@@ -71,7 +80,16 @@ func newConsulElection(s Settings, node string, log hclog.Logger) (*consulElecti
 	if err != nil {
 		return nil, fmt.Errorf("the leader election through consul (consul.address=%s, election.consul.enable=true): %w", s.ConsulAddress, err)
 	}
-	return &consulElection{lock: lock, node: node, addr: s.ConsulAddress}, nil
+	e := &consulElection{lock: lock, node: node, addr: s.ConsulAddress}
+	e.use = consulLeadUse(lock.TTL(), s.ConsulLockDelay)
+	return e, nil
+}
+
+// consulLeadUse is how long after sending a renewal the leader may keep
+// sending: the shorter of the check's TTL less one renewal interval and
+// nine tenths of the lock-delay.
+func consulLeadUse(ttl, lockDelay time.Duration) time.Duration {
+	return min(ttl-ttl/3, lockDelay*9/10)
 }
 
 func (e *consulElection) describe() string {
@@ -100,7 +118,8 @@ func (e *consulElection) try(ctx context.Context) (bool, time.Time, error) {
 	case err != nil:
 		return false, time.Time{}, fmt.Errorf("leader election (%s): %w", e.describe(), err)
 	}
-	return true, until.Add(-e.every()), nil
+	sent := until.Add(-e.lock.TTL()) // Acquire's until is the renewal's send time plus the TTL
+	return true, sent.Add(e.use), nil
 }
 
 func (e *consulElection) holder(ctx context.Context) (string, error) {

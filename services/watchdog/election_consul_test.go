@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/consul/api"
+	sdktestutil "github.com/hashicorp/consul/sdk/testutil"
+
 	"github.com/qmq-go/qmq/consul/consultest"
 	"github.com/qmq-go/qmq/internal/testutil"
 )
@@ -26,7 +29,7 @@ func consulSettings(t *testing.T, s Settings, addr string) Settings {
 // With Consul configured, two watchdogs elect on the Consul lock: the
 // leader killed (it neither renews nor releases), the other takes over
 // once the leader's check has gone critical and the lock-delay has run
-// (3 to 5 s with the defaults), sends what is left, and the two never
+// (4 to 6 s with the defaults), sends what is left, and the two never
 // lead at once.
 func TestConsulTakeoverAfterLeaderKilled(t *testing.T) {
 	agent := consultest.Agent(t)
@@ -125,6 +128,169 @@ func TestConsulAgentLostLeaderStepsDown(t *testing.T) {
 		code, h, _ := a.health(t)
 		return code == 200 && h.Role == "follower" && h.Leader == "wd-b"
 	})
+}
+
+// The leader's own Consul agent (a client agent joined to the test's
+// server) is stopped cleanly: it leaves the cluster, and Consul ends the
+// leader's session at once, not when its TTLs run out. The lock-delay
+// still keeps the key from the other watchdog until the leader has
+// stopped sending (it stops 1.8 s after its last renewal, the lock-delay
+// is 2 s): never do both lead, and the other sends what is left.
+func TestConsulLeaderAgentLeaves(t *testing.T) {
+	server := consultest.Agent(t)
+	own := startClientAgent(t, server.LANAddr)
+	e := startEnv(t)
+	subject := fmt.Sprintf("wd.consul.leave.%d", time.Now().UnixNano())
+	in := e.startInbox(t, subject)
+	db := mariaClient(t)
+	e.addDB(t, db.url, "root", "")
+	a := e.start(t, "wd-a", consulSettings(t, e.settings(), own.HTTPAddr))
+	testutil.Eventually(t, 15*time.Second, "wd-a leads", func() bool { return a.Leading() })
+	b := e.start(t, "wd-b", consulSettings(t, e.settings(), server.HTTPAddr))
+	edges := watchEdges(a, b)
+
+	var ids []string
+	add := func(n int) {
+		for range n {
+			id := fmt.Sprintf("261207.10.%d", len(ids))
+			ids = append(ids, id)
+			db.insert(t, javaContent(id, subject, nil, nil))
+		}
+	}
+	add(10)
+	testutil.Eventually(t, 30*time.Second, "wd-a resends the first rows", func() bool { return db.count(t) == 0 && in.get(ids[len(ids)-1]) != nil })
+
+	cut := time.Now()
+	if err := own.Stop(); err != nil {
+		t.Logf("stopping wd-a's agent: %v", err)
+	}
+	exited := time.Since(cut) // a clean leave takes seconds; the agent answers until it exits
+	testutil.Eventually(t, 20*time.Second, "wd-b leads", func() bool { return b.Leading() })
+	add(10)
+	testutil.Eventually(t, 30*time.Second, "wd-b resends the rows written after the agent left", func() bool {
+		for _, id := range ids {
+			if in.get(id) == nil {
+				return false
+			}
+		}
+		return db.count(t) == 0
+	})
+	aDown, bUp, overlaps := edges.end()
+	t.Logf("wd-a's agent told to leave at 0 (exited at +%v): wd-a stopped leading at +%v, wd-b led at +%v",
+		exited.Round(time.Millisecond), aDown.Sub(cut).Round(time.Millisecond), bUp.Sub(cut).Round(time.Millisecond))
+	if overlaps != 0 || !aDown.Before(bUp) {
+		t.Errorf("two watchdogs led at once (%d samples; wd-a down at %v, wd-b up at %v)", overlaps, aDown, bUp)
+	}
+	testutil.Eventually(t, 10*time.Second, "wd-a's /health says its agent is gone", func() bool {
+		_, h, _ := a.health(t)
+		return h.Role == "follower" && strings.Contains(h.Election, "connection refused")
+	})
+	if a.logs.Count("the consul lock was lost (session invalidated)") == 0 {
+		t.Error("wd-a did not log that its session ended")
+	}
+	if n := in.dups(); n != 0 {
+		t.Errorf("%d messages arrived twice", n)
+	}
+}
+
+// startClientAgent runs a Consul client agent joined to the server at
+// lanAddr, stopped (leaving the cluster) at the end of the test if not
+// before.
+func startClientAgent(t *testing.T, lanAddr string) *sdktestutil.TestServer {
+	t.Helper()
+	var log lockedWriter
+	c, err := sdktestutil.NewTestServerConfigT(t, func(c *sdktestutil.TestServerConfig) {
+		c.Server, c.Bootstrap = false, false
+		c.RetryJoin = []string{lanAddr}
+		c.SkipLeaveOnInt = false // stopping it is a clean leave
+		c.Connect, c.Peering = nil, nil
+		c.LogLevel = "warn"
+		c.Stdout, c.Stderr = &log, &log
+	})
+	if err != nil {
+		t.Fatalf("start a consul client agent: %v", err)
+	}
+	var stopOnce sync.Once
+	t.Cleanup(func() { stopOnce.Do(func() { _ = c.Stop() }) })
+	cfg := api.DefaultConfig()
+	cfg.Address = c.HTTPAddr
+	cl, err := api.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 30*time.Second, "the client agent joins the server", func() bool {
+		leader, err := cl.Status().Leader()
+		if err != nil || leader == "" {
+			return false
+		}
+		_, _, err = cl.Session().List(nil)
+		return err == nil
+	})
+	if t.Failed() {
+		t.Logf("client agent output:\n%s", log.String())
+	}
+	return c
+}
+
+// lockedWriter collects a child's output.
+type lockedWriter struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *lockedWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+// edgeWatch samples two watchdogs every millisecond: when the first
+// stopped leading, when the second started, and how often both led.
+type edgeWatch struct {
+	stop       chan struct{}
+	done       chan struct{}
+	aDown, bUp time.Time
+	overlaps   int
+}
+
+func watchEdges(a, b *watchdog) *edgeWatch {
+	w := &edgeWatch{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-w.stop:
+				return
+			case <-tick.C:
+			}
+			la, lb := a.Leading(), b.Leading()
+			now := time.Now()
+			if !la && w.aDown.IsZero() {
+				w.aDown = now
+			}
+			if lb && w.bUp.IsZero() {
+				w.bUp = now
+			}
+			if la && lb {
+				w.overlaps++
+			}
+		}
+	}()
+	return w
+}
+
+func (w *edgeWatch) end() (aDown, bUp time.Time, overlaps int) {
+	close(w.stop)
+	<-w.done
+	return w.aDown, w.bUp, w.overlaps
 }
 
 // tcpProxy forwards TCP connections to target until stop, which closes

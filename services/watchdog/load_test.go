@@ -87,6 +87,10 @@ func TestLoadSettingsConsulElection(t *testing.T) {
 	if err != nil || s.useConsulElection() {
 		t.Errorf("election.consul.enable=false: consul election %v, %v; want the table", s.useConsulElection(), err)
 	}
+	if _, err = load(conf.Overrides{"consul.address": "127.0.0.1:8500", "election.consul.lock.delay.ms": "1000"}); err == nil ||
+		!strings.Contains(err.Error(), "election.consul.lock.delay.ms=1000 is too short") {
+		t.Errorf("lock-delay 1 s with renewals every second: %v", err)
+	}
 	if _, err = load(conf.Overrides{"consul.address": "127.0.0.1:8500", "election.consul.check.ttl.ms": "500"}); err == nil ||
 		!strings.Contains(err.Error(), "election.consul.check.ttl.ms=500") {
 		t.Errorf("check TTL 500 ms: %v", err)

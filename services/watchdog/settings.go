@@ -56,7 +56,10 @@ type Settings struct {
 	ConsulElection   bool          // election.consul.enable (default true)
 	ConsulKeyPrefix  string        // election.consul.key.prefix: the lock is <prefix><namespace>/leader (default qmq/watchdog/)
 	ConsulSessionTTL time.Duration // election.consul.session.ttl.ms: the session's TTL (Consul's minimum, 10 s)
-	ConsulLockDelay  time.Duration // election.consul.lock.delay.ms: nobody takes the key this long after the session ends (1 s)
+	// ConsulLockDelay is election.consul.lock.delay.ms: nobody takes the
+	// key this long after the session ends, whatever ended it; the leader
+	// stops sending at 90% of it after its last renewal (2 s).
+	ConsulLockDelay time.Duration
 	// ConsulCheckTTL is election.consul.check.ttl.ms: the session also
 	// depends on a TTL health check the leader passes every third of it, so
 	// a killed leader's lock is free this long (plus the lock-delay) after
@@ -104,9 +107,19 @@ func DefaultSettings() Settings {
 		ConsulElection:        true,
 		ConsulKeyPrefix:       "qmq/watchdog/",
 		ConsulSessionTTL:      consul.MinSessionTTL,
-		ConsulLockDelay:       time.Second,
+		ConsulLockDelay:       2 * time.Second,
 		ConsulCheckTTL:        3 * time.Second,
 	}
+}
+
+// consulLockTTL is the TTL the Consul lock counts with (consul.Lock.TTL):
+// the check's, or else the session's.
+func (s Settings) consulLockTTL() time.Duration {
+	session := max(s.ConsulSessionTTL, consul.MinSessionTTL)
+	if s.ConsulCheckTTL > 0 {
+		return min(s.ConsulCheckTTL, session)
+	}
+	return session
 }
 
 // Validate checks what a watchdog cannot run with. Each error names the
@@ -143,6 +156,10 @@ func (s Settings) Validate() error {
 	if h := s.ConsulCheckTTL; s.useConsulElection() && h > 0 && h < time.Second {
 		fail("election.consul.check.ttl.ms=%d is below 1000: the leader passes the check every third of it and a missed pass ends its lead, so a short TTL makes the lead flap; use 1000 or more (default 3000), or 0 for the session TTL only",
 			h.Milliseconds())
+	}
+	if ttl := s.consulLockTTL(); s.useConsulElection() && consulLeadUse(ttl, s.ConsulLockDelay) <= ttl/3 {
+		fail("election.consul.lock.delay.ms=%d is too short for renewals every %d ms: a session can end at any moment (its agent stopped), so a leader stops sending at 90%% of the lock-delay after its last renewal; use at least %d (two renewal intervals)",
+			s.ConsulLockDelay.Milliseconds(), (ttl / 3).Milliseconds(), (2 * ttl / 3).Milliseconds())
 	}
 	if s.useConsulElection() && s.ConsulKeyPrefix == "" {
 		fail("election.consul.key.prefix is empty: name the KV folder of the watchdogs' locks, e.g. qmq/watchdog/ (the lock is <prefix><namespace>/leader)")
