@@ -66,7 +66,9 @@
 //
 // qmq-watchdog.nomad.hcl runs `qmq watchdog` (job qmq-watchdog, group
 // watchdog, watchdog_count 2): the watchdogs of one namespace elect a leader
-// on the metaserver's leader_election table, which resends the
+// on a Consul lock (consul_address is set; election.consul.enable=false in
+// watchdog_config elects on the metaserver's leader_election table), which
+// resends the
 // transactional messages applications left in the client databases
 // registered with qmq tools AddDb. Each registers itself in Consul as
 // qmq-watchdog with an HTTP check on /health (a dynamic port, so that two

@@ -3,10 +3,12 @@
 #   nomad job run jobs/qmq-watchdog.nomad.hcl                          # next to an embedded-SQLite metaserver
 #   nomad job run -var jdbc_url=jdbc:mysql://db:3306/qmq_metaserver jobs/qmq-watchdog.nomad.hcl
 #
-# Two watchdogs (watchdog_count) elect a leader on the metaserver's leader_election table; the
-# leader resends the transactional messages applications left in the client databases registered
-# with qmq tools AddDb. Each registers itself in Consul as qmq-watchdog (consul.address below) with
-# an HTTP check on /health; there is no Nomad service block, which would register it twice.
+# Two watchdogs (watchdog_count) elect a leader on a Consul lock (consul.address below;
+# qmq/watchdog/<namespace>/leader, election.consul.*: a killed leader is replaced in 4 to 6 s), or on
+# the metaserver's leader_election table with watchdog_config = { "election.consul.enable" = "false" };
+# the leader resends the transactional messages applications left in the client databases registered
+# with qmq tools AddDb. Each registers itself in Consul as qmq-watchdog with an HTTP check on /health;
+# there is no Nomad service block, which would register it twice.
 #
 # The metaserver's database: with jdbc_url, its MySQL database (the watchdogs may then run on any
 # clients, on distinct hosts); without, the metaserver's embedded SQLite file, so the watchdogs run

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qmq-go/qmq/consul/consultest"
 	"github.com/qmq-go/qmq/internal/testutil"
 )
 
@@ -36,7 +37,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build qmq:", err)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := consultest.Main(m) // m.Run, with a Consul agent for the tests that ask for one
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -6,8 +6,14 @@
 // Several watchdogs run per namespace (QMQ's name for a room); one leads,
 // elected on the metaserver's leader_election table (election.go: a 5 s
 // lease renewed every second; a killed leader is replaced within 6 s,
-// one stopped cleanly within 1 s, and a leader stops sending before its
-// lease could be taken, so two never send at once). The leader reads the
+// one stopped cleanly within 1 s), or, when consul.address is set, on a
+// Consul lock (election_consul.go: a session tied to a 3 s TTL check
+// passed every second, lock-delay 2 s; a killed leader is replaced in 4
+// to 6 s, one cut off from its agent stops sending within 1.8 s of its
+// last renewal, before anyone can take the lock however its session
+// ends). Either
+// way a leader stops sending before its lead could be taken, so two
+// never send at once. The leader reads the
 // client databases registered with `qmq tools AddDb` (datasource_config
 // rows with status 0 and room = namespace, every refreshInterval) and
 // every checkInterval scans each, in parallel and time-boxed by

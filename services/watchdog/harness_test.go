@@ -140,6 +140,7 @@ func (w *watchdog) get(t *testing.T, path string) (int, string) {
 // testDB is a client database of a test with QMQ's table.
 type testDB struct {
 	url     string
+	dsn     string // the driver's DSN
 	db      *sql.DB
 	dialect tx.Dialect
 	table   string
@@ -176,7 +177,7 @@ func mariaClient(t *testing.T) testDB {
 			t.Fatalf("apply init_client.sql: %v", err)
 		}
 	}
-	return testDB{url: "mmm://" + cfg.Addr + "/" + name, db: db, dialect: tx.MySQL, table: name + ".qmq_msg_queue",
+	return testDB{url: "mmm://" + cfg.Addr + "/" + name, dsn: dsn, db: db, dialect: tx.MySQL, table: name + ".qmq_msg_queue",
 		ph: func(int) string { return "?" }}
 }
 
@@ -189,7 +190,7 @@ func postgresClient(t *testing.T) testDB {
 		t.Fatalf("apply init_client_postgres.sql: %v", err)
 	}
 	name := dsn[strings.LastIndex(dsn, "dbname=")+len("dbname="):]
-	return testDB{url: "postgresql://127.0.0.1:5432/" + name, db: db, dialect: tx.PostgreSQL, table: "qmq_produce.qmq_msg_queue",
+	return testDB{url: "postgresql://127.0.0.1:5432/" + name, dsn: dsn, db: db, dialect: tx.PostgreSQL, table: "qmq_produce.qmq_msg_queue",
 		ph: func(i int) string { return fmt.Sprintf("$%d", i) }}
 }
 

@@ -63,24 +63,30 @@ func (h *httpServer) serve(ctx context.Context) error {
 // healthReport is /health's JSON. Databases are named by url and user;
 // passwords never appear.
 type healthReport struct {
-	// Status is "ok"; "degraded" (503) while the metaserver's database
-	// cannot be reached for the election, so this watchdog could neither
-	// lead nor take over. Failing client databases are listed, not fatal:
+	// Status is "ok"; "degraded" (503) while the election fails (the
+	// metaserver's database, or the Consul agent, cannot be reached), so
+	// this watchdog can neither lead nor take over, or while the leader
+	// cannot reach the metaserver, so it cannot send. Failing client databases are listed, not fatal:
 	// restarting the watchdog would not mend them.
 	Status    string `json:"status"`
 	Role      string `json:"role"` // "leader" or "follower"
 	Node      string `json:"node"`
 	Namespace string `json:"namespace"`
-	Leader    string `json:"leader,omitempty"` // the node holding the lease, as the table says
-	Election  string `json:"electionError,omitempty"`
+	Leader    string `json:"leader,omitempty"` // the node holding the lead, as the election says
+	// Elector names the election: the leader_election row or the Consul lock, and where.
+	Elector  string `json:"election"`
+	Election string `json:"electionError,omitempty"`
+	// MetaServer says why the leader cannot send at all: it has no
+	// producer because the metaserver cannot be reached. Degraded (503).
+	MetaServer string `json:"metaserverError,omitempty"`
 	// Databases are the client databases the leader serves (empty on a follower).
 	Databases []dbHealth `json:"databases"`
 }
 
 func (h *httpServer) health(w http.ResponseWriter, r *http.Request) {
 	s := h.s
-	rep := healthReport{Status: "ok", Role: "follower", Node: s.node, Namespace: s.settings.Namespace, Databases: []dbHealth{}}
-	if s.leading.Load() {
+	rep := healthReport{Status: "ok", Role: "follower", Node: s.node, Namespace: s.settings.Namespace, Elector: s.el.describe(), Databases: []dbHealth{}}
+	if s.Leading() {
 		rep.Role = "leader"
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
@@ -90,13 +96,14 @@ func (h *httpServer) health(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	rep.Election = s.electErr
+	rep.MetaServer = s.metaErr
 	for _, d := range s.dbs {
 		rep.Databases = append(rep.Databases, *d)
 	}
 	s.mu.Unlock()
 	slices.SortFunc(rep.Databases, func(a, b dbHealth) int { return strings.Compare(a.URL, b.URL) })
 	code := http.StatusOK
-	if rep.Election != "" {
+	if rep.Election != "" || rep.MetaServer != "" {
 		rep.Status, code = "degraded", http.StatusServiceUnavailable
 	}
 	w.Header().Set("Content-Type", "application/json")

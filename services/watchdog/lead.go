@@ -2,6 +2,7 @@ package watchdog
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -23,6 +24,10 @@ type dbHealth struct {
 	Invalid  int64     `json:"invalid"`
 	Blocked  int64     `json:"blocked"`
 	LastScan time.Time `json:"lastScan,omitzero"`
+	// LastSendError is why the last round's failed sends failed (no
+	// broker group for the subject, no broker answering...); cleared by a
+	// round that resends without failures.
+	LastSendError string `json:"lastSendError,omitempty"`
 }
 
 // lead is the leader's work until ctx ends (the lead is lost or the
@@ -38,6 +43,7 @@ func (s *Server) lead(ctx context.Context) {
 		}
 		s.mu.Lock()
 		s.dbs = map[string]*dbHealth{}
+		s.metaErr = ""
 		s.mu.Unlock()
 	}()
 	var refreshed time.Time
@@ -60,7 +66,9 @@ func (s *Server) lead(ctx context.Context) {
 			}
 			prodLog.Log(s.log, hclog.Error, "cannot create the producer (is the metaserver up?); rows wait for the next round",
 				"meta.server.endpoint", s.settings.MetaEndpoint, "error", err)
+			s.setMetaErr(fmt.Errorf("cannot create the producer: is the metaserver at meta.server.endpoint=%s up? rows wait until it is: %w", s.settings.MetaEndpoint, err))
 		} else {
+			s.setMetaErr(nil)
 			s.round(ctx, tasks, p)
 		}
 		timer := time.NewTimer(s.settings.CheckInterval)
@@ -175,7 +183,28 @@ func (s *Server) noteScan(t *dbTask, st roundStats, err error, took time.Duratio
 		} else {
 			h.State, h.Error = "ok", ""
 		}
+		switch {
+		case st.failed > 0 && t.lastSendErr != nil:
+			h.LastSendError = t.lastSendErr.Error()
+		case st.resent > 0:
+			h.LastSendError = ""
+		}
 	})
+}
+
+// setMetaErr records for /health why the leader has no producer (nil:
+// it has one).
+func (s *Server) setMetaErr(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err == nil {
+		if s.metaErr != "" {
+			s.log.Info("the metaserver is reachable again: resending", "meta.server.endpoint", s.settings.MetaEndpoint)
+		}
+		s.metaErr = ""
+		return
+	}
+	s.metaErr = err.Error()
 }
 
 func (s *Server) setHealth(url string, f func(*dbHealth)) {

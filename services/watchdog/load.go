@@ -62,9 +62,14 @@ func readSettings(dir string, l conf.Lookup) (Settings, []*conf.Reader, error) {
 		ConsulService:   r.String("consul.service.name", d.ConsulService),
 		ConsulDeregisterAfter: r.Millis("consul.deregister.critical.after.ms", d.ConsulDeregisterAfter,
 			consul.MinDeregisterCriticalAfter, 7*24*time.Hour),
-		JDBCURL:      dr.String("jdbc.url", d.JDBCURL),
-		JDBCUser:     dr.String("jdbc.username", d.JDBCUser),
-		JDBCPassword: dr.String("jdbc.password", d.JDBCPassword),
+		ConsulElection:   r.Bool("election.consul.enable", d.ConsulElection),
+		ConsulKeyPrefix:  r.String("election.consul.key.prefix", d.ConsulKeyPrefix),
+		ConsulSessionTTL: r.Millis("election.consul.session.ttl.ms", d.ConsulSessionTTL, consul.MinSessionTTL, 24*time.Hour),
+		ConsulLockDelay:  r.Millis("election.consul.lock.delay.ms", d.ConsulLockDelay, 0, time.Minute),
+		ConsulCheckTTL:   r.Millis("election.consul.check.ttl.ms", d.ConsulCheckTTL, 0, time.Minute),
+		JDBCURL:          dr.String("jdbc.url", d.JDBCURL),
+		JDBCUser:         dr.String("jdbc.username", d.JDBCUser),
+		JDBCPassword:     dr.String("jdbc.password", d.JDBCPassword),
 	}
 	dr.Ignore("jdbc.driverClassName", "the MySQL driver is built in")
 	dr.Ignore("pool.size.max", "the watchdog needs two connections to the metaserver's database at most")

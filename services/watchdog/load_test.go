@@ -65,6 +65,38 @@ func TestLoadSettingsErrors(t *testing.T) {
 	}
 }
 
+// The Consul election's keys: on by default once consul.address is set,
+// off with election.consul.enable=false; a check TTL below 1 s refused.
+func TestLoadSettingsConsulElection(t *testing.T) {
+	dir := writeConf(t, map[string]string{FileWatchdog: "appCode=a\nmeta.server.endpoint=m:8080\n"})
+	load := func(sets conf.Overrides) (Settings, error) {
+		s, _, err := LoadSettings(dir, conf.Lookup{Env: noEnv, Overrides: sets})
+		return s, err
+	}
+	s, err := load(nil)
+	if err != nil || s.useConsulElection() {
+		t.Errorf("without consul.address: consul election %v, %v; want the table", s.useConsulElection(), err)
+	}
+	s, err = load(conf.Overrides{"consul.address": "127.0.0.1:8500", "election.consul.key.prefix": "qmq/wd",
+		"election.consul.check.ttl.ms": "5000", "election.consul.lock.delay.ms": "2000", "election.consul.session.ttl.ms": "15000"})
+	if err != nil || !s.useConsulElection() || s.ConsulCheckTTL != 5*time.Second || s.ConsulLockDelay != 2*time.Second ||
+		s.ConsulSessionTTL != 15*time.Second || consulElectionKey(s.ConsulKeyPrefix, s.Namespace) != "qmq/wd/default/leader" {
+		t.Errorf("with consul.address: %+v, %v", s, err)
+	}
+	s, err = load(conf.Overrides{"consul.address": "127.0.0.1:8500", "election.consul.enable": "false"})
+	if err != nil || s.useConsulElection() {
+		t.Errorf("election.consul.enable=false: consul election %v, %v; want the table", s.useConsulElection(), err)
+	}
+	if _, err = load(conf.Overrides{"consul.address": "127.0.0.1:8500", "election.consul.lock.delay.ms": "1000"}); err == nil ||
+		!strings.Contains(err.Error(), "election.consul.lock.delay.ms=1000 is too short") {
+		t.Errorf("lock-delay 1 s with renewals every second: %v", err)
+	}
+	if _, err = load(conf.Overrides{"consul.address": "127.0.0.1:8500", "election.consul.check.ttl.ms": "500"}); err == nil ||
+		!strings.Contains(err.Error(), "election.consul.check.ttl.ms=500") {
+		t.Errorf("check TTL 500 ms: %v", err)
+	}
+}
+
 func TestParseClientDB(t *testing.T) {
 	for _, c := range []struct {
 		url, user, table, dbname, err string

@@ -23,7 +23,8 @@ import (
 // read from a file.
 type Options struct {
 	Logger hclog.Logger
-	// Node is this watchdog's name in leader_election.node; "" =
+	// Node is this watchdog's name in the election (leader_election.node,
+	// or the Consul lock's value); "" =
 	// <hostname>-<pid>, unique per process, so that two watchdogs on one
 	// machine never both believe they lead.
 	Node string
@@ -41,10 +42,14 @@ type Server struct {
 	node     string
 	m        *metrics
 	meta     *metaDB
-	el       *elector
+	el       election
 	http     *httpServer // nil when watchdog.http.port=-1
 
-	leading atomic.Bool
+	// leader is the token of the running lead (nil: following). Each lead
+	// has its own, so that a late deadline timer of an ended lead cannot
+	// mark a newer one as ended. Changed under leadMu with the metric.
+	leader atomic.Pointer[leadToken]
+	leadMu sync.Mutex
 	// abandon (tests) makes Run end without giving the lead up, as a
 	// killed process would: the others wait for the lease to expire.
 	abandon atomic.Bool
@@ -52,6 +57,7 @@ type Server struct {
 	mu       sync.Mutex
 	dbs      map[string]*dbHealth // the leader's client databases, by url, for /health
 	electErr string               // the last election error ("" when the last attempt worked)
+	metaErr  string               // why the leader has no producer (the metaserver cannot be reached); "" = it has one
 
 	prodMu   sync.Mutex
 	producer *client.Producer // created by the first lead, closed by Close
@@ -85,8 +91,16 @@ func New(ctx context.Context, settings Settings, opts Options) (*Server, error) 
 		return nil, err
 	}
 	s.meta = meta
-	s.el = &elector{db: meta, name: electionName(settings.Namespace), node: s.node, lease: settings.Lease}
+	if settings.useConsulElection() {
+		if s.el, err = newConsulElection(settings, s.node, s.log.Named("consul")); err != nil {
+			_ = meta.close()
+			return nil, err
+		}
+	} else {
+		s.el = &tableElection{db: meta, name: electionName(settings.Namespace), node: s.node, lease: settings.Lease, interval: settings.ElectInterval}
+	}
 	if s.http, err = s.listenHTTP(); err != nil {
+		s.el.close()
 		_ = meta.close()
 		return nil, err
 	}
@@ -102,9 +116,30 @@ func (s *Server) HTTPAddr() net.Addr {
 }
 
 // Leading reports whether this watchdog leads its namespace now.
-func (s *Server) Leading() bool { return s.leading.Load() }
+func (s *Server) Leading() bool { return s.leader.Load() != nil }
 
-// Node is this watchdog's name in leader_election.
+// leadToken identifies one lead (a non-zero size, so that two are never
+// the same pointer).
+type leadToken struct{ _ byte }
+
+// swapLeader replaces the lead's token old with next if old is current,
+// keeping the leader metric in step; false if another lead is current.
+func (s *Server) swapLeader(old, next *leadToken) bool {
+	s.leadMu.Lock()
+	defer s.leadMu.Unlock()
+	if s.leader.Load() != old {
+		return false
+	}
+	s.leader.Store(next)
+	if next != nil {
+		s.m.leader.Set(1)
+	} else {
+		s.m.leader.Set(0)
+	}
+	return true
+}
+
+// Node is this watchdog's name in the election.
 func (s *Server) Node() string { return s.node }
 
 // Registry is the watchdog's Prometheus registry.
@@ -119,8 +154,8 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { s.elect(gctx); return nil })
 	reg := s.registerConsul(gctx)
-	s.log.Info("watchdog started", "node", s.node, "namespace", s.settings.Namespace, "election", s.el.name,
-		"metaserver_db", s.meta.where, "checkInterval", s.settings.CheckInterval, "lease", s.settings.Lease)
+	s.log.Info("watchdog started", "node", s.node, "namespace", s.settings.Namespace, "election", s.el.describe(),
+		"metaserver_db", s.meta.where, "checkInterval", s.settings.CheckInterval)
 	err := g.Wait()
 	reg.deregister()
 	if ctx.Err() != nil {
@@ -145,6 +180,7 @@ func (s *Server) Close() error {
 			s.producer = nil
 		}
 		s.prodMu.Unlock()
+		s.el.close()
 		s.closeErr = s.meta.close()
 	})
 	return s.closeErr
@@ -155,28 +191,35 @@ func (s *Server) Close() error {
 // before it returns, then gives the lead up.
 func (s *Server) elect(ctx context.Context) {
 	l := &lead{s: s}
-	ticker := time.NewTicker(s.settings.ElectInterval)
+	every := s.el.every()
+	ticker := time.NewTicker(every)
 	defer ticker.Stop()
+	renewed := time.Now()
 	for ctx.Err() == nil {
 		// One attempt may take at most an interval, so that a hung database
-		// does not delay the next check of the lease.
-		tctx, cancel := context.WithTimeout(ctx, s.settings.ElectInterval)
-		held, sent, err := s.el.try(tctx)
+		// or agent does not delay the next check of the lease.
+		tctx, cancel := context.WithTimeout(ctx, every)
+		held, until, err := s.el.try(tctx)
 		cancel()
 		if ctx.Err() != nil {
 			break
 		}
 		s.noteElection(err)
 		if l.expired() {
-			l.stop(fmt.Sprintf("the lease was not renewed within %v (is the metaserver's database reachable?)", s.leaseUse()))
+			l.stop(fmt.Sprintf("the lead ran out unrenewed, last renewed %v ago (%s): is it reachable? last error: %v",
+				time.Since(renewed).Round(time.Millisecond), s.el.describe(), err))
 		}
 		switch {
 		case held && !l.running():
-			l.start(ctx, sent.Add(s.leaseUse()))
+			renewed = time.Now()
+			l.start(ctx, until)
 		case held:
-			l.renewed(sent.Add(s.leaseUse()))
+			renewed = time.Now()
+			l.renewed(until)
+		case errors.Is(err, errLeadLost):
+			l.stop(err.Error())
 		case err == nil && l.running():
-			l.stop("another watchdog holds the lease")
+			l.stop("another watchdog holds the lead")
 		}
 		select {
 		case <-ctx.Done():
@@ -190,7 +233,7 @@ func (s *Server) elect(ctx context.Context) {
 	rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := s.el.release(rctx); err != nil {
-		s.log.Warn("could not give the lead up; another watchdog takes over once the lease expires", "lease", s.settings.Lease, "error", err)
+		s.log.Warn("could not give the lead up; another watchdog takes over once it expires", "election", s.el.describe(), "error", err)
 	}
 }
 
@@ -203,6 +246,7 @@ type lead struct {
 	cancel   context.CancelFunc
 	done     chan struct{}
 	deadline *time.Timer
+	tok      *leadToken
 }
 
 func (l *lead) running() bool { return l.cancel != nil }
@@ -216,9 +260,16 @@ func (l *lead) start(ctx context.Context, until time.Time) {
 	s := l.s
 	l.ctx, l.cancel = context.WithCancel(ctx)
 	l.done = make(chan struct{})
-	l.deadline = time.AfterFunc(time.Until(until), l.cancel)
-	s.leading.Store(true)
-	s.m.leader.Set(1)
+	l.tok = &leadToken{}
+	s.swapLeader(nil, l.tok)
+	// At the deadline the lead ends at once, sending and Leading() alike,
+	// even while elect waits on a hung attempt; elect tidies up after. The
+	// timer holds this lead's own cancel and token.
+	cancel, tok := l.cancel, l.tok
+	l.deadline = time.AfterFunc(time.Until(until), func() {
+		cancel()
+		s.swapLeader(tok, nil)
+	})
 	s.log.Info("leader of the namespace: resending rows of its client databases", "node", s.node, "namespace", s.settings.Namespace)
 	go func(ctx context.Context, done chan struct{}) {
 		defer close(done)
@@ -237,15 +288,9 @@ func (l *lead) stop(why string) {
 	l.cancel()
 	<-l.done
 	l.cancel = nil
-	l.s.leading.Store(false)
-	l.s.m.leader.Set(0)
+	l.s.swapLeader(l.tok, nil)
 	l.s.log.Warn("no longer the leader: stopped resending", "node", l.s.node, "reason", why)
 }
-
-// leaseUse is how long after a renewal was sent the leader keeps sending:
-// one renewal interval short of the lease, so it has stopped before
-// another watchdog may take over.
-func (s *Server) leaseUse() time.Duration { return s.settings.Lease - s.settings.ElectInterval }
 
 // noteElection records the outcome of an election attempt for /health and
 // logs failures at most every 10 s.
@@ -262,6 +307,6 @@ func (s *Server) noteElection(err error) {
 	case err != nil:
 		s.electLog.Log(s.log, hclog.Error, "leader election failed; a leader stops resending once its lease is not renewed", "error", err)
 	case was != "":
-		s.log.Info("leader election works again", "metaserver_db", s.meta.where)
+		s.log.Info("leader election works again", "election", s.el.describe())
 	}
 }

@@ -43,11 +43,28 @@ type Settings struct {
 	Table       string        // watchdog.table (ours): the table of a MySQL row whose url names no database
 	SendTimeout time.Duration // watchdog.send.timeout.ms (ours): the producer's timeout of one send
 
-	// Election (ours; QMQ's fixed timings): a leader renews its lease
-	// every ElectInterval; another watchdog takes over once the lease has
-	// not been renewed for Lease.
+	// Election on the leader_election table (ours; QMQ's fixed timings):
+	// a leader renews its lease every ElectInterval; another watchdog
+	// takes over once the lease has not been renewed for Lease. Not used
+	// when the Consul lock is (ConsulElection).
 	ElectInterval time.Duration // leader.elect.interval.ms (1000)
 	Lease         time.Duration // leader.lease.ms (5000)
+
+	// Election through a Consul lock (ours, election_consul.go): used
+	// instead of the table when ConsulAddress is set and ConsulElection is
+	// true.
+	ConsulElection   bool          // election.consul.enable (default true)
+	ConsulKeyPrefix  string        // election.consul.key.prefix: the lock is <prefix><namespace>/leader (default qmq/watchdog/)
+	ConsulSessionTTL time.Duration // election.consul.session.ttl.ms: the session's TTL (Consul's minimum, 10 s)
+	// ConsulLockDelay is election.consul.lock.delay.ms: nobody takes the
+	// key this long after the session ends, whatever ended it; the leader
+	// stops sending at 90% of it after its last renewal (2 s).
+	ConsulLockDelay time.Duration
+	// ConsulCheckTTL is election.consul.check.ttl.ms: the session also
+	// depends on a TTL health check the leader passes every third of it, so
+	// a killed leader's lock is free this long (plus the lock-delay) after
+	// its last pass, instead of 10 to 20 s; 0 = the session TTL only (3 s).
+	ConsulCheckTTL time.Duration
 
 	HTTPPort int    // watchdog.http.port (ours): /health and /metrics; -1 = off, 0 = a free port
 	BindHost string // watchdog.bind.host (ours): "" = all interfaces
@@ -87,7 +104,22 @@ func DefaultSettings() Settings {
 		StoreRoot:             "./data",
 		ConsulService:         "qmq-watchdog",
 		ConsulDeregisterAfter: consul.DefaultDeregisterCriticalAfter,
+		ConsulElection:        true,
+		ConsulKeyPrefix:       "qmq/watchdog/",
+		ConsulSessionTTL:      consul.MinSessionTTL,
+		ConsulLockDelay:       2 * time.Second,
+		ConsulCheckTTL:        3 * time.Second,
 	}
+}
+
+// consulLockTTL is the TTL the Consul lock counts with (consul.Lock.TTL):
+// the check's, or else the session's.
+func (s Settings) consulLockTTL() time.Duration {
+	session := max(s.ConsulSessionTTL, consul.MinSessionTTL)
+	if s.ConsulCheckTTL > 0 {
+		return min(s.ConsulCheckTTL, session)
+	}
+	return session
 }
 
 // Validate checks what a watchdog cannot run with. Each error names the
@@ -120,6 +152,17 @@ func (s Settings) Validate() error {
 	if s.ElectInterval <= 0 || s.Lease < 3*s.ElectInterval {
 		fail("leader.elect.interval.ms=%d, leader.lease.ms=%d: the lease must be at least three renewal intervals, so that one slow renewal does not hand the lead over",
 			s.ElectInterval.Milliseconds(), s.Lease.Milliseconds())
+	}
+	if h := s.ConsulCheckTTL; s.useConsulElection() && h > 0 && h < time.Second {
+		fail("election.consul.check.ttl.ms=%d is below 1000: the leader passes the check every third of it and a missed pass ends its lead, so a short TTL makes the lead flap; use 1000 or more (default 3000), or 0 for the session TTL only",
+			h.Milliseconds())
+	}
+	if ttl := s.consulLockTTL(); s.useConsulElection() && consulLeadUse(ttl, s.ConsulLockDelay) <= ttl/3 {
+		fail("election.consul.lock.delay.ms=%d is too short for renewals every %d ms: a session can end at any moment (its agent stopped), so a leader stops sending at 90%% of the lock-delay after its last renewal; use at least %d (two renewal intervals)",
+			s.ConsulLockDelay.Milliseconds(), (ttl / 3).Milliseconds(), (2 * ttl / 3).Milliseconds())
+	}
+	if s.useConsulElection() && s.ConsulKeyPrefix == "" {
+		fail("election.consul.key.prefix is empty: name the KV folder of the watchdogs' locks, e.g. qmq/watchdog/ (the lock is <prefix><namespace>/leader)")
 	}
 	if s.HTTPPort < -1 || s.HTTPPort > 65535 {
 		fail("watchdog.http.port=%d is not a port: use 0 to 65535, or -1 to turn /health and /metrics off", s.HTTPPort)
