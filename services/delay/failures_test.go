@@ -37,6 +37,14 @@ func TestDispatchWaitsForTheBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close(ctx)
+	// The consumer group must exist at the broker before it goes down: a
+	// group the broker first sees after its restart starts at the newest
+	// message (QMQ's rule), which may already be past the dispatched ones.
+	probe := p.NewMessage(subject)
+	if err := p.Send(ctx, probe); err != nil {
+		t.Fatal(err)
+	}
+	col.waitFor(t, 10*time.Second, probe.ID())
 	// The broker goes down first: the messages are stored (sending them
 	// needs only the delay group) and come due with no broker to take them.
 	b.stop()
