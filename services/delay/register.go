@@ -114,6 +114,8 @@ func (r *registrar) run(ctx context.Context) error {
 		var fatal *fatalError
 		if err := r.checkRejoin(ctx); errors.As(err, &fatal) {
 			return fatal.err
+		} else if err != nil {
+			return err // a rejoinCut: Run cuts the tail
 		}
 	}
 	rep, err := s.startReplica(ctx, r.role, r.masterSync)
