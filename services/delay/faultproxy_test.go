@@ -13,7 +13,7 @@ import (
 // ends: silence, no reset): bytes already in flight and new connections
 // are swallowed until heal, which resets the swallowed connections and
 // forwards new ones again. delay slows every chunk in both directions
-// (a slow link).
+// (a slow link; no delay test uses it yet).
 type faultProxy struct {
 	t      *testing.T
 	ln     net.Listener
@@ -153,12 +153,6 @@ func (p *faultProxy) heal() {
 			_ = pc.server.Close()
 		}
 	}
-}
-
-func (p *faultProxy) setDelay(d time.Duration) {
-	p.mu.Lock()
-	p.delay = d
-	p.mu.Unlock()
 }
 
 func (p *faultProxy) close() {
