@@ -355,3 +355,70 @@ func TestTruncateLogsCrash(t *testing.T) {
 		t.Fatalf("crash points reached only %v", states)
 	}
 }
+
+// TestTruncateLogsCrashWhileFinishing cuts the power during a truncation
+// and again during the Open that finishes it: the third Open still finds
+// the old store or the cut one.
+func TestTruncateLogsCrashWhileFinishing(t *testing.T) {
+	seed := time.Now().UnixNano()
+	if v := os.Getenv("QMQ_TRUNC_SEED"); v != "" {
+		fmt.Sscan(v, &seed)
+	}
+	rng := mrand.New(mrand.NewSource(seed))
+	t.Logf("seed %d", seed)
+	tmpl := t.TempDir()
+	f := newTruncFixture(t, tmpl)
+	runs := 12
+	if testing.Short() {
+		runs = 4
+	}
+	states := map[string]int{}
+	for run := 0; run < runs; run++ {
+		dir := t.TempDir()
+		copyTree(t, tmpl, dir)
+		cfs := vfs.NewCrashFS(vfs.Default())
+		gated := func(limit int64) vfs.FS {
+			var ops atomic.Int64
+			return vfs.NewErrorFS(cfs, func(op, path string) error {
+				if ops.Add(1) > limit {
+					return errors.New("powered off")
+				}
+				return nil
+			})
+		}
+		cfg := f.cfg
+		cfg.Root = dir
+		// Past the marker (about 10 operations in), before the end.
+		first := int64(10 + rng.Intn(130))
+		cfg.FS = gated(first)
+		_, _, terr := TruncateLogs(cfg, f.cutMsg, f.cutDisp)
+		crash := func() vfs.CrashOptions {
+			opts := vfs.CrashOptions{TornTail: rng.Intn(2) == 0, ReorderedTail: rng.Intn(3) == 0, ZeroedTail: rng.Intn(2) == 0, UnsyncedDirOps: rng.Intn(2) == 0}
+			if err := cfs.Crash(mrand.New(mrand.NewSource(rng.Int63())), opts); err != nil {
+				t.Fatal(err)
+			}
+			return opts
+		}
+		opts1 := crash()
+		second := int64(1 + rng.Intn(150))
+		cfg.FS = gated(second)
+		if s, err := Open(cfg); err == nil {
+			_ = s.Close() // finished within the budget; nothing is marked dispatched
+		}
+		opts2 := crash()
+		cfg.FS = cfs
+		t.Logf("run %d: crash after %d truncation ops (%+v; %v), then after %d ops of the Open finishing it (%+v)", run, first, opts1, terr, second, opts2)
+		got, ends := delivered(t, cfg)
+		switch ends {
+		case [2]int64{f.cutMsg, f.cutDisp}:
+			sameSet(t, fmt.Sprintf("run %d, cut state", run), got, f.wantCut)
+			states["cut"]++
+		case [2]int64{f.oldMsg, f.oldDisp}:
+			sameSet(t, fmt.Sprintf("run %d, old state", run), got, f.wantOld)
+			states["old"]++
+		default:
+			t.Fatalf("run %d: ends %v are neither the old %d/%d nor the cut %d/%d", run, ends, f.oldMsg, f.oldDisp, f.cutMsg, f.cutDisp)
+		}
+	}
+	t.Logf("double crashes recovered to %v", states)
+}
