@@ -43,7 +43,8 @@
 // within the next term's takeover point; if they go past the point a lease
 // promotion recorded, it closes its store, cuts both logs there
 // (delaystore.TruncateLogs) and stops to be started again, then copies
-// (rejoin.go). After a manual swap (no takeover point) it stops and says
+// (rejoin.go); a live master that learns it was demoted cuts on its way
+// out. After a manual swap (no takeover point) it stops and says
 // to delete store.root.
 //
 // # Receiving (receive.go, schedule.go)

@@ -172,7 +172,7 @@ func (r *registrar) run(ctx context.Context) error {
 			return nil
 		case err := <-leaseLost:
 			if err != nil {
-				return err
+				return r.cutOnDemotion(ctx, err)
 			}
 			leaseLost = nil
 			continue
@@ -181,6 +181,9 @@ func (r *registrar) run(ctx context.Context) error {
 		r.tryConsul(ctx)
 		s.recheckDisk()
 		if err := r.checkRole(ctx); err != nil {
+			if r.demoted.Load() {
+				return r.cutOnDemotion(ctx, err)
+			}
 			return err
 		}
 		err := r.register(ctx, protocol.BrokerRequestHeartbeat)

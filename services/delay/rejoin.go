@@ -28,7 +28,9 @@ import (
 // at the takeover point (and the schedule records and checkpoint marks
 // that derive from the tail), and the server stops asking to be started
 // again; started again, its ends are within the takeover point and it
-// copies the new master. What is cut was never acknowledged with
+// copies the new master. A master that learns it lost the group (lease
+// refused, swapped row) asks for the takeover point on its way out
+// (cutOnDemotion) and cuts then, so that one restart suffices. What is cut was never acknowledged with
 // wait.slave.wrote (the new master has everything acknowledged), and its
 // dispatch records are of deliveries the new master makes again.
 //
@@ -153,4 +155,39 @@ func (r *registrar) checkRejoin(ctx context.Context) error {
 	return &fatalError{fmt.Errorf("this store (%s) was the DELAY_MASTER of group %s and may hold messages or dispatch records the new master never had: %s. "+
 		"To rejoin as slave, stop this server, delete its store.root and start it again: it copies the new master's logs (what it held and acknowledged is on the new master)",
 		s.settings.Store.Root, t.Group, why)}
+}
+
+// cutOnDemotion turns the error that stops a demoted master into a
+// rejoinCut when a later term recorded a takeover point: the cut then
+// happens as the server stops, and the next start copies at once. Without
+// one (a manual swap, the metaserver out of reach) the error is returned
+// as is and the next start decides (checkRejoin).
+func (r *registrar) cutOnDemotion(ctx context.Context, demoted error) error {
+	s := r.s
+	if !s.settings.Failover.Enable {
+		return demoted
+	}
+	l := &leaser{s: s, group: r.group, addr: r.brokerA}
+	defer l.close()
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	resp, _, err := l.call(cctx, protocol.LeaseStatus)
+	if err != nil {
+		s.log.Warn("cannot read the group's terms on the way out; the next start checks this store's tail", "error", explain(err))
+		return demoted
+	}
+	for _, e := range resp.Epochs {
+		if e.Epoch <= r.epoch {
+			continue
+		}
+		// The takeover point is the slave's ends then: copies of this
+		// store's bytes, so never past this store's ends; a log that ends
+		// there already is left alone by the cut.
+		return &rejoinCut{
+			reason: fmt.Sprintf("%v; term %d (%s) took over at message-log offset %d and dispatch-log offset %d: what this store holds past them was never replicated and is cut",
+				demoted, e.Epoch, e.Holder, e.MessageOffset, e.ActionOffset),
+			messageEnd: e.MessageOffset, dispatchEnd: e.ActionOffset,
+		}
+	}
+	return demoted
 }
