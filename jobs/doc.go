@@ -92,7 +92,9 @@
 // max_client_disconnect; the server registers itself in Consul as
 // qmq-delay). It is written for a pair, a (DELAY_MASTER, role 5) and b
 // (DELAY_SLAVE, role 6); by default it places a alone: with_slave=true adds
-// b, wait.slave.wrote=true and sync.secret.file (the pair's replication). delay_admin_secret (or the key
+// b, wait.slave.wrote=true, failover.enable=true and sync.secret.file
+// (the pair's replication; TestNomadDelayPairFailover runs the pair on one
+// node and kills a's task). delay_admin_secret (or the key
 // delay_admin_secret of nomad/jobs/qmq-delay-<delay_group>) becomes
 // delay.admin.secret, the metaserver's key for CancelDelay; the metaserver
 // job takes the same variable (key delay_admin_secret of

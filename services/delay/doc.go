@@ -39,9 +39,13 @@
 // slave's store opens its copy and dispatches exactly what the copied
 // dispatch log does not record as sent (messages the old master sent after
 // its last copied dispatch record go out twice). A demoted master stops
-// without OFFLINE. A former master rejoins as slave only if its logs end
-// within the next term's takeover point (rejoin.go; no tail truncation:
-// else it stops and says to delete store.root).
+// without OFFLINE. A former master rejoins as slave if its logs end
+// within the next term's takeover point; if they go past the point a lease
+// promotion recorded, it closes its store, cuts both logs there
+// (delaystore.TruncateLogs) and stops to be started again, then copies
+// (rejoin.go); a live master that learns it was demoted cuts on its way
+// out. After a manual swap (no takeover point) it stops and says
+// to delete store.root.
 //
 // # Receiving (receive.go, schedule.go)
 //
@@ -93,6 +97,7 @@
 //
 // # Not implemented yet
 //
-// Tail truncation when a former master rejoins (delete its store.root),
-// the Consul lease.
+// Rejoin after a manual swap when the former master's logs go on (delete
+// its store.root), the Consul lease, dispatching that waits for the slave
+// (messages sent while partitioned under a valid lease go out twice).
 package delay

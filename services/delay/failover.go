@@ -21,7 +21,9 @@ import (
 // sends and dispatching end within a heartbeat interval (the fence of a
 // swap done while the old master still runs). Started again, it rejoins as
 // the slave of the new master if its logs end within the takeover point
-// (rejoin.go); otherwise it stops and says to delete its store.root.
+// of a lease promotion, cutting its tail first if they go past it
+// (rejoin.go); a swap records no takeover point, so a store with logs
+// stops and says to delete its store.root.
 // Automatic failover with the lease is lease.go.
 
 // followAsSlave keeps a DELAY_SLAVE running until ctx ends or the
@@ -83,7 +85,7 @@ func (r *registrar) checkRole(ctx context.Context) error {
 		r.demoted.Store(true)
 		s.online.Store(false) // no more sends are taken while the server stops
 		return fmt.Errorf("the metaserver now registers this delay server as %s of group %q (a SwapMasterSlave?): it stops taking sends and dispatching. "+
-			"Start it again to rejoin as the new master's slave (if its logs may hold a tail the new master never had, it says to delete its store.root first)",
+			"Start it again to rejoin as the new master's slave (after a lease takeover it cuts the tail of its logs the new master never had; after a manual swap, if its logs may hold such a tail, it says to delete its store.root first)",
 			protocol.RoleName(resp.Role), resp.GroupName)
 	}
 	return fmt.Errorf("the metaserver now registers this delay server as %s of group %q (promoted by SwapMasterSlave?): stopping so that its supervisor starts it again in the new role, where it serves the copy it holds",

@@ -257,23 +257,35 @@ func runKill9(t *testing.T, auto bool) {
 	}
 
 	// The killed master starts again, now registered as the slave: it
-	// copies only if its logs end within the takeover point; otherwise it
-	// stops and says to delete store.root, after which it rejoins.
+	// copies if its logs end within the takeover point; past it, after a
+	// lease promotion, it cuts its tail and stops to be started again;
+	// after a manual swap (no takeover point) it stops and says to delete
+	// store.root, after which it rejoins.
 	master.start()
-	testutil.Eventually(t, 15*time.Second, "the former master to rejoin or explain", func() bool {
+	testutil.Eventually(t, 15*time.Second, "the former master to rejoin, cut or explain", func() bool {
 		out := master.out.String()
-		return strings.Contains(out, "connected to the master") || strings.Contains(out, "delete its store.root")
+		return strings.Contains(out, "connected to the master") || strings.Contains(out, "delete its store.root") ||
+			strings.Contains(out, "start the server again to copy the new master")
 	})
-	if strings.Contains(master.out.String(), "delete its store.root") {
+	switch out := master.out.String(); {
+	case strings.Contains(out, "start the server again to copy the new master"):
 		<-master.done
 		master.cmd = nil
-		t.Logf("the former master refused to copy its tail: %s", lastLine(master.out.String(), "delete its store.root"))
+		if !auto {
+			t.Fatalf("the former master cut its tail after a manual swap: %s", lastLine(out, "cut the tail"))
+		}
+		t.Logf("the former master cut its unreplicated tail: %s", lastLine(out, "cut the tail"))
+		master.start()
+	case strings.Contains(out, "delete its store.root"):
+		<-master.done
+		master.cmd = nil
+		t.Logf("the former master refused to copy its tail: %s", lastLine(out, "delete its store.root"))
 		if err := os.RemoveAll(filepath.Join(master.dir, "store")); err != nil {
 			t.Fatal(err)
 		}
 		master.start()
-	} else {
-		t.Logf("the former master rejoined with its store: %s", lastLine(master.out.String(), "rejoins as slave"))
+	default:
+		t.Logf("the former master rejoined with its store: %s", lastLine(out, "rejoins as slave"))
 	}
 	master.waitLog("caught up with the master", 20*time.Second)
 }

@@ -189,7 +189,7 @@ func (r *registrar) renewLease(ctx context.Context) error {
 		case errors.As(err, new(*leaseRefused)):
 			r.demoted.Store(true)
 			s.online.Store(false)
-			return fmt.Errorf("the delay master lost its lease of group %s (%s): it stops taking sends and dispatching; start it again to rejoin as the slave (if its logs may hold a tail the new master never had, it says to delete its store.root first)",
+			return fmt.Errorf("the delay master lost its lease of group %s (%s): it stops taking sends and dispatching; start it again to rejoin as the slave (it first cuts the tail of its logs the new master never had)",
 				r.group, explain(err))
 		default:
 			if !failing {

@@ -114,6 +114,8 @@ func (r *registrar) run(ctx context.Context) error {
 		var fatal *fatalError
 		if err := r.checkRejoin(ctx); errors.As(err, &fatal) {
 			return fatal.err
+		} else if err != nil {
+			return err // a rejoinCut: Run cuts the tail
 		}
 	}
 	rep, err := s.startReplica(ctx, r.role, r.masterSync)
@@ -170,7 +172,7 @@ func (r *registrar) run(ctx context.Context) error {
 			return nil
 		case err := <-leaseLost:
 			if err != nil {
-				return err
+				return r.cutOnDemotion(ctx, err)
 			}
 			leaseLost = nil
 			continue
@@ -179,6 +181,9 @@ func (r *registrar) run(ctx context.Context) error {
 		r.tryConsul(ctx)
 		s.recheckDisk()
 		if err := r.checkRole(ctx); err != nil {
+			if r.demoted.Load() {
+				return r.cutOnDemotion(ctx, err)
+			}
 			return err
 		}
 		err := r.register(ctx, protocol.BrokerRequestHeartbeat)

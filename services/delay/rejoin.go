@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/storage/delaystore"
@@ -19,11 +20,54 @@ import (
 // so such a store must not replicate from it: copying would continue from
 // an offset inside the new master's records. A DELAY_MASTER therefore
 // records its term in store.root (masterFile); a store started as
-// DELAY_SLAVE with that record copies only if its ends are within the
-// takeover point of the next term (the metaserver's epochs, written by a
-// lease promotion), and otherwise stops with the recovery: delete
-// store.root. The broker cuts such a tail instead (services/broker,
-// failover.go); the delay store has no truncation yet.
+// DELAY_SLAVE with that record compares its ends with the takeover point
+// of the next term (the metaserver's epochs, written by a lease
+// promotion). Within it, it copies. Past it, the tail is cut like the
+// broker's (services/broker, failover.go): registrar.run ends with a
+// rejoinCut, Run closes the store, delaystore.TruncateLogs cuts both logs
+// at the takeover point (and the schedule records and checkpoint marks
+// that derive from the tail), and the server stops asking to be started
+// again; started again, its ends are within the takeover point and it
+// copies the new master. A master that learns it lost the group (lease
+// refused, swapped row) asks for the takeover point on its way out
+// (cutOnDemotion) and cuts then, so that one restart suffices. What is cut was never acknowledged with
+// wait.slave.wrote (the new master has everything acknowledged), and its
+// dispatch records are of deliveries the new master makes again.
+//
+// After a manual swap the metaserver records no takeover point, and the
+// new master's current ends do not tell where the two logs part (the old
+// master may have written records at offsets the new master has filled
+// since with others): such a store still stops and asks for its
+// store.root to be deleted.
+
+// rejoinCut ends registrar.run: Run cuts the store's logs at messageEnd and
+// dispatchEnd once the store is closed, then stops for a restart.
+type rejoinCut struct {
+	reason                  string
+	messageEnd, dispatchEnd int64
+}
+
+func (e *rejoinCut) Error() string {
+	return "rejoin as slave: " + e.reason + "; start the server again to copy the new master"
+}
+
+// cutTail runs after Close: the store must not be open.
+func (s *Server) cutTail(c *rejoinCut) error {
+	scfg := s.settings.Store
+	scfg.Logger = s.log.Named("store")
+	scfg.FS = s.fs
+	scfg.MaxMessageSize = s.settings.MaxMessageSize
+	begin := time.Now()
+	oldMsg, oldDisp, err := delaystore.TruncateLogs(scfg, c.messageEnd, c.dispatchEnd)
+	if err != nil {
+		return fmt.Errorf("cut the unreplicated tail of this former master's logs: %w; to recover, stop this server, delete its store.root and start it: it copies the group's master", err)
+	}
+	s.log.Warn("cut the tail this former master never replicated",
+		"message_log_end", c.messageEnd, "message_log_was", oldMsg, "message_bytes_cut", max(oldMsg-c.messageEnd, 0),
+		"dispatch_log_end", c.dispatchEnd, "dispatch_log_was", oldDisp, "dispatch_bytes_cut", max(oldDisp-c.dispatchEnd, 0),
+		"took", time.Since(begin))
+	return nil
+}
 
 // masterFile, in store.root, says this store was a DELAY_MASTER's.
 const masterFile = "delay-master-term.json"
@@ -67,7 +111,8 @@ func (s *Server) readMasterTerm() (masterTerm, bool) {
 }
 
 // checkRejoin runs before a DELAY_SLAVE copies: a store that was a master's
-// may copy only if its logs end within the next term's takeover point.
+// may copy only if its logs end within the next term's takeover point; a
+// rejoinCut asks for the cut when they go past it.
 func (r *registrar) checkRejoin(ctx context.Context) error {
 	s := r.s
 	t, ok := s.readMasterTerm()
@@ -96,14 +141,53 @@ func (r *registrar) checkRejoin(ctx context.Context) error {
 		}
 		return nil
 	}
+	if next != nil {
+		return &rejoinCut{
+			reason: fmt.Sprintf("this store was the DELAY_MASTER of group %s in term %d; term %d (%s) took over at message-log offset %d and dispatch-log offset %d, and this store goes on to %d and %d: the tail was never replicated and is cut",
+				t.Group, t.Epoch, next.Epoch, next.Holder, next.MessageOffset, next.ActionOffset, msgEnd, dispEnd),
+			messageEnd: min(msgEnd, next.MessageOffset), dispatchEnd: min(dispEnd, next.ActionOffset),
+		}
+	}
 	why := "the metaserver records no takeover point after its term (a manual swap, or a metaserver without BROKER_LEASE)"
 	if err != nil {
 		why = "the metaserver's terms cannot be read (" + explain(err) + ")"
-	} else if next != nil {
-		why = fmt.Sprintf("term %d (%s) took over at message-log offset %d and dispatch-log offset %d, and this store goes on to %d and %d",
-			next.Epoch, next.Holder, next.MessageOffset, next.ActionOffset, msgEnd, dispEnd)
 	}
 	return &fatalError{fmt.Errorf("this store (%s) was the DELAY_MASTER of group %s and may hold messages or dispatch records the new master never had: %s. "+
 		"To rejoin as slave, stop this server, delete its store.root and start it again: it copies the new master's logs (what it held and acknowledged is on the new master)",
 		s.settings.Store.Root, t.Group, why)}
+}
+
+// cutOnDemotion turns the error that stops a demoted master into a
+// rejoinCut when a later term recorded a takeover point: the cut then
+// happens as the server stops, and the next start copies at once. Without
+// one (a manual swap, the metaserver out of reach) the error is returned
+// as is and the next start decides (checkRejoin).
+func (r *registrar) cutOnDemotion(ctx context.Context, demoted error) error {
+	s := r.s
+	if !s.settings.Failover.Enable {
+		return demoted
+	}
+	l := &leaser{s: s, group: r.group, addr: r.brokerA}
+	defer l.close()
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	resp, _, err := l.call(cctx, protocol.LeaseStatus)
+	if err != nil {
+		s.log.Warn("cannot read the group's terms on the way out; the next start checks this store's tail", "error", explain(err))
+		return demoted
+	}
+	for _, e := range resp.Epochs {
+		if e.Epoch <= r.epoch {
+			continue
+		}
+		// The takeover point is the slave's ends then: copies of this
+		// store's bytes, so never past this store's ends; a log that ends
+		// there already is left alone by the cut.
+		return &rejoinCut{
+			reason: fmt.Sprintf("%v; term %d (%s) took over at message-log offset %d and dispatch-log offset %d: what this store holds past them was never replicated and is cut",
+				demoted, e.Epoch, e.Holder, e.MessageOffset, e.ActionOffset),
+			messageEnd: e.MessageOffset, dispatchEnd: e.ActionOffset,
+		}
+	}
+	return demoted
 }

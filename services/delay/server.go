@@ -192,7 +192,9 @@ func (s *Server) Settings() Settings { return s.settings }
 
 // Run serves until ctx is cancelled or the server cannot go on (the
 // metaserver assigns a role it does not support), then shuts down: OFFLINE
-// to the metaserver if it was online, stop serving, close the store.
+// to the metaserver if it was online, stop serving, close the store. A
+// former master rejoining as slave past the takeover point cuts its logs'
+// tail after the store is closed and stops for a restart (rejoin.go).
 func (s *Server) Run(ctx context.Context) error {
 	// The first error of a goroutine ends gctx for all of them; errors after
 	// gctx ended are the shutdown's, not causes.
@@ -240,6 +242,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	reg.offline()
 	err := s.Close()
+	if cut := (*rejoinCut)(nil); errors.As(runErr, &cut) && err == nil {
+		err = s.cutTail(cut) // rejoin.go: the store is closed now
+	}
 	s.log.Info("delay server stopped")
 	return errors.Join(runErr, err)
 }

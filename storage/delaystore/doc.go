@@ -75,6 +75,15 @@
 // now+LoadAhead is loaded into the wheel, without the collected sequences.
 // An unreadable checkpoint only costs time: every bucket is rescanned.
 //
+// # Truncation (truncate.go)
+//
+// TruncateLogs cuts a closed store's message log and dispatch log at a
+// former master's takeover point, with the bucket records whose sequence
+// is at or past the message-log cut and the checkpoint marks that describe
+// them. A synced marker (truncate.pending under Root) announces the cut
+// first and goes last; Open finishes a cut it finds announced, so a crash
+// leaves the old store or the cut one.
+//
 // # Durability
 //
 // With FlushSync, Append returns after an fsync of the message log and

@@ -132,6 +132,10 @@ func Open(cfg Config) (*Store, error) {
 		s.metrics.unregister()
 		return nil, err
 	}
+	if err := resumeTruncation(cfg); err != nil { // truncate.go
+		s.metrics.unregister()
+		return nil, err
+	}
 	cp := replayCheckpoint{buckets: map[int64]bucketMark{}}
 	ckptPath := filepath.Join(s.ckptDir, ckptFile)
 	if data, err := readFile(fs, ckptPath); err != nil {
