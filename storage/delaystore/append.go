@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/qmq-go/qmq/storage/diskspace"
+	"github.com/qmq-go/qmq/storage/segment"
 )
 
 // Append writes msgs to the message log and returns the log's end after
@@ -135,7 +136,12 @@ func (s *Store) replay() error {
 		if rec.seq <= b.lastSeq {
 			return nil
 		}
-		r.add(b, id, rec.seq, rec.scheduleTime, rb)
+		// A view of its own (a pin, no copy): scan releases rb's.
+		v, err := s.msgs.Read(off, len(rb))
+		if err != nil {
+			return fmt.Errorf("read message-log record %d: %w", off, err)
+		}
+		r.add(b, id, rec.seq, rec.scheduleTime, v)
 		if r.bytes >= maxReplayBatch {
 			return r.write()
 		}
@@ -189,27 +195,29 @@ type replayBatch struct {
 }
 
 // bucketBatch is the records gathered for one bucket, in sequence order.
+// The records are views of the message log (pins, not copies).
 type bucketBatch struct {
 	b     *bucket
 	id    int64
-	buf   []byte // the records, back to back
+	recs  []segment.View
 	sizes []int
 	seqs  []int64
 	times []int64
 }
 
-func (r *replayBatch) add(b *bucket, id, seq, scheduleTime int64, rb []byte) {
+func (r *replayBatch) add(b *bucket, id, seq, scheduleTime int64, v segment.View) {
 	bb := r.byBucket[b]
 	if bb == nil {
 		bb = &bucketBatch{b: b, id: id}
 		r.byBucket[b] = bb
 		r.order = append(r.order, bb)
 	}
-	bb.buf = append(bb.buf, rb...)
-	bb.sizes = append(bb.sizes, len(rb))
+	size := len(v.Bytes())
+	bb.recs = append(bb.recs, v)
+	bb.sizes = append(bb.sizes, size)
 	bb.seqs = append(bb.seqs, seq)
 	bb.times = append(bb.times, scheduleTime)
-	r.bytes += len(rb)
+	r.bytes += size
 }
 
 // write appends the gathered records to their buckets, one AppendBatch per
@@ -228,11 +236,9 @@ func (r *replayBatch) write() error {
 			break
 		}
 		boffs := make([]int64, len(bb.sizes))
-		pos := 0
 		n, err := l.AppendBatch(bb.sizes, func(i int, off int64, dst []byte) {
-			copy(dst, bb.buf[pos:pos+len(dst)])
-			pos += len(dst)
 			boffs[i] = off
+			copy(dst, bb.recs[i].Bytes())
 		})
 		if n > 0 {
 			b := bb.b
@@ -256,8 +262,18 @@ func (r *replayBatch) write() error {
 			firstErr = fmt.Errorf("append to schedule bucket %s: %w", bb.b.dir, err)
 		}
 	}
-	r.byBucket, r.order, r.bytes = map[*bucket]*bucketBatch{}, nil, 0
+	r.release()
 	return firstErr
+}
+
+// release unpins the gathered records and starts over.
+func (r *replayBatch) release() {
+	for _, bb := range r.order {
+		for _, v := range bb.recs {
+			v.Release()
+		}
+	}
+	r.byBucket, r.order, r.bytes = map[*bucket]*bucketBatch{}, nil, 0
 }
 
 // flusher makes the logs durable every FlushInterval (without FlushSync)
