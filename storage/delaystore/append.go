@@ -117,7 +117,7 @@ func (s *Store) replay() error {
 	if s.replayed >= target {
 		return nil
 	}
-	r := replayBatch{s: s, byBucket: map[*bucket]*bucketBatch{}}
+	r := replayBatch{s: s}
 	end, err := scan(s.msgs, s.replayed, target, recHeaderSize, func(b []byte, off int64) (int, bool, error) {
 		rec, err := decodeRecord(b, false) // validated when written, recovered or replicated
 		if err == nil && rec.attr == attrMessage && rec.seq != off {
@@ -185,9 +185,15 @@ const maxReplayBatch = 4 << 20
 
 // replayBatch gathers one replay's bucket copies (under replayMu).
 type replayBatch struct {
-	s        *Store
+	s *Store
+	// The buckets gathered for, in first-seen order (so writes are
+	// deterministic). A replay usually touches a few (with FlushSync, one
+	// request's worth): they are found by a scan, and only past
+	// replayScanBuckets of them (a replay after a restart, schedule times
+	// spread over months) through byBucket.
+	order    []*bucketBatch
+	last     *bucketBatch
 	byBucket map[*bucket]*bucketBatch
-	order    []*bucketBatch // first-seen order, so writes are deterministic
 	bytes    int
 	// Wheel entries and pending counts of the records written.
 	adds   []Entry
@@ -206,11 +212,17 @@ type bucketBatch struct {
 }
 
 func (r *replayBatch) add(b *bucket, id, seq, scheduleTime int64, v segment.View) {
-	bb := r.byBucket[b]
-	if bb == nil {
-		bb = &bucketBatch{b: b, id: id}
-		r.byBucket[b] = bb
-		r.order = append(r.order, bb)
+	bb := r.last
+	if bb == nil || bb.b != b {
+		bb = r.find(b)
+		if bb == nil {
+			bb = &bucketBatch{b: b, id: id}
+			r.order = append(r.order, bb)
+			if r.byBucket != nil {
+				r.byBucket[b] = bb
+			}
+		}
+		r.last = bb
 	}
 	size := len(v.Bytes())
 	bb.recs = append(bb.recs, v)
@@ -273,7 +285,29 @@ func (r *replayBatch) release() {
 			v.Release()
 		}
 	}
-	r.byBucket, r.order, r.bytes = map[*bucket]*bucketBatch{}, nil, 0
+	r.order, r.last, r.byBucket, r.bytes = nil, nil, nil, 0
+}
+
+// replayScanBuckets: up to this many buckets in one replay batch are found
+// by a scan, more through a map.
+const replayScanBuckets = 16
+
+func (r *replayBatch) find(b *bucket) *bucketBatch {
+	if r.byBucket != nil {
+		return r.byBucket[b]
+	}
+	for _, x := range r.order {
+		if x.b == b {
+			return x
+		}
+	}
+	if len(r.order) >= replayScanBuckets {
+		r.byBucket = make(map[*bucket]*bucketBatch, 2*len(r.order))
+		for _, x := range r.order {
+			r.byBucket[x.b] = x
+		}
+	}
+	return nil
 }
 
 // flusher makes the logs durable every FlushInterval (without FlushSync)
