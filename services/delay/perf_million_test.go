@@ -129,13 +129,22 @@ func quantiles(d []time.Duration) (p50, p99, mx time.Duration) {
 	return q(0.5), q(0.99), q(1)
 }
 
-// procRSS returns the VmRSS and VmHWM of pid in bytes.
-func procRSS(t *testing.T, pid int) (rss, hwm int64) {
+// procMem is a process's resident memory in bytes (/proc/<pid>/status):
+// RSS splits into anonymous memory (heap, the wheel) and file pages mapped
+// in (the logs' mappings: clean page cache the kernel can take back).
+type procMem struct{ rss, anon, file, hwm int64 }
+
+func (m procMem) String() string {
+	return fmt.Sprintf("RSS %d MiB (anon %d MiB, file %d MiB)", m.rss>>20, m.anon>>20, m.file>>20)
+}
+
+// procRSS reads pid's procMem.
+func procRSS(t *testing.T, pid int) (m procMem) {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		t.Logf("RSS of %d: %v", pid, err)
-		return 0, 0
+		return m
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Fields(line)
@@ -145,12 +154,16 @@ func procRSS(t *testing.T, pid int) (rss, hwm int64) {
 		kb, _ := strconv.ParseInt(f[1], 10, 64)
 		switch f[0] {
 		case "VmRSS:":
-			rss = kb << 10
+			m.rss = kb << 10
+		case "RssAnon:":
+			m.anon = kb << 10
+		case "RssFile:":
+			m.file = kb << 10
 		case "VmHWM:":
-			hwm = kb << 10
+			m.hwm = kb << 10
 		}
 	}
-	return rss, hwm
+	return m
 }
 
 // perfDelayProc starts a delay server subprocess (DELAY_MASTER of delay1,
@@ -211,18 +224,19 @@ func TestPerfDelayMillion(t *testing.T) {
 	col := collectLateness(t, m.Endpoint(), subject, n)
 	time.Sleep(time.Second) // the group starts at the next message
 
-	rss0, _ := procRSS(t, d.cmd.Process.Pid)
+	m0 := procRSS(t, d.cmd.Process.Pid)
 	// The first due a little after sending starts: sending runs far ahead
 	// of the schedule (a million over 10 minutes is 1,667 a second).
 	first := time.Now().Add(10 * time.Second)
 	sent := sendSpread(t, m.Endpoint(), subject, n, first, window)
 	time.Sleep(time.Second) // a background flush and replay
-	rss1, _ := procRSS(t, d.cmd.Process.Pid)
-	t.Logf("%d messages due over %v sent in %v (%.0f msg/s); delay server RSS %d MiB before, %d MiB after: %+.0f bytes per scheduled message",
-		n, window, sent.Round(time.Millisecond), float64(n)/sent.Seconds(), rss0>>20, rss1>>20, float64(rss1-rss0)/float64(n))
+	m1 := procRSS(t, d.cmd.Process.Pid)
+	t.Logf("%d messages due over %v sent in %v (%.0f msg/s); delay server %v before, %v after: per scheduled message RSS %+.0f bytes (anon %+.0f, file %+.0f)",
+		n, window, sent.Round(time.Millisecond), float64(n)/sent.Seconds(), m0, m1,
+		float64(m1.rss-m0.rss)/float64(n), float64(m1.anon-m0.anon)/float64(n), float64(m1.file-m0.file)/float64(n))
 
 	got := col.waitAll(n, first.Add(window+time.Minute))
-	_, hwm := procRSS(t, d.cmd.Process.Pid)
+	hwm := procRSS(t, d.cmd.Process.Pid).hwm
 	col.mu.Lock()
 	defer col.mu.Unlock()
 	over := 0
