@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/qmq-go/qmq/storage/diskspace"
+	"github.com/qmq-go/qmq/storage/segment"
 )
 
 // Append writes msgs to the message log and returns the log's end after
@@ -26,27 +27,23 @@ func (s *Store) Append(msgs []Message) (end int64, err error) {
 	if err := s.checkDisk(); err != nil {
 		return 0, err
 	}
-	s.appendMu.Lock()
+	sizes := make([]int, len(msgs))
 	for i := range msgs {
-		m := &msgs[i]
-		n := recordSize(m.Subject, m.MessageID, m.Payload)
-		// The record's sequence is its offset: where it will land, after a
-		// filler if it does not fit the active segment.
-		pos := s.msgs.WrotePosition()
-		if segEnd := s.msgs.SegmentEnd(pos); segEnd >= 0 && pos+int64(n) > segEnd {
-			pos = segEnd
+		sizes[i] = recordSize(msgs[i].Subject, msgs[i].MessageID, msgs[i].Payload)
+	}
+	s.appendMu.Lock()
+	// One write for the whole request (per segment it spans), not one per
+	// record: the system calls were half the receive path's time. Each
+	// record's sequence is the offset the log hands it, after a filler if it
+	// did not fit the active segment.
+	n, err := s.msgs.AppendBatch(sizes, func(i int, off int64, b []byte) { encodeRecord(b, &msgs[i], off) })
+	if err != nil {
+		s.appendMu.Unlock()
+		if n > 0 {
+			notify(&s.msgNotify)
 		}
-		off, err := s.msgs.Append(n, func(b []byte) { encodeRecord(b, m, pos) })
-		if err == nil && off != pos {
-			err = fmt.Errorf("record landed at %d, not at its sequence %d", off, pos)
-		}
-		if err != nil {
-			s.appendMu.Unlock()
-			if i > 0 {
-				notify(&s.msgNotify)
-			}
-			return 0, fmt.Errorf("delay store: append %q/%q to the message log: %w", m.Subject, m.MessageID, err)
-		}
+		m := &msgs[n]
+		return 0, fmt.Errorf("delay store: append %q/%q to the message log: %w", m.Subject, m.MessageID, err)
 	}
 	end = s.msgs.WrotePosition()
 	s.appendMu.Unlock()
@@ -110,7 +107,9 @@ func (s *Store) checkDisk() error {
 // replay copies the durable message-log records not replayed yet into
 // their schedule buckets, and puts those of loaded buckets into the wheel.
 // A record whose sequence its bucket already holds (written before a crash,
-// after the last checkpoint) is not written again.
+// after the last checkpoint) is not written again. The copies are gathered
+// per bucket and written with one write per bucket (bucketBatch), not one
+// per record.
 func (s *Store) replay() error {
 	s.replayMu.Lock()
 	defer s.replayMu.Unlock()
@@ -118,8 +117,7 @@ func (s *Store) replay() error {
 	if s.replayed >= target {
 		return nil
 	}
-	var adds []Entry
-	counts := map[*bucket]int64{}
+	r := replayBatch{s: s}
 	end, err := scan(s.msgs, s.replayed, target, recHeaderSize, func(b []byte, off int64) (int, bool, error) {
 		rec, err := decodeRecord(b, false) // validated when written, recovered or replicated
 		if err == nil && rec.attr == attrMessage && rec.seq != off {
@@ -133,42 +131,41 @@ func (s *Store) replay() error {
 		if err != nil {
 			return err
 		}
+		// Sequences only grow, so a record gathered but not yet written
+		// cannot be at or below lastSeq either.
 		if rec.seq <= b.lastSeq {
 			return nil
 		}
-		l, err := s.bucketLog(b)
+		// A view of its own (a pin, no copy): scan releases rb's.
+		v, err := s.msgs.Read(off, len(rb))
 		if err != nil {
-			return err
+			return fmt.Errorf("read message-log record %d: %w", off, err)
 		}
-		boff, err := l.Append(len(rb), func(dst []byte) { copy(dst, rb) })
-		if err != nil {
-			return fmt.Errorf("append to schedule bucket %s: %w", b.dir, err)
+		r.add(b, id, rec.seq, rec.scheduleTime, v)
+		if r.bytes >= maxReplayBatch {
+			return r.write()
 		}
-		b.lastSeq, b.dirty, b.done = rec.seq, true, false
-		b.end, b.lastWrite = l.WrotePosition(), time.Now()
-		if id > s.loadedUpTo {
-			return nil
-		}
-		if sk := s.skip[id]; sk != nil {
-			if _, ok := sk[rec.seq]; ok {
-				delete(sk, rec.seq)
-				return nil
-			}
-		}
-		adds = append(adds, Entry{ScheduleTime: rec.scheduleTime, Sequence: rec.seq, offset: boff, size: int32(rec.size)})
-		counts[b]++
 		return nil
 	})
+	if err == nil {
+		err = r.write()
+	} else {
+		// What was gathered before the failure still goes to its buckets:
+		// those records are durable in the message log.
+		if werr := r.write(); werr != nil {
+			s.log.Error("replay: write gathered records after a failure", "error", werr)
+		}
+	}
 	if err == nil && end != target {
 		err = fmt.Errorf("invalid record at message-log offset %d", end)
 	}
 	// Whatever was written is in the buckets: account for it even on error.
-	if len(adds) > 0 {
+	if len(r.adds) > 0 {
 		s.mu.Lock()
-		for _, e := range adds {
+		for _, e := range r.adds {
 			s.wheel.Add(e.item())
 		}
-		for b, n := range counts {
+		for b, n := range r.counts {
 			b.pending += n
 		}
 		s.wakeLocked()
@@ -178,6 +175,138 @@ func (s *Store) replay() error {
 		return fmt.Errorf("delay store: replay message log from %d: %w", s.replayed, err)
 	}
 	s.replayed = end
+	return nil
+}
+
+// maxReplayBatch bounds the bytes replay gathers before writing them to
+// their buckets: a replay after a restart may cover a whole message-log
+// segment.
+const maxReplayBatch = 4 << 20
+
+// replayBatch gathers one replay's bucket copies (under replayMu).
+type replayBatch struct {
+	s *Store
+	// The buckets gathered for, in first-seen order (so writes are
+	// deterministic). A replay usually touches a few (with FlushSync, one
+	// request's worth): they are found by a scan, and only past
+	// replayScanBuckets of them (a replay after a restart, schedule times
+	// spread over months) through byBucket.
+	order    []*bucketBatch
+	last     *bucketBatch
+	byBucket map[*bucket]*bucketBatch
+	bytes    int
+	// Wheel entries and pending counts of the records written.
+	adds   []Entry
+	counts map[*bucket]int64
+}
+
+// bucketBatch is the records gathered for one bucket, in sequence order.
+// The records are views of the message log (pins, not copies).
+type bucketBatch struct {
+	b     *bucket
+	id    int64
+	recs  []segment.View
+	sizes []int
+	seqs  []int64
+	times []int64
+}
+
+func (r *replayBatch) add(b *bucket, id, seq, scheduleTime int64, v segment.View) {
+	bb := r.last
+	if bb == nil || bb.b != b {
+		bb = r.find(b)
+		if bb == nil {
+			bb = &bucketBatch{b: b, id: id}
+			r.order = append(r.order, bb)
+			if r.byBucket != nil {
+				r.byBucket[b] = bb
+			}
+		}
+		r.last = bb
+	}
+	size := len(v.Bytes())
+	bb.recs = append(bb.recs, v)
+	bb.sizes = append(bb.sizes, size)
+	bb.seqs = append(bb.seqs, seq)
+	bb.times = append(bb.times, scheduleTime)
+	r.bytes += size
+}
+
+// write appends the gathered records to their buckets, one AppendBatch per
+// bucket, and records what was written (lastSeq, end, wheel entries) even
+// when a bucket fails part way, so a later replay skips exactly those.
+func (r *replayBatch) write() error {
+	s := r.s
+	var firstErr error
+	for _, bb := range r.order {
+		if firstErr != nil {
+			break
+		}
+		l, err := s.bucketLog(bb.b)
+		if err != nil {
+			firstErr = err
+			break
+		}
+		boffs := make([]int64, len(bb.sizes))
+		n, err := l.AppendBatch(bb.sizes, func(i int, off int64, dst []byte) {
+			boffs[i] = off
+			copy(dst, bb.recs[i].Bytes())
+		})
+		if n > 0 {
+			b := bb.b
+			b.lastSeq, b.dirty, b.done = bb.seqs[n-1], true, false
+			b.end, b.lastWrite = l.WrotePosition(), time.Now()
+		}
+		for i := 0; i < n && bb.id <= s.loadedUpTo; i++ {
+			if sk := s.skip[bb.id]; sk != nil {
+				if _, ok := sk[bb.seqs[i]]; ok {
+					delete(sk, bb.seqs[i])
+					continue
+				}
+			}
+			r.adds = append(r.adds, Entry{ScheduleTime: bb.times[i], Sequence: bb.seqs[i], offset: boffs[i], size: int32(bb.sizes[i])})
+			if r.counts == nil {
+				r.counts = map[*bucket]int64{}
+			}
+			r.counts[bb.b]++
+		}
+		if err != nil {
+			firstErr = fmt.Errorf("append to schedule bucket %s: %w", bb.b.dir, err)
+		}
+	}
+	r.release()
+	return firstErr
+}
+
+// release unpins the gathered records and starts over.
+func (r *replayBatch) release() {
+	for _, bb := range r.order {
+		for _, v := range bb.recs {
+			v.Release()
+		}
+	}
+	r.order, r.last, r.byBucket, r.bytes = nil, nil, nil, 0
+}
+
+// replayScanBuckets: up to this many buckets in one replay batch are found
+// by a scan, more through a map.
+const replayScanBuckets = 16
+
+func (r *replayBatch) find(b *bucket) *bucketBatch {
+	if r.byBucket != nil {
+		return r.byBucket[b]
+	}
+	for _, x := range r.order {
+		if x.b == b {
+			return x
+		}
+	}
+	if len(r.order) >= replayScanBuckets {
+		r.byBucket = make(map[*bucket]*bucketBatch, 2*len(r.order))
+		for _, x := range r.order {
+			r.byBucket[x.b] = x
+		}
+	}
 	return nil
 }
 

@@ -93,7 +93,10 @@
 // message-log records are replayed, so a bucket never holds a record a
 // crash can take back. Buckets themselves are fsynced before each
 // checkpoint (every second and at Close); what a crash takes from them
-// after the checkpoint is replayed again.
+// after the checkpoint is replayed again. Append writes a request's records
+// with one write per segment, and the replay each bucket's share with one
+// write (segment.Log.AppendBatch): the end moves only after the write, so a
+// record is visible to readers, flushes and the replay only once written.
 //
 // # The window and the wheel
 //
