@@ -23,6 +23,7 @@ import (
 
 	"github.com/qmq-go/qmq/client"
 	"github.com/qmq-go/qmq/internal/backoff"
+	"github.com/qmq-go/qmq/internal/faultproxy"
 	"github.com/qmq-go/qmq/internal/testutil"
 	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/protocol/remoting"
@@ -41,8 +42,8 @@ func faultIterations() int {
 type faultCluster struct {
 	m         *metaHarness
 	a, b, c   *procBroker
-	syncProxy *faultProxy // nil unless proxySync
-	metaProxy *faultProxy // nil unless proxyMeta
+	syncProxy *faultproxy.Proxy // nil unless proxySync
+	metaProxy *faultproxy.Proxy // nil unless proxyMeta
 }
 
 func startFaultCluster(t *testing.T, proxySync, proxyMeta bool) *faultCluster {
@@ -51,12 +52,12 @@ func startFaultCluster(t *testing.T, proxySync, proxyMeta bool) *faultCluster {
 	ports := testutil.FreePorts(t, 6)
 	var via procNet
 	if proxySync {
-		f.syncProxy = newFaultProxy(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1])))
-		via.registeredSync = f.syncProxy.port()
+		f.syncProxy = faultproxy.New(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1])))
+		via.registeredSync = f.syncProxy.Port()
 	}
 	if proxyMeta {
-		f.metaProxy = newFaultProxy(t, f.m.TCP())
-		via.metaEndpoint = f.metaProxy.addr()
+		f.metaProxy = faultproxy.New(t, f.m.TCP())
+		via.metaEndpoint = f.metaProxy.Addr()
 	}
 	// A lagging slave marks g1 read-only: producers then leave it for g2
 	// instead of waiting wait.slave.wrote.timeout.ms on every other send.
@@ -226,14 +227,14 @@ func TestFaultSyncLinkSlowAndPartitioned(t *testing.T) {
 			probe := newRawSender(t, f.a.port)
 			load.more(100, "before the faults")
 
-			f.syncProxy.setDelay(20 * time.Millisecond)
+			f.syncProxy.SetDelay(20 * time.Millisecond)
 			load.more(100, "over a slow sync link")
 			if code, remark, err := probe.send(subject, 5*time.Second); err != nil || code != sendOK {
 				t.Fatalf("over a slow sync link the master should still acknowledge: code %d %q %v", code, remark, err)
 			}
-			f.syncProxy.setDelay(0)
+			f.syncProxy.SetDelay(0)
 
-			f.syncProxy.partition()
+			f.syncProxy.Partition()
 			code, remark, err := probe.send(subject, 5*time.Second)
 			if err != nil || code != protocol.SendBrokerBusy {
 				t.Fatalf("with its slave cut off the master should answer BROKER_BUSY, got code %d %q %v", code, remark, err)
@@ -242,7 +243,7 @@ func TestFaultSyncLinkSlowAndPartitioned(t *testing.T) {
 			load.more(100, "while the slave is cut off (producers use g2)")
 			time.Sleep(2 * time.Second) // longer than failover.master.timeout.ms: the slave must not take over
 
-			f.syncProxy.heal()
+			f.syncProxy.Heal()
 			testutil.Eventually(t, 20*time.Second, "the master acknowledges again after the heal", func() bool {
 				code, _, err := probe.send(subject, 5*time.Second)
 				return err == nil && code == sendOK
@@ -325,8 +326,8 @@ func TestFaultLiveMasterPartitioned(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
 			load.more(20+rng.IntN(300), "before the partition")
 
-			f.metaProxy.partition()
-			f.syncProxy.partition()
+			f.metaProxy.Partition()
+			f.syncProxy.Partition()
 			cut := time.Now()
 			probe := startFenceProbe(t, f.a.port, subject, cut)
 			f.b.waitLog("this slave took over as the group's master", 20*time.Second)
@@ -344,8 +345,8 @@ func TestFaultLiveMasterPartitioned(t *testing.T) {
 			f.b.waitLog("broker online", 20*time.Second)
 			load.more(50, "after the promotion")
 
-			f.metaProxy.heal()
-			f.syncProxy.heal()
+			f.metaProxy.Heal()
+			f.syncProxy.Heal()
 			f.a.waitLog("caught up with the master", 30*time.Second)
 			// The sends A stored after the partition (answered BROKER_BUSY) were never the group's.
 			f.a.waitLog("cut the tail this former master never replicated", time.Second)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/qmq-go/qmq/consul/consultest"
 	"github.com/qmq-go/qmq/internal/backoff"
+	"github.com/qmq-go/qmq/internal/faultproxy"
 	"github.com/qmq-go/qmq/internal/testutil"
 )
 
@@ -106,10 +107,10 @@ func TestConsulLeaseMasterCutOffFromConsul(t *testing.T) {
 	kv := consulKV(t, agent.HTTPAddr)
 	m := startMeta(t)
 	ports := testutil.FreePorts(t, 6)
-	syncProxy := newFaultProxy(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1])))
-	consulProxy := newFaultProxy(t, agent.HTTPAddr)
+	syncProxy := faultproxy.New(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1])))
+	consulProxy := faultproxy.New(t, agent.HTTPAddr)
 	sets := append(failoverSets(true), "slave.message.lag.mark_readonly=true", "slave.message.lag.time.max.seconds=1")
-	a := newProcBrokerVia(t, m, procNet{registeredSync: syncProxy.port()}, "g1", "cl-a", 0, ports[0], ports[1], append(sets, consulLeaseSets(t, consulProxy.addr())...)...)
+	a := newProcBrokerVia(t, m, procNet{registeredSync: syncProxy.Port()}, "g1", "cl-a", 0, ports[0], ports[1], append(sets, consulLeaseSets(t, consulProxy.Addr())...)...)
 	b := newProcBroker(t, m, "g1", "cl-b", 1, ports[2], ports[3], append(sets, consulLeaseSets(t, agent.HTTPAddr)...)...)
 	c := newProcBroker(t, m, "g2", "cl-c", 0, ports[4], ports[5])
 	a.start()
@@ -124,8 +125,8 @@ func TestConsulLeaseMasterCutOffFromConsul(t *testing.T) {
 	load := startFaultLoad(t, m, subject)
 	load.more(100, "before the partition")
 
-	consulProxy.partition()
-	syncProxy.partition()
+	consulProxy.Partition()
+	syncProxy.Partition()
 	cut := time.Now()
 	probe := startFenceProbe(t, a.port, subject, cut.Add(time.Second)) // sends in flight at the cut may still land
 	var (
@@ -179,8 +180,8 @@ func TestConsulLeaseMasterCutOffFromConsul(t *testing.T) {
 	b.waitLog("broker online", 20*time.Second)
 	load.more(50, "after the promotion")
 
-	consulProxy.heal()
-	syncProxy.heal()
+	consulProxy.Heal()
+	syncProxy.Heal()
 	a.waitLog("caught up with the master", 90*time.Second) // copying what B took under load meanwhile
 	load.more(50, "after the old master rejoined")
 	n := load.finish()

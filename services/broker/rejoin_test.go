@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qmq-go/qmq/internal/faultproxy"
 	"github.com/qmq-go/qmq/internal/testutil"
 )
 
@@ -24,16 +25,16 @@ func TestRejoinBuildsFreshInstance(t *testing.T) {
 	}
 	m := startMeta(t)
 	p := testutil.FreePorts(t, 4)
-	syncProxy := newFaultProxy(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(p[1])))
-	metaProxy := newFaultProxy(t, m.TCP())
+	syncProxy := faultproxy.New(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(p[1])))
+	metaProxy := faultproxy.New(t, m.TCP())
 	sets := failoverSets(true)
 	keys := "broker.http.port=0\nmeta.retry.interval.ms=100\nbroker.heartbeat.interval.ms=200\nmessage.retry.delay.seconds=0\nbroker.advertise.ip=127.0.0.1\n"
 
 	// A listens for its slave on p[1] but is registered with the proxy's port.
-	m.AddBrokerPorts("g1", 0, "rj-a", p[0], syncProxy.port())
+	m.AddBrokerPorts("g1", 0, "rj-a", p[0], syncProxy.Port())
 	aDir := t.TempDir()
 	a := &brokerHarness{t: t, meta: m, dir: aDir, root: aDir + "/store", hostname: "rj-a", group: "g1", port: p[0],
-		base: "meta.server.endpoint=" + metaProxy.addr() + "\n" + keys, sets: append([]string{"sync.port=" + strconv.Itoa(p[1])}, sets...)}
+		base: "meta.server.endpoint=" + metaProxy.Addr() + "\n" + keys, sets: append([]string{"sync.port=" + strconv.Itoa(p[1])}, sets...)}
 	t.Cleanup(a.stop)
 	b := pairMember(t, m, "rj-b", 1, p[2], p[3], sets...)
 	a.start(false, true)
@@ -63,11 +64,11 @@ func TestRejoinBuildsFreshInstance(t *testing.T) {
 	}()
 	defer func() { stop.Store(true); wg.Wait() }()
 
-	metaProxy.partition()
-	syncProxy.partition()
+	metaProxy.Partition()
+	syncProxy.Partition()
 	testutil.Eventually(t, 20*time.Second, "the slave took over", func() bool { return strings.Contains(b.logs.String(), "this slave took over as the group's master") })
-	metaProxy.heal()
-	syncProxy.heal()
+	metaProxy.Heal()
+	syncProxy.Heal()
 	testutil.Eventually(t, 30*time.Second, "the old master rejoined as a slave", func() bool { return strings.Contains(a.logs.String(), "rejoining the group as its slave") })
 	testutil.Eventually(t, 30*time.Second, "the old master caught up as a slave", func() bool {
 		return a.srv.Registry() != firstRegistry && a.srv.inst().replica.Load() != nil && strings.Contains(a.logs.String(), "caught up with the master")

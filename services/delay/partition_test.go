@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qmq-go/qmq/internal/faultproxy"
 	"github.com/qmq-go/qmq/internal/testutil"
 	"github.com/qmq-go/qmq/protocol"
 )
@@ -81,12 +82,12 @@ func TestDelayLiveMasterPartitioned(t *testing.T) {
 	// The master's sync port as registered is a proxy (the slave dials it),
 	// and it reaches the metaserver through another.
 	ports := testutil.FreePorts(t, 2)
-	syncProxy := newFaultProxy(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1])))
-	metaProxy := newFaultProxy(t, m.TCP())
-	m.AddBrokerPorts(delayGroup, int(protocol.RoleDelayMaster), delayHost, ports[0], syncProxy.port())
+	syncProxy := faultproxy.New(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1])))
+	metaProxy := faultproxy.New(t, m.TCP())
+	m.AddBrokerPorts(delayGroup, int(protocol.RoleDelayMaster), delayHost, ports[0], syncProxy.Port())
 	master := &delayHarness{t: t, meta: m, root: filepath.Join(t.TempDir(), delayHost), port: ports[0], hostname: delayHost,
 		settings: func(s *Settings) {
-			s.MetaEndpoint = metaProxy.addr()
+			s.MetaEndpoint = metaProxy.Addr()
 			s.SyncPort = ports[1]
 			s.SyncSecret = testSecret
 			s.Replication.SlaveSyncTimeout = time.Second
@@ -160,8 +161,8 @@ func TestDelayLiveMasterPartitioned(t *testing.T) {
 	time.Sleep(4 * time.Second) // dispatches too
 	endsBefore := logEnds(master)
 
-	metaProxy.partition()
-	syncProxy.partition()
+	metaProxy.Partition()
+	syncProxy.Partition()
 	cut := time.Now()
 	var sv supervisor
 	// The slave takes over and exits to be started as the master.
@@ -186,8 +187,8 @@ func TestDelayLiveMasterPartitioned(t *testing.T) {
 	// way out (the metaserver has the takeover point) and stops; started
 	// again as slave it copies.
 	healed := time.Now()
-	metaProxy.heal()
-	syncProxy.heal()
+	metaProxy.Heal()
+	syncProxy.Heal()
 	sv.restartOnExit(t, master, 20*time.Second)
 	if !sv.said("lost its lease") && !sv.said("now registers this delay server") {
 		t.Fatalf("the old master exited without saying it lost the group: %v", sv.exits)

@@ -1,4 +1,4 @@
-package broker
+package faultproxy
 
 import (
 	"net"
@@ -7,14 +7,14 @@ import (
 	"time"
 )
 
-// faultProxy forwards one listening port to a target for the fault tests.
+// Proxy forwards one listening port to a target for the fault tests.
 // cut makes it a black hole (what a network partition looks like to both
 // ends: silence, no reset): bytes already in flight and new connections
 // are swallowed until heal, which resets the swallowed connections and
 // forwards new ones again. delay slows every chunk in both directions
 // (a slow link).
-type faultProxy struct {
-	t      *testing.T
+type Proxy struct {
+	t      testing.TB
 	ln     net.Listener
 	target string
 
@@ -30,25 +30,25 @@ type proxyConn struct {
 	holed          bool // swallowed by a cut: closed at heal
 }
 
-func newFaultProxy(t *testing.T, target string) *faultProxy {
+func New(t testing.TB, target string) *Proxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &faultProxy{t: t, ln: ln, target: target, conns: map[*proxyConn]struct{}{}}
+	p := &Proxy{t: t, ln: ln, target: target, conns: map[*proxyConn]struct{}{}}
 	p.wg.Add(1)
 	go p.accept()
-	t.Cleanup(p.close)
+	t.Cleanup(p.Close)
 	return p
 }
 
-// port is the proxy's listening port.
-func (p *faultProxy) port() int { return p.ln.Addr().(*net.TCPAddr).Port }
+// Port is the proxy's listening port.
+func (p *Proxy) Port() int { return p.ln.Addr().(*net.TCPAddr).Port }
 
-func (p *faultProxy) addr() string { return p.ln.Addr().String() }
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
-func (p *faultProxy) accept() {
+func (p *Proxy) accept() {
 	defer p.wg.Done()
 	for {
 		c, err := p.ln.Accept()
@@ -84,7 +84,7 @@ func (p *faultProxy) accept() {
 }
 
 // pipe copies from → to, dropping the bytes while the connection is holed.
-func (p *faultProxy) pipe(pc *proxyConn, from, to net.Conn) {
+func (p *Proxy) pipe(pc *proxyConn, from, to net.Conn) {
 	defer p.drop(pc)
 	buf := make([]byte, 32<<10)
 	for {
@@ -108,7 +108,7 @@ func (p *faultProxy) pipe(pc *proxyConn, from, to net.Conn) {
 	}
 }
 
-func (p *faultProxy) drop(pc *proxyConn) {
+func (p *Proxy) drop(pc *proxyConn) {
 	p.mu.Lock()
 	holed := pc.holed
 	if !holed {
@@ -124,8 +124,8 @@ func (p *faultProxy) drop(pc *proxyConn) {
 	}
 }
 
-// partition starts swallowing traffic.
-func (p *faultProxy) partition() {
+// Partition starts swallowing traffic.
+func (p *Proxy) Partition() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cut = true
@@ -134,8 +134,8 @@ func (p *faultProxy) partition() {
 	}
 }
 
-// heal resets the swallowed connections and forwards again.
-func (p *faultProxy) heal() {
+// Heal resets the swallowed connections and forwards again.
+func (p *Proxy) Heal() {
 	p.mu.Lock()
 	p.cut = false
 	var holed []*proxyConn
@@ -154,13 +154,13 @@ func (p *faultProxy) heal() {
 	}
 }
 
-func (p *faultProxy) setDelay(d time.Duration) {
+func (p *Proxy) SetDelay(d time.Duration) {
 	p.mu.Lock()
 	p.delay = d
 	p.mu.Unlock()
 }
 
-func (p *faultProxy) close() {
+func (p *Proxy) Close() {
 	_ = p.ln.Close()
 	p.mu.Lock()
 	for pc := range p.conns {
