@@ -37,6 +37,14 @@ type Lookup struct {
 	Env       func(string) (string, bool)
 }
 
+// Getenv reads the environment variable name through Env ("" when unset):
+// for the few keys whose default is another program's variable, such as
+// consul.address's CONSUL_HTTP_ADDR.
+func (l Lookup) Getenv(name string) string {
+	v, _ := l.env(name)
+	return v
+}
+
 func (l Lookup) env(name string) (string, bool) {
 	if l.Env != nil {
 		return l.Env(name)

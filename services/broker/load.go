@@ -2,7 +2,6 @@ package broker
 
 import (
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/qmq-go/qmq/conf"
@@ -78,8 +77,8 @@ func readSettings(dir string, l conf.Lookup) (Settings, *conf.Reader, error) {
 		SubEnvIsolation:   r.Bool("sub_env_isolation_filter.enable", d.SubEnvIsolation),
 		SubEnvRulesURL:    r.String("sub_env_isolation_filter.rules_url", d.SubEnvRulesURL),
 		SubEnvReload:      r.Seconds("sub_env_isolation_filter.reload.seconds", d.SubEnvReload, time.Second, 24*time.Hour),
-		ConsulAddress:     r.HostPort("consul.address", envOr(l, "CONSUL_HTTP_ADDR")),
-		ConsulToken:       r.String("consul.token", envOr(l, "CONSUL_HTTP_TOKEN")),
+		ConsulAddress:     r.HostPort("consul.address", l.Getenv("CONSUL_HTTP_ADDR")),
+		ConsulToken:       r.String("consul.token", l.Getenv("CONSUL_HTTP_TOKEN")),
 		ConsulService:     r.String("consul.service.name", d.ConsulService),
 		ConsulDeregisterAfter: r.Millis("consul.deregister.critical.after.ms", d.ConsulDeregisterAfter,
 			consul.MinDeregisterCriticalAfter, 7*24*time.Hour),
@@ -158,15 +157,4 @@ func readStore(r *conf.Reader, c storage.Config) storage.Config {
 	c.DiskFreeMin = r.Int64("disk.free.min.bytes", c.DiskFreeMin, 0, 1<<50)
 	c.DiskCheckInterval = r.Millis("disk.check.interval.ms", c.DiskCheckInterval, 10*time.Millisecond, time.Hour)
 	return c
-}
-
-// envOr reads an environment variable through the lookup's Env (tests
-// pass none), "" when unset.
-func envOr(l conf.Lookup, name string) string {
-	env := l.Env
-	if env == nil {
-		env = os.LookupEnv
-	}
-	v, _ := env(name)
-	return v
 }

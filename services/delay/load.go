@@ -2,7 +2,6 @@ package delay
 
 import (
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/qmq-go/qmq/conf"
@@ -65,8 +64,8 @@ func readSettings(dir string, l conf.Lookup) (Settings, *conf.Reader, error) {
 		SlaveWroteTimeout: r.Millis("wait.slave.wrote.timeout.ms", d.SlaveWroteTimeout, 10*time.Millisecond, 10*time.Minute),
 		HeartbeatInterval: r.Millis("broker.heartbeat.interval.ms", d.HeartbeatInterval, 10*time.Millisecond, 10*time.Minute),
 		MetaRetry:         r.Millis("meta.retry.interval.ms", d.MetaRetry, 10*time.Millisecond, 10*time.Minute),
-		ConsulAddress:     r.HostPort("consul.address", envOr(l, "CONSUL_HTTP_ADDR")),
-		ConsulToken:       r.String("consul.token", envOr(l, "CONSUL_HTTP_TOKEN")),
+		ConsulAddress:     r.HostPort("consul.address", l.Getenv("CONSUL_HTTP_ADDR")),
+		ConsulToken:       r.String("consul.token", l.Getenv("CONSUL_HTTP_TOKEN")),
 		ConsulService:     r.String("consul.service.name", d.ConsulService),
 		ConsulDeregisterAfter: r.Millis("consul.deregister.critical.after.ms", d.ConsulDeregisterAfter,
 			consul.MinDeregisterCriticalAfter, 7*24*time.Hour),
@@ -144,15 +143,4 @@ func readStore(r *conf.Reader, c delaystore.Config, maxMessageSize int) delaysto
 	c.DeleteExpired = r.Bool("log.expired.delete.enable", c.DeleteExpired)
 	c.DiskFreeMin = r.Int64("disk.free.min.bytes", c.DiskFreeMin, 0, 1<<50)
 	return c
-}
-
-// envOr reads an environment variable through the lookup's Env (tests
-// pass none), "" when unset.
-func envOr(l conf.Lookup, name string) string {
-	env := l.Env
-	if env == nil {
-		env = os.LookupEnv
-	}
-	v, _ := env(name)
-	return v
 }

@@ -3,7 +3,6 @@ package watchdog
 import (
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/qmq-go/qmq/conf"
@@ -57,8 +56,8 @@ func readSettings(dir string, l conf.Lookup) (Settings, []*conf.Reader, error) {
 		HTTPPort:        r.Int("watchdog.http.port", d.HTTPPort, -1, 65535),
 		BindHost:        r.String("watchdog.bind.host", d.BindHost),
 		StoreRoot:       r.String("store.root", d.StoreRoot),
-		ConsulAddress:   r.HostPort("consul.address", envOr(l, "CONSUL_HTTP_ADDR")),
-		ConsulToken:     r.String("consul.token", envOr(l, "CONSUL_HTTP_TOKEN")),
+		ConsulAddress:   r.HostPort("consul.address", l.Getenv("CONSUL_HTTP_ADDR")),
+		ConsulToken:     r.String("consul.token", l.Getenv("CONSUL_HTTP_TOKEN")),
 		ConsulService:   r.String("consul.service.name", d.ConsulService),
 		ConsulDeregisterAfter: r.Millis("consul.deregister.critical.after.ms", d.ConsulDeregisterAfter,
 			consul.MinDeregisterCriticalAfter, 7*24*time.Hour),
@@ -80,15 +79,4 @@ func readSettings(dir string, l conf.Lookup) (Settings, []*conf.Reader, error) {
 		return Settings{}, nil, fmt.Errorf("%s: %w", dir, err)
 	}
 	return s, []*conf.Reader{r, dr}, nil
-}
-
-// envOr reads an environment variable through the lookup's Env (tests
-// pass none), "" when unset.
-func envOr(l conf.Lookup, name string) string {
-	env := l.Env
-	if env == nil {
-		env = os.LookupEnv
-	}
-	v, _ := env(name)
-	return v
 }
