@@ -41,6 +41,9 @@ type Message struct {
 type RawMessage struct {
 	CRC     int64
 	Payload []byte
+	// Wire is the whole message as sent, CRC included (the 8 bytes before
+	// Payload); it aliases the decoded body too.
+	Wire    []byte
 	Message Message
 }
 
@@ -217,6 +220,7 @@ func decodeMessage(d *Decoder, body []byte, maxMessageSize int, full bool) (RawM
 		return RawMessage{}, fmt.Errorf("message %q: body length %d runs past the end of the request: %w", id, bodyLen, d.Err())
 	}
 	payload := body[payloadStart:d.Offset():d.Offset()]
+	wire := body[start:d.Offset():d.Offset()]
 	if sum := int64(crc32.ChecksumIEEE(payload)); sum != crc {
 		return RawMessage{}, fmt.Errorf("message %q: CRC mismatch: sender says 0x%X, payload hashes to 0x%X (corrupted in transit or a faulty producer)", id, crc, sum)
 	}
@@ -232,13 +236,13 @@ func decodeMessage(d *Decoder, body []byte, maxMessageSize int, full bool) (RawM
 			return RawMessage{}, fmt.Errorf("message %q: malformed attributes: %w", id, err)
 		}
 		m := Message{Flag: flag, CreateTime: created, ExpireOrScheduleTime: expireOrSchedule, Subject: string(subject), MessageID: string(id)}
-		return RawMessage{CRC: crc, Payload: payload, Message: m}, nil
+		return RawMessage{CRC: crc, Payload: payload, Wire: wire, Message: m}, nil
 	}
 	m, err := parsePayload(payload)
 	if err != nil {
 		return RawMessage{}, fmt.Errorf("message %q: %w", id, err)
 	}
-	return RawMessage{CRC: crc, Payload: payload, Message: m}, nil
+	return RawMessage{CRC: crc, Payload: payload, Wire: wire, Message: m}, nil
 }
 
 // parsePayload decodes a payload whose header decodeMessage has validated.

@@ -65,15 +65,13 @@ func (s *Server) handleSend(ctx context.Context, req *remoting.Request) protocol
 			fail(m, protocol.SendBlock, "message of "+strconv.Itoa(m.Size())+" bytes is over the delay server's per.message.size of "+strconv.Itoa(s.settings.MaxMessageSize))
 			continue
 		}
-		// The store keeps the bytes; the request's buffer is not ours after we answer.
-		payload := make([]byte, 0, m.Size())
-		payload = protocol.AppendInt64(payload, m.CRC)
-		payload = append(payload, m.Payload...)
+		// The request's bytes as they are: Append copies them into the
+		// message log before it returns, and nothing keeps batch after.
 		batch = append(batch, delaystore.Message{
 			ScheduleTime: scheduleTime(&m.Message, now),
 			Subject:      m.Message.Subject,
 			MessageID:    m.Message.MessageID,
-			Payload:      payload,
+			Payload:      m.Wire,
 		})
 		kept = append(kept, i)
 	}
