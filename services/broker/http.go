@@ -3,15 +3,10 @@ package broker
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"slices"
 	"strconv"
-	"time"
-
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/qmq-go/qmq/internal/httpguard"
 	"github.com/qmq-go/qmq/protocol"
@@ -30,20 +25,15 @@ func (s *instance) listenHTTP() (*httpServer, error) {
 	if s.settings.HTTPPort < 0 {
 		return nil, nil
 	}
-	addr := net.JoinHostPort(s.settings.BindHost, strconv.Itoa(s.settings.HTTPPort))
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on broker.http.port %d (/health and /metrics): %w; is another process using it? change broker.http.port in %s, or set it to -1 to turn it off",
-			s.settings.HTTPPort, err, FileBroker)
-	}
 	h := &httpServer{s: s}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/health", h.health)
-	mux.Handle("/metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, fmt.Sprintf("no such endpoint %s; the broker serves /health and /metrics", r.URL.Path), http.StatusNotFound)
+	g, err := httpguard.ListenOps(httpguard.Ops{
+		Addr: net.JoinHostPort(s.settings.BindHost, strconv.Itoa(s.settings.HTTPPort)),
+		Key:  "broker.http.port", Port: s.settings.HTTPPort, File: FileBroker, Who: "the broker",
+		Health: h.health, Metrics: s.m.reg, Guard: s.settings.Limits.HTTP(s.log.Named("http")),
 	})
-	g := httpguard.New(ln, mux, s.settings.Limits.HTTP(s.log.Named("http")))
+	if err != nil {
+		return nil, err
+	}
 	h.ln, h.srv = g.Listener, g.Server
 	return h, nil
 }
@@ -57,16 +47,7 @@ func (s *instance) HTTPAddr() net.Addr {
 }
 
 func (h *httpServer) serve(ctx context.Context) error {
-	stop := context.AfterFunc(ctx, func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = h.srv.Shutdown(sctx)
-	})
-	defer stop()
-	if err := h.srv.Serve(h.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("http server: %w", err)
-	}
-	return nil
+	return httpguard.Serve(ctx, h.srv, h.ln)
 }
 
 // healthReport is /health's JSON.

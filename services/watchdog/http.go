@@ -3,16 +3,12 @@ package watchdog
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/qmq-go/qmq/internal/httpguard"
 )
@@ -29,35 +25,21 @@ func (s *Server) listenHTTP() (*httpServer, error) {
 	if s.settings.HTTPPort < 0 {
 		return nil, nil
 	}
-	addr := net.JoinHostPort(s.settings.BindHost, strconv.Itoa(s.settings.HTTPPort))
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on watchdog.http.port %d (/health and /metrics): %w; is another process using it? change watchdog.http.port in %s, or set it to -1 to turn it off",
-			s.settings.HTTPPort, err, FileWatchdog)
-	}
 	h := &httpServer{s: s}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/health", h.health)
-	mux.Handle("/metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, fmt.Sprintf("no such endpoint %s; the watchdog serves /health and /metrics", r.URL.Path), http.StatusNotFound)
+	g, err := httpguard.ListenOps(httpguard.Ops{
+		Addr: net.JoinHostPort(s.settings.BindHost, strconv.Itoa(s.settings.HTTPPort)),
+		Key:  "watchdog.http.port", Port: s.settings.HTTPPort, File: FileWatchdog, Who: "the watchdog",
+		Health: h.health, Metrics: s.m.reg, Guard: httpguard.Config{Logger: s.log.Named("http")},
 	})
-	g := httpguard.New(ln, mux, httpguard.Config{Logger: s.log.Named("http")})
+	if err != nil {
+		return nil, err
+	}
 	h.ln, h.srv = g.Listener, g.Server
 	return h, nil
 }
 
 func (h *httpServer) serve(ctx context.Context) error {
-	stop := context.AfterFunc(ctx, func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = h.srv.Shutdown(sctx)
-	})
-	defer stop()
-	if err := h.srv.Serve(h.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("http server: %w", err)
-	}
-	return nil
+	return httpguard.Serve(ctx, h.srv, h.ln)
 }
 
 // healthReport is /health's JSON. Databases are named by url and user;
