@@ -86,7 +86,7 @@ func (s *instance) handleSend(ctx context.Context, req *remoting.Request) protoc
 		case err != nil:
 			s.appendErrLog.Error(s.log, "store append failed", "messages", len(batch), "remote", req.RemoteAddr, "error", err)
 			for _, i := range kept {
-				fail(&msgs[i], protocol.SendStoreError, "store error")
+				fail(&msgs[i], protocol.SendStoreError, "store error on broker group "+s.Group()+": the message was not stored; the broker's log has the cause (\"store append failed\"); send it again, another group takes it")
 			}
 		default:
 			s.m.received.Add(float64(len(batch)))

@@ -107,7 +107,7 @@ func (s *Server) handleSend(ctx context.Context, req *remoting.Request) protocol
 	case err != nil:
 		s.appendErrLog.Error(s.log, "delay store append failed", "messages", len(batch), "remote", req.RemoteAddr, "error", err)
 		for _, i := range kept {
-			fail(&msgs[i], protocol.SendStoreError, "store error")
+			fail(&msgs[i], protocol.SendStoreError, "store error on delay group "+s.Group()+": the message was not stored; the delay server's log has the cause (\"delay store append failed\"); send it again, another delay group takes it")
 		}
 	default:
 		if s.diskFull.Load() != nil {
