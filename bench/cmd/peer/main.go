@@ -1,12 +1,15 @@
 // Command peer runs qmq bench's workloads (produce, consume with per-message
-// ack, end-to-end latency at a fixed rate) against NATS JetStream and qmq in
-// one run and prints them side by side with qmq/nats ratios.
+// ack, end-to-end latency at a fixed rate) against qmq and its peers — NATS
+// JetStream, RabbitMQ with a quorum queue and RabbitMQ with a stream — in one
+// run and prints them side by side with qmq/peer ratios.
 //
-//	cd bench && go run ./cmd/peer --meta http://127.0.0.1:8080/meta/address
+//	cd bench && go run ./cmd/peer --meta http://127.0.0.1:8080/meta/address \
+//	    --systems qmq,nats,rabbit-quorum,rabbit-stream
 //
 // Both systems run through github.com/qmq-go/qmq/internal/loadgen, the same
 // harness as `qmq bench` (this module replaces the main module with ../).
-// This module is separate so that nats.go is not a dependency of the product.
+// This module is separate so that nats.go and amqp091-go are not
+// dependencies of the product.
 package main
 
 import (
@@ -36,7 +39,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	meta := fs.String("meta", "http://127.0.0.1:8080/meta/address", "qmq meta.server.endpoint")
 	natsURL := fs.String("nats", "nats://127.0.0.1:4222", "NATS server URL (JetStream enabled)")
-	systems := fs.String("systems", "nats,qmq", "systems to run, in order")
+	systems := fs.String("systems", "nats,qmq", "systems to run, in order: qmq, nats, rabbit-quorum, rabbit-stream")
+	rabbitURL := fs.String("rabbit", "amqp://guest:guest@127.0.0.1:5672/", "RabbitMQ AMQP URL")
+	rabbitWindow := fs.Int("rabbit-window", 4000, "RabbitMQ: publishes awaiting their confirm per publisher (as --nats-max-pending)")
+	rabbitPrefetch := fs.Int("rabbit-prefetch", 1000, "RabbitMQ: unacknowledged deliveries per consumer (basic.qos)")
 	workload := loadgen.RegisterFlags(fs)
 	rate := fs.Int("rate", 10000, "e2e: messages per second")
 	natsPending := fs.Int("nats-max-pending", 4000, "NATS PublishAsyncMaxPending (nats.go default 4000)")
@@ -83,12 +89,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 			defer b.Close()
 			backends[s] = b
+		case "rabbit-quorum", "rabbit-stream":
+			b, err := newRabbitBench(*rabbitURL, strings.TrimPrefix(s, "rabbit-"), runID, cfg.Subjects, cfg.Size,
+				*rabbitWindow, *rabbitPrefetch, cfg.Consumers)
+			if err != nil {
+				fmt.Fprintf(stderr, "peer: %s: %v\n", s, err)
+				return 1
+			}
+			defer b.Close()
+			backends[s] = b
 		default:
-			fmt.Fprintf(stderr, "peer: unknown system %q (want qmq, nats)\n", s)
+			fmt.Fprintf(stderr, "peer: unknown system %q (want qmq, nats, rabbit-quorum, rabbit-stream)\n", s)
 			return 2
 		}
 	}
-	order := strings.Split(*systems, ",")
+	var order []string
+	for _, s := range strings.Split(*systems, ",") {
+		order = append(order, strings.TrimSpace(s))
+	}
 	results := map[string]map[string]loadgen.Result{}
 	for _, m := range modes {
 		c := cfg
@@ -96,7 +114,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 			c.Rate = *rate
 		}
 		for _, s := range order {
-			s = strings.TrimSpace(s)
 			err := loadgen.RunModes(ctx, backends[s], s, c, []string{m}, func(r loadgen.Result) {
 				if results[s] == nil {
 					results[s] = map[string]loadgen.Result{}
@@ -112,11 +129,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if *asJSON {
 		out := map[string]any{"config": map[string]any{"subjects": cfg.Subjects, "size": cfg.Size, "producers": cfg.Producers,
-			"consumers": cfg.Consumers, "duration_s": cfg.Duration.Seconds(), "e2e_rate": *rate}, "results": results, "ratios": ratios(results)}
+			"consumers": cfg.Consumers, "duration_s": cfg.Duration.Seconds(), "e2e_rate": *rate}, "systems": order, "results": results, "ratios": ratios(order, results)}
 		_ = json.NewEncoder(stdout).Encode(out)
 		return 0
 	}
-	printTable(stdout, cfg, *rate, modes, results)
+	printTable(stdout, cfg, *rate, modes, order, results)
 	return 0
 }
 
@@ -136,46 +153,76 @@ var rows = []row{
 	{"e2e", "e2e max ms", func(r loadgen.Result) float64 { return r.LatencyMax }, "%.3f"},
 }
 
-func ratios(results map[string]map[string]loadgen.Result) map[string]float64 {
-	out := map[string]float64{}
-	q, n := results["qmq"], results["nats"]
-	for _, r := range rows {
-		a, okA := q[r.mode]
-		b, okB := n[r.mode]
-		if okA && okB && r.get(b) > 0 {
-			out[r.label] = r.get(a) / r.get(b)
+// ratios gives, per peer (every system but qmq) and row, qmq's figure
+// divided by the peer's.
+func ratios(order []string, results map[string]map[string]loadgen.Result) map[string]map[string]float64 {
+	out := map[string]map[string]float64{}
+	q := results["qmq"]
+	for _, peer := range order {
+		if peer == "qmq" {
+			continue
+		}
+		n := results[peer]
+		for _, r := range rows {
+			a, okA := q[r.mode]
+			b, okB := n[r.mode]
+			if okA && okB && r.get(b) > 0 {
+				if out[peer] == nil {
+					out[peer] = map[string]float64{}
+				}
+				out[peer][r.label] = r.get(a) / r.get(b)
+			}
 		}
 	}
 	return out
 }
 
-func printTable(w io.Writer, cfg loadgen.Config, rate int, modes []string, results map[string]map[string]loadgen.Result) {
+func printTable(w io.Writer, cfg loadgen.Config, rate int, modes, order []string, results map[string]map[string]loadgen.Result) {
 	fmt.Fprintf(w, "%d B messages, %d subject(s), %d producer(s), %d consumer(s), %s per workload, e2e at %d msg/s\n",
 		cfg.Size, cfg.Subjects, cfg.Producers, cfg.Consumers, cfg.Duration, rate)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\tqmq\tnats\tqmq/nats\t")
-	rt := ratios(results)
+	var peers []string
+	header := "workload\t"
+	for _, s := range order {
+		header += s + "\t"
+		if s != "qmq" {
+			peers = append(peers, s)
+		}
+	}
+	if _, ok := results["qmq"]; ok {
+		for _, p := range peers {
+			header += "qmq/" + p + "\t"
+		}
+	} else {
+		peers = nil
+	}
+	fmt.Fprintln(tw, header)
+	rt := ratios(order, results)
 	want := map[string]bool{}
 	for _, m := range modes {
 		want[m] = true
-	}
-	cell := func(sys string, r row) string {
-		res, ok := results[sys][r.mode]
-		if !ok {
-			return "-"
-		}
-		return fmt.Sprintf(r.format, r.get(res))
 	}
 	for _, r := range rows {
 		if !want[r.mode] {
 			continue
 		}
-		ratio := "-"
-		if v, ok := rt[r.label]; ok {
-			ratio = fmt.Sprintf("%.2fx", v)
+		line := r.label + "\t"
+		for _, s := range order {
+			if res, ok := results[s][r.mode]; ok {
+				line += fmt.Sprintf(r.format, r.get(res)) + "\t"
+			} else {
+				line += "-\t"
+			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", r.label, cell("qmq", r), cell("nats", r), ratio)
+		for _, p := range peers {
+			if v, ok := rt[p][r.label]; ok {
+				line += fmt.Sprintf("%.2fx\t", v)
+			} else {
+				line += "-\t"
+			}
+		}
+		fmt.Fprintln(tw, line)
 	}
 	_ = tw.Flush()
-	fmt.Fprintln(w, "(throughput: higher is better; latency: lower is better, ratio < 1 means qmq is faster)")
+	fmt.Fprintln(w, "(throughput: higher is better; latency: lower is better; a throughput ratio > 1 or a latency ratio < 1 means qmq is ahead)")
 }
