@@ -28,6 +28,8 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	workload := loadgen.RegisterFlags(fs)
 	rate := fs.Int("rate", 0, "messages per second over all producers (e2e default 10000; produce default unlimited)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
+	htmlOut := fs.String("html", "", "also write a self-contained HTML report (throughput over time, latency by percentile) to this file")
+	quiet := fs.Bool("quiet", false, "no live progress line each second (on stderr)")
 	delay := fs.Duration("delay", 0, "measure delay servers: the produce workload runs real-time, then with every message sent with this delay (e.g. 10m: due after the run), and the ratio of the two is printed (issue 15's target: at least 0.8); implies --mode produce")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, benchHelp)
@@ -62,6 +64,9 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg.Rate = *rate
+	if !*quiet {
+		cfg.Progress = func(s loadgen.Sample) { fmt.Fprintln(stderr, s.String()) }
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	runID := strconv.FormatInt(time.Now().UnixMilli(), 36)
@@ -86,12 +91,23 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	b := loadgen.NewQMQ(*meta, runID, cfg.Subjects, cfg.Size, quietLogger(stderr))
 	workload.TuneQMQ(b)
 	var results []loadgen.Result
+	started := time.Now()
 	err = loadgen.RunModes(ctx, b, "qmq", cfg, modes, func(r loadgen.Result) {
 		results = append(results, r)
 		if !*asJSON {
 			fmt.Fprintln(stdout, r.String())
 		}
 	})
+	if !*asJSON && len(results) > 0 {
+		printBenchTable(stdout, results)
+	}
+	if *htmlOut != "" && len(results) > 0 {
+		if werr := writeBenchReport(*htmlOut, "qmq bench", args, started, results); werr != nil {
+			fmt.Fprintln(stderr, "qmq bench:", werr)
+			return 1
+		}
+		fmt.Fprintf(stderr, "report written to %s\n", *htmlOut)
+	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		if len(results) == 1 && err == nil {

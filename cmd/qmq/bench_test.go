@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -58,6 +59,40 @@ func TestBench(t *testing.T) {
 		if !(r.LatencyP50 > 0 && r.LatencyP50 <= r.LatencyP90 && r.LatencyP90 <= r.LatencyP99 && r.LatencyP99 <= r.LatencyMax) {
 			t.Fatalf("percentiles out of order: %+v", r)
 		}
+	})
+	t.Run("live-table-html", func(t *testing.T) {
+		var out, errOut bytes.Buffer
+		report := filepath.Join(t.TempDir(), "report.html")
+		args := []string{"--meta", dev.meta, "--size", "100", "--duration", "2500ms", "--rate", "300", "--mode", "produce,e2e", "--html", report}
+		if code := runBench(args, &out, &errOut); code != 0 {
+			t.Fatalf("exit %d: %s %s", code, out.String(), errOut.String())
+		}
+		// A live line each second of each workload, e2e's with its latency so far.
+		live := 0
+		for _, l := range strings.Split(errOut.String(), "\n") {
+			if strings.HasPrefix(l, "qmq ") && strings.Contains(l, "msg/s") {
+				live++
+				if strings.Contains(l, " e2e ") && !strings.Contains(l, "p99") {
+					t.Errorf("e2e live line without latency: %q", l)
+				}
+			}
+		}
+		if live < 3 {
+			t.Errorf("%d live lines on stderr, want one per second of each workload:\n%s", live, errOut.String())
+		}
+		if !strings.Contains(out.String(), "p99.9 ms") {
+			t.Errorf("no final table in %q", out.String())
+		}
+		html, err := os.ReadFile(report)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"e2e throughput over time", "end-to-end latency by percentile", "<polyline"} {
+			if !strings.Contains(string(html), want) {
+				t.Errorf("report lacks %q", want)
+			}
+		}
+		screenshotInChromium(t, report)
 	})
 	t.Run("all-text", func(t *testing.T) {
 		var out, errOut bytes.Buffer

@@ -65,26 +65,39 @@ type Config struct {
 	// files: a thousand subjects take seconds to create on a slow disk) stay
 	// out of the figures. 0 = none.
 	Warmup time.Duration
+	// System names the system under test in progress samples (RunModes
+	// sets it).
+	System string
+	// Progress, if set, is called every ProgressInterval (default 1 s)
+	// while a workload runs, from a goroutine of its own.
+	Progress         func(Sample)
+	ProgressInterval time.Duration
 }
 
 type Result struct {
-	System     string  `json:"system"`
-	Mode       string  `json:"mode"`
-	Subjects   int     `json:"subjects"`
-	Size       int     `json:"size"`
-	Producers  int     `json:"producers"`
-	Consumers  int     `json:"consumers"`
-	Rate       int     `json:"rate,omitempty"`
-	Seconds    float64 `json:"seconds"`
-	Messages   int64   `json:"messages"`
-	Failed     int64   `json:"failed,omitempty"`
-	Missing    int64   `json:"missing,omitempty"`
-	MsgPerSec  float64 `json:"msg_per_sec"`
-	MiBPerSec  float64 `json:"mib_per_sec"`
-	LatencyP50 float64 `json:"latency_p50_ms,omitempty"`
-	LatencyP90 float64 `json:"latency_p90_ms,omitempty"`
-	LatencyP99 float64 `json:"latency_p99_ms,omitempty"`
-	LatencyMax float64 `json:"latency_max_ms,omitempty"`
+	System      string  `json:"system"`
+	Mode        string  `json:"mode"`
+	Subjects    int     `json:"subjects"`
+	Size        int     `json:"size"`
+	Producers   int     `json:"producers"`
+	Consumers   int     `json:"consumers"`
+	Rate        int     `json:"rate,omitempty"`
+	Seconds     float64 `json:"seconds"`
+	Messages    int64   `json:"messages"`
+	Failed      int64   `json:"failed,omitempty"`
+	Missing     int64   `json:"missing,omitempty"`
+	MsgPerSec   float64 `json:"msg_per_sec"`
+	MiBPerSec   float64 `json:"mib_per_sec"`
+	LatencyP50  float64 `json:"latency_p50_ms,omitempty"`
+	LatencyP90  float64 `json:"latency_p90_ms,omitempty"`
+	LatencyP99  float64 `json:"latency_p99_ms,omitempty"`
+	LatencyP999 float64 `json:"latency_p999_ms,omitempty"`
+	LatencyMax  float64 `json:"latency_max_ms,omitempty"`
+	// Series is the throughput of each second of the run and Percentiles
+	// the e2e latency curve, for reports (left out of --json, which stays
+	// one line per workload).
+	Series      []Point      `json:"-"`
+	Percentiles []Percentile `json:"-"`
 }
 
 func (r *Result) finish(cfg Config, took time.Duration) {
@@ -99,7 +112,7 @@ func (r *Result) finish(cfg Config, took time.Duration) {
 func (r *Result) String() string {
 	s := fmt.Sprintf("%-8s %-7s %9d msgs in %6.2fs = %9.0f msg/s (%6.1f MiB/s)", r.System, r.Mode, r.Messages, r.Seconds, r.MsgPerSec, r.MiBPerSec)
 	if r.Mode == "e2e" {
-		s += fmt.Sprintf("  latency ms p50 %.3f p90 %.3f p99 %.3f max %.3f (rate %d/s)", r.LatencyP50, r.LatencyP90, r.LatencyP99, r.LatencyMax, r.Rate)
+		s += fmt.Sprintf("  latency ms p50 %.3f p90 %.3f p99 %.3f p99.9 %.3f max %.3f (rate %d/s)", r.LatencyP50, r.LatencyP90, r.LatencyP99, r.LatencyP999, r.LatencyMax, r.Rate)
 	}
 	if r.Failed > 0 {
 		s += fmt.Sprintf("  failed %d", r.Failed)
@@ -214,7 +227,10 @@ type produceOutcome struct {
 // msg/s in total when > 0, else flat out) after a warm-up of one message
 // per subject and publisher; it counts the sends acknowledged by the end of
 // the duration, then waits for the rest.
-func benchProduce(ctx context.Context, b Backend, cfg Config, count int) (produceOutcome, error) {
+//
+// metered says this run is the produce workload itself (not a warm-up or a
+// pre-fill): only then are progress samples and the series taken.
+func benchProduce(ctx context.Context, b Backend, cfg Config, count int, metered bool) (produceOutcome, error) {
 	pubs := make([]Publisher, 0, cfg.Producers)
 	closeAll := func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -256,6 +272,17 @@ func benchProduce(ctx context.Context, b Backend, cfg Config, count int) (produc
 	}
 	var published atomic.Int64
 	start := time.Now()
+	var m *meter
+	if metered {
+		m = startMeter(cfg, "produce", func() int64 {
+			var n int64
+			for i, p := range pubs {
+				ok, _ := p.Acked()
+				n += ok - base[i]
+			}
+			return n
+		}, nil)
+	}
 	deadline := start.Add(cfg.Duration)
 	var wg sync.WaitGroup
 	for i, p := range pubs {
@@ -319,6 +346,10 @@ func benchProduce(ctx context.Context, b Backend, cfg Config, count int) (produc
 		}
 	}
 	took = time.Since(start)
+	var series []Point
+	if m != nil {
+		series = m.finish()
+	}
 	for i, p := range pubs {
 		ok, failed := p.Acked()
 		atDeadline += ok - base[i]
@@ -341,6 +372,7 @@ func benchProduce(ctx context.Context, b Backend, cfg Config, count int) (produc
 		took = time.Since(start)
 	}
 	out.res.Failed = failed
+	out.res.Series = series
 	out.res.finish(cfg, took)
 	if err := ctx.Err(); err != nil {
 		return out, err
@@ -388,7 +420,7 @@ func benchConsume(ctx context.Context, b Backend, cfg Config) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	fill, err := benchProduce(ctx, b, cfg, cfg.Count)
+	fill, err := benchProduce(ctx, b, cfg, cfg.Count, false)
 	if err != nil {
 		return Result{}, fmt.Errorf("pre-fill: %w", err)
 	}
@@ -403,8 +435,10 @@ func benchConsume(ctx context.Context, b Backend, cfg Config) (Result, error) {
 		}
 	})
 	start := time.Now()
+	m := startMeter(cfg, "consume", got.Load, nil)
 	_, closeSubs, err = newSubscribers(ctx, b, cfg.Consumers, d2.fn)
 	if err != nil {
+		m.finish()
 		return Result{}, err
 	}
 	limit := max(60*time.Second, 4*cfg.Duration)
@@ -418,8 +452,9 @@ func benchConsume(ctx context.Context, b Backend, cfg Config) (Result, error) {
 	}
 	took := time.Since(start)
 	n := got.Load()
+	series := m.finish()
 	closeSubs()
-	res := Result{Mode: "consume", Messages: n, Missing: max(want-n, 0)}
+	res := Result{Mode: "consume", Messages: n, Missing: max(want-n, 0), Series: series}
 	res.finish(cfg, took)
 	return res, ctx.Err()
 }
@@ -457,8 +492,14 @@ func benchE2E(ctx context.Context, b Backend, cfg Config) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	out, err := benchProduce(ctx, b, cfg, 0)
+	m := startMeter(cfg, "e2e", got.Load, func() []int64 {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(lat)
+	})
+	out, err := benchProduce(ctx, b, cfg, 0, false)
 	if err != nil {
+		m.finish()
 		return Result{}, err
 	}
 	// Wait for the tail.
@@ -466,26 +507,28 @@ func benchE2E(ctx context.Context, b Backend, cfg Config) (Result, error) {
 	for got.Load() < out.totalOK && time.Now().Before(tail) && ctx.Err() == nil {
 		time.Sleep(5 * time.Millisecond)
 	}
+	series := m.finish()
 	mu.Lock()
 	sorted := slices.Clone(lat)
 	mu.Unlock()
 	slices.Sort(sorted)
-	res := Result{Mode: "e2e", Rate: cfg.Rate, Messages: int64(len(sorted)), Failed: out.res.Failed, Missing: max(out.totalOK-int64(len(sorted)), 0)}
+	res := Result{Mode: "e2e", Rate: cfg.Rate, Messages: int64(len(sorted)), Failed: out.res.Failed, Missing: max(out.totalOK-int64(len(sorted)), 0),
+		Series: series}
 	res.finish(cfg, time.Duration(out.res.Seconds*float64(time.Second)))
 	if len(sorted) > 0 {
-		pct := func(q float64) float64 {
-			i := int(q*float64(len(sorted))+0.5) - 1
-			i = min(max(i, 0), len(sorted)-1)
-			return float64(sorted[i]) / 1e6
-		}
-		res.LatencyP50, res.LatencyP90, res.LatencyP99 = pct(0.50), pct(0.90), pct(0.99)
+		res.LatencyP50, res.LatencyP90 = percentileOf(sorted, 0.50), percentileOf(sorted, 0.90)
+		res.LatencyP99, res.LatencyP999 = percentileOf(sorted, 0.99), percentileOf(sorted, 0.999)
 		res.LatencyMax = float64(sorted[len(sorted)-1]) / 1e6
+		for _, q := range reportQuantiles {
+			res.Percentiles = append(res.Percentiles, Percentile{Quantile: q, Millis: percentileOf(sorted, q)})
+		}
 	}
 	return res, ctx.Err()
 }
 
 // RunModes runs the workloads named in modes ("all" = produce, consume, e2e).
 func RunModes(ctx context.Context, b Backend, system string, cfg Config, modes []string, each func(Result)) error {
+	cfg.System = system
 	for _, m := range modes {
 		var res Result
 		var err error
@@ -496,12 +539,12 @@ func RunModes(ctx context.Context, b Backend, system string, cfg Config, modes [
 			if cfg.Warmup > 0 {
 				w := cfg
 				w.Duration, w.Rate = cfg.Warmup, 0
-				if _, err := benchProduce(ctx, b, w, 0); err != nil {
+				if _, err := benchProduce(ctx, b, w, 0, false); err != nil {
 					return fmt.Errorf("%s warm-up: %w", system, err)
 				}
 			}
 			var out produceOutcome
-			out, err = benchProduce(ctx, b, cfg, 0)
+			out, err = benchProduce(ctx, b, cfg, 0, true)
 			res = out.res
 		case "consume":
 			res, err = benchConsume(ctx, b, cfg)

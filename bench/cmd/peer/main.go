@@ -29,6 +29,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/qmq-go/qmq/internal/benchreport"
 	"github.com/qmq-go/qmq/internal/loadgen"
 )
 
@@ -48,6 +49,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	natsPending := fs.Int("nats-max-pending", 4000, "NATS PublishAsyncMaxPending (nats.go default 4000)")
 	natsReplicas := fs.Int("nats-replicas", 1, "replicas of the NATS stream (more than 1 needs a JetStream cluster; the stream is led by the server --nats names)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
+	htmlOut := fs.String("html", "", "also write a self-contained HTML report of the run (every system side by side) to this file")
+	quiet := fs.Bool("quiet", false, "no live progress line each second (on stderr)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (the clients) to this file")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -68,6 +71,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "peer:", err)
 		return 2
+	}
+	if !*quiet {
+		cfg.Progress = func(s loadgen.Sample) { fmt.Fprintln(stderr, s.String()) }
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -108,6 +114,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		order = append(order, strings.TrimSpace(s))
 	}
 	results := map[string]map[string]loadgen.Result{}
+	var inOrder []loadgen.Result
+	started := time.Now()
 	for _, m := range modes {
 		c := cfg
 		if m == "e2e" {
@@ -119,6 +127,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 					results[s] = map[string]loadgen.Result{}
 				}
 				results[s][m] = r
+				inOrder = append(inOrder, r)
 				fmt.Fprintln(stderr, r.String())
 			})
 			if err != nil {
@@ -126,6 +135,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 				return 1
 			}
 		}
+	}
+	if *htmlOut != "" {
+		if err := writeReport(*htmlOut, args, started, inOrder); err != nil {
+			fmt.Fprintln(stderr, "peer:", err)
+			return 1
+		}
+		fmt.Fprintf(stderr, "report written to %s\n", *htmlOut)
 	}
 	if *asJSON {
 		out := map[string]any{"config": map[string]any{"subjects": cfg.Subjects, "size": cfg.Size, "producers": cfg.Producers,
@@ -150,6 +166,7 @@ var rows = []row{
 	{"e2e", "e2e p50 ms", func(r loadgen.Result) float64 { return r.LatencyP50 }, "%.3f"},
 	{"e2e", "e2e p90 ms", func(r loadgen.Result) float64 { return r.LatencyP90 }, "%.3f"},
 	{"e2e", "e2e p99 ms", func(r loadgen.Result) float64 { return r.LatencyP99 }, "%.3f"},
+	{"e2e", "e2e p99.9 ms", func(r loadgen.Result) float64 { return r.LatencyP999 }, "%.3f"},
 	{"e2e", "e2e max ms", func(r loadgen.Result) float64 { return r.LatencyMax }, "%.3f"},
 }
 
@@ -225,4 +242,21 @@ func printTable(w io.Writer, cfg loadgen.Config, rate int, modes, order []string
 	}
 	_ = tw.Flush()
 	fmt.Fprintln(w, "(throughput: higher is better; latency: lower is better; a throughput ratio > 1 or a latency ratio < 1 means qmq is ahead)")
+}
+
+// writeReport writes the run as a self-contained HTML report.
+func writeReport(path string, args []string, started time.Time, results []loadgen.Result) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("--html: %w", err)
+	}
+	err = benchreport.Write(f, benchreport.Report{Title: "qmq and peers", Command: "peer " + strings.Join(args, " "),
+		Started: started, Results: results})
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("--html %s: %w", path, err)
+	}
+	return nil
 }
