@@ -258,3 +258,26 @@ func clip(s string) string {
 	}
 	return s
 }
+
+// IDIndexKey (ours, not QMQ's) keys a normal message by subject and id, so
+// Pebble finds a message id without scanning the subject's time range:
+// subjectId + md5 + timeKey + brokerGroupId + seq19. Its value is the
+// message's IndexValue; the message's qmq_backup key is
+// MessageKey(subjectId, timeKey, md5).
+func IDIndexKey(subjectID, md5Key, timeKey, brokerGroupID, seqKey string) []byte {
+	return cat(subjectID, md5Key, timeKey, brokerGroupID, seqKey)
+}
+
+// IDIndexKeyLen is the length of an IDIndexKey.
+const IDIndexKeyLen = IDLen + MD5Len + TimeLen + IDLen + SeqLen
+
+// ParseIDIndexKey checks an IDIndexKey and returns its subject id, md5 and
+// time key.
+func ParseIDIndexKey(k []byte) (subjectID, md5Key, timeKey string, err error) {
+	s := string(k)
+	o := IDLen + MD5Len
+	if len(s) != IDIndexKeyLen || !digits(s[:IDLen]) || !hexLower(s[IDLen:o]) || !digits(s[o:]) {
+		return "", "", "", fmt.Errorf("%q is not an id-index row key", clip(s))
+	}
+	return s[:IDLen], s[IDLen:o], s[o : o+TimeLen], nil
+}
