@@ -276,4 +276,3 @@ func (s *Store) deadContent(ctx context.Context, sid string, m *backup.Message) 
 	}
 	return append([]byte(nil), v[8:]...), nil
 }
-
