@@ -229,16 +229,15 @@ func (c *client) get(ctx context.Context, t rowstore.Table, key []byte) ([]byte,
 	if err := json.Unmarshal(body, &cs); err != nil {
 		return nil, false, fmt.Errorf("HBase REST gateway %s: %s: the answer is not a CellSet: %w", c.base.Host, what, err)
 	}
-	for _, r := range cs.Row {
-		for _, cl := range r.Cell {
-			v, err := b64.DecodeString(cl.Value)
-			if err != nil {
-				return nil, false, fmt.Errorf("HBase REST gateway %s: %s: a value is not base64: %w", c.base.Host, what, err)
-			}
-			return v, true, nil
-		}
+	// One row, one column asked: its cell is the first (and only) one.
+	if len(cs.Row) == 0 || len(cs.Row[0].Cell) == 0 {
+		return nil, false, nil
 	}
-	return nil, false, nil
+	v, err := b64.DecodeString(cs.Row[0].Cell[0].Value)
+	if err != nil {
+		return nil, false, fmt.Errorf("HBase REST gateway %s: %s: a value is not base64: %w", c.base.Host, what, err)
+	}
+	return v, true, nil
 }
 
 // regexFilter is QMQ's row-key filter in the REST gateway's filter JSON.
