@@ -57,7 +57,7 @@ func TestRESTSubset(t *testing.T) {
 	}
 	for body, want := range map[string]int{
 		put("a", "b", "c", "d", "e"): 200,
-		`{"Row":[{"key":"%%%","Cell":[{"column":"` + enc("m:c") + `","$":""}]}]}`: 400,
+		`{"Row":[{"key":"%%%","Cell":[{"column":"` + enc("m:c") + `","$":""}]}]}`:              400,
 		`{"Row":[{"key":"` + enc("a") + `","Cell":[{"column":"` + enc("x:c") + `","$":""}]}]}`: 400,
 		`not json`: 400,
 	} {
