@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/qmq-go/qmq/protocol"
 )
 
@@ -14,6 +16,7 @@ type ackEntry struct {
 	q      *ackQueue
 	offset int64
 	done   bool
+	span   trace.Span // the ack span (tracing on), ended by the ACK covering offset
 }
 
 type queueKey struct {
@@ -36,6 +39,7 @@ type ackQueue struct {
 	minPull int64         // first pull offset not acknowledged (-1 none yet)
 	maxPull int64         // last pull offset received (-1 none yet)
 	kick    chan struct{} // a range is ready to send now
+	spans   []ackSpan     // ack spans of completed entries not yet acknowledged, in order (tracing on)
 
 	sendMu   sync.Mutex // serialises ACK requests
 	lastSent time.Time
@@ -88,6 +92,9 @@ func (q *ackQueue) complete(e *ackEntry) {
 		return
 	}
 	for _, x := range q.entries[:n] {
+		if x.span != nil {
+			q.spans = append(q.spans, ackSpan{offset: x.offset, span: x.span})
+		}
 		if k := len(q.ranges) - 1; k >= 0 && x.offset == q.ranges[k][1]+1 {
 			q.ranges[k][1] = x.offset
 		} else {
@@ -185,6 +192,9 @@ func (q *ackQueue) send(ctx context.Context, begin, last int64) error {
 	q.lastSent = now
 	if begin >= 0 {
 		q.m.acked.Add(float64(last - begin + 1))
+		if c.cfg.tracer.On() {
+			q.endAckSpans(last)
+		}
 	}
 	return nil
 }
