@@ -156,6 +156,7 @@ func (s *instance) open() error {
 	if s.store, err = storage.Open(scfg); err != nil {
 		return fmt.Errorf("open store under %s (store.root): %w", scfg.Root, err)
 	}
+	s.m.reg.MustRegister(newBacklogCollector(s)) // consumer backlog and dead letters, read at each scrape
 	s.cursors = make(map[cursorKey]*cursor)
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	s.subs = newSubscribers(s)
