@@ -92,7 +92,9 @@ func addFamilies(rows map[string]*metricRow, component string, fams map[string]*
 	}
 }
 
-func escapeCell(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "|", `\|`), "\n", " ") }
+func escapeCell(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "|", `\|`), "\n", " ")
+}
 
 func (r metricRow) markdown() string {
 	labels := make([]string, len(r.Labels))
