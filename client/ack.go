@@ -6,8 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/otel/trace"
-
 	"github.com/qmq-go/qmq/protocol"
 )
 
@@ -16,7 +14,7 @@ type ackEntry struct {
 	q      *ackQueue
 	offset int64
 	done   bool
-	span   trace.Span // the ack span (tracing on), ended by the ACK covering offset
+	tr     *msgTrace // the message's trace (tracing on), nil otherwise
 }
 
 type queueKey struct {
@@ -92,8 +90,8 @@ func (q *ackQueue) complete(e *ackEntry) {
 		return
 	}
 	for _, x := range q.entries[:n] {
-		if x.span != nil {
-			q.spans = append(q.spans, ackSpan{offset: x.offset, span: x.span})
+		if x.tr != nil && x.tr.ack != nil {
+			q.spans = append(q.spans, ackSpan{offset: x.offset, span: x.tr.ack})
 		}
 		if k := len(q.ranges) - 1; k >= 0 && x.offset == q.ranges[k][1]+1 {
 			q.ranges[k][1] = x.offset

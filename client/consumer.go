@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/qmq-go/qmq/internal/backoff"
@@ -551,7 +550,7 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, m 
 }
 
 func (c *Consumer) handle(ctx context.Context, handler func(context.Context, *Message) error, m *Message) (err error) {
-	if m.tr != nil { // tracing on; deferred first so that it sees a recovered panic's error
+	if m.ack.tr != nil { // tracing on; deferred first so that it sees a recovered panic's error
 		var span trace.Span
 		ctx, span = c.startHandle(ctx, m)
 		defer func() { tracing.End(span, err) }()

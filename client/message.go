@@ -64,7 +64,6 @@ type Message struct {
 	entry       *ackEntry // nil: not a received message (Ack does nothing)
 	ack         ackEntry  // what entry points to
 	acked       atomic.Bool
-	tr          *msgTrace // the message's trace (tracing on), nil otherwise
 }
 
 func newMessage(subject, id string, now time.Time) *Message {

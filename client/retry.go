@@ -22,8 +22,8 @@ func (m *Message) Ack(err error) {
 	if e == nil || !m.acked.CompareAndSwap(false, true) {
 		return
 	}
-	if m.tr != nil {
-		e.span = e.q.c.startAck(m, err)
+	if e.tr != nil {
+		e.tr.ack = e.q.c.startAck(m, err)
 	}
 	if err == nil {
 		e.q.complete(e)
