@@ -14,6 +14,7 @@ type ackEntry struct {
 	q      *ackQueue
 	offset int64
 	done   bool
+	tr     *msgTrace // the message's trace (tracing on), nil otherwise
 }
 
 type queueKey struct {
@@ -36,6 +37,7 @@ type ackQueue struct {
 	minPull int64         // first pull offset not acknowledged (-1 none yet)
 	maxPull int64         // last pull offset received (-1 none yet)
 	kick    chan struct{} // a range is ready to send now
+	spans   []ackSpan     // ack spans of completed entries not yet acknowledged, in order (tracing on)
 
 	sendMu   sync.Mutex // serialises ACK requests
 	lastSent time.Time
@@ -88,6 +90,9 @@ func (q *ackQueue) complete(e *ackEntry) {
 		return
 	}
 	for _, x := range q.entries[:n] {
+		if x.tr != nil && x.tr.ack != nil {
+			q.spans = append(q.spans, ackSpan{offset: x.offset, span: x.tr.ack})
+		}
 		if k := len(q.ranges) - 1; k >= 0 && x.offset == q.ranges[k][1]+1 {
 			q.ranges[k][1] = x.offset
 		} else {
@@ -185,6 +190,9 @@ func (q *ackQueue) send(ctx context.Context, begin, last int64) error {
 	q.lastSent = now
 	if begin >= 0 {
 		q.m.acked.Add(float64(last - begin + 1))
+		if c.cfg.tracer.On() {
+			q.endAckSpans(last)
+		}
 	}
 	return nil
 }

@@ -56,7 +56,7 @@ func BenchmarkPullDeliver(b *testing.B) {
 		for j := range pr.Messages {
 			pr.Messages[j].PullOffset = int64(i*len(pr.Messages) + j)
 		}
-		if !c.deliver(ctx, q, pr.Messages) {
+		if !c.deliver(ctx, q, pr.Messages, time.Now()) {
 			b.Fatal("deliver stopped")
 		}
 		for range pr.Messages {

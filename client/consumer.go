@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/qmq-go/qmq/internal/backoff"
 	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/protocol/names"
+	"github.com/qmq-go/qmq/tracing"
 )
 
 // brokerError is a non-success status from a broker.
@@ -410,7 +412,7 @@ func (c *Consumer) pullLoop(ctx context.Context, q *ackQueue) {
 		// back every later ack of the group (acks complete in offset order)
 		// and would not be delivered again by the broker (the next pull
 		// reports it as received). Only the consumer's own end drops them.
-		if !c.deliver(c.pullCtx, q, pr.Messages) {
+		if !c.deliver(c.pullCtx, q, pr.Messages, start) {
 			return
 		}
 	}
@@ -424,7 +426,7 @@ func (c *Consumer) pullLoop(ctx context.Context, q *ackQueue) {
 // their strings share one copy of the pull response
 // (protocol.DecodePullResponseShared): a message kept after it was
 // handled keeps its whole batch in memory.
-func (c *Consumer) deliver(ctx context.Context, q *ackQueue, pulled []protocol.PulledMessage) bool {
+func (c *Consumer) deliver(ctx context.Context, q *ackQueue, pulled []protocol.PulledMessage, pulledAt time.Time) bool {
 	batch := make([]Message, len(pulled))
 	for i := range pulled {
 		m := &batch[i]
@@ -447,6 +449,9 @@ func (c *Consumer) deliver(ctx context.Context, q *ackQueue, pulled []protocol.P
 			m.acked.Store(true)
 			q.complete(m.entry)
 			continue
+		}
+		if c.cfg.tracer.On() {
+			c.tracePulled(m, q, pulledAt)
 		}
 		m.subject = c.subject
 		if c.group != "" {
@@ -545,6 +550,11 @@ func (c *Consumer) Run(ctx context.Context, handler func(ctx context.Context, m 
 }
 
 func (c *Consumer) handle(ctx context.Context, handler func(context.Context, *Message) error, m *Message) (err error) {
+	if m.ack.tr != nil { // tracing on; deferred first so that it sees a recovered panic's error
+		var span trace.Span
+		ctx, span = c.startHandle(ctx, m)
+		defer func() { tracing.End(span, err) }()
+	}
 	var start time.Time
 	if c.m.vecs != nil {
 		start = time.Now()

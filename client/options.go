@@ -5,6 +5,9 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/qmq-go/qmq/tracing"
 )
 
 // Defaults (QMQ's client defaults, except DefaultSenders).
@@ -46,6 +49,7 @@ type commonConfig struct {
 	reg          prometheus.Registerer // nil: no metrics
 	ldc          string                // clientLDC sent in CLIENT_REGISTER
 	env, subEnv  string                // sub-environment ("" env: none)
+	tracer       tracing.Tracer        // off unless WithTracerProvider
 }
 
 type producerConfig struct {
@@ -164,6 +168,16 @@ func WithLDC(ldc string) Option { return Option{func(c *commonConfig) { c.ldc = 
 // turns the feature off, as in QMQ.
 func WithEnv(env, subEnv string) Option {
 	return Option{func(c *commonConfig) { c.env, c.subEnv = env, subEnv }}
+}
+
+// WithTracerProvider records OpenTelemetry spans with tp (package tracing
+// names them): a producer's send, and a consumer's pull, handle, ack, retry
+// and dead letter of each message, joined to the producer's trace through
+// the message's traceparent property. Without it (or with nil or otel's
+// no-op provider) nothing is recorded and no property is read or written.
+// Pass otel.GetTracerProvider() to use the application's global provider.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return Option{func(c *commonConfig) { c.tracer = tracing.New(tp) }}
 }
 
 // WithBatchSize sets the most messages per SEND_MESSAGE request of the

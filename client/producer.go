@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/qmq-go/qmq/protocol/names"
+	"github.com/qmq-go/qmq/tracing"
 )
 
 // ErrQueueFull is returned by SendAsync when the send queue is full.
@@ -124,15 +126,28 @@ func (p *Producer) sendSync(ctx context.Context, prepare func(*Message, time.Tim
 	now := time.Now()
 	items := make([]*outgoing, 0, len(msgs))
 	for _, m := range msgs {
+		var span trace.Span
+		if p.cfg.tracer.On() {
+			span = startSend(p.cfg.tracer, ctx, m)
+		}
 		it, err := prepare(m, now)
 		if err != nil {
+			if span != nil {
+				tracing.End(span, err)
+			}
 			return err
 		}
+		it.span = span
 		items = append(items, it)
 	}
 	p.m.send.Add(float64(len(items)))
 	p.s.send(ctx, items, 1<<30)
 	p.m.finished(items, now)
+	if p.cfg.tracer.On() {
+		for _, it := range items {
+			it.endSpan()
+		}
+	}
 	var failed []*SendError
 	for _, it := range items {
 		if it.err != nil {
@@ -152,13 +167,22 @@ func (p *Producer) sendSync(ctx context.Context, prepare func(*Message, time.Tim
 // ErrQueueFull, ErrClosed, or a validation error (done is then not called).
 func (p *Producer) SendAsync(m *Message, done func(*Message, error)) error {
 	now := time.Now()
+	var span trace.Span
+	if p.cfg.tracer.On() {
+		span = startSend(p.cfg.tracer, context.Background(), m)
+	}
 	it, err := producerOutgoing(m, now)
 	if err != nil {
+		if span != nil {
+			tracing.End(span, err)
+		}
 		return err
 	}
+	it.span = span
 	p.qmu.RLock()
 	defer p.qmu.RUnlock()
 	if p.closed {
+		it.endSpanErr(ErrClosed)
 		return ErrClosed
 	}
 	p.m.send.Inc()
@@ -168,6 +192,7 @@ func (p *Producer) SendAsync(m *Message, done func(*Message, error)) error {
 	default:
 		p.m.queueFull.Inc()
 		p.m.sendFail.Inc()
+		it.endSpanErr(ErrQueueFull)
 		return ErrQueueFull
 	}
 }
@@ -215,6 +240,7 @@ func (p *Producer) worker() {
 		p.s.send(p.workCtx, items, p.cfg.batchSize)
 		for _, b := range batch {
 			p.m.finishedOne(b.out, b.start)
+			b.out.endSpan()
 			err := b.out.errOf()
 			if err != nil {
 				p.log.Debug("async send failed", "message", b.out.m.String(), "error", err)

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/qmq-go/qmq/internal/backoff"
 	"github.com/qmq-go/qmq/protocol"
+	"github.com/qmq-go/qmq/tracing"
 )
 
 // Ack completes a received message. nil acknowledges it; an error retries
@@ -18,6 +21,9 @@ func (m *Message) Ack(err error) {
 	e := m.entry
 	if e == nil || !m.acked.CompareAndSwap(false, true) {
 		return
+	}
+	if e.tr != nil {
+		e.tr.ack = e.q.c.startAck(m, err)
 	}
 	if err == nil {
 		e.q.complete(e)
@@ -57,12 +63,17 @@ func (c *Consumer) nack(m *Message, cause error) {
 	}()
 }
 
-func (c *Consumer) sendBack(m *Message, cause error) bool {
+func (c *Consumer) sendBack(m *Message, cause error) (sent bool) {
 	ctx := c.retryCtx
 	next := m.Times() + 1
 	maxRetries := m.maxRetries()
 	if maxRetries < 0 {
 		maxRetries = c.cfg.maxRetries
+	}
+	if c.cfg.tracer.On() {
+		var span trace.Span
+		ctx, span = c.startRetry(ctx, m, next, maxRetries, cause)
+		defer func() { endRetry(span, sent) }()
 	}
 	var ra *RetryAtError
 	if errors.As(cause, &ra) && next <= maxRetries {
@@ -79,6 +90,9 @@ func (c *Consumer) sendBack(m *Message, cause error) bool {
 		c.log.Debug("message failed; sending it to the retry subject", "message", m.String(), "times", next, "error", cause)
 	}
 	cp := m.retryCopy(subject, next, time.Now())
+	if c.cfg.tracer.On() {
+		tracing.Inject(ctx, cp.setProp) // the retry continues the trace from the retry span
+	}
 	retry := backoff.Backoff{Min: time.Second, Max: 5 * time.Second}
 	for ctx.Err() == nil {
 		it, err := newOutgoing(cp, time.Now())
@@ -111,6 +125,9 @@ func (c *Consumer) sendDelayed(ctx context.Context, m *Message, next int, at tim
 	cp := m.retryCopy(c.subject, next, time.Now())
 	cp.props[PropConsumerGroup] = c.group
 	cp.SetDelayUntil(at)
+	if c.cfg.tracer.On() {
+		tracing.Inject(ctx, cp.setProp)
+	}
 	it, err := newOutgoing(cp, time.Now())
 	if err != nil {
 		return false

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/qmq-go/qmq/internal/backoff"
 	"github.com/qmq-go/qmq/protocol"
@@ -94,6 +95,7 @@ type outgoing struct {
 	// diskFull lists the groups that refused the message because their disk
 	// is full (protocol.RemarkDiskFull): it is not sent to them again.
 	diskFull []string
+	span     trace.Span // the send span (tracing on), ended with the outcome
 }
 
 func newOutgoing(m *Message, now time.Time) (*outgoing, error) {

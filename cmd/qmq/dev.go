@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/qmq-go/qmq/conf"
 	"github.com/qmq-go/qmq/internal/loadgen"
@@ -106,6 +107,12 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	tp, stopTracing, err := setupTracing(ctx, "qmq-dev", stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "qmq dev: %v\n", err)
+		return 2
+	}
+	defer stopTracing()
 	metaSettings, metaOpts, err := metaserver.LoadDir(confDir, conf.Lookup{}, log.Named("metaserver"))
 	var meta *metaserver.Server
 	if err == nil {
@@ -143,7 +150,7 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 		err := devAddBroker(ctx, ports.host, *metaHTTP, token, hostname, m.role, m.port, m.sync)
 		var b *broker.Server
 		if err == nil {
-			b, err = newDevBroker(ctx, m.conf, log.Named(m.name), hostname)
+			b, err = newDevBroker(ctx, m.conf, log.Named(m.name), hostname, tp)
 		}
 		if err != nil {
 			fmt.Fprintf(stderr, "qmq dev: %s cannot start: %v\n", m.name, err)
@@ -159,7 +166,7 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 		err := devAddGroup(ctx, ports.host, *metaHTTP, token, devDelayGroup, hostname, int(protocol.RoleDelayMaster), ports.delay, ports.delay+1)
 		var d *delay.Server
 		if err == nil {
-			d, err = newDevDelay(ctx, confDir, log.Named("delay"), hostname)
+			d, err = newDevDelay(ctx, confDir, log.Named("delay"), hostname, tp)
 		}
 		if err != nil {
 			fmt.Fprintf(stderr, "qmq dev: delay server cannot start: %v (--delay-port=-1 runs without it)\n", err)
@@ -172,7 +179,7 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 		started++
 	}
 	if ports.watchdog != 0 {
-		w, err := newDevWatchdog(ctx, confDir, log.Named("watchdog"))
+		w, err := newDevWatchdog(ctx, confDir, log.Named("watchdog"), tp)
 		if err != nil {
 			fmt.Fprintf(stderr, "qmq dev: watchdog cannot start: %v\n", err)
 			stopBrokers()
@@ -382,24 +389,24 @@ func devAddGroup(ctx context.Context, host string, metaHTTP int, token, group, h
 
 // newDevBroker builds a broker from the broker.properties qmq dev wrote (and
 // the user may have edited) in dir.
-func newDevBroker(ctx context.Context, dir string, log hclog.Logger, hostname string) (*broker.Server, error) {
+func newDevBroker(ctx context.Context, dir string, log hclog.Logger, hostname string, tp trace.TracerProvider) (*broker.Server, error) {
 	settings, keys, err := broker.LoadSettings(dir, conf.Lookup{})
 	if err != nil {
 		return nil, err
 	}
 	keys.Log(log)
-	return broker.New(ctx, settings, broker.Options{Logger: log, Hostname: hostname})
+	return broker.New(ctx, settings, broker.Options{Logger: log, Hostname: hostname, TracerProvider: tp})
 }
 
 // newDevDelay builds the delay server from the delay.properties qmq dev
 // wrote (and the user may have edited) in dir.
-func newDevDelay(ctx context.Context, dir string, log hclog.Logger, hostname string) (*delay.Server, error) {
+func newDevDelay(ctx context.Context, dir string, log hclog.Logger, hostname string, tp trace.TracerProvider) (*delay.Server, error) {
 	settings, keys, err := delay.LoadSettings(dir, conf.Lookup{})
 	if err != nil {
 		return nil, err
 	}
 	keys.Log(log)
-	return delay.New(ctx, settings, delay.Options{Logger: log, Hostname: hostname})
+	return delay.New(ctx, settings, delay.Options{Logger: log, Hostname: hostname, TracerProvider: tp})
 }
 
 // devWatchdogCheck is the dev watchdog's checkInterval and refreshInterval:
@@ -409,11 +416,11 @@ const devWatchdogCheck = 10 * time.Second
 
 // newDevWatchdog builds the watchdog from the watchdog.properties qmq dev
 // wrote (and the user may have edited) in dir.
-func newDevWatchdog(ctx context.Context, dir string, log hclog.Logger) (*watchdog.Server, error) {
+func newDevWatchdog(ctx context.Context, dir string, log hclog.Logger, tp trace.TracerProvider) (*watchdog.Server, error) {
 	settings, keys, err := watchdog.LoadSettings(dir, conf.Lookup{})
 	if err != nil {
 		return nil, err
 	}
 	keys.Log(log)
-	return watchdog.New(ctx, settings, watchdog.Options{Logger: log})
+	return watchdog.New(ctx, settings, watchdog.Options{Logger: log, TracerProvider: tp})
 }

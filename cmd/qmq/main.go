@@ -23,6 +23,7 @@ import (
 	"syscall"
 
 	"github.com/hashicorp/go-hclog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/qmq-go/qmq/cmd/qmq/tools"
 	"github.com/qmq-go/qmq/conf"
@@ -157,7 +158,7 @@ type runnable interface {
 // runs it until SIGINT/SIGTERM. Expected start-up failures (bad config, busy
 // port, unreachable database) are printed as plain sentences, not as a log
 // record with escaped newlines.
-func runServer(name string, args []string, stderr io.Writer, start func(ctx context.Context, confDir string, o conf.Overrides, log hclog.Logger) (runnable, error)) int {
+func runServer(name string, args []string, stderr io.Writer, start func(ctx context.Context, confDir string, o conf.Overrides, log hclog.Logger, tp trace.TracerProvider) (runnable, error)) int {
 	f, o, log, err := parseServerFlags(name, args, stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -168,7 +169,13 @@ func runServer(name string, args []string, stderr io.Writer, start func(ctx cont
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	srv, err := start(ctx, f.confDir, o, log)
+	tp, stopTracing, err := setupTracing(ctx, "qmq-"+name, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "qmq %s: cannot start: %v\n", name, err)
+		return 2
+	}
+	defer stopTracing()
+	srv, err := start(ctx, f.confDir, o, log, tp)
 	if err != nil {
 		fmt.Fprintf(stderr, "qmq %s: cannot start: %v\n", name, err)
 		return 1
@@ -181,7 +188,7 @@ func runServer(name string, args []string, stderr io.Writer, start func(ctx cont
 }
 
 func runMetaserver(args []string, stderr io.Writer) int {
-	return runServer("metaserver", args, stderr, func(ctx context.Context, dir string, o conf.Overrides, log hclog.Logger) (runnable, error) {
+	return runServer("metaserver", args, stderr, func(ctx context.Context, dir string, o conf.Overrides, log hclog.Logger, _ trace.TracerProvider) (runnable, error) {
 		settings, opts, err := metaserver.LoadDir(dir, conf.Lookup{Overrides: o}, log)
 		if err != nil {
 			return nil, err
@@ -191,34 +198,34 @@ func runMetaserver(args []string, stderr io.Writer) int {
 }
 
 func runBroker(args []string, stderr io.Writer) int {
-	return runServer("broker", args, stderr, func(ctx context.Context, dir string, o conf.Overrides, log hclog.Logger) (runnable, error) {
+	return runServer("broker", args, stderr, func(ctx context.Context, dir string, o conf.Overrides, log hclog.Logger, tp trace.TracerProvider) (runnable, error) {
 		settings, keys, err := broker.LoadSettings(dir, conf.Lookup{Overrides: o})
 		if err != nil {
 			return nil, err
 		}
 		keys.Log(log)
-		return broker.New(ctx, settings, broker.Options{Logger: log})
+		return broker.New(ctx, settings, broker.Options{Logger: log, TracerProvider: tp})
 	})
 }
 
 func runDelay(args []string, stderr io.Writer) int {
-	return runServer("delay", args, stderr, func(ctx context.Context, dir string, o conf.Overrides, log hclog.Logger) (runnable, error) {
+	return runServer("delay", args, stderr, func(ctx context.Context, dir string, o conf.Overrides, log hclog.Logger, tp trace.TracerProvider) (runnable, error) {
 		settings, keys, err := delay.LoadSettings(dir, conf.Lookup{Overrides: o})
 		if err != nil {
 			return nil, err
 		}
 		keys.Log(log)
-		return delay.New(ctx, settings, delay.Options{Logger: log})
+		return delay.New(ctx, settings, delay.Options{Logger: log, TracerProvider: tp})
 	})
 }
 
 func runWatchdog(args []string, stderr io.Writer) int {
-	return runServer("watchdog", args, stderr, func(ctx context.Context, dir string, o conf.Overrides, log hclog.Logger) (runnable, error) {
+	return runServer("watchdog", args, stderr, func(ctx context.Context, dir string, o conf.Overrides, log hclog.Logger, tp trace.TracerProvider) (runnable, error) {
 		settings, keys, err := watchdog.LoadSettings(dir, conf.Lookup{Overrides: o})
 		if err != nil {
 			return nil, err
 		}
 		keys.Log(log)
-		return watchdog.New(ctx, settings, watchdog.Options{Logger: log})
+		return watchdog.New(ctx, settings, watchdog.Options{Logger: log, TracerProvider: tp})
 	})
 }

@@ -67,7 +67,13 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	p, err := client.NewProducer(ctx, *meta, client.WithAppCode("qmq-cli"), client.WithLogger(quietLogger(stderr)))
+	tp, stopTracing, err := setupTracing(ctx, "qmq-send", stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "qmq send: %v\n", err)
+		return 2
+	}
+	defer stopTracing()
+	p, err := client.NewProducer(ctx, *meta, client.WithAppCode("qmq-cli"), client.WithLogger(quietLogger(stderr)), client.WithTracerProvider(tp))
 	if err != nil {
 		fmt.Fprintf(stderr, "qmq send: %v\n", err)
 		return 1
@@ -168,7 +174,13 @@ func runConsume(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	c, err := client.NewConsumer(ctx, *meta, *subject, *group, opts...)
+	tp, stopTracing, err := setupTracing(ctx, "qmq-consume", stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "qmq consume: %v\n", err)
+		return 2
+	}
+	defer stopTracing()
+	c, err := client.NewConsumer(ctx, *meta, *subject, *group, append(opts, client.WithTracerProvider(tp))...)
 	if err != nil {
 		fmt.Fprintf(stderr, "qmq consume: %v\n", err)
 		return 1

@@ -14,6 +14,7 @@ import (
 	"github.com/qmq-go/qmq/protocol/remoting"
 	"github.com/qmq-go/qmq/storage"
 	"github.com/qmq-go/qmq/storage/messagelog"
+	"github.com/qmq-go/qmq/tracing"
 )
 
 func errorFrame(code int16, format string, args ...any) protocol.Frame {
@@ -78,6 +79,10 @@ func (s *instance) handleSend(ctx context.Context, req *remoting.Request) protoc
 		kept = append(kept, i)
 	}
 	if len(batch) > 0 {
+		if s.tracer.On() {
+			spans := s.tracer.StartRaw(ctx, tracing.SpanStore, msgs, kept, tracing.Group(s.Group()))
+			defer func() { spans.End(fails, slaveWroteEvent(s.settings.WaitSlaveWrote)) }()
+		}
 		appended, err := s.store.Append(ctx, batch)
 		var full *storage.DiskFullError
 		switch {
@@ -94,6 +99,15 @@ func (s *instance) handleSend(ctx context.Context, req *remoting.Request) protoc
 		}
 	}
 	return protocol.Frame{Body: protocol.AppendSendResults(nil, fails)}
+}
+
+// slaveWroteEvent is the event of a stored message's span that the slave
+// confirmed (none when the group does not wait for its slave).
+func slaveWroteEvent(waitSlaveWrote bool) string {
+	if waitSlaveWrote {
+		return tracing.EventSlaveWrote
+	}
+	return tracing.EventStored
 }
 
 // refuseDiskFull answers messages the store refused for lack of disk space

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/qmq-go/qmq/internal/backoff"
@@ -23,6 +24,7 @@ import (
 	"github.com/qmq-go/qmq/protocol/remoting"
 	"github.com/qmq-go/qmq/storage"
 	"github.com/qmq-go/qmq/storage/vfs"
+	"github.com/qmq-go/qmq/tracing"
 )
 
 // Options are what a broker needs besides its Settings: where to log and
@@ -31,6 +33,9 @@ type Options struct {
 	Logger   hclog.Logger
 	Hostname string // the name sent in BROKER_ACQUIRE_META; "" = os.Hostname()
 	FS       vfs.FS // the store's file system; nil = the OS's (tests inject a full disk)
+	// TracerProvider records a span per stored message (package tracing);
+	// nil = no tracing, and no message attribute is read.
+	TracerProvider trace.TracerProvider
 }
 
 // Server is a broker. Create it with New, run it with Run (or Close it if
@@ -57,6 +62,7 @@ type instance struct {
 	fs       vfs.FS
 	hostname string
 	m        *metrics
+	tracer   tracing.Tracer
 	store    *storage.Store
 	tcp      *remoting.Server
 	http     *httpServer // nil when broker.http.port=-1
@@ -129,7 +135,7 @@ func New(ctx context.Context, settings Settings, opts Options) (*Server, error) 
 // registry: at New, and again after a rejoin (Run). group is the group the
 // previous instance was in ("" at start).
 func (s *Server) newInstance(group string) (*instance, error) {
-	n := &instance{log: s.log, settings: s.settings, fs: s.opts.FS, hostname: s.hostname, m: newMetrics()}
+	n := &instance{log: s.log, settings: s.settings, fs: s.opts.FS, hostname: s.hostname, m: newMetrics(), tracer: tracing.New(s.opts.TracerProvider)}
 	n.role.Store(roleUnknown)
 	if group != "" {
 		n.group.Store(&group)
@@ -150,6 +156,7 @@ func (s *instance) open() error {
 	if s.store, err = storage.Open(scfg); err != nil {
 		return fmt.Errorf("open store under %s (store.root): %w", scfg.Root, err)
 	}
+	s.m.reg.MustRegister(newBacklogCollector(s)) // consumer backlog and dead letters, read at each scrape
 	s.cursors = make(map[cursorKey]*cursor)
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	s.subs = newSubscribers(s)

@@ -10,6 +10,7 @@ import (
 	"github.com/qmq-go/qmq/internal/lograte"
 	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/storage/delaystore"
+	"github.com/qmq-go/qmq/tracing"
 )
 
 // maxParked bounds the messages the dispatcher holds for retry. Beyond it,
@@ -167,7 +168,14 @@ func (d *dispatcher) sendOnce(ctx context.Context, subject string, msgs []dueMes
 	for i := range msgs {
 		payloads[i] = msgs[i].msg.Payload
 	}
+	var spans *tracing.Spans
+	if d.s.tracer.On() {
+		spans = d.s.tracer.StartWire(ctx, tracing.SpanDelayDispatch, len(msgs), func(i int) (string, string, []byte) {
+			return subject, msgs[i].msg.MessageID, msgs[i].msg.Payload
+		}, tracing.Group(g.Name))
+	}
 	failed, err := routes.send(ctx, g, payloads, set.SendTimeout)
+	spans.EndWith(failed, err)
 	if err != nil {
 		if ctx.Err() == nil {
 			d.s.m.sendFails.Inc()

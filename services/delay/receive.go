@@ -12,6 +12,7 @@ import (
 	"github.com/qmq-go/qmq/protocol/remoting"
 	"github.com/qmq-go/qmq/storage/delaystore"
 	"github.com/qmq-go/qmq/storage/diskspace"
+	"github.com/qmq-go/qmq/tracing"
 )
 
 func errorFrame(code int16, format string, args ...any) protocol.Frame {
@@ -77,6 +78,10 @@ func (s *Server) handleSend(ctx context.Context, req *remoting.Request) protocol
 	}
 	if len(batch) == 0 {
 		return protocol.Frame{Body: protocol.AppendSendResults(nil, fails)}
+	}
+	if s.tracer.On() {
+		spans := s.tracer.StartRaw(ctx, tracing.SpanDelaySchedule, msgs, kept, tracing.Group(s.Group()))
+		defer func() { spans.End(fails, tracing.EventStored) }()
 	}
 	end, err := s.store.Append(batch)
 	if err == nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/qmq-go/qmq/internal/httpguard"
@@ -22,6 +23,7 @@ import (
 	"github.com/qmq-go/qmq/protocol/remoting"
 	"github.com/qmq-go/qmq/storage/delaystore"
 	"github.com/qmq-go/qmq/storage/vfs"
+	"github.com/qmq-go/qmq/tracing"
 )
 
 // Options are what a delay server needs besides its Settings: where to log
@@ -30,6 +32,9 @@ type Options struct {
 	Logger   hclog.Logger
 	Hostname string // the name sent in BROKER_ACQUIRE_META; "" = os.Hostname()
 	FS       vfs.FS // the store's file system; nil = the OS's
+	// TracerProvider records a span per scheduled and per dispatched
+	// message (package tracing); nil = no tracing, no attribute is read.
+	TracerProvider trace.TracerProvider
 }
 
 // roleUnknown is the role before the metaserver has answered.
@@ -42,6 +47,7 @@ type Server struct {
 	log      hclog.Logger
 	hostname string
 	m        *metrics
+	tracer   tracing.Tracer
 	store    Store
 	ds       *delaystore.Store // the same store, for replication (replstore.go)
 	tcp      *remoting.Server
@@ -94,7 +100,7 @@ func New(ctx context.Context, settings Settings, opts Options) (*Server, error) 
 	if err := settings.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid delay server settings: %w", err)
 	}
-	s := &Server{settings: settings, log: opts.Logger, hostname: opts.Hostname, m: newMetrics(), fs: opts.FS}
+	s := &Server{settings: settings, log: opts.Logger, hostname: opts.Hostname, m: newMetrics(), fs: opts.FS, tracer: tracing.New(opts.TracerProvider)}
 	if s.fs == nil {
 		s.fs = vfs.Default()
 	}

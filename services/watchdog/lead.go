@@ -229,7 +229,7 @@ func (s *Server) getProducer(ctx context.Context) (*client.Producer, error) {
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	opts := append([]client.ProducerOption{client.WithAppCode(s.settings.AppCode), client.WithLogger(s.log.Named("producer")),
-		client.WithSendTimeout(s.settings.SendTimeout), client.WithRegisterer(s.m.reg)}, s.opts.ProducerOptions...)
+		client.WithSendTimeout(s.settings.SendTimeout), client.WithRegisterer(s.m.reg), client.WithTracerProvider(s.opts.TracerProvider)}, s.opts.ProducerOptions...)
 	p, err := client.NewProducer(pctx, s.settings.MetaEndpoint, opts...)
 	if err != nil {
 		return nil, err

@@ -142,6 +142,10 @@ func (t *dbTask) resend(ctx context.Context, p sender, rows []dueRow, st *roundS
 		msgs[i] = r.msg
 	}
 	failed := map[string]error{} // by message id
+	if t.w.tracer.On() {
+		spans := startResend(ctx, t.w.tracer, t.c.url, rows)
+		defer func() { endResend(spans, failed) }()
+	}
 	err := p.Send(ctx, msgs...)
 	var be *client.BatchError
 	switch {

@@ -13,10 +13,12 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/qmq-go/qmq/client"
 	"github.com/qmq-go/qmq/internal/lograte"
+	"github.com/qmq-go/qmq/tracing"
 )
 
 // Options are what a watchdog needs besides its Settings. Nothing here is
@@ -31,6 +33,9 @@ type Options struct {
 	// ProducerOptions are added to the producer's (tests shorten its
 	// timings); the watchdog sets the appCode and the logger itself.
 	ProducerOptions []client.ProducerOption
+	// TracerProvider records a span per resent message and its producer's
+	// send spans (package tracing); nil = no tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // Server is a watchdog. Create it with New, run it with Run (or Close it
@@ -41,6 +46,7 @@ type Server struct {
 	log      hclog.Logger
 	node     string
 	m        *metrics
+	tracer   tracing.Tracer
 	meta     *metaDB
 	el       election
 	http     *httpServer // nil when watchdog.http.port=-1
@@ -78,7 +84,7 @@ func New(ctx context.Context, settings Settings, opts Options) (*Server, error) 
 	if err := settings.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid watchdog settings: %w", err)
 	}
-	s := &Server{settings: settings, opts: opts, log: opts.Logger, node: opts.Node, m: newMetrics(), dbs: map[string]*dbHealth{}}
+	s := &Server{settings: settings, opts: opts, log: opts.Logger, node: opts.Node, m: newMetrics(), tracer: tracing.New(opts.TracerProvider), dbs: map[string]*dbHealth{}}
 	if s.node == "" {
 		host, err := os.Hostname()
 		if err != nil {
