@@ -44,7 +44,7 @@ type Settings struct {
 	PullMapTTL     time.Duration
 	EnableRecord   bool // enable.record: follow the action log into consume records
 	BackupContent  bool // backup.message.content (ours): keep every message's content, not only dead letters'
-	RetentionDays  int  // backup.retention.days (ours): the store drops entries older than this; 0 = keep
+	RetentionDays  int  // backup.retention.days (ours): the store drops entries older than this (30); 0 = keep
 	HBase          HBaseSettings
 	SyncSecret     syncauth.Secret // sync.secret / sync.secret.file: the group's, as the broker's
 	SyncSecretFile string
@@ -88,8 +88,9 @@ func DefaultSettings() Settings {
 		Port:      20881,
 		HTTPPort:  8080,
 		StoreRoot: "/data", StoreType: StorePebble,
-		PullMapTTL:   7200 * time.Second,
-		EnableRecord: true,
+		PullMapTTL:    7200 * time.Second,
+		EnableRecord:  true,
+		RetentionDays: 30, // QMQ's query range
 		HBase: HBaseSettings{MessageTable: "qmq_backup", RecordTable: "qmq_backup_record",
 			DeadTable: "qmq_backup_dead", DeadContent: "qmq_backup_dead_content"},
 		CheckpointInterval:    500 * time.Millisecond,
