@@ -47,7 +47,7 @@ func (s *Store) lookup(ctx context.Context, field, name string) (string, error) 
 		return "", fmt.Errorf("%s: %w", s.opts.Name, err)
 	}
 	if !ok {
-		return "", fmt.Errorf("%s %q: nothing of it was ever backed up here: %w", field, name, backup.ErrNotFound)
+		return "", &FieldError{Name: field, Msg: fmt.Sprintf("%q: nothing of it was ever backed up here", name), Err: backup.ErrNotFound}
 	}
 	return id, nil
 }
@@ -276,4 +276,3 @@ func (s *Store) deadContent(ctx context.Context, sid string, m *backup.Message) 
 	}
 	return append([]byte(nil), v[8:]...), nil
 }
-

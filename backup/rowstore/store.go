@@ -75,8 +75,23 @@ func (s *Store) check() error {
 	return nil
 }
 
+// FieldError is a query's error that names the field at fault (in QMQ's
+// JSON spelling: subject, len, msgCreateTimeBegin, start, …); it wraps
+// backup.ErrBadQuery or backup.ErrNotFound. The HTTP API reports the field.
+type FieldError struct {
+	Name string // the field
+	Msg  string
+	Err  error // backup.ErrBadQuery or backup.ErrNotFound
+}
+
+func (e *FieldError) Error() string { return e.Name + ": " + e.Msg }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// Field is the name of the field at fault.
+func (e *FieldError) Field() string { return e.Name }
+
 func badQuery(field, format string, args ...any) error {
-	return fmt.Errorf("%s: %s: %w", field, fmt.Sprintf(format, args...), backup.ErrBadQuery)
+	return &FieldError{Name: field, Msg: fmt.Sprintf(format, args...), Err: backup.ErrBadQuery}
 }
 
 func (s *Store) timeKey(t time.Time) string { return rowkey.TimeKey(t, s.opts.Location) }

@@ -99,6 +99,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runBench(args[1:], stdout, stderr)
 	case "tools":
 		return tools.Main(args[1:], stdout, stderr)
+	case "query":
+		return runQuery(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprint(stdout, currentVersion())
 		return 0
