@@ -10,7 +10,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/qmq-go/qmq/backup"
+	"github.com/qmq-go/qmq/backup/dic"
+	"github.com/qmq-go/qmq/backup/hbasestore"
 	"github.com/qmq-go/qmq/backup/pebblestore"
+	"github.com/qmq-go/qmq/backup/query"
 	"github.com/qmq-go/qmq/conf"
 	backupsvc "github.com/qmq-go/qmq/services/backup"
 )
@@ -71,10 +74,51 @@ func openBackupStore(s backupsvc.Settings, log hclog.Logger) (backup.Store, erro
 			return nil, fmt.Errorf("open the backup's Pebble store in %s: %w", ps.Dir, err)
 		}
 		return st, nil
+	case backupsvc.StoreHBase:
+		path := s.HBase.DictionaryPath
+		if path == "" {
+			path = filepath.Join(s.StoreRoot, "dic.db")
+		}
+		db, err := dic.OpenSQLite(context.Background(), path)
+		if err != nil {
+			return nil, err
+		}
+		dict, err := dic.NewSQL(db, dic.SQLite, path)
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		hs := hbasestore.DefaultSettings()
+		hs.RestURL, hs.Timeout, hs.RetentionDays, hs.Logger = s.HBase.RESTURL, s.HBase.Timeout, s.RetentionDays, log.Named("store")
+		st, err := hbasestore.New(hs, dict)
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open the backup's HBase store at %s: %w", s.HBase.RESTURL, err)
+		}
+		return &closeAlso{Store: st, also: db.Close}, nil
 	}
-	return nil, fmt.Errorf("store.type=%s is not available in this build yet; use store.type=%s", s.StoreType, backupsvc.StorePebble)
+	return nil, fmt.Errorf("store.type=%s: want %s or %s", s.StoreType, backupsvc.StorePebble, backupsvc.StoreHBase)
 }
 
-// backupQueryHandler is the query API on the backup's HTTP port (nil: not
-// built in yet).
-func backupQueryHandler(store backup.Store, log hclog.Logger) http.Handler { return nil }
+// closeAlso closes what the store was built on after the store.
+type closeAlso struct {
+	backup.Store
+	also func() error
+}
+
+func (c *closeAlso) Close() error {
+	err := c.Store.Close()
+	if aerr := c.also(); err == nil {
+		err = aerr
+	}
+	return err
+}
+
+// backupQueryHandler is the query API (QMQ's /api/message…) on the
+// backup's HTTP port. Details come from the stored content (dead letters
+// always, others with backup.message.content).
+func backupQueryHandler(store backup.Store, log hclog.Logger) http.Handler {
+	o := query.DefaultOptions()
+	o.Logger = log.Named("query")
+	return query.NewHandler(store, o)
+}

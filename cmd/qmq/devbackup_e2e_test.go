@@ -2,26 +2,30 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
 	"path/filepath"
+	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/qmq-go/qmq/backup"
-	"github.com/qmq-go/qmq/backup/pebblestore"
 	"github.com/qmq-go/qmq/client"
 	"github.com/qmq-go/qmq/internal/testutil"
 )
 
 // TestDevBackup: `qmq dev` runs a backup of its group; messages sent and
-// consumed through it are indexed with their broker group and sequence,
-// each consumer group's pull and ack recorded, and a handler that always
-// fails produces a dead letter with its content.
+// consumed through it are listed by /api/message with their broker group
+// and sequence, /api/message/records shows each consumer group's pull and
+// ack, a handler that always fails produces dead letters that
+// /api/message/dead lists and the resend endpoint sends back from their
+// stored content.
 func TestDevBackup(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
@@ -86,52 +90,85 @@ func TestDevBackup(t *testing.T) {
 		h, err := readBackupHealth(backupHTTP)
 		return err == nil && h.Status == "ok" && h.Lag.MessageBytes == 0 && h.Lag.ActionBytes == 0, fmt.Sprintf("%+v %v", h, err)
 	})
-	time.Sleep(300 * time.Millisecond)
-	_ = dev.cmd.Process.Signal(syscall.SIGTERM)
-	_ = dev.cmd.Wait()
-
-	ps := pebblestore.DefaultSettings()
-	ps.Dir = filepath.Join(data, "backup", "pebble")
-	st, err := pebblestore.Open(ps)
-	if err != nil {
-		t.Fatal(err)
+	api := func(path, param string, q any, out any) {
+		t.Helper()
+		b, _ := json.Marshal(q)
+		u := fmt.Sprintf("http://127.0.0.1:%d%s?%s=%s", backupHTTP, path, param, url.QueryEscape(string(b)))
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %d %s", u, resp.StatusCode, body)
+		}
+		if err := json.Unmarshal(body, out); err != nil {
+			t.Fatalf("GET %s: %v: %s", u, err, body)
+		}
 	}
-	defer st.Close()
-	window := backup.MessageQuery{Subject: subject, Len: 100, CreateTimeBegin: time.Now().Add(-time.Hour), CreateTimeEnd: time.Now().Add(time.Hour)}
-	page, err := st.FindMessages(context.Background(), window)
-	if err != nil {
-		t.Fatal(err)
+	type meta struct {
+		BrokerGroup   string `json:"brokerGroup"`
+		Sequence      int64  `json:"sequence"`
+		MessageID     string `json:"messageId"`
+		ConsumerGroup string `json:"consumerGroup"`
 	}
-	indexed := map[string]backup.Message{}
-	for _, m := range page.Messages {
+	var list struct {
+		List []meta `json:"list"`
+	}
+	api("/api/message", "backupQuery", map[string]any{"subject": subject, "len": 100}, &list)
+	indexed := map[string]meta{}
+	for _, m := range list.List {
 		indexed[m.MessageID] = m
 	}
 	for _, id := range ids {
 		m, ok := indexed[id]
 		if !ok || m.BrokerGroup != devGroup {
-			t.Fatalf("message %s: indexed %v as %+v; want it in broker group %s", id, ok, m, devGroup)
+			t.Fatalf("message %s: listed %v as %+v; want it in broker group %s (list %+v)", id, ok, m, devGroup, list.List)
 		}
-		recs, err := st.FindRecords(context.Background(), backup.RecordQuery{Subject: subject, MessageID: id, BrokerGroup: m.BrokerGroup, Sequence: m.Sequence})
-		if err != nil {
-			t.Fatal(err)
+		var recs struct {
+			Records []struct {
+				ConsumerGroup string `json:"consumerGroup"`
+				Action        int    `json:"action"`
+			} `json:"records"`
 		}
+		api("/api/message/records", "recordQuery", map[string]any{"subject": subject, "messageId": id, "brokerGroup": m.BrokerGroup, "sequence": m.Sequence, "recordCode": 0}, &recs)
 		have := map[string]int{}
-		for _, r := range recs {
+		for _, r := range recs.Records {
 			have[fmt.Sprintf("%s/%d", r.ConsumerGroup, r.Action)]++
 		}
 		for _, want := range []string{"ok/0", "ok/1", "failing/0", "failing/1"} {
 			if have[want] != 1 {
-				t.Errorf("message %s: records %v; want one of each of ok and failing's pull (0) and ack (1)", id, have)
+				t.Errorf("message %s: records %v; want one each of ok's and failing's pull (0) and ack (1)", id, have)
 				break
 			}
 		}
 	}
-	dead, err := st.FindDeadLetters(context.Background(), backup.MessageQuery{Subject: subject, ConsumerGroup: "failing", Len: 100,
-		CreateTimeBegin: window.CreateTimeBegin, CreateTimeEnd: window.CreateTimeEnd})
+	var dead struct {
+		List []meta `json:"list"`
+	}
+	api("/api/message/dead", "backupQuery", map[string]any{"subject": subject, "consumerGroup": "failing", "len": 100}, &dead)
+	if len(dead.List) != len(ids) {
+		t.Fatalf("%d dead letters of group failing listed, want %d: %+v", len(dead.List), len(ids), dead.List)
+	}
+	for _, d := range dead.List {
+		if _, ok := indexed[d.MessageID]; !ok || d.ConsumerGroup != "failing" {
+			t.Fatalf("dead letter %+v: not one of the messages sent, or not of group failing", d)
+		}
+	}
+	// The dead letters' content: the store keeps it, and the resend
+	// endpoint sends it back (as a new message of the subject).
+	form := url.Values{"subject": {subject}, "consumerGroup": {"failing"}}
+	req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("http://127.0.0.1:%d/api/message/dead/resend", backupHTTP), strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Api-Token", devToken(t, data))
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(dead.Messages) != len(ids) {
-		t.Fatalf("%d dead letters of group failing, want %d: %+v", len(dead.Messages), len(ids), dead.Messages)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || strings.Count(string(body), "newMessageId") != len(ids) {
+		t.Fatalf("resend of every dead letter of group failing: %d %s", resp.StatusCode, body)
 	}
 }

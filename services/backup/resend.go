@@ -196,15 +196,69 @@ func (s *Server) findDeadLetter(ctx context.Context, subject, group, bg string, 
 		return backup.Message{}, err
 	}
 	if m.Kind != backup.KindDead {
+		// The store found the normal message with the dead letter's
+		// sequence (the two live in different subjects' logs, so their
+		// sequences overlap, and FindMessage cannot tell them apart): use
+		// the dead letter's original instead, by its id.
+		if group != "" {
+			if d, ok := s.deadLetterByOriginal(ctx, subject, group, bg, seq); ok {
+				return d, nil
+			}
+		}
 		return backup.Message{}, fmt.Errorf("%w: %s:%d of subject %s is not a dead letter", backup.ErrNotFound, bg, seq, subject)
 	}
 	return m, nil
 }
 
+// deadLetterByOriginal finds the dead letter bg:seq of group in the dead
+// index and returns it with the content of its original message (same id,
+// same properties and tags), if the store keeps that content
+// (backup.message.content).
+func (s *Server) deadLetterByOriginal(ctx context.Context, subject, group, bg string, seq int64) (backup.Message, bool) {
+	q := backup.MessageQuery{Subject: subject, ConsumerGroup: group, Len: backup.MaxPageLen}
+	var dead backup.Message
+	found := false
+	for !found {
+		page, err := s.store.FindDeadLetters(ctx, q)
+		if err != nil {
+			return backup.Message{}, false
+		}
+		for _, m := range page.Messages {
+			if m.BrokerGroup == bg && m.Sequence == seq {
+				dead, found = m, true
+				break
+			}
+		}
+		if page.Next == "" {
+			break
+		}
+		q.Start = page.Next
+	}
+	if !found {
+		return backup.Message{}, false
+	}
+	return s.withOriginalContent(ctx, subject, dead)
+}
+
+// withOriginalContent returns dead with the content of its original message.
+func (s *Server) withOriginalContent(ctx context.Context, subject string, dead backup.Message) (backup.Message, bool) {
+	page, err := s.store.FindMessages(ctx, backup.MessageQuery{Subject: subject, MessageID: dead.MessageID, Len: 10})
+	if err != nil {
+		return backup.Message{}, false
+	}
+	for _, o := range page.Messages {
+		if m, err := s.store.FindMessage(ctx, subject, o.BrokerGroup, o.Sequence); err == nil && m.MessageID == dead.MessageID && len(m.Content) > 0 {
+			dead.Content = m.Content
+			return dead, true
+		}
+	}
+	return backup.Message{}, false
+}
+
 func (s *Server) allDeadLetters(ctx context.Context, subject, group string, limit int) ([]backup.Message, bool, error) {
 	var out []backup.Message
-	q := backup.MessageQuery{Subject: subject, ConsumerGroup: group, Len: min(limit, backup.MaxPageLen),
-		CreateTimeBegin: time.Unix(0, 0), CreateTimeEnd: time.Now().Add(time.Hour)}
+	// The store's default window (QMQ's: the last 30 days).
+	q := backup.MessageQuery{Subject: subject, ConsumerGroup: group, Len: min(limit, backup.MaxPageLen)}
 	for {
 		page, err := s.store.FindDeadLetters(ctx, q)
 		if err != nil {
@@ -216,7 +270,12 @@ func (s *Server) allDeadLetters(ctx context.Context, subject, group string, limi
 			}
 			if len(m.Content) == 0 { // a page may hold the index only
 				full, err := s.findDeadLetter(ctx, subject, group, m.BrokerGroup, m.Sequence)
-				if err != nil {
+				if errors.Is(err, backup.ErrNotFound) {
+					var ok bool
+					if full, ok = s.withOriginalContent(ctx, subject, m); !ok {
+						return nil, false, err
+					}
+				} else if err != nil {
 					return nil, false, err
 				}
 				m = full

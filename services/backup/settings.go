@@ -22,7 +22,7 @@ const (
 // Store types (store.type).
 const (
 	StorePebble = "pebble" // embedded, under store.root (ours; the default)
-	StoreHBase  = "hbase"  // HBase through its REST gateway (hbase.rest.url)
+	StoreHBase  = "hbase"  // HBase through its REST gateway (backup.hbase.rest.url)
 )
 
 // Settings are the backup service's whole configuration, typed: New takes
@@ -72,14 +72,16 @@ type Settings struct {
 	ConsulDeregisterAfter time.Duration // consul.deregister.critical.after.ms
 }
 
-// HBaseSettings are hbase.properties' (the gateway) and backup.properties'
-// table names (QMQ's keys and defaults).
+// HBaseSettings are hbase.properties' (ours: QMQ's Java client reads
+// ZooKeeper keys there; we reach HBase through its REST gateway).
 type HBaseSettings struct {
-	RESTURL      string // hbase.rest.url (ours): the REST gateway, e.g. http://hbase-rest:8080
-	MessageTable string // hbase.message.table
-	RecordTable  string // hbase.record.table
-	DeadTable    string // hbase.dead.table
-	DeadContent  string // hbase.dead.content.table
+	RESTURL string        // backup.hbase.rest.url: the REST gateway, e.g. http://hbase-rest:8080
+	Timeout time.Duration // backup.hbase.timeout.ms: one REST request; slower counts as unavailable
+	// DictionaryPath is backup.dic.sqlite.path: the SQLite file of the
+	// qmq_dic dictionary (names to the ids in row keys); "" =
+	// store.root/dic.db. Backups writing to the same HBase tables must share
+	// it (see docs/backup-follower.md).
+	DictionaryPath string
 }
 
 // DefaultSettings are QMQ's defaults where QMQ has the key, and ours.
@@ -88,11 +90,10 @@ func DefaultSettings() Settings {
 		Port:      20881,
 		HTTPPort:  8080,
 		StoreRoot: "/data", StoreType: StorePebble,
-		PullMapTTL:    7200 * time.Second,
-		EnableRecord:  true,
-		RetentionDays: 30, // QMQ's query range
-		HBase: HBaseSettings{MessageTable: "qmq_backup", RecordTable: "qmq_backup_record",
-			DeadTable: "qmq_backup_dead", DeadContent: "qmq_backup_dead_content"},
+		PullMapTTL:            7200 * time.Second,
+		EnableRecord:          true,
+		RetentionDays:         30, // QMQ's query range
+		HBase:                 HBaseSettings{Timeout: 10 * time.Second},
 		CheckpointInterval:    500 * time.Millisecond,
 		RequestTimeout:        3 * time.Second,
 		RetryInterval:         2 * time.Second,
@@ -126,7 +127,7 @@ func (s Settings) Validate() error {
 	case StorePebble:
 	case StoreHBase:
 		if u, err := url.Parse(s.HBase.RESTURL); s.HBase.RESTURL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad("store.type=hbase needs hbase.rest.url in %s: the HBase REST gateway, e.g. http://hbase-rest:8080 (got %q)", FileHBase, s.HBase.RESTURL)
+			bad("store.type=hbase needs backup.hbase.rest.url in %s: the HBase REST gateway, e.g. http://hbase-rest:8080 (got %q)", FileHBase, s.HBase.RESTURL)
 		}
 	default:
 		bad("store.type %q: want %s or %s", s.StoreType, StorePebble, StoreHBase)
