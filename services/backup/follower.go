@@ -272,7 +272,9 @@ func (f *follower) fetch(ctx context.Context, c *remoting.Client, t target, typ 
 	}
 	cctx, cancel := context.WithTimeout(ctx, f.settings.RequestTimeout)
 	defer cancel()
+	start := time.Now()
 	resp, err := c.Call(cctx, protocol.CodeSyncLogRequest, protocol.AppendSyncLogRequest(nil, req))
+	f.m.fetchSeconds.WithLabelValues(protocol.SyncTypeName(typ)).Observe(time.Since(start).Seconds())
 	if err != nil {
 		return nil, fmt.Errorf("read the %s log of slave %s at %d: %w", protocol.SyncTypeName(typ), t.addr, off, err)
 	}
@@ -287,39 +289,113 @@ func (f *follower) fetch(ctx context.Context, c *remoting.Client, t target, typ 
 	return r.Data, nil
 }
 
-func (f *follower) copyMessages(ctx context.Context, c *remoting.Client, t target, g geometry) error {
-	for ctx.Err() == nil {
-		off := f.msgOff.Load()
-		data, err := f.fetch(ctx, c, t, protocol.SyncTypeMessage, off)
-		if err != nil {
-			return err
+// pipeDepth bounds the answers read ahead of the store (each at most
+// sync.batch.size of log, 1 MiB): the next answers are fetched and parsed
+// while the store writes, and what queued meanwhile is written as one batch
+// (one fsync for several answers when the store is slower than the slave).
+const pipeDepth = 8
+
+// maxMergedEntries bounds the entries of one merged write.
+const maxMergedEntries = 50_000
+
+// parsed is one answer of the slave, parsed: entries (messages or actions)
+// and the offset after them.
+type parsed[T any] struct {
+	entries []T
+	next    int64
+	newest  int64 // messages: the newest timestamp (ms)
+}
+
+// pipeline fetches and parses one log ahead of its writer: fetchParse reads
+// the answer at an offset; commit writes merged entries and moves the
+// offset. It returns when ctx ends or either side fails.
+func pipeline[T any](ctx context.Context, start int64, fetchParse func(ctx context.Context, off int64) (parsed[T], error),
+	commit func(ctx context.Context, batch parsed[T]) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	queue := make(chan parsed[T], pipeDepth)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			var b parsed[T]
+			select {
+			case b = <-queue:
+			case <-ctx.Done():
+				return
+			}
+		merge:
+			for len(b.entries) < maxMergedEntries {
+				select {
+				case more := <-queue:
+					b.entries = append(b.entries, more.entries...)
+					b.next, b.newest = more.next, max(b.newest, more.newest)
+				default:
+					break merge
+				}
+			}
+			if err := commit(ctx, b); err != nil {
+				cancel(err)
+				return
+			}
 		}
-		if len(data) == 0 {
-			continue // caught up; the slave parked the request until now
+	})
+	off := start
+	var err error
+	for ctx.Err() == nil {
+		var p parsed[T]
+		if p, err = fetchParse(ctx, off); err != nil {
+			break
+		}
+		if p.next == off {
+			continue // nothing new (the slave parked the request until now)
+		}
+		select {
+		case queue <- p:
+			off = p.next
+		case <-ctx.Done():
+		}
+	}
+	if err != nil {
+		cancel(err)
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return ctx.Err()
+}
+
+func (f *follower) copyMessages(ctx context.Context, c *remoting.Client, t target, g geometry) error {
+	return pipeline(ctx, f.msgOff.Load(), func(ctx context.Context, off int64) (parsed[backup.Message], error) {
+		data, err := f.fetch(ctx, c, t, protocol.SyncTypeMessage, off)
+		if err != nil || len(data) == 0 {
+			return parsed[backup.Message]{next: off}, err
 		}
 		b, next, err := replayMessages(data, off, g, t.group, f.settings.BackupContent)
 		if err != nil {
-			return fmt.Errorf("slave %s: %w", t.addr, err)
+			return parsed[backup.Message]{}, fmt.Errorf("slave %s: %w", t.addr, err)
 		}
 		if next == off {
-			return fmt.Errorf("slave %s sent %d bytes of its message log at %d that hold no whole record", t.addr, len(data), off)
+			return parsed[backup.Message]{}, fmt.Errorf("slave %s sent %d bytes of its message log at %d that hold no whole record", t.addr, len(data), off)
 		}
 		if b.bad > 0 {
 			f.m.badPayloads.Add(float64(b.bad))
 			f.log.Warn("messages whose payload could not be read were not indexed", "count", b.bad, "offset", off)
 		}
-		if len(b.msgs) > 0 {
-			if err := f.write(ctx, func(ctx context.Context) error { return f.store.PutMessages(ctx, b.msgs) }); err != nil {
+		return parsed[backup.Message]{entries: b.msgs, next: next, newest: b.newest}, nil
+	}, func(ctx context.Context, b parsed[backup.Message]) error {
+		if len(b.entries) > 0 {
+			if err := f.write(ctx, func(ctx context.Context) error { return f.store.PutMessages(ctx, b.entries) }); err != nil {
 				return err
 			}
-			for _, m := range b.msgs {
+			for _, m := range b.entries {
 				f.m.rows.WithLabelValues(kindLabel(m.Kind)).Inc()
 			}
 			f.lastMsgTime.Store(b.newest)
 		}
-		f.msgOff.Store(next)
-	}
-	return ctx.Err()
+		f.msgOff.Store(b.next)
+		return nil
+	})
 }
 
 func kindLabel(k backup.Kind) string {
@@ -333,27 +409,22 @@ func kindLabel(k backup.Kind) string {
 }
 
 func (f *follower) copyActions(ctx context.Context, c *remoting.Client, t target, g geometry) error {
-	for ctx.Err() == nil {
-		off := f.actOff.Load()
+	return pipeline(ctx, f.actOff.Load(), func(ctx context.Context, off int64) (parsed[actionlog.Action], error) {
 		data, err := f.fetch(ctx, c, t, protocol.SyncTypeAction, off)
-		if err != nil {
-			return err
-		}
-		if len(data) == 0 {
-			continue
+		if err != nil || len(data) == 0 {
+			return parsed[actionlog.Action]{next: off}, err
 		}
 		actions, next, err := replayActions(data, off, g)
 		if err != nil {
-			return fmt.Errorf("slave %s: %w", t.addr, err)
+			return parsed[actionlog.Action]{}, fmt.Errorf("slave %s: %w", t.addr, err)
 		}
 		if next == off {
-			return fmt.Errorf("slave %s sent %d bytes of its action log at %d that hold no whole record", t.addr, len(data), off)
+			return parsed[actionlog.Action]{}, fmt.Errorf("slave %s sent %d bytes of its action log at %d that hold no whole record", t.addr, len(data), off)
 		}
-		if err := f.applyActions(ctx, t.group, actions, next); err != nil {
-			return err
-		}
-	}
-	return ctx.Err()
+		return parsed[actionlog.Action]{entries: actions, next: next}, nil
+	}, func(ctx context.Context, b parsed[actionlog.Action]) error {
+		return f.applyActions(ctx, t.group, b.entries, b.next)
+	})
 }
 
 // applyActions turns actions into records, writes them and moves the

@@ -10,6 +10,7 @@ type metrics struct {
 	storeErrors    prometheus.Counter
 	storeUp        prometheus.Gauge
 	writeSeconds   prometheus.Histogram
+	fetchSeconds   *prometheus.HistogramVec
 	syncErrors     prometheus.Counter
 	badPayloads    prometheus.Counter
 	unresolvedAcks prometheus.Counter
@@ -27,6 +28,9 @@ func newMetrics(f func() Lag, pending func() int) *metrics {
 			Help: "1 while the store accepts writes, 0 after a failed one until the next success."}),
 		writeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "qmq_backup_store_write_seconds",
 			Help: "Time of one batch write to the store.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
+		fetchSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "qmq_backup_fetch_seconds",
+			Help: "Time of one read of the slave's log (a request that finds nothing new is parked up to message.sync.timeout.ms).",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"log"}),
 		syncErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "qmq_backup_sync_errors_total",
 			Help: "Failed connections or requests to the slave's sync port."}),
 		badPayloads: prometheus.NewCounter(prometheus.CounterOpts{Name: "qmq_backup_bad_payloads_total",
@@ -37,7 +41,7 @@ func newMetrics(f func() Lag, pending func() int) *metrics {
 			Help: "Log bytes retention deleted before the backup read them."}, []string{"log"}),
 	}
 	m.storeUp.Set(1)
-	m.reg.MustRegister(m.rows, m.storeErrors, m.storeUp, m.writeSeconds, m.syncErrors, m.badPayloads, m.unresolvedAcks, m.skippedBytes,
+	m.reg.MustRegister(m.rows, m.storeErrors, m.storeUp, m.writeSeconds, m.fetchSeconds, m.syncErrors, m.badPayloads, m.unresolvedAcks, m.skippedBytes,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "qmq_backup_lag_bytes", Help: "Bytes of the slave's message log not yet indexed (-1: unknown).",
 			ConstLabels: prometheus.Labels{"log": "message"}}, func() float64 { return float64(f().MessageBytes) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "qmq_backup_lag_bytes", Help: "Bytes of the slave's message log not yet indexed (-1: unknown).",
