@@ -29,7 +29,7 @@ func newMetrics(f func() Lag, pending func() int) *metrics {
 		writeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "qmq_backup_store_write_seconds",
 			Help: "Time of one batch write to the store.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
 		fetchSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "qmq_backup_fetch_seconds",
-			Help: "Time of one read of the slave's log (a request that finds nothing new is parked up to message.sync.timeout.ms).",
+			Help:    "Time of one read of the slave's log (a request that finds nothing new is parked up to message.sync.timeout.ms).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"log"}),
 		syncErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "qmq_backup_sync_errors_total",
 			Help: "Failed connections or requests to the slave's sync port."}),
