@@ -42,10 +42,10 @@ var ignoredKeys = map[string]string{
 	"max.query.threads":               "queries run on the HTTP server's goroutines, bounded by http.max.connections",
 	"message.backup.hfile.size":       "no HFile bulk load",
 	"enable.index.log.delete":         "the backup keeps no index log: it reads the slave's message log",
-	"hbase.message.table":             "the tables have QMQ's names (qmq tools: qmq query create-hbase-tables)",
-	"hbase.record.table":              "the tables have QMQ's names (qmq tools: qmq query create-hbase-tables)",
-	"hbase.dead.table":                "the tables have QMQ's names (qmq tools: qmq query create-hbase-tables)",
-	"hbase.dead.content.table":        "the tables have QMQ's names (qmq tools: qmq query create-hbase-tables)",
+	"hbase.message.table":             "the tables have QMQ's names (create them with qmq query create-hbase-tables)",
+	"hbase.record.table":              "the tables have QMQ's names (create them with qmq query create-hbase-tables)",
+	"hbase.dead.table":                "the tables have QMQ's names (create them with qmq query create-hbase-tables)",
+	"hbase.dead.content.table":        "the tables have QMQ's names (create them with qmq query create-hbase-tables)",
 }
 
 // ignoredHBaseKeys are QMQ's hbase.properties keys for the Java client.
