@@ -159,6 +159,9 @@ func (f *follower) run(ctx context.Context) {
 			continue // a new slave: connect at once
 		default:
 		}
+		if err == nil {
+			err = errors.New("the connection to the slave ended")
+		}
 		f.m.syncErrors.Inc()
 		f.setConn(true, err.Error())
 		if err.Error() != lastErr {

@@ -103,9 +103,13 @@ func (r *registrar) once(ctx context.Context) error {
 		return fmt.Errorf("the metaserver has %s:%d as %s of group %s, not as BACKUP (4): register the backup with qmq tools AddBroker --brokerGroup=%s --role=4 --hostname=%s --servePort=%d (broker.port in %s)",
 			s.hostname, s.settings.Port, protocol.RoleName(resp.Role), resp.GroupName, resp.GroupName, s.hostname, s.settings.Port, FileBackup)
 	}
-	if s.cpGroup != "" && s.cpGroup != resp.GroupName {
+	held := s.cpGroup
+	if cur, _ := s.f.target(); cur.group != "" {
+		held = cur.group // the row was moved to another group while running
+	}
+	if held != "" && held != resp.GroupName {
 		err := fmt.Errorf("store.root %s holds the backup of group %s, but the metaserver names this backup's group %s; give this backup its own store.root (or delete %s to index group %s from scratch)",
-			s.settings.StoreRoot, s.cpGroup, resp.GroupName, s.cp.path, resp.GroupName)
+			s.settings.StoreRoot, held, resp.GroupName, s.cp.path, resp.GroupName)
 		select {
 		case s.fatal <- err:
 		default:
