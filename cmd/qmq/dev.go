@@ -215,6 +215,10 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 			hostPort(h, ports.delay), devDelayGroup, hostPort(h, ports.delay+2))
 		delayTry = fmt.Sprintf("  qmq send --meta %s --subject hello --body \"later\" --delay 10s\n", endpoint)
 	}
+	if ports.backup != 0 {
+		delayLine += fmt.Sprintf("  backup       http://%s  group %s  (queries /api/message?backupQuery={\"subject\":\"hello\",\"len\":20}, /api/message/records, /api/message/dead; /health, /metrics)\n",
+			hostPort(h, ports.backup), devGroup)
+	}
 	fmt.Fprintf(stdout, `qmq dev is running (data in %s; Ctrl-C stops it, a restart keeps the data; ports listen on %s)
   metaserver   http://%s  (tcp %d)
   broker       %s  group %s  (health and metrics http://%s/health, /metrics)
@@ -227,10 +231,6 @@ Try:
 	if ports.watchdog != 0 {
 		fmt.Fprintf(stdout, "  watchdog     namespace default, scans the databases of qmq tools AddDb --metaserver=%s every %s  (http://%s/health, /metrics)\n",
 			hostPort(h, *metaHTTP), devWatchdogCheck, hostPort(h, ports.watchdog))
-	}
-	if ports.backup != 0 {
-		fmt.Fprintf(stdout, "  backup       http://%s  group %s  (GET /api/message?backupQuery={\"subject\":\"hello\",\"len\":20}, /api/message/records, /api/message/dead; /health, /metrics)\n",
-			hostPort(h, ports.backup), devGroup)
 	}
 	if ports.slave != 0 {
 		fmt.Fprintf(stdout, "  slave        %s  group %s  (http://%s/health); the master answers sends once the slave wrote them (wait.slave.wrote=true)\n",

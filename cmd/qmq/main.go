@@ -1,6 +1,6 @@
 // Command qmq is the single binary of qmq-go: one subcommand per component.
 //
-//	qmq dev [--data DIR]                              metaserver + broker + delay server in one process
+//	qmq dev [--data DIR]                              metaserver + broker + delay server + backup in one process
 //	qmq metaserver [--conf DIR] [--set key=value]…   cluster registry and routing
 //	qmq broker [--conf DIR] [--set key=value]…       real-time broker (master)
 //	qmq delay [--conf DIR] [--set key=value]…        delay server (delay and scheduled messages)
@@ -36,7 +36,7 @@ import (
 const usage = `qmq — QMQ message queue servers and tools, in Go.
 
 Usage:
-  qmq dev [--data DIR] [--bind IP] [--watchdog]   metaserver (SQLite) + broker + delay server (+ watchdog) in one process on 127.0.0.1, registered automatically
+  qmq dev [--data DIR] [--bind IP] [--watchdog] [--backup-http PORT]   metaserver (SQLite) + broker + delay server + backup (+ watchdog) in one process on 127.0.0.1, registered automatically
   qmq metaserver [--conf DIR] [--set key=value]... [--log-level LEVEL]
   qmq broker [--conf DIR] [--set key=value]... [--log-level LEVEL]
   qmq delay [--conf DIR] [--set key=value]... [--log-level LEVEL]     (reads delay.properties)
