@@ -20,7 +20,7 @@ STATICCHECK = $(TOOLS)/bin/staticcheck-$(STATICCHECK_VERSION)-$(shell $(GO) env 
 export PATH := $(TOOLS)/bin:$(PATH)
 
 # Packages whose tests exercise goroutines: run under the race detector.
-RACE_PKGS := ./conf/... ./protocol/... ./consul/... ./services/... ./cmd/... ./client/... ./storage/...
+RACE_PKGS := ./conf/... ./protocol/... ./consul/... ./services/... ./cmd/... ./client/... ./storage/... ./backup/...
 
 .PHONY: all build run dev metaserver test perf vet staticcheck fmt fuzz consul nomad nomad-demo clean
 

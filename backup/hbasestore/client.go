@@ -152,15 +152,23 @@ func clip(b []byte) string {
 	return s
 }
 
-func tablePath(t rowstore.Table) string { return "/" + url.PathEscape(string(t)) }
+// name is t's HBase table name (Settings.TableNames).
+func (c *client) name(t rowstore.Table) string {
+	if n, ok := c.s.TableNames[t]; ok {
+		return n
+	}
+	return string(t)
+}
+
+func (c *client) tablePath(t rowstore.Table) string { return "/" + url.PathEscape(c.name(t)) }
 
 func column(t rowstore.Table) string { return rowstore.Family(t) + ":" + rowstore.Qualifier(t) }
 
 // createTable creates t with its QMQ column family, with a TTL when
 // retention is set; an existing table is left as it is.
 func (c *client) createTable(ctx context.Context, t rowstore.Table) (created bool, err error) {
-	what := "create table " + string(t)
-	status, _, _, err := c.do(ctx, http.MethodGet, tablePath(t)+"/schema", nil, "look up table "+string(t))
+	what := "create table " + c.name(t)
+	status, _, _, err := c.do(ctx, http.MethodGet, c.tablePath(t)+"/schema", nil, "look up table "+c.name(t))
 	if err != nil {
 		return false, err
 	}
@@ -171,7 +179,7 @@ func (c *client) createTable(ctx context.Context, t rowstore.Table) (created boo
 	if c.s.RetentionDays > 0 {
 		cs.TTL = strconv.Itoa(c.s.RetentionDays * 24 * 3600)
 	}
-	status, _, _, err = c.do(ctx, http.MethodPut, tablePath(t)+"/schema", tableSchema{Name: string(t), ColumnSchema: []columnSchema{cs}}, what)
+	status, _, _, err = c.do(ctx, http.MethodPut, c.tablePath(t)+"/schema", tableSchema{Name: c.name(t), ColumnSchema: []columnSchema{cs}}, what)
 	if err != nil {
 		return false, err
 	}
@@ -195,13 +203,13 @@ func (c *client) put(ctx context.Context, rows []rowstore.Row) error {
 		cs.Row = append(cs.Row, cellRow{Key: b64.EncodeToString(r.Key), Cell: []cell{{Column: b64.EncodeToString([]byte(column(r.Table))), Value: b64.EncodeToString(r.Value)}}})
 	}
 	for _, t := range order {
-		what := fmt.Sprintf("put %d rows into %s", len(byTable[t].Row), t)
-		status, _, _, err := c.do(ctx, http.MethodPut, tablePath(t)+"/fakerow", byTable[t], what)
+		what := fmt.Sprintf("put %d rows into %s", len(byTable[t].Row), c.name(t))
+		status, _, _, err := c.do(ctx, http.MethodPut, c.tablePath(t)+"/fakerow", byTable[t], what)
 		if err != nil {
 			return err
 		}
 		if status == http.StatusNotFound {
-			return fmt.Errorf("HBase REST gateway %s: %s: table %s does not exist; create the tables (qmq query create-hbase-tables, or schema/init_backup_hbase.sql in hbase shell)", c.base.Host, what, t)
+			return fmt.Errorf("HBase REST gateway %s: %s: table %s does not exist; create the tables (qmq query create-hbase-tables, or schema/init_backup_hbase.sql in hbase shell)", c.base.Host, what, c.name(t))
 		}
 	}
 	return nil
@@ -209,8 +217,8 @@ func (c *client) put(ctx context.Context, rows []rowstore.Row) error {
 
 // get reads one cell.
 func (c *client) get(ctx context.Context, t rowstore.Table, key []byte) ([]byte, bool, error) {
-	what := fmt.Sprintf("get row %q of %s", key, t)
-	status, _, body, err := c.do(ctx, http.MethodGet, tablePath(t)+"/"+url.PathEscape(string(key))+"/"+column(t), nil, what)
+	what := fmt.Sprintf("get row %q of %s", key, c.name(t))
+	status, _, body, err := c.do(ctx, http.MethodGet, c.tablePath(t)+"/"+url.PathEscape(string(key))+"/"+column(t), nil, what)
 	if err != nil {
 		return nil, false, err
 	}
@@ -221,16 +229,15 @@ func (c *client) get(ctx context.Context, t rowstore.Table, key []byte) ([]byte,
 	if err := json.Unmarshal(body, &cs); err != nil {
 		return nil, false, fmt.Errorf("HBase REST gateway %s: %s: the answer is not a CellSet: %w", c.base.Host, what, err)
 	}
-	for _, r := range cs.Row {
-		for _, cl := range r.Cell {
-			v, err := b64.DecodeString(cl.Value)
-			if err != nil {
-				return nil, false, fmt.Errorf("HBase REST gateway %s: %s: a value is not base64: %w", c.base.Host, what, err)
-			}
-			return v, true, nil
-		}
+	// One row, one column asked: its cell is the first (and only) one.
+	if len(cs.Row) == 0 || len(cs.Row[0].Cell) == 0 {
+		return nil, false, nil
 	}
-	return nil, false, nil
+	v, err := b64.DecodeString(cs.Row[0].Cell[0].Value)
+	if err != nil {
+		return nil, false, fmt.Errorf("HBase REST gateway %s: %s: a value is not base64: %w", c.base.Host, what, err)
+	}
+	return v, true, nil
 }
 
 // regexFilter is QMQ's row-key filter in the REST gateway's filter JSON.
@@ -256,8 +263,8 @@ func (c *client) scan(ctx context.Context, s rowstore.Scan, fn func(k, v []byte)
 	if s.Regexp != "" {
 		spec.Filter = regexFilter(s.Regexp)
 	}
-	what := "open a scanner on " + string(s.Table)
-	status, hdr, _, err := c.do(ctx, http.MethodPut, tablePath(s.Table)+"/scanner", spec, what)
+	what := "open a scanner on " + c.name(s.Table)
+	status, hdr, _, err := c.do(ctx, http.MethodPut, c.tablePath(s.Table)+"/scanner", spec, what)
 	if err != nil {
 		return err
 	}

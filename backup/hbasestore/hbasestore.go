@@ -66,7 +66,7 @@ func createTables(ctx context.Context, c *client) ([]string, error) {
 			return created, fmt.Errorf("create the backup's HBase tables: %w", err)
 		}
 		if ok {
-			created = append(created, string(t))
+			created = append(created, c.name(t))
 		}
 	}
 	return created, nil

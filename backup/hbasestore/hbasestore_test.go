@@ -12,6 +12,7 @@ import (
 	"github.com/qmq-go/qmq/backup"
 	"github.com/qmq-go/qmq/backup/dic"
 	"github.com/qmq-go/qmq/backup/hbasetest"
+	"github.com/qmq-go/qmq/backup/rowstore"
 	"github.com/qmq-go/qmq/backup/storetest"
 )
 
@@ -48,10 +49,8 @@ func open(t *testing.T, mod func(*Settings)) (*Store, *hbasetest.Server) {
 }
 
 func TestConformance(t *testing.T) {
-	var servers []*hbasetest.Server
 	storetest.Run(t, func(t *testing.T) backup.Store {
 		st, srv := open(t, nil)
-		servers = append(servers, srv)
 		t.Cleanup(func() {
 			if n := srv.OpenScanners(); n != 0 {
 				t.Errorf("%d scanners left open on the gateway", n)
@@ -172,5 +171,31 @@ func TestScannerDeletedWhenScanStopsEarly(t *testing.T) {
 	}
 	if n := srv.OpenScanners(); n != 0 {
 		t.Fatalf("%d scanners left open after an early stop", n)
+	}
+}
+
+// TestTableNames: QMQ's hbase.*.table keys rename the tables.
+func TestTableNames(t *testing.T) {
+	st, srv := open(t, func(s *Settings) {
+		s.TableNames = map[rowstore.Table]string{rowstore.Messages: "bk_messages"}
+	})
+	defer st.Close()
+	if srv.Rows("bk_messages") != 0 || srv.Rows("qmq_backup") != -1 {
+		t.Fatalf("tables: bk_messages %d rows, qmq_backup %d", srv.Rows("bk_messages"), srv.Rows("qmq_backup"))
+	}
+	if err := put(st); err != nil {
+		t.Fatal(err)
+	}
+	if srv.Rows("bk_messages") != 1 {
+		t.Fatalf("bk_messages has %d rows after a put", srv.Rows("bk_messages"))
+	}
+	if err := find(st); err != nil {
+		t.Fatal(err)
+	}
+	bad := DefaultSettings()
+	bad.RestURL = srv.URL()
+	bad.TableNames = map[rowstore.Table]string{rowstore.Messages: "a", rowstore.Dead: "a"}
+	if err := bad.Validate(); err == nil {
+		t.Fatal("two tables with one name were accepted")
 	}
 }

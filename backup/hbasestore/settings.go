@@ -3,9 +3,12 @@ package hbasestore
 import (
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/qmq-go/qmq/backup/rowstore"
 )
 
 // Settings of an HBase store.
@@ -23,6 +26,10 @@ type Settings struct {
 	// RetentionDays is the column families' TTL given to tables that
 	// CreateTables makes (0: keep forever).
 	RetentionDays int
+	// TableNames renames tables (QMQ's hbase.message.table,
+	// hbase.record.table, hbase.dead.table, hbase.dead.content.table);
+	// a table not in it keeps its name.
+	TableNames map[rowstore.Table]string
 	// Location is the zone of the row keys' times (nil: time.Local).
 	Location *time.Location
 	Logger   hclog.Logger
@@ -49,6 +56,16 @@ func (s Settings) Validate() error {
 		return fmt.Errorf("hbase store: scan batch %d is not 1..100000", s.ScanBatch)
 	case s.RetentionDays < 0:
 		return fmt.Errorf("hbase store: retention %d days is negative", s.RetentionDays)
+	}
+	seen := map[string]rowstore.Table{}
+	for t, name := range s.TableNames {
+		if name == "" || strings.ContainsAny(name, "/?#% ") {
+			return fmt.Errorf("hbase store: table name %q for %s is empty or has characters HBase's REST paths cannot take", name, t)
+		}
+		if other, dup := seen[name]; dup {
+			return fmt.Errorf("hbase store: tables %s and %s are both named %q", other, t, name)
+		}
+		seen[name] = t
 	}
 	return nil
 }

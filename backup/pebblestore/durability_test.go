@@ -173,3 +173,41 @@ func killWriter(dir string) {
 		fmt.Printf("acked %d\n", b)
 	}
 }
+
+// TestCloseDuringQueries: Close waits for the queries under way, and later
+// ones fail; nothing deadlocks.
+func TestCloseDuringQueries(t *testing.T) {
+	st := open(t, t.TempDir(), nil)
+	at := time.Now().Add(-time.Minute)
+	var msgs []backup.Message
+	for i := range 200 {
+		msgs = append(msgs, backup.Message{Subject: "s", MessageID: fmt.Sprint(i), BrokerGroup: "bg", Sequence: int64(i), CreateTime: at, Kind: backup.KindDead, ConsumerGroup: fmt.Sprint("g", i%5)})
+	}
+	if err := st.PutMessages(ctx, msgs); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	for range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for {
+				if _, err := st.FindDeadLetters(ctx, backup.MessageQuery{Subject: "s", Len: 100}); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(50 * time.Millisecond)
+	closed := make(chan error, 1)
+	go func() { closed <- st.Close() }()
+	for range 4 {
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("queries did not end after Close")
+		}
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+}

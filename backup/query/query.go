@@ -183,6 +183,9 @@ func decode(param string, raw []byte, v any) error {
 			return badRequest(param, "%s is not valid JSON (at byte %d): %v", param, se.Offset, err)
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
 			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			if f == "" {
+				return badRequest(param, "%s has a field with an empty name", param)
+			}
 			return badRequest(f, "%s: no such field in %s", f, param)
 		}
 		var fe *fieldErr

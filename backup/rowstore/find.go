@@ -163,6 +163,7 @@ func (s *Store) FindDeadLetters(ctx context.Context, q backup.MessageQuery) (bac
 // next one as Next.
 func (s *Store) page(ctx context.Context, sc Scan, q backup.MessageQuery, w window, kind backup.Kind, group func(key []byte) (string, error)) (backup.MessagePage, error) {
 	var page backup.MessagePage
+	var keys [][]byte // of page.Messages, for group
 	var rowErr error
 	var re *regexp.Regexp
 	if sc.Regexp != "" {
@@ -191,11 +192,8 @@ func (s *Store) page(ctx context.Context, sc Scan, q backup.MessageQuery, w wind
 			Subject: q.Subject, MessageID: iv.MessageID, BrokerGroup: iv.BrokerGroup,
 			Sequence: iv.Sequence, CreateTime: time.UnixMilli(iv.CreateTimeMs), Kind: kind,
 		}
-		if m.ConsumerGroup, err = group(k); err != nil {
-			rowErr = fmt.Errorf("row %q: consumer group: %w", k, err)
-			return false
-		}
 		page.Messages = append(page.Messages, m)
+		keys = append(keys, append([]byte(nil), k...))
 		return true
 	})
 	if err == nil {
@@ -203,6 +201,13 @@ func (s *Store) page(ctx context.Context, sc Scan, q backup.MessageQuery, w wind
 	}
 	if err != nil {
 		return backup.MessagePage{}, fmt.Errorf("%s: read %s: %w", s.opts.Name, sc.Table, err)
+	}
+	// Names are looked up after the scan: a backend may hold a lock for a
+	// scan's whole length that its dictionary needs too.
+	for i, k := range keys {
+		if page.Messages[i].ConsumerGroup, err = group(k); err != nil {
+			return backup.MessagePage{}, fmt.Errorf("%s: row %q: consumer group: %w", s.opts.Name, k, err)
+		}
 	}
 	return page, nil
 }

@@ -70,7 +70,8 @@ type Tables interface {
 	// Get returns the value of key in t; ok is false if there is none.
 	Get(ctx context.Context, t Table, key []byte) (value []byte, ok bool, err error)
 	// Scan calls fn with each row of s in key order until fn returns false
-	// or the rows run out. key and value are valid only during the call.
+	// or the rows run out. key and value are valid only during the call,
+	// and fn must not call the backend (it may hold a lock for the scan).
 	Scan(ctx context.Context, s Scan, fn func(key, value []byte) bool) error
 	Close() error
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,6 +29,7 @@ func Run(t *testing.T, newStore func(t *testing.T) backup.Store) {
 		{"RetryRecords", testRetryRecords},
 		{"Detail", testDetail},
 		{"BadQueries", testBadQueries},
+		{"Concurrent", testConcurrent},
 		{"Close", testClose},
 	}
 	for _, tc := range tests {
@@ -462,5 +464,65 @@ func testClose(t *testing.T, s backup.Store) {
 	}
 	if _, err := s.FindMessages(ctx, backup.MessageQuery{Subject: "order.changed", Len: 1}); err == nil {
 		t.Error("FindMessages after Close succeeded")
+	}
+}
+
+// testConcurrent puts from several goroutines (new names racing for
+// dictionary ids) while others query, then checks that every write is there.
+func testConcurrent(t *testing.T, s backup.Store) {
+	t0 := base()
+	const writers, batches, per = 4, 5, 20
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range batches {
+				var msgs []backup.Message
+				for i := range per {
+					n := b*per + i
+					msgs = append(msgs, msg(fmt.Sprintf("concurrent.%d", n%3), fmt.Sprintf("w%d-%d", w, n), fmt.Sprintf("bg%d", w), int64(n), t0.Add(time.Duration(n)*time.Millisecond)))
+				}
+				if err := s.PutMessages(ctx, msgs); err != nil {
+					t.Error(err)
+					return
+				}
+				rec := rec(fmt.Sprintf("concurrent.%d", b%3), fmt.Sprintf("bg%d", w), int64(b), fmt.Sprintf("group-%d", w), "c", backup.ActionPull, t0)
+				if err := s.PutRecords(ctx, []backup.Record{rec}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	var readers sync.WaitGroup
+	for range 2 {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_, err := s.FindMessages(ctx, backup.MessageQuery{Subject: "concurrent.1", Len: 10})
+				if err != nil && !errors.Is(err, backup.ErrNotFound) {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	readers.Wait()
+	total := 0
+	for sub := range 3 {
+		total += len(all(t, s.FindMessages, backup.MessageQuery{Subject: fmt.Sprintf("concurrent.%d", sub), Len: 50}))
+	}
+	if total != writers*batches*per {
+		t.Fatalf("%d messages after concurrent puts, want %d", total, writers*batches*per)
 	}
 }
