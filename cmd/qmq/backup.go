@@ -14,6 +14,7 @@ import (
 	"github.com/qmq-go/qmq/backup/hbasestore"
 	"github.com/qmq-go/qmq/backup/pebblestore"
 	"github.com/qmq-go/qmq/backup/query"
+	"github.com/qmq-go/qmq/backup/rowstore"
 	"github.com/qmq-go/qmq/conf"
 	backupsvc "github.com/qmq-go/qmq/services/backup"
 )
@@ -90,6 +91,8 @@ func openBackupStore(s backupsvc.Settings, log hclog.Logger) (backup.Store, erro
 		}
 		hs := hbasestore.DefaultSettings()
 		hs.RestURL, hs.Timeout, hs.RetentionDays, hs.Logger = s.HBase.RESTURL, s.HBase.Timeout, s.RetentionDays, log.Named("store")
+		hs.TableNames = map[rowstore.Table]string{rowstore.Messages: s.HBase.MessageTable, rowstore.Records: s.HBase.RecordTable,
+			rowstore.Dead: s.HBase.DeadTable, rowstore.DeadContent: s.HBase.DeadContentTable}
 		st, err := hbasestore.New(hs, dict)
 		if err != nil {
 			db.Close()

@@ -42,10 +42,6 @@ var ignoredKeys = map[string]string{
 	"max.query.threads":               "queries run on the HTTP server's goroutines, bounded by http.max.connections",
 	"message.backup.hfile.size":       "no HFile bulk load",
 	"enable.index.log.delete":         "the backup keeps no index log: it reads the slave's message log",
-	"hbase.message.table":             "the tables have QMQ's names (create them with qmq query create-hbase-tables)",
-	"hbase.record.table":              "the tables have QMQ's names (create them with qmq query create-hbase-tables)",
-	"hbase.dead.table":                "the tables have QMQ's names (create them with qmq query create-hbase-tables)",
-	"hbase.dead.content.table":        "the tables have QMQ's names (create them with qmq query create-hbase-tables)",
 }
 
 // ignoredHBaseKeys are QMQ's hbase.properties keys for the Java client.
@@ -94,6 +90,11 @@ func readSettings(dir string, l conf.Lookup) (Settings, []*conf.Reader, error) {
 		RESTURL:        hr.String("backup.hbase.rest.url", d.HBase.RESTURL),
 		Timeout:        hr.Millis("backup.hbase.timeout.ms", d.HBase.Timeout, 10*time.Millisecond, 10*time.Minute),
 		DictionaryPath: hr.String("backup.dic.sqlite.path", d.HBase.DictionaryPath),
+		// QMQ reads the table names from backup.properties.
+		MessageTable:     r.String("hbase.message.table", d.HBase.MessageTable),
+		RecordTable:      r.String("hbase.record.table", d.HBase.RecordTable),
+		DeadTable:        r.String("hbase.dead.table", d.HBase.DeadTable),
+		DeadContentTable: r.String("hbase.dead.content.table", d.HBase.DeadContentTable),
 	}
 	readTimeout := r.Millis("http.read.timeout.ms", httpguard.DefaultReadTimeout, 100*time.Millisecond, time.Hour)
 	s.HTTPLimits = httpguard.Config{

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/qmq-go/qmq/backup"
+	"github.com/qmq-go/qmq/backup/storemetrics"
 	"github.com/qmq-go/qmq/internal/httpguard"
 )
 
@@ -79,6 +80,13 @@ func New(settings Settings, store backup.Store, opts Options) (*Server, error) {
 	s.cp = cp
 	var f *follower
 	s.m = newMetrics(func() Lag { return f.lag() }, func() int { return int(f.pending.Load()) })
+	// The store's own series (operation times and results) on the same registry.
+	wrapped, err := storemetrics.Wrap(store, settings.StoreType, s.m.reg)
+	if err != nil {
+		return nil, fmt.Errorf("backup: store metrics: %w", err)
+	}
+	store = wrapped
+	s.store = store
 	f = newFollower(settings, store, cp, s.log.Named("follower"), s.m)
 	s.f = f
 	saved, ok, err := cp.load()

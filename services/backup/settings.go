@@ -82,6 +82,9 @@ type HBaseSettings struct {
 	// store.root/dic.db. Backups writing to the same HBase tables must share
 	// it (see docs/backup-follower.md).
 	DictionaryPath string
+	// Tables are QMQ's table names (backup.properties: hbase.message.table,
+	// hbase.record.table, hbase.dead.table, hbase.dead.content.table).
+	MessageTable, RecordTable, DeadTable, DeadContentTable string
 }
 
 // DefaultSettings are QMQ's defaults where QMQ has the key, and ours.
