@@ -23,7 +23,7 @@ func TestSampleConfLoads(t *testing.T) {
 		t.Fatalf("unknown keys in the samples: %v", rep.Unknown)
 	}
 	if s.Port != 8082 || s.HTTPPort != 8082 || s.StoreType != StorePebble || s.PullMapTTL != 2*time.Hour || !s.EnableRecord ||
-		s.CheckpointInterval != 500*time.Millisecond || s.HBase.RESTURL == "" {
+		s.CheckpointInterval != 500*time.Millisecond || s.HBase.RESTURL == "" || s.HBase.MessageTable != "qmq_backup" || s.HBase.DeadContentTable != "qmq_backup_dead_content" {
 		t.Fatalf("settings %+v", s)
 	}
 }

@@ -93,10 +93,11 @@ func DefaultSettings() Settings {
 		Port:      20881,
 		HTTPPort:  8080,
 		StoreRoot: "/data", StoreType: StorePebble,
-		PullMapTTL:            7200 * time.Second,
-		EnableRecord:          true,
-		RetentionDays:         30, // QMQ's query range
-		HBase:                 HBaseSettings{Timeout: 10 * time.Second},
+		PullMapTTL:    7200 * time.Second,
+		EnableRecord:  true,
+		RetentionDays: 30, // QMQ's query range
+		HBase: HBaseSettings{Timeout: 10 * time.Second, MessageTable: "qmq_backup", RecordTable: "qmq_backup_record",
+			DeadTable: "qmq_backup_dead", DeadContentTable: "qmq_backup_dead_content"},
 		CheckpointInterval:    500 * time.Millisecond,
 		RequestTimeout:        3 * time.Second,
 		RetryInterval:         2 * time.Second,
