@@ -388,7 +388,7 @@ func (f *follower) copyMessages(ctx context.Context, c *remoting.Client, t targe
 		return parsed[backup.Message]{entries: b.msgs, next: next, newest: b.newest}, nil
 	}, func(ctx context.Context, b parsed[backup.Message]) error {
 		if len(b.entries) > 0 {
-			if err := f.write(ctx, func(ctx context.Context) error { return f.store.PutMessages(ctx, b.entries) }); err != nil {
+			if err := writeBatch(f, ctx, b.entries, f.store.PutMessages, describeMessage); err != nil {
 				return err
 			}
 			for _, m := range b.entries {
@@ -445,7 +445,7 @@ func (f *follower) applyActions(ctx context.Context, group string, actions []act
 		unresolved += u
 	}
 	if len(recs) > 0 {
-		if err := f.write(ctx, func(ctx context.Context) error { return f.store.PutRecords(ctx, recs) }); err != nil {
+		if err := writeBatch(f, ctx, recs, f.store.PutRecords, describeRecord); err != nil {
 			f.pulls.rollback()
 			return err
 		}
@@ -466,8 +466,28 @@ func (f *follower) applyActions(ctx context.Context, group string, actions []act
 // failures (a store down or slow: nothing is skipped, the offsets wait). It
 // fails only when ctx ends.
 func (f *follower) write(ctx context.Context, put func(context.Context) error) error {
+	return f.writeTries(ctx, 0, put)
+}
+
+// refusedError: the store refused a write maxRefusals times in a row for a
+// reason other than being unavailable or slow.
+type refusedError struct{ err error }
+
+func (e *refusedError) Error() string { return e.err.Error() }
+func (e *refusedError) Unwrap() error { return e.err }
+
+// unavailable reports whether err means the store could not be reached in
+// time (then retrying is all there is to do).
+func unavailable(err error) bool {
+	return errors.Is(err, backup.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// writeTries is write, but after maxRefusals (> 0) consecutive failures
+// that are not unavailability it returns a *refusedError.
+func (f *follower) writeTries(ctx context.Context, maxRefusals int, put func(context.Context) error) error {
 	b := backoff.Backoff{Min: f.settings.StoreRetryMin, Max: f.settings.StoreRetryMax}
 	failing := false
+	refusals := 0
 	for {
 		wctx, cancel := context.WithTimeout(ctx, f.settings.StoreTimeout)
 		start := time.Now()
@@ -488,10 +508,15 @@ func (f *follower) write(ctx context.Context, put func(context.Context) error) e
 		f.m.storeErrors.Inc()
 		f.m.storeUp.Set(0)
 		f.setStoreErr(err)
+		if !unavailable(err) {
+			if refusals++; maxRefusals > 0 && refusals >= maxRefusals {
+				return &refusedError{err}
+			}
+		}
 		if !failing {
 			failing = true
 			why := "it failed"
-			if errors.Is(err, backup.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+			if unavailable(err) {
 				why = "it is unavailable or slower than backup.store.timeout.ms"
 			}
 			f.log.Error(fmt.Sprintf("cannot write to the store (%s); the backup holds its checkpoint and retries with backoff up to %s — nothing is skipped", why, f.settings.StoreRetryMax),

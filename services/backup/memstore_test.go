@@ -19,6 +19,9 @@ type memStore struct {
 	msgs    map[msgKey]backup.Message
 	recs    map[recKey]backup.Record
 	fail    atomic.Bool
+	// poison, if set, makes a Put holding a message of that subject fail
+	// (not as unavailable): a store refusing one entry.
+	poison func(subject string) bool
 	puts    atomic.Int64 // entries handed to successful Puts (rewrites included)
 	refused atomic.Int64
 }
@@ -54,6 +57,11 @@ func (s *memStore) check() error {
 func (s *memStore) PutMessages(ctx context.Context, msgs []backup.Message) error {
 	if err := s.check(); err != nil {
 		return err
+	}
+	for _, m := range msgs {
+		if s.poison != nil && s.poison(m.Subject) {
+			return fmt.Errorf("the test store refuses subject %q", m.Subject)
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -15,6 +15,7 @@ type metrics struct {
 	badPayloads    prometheus.Counter
 	unresolvedAcks prometheus.Counter
 	skippedBytes   *prometheus.CounterVec
+	skippedEntries prometheus.Counter
 }
 
 func newMetrics(f func() Lag, pending func() int) *metrics {
@@ -37,11 +38,13 @@ func newMetrics(f func() Lag, pending func() int) *metrics {
 			Help: "Message records whose payload could not be read (not indexed)."}),
 		unresolvedAcks: prometheus.NewCounter(prometheus.CounterOpts{Name: "qmq_backup_unresolved_acks_total",
 			Help: "Acked pull sequences whose pull the backup does not know (before its start, or older than rocks.db.ttl)."}),
+		skippedEntries: prometheus.NewCounter(prometheus.CounterOpts{Name: "qmq_backup_skipped_entries_total",
+			Help: "Entries the store refused while it took the others of their batch (logged with the reason; not in the backup)."}),
 		skippedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "qmq_backup_skipped_bytes_total",
 			Help: "Log bytes retention deleted before the backup read them."}, []string{"log"}),
 	}
 	m.storeUp.Set(1)
-	m.reg.MustRegister(m.rows, m.storeErrors, m.storeUp, m.writeSeconds, m.fetchSeconds, m.syncErrors, m.badPayloads, m.unresolvedAcks, m.skippedBytes,
+	m.reg.MustRegister(m.rows, m.storeErrors, m.storeUp, m.writeSeconds, m.fetchSeconds, m.syncErrors, m.badPayloads, m.unresolvedAcks, m.skippedBytes, m.skippedEntries,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "qmq_backup_lag_bytes", Help: "Bytes of the slave's message log not yet indexed (-1: unknown).",
 			ConstLabels: prometheus.Labels{"log": "message"}}, func() float64 { return float64(f().MessageBytes) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "qmq_backup_lag_bytes", Help: "Bytes of the slave's message log not yet indexed (-1: unknown).",
