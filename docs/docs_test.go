@@ -14,6 +14,7 @@ import (
 	"unicode"
 
 	"github.com/qmq-go/qmq/conf"
+	backupsvc "github.com/qmq-go/qmq/services/backup"
 	"github.com/qmq-go/qmq/services/broker"
 	"github.com/qmq-go/qmq/services/delay"
 	"github.com/qmq-go/qmq/services/metaserver"
@@ -58,6 +59,13 @@ func loaders(t *testing.T) map[string]*conf.Reader {
 		t.Fatal(err)
 	}
 	out[wd[0].FileName()] = wd[0]
+	bk, err := backupsvc.KnownKeys(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range bk {
+		out[r.FileName()] = r
+	}
 	return out
 }
 

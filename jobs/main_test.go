@@ -16,9 +16,13 @@ const (
 	// The delay group's a and b.
 	volDelayA = "qmq-test-delay-a"
 	volDelayB = "qmq-test-delay-b"
+	// The backup's checkpoint and Pebble store.
+	volBackup = "qmq-test-backup"
 )
 
-func TestMain(m *testing.M) { os.Exit(nomadtest.Main(m, volMeta, volA, volB, volDelayA, volDelayB)) }
+func TestMain(m *testing.M) {
+	os.Exit(nomadtest.Main(m, volMeta, volA, volB, volDelayA, volDelayB, volBackup))
+}
 
 // testToken is the admin token the tests give the jobs.
 const testToken = "nomad-test-token!x@y"

@@ -1,10 +1,11 @@
 // Command qmq is the single binary of qmq-go: one subcommand per component.
 //
-//	qmq dev [--data DIR]                              metaserver + broker + delay server in one process
+//	qmq dev [--data DIR]                              metaserver + broker + delay server + backup in one process
 //	qmq metaserver [--conf DIR] [--set key=value]…   cluster registry and routing
 //	qmq broker [--conf DIR] [--set key=value]…       real-time broker (master)
 //	qmq delay [--conf DIR] [--set key=value]…        delay server (delay and scheduled messages)
 //	qmq watchdog [--conf DIR] [--set key=value]…     resends transactional messages applications left behind
+//	qmq backup [--conf DIR] [--set key=value]…       backup of a broker group: message index, consume records, dead letters
 //	qmq send / qmq consume                           try the queue from a terminal
 //	qmq tools <Command> --metaserver=host:port …     QMQ's tools.sh admin commands
 //	qmq version                                       version and commit (also --version)
@@ -36,11 +37,12 @@ import (
 const usage = `qmq — QMQ message queue servers and tools, in Go.
 
 Usage:
-  qmq dev [--data DIR] [--bind IP] [--watchdog]   metaserver (SQLite) + broker + delay server (+ watchdog) in one process on 127.0.0.1, registered automatically
+  qmq dev [--data DIR] [--bind IP] [--watchdog] [--backup-http PORT]   metaserver (SQLite) + broker + delay server + backup (+ watchdog) in one process on 127.0.0.1, registered automatically
   qmq metaserver [--conf DIR] [--set key=value]... [--log-level LEVEL]
   qmq broker [--conf DIR] [--set key=value]... [--log-level LEVEL]
   qmq delay [--conf DIR] [--set key=value]... [--log-level LEVEL]     (reads delay.properties)
   qmq watchdog [--conf DIR] [--set key=value]... [--log-level LEVEL]  (reads watchdog.properties and datasource.properties)
+  qmq backup [--conf DIR] [--set key=value]... [--log-level LEVEL]    (reads backup.properties and hbase.properties)
   qmq send --meta URL --subject S [--count N] [--size B] [--tag T]... [--prop k=v]... [--body TEXT] [--delay D | --at RFC3339]
   qmq consume --meta URL --subject S --group G [--count N] [--broadcast] [--tag T]... [--tag-mode and|or] [--json]
   qmq bench --meta URL [--subjects N] [--size B] [--producers P] [--consumers C] [--duration D] [--rate R] [--mode produce|consume|e2e|all] [--json]
@@ -86,6 +88,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runDelay(args[1:], stderr)
 	case "watchdog":
 		return runWatchdog(args[1:], stderr)
+	case "backup":
+		return runBackup(args[1:], stderr)
 	case "dev":
 		return runDev(args[1:], stdout, stderr)
 	case "send":

@@ -22,7 +22,8 @@
 //     start order: a slave started before its master waits for it (QMQ's slave
 //     cannot). It registers nowhere but Consul and refuses clients (PULL, ACK,
 //     CONSUME_MANAGE answer an error naming the role; SEND answers
-//     BROKER_READ_ONLY).
+//     BROKER_READ_ONLY). Its own sync.port serves the group's backup as a
+//     reader only (replication.MasterConfig.ReadersOnly; docs/backup-follower.md).
 //
 // Other roles stop the broker with an explanation.
 //

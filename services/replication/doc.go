@@ -108,6 +108,17 @@
 // failed handshake ends its connection, so every try costs a new
 // connection and a new nonce; refusals are logged at most every 10 s.
 //
+// # Readers (the backup)
+//
+// A peer that authenticates with role syncauth.RoleBackup is a reader: its
+// connection is served log bytes, the handshake and heartbeats like the
+// slave's, but it never becomes the slave's session — it replaces none, and
+// nothing it reports counts towards WaitSlaveWrote or Lag — whatever its
+// address, so a backup (or a peer posing as one) cannot make a master
+// acknowledge a send. MasterConfig.ReadersOnly makes a Master that serves
+// readers only and refuses slaves: a broker slave opens its sync.port that
+// way for the group's backup (services/backup, docs/backup-follower.md).
+//
 // # Offsets and records
 //
 // The master answers with whole records of one segment: as many as fit in
