@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/hashicorp/go-hclog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/qmq-go/qmq/backup"
 	"github.com/qmq-go/qmq/backup/dic"
@@ -22,7 +23,8 @@ import (
 // runBackup is `qmq backup --conf DIR`: the backup service of one broker
 // group (reads backup.properties and hbase.properties).
 func runBackup(args []string, stderr io.Writer) int {
-	return runServer("backup", args, stderr, func(ctx context.Context, dir string, o conf.Overrides, log hclog.Logger) (runnable, error) {
+	return runServer("backup", args, stderr, func(ctx context.Context, dir string, o conf.Overrides, log hclog.Logger, _ trace.TracerProvider) (runnable, error) {
+		// The backup records no spans: it copies what the broker traced.
 		settings, keys, err := backupsvc.LoadSettings(dir, conf.Lookup{Overrides: o})
 		if err != nil {
 			return nil, err
