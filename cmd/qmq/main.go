@@ -5,6 +5,7 @@
 //	qmq broker [--conf DIR] [--set key=value]…       real-time broker (master)
 //	qmq delay [--conf DIR] [--set key=value]…        delay server (delay and scheduled messages)
 //	qmq watchdog [--conf DIR] [--set key=value]…     resends transactional messages applications left behind
+//	qmq console [--conf DIR] [--set key=value]…      web console (console.properties)
 //	qmq send / qmq consume                           try the queue from a terminal
 //	qmq tools <Command> --metaserver=host:port …     QMQ's tools.sh admin commands
 //	qmq version                                       version and commit (also --version)
@@ -40,6 +41,7 @@ Usage:
   qmq broker [--conf DIR] [--set key=value]... [--log-level LEVEL]
   qmq delay [--conf DIR] [--set key=value]... [--log-level LEVEL]     (reads delay.properties)
   qmq watchdog [--conf DIR] [--set key=value]... [--log-level LEVEL]  (reads watchdog.properties and datasource.properties)
+  qmq console [--conf DIR] [--set key=value]... [--log-level LEVEL]   web console (reads console.properties and valid-api-tokens.properties)
   qmq send --meta URL --subject S [--count N] [--size B] [--tag T]... [--prop k=v]... [--body TEXT] [--delay D | --at RFC3339]
   qmq consume --meta URL --subject S --group G [--count N] [--broadcast] [--tag T]... [--tag-mode and|or] [--json]
   qmq bench --meta URL [--subjects N] [--size B] [--producers P] [--consumers C] [--duration D] [--rate R] [--mode produce|consume|e2e|all] [--json]
@@ -85,6 +87,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runDelay(args[1:], stderr)
 	case "watchdog":
 		return runWatchdog(args[1:], stderr)
+	case "console":
+		return runConsole(args[1:], stderr)
 	case "dev":
 		return runDev(args[1:], stdout, stderr)
 	case "send":
