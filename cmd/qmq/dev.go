@@ -185,7 +185,7 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 		started++
 	}
 	consoleLine := ""
-	if c := newDevConsole(*consoleAddr, hostPort(ports.host, *metaHTTP), token, devWatchdogHTTP(ports.host, ports.watchdog), nil, log.Named("console"), stderr); c != nil {
+	if c := newDevConsole(*consoleAddr, ports, token, nil, log.Named("console"), stderr); c != nil {
 		go func() { brokerDone <- c.Run(brokerCtx) }()
 		started++
 		consoleLine = fmt.Sprintf("  console      %s\n", c.URL())

@@ -3,8 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"net"
-	"strconv"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -20,16 +18,25 @@ const devConsoleDefault = "127.0.0.1:8090"
 // brokers' and the delay server's HTTP ports two above their serve ports
 // (qmq dev's layout). A port in use is a warning, not a failed start: the
 // queue is what qmq dev is for. Returns nil when there is no console.
-func newDevConsole(listen string, metaHTTP string, token string, watchdogHTTP string, backupHTTP []string, log hclog.Logger, stderr io.Writer) *console.Server {
+func newDevConsole(listen string, p devPortSet, token string, backupHTTP []string, log hclog.Logger, stderr io.Writer) *console.Server {
 	if listen == "" || listen == "off" {
 		return nil
 	}
 	s := console.DefaultSettings()
-	s.Listen, s.MetaHTTP, s.OpenReads = listen, metaHTTP, true
+	s.Listen, s.MetaHTTP, s.OpenReads = listen, hostPort(p.host, p.metaHTTP), true
 	s.Tokens = map[string]string{token: "dev"}
 	s.BackupHTTP = backupHTTP
-	if watchdogHTTP != "" {
-		s.WatchdogHTTP = []string{watchdogHTTP}
+	// The HTTP ports as qmq dev chose them (--broker-http-port may differ
+	// from the default offset).
+	s.BrokerHTTPPorts[hostPort(p.host, p.broker)] = p.http
+	if p.delay != 0 {
+		s.BrokerHTTPPorts[hostPort(p.host, p.delay)] = p.delay + 2
+	}
+	if p.slave != 0 {
+		s.BrokerHTTPPorts[hostPort(p.host, p.slave)] = p.slave + 2
+	}
+	if p.watchdog != 0 {
+		s.WatchdogHTTP = []string{hostPort(p.host, p.watchdog)}
 	}
 	c, err := console.New(s, console.Options{Logger: log})
 	if err != nil {
@@ -37,12 +44,4 @@ func newDevConsole(listen string, metaHTTP string, token string, watchdogHTTP st
 		return nil
 	}
 	return c
-}
-
-// devWatchdogHTTP is the watchdog's HTTP address for the console, "" without one.
-func devWatchdogHTTP(host string, port int) string {
-	if port == 0 {
-		return ""
-	}
-	return net.JoinHostPort(host, strconv.Itoa(port))
 }

@@ -63,7 +63,10 @@ func (s *Server) resetOffset(r *http.Request, _, token string) (string, int, err
 	if err != nil {
 		return "", status(err), fmt.Errorf("reset offset of %s/%s: %w", spec.Subject, spec.Group, err)
 	}
-	msg := fmt.Sprintf("Consumer group %s of %s reset to %s: %s", spec.Group, spec.Subject, r.PostFormValue("to"), res.Message)
+	msg := fmt.Sprintf("Consumer group %s of %s reset to %s.", spec.Group, spec.Subject, r.PostFormValue("to"))
+	if res.Message != "" {
+		msg += " " + res.Message
+	}
 	for _, g := range res.Groups {
 		msg += fmt.Sprintf("; broker group %s pulls sequence %d next", g.BrokerGroup, g.NextSequence)
 	}
