@@ -36,7 +36,7 @@ import (
 const usage = `qmq — QMQ message queue servers and tools, in Go.
 
 Usage:
-  qmq dev [--data DIR] [--bind IP] [--watchdog]   metaserver (SQLite) + broker + delay server (+ watchdog) in one process on 127.0.0.1, registered automatically
+  qmq dev [--data DIR] [--bind IP] [--watchdog] [--console ADDR]   metaserver (SQLite) + broker + delay server (+ watchdog) in one process on 127.0.0.1, registered automatically, console at http://127.0.0.1:8090/
   qmq metaserver [--conf DIR] [--set key=value]... [--log-level LEVEL]
   qmq broker [--conf DIR] [--set key=value]... [--log-level LEVEL]
   qmq delay [--conf DIR] [--set key=value]... [--log-level LEVEL]     (reads delay.properties)

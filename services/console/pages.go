@@ -263,12 +263,17 @@ func (s *Server) groupsPage(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	// One state query per client, a few at a time: the metaserver answers
+	// each from memory, but a group may have hundreds of clients.
 	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
 	for k, c := range clients {
 		c.Active = time.Since(time.UnixMilli(c.LastActive)) < time.Minute
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
 			if st, err := s.src.onOffline(ctx, c.ClientID, v.Subject, k[0], ""); err == nil {
 				c.State = st
 			}

@@ -74,6 +74,16 @@ try {
     await shot(page, 'reset-done');
     await Promise.all([page.waitForURL(/\/groups/), page.click('#back')]);
 
+    step = 'force a consumer offline, then online';
+    await page.goto(`${base}/groups?subject=${encodeURIComponent(subject)}`);
+    await Promise.all([page.waitForURL(/\/actions\/offline/), page.locator(`section#group-${group} button[name=state][value="1"]`).first().click()]);
+    await expectText(page, '#result', 'forced offline');
+    await page.goto(`${base}/groups?subject=${encodeURIComponent(subject)}`);
+    await expectText(page, `section#group-${group}`, 'OFFLINE');
+    await shot(page, 'offline');
+    await Promise.all([page.waitForURL(/\/actions\/offline/), page.locator(`section#group-${group} button[name=state][value="0"]`).first().click()]);
+    await expectText(page, '#result', 'forced online');
+
     step = 'mark dev_group readonly and unmark it';
     await page.goto(`${base}/cluster`);
     const row = page.locator('#groups tr', { hasText: 'dev_group' });
