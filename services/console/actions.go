@@ -131,6 +131,9 @@ func (s *Server) resend(r *http.Request, _, token string) (string, int, error) {
 	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
+	if s.settings.BackupToken != "" {
+		token = s.settings.BackupToken
+	}
 	ans, err := s.src.backup.Resend(ctx, token, form)
 	if err != nil {
 		return "", status(err), err

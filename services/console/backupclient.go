@@ -212,6 +212,19 @@ func (c *backupClient) Resend(ctx context.Context, token string, form url.Values
 	if err := c.do(req, &raw); err != nil {
 		return "", fmt.Errorf("resend through the backup at %s%s: %w", c.addrs[0], c.resendPath, err)
 	}
+	// The backup's answer: {"resent":[{…,"newMessageId":…}],"failed":[…]}.
+	var ans struct {
+		Resent []struct {
+			NewMessageID string `json:"newMessageId"`
+		} `json:"resent"`
+	}
+	if json.Unmarshal(raw, &ans) == nil && len(ans.Resent) > 0 {
+		var ids []string
+		for _, r := range ans.Resent {
+			ids = append(ids, r.NewMessageID)
+		}
+		return "new message id " + strings.Join(ids, ", "), nil
+	}
 	return clip(string(raw), 300), nil
 }
 

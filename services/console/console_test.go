@@ -204,7 +204,7 @@ func fakeBackup(t *testing.T, evil string) string {
 	list := func(w http.ResponseWriter, r *http.Request) {
 		var q map[string]any
 		if err := json.Unmarshal([]byte(r.URL.Query().Get("backupQuery")), &q); err != nil {
-			http.Error(w, "bad backupQuery", 400)
+			http.Error(w, "bad backupQuery", http.StatusBadRequest)
 			return
 		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"list": []map[string]any{{"brokerGroup": "g1", "sequence": 3, "messageId": evil, "subject": q["subject"], "createTime": time.Now().UnixMilli(), "consumerGroup": "billing"}}, "next": ""})
@@ -225,13 +225,13 @@ func fakeBackup(t *testing.T, evil string) string {
 		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"records": recs})
 	})
-	mux.HandleFunc("POST /api/message/resend", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST /api/message/dead/resend", func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("X-Api-Token") != testToken {
-			http.Error(w, "token", 401)
+			http.Error(w, "token", http.StatusUnauthorized)
 			return
 		}
 		_ = r.ParseForm()
-		_ = json.NewEncoder(w).Encode(map[string]any{"resent": r.Form.Get("messageId")})
+		_ = json.NewEncoder(w).Encode(map[string]any{"resent": []map[string]any{{"brokerGroup": r.Form.Get("brokerGroup"), "messageId": r.Form.Get("messageId"), "newMessageId": "new-" + r.Form.Get("messageId")}}})
 	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
@@ -269,7 +269,7 @@ func TestConsoleEscapesAndBackup(t *testing.T) {
 		t.Errorf("search with begin=yesterday: %d, want 400", code)
 	}
 	code, body = post(t, base+"/actions/resend", url.Values{"subject": {"s"}, "brokerGroup": {"g1"}, "sequence": {"3"}, "messageId": {"m1"}, "token": {testToken}}, map[string]string{"Origin": base})
-	if code != 200 || !strings.Contains(body, "resent") {
+	if code != 200 || !strings.Contains(body, "new message id new-m1") {
 		t.Fatalf("resend: %d\n%s", code, body)
 	}
 	code, body, _ = get(t, base+"/cluster", nil)

@@ -56,6 +56,7 @@ func readSettings(dir string, l conf.Lookup) (Settings, *conf.Reader, error) {
 		MetaHTTP:         r.HostPort("console.metaserver.http", d.MetaHTTP),
 		BackupHTTP:       list(r.String("console.backup.http", "")),
 		BackupResendPath: r.String("console.backup.resend.path", d.BackupResendPath),
+		BackupToken:      r.String("console.backup.token", ""),
 		OpenReads:        r.Bool("console.read.open", d.OpenReads),
 		BrokerHTTPOffset: r.Int("console.broker.http.offset", d.BrokerHTTPOffset, -1, 1000),
 		BrokerHTTPPorts:  map[string]int{},

@@ -29,6 +29,9 @@ type Settings struct {
 	// BackupResendPath is the backup's POST endpoint that resends a dead
 	// letter (form: subject, brokerGroup, sequence, consumerGroup).
 	BackupResendPath string
+	// BackupToken is the X-Api-Token sent with a resend (the backup's
+	// backup.admin.token); "" passes on the caller's admin token.
+	BackupToken string
 	// Tokens are the admin tokens (valid-api-tokens.properties): token →
 	// its description, which is logged as who made a change.
 	Tokens map[string]string
@@ -57,7 +60,7 @@ func DefaultSettings() Settings {
 	return Settings{
 		Listen:           "127.0.0.1:8090",
 		MetaHTTP:         "127.0.0.1:8080",
-		BackupResendPath: "/api/message/resend",
+		BackupResendPath: "/api/message/dead/resend",
 		Tokens:           map[string]string{},
 		BrokerHTTPPorts:  map[string]int{},
 		BrokerHTTPOffset: 2,
