@@ -85,6 +85,7 @@ func (s *Server) writeGate(path string, h writeHandler) http.Handler {
 			return
 		}
 		if !sameOrigin(r) {
+			s.m.writes.WithLabelValues(path, "refused").Inc()
 			s.log.Warn("console write refused: cross-site request", "action", path, "origin", r.Header.Get("Origin"), "referer", r.Header.Get("Referer"), "remote", r.RemoteAddr)
 			s.render(w, r, http.StatusForbidden, "error", errorPage{Title: "Refused", Message: "This change did not come from a page of this console (cross-site request). Open the console and submit the form there."})
 			return
@@ -92,6 +93,7 @@ func (s *Server) writeGate(path string, h writeHandler) http.Handler {
 		token := tokenOf(r)
 		who, ok := s.who(token)
 		if !ok {
+			s.m.writes.WithLabelValues(path, "refused").Inc()
 			s.log.Warn("console write refused: no valid admin token", "action", path, "remote", r.RemoteAddr)
 			s.render(w, r, http.StatusUnauthorized, "error", errorPage{Title: "Admin token needed", Message: "Changes need an admin token of valid-api-tokens.properties: log in, or give it in the form's token field or the X-Api-Token header."})
 			return
@@ -107,10 +109,12 @@ func (s *Server) writeGate(path string, h writeHandler) http.Handler {
 		done, status, err := h(r, who, token)
 		values = append(values, "took", time.Since(start).Round(time.Millisecond))
 		if err != nil {
+			s.m.writes.WithLabelValues(path, "failed").Inc()
 			s.log.Warn("console write failed", append(values, "error", err)...)
 			s.render(w, r, status, "result", resultPage{Title: "Failed", OK: false, Message: err.Error(), Back: backURL(r)})
 			return
 		}
+		s.m.writes.WithLabelValues(path, "done").Inc()
 		s.log.Info("console write", append(values, "result", done)...)
 		s.render(w, r, http.StatusOK, "result", resultPage{Title: "Done", OK: true, Message: done, Back: backURL(r)})
 	})

@@ -27,6 +27,7 @@ type Server struct {
 	log      hclog.Logger
 	src      *sources
 	rates    *rateSampler
+	m        *metrics
 	pages    *template.Template
 	guard    *httpguard.Guard
 }
@@ -45,7 +46,7 @@ func New(settings Settings, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("console templates: %w", err)
 	}
-	s := &Server{settings: settings, log: log, src: newSources(settings), rates: newRateSampler(), pages: pages}
+	s := &Server{settings: settings, log: log, src: newSources(settings), rates: newRateSampler(), pages: pages, m: newMetrics()}
 	ln, err := net.Listen("tcp", settings.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("console: listen on %s: %w; is another process using it? change console.port (or qmq dev --console)", settings.Listen, err)
@@ -75,11 +76,15 @@ func (s *Server) routes() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 	})
+	mux.Handle("GET /metrics", s.m.handler())
 	mux.HandleFunc("GET /login", s.loginPage)
 	mux.HandleFunc("POST /login", s.login)
 	mux.HandleFunc("POST /logout", s.logout)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/cluster", http.StatusSeeOther) })
-	read := func(path string, h http.HandlerFunc) { mux.Handle("GET "+path, s.readGate(h)) }
+	read := func(path string, h http.HandlerFunc) {
+		views := s.m.pages.WithLabelValues(path)
+		mux.Handle("GET "+path, s.readGate(func(w http.ResponseWriter, r *http.Request) { views.Inc(); h(w, r) }))
+	}
 	read("/cluster", s.clusterPage)
 	read("/subjects", s.subjectsPage)
 	read("/groups", s.groupsPage)
