@@ -195,8 +195,14 @@ func TestConsoleAgainstCluster(t *testing.T) {
 	if l := logs.String(); !strings.Contains(l, "console write") || !strings.Contains(l, "who=ops-team") || !strings.Contains(l, "action=/actions/reset") || strings.Contains(l, testToken) {
 		t.Errorf("the write log should name who and what and never the token:\n%s", l)
 	}
+	// To a time: a minute ago is before every message, so the group's
+	// broker group pulls sequence 0 next (the answer says so).
+	atForm := url.Values{"subject": {"console.orders"}, "group": {"billing"}, "to": {"time"}, "at": {time.Now().Add(-time.Minute).UTC().Format("2006-01-02T15:04")}}
+	if code, body := post(t, base+"/actions/reset", atForm, map[string]string{"X-Api-Token": testToken}); code != 200 || !strings.Contains(body, "reset to time") || !strings.Contains(body, "broker group g1 pulls sequence 0 next") {
+		t.Fatalf("reset to a time (token in the header, no browser headers): %d\n%s", code, body)
+	}
 	_, metrics, _ := get(t, base+"/metrics", nil)
-	for _, want := range []string{`qmq_console_writes_total{action="/actions/reset",outcome="done"} 1`, `qmq_console_writes_total{action="/actions/reset",outcome="refused"} 4`, `qmq_console_page_views_total{page="/cluster"}`} {
+	for _, want := range []string{`qmq_console_writes_total{action="/actions/reset",outcome="done"} 2`, `qmq_console_writes_total{action="/actions/reset",outcome="refused"} 4`, `qmq_console_page_views_total{page="/cluster"}`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
