@@ -154,7 +154,8 @@ func TestConsoleAgainstCluster(t *testing.T) {
 	}
 	testutil.Eventually(t, 20*time.Second, "the subjects page shows console.orders with group billing at backlog 0", func() bool {
 		_, body, _ := get(t, base+"/subjects", auth)
-		return strings.Contains(body, "console.orders") && strings.Contains(body, "billing: 0")
+		return strings.Contains(body, "console.orders") && strings.Contains(body, "billing: 0") &&
+			strings.Contains(body, `href="/groups?group=billing&amp;subject=console.orders"`)
 	})
 	code, body, _ = get(t, base+"/groups?subject=console.orders", auth)
 	if code != 200 || !strings.Contains(body, "billing") || !strings.Contains(body, "ONLINE") {
