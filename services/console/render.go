@@ -51,14 +51,17 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04:05.000")
 	},
-	"query": func(kv ...string) string {
+	// query builds a link's query string. It is typed template.URL so that
+	// html/template keeps its = and & (as a plain string after "?" they
+	// would be escaped as data); every key and value is encoded here.
+	"query": func(kv ...string) template.URL {
 		v := url.Values{}
 		for i := 0; i+1 < len(kv); i += 2 {
 			if kv[i+1] != "" {
 				v.Set(kv[i], kv[i+1])
 			}
 		}
-		return v.Encode()
+		return template.URL(v.Encode()) //nolint:gosec // url.Values.Encode escaped every part
 	},
 	"navItems": func() []navItem { return navigation },
 	"dict": func(kv ...any) (map[string]any, error) {

@@ -65,6 +65,12 @@ try {
       await shot(page, name);
     }
 
+    step = 'follow the links from the subjects page to the consumer group';
+    await page.goto(`${base}/subjects`);
+    await Promise.all([page.waitForURL(/\/groups\?/), page.locator('#subjects a.chip', { hasText: group }).first().click()]);
+    await expectText(page, 'h1', subject);
+    await expectText(page, `section#group-${group}`, 'backlog');
+
     step = 'reset the offset of the consumer group to earliest';
     await page.goto(`${base}/groups?subject=${encodeURIComponent(subject)}`);
     const form = page.locator(`section#group-${group} form.reset`);
