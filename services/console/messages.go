@@ -1,6 +1,7 @@
 package console
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -124,7 +125,7 @@ func (s *Server) detailPage(w http.ResponseWriter, r *http.Request) {
 		v.DetailErr = err.Error()
 	}
 	for k, val := range d {
-		v.Fields = append(v.Fields, field{k, fmt.Sprint(val)})
+		v.Fields = append(v.Fields, field{k, fieldText(k, val)})
 	}
 	sort.Slice(v.Fields, func(i, j int) bool { return v.Fields[i].Name < v.Fields[j].Name })
 	for code := 0; code <= 2; code++ {
@@ -141,4 +142,26 @@ func (s *Server) detailPage(w http.ResponseWriter, r *http.Request) {
 	sort.SliceStable(v.Records, func(i, j int) bool { return v.Records[i].Timestamp.Before(v.Records[j].Timestamp.Time) })
 	v.Timeline = timelineSVG(v.Records)
 	s.render(w, r, http.StatusOK, "detail", v)
+}
+
+// fieldText shows a detail field: numbers as written (not 1.79e+12),
+// epoch milliseconds of a *time field also as a UTC time, objects as JSON.
+func fieldText(name string, v any) string {
+	switch x := v.(type) {
+	case float64:
+		s := strconv.FormatFloat(x, 'f', -1, 64)
+		if strings.Contains(strings.ToLower(name), "time") && x > 1e12 && x < 1e14 {
+			s += " (" + time.UnixMilli(int64(x)).UTC().Format("2006-01-02 15:04:05.000") + " UTC)"
+		}
+		return s
+	case string:
+		return x
+	case nil:
+		return ""
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
 }

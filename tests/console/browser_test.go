@@ -3,7 +3,6 @@ package consolebrowser
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qmq-go/qmq/client"
 	"github.com/qmq-go/qmq/internal/testutil"
 )
 
@@ -103,6 +103,11 @@ func startDev(t *testing.T, bin string, extra ...string) *dev {
 		fmt.Sprintf("--meta-http-port=%d", ports[0]), fmt.Sprintf("--meta-port=%d", ports[1]), fmt.Sprintf("--broker-port=%d", ports[2]),
 		fmt.Sprintf("--sync-port=%d", ports[3]), fmt.Sprintf("--broker-http-port=%d", ports[4]), fmt.Sprintf("--delay-port=%d", delayPort),
 		fmt.Sprintf("--console=127.0.0.1:%d", ports[5])}, extra...)
+	// qmq dev runs a backup on a fixed port (8082) once s9-backup-svc is
+	// merged: give it a free one.
+	if help, _ := exec.Command(bin, "dev", "-h").CombinedOutput(); strings.Contains(string(help), "-backup-http") {
+		args = append(args, fmt.Sprintf("--backup-http=%d", freeBlock(t)))
+	}
 	cmd := exec.Command(bin, args...)
 	logFile, err := os.Create(filepath.Join(t.TempDir(), "dev.log"))
 	if err != nil {
@@ -195,21 +200,7 @@ func sendAndConsume(t *testing.T, bin string, d *dev, subject, group string, n i
 	if err := consume.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// A new group starts at the subject's next message: send once the
-	// metaserver knows the consumer.
-	testutil.Eventually(t, 30*time.Second, "the metaserver lists consumer group "+group, func() bool {
-		resp, err := http.Get(strings.TrimSuffix(d.meta, "/meta/address") + "/subject/consumers?subject=" + subject)
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		var b strings.Builder
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			b.WriteString(sc.Text())
-		}
-		return strings.Contains(b.String(), group)
-	})
+	waitConsumer(t, d, subject, group)
 	run(t, bin, "send", "--meta", d.meta, "--subject", subject, "--count", fmt.Sprint(n), "--body", "hello from the browser test")
 	if err := consume.Wait(); err != nil {
 		t.Fatalf("qmq consume: %v\n%s", err, out.String())
@@ -251,10 +242,11 @@ func TestConsoleInBrowser(t *testing.T) {
 	drive(t, node, chromium, d, "pages", "QMQ_SUBJECT="+subject, "QMQ_GROUP="+group)
 }
 
-// TestConsoleBackupInBrowser searches a sent message, opens its consume
-// records and resends a dead letter: it needs qmq dev to run the backup
-// service (branch s9-backup-svc) and hand its address to the console.
-// Until then it skips, saying so.
+// TestConsoleBackupInBrowser searches a sent message in qmq dev's backup,
+// opens its consume records and resends a dead letter. It needs qmq dev to
+// run the backup with its query API (branch s9-backup-svc) and hand its
+// address to the console; until then it skips, saying what is missing
+// (QMQ_REQUIRE_BACKUP=1 makes that a failure: for the lead after merging).
 func TestConsoleBackupInBrowser(t *testing.T) {
 	node, chromium := requireBrowser(t)
 	bin, err := buildQMQ()
@@ -262,29 +254,91 @@ func TestConsoleBackupInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := startDev(t, bin)
-	resp, err := http.Get(d.console + "/messages?subject=x")
+	const subject, group = "browser.backup", "billing"
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// billing acks "keep" and fails "fail" at once: with qmq_maxRetryNum 0
+	// its first failure makes it a dead letter.
+	cons, err := client.NewConsumer(ctx, d.meta, subject, group, client.WithPullTimeout(300*time.Millisecond), client.WithAckFlushInterval(100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc := bufio.NewScanner(resp.Body)
-	notConfigured := false
-	for sc.Scan() {
-		if strings.Contains(sc.Text(), "backup not configured") {
-			notConfigured = true
+	var mu sync.Mutex
+	seen := map[string]int{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = cons.Run(ctx, func(_ context.Context, m *client.Message) error {
+			mu.Lock()
+			seen[m.Body()]++
+			mu.Unlock()
+			if m.Body() == "fail" {
+				return fmt.Errorf("failing on purpose")
+			}
+			return nil
+		})
+	}()
+	defer func() { cancel(); cons.Close(); <-done }()
+	waitConsumer(t, d, subject, group)
+	p, err := client.NewProducer(ctx, d.meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = p.Close(context.Background()) }()
+	keep := p.NewMessage(subject).SetBody("keep")
+	fail := p.NewMessage(subject).SetBody("fail").SetMaxRetries(0)
+	if err := p.Send(ctx, keep, fail); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 30*time.Second, "billing consumes both messages", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return seen["keep"] > 0 && seen["fail"] > 0
+	})
+	// The backup follows the group's logs: wait until it lists the message
+	// and the dead letter before the browser looks.
+	for _, path := range []string{"/messages?subject=" + subject + "&id=" + keep.ID(), "/deadletters?subject=" + subject} {
+		testutil.Eventually(t, 60*time.Second, "the console lists "+path, func() bool {
+			resp, err := http.Get(d.console + path)
+			if err != nil {
+				return false
+			}
+			defer resp.Body.Close()
+			var b strings.Builder
+			sc := bufio.NewScanner(resp.Body)
+			for sc.Scan() {
+				b.WriteString(sc.Text())
+			}
+			for _, absent := range []string{"backup not configured", "no such endpoint /api/"} {
+				if strings.Contains(b.String(), absent) {
+					msg := fmt.Sprintf("qmq dev's console cannot search a backup yet (%q): this test needs qmq dev's backup with its query API (s9-backup-svc) and its address passed to newDevConsole in cmd/qmq/dev.go", absent)
+					if os.Getenv("QMQ_REQUIRE_BACKUP") != "" {
+						t.Fatal(msg)
+					}
+					t.Skip(msg)
+				}
+			}
+			return strings.Contains(b.String(), `id="results"`) && !strings.Contains(b.String(), "No message found") && !strings.Contains(b.String(), "No dead letter found")
+		})
+	}
+	drive(t, node, chromium, d, "backup", "QMQ_SUBJECT="+subject, "QMQ_GROUP="+group, "QMQ_MESSAGE="+keep.ID())
+}
+
+// waitConsumer waits until the metaserver lists group as a consumer of
+// subject: a new group starts at the subject's next message.
+func waitConsumer(t *testing.T, d *dev, subject, group string) {
+	t.Helper()
+	testutil.Eventually(t, 30*time.Second, "the metaserver lists consumer group "+group, func() bool {
+		resp, err := http.Get(strings.TrimSuffix(d.meta, "/meta/address") + "/subject/consumers?subject=" + subject)
+		if err != nil {
+			return false
 		}
-	}
-	resp.Body.Close()
-	if notConfigured {
-		t.Skip("qmq dev serves no backup to its console yet: pass the backup's address to newDevConsole in cmd/qmq/dev.go once s9-backup-svc is merged")
-	}
-	const subject, group = "browser.backup", "billing"
-	lines := sendAndConsume(t, bin, d, subject, group, 1)
-	var msg struct {
-		ID string `json:"id"`
-	}
-	if err := json.Unmarshal([]byte(lines[0]), &msg); err != nil || msg.ID == "" {
-		t.Fatalf("qmq consume --json printed %q; want a JSON object with the message id", lines[0])
-	}
-	id := msg.ID
-	drive(t, node, chromium, d, "backup", "QMQ_SUBJECT="+subject, "QMQ_GROUP="+group, "QMQ_MESSAGE="+id)
+		defer resp.Body.Close()
+		var b strings.Builder
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			b.WriteString(sc.Text())
+		}
+		return strings.Contains(b.String(), group)
+	})
 }
