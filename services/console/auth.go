@@ -2,6 +2,7 @@ package console
 
 import (
 	"crypto/subtle"
+	"encoding/base64"
 	"net/http"
 	"net/url"
 	"strings"
@@ -26,7 +27,10 @@ func tokenOf(r *http.Request) string {
 		}
 	}
 	if c, err := r.Cookie(tokenCookie); err == nil {
-		return c.Value
+		// Base64: a token may hold characters a cookie value cannot.
+		if b, err := base64.RawURLEncoding.DecodeString(c.Value); err == nil {
+			return string(b)
+		}
 	}
 	return ""
 }
@@ -167,7 +171,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("console login", "who", who, "remote", r.RemoteAddr)
-	http.SetCookie(w, &http.Cookie{Name: tokenCookie, Value: token, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: 12 * 3600})
+	http.SetCookie(w, &http.Cookie{Name: tokenCookie, Value: base64.RawURLEncoding.EncodeToString([]byte(token)), Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: 12 * 3600})
 	http.Redirect(w, r, safeNext(r.PostFormValue("next")), http.StatusSeeOther)
 }
 

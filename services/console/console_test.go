@@ -299,3 +299,42 @@ func TestConsoleEscapesAndBackup(t *testing.T) {
 		t.Fatalf("without a backup the search page should say so:\n%s", body)
 	}
 }
+
+// TestLoginCookie: a token with characters a cookie value cannot hold
+// still logs in, and opens closed reads; a wrong token does not.
+func TestLoginCookie(t *testing.T) {
+	const odd = `tok en;with,"odd"\chars`
+	s := console.DefaultSettings()
+	s.MetaHTTP = "127.0.0.1:1"
+	s.Tokens = map[string]string{odd: "alice"}
+	base, logs := startConsole(t, s)
+	if code, _ := post(t, base+"/login", url.Values{"token": {"wrong"}}, map[string]string{"Origin": base}); code != http.StatusUnauthorized {
+		t.Fatalf("login with a wrong token: %d, want 401", code)
+	}
+	req, _ := http.NewRequest(http.MethodPost, base+"/login", strings.NewReader(url.Values{"token": {odd}, "next": {"/subjects"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", base)
+	resp, err := noRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cookies := resp.Cookies()
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/subjects" || len(cookies) != 1 || !cookies[0].HttpOnly || cookies[0].SameSite != http.SameSiteStrictMode {
+		t.Fatalf("login: %d Location %q cookies %+v; want 303 to /subjects with one HttpOnly SameSite=Strict cookie", resp.StatusCode, resp.Header.Get("Location"), cookies)
+	}
+	req, _ = http.NewRequest(http.MethodGet, base+"/cluster", nil)
+	req.AddCookie(cookies[0])
+	resp, err = noRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "admin: alice") {
+		t.Fatalf("GET /cluster with the login cookie: %d\n%s", resp.StatusCode, body)
+	}
+	if !strings.Contains(logs.String(), "console login: who=alice") {
+		t.Errorf("the login is not logged:\n%s", logs.String())
+	}
+}
