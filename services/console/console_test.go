@@ -196,6 +196,14 @@ func TestConsoleAgainstCluster(t *testing.T) {
 	if l := logs.String(); !strings.Contains(l, "console write") || !strings.Contains(l, "who=ops-team") || !strings.Contains(l, "action=/actions/reset") || strings.Contains(l, testToken) {
 		t.Errorf("the write log should name who and what and never the token:\n%s", l)
 	}
+	// Readonly for one subject on one broker group, then back.
+	for _, mark := range []string{"true", "false"} {
+		form := url.Values{"subject": {"console.orders"}, "brokerGroup": {"g1"}, "mark": {mark}}
+		if code, body := post(t, base+"/actions/readonly", form, map[string]string{"X-Api-Token": testToken}); code != 200 || !strings.Contains(body, "console.orders") {
+			t.Fatalf("readonly mark=%s: %d\n%s", mark, code, body)
+		}
+	}
+
 	// To a time: a minute ago is before every message, so the group's
 	// broker group pulls sequence 0 next (the answer says so).
 	atForm := url.Values{"subject": {"console.orders"}, "group": {"billing"}, "to": {"time"}, "at": {time.Now().Add(-time.Minute).UTC().Format("2006-01-02T15:04")}}
