@@ -27,6 +27,8 @@ var (
 	watchdogHCL string
 	//go:embed qmq-delay.nomad.hcl
 	delayHCL string
+	//go:embed qmq-backup.nomad.hcl
+	backupHCL string
 )
 
 // The job specifications of this directory.
@@ -35,10 +37,11 @@ var (
 	Broker     = Spec{File: "qmq-broker.nomad.hcl", HCL: brokerHCL}
 	Watchdog   = Spec{File: "qmq-watchdog.nomad.hcl", HCL: watchdogHCL}
 	Delay      = Spec{File: "qmq-delay.nomad.hcl", HCL: delayHCL}
+	Backup     = Spec{File: "qmq-backup.nomad.hcl", HCL: backupHCL}
 )
 
 // Specs lists every embedded specification.
-func Specs() []Spec { return []Spec{Metaserver, Broker, Watchdog, Delay} }
+func Specs() []Spec { return []Spec{Metaserver, Broker, Watchdog, Delay, Backup} }
 
 // Vars are values for a spec's variables, what `nomad job run -var
 // name=value` gives: strings, bools, integers, []string and

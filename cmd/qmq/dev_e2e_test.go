@@ -53,6 +53,9 @@ func startDev(t *testing.T, data string, ports [5]int, extra ...string) *devProc
 	if !strings.Contains(strings.Join(extra, " "), "--delay-port") {
 		args = append(args, "--delay-port=-1")
 	}
+	if !strings.Contains(strings.Join(extra, " "), "--backup-http") { // its default, 8082, is not known to be free
+		args = append(args, "--backup-http=-1")
+	}
 	cmd := exec.Command(qmqBin, append(args, extra...)...)
 	log := &lockedLog{ch: make(chan struct{}, 1)}
 	cmd.Stderr = log

@@ -18,14 +18,18 @@ const devConsoleDefault = "127.0.0.1:8090"
 // brokers' and the delay server's HTTP ports two above their serve ports
 // (qmq dev's layout). A port in use is a warning, not a failed start: the
 // queue is what qmq dev is for. Returns nil when there is no console.
-func newDevConsole(listen string, p devPortSet, token string, backupHTTP []string, log hclog.Logger, stderr io.Writer) *console.Server {
+func newDevConsole(listen string, p devPortSet, token string, log hclog.Logger, stderr io.Writer) *console.Server {
 	if listen == "" || listen == "off" {
 		return nil
 	}
 	s := console.DefaultSettings()
 	s.Listen, s.MetaHTTP, s.OpenReads = listen, hostPort(p.host, p.metaHTTP), true
 	s.Tokens = map[string]string{token: "dev"}
-	s.BackupHTTP = backupHTTP
+	if p.backup != 0 {
+		// The dev backup's backup.admin.token is the dev admin token, which
+		// the console passes on with a resend.
+		s.BackupHTTP = []string{hostPort(p.host, p.backup)}
+	}
 	// The HTTP ports as qmq dev chose them (--broker-http-port may differ
 	// from the default offset).
 	s.BrokerHTTPPorts[hostPort(p.host, p.broker)] = p.http

@@ -6,6 +6,7 @@
 //	qmq delay [--conf DIR] [--set key=value]…        delay server (delay and scheduled messages)
 //	qmq watchdog [--conf DIR] [--set key=value]…     resends transactional messages applications left behind
 //	qmq console [--conf DIR] [--set key=value]…      web console (console.properties)
+//	qmq backup [--conf DIR] [--set key=value]…       backup of a broker group: message index, consume records, dead letters
 //	qmq send / qmq consume                           try the queue from a terminal
 //	qmq tools <Command> --metaserver=host:port …     QMQ's tools.sh admin commands
 //	qmq version                                       version and commit (also --version)
@@ -42,6 +43,7 @@ Usage:
   qmq delay [--conf DIR] [--set key=value]... [--log-level LEVEL]     (reads delay.properties)
   qmq watchdog [--conf DIR] [--set key=value]... [--log-level LEVEL]  (reads watchdog.properties and datasource.properties)
   qmq console [--conf DIR] [--set key=value]... [--log-level LEVEL]   web console (reads console.properties and valid-api-tokens.properties)
+  qmq backup [--conf DIR] [--set key=value]... [--log-level LEVEL]    (reads backup.properties and hbase.properties)
   qmq send --meta URL --subject S [--count N] [--size B] [--tag T]... [--prop k=v]... [--body TEXT] [--delay D | --at RFC3339]
   qmq consume --meta URL --subject S --group G [--count N] [--broadcast] [--tag T]... [--tag-mode and|or] [--json]
   qmq bench --meta URL [--subjects N] [--size B] [--producers P] [--consumers C] [--duration D] [--rate R] [--mode produce|consume|e2e|all] [--json]
@@ -89,6 +91,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runWatchdog(args[1:], stderr)
 	case "console":
 		return runConsole(args[1:], stderr)
+	case "backup":
+		return runBackup(args[1:], stderr)
 	case "dev":
 		return runDev(args[1:], stdout, stderr)
 	case "send":
@@ -99,6 +103,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runBench(args[1:], stdout, stderr)
 	case "tools":
 		return tools.Main(args[1:], stdout, stderr)
+	case "query":
+		return runQuery(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprint(stdout, currentVersion())
 		return 0

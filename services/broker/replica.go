@@ -26,6 +26,10 @@ type replica struct {
 	wg     sync.WaitGroup
 	master *replication.Master // nil unless master
 	slave  *replication.Slave  // nil unless slave
+	// readers serves the group's backup on a slave's sync.port (readers
+	// only: it copies the logs and never counts as a slave); nil unless
+	// slave, or if the port could not be bound.
+	readers *replication.Master
 
 	// waiting counts the messages parked for the slave (bounded by
 	// receive.queue.size).
@@ -84,6 +88,7 @@ func (s *instance) startReplica(ctx context.Context, role int32, masterSyncAddr 
 				s.log.Error("replication from the master stopped", "master", masterSyncAddr, "error", err)
 			}
 		})
+		r.serveReaders(ctx)
 		s.log.Info("running as slave: copying the master's logs; clients are served by the master", "master_sync_addr", masterSyncAddr)
 	default:
 		return fmt.Errorf("role %s has no replication", roleName(role))
@@ -92,6 +97,33 @@ func (s *instance) startReplica(ctx context.Context, role int32, masterSyncAddr 
 	s.replica.Store(r)
 	s.role.Store(role)
 	return nil
+}
+
+// serveReaders opens a slave's sync.port to the group's backup (QMQ's
+// backup follows the slave, keeping its reads off the master). A port that
+// cannot be bound is logged, not fatal: the slave's own job, copying the
+// master, does not need it.
+func (r *replica) serveReaders(ctx context.Context) {
+	s := r.s
+	addr := net.JoinHostPort(s.settings.BindHost, strconv.Itoa(s.settings.SyncPort))
+	m, err := replication.NewMaster(replication.MasterConfig{
+		Addr: addr, Store: replication.ForBroker(s.store), ReadersOnly: true,
+		BatchSize: s.settings.Replication.BatchSize, SyncTimeout: s.settings.Replication.MessageSyncTimeout,
+		Secret: s.settings.SyncSecret, Group: s.Group(),
+		IdleTimeout: s.settings.Replication.IdleTimeout, MaxConnections: s.settings.Replication.MaxConnections,
+		Logger: s.log.Named("sync-readers"), // no Registerer: the master's sync metrics are a master's
+	})
+	if err != nil {
+		s.log.Error("cannot serve the group's backup on sync.port; the slave copies its master regardless, but the backup cannot follow this slave until sync.port is free (restart the slave then)",
+			"sync_port", s.settings.SyncPort, "error", err)
+		return
+	}
+	r.readers = m
+	r.wg.Go(func() {
+		if err := m.Run(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("sync server for the backup stopped", "error", err)
+		}
+	})
 }
 
 // warnNoSyncSecret says, loudly, what a group without sync.secret risks.
@@ -119,6 +151,9 @@ func (s *instance) warnNoSyncSecret(role int32) {
 func (r *replica) stop() {
 	if r.master != nil {
 		_ = r.master.Close()
+	}
+	if r.readers != nil {
+		_ = r.readers.Close()
 	}
 	r.wg.Wait()
 }

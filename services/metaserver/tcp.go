@@ -67,6 +67,11 @@ func (s *Server) handleAcquireMeta(ctx context.Context, req *remoting.Request) p
 		resp.MasterAddress = net.JoinHostPort(m.IP, strconv.Itoa(m.SyncPort))
 	case store.RoleBackup, store.RoleDelayBackup:
 		sl, ok := findRole(brokers, b.Group, slaveOf(b.Role))
+		if !ok && b.Role == store.RoleBackup {
+			// Ours: a group without a slave (qmq dev) is backed up from its
+			// master, whose sync port serves readers too.
+			sl, ok = findRole(brokers, b.Group, store.RoleMaster)
+		}
 		if !ok {
 			s.m.acquireMeta.WithLabelValues("no_slave").Inc()
 			return errorResponse(req, protocol.CodeBrokerError,

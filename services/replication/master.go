@@ -55,6 +55,10 @@ type MasterConfig struct {
 	// DefaultSyncMaxConnections. Frames are bounded to 64 KiB and the bytes
 	// they hold at once to 1 MiB: a slave's requests are tiny.
 	MaxConnections int
+	// ReadersOnly serves readers (syncauth.RoleBackup) and refuses slaves:
+	// the sync port a broker slave opens for the group's backup. Without
+	// it a Master serves both.
+	ReadersOnly bool
 
 	Logger     hclog.Logger          // nil: no logging
 	Registerer prometheus.Registerer // nil: metrics are not registered
@@ -113,8 +117,12 @@ func NewMaster(cfg MasterConfig) (*Master, error) {
 		cfg.Logger = hclog.NewNullLogger()
 	}
 	cfg.Logs = cfg.Logs.orDefault()
+	roles := []string{syncauth.RoleSlave, syncauth.RoleBackup}
+	if cfg.ReadersOnly {
+		roles = []string{syncauth.RoleBackup}
+	}
 	m := &Master{cfg: cfg, store: cfg.Store, logs: cfg.Logs, log: cfg.Logger, waiters: newSlaveWaiters(), actionWaiters: newSlaveWaiters(),
-		auth:    &syncauth.Server{Secret: cfg.Secret, Group: cfg.Group, Roles: []string{syncauth.RoleSlave}},
+		auth:    &syncauth.Server{Secret: cfg.Secret, Group: cfg.Group, Roles: roles},
 		authLog: lograte.Limiter{Interval: 10 * time.Second}}
 	m.slaveMessage.Store(-1)
 	m.slaveAction.Store(-1)
@@ -265,6 +273,9 @@ func (m *Master) Lag() Lag {
 func (m *Master) noteSlave(sess *slaveSession, messageOffset, actionOffset int64, heartbeat bool) {
 	// Under slaveMu: a session replaced between the check and the stores
 	// would report for its successor.
+	if sess == nil { // a reader's request: it copies, it never counts
+		return
+	}
 	m.slaveMu.Lock()
 	defer m.slaveMu.Unlock()
 	if m.session != sess {

@@ -26,6 +26,10 @@ type connState struct {
 	hello bool                // a SYNC_AUTH hello arrived (one per connection)
 	hs    *syncauth.Handshake // waiting for the proof
 	sess  *slaveSession       // set once the connection became the slave's session
+	// reader: the connection authenticated as a reader (syncauth.RoleBackup):
+	// it may copy the logs, but it is never the slave's session, so nothing
+	// it reports counts towards WaitSlaveWrote or the lag.
+	reader bool
 }
 
 func (m *Master) connState(c *remoting.Conn) *connState {
@@ -45,7 +49,7 @@ func (m *Master) serveAuth(ctx context.Context, req *remoting.Request) protocol.
 	st := m.connState(req.Conn)
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.sess != nil {
+	if st.sess != nil || st.reader {
 		return m.refuseConn(req, "auth", protocol.CodeParamError, "sync auth: this connection has authenticated already")
 	}
 	switch r.Step {
@@ -59,7 +63,9 @@ func (m *Master) serveAuth(ctx context.Context, req *remoting.Request) protocol.
 			return m.authFailed(req, err)
 		}
 		if hs.Done() { // no secret on either side
-			if err := m.claim(ctx, req.Conn, st, false); err != nil {
+			if hs.Role() == syncauth.RoleBackup {
+				m.admitReader(req, st, false)
+			} else if err := m.claim(ctx, req.Conn, st, false); err != nil {
 				return m.authFailed(req, err)
 			}
 		} else {
@@ -75,6 +81,10 @@ func (m *Master) serveAuth(ctx context.Context, req *remoting.Request) protocol.
 		theirs, err := hs.Prove(r.Proof)
 		if err != nil {
 			return m.authFailed(req, err)
+		}
+		if hs.Role() == syncauth.RoleBackup {
+			m.admitReader(req, st, true)
+			return protocol.NewResponse(h, protocol.CodeSuccess, theirs)
 		}
 		if err := m.claim(ctx, req.Conn, st, true); err != nil {
 			return m.authFailed(req, err)
@@ -122,6 +132,18 @@ func (m *Master) claim(ctx context.Context, c *remoting.Conn, st *connState, aut
 	return nil
 }
 
+// admitReader marks the connection a reader's: it is served log bytes and
+// checkpoints, and is not the slave's session (it replaces none and its
+// offsets count for nothing), whatever address it comes from.
+func (m *Master) admitReader(req *remoting.Request, st *connState, authenticated bool) {
+	st.reader = true
+	how := "authenticated with sync.secret"
+	if !authenticated {
+		how = "unauthenticated: this sync port has no sync.secret"
+	}
+	m.log.Info("a reader (backup) is copying the logs; its offsets do not count for wait.slave.wrote", "remote", req.RemoteAddr.String(), "auth", how)
+}
+
 // notSlaveError: CheckSlave refused the connection's address.
 type notSlaveError struct{ err error }
 
@@ -135,9 +157,13 @@ func (e *notSlaveError) Unwrap() error { return e.err }
 func (m *Master) admit(ctx context.Context, req *remoting.Request) (*slaveSession, protocol.Frame, bool) {
 	st := m.connState(req.Conn)
 	st.mu.Lock()
+	if st.reader {
+		st.mu.Unlock()
+		return nil, protocol.Frame{}, true
+	}
 	sess := st.sess
 	var claimErr error
-	if sess == nil && !m.cfg.Secret.Set() && !st.hello {
+	if sess == nil && !m.cfg.Secret.Set() && !st.hello && !m.cfg.ReadersOnly {
 		if claimErr = m.claim(ctx, req.Conn, st, false); claimErr == nil {
 			sess = st.sess
 		}
@@ -149,6 +175,10 @@ func (m *Master) admit(ctx context.Context, req *remoting.Request) (*slaveSessio
 		return nil, m.authFailed(req, claimErr), false
 	case sess == nil && hello:
 		return nil, m.refuseConn(req, "auth", protocol.CodeBrokerReject, "sync auth: send the proof (SYNC_AUTH step 2) before sync requests"), false
+	case sess == nil && m.cfg.ReadersOnly:
+		return nil, m.refuseConn(req, "auth", protocol.CodeBrokerReject, fmt.Sprintf(
+			"this sync port (a slave's, group %s) serves readers only: send SYNC_AUTH with role %q first; a slave copies from the group's master",
+			m.groupName(), syncauth.RoleBackup)), false
 	case sess == nil:
 		return nil, m.refuseConn(req, "auth", protocol.CodeBrokerReject, fmt.Sprintf(
 			"sync auth required: the master of group %s has sync.secret and serves only a slave that proves it (SYNC_AUTH) first; set the same sync.secret on the slave (a qmq-go slave older than SYNC_AUTH must be upgraded)",

@@ -17,6 +17,9 @@ import (
 // Roles a client authenticates as (part of the MAC).
 const (
 	RoleSlave = "slave" // a broker slave copying its master
+	// RoleBackup is a reader: the backup service copying a group's logs to
+	// index them. Its connections may read, never stand for the slave.
+	RoleBackup = "backup"
 )
 
 // MinSecretBytes is the shortest secret accepted: shorter ones could be

@@ -1,0 +1,278 @@
+package rowstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/qmq-go/qmq/backup"
+	"github.com/qmq-go/qmq/backup/rowkey"
+)
+
+// window is a query's checked time range and page.
+type window struct {
+	begin, end time.Time
+	beginMs    int64
+	endMs      int64
+}
+
+func (s *Store) checkQuery(q *backup.MessageQuery) (window, error) {
+	if q.Subject == "" {
+		return window{}, badQuery("subject", "is required")
+	}
+	if q.Len < 1 || q.Len > backup.MaxPageLen {
+		return window{}, badQuery("len", "is %d; it must be 1..%d", q.Len, backup.MaxPageLen)
+	}
+	w := window{begin: q.CreateTimeBegin, end: q.CreateTimeEnd}
+	if w.end.IsZero() {
+		w.end = s.opts.Now()
+	}
+	if w.begin.IsZero() {
+		w.begin = w.end.Add(-DefaultRange)
+	}
+	if w.begin.After(w.end) {
+		return window{}, badQuery("msgCreateTimeBegin", "%s is after msgCreateTimeEnd %s", w.begin.Format(time.RFC3339Nano), w.end.Format(time.RFC3339Nano))
+	}
+	w.beginMs, w.endMs = w.begin.UnixMilli(), w.end.UnixMilli()
+	return w, nil
+}
+
+// lookup returns name's id; a name never written is ErrNotFound naming field.
+func (s *Store) lookup(ctx context.Context, field, name string) (string, error) {
+	id, ok, err := s.dict.Lookup(ctx, name)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", s.opts.Name, err)
+	}
+	if !ok {
+		return "", &FieldError{Name: field, Msg: fmt.Sprintf("%q: nothing of it was ever backed up here", name), Err: backup.ErrNotFound}
+	}
+	return id, nil
+}
+
+// startKey is where a page starts: the query's first key, or its Start
+// (a previous page's Next) when that lies further on. A Start that is not a
+// key of this query's table and prefix is ErrBadQuery.
+func startKey(first []byte, start string, prefix []byte, valid func([]byte) error) ([]byte, error) {
+	if start == "" {
+		return first, nil
+	}
+	k := []byte(start)
+	if err := valid(k); err != nil || !bytes.HasPrefix(k, prefix) {
+		return nil, badQuery("start", "%.80q is not the next of a page of this query; pass back a previous answer's next as is", start)
+	}
+	if bytes.Compare(k, first) < 0 {
+		return first, nil
+	}
+	return k, nil
+}
+
+// FindMessages pages through a subject's normal messages, newest first.
+func (s *Store) FindMessages(ctx context.Context, q backup.MessageQuery) (backup.MessagePage, error) {
+	if err := s.check(); err != nil {
+		return backup.MessagePage{}, err
+	}
+	w, err := s.checkQuery(&q)
+	if err != nil {
+		return backup.MessagePage{}, err
+	}
+	sid, err := s.lookup(ctx, "subject", q.Subject)
+	if err != nil {
+		return backup.MessagePage{}, err
+	}
+	sc := Scan{Table: Messages, Batch: q.Len + 1}
+	valid := func(k []byte) error { _, err := rowkey.ParseMessageKey(k); return err }
+	prefix := []byte(sid)
+	if q.MessageID != "" {
+		md := rowkey.MD5Key(q.MessageID)
+		if s.opts.IDIndex {
+			sc.Table = IDIndex
+			prefix = concat(sid, md)
+			valid = func(k []byte) error { _, _, _, err := rowkey.ParseIDIndexKey(k); return err }
+		} else {
+			// QMQ's BackupMessageKeyRegexpBuilder.build.
+			sc.Regexp = "^" + sid + `\d{12}` + md
+		}
+	}
+	first := concat(string(prefix), s.timeKey(w.end))
+	if sc.Start, err = startKey(first, q.Start, prefix, valid); err != nil {
+		return backup.MessagePage{}, err
+	}
+	sc.Stop = prefixEnd(concat(string(prefix), s.timeKey(w.begin)))
+	return s.page(ctx, sc, q, w, backup.KindNormal, func([]byte) (string, error) { return "", nil })
+}
+
+// FindDeadLetters pages through a subject's dead letters: by consumer group
+// id, then newest first, as QMQ's key order has them.
+func (s *Store) FindDeadLetters(ctx context.Context, q backup.MessageQuery) (backup.MessagePage, error) {
+	if err := s.check(); err != nil {
+		return backup.MessagePage{}, err
+	}
+	w, err := s.checkQuery(&q)
+	if err != nil {
+		return backup.MessagePage{}, err
+	}
+	sid, err := s.lookup(ctx, "subject", q.Subject)
+	if err != nil {
+		return backup.MessagePage{}, err
+	}
+	sc := Scan{Table: Dead, Batch: q.Len + 1}
+	prefix := []byte(sid)
+	groupRE := `\d{6}`
+	if q.ConsumerGroup != "" {
+		cg, err := s.lookup(ctx, "consumerGroup", q.ConsumerGroup)
+		if err != nil {
+			return backup.MessagePage{}, err
+		}
+		prefix = concat(sid, cg)
+		groupRE = cg
+	}
+	idRE := `\w{32}`
+	if q.MessageID != "" {
+		idRE = rowkey.MD5Key(q.MessageID)
+	}
+	// QMQ's buildDeadRegexp / buildDeadContentRegexp: only needed across
+	// groups or for one id; within one group every key is in the range.
+	if q.ConsumerGroup == "" || q.MessageID != "" {
+		sc.Regexp = "^" + sid + groupRE + `\d{12}` + idRE
+	}
+	var first []byte
+	if q.ConsumerGroup != "" {
+		first = concat(string(prefix), s.timeKey(w.end))
+		sc.Stop = prefixEnd(concat(string(prefix), s.timeKey(w.begin)))
+	} else {
+		first = concat(sid, rowkey.MinID, s.timeKey(w.end))
+		sc.Stop = prefixEnd(concat(sid, rowkey.MaxID, s.timeKey(w.begin)))
+	}
+	valid := func(k []byte) error { _, err := rowkey.ParseDeadKey(k); return err }
+	if sc.Start, err = startKey(first, q.Start, prefix, valid); err != nil {
+		return backup.MessagePage{}, err
+	}
+	return s.page(ctx, sc, q, w, backup.KindDead, func(k []byte) (string, error) {
+		p, err := rowkey.ParseDeadKey(k)
+		if err != nil {
+			return "", err
+		}
+		return s.dict.Name(ctx, p.ConsumerGroupID)
+	})
+}
+
+// page reads up to q.Len index rows of sc inside w, and the key of the
+// next one as Next.
+func (s *Store) page(ctx context.Context, sc Scan, q backup.MessageQuery, w window, kind backup.Kind, group func(key []byte) (string, error)) (backup.MessagePage, error) {
+	var page backup.MessagePage
+	var rowErr error
+	var re *regexp.Regexp
+	if sc.Regexp != "" {
+		re = regexp.MustCompile(sc.Regexp) // built from digits and hex only
+	}
+	err := s.t.Scan(ctx, sc, func(k, v []byte) bool {
+		if re != nil && !re.Match(k) {
+			return true // backends may filter less than asked
+		}
+		iv, err := rowkey.DecodeIndexValue(v)
+		if err != nil {
+			rowErr = fmt.Errorf("row %q: %w", k, err)
+			return false
+		}
+		if iv.CreateTimeMs < w.beginMs || iv.CreateTimeMs > w.endMs {
+			return true
+		}
+		if q.MessageID != "" && iv.MessageID != q.MessageID {
+			return true // an MD5 collision
+		}
+		if len(page.Messages) == q.Len {
+			page.Next = string(k)
+			return false
+		}
+		m := backup.Message{
+			Subject: q.Subject, MessageID: iv.MessageID, BrokerGroup: iv.BrokerGroup,
+			Sequence: iv.Sequence, CreateTime: time.UnixMilli(iv.CreateTimeMs), Kind: kind,
+		}
+		if m.ConsumerGroup, err = group(k); err != nil {
+			rowErr = fmt.Errorf("row %q: consumer group: %w", k, err)
+			return false
+		}
+		page.Messages = append(page.Messages, m)
+		return true
+	})
+	if err == nil {
+		err = rowErr
+	}
+	if err != nil {
+		return backup.MessagePage{}, fmt.Errorf("%s: read %s: %w", s.opts.Name, sc.Table, err)
+	}
+	return page, nil
+}
+
+// FindMessage returns the message brokerGroup stored as sequence of
+// subject: a normal message whose content the store keeps, else a dead
+// letter (content from qmq_backup_dead_content).
+func (s *Store) FindMessage(ctx context.Context, subject, brokerGroup string, sequence int64) (backup.Message, error) {
+	if err := s.check(); err != nil {
+		return backup.Message{}, err
+	}
+	if subject == "" {
+		return backup.Message{}, badQuery("subject", "is required")
+	}
+	if brokerGroup == "" {
+		return backup.Message{}, badQuery("brokerGroup", "is required")
+	}
+	seq, err := rowkey.SeqKey(sequence)
+	if err != nil {
+		return backup.Message{}, badQuery("sequence", "%v", err)
+	}
+	sid, err := s.lookup(ctx, "subject", subject)
+	if err != nil {
+		return backup.Message{}, err
+	}
+	bg, err := s.lookup(ctx, "brokerGroup", brokerGroup)
+	if err != nil {
+		return backup.Message{}, err
+	}
+	for _, kind := range []backup.Kind{backup.KindNormal, backup.KindDead} {
+		v, ok, err := s.t.Get(ctx, Details, rowkey.DetailKey(sid, bg, seq, byte(kind)))
+		if err != nil {
+			return backup.Message{}, fmt.Errorf("%s: read %s: %w", s.opts.Name, Details, err)
+		}
+		if !ok {
+			continue
+		}
+		d, err := rowkey.DecodeDetailValue(v)
+		if err != nil {
+			return backup.Message{}, fmt.Errorf("%s: %s row of %s/%s/%d: %w", s.opts.Name, Details, subject, brokerGroup, sequence, err)
+		}
+		m := backup.Message{
+			Subject: subject, MessageID: d.MessageID, BrokerGroup: brokerGroup, Sequence: sequence,
+			CreateTime: time.UnixMilli(d.CreateTimeMs), Kind: kind, ConsumerGroup: d.ConsumerGroup, Content: d.Content,
+		}
+		if kind == backup.KindDead {
+			if m.Content, err = s.deadContent(ctx, sid, &m); err != nil {
+				return backup.Message{}, err
+			}
+		}
+		return m, nil
+	}
+	return backup.Message{}, fmt.Errorf("%s: message %d of subject %q in broker group %q: %w", s.opts.Name, sequence, subject, brokerGroup, backup.ErrNotFound)
+}
+
+func (s *Store) deadContent(ctx context.Context, sid string, m *backup.Message) ([]byte, error) {
+	cg, err := s.lookup(ctx, "consumerGroup", m.ConsumerGroup)
+	if err != nil {
+		return nil, err
+	}
+	key := rowkey.DeadKey(sid, cg, s.timeKey(m.CreateTime), rowkey.MD5Key(m.MessageID))
+	v, ok, err := s.t.Get(ctx, DeadContent, key)
+	if err != nil {
+		return nil, fmt.Errorf("%s: read %s: %w", s.opts.Name, DeadContent, err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("%s: dead letter %q has no %s row %q: %w", s.opts.Name, m.MessageID, DeadContent, key, backup.ErrNotFound)
+	}
+	if len(v) < 8 || int64(binary.BigEndian.Uint64(v)) != m.Sequence {
+		return nil, fmt.Errorf("%s: %s row %q does not start with sequence %d", s.opts.Name, DeadContent, key, m.Sequence)
+	}
+	return append([]byte(nil), v[8:]...), nil
+}
