@@ -59,6 +59,7 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 	withSlave := fs.Bool("slave", false, "also run the group's slave (ports: broker port + 10, + 11 sync, + 12 http), with wait.slave.wrote=true")
 	bind := fs.String("bind", "127.0.0.1", "IP address every port listens on (meta.server.bind.host, broker.bind.host); 0.0.0.0 opens them to other machines, with the admin token as the only guard")
 	logLevel := fs.String("log-level", "info", "trace, debug, info, warn or error")
+	consoleAddr := fs.String("console", devConsoleDefault, "host:port of the web console (off: none)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (performance work)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -213,6 +214,12 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 		go func() { brokerDone <- w.Run(brokerCtx) }()
 		started++
 	}
+	consoleLine := ""
+	if c := newDevConsole(*consoleAddr, ports, token, log.Named("console"), stderr); c != nil {
+		go func() { brokerDone <- c.Run(brokerCtx) }()
+		started++
+		consoleLine = fmt.Sprintf("  console      %s\n", c.URL())
+	}
 
 	h := ports.host
 	endpoint := fmt.Sprintf("http://%s/meta/address", net.JoinHostPort(h, strconv.Itoa(*metaHTTP)))
@@ -243,6 +250,7 @@ Try:
 		fmt.Fprintf(stdout, "  slave        %s  group %s  (http://%s/health); the master answers sends once the slave wrote them (wait.slave.wrote=true)\n",
 			hostPort(h, ports.slave), devGroup, hostPort(h, ports.slave+2))
 	}
+	fmt.Fprint(stdout, consoleLine)
 
 	select {
 	case <-ctx.Done():

@@ -5,6 +5,7 @@
 //	qmq broker [--conf DIR] [--set key=value]…       real-time broker (master)
 //	qmq delay [--conf DIR] [--set key=value]…        delay server (delay and scheduled messages)
 //	qmq watchdog [--conf DIR] [--set key=value]…     resends transactional messages applications left behind
+//	qmq console [--conf DIR] [--set key=value]…      web console (console.properties)
 //	qmq backup [--conf DIR] [--set key=value]…       backup of a broker group: message index, consume records, dead letters
 //	qmq send / qmq consume                           try the queue from a terminal
 //	qmq tools <Command> --metaserver=host:port …     QMQ's tools.sh admin commands
@@ -37,11 +38,12 @@ import (
 const usage = `qmq — QMQ message queue servers and tools, in Go.
 
 Usage:
-  qmq dev [--data DIR] [--bind IP] [--watchdog] [--backup-http PORT]   metaserver (SQLite) + broker + delay server + backup (+ watchdog) in one process on 127.0.0.1, registered automatically
+  qmq dev [--data DIR] [--bind IP] [--watchdog] [--backup-http PORT] [--console ADDR]   metaserver (SQLite) + broker + delay server + backup (+ watchdog) in one process on 127.0.0.1, registered automatically, console at http://127.0.0.1:8090/
   qmq metaserver [--conf DIR] [--set key=value]... [--log-level LEVEL]
   qmq broker [--conf DIR] [--set key=value]... [--log-level LEVEL]
   qmq delay [--conf DIR] [--set key=value]... [--log-level LEVEL]     (reads delay.properties)
   qmq watchdog [--conf DIR] [--set key=value]... [--log-level LEVEL]  (reads watchdog.properties and datasource.properties)
+  qmq console [--conf DIR] [--set key=value]... [--log-level LEVEL]   web console (reads console.properties and valid-api-tokens.properties)
   qmq backup [--conf DIR] [--set key=value]... [--log-level LEVEL]    (reads backup.properties and hbase.properties)
   qmq send --meta URL --subject S [--count N] [--size B] [--tag T]... [--prop k=v]... [--body TEXT] [--delay D | --at RFC3339]
   qmq consume --meta URL --subject S --group G [--count N] [--broadcast] [--tag T]... [--tag-mode and|or] [--json]
@@ -88,6 +90,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runDelay(args[1:], stderr)
 	case "watchdog":
 		return runWatchdog(args[1:], stderr)
+	case "console":
+		return runConsole(args[1:], stderr)
 	case "backup":
 		return runBackup(args[1:], stderr)
 	case "dev":

@@ -23,7 +23,10 @@ type Ops struct {
 	Who     string // the component, for the 404: "the delay server"
 	Health  http.HandlerFunc
 	Metrics prometheus.Gatherer
-	Guard   Config
+	// Extra are further read-only endpoints by path (the broker's
+	// /consumers for the console); the 404 names them too.
+	Extra map[string]http.HandlerFunc
+	Guard Config
 }
 
 // ListenOps binds o.Addr and builds the guarded server of o's endpoints.
@@ -37,8 +40,13 @@ func ListenOps(o Ops) (*Guard, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/health", o.Health)
 	mux.Handle("/metrics", promhttp.HandlerFor(o.Metrics, promhttp.HandlerOpts{}))
+	served := "/health and /metrics"
+	for path, h := range o.Extra {
+		mux.HandleFunc(path, h)
+		served = path + ", " + served
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, fmt.Sprintf("no such endpoint %s; %s serves /health and /metrics", r.URL.Path, o.Who), http.StatusNotFound)
+		http.Error(w, fmt.Sprintf("no such endpoint %s; %s serves %s", r.URL.Path, o.Who, served), http.StatusNotFound)
 	})
 	return New(ln, mux, o.Guard), nil
 }

@@ -29,7 +29,7 @@ func (s *instance) listenHTTP() (*httpServer, error) {
 	g, err := httpguard.ListenOps(httpguard.Ops{
 		Addr: net.JoinHostPort(s.settings.BindHost, strconv.Itoa(s.settings.HTTPPort)),
 		Key:  "broker.http.port", Port: s.settings.HTTPPort, File: FileBroker, Who: "the broker",
-		Health: h.health, Metrics: s.m.reg, Guard: s.settings.Limits.HTTP(s.log.Named("http")),
+		Health: h.health, Metrics: s.m.reg, Extra: map[string]http.HandlerFunc{"/consumers": h.consumers}, Guard: s.settings.Limits.HTTP(s.log.Named("http")),
 	})
 	if err != nil {
 		return nil, err

@@ -1,0 +1,237 @@
+package console
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// maxBackupAnswer bounds what is read of one backup answer.
+const maxBackupAnswer = 8 << 20
+
+// backupClient speaks the backup service's HTTP API (QMQ's backup
+// endpoints: /api/message, /api/message/dead, /api/message/detail,
+// /api/message/records, and a resend POST).
+type backupClient struct {
+	addrs      []string
+	resendPath string
+	hc         *http.Client
+}
+
+// errBackupNotConfigured: no console.backup.http.
+var errBackupNotConfigured = errors.New("backup not configured: set console.backup.http in console.properties to the backup service's HTTP address")
+
+// backupQuery is QMQ's backupQuery parameter.
+type backupQuery struct {
+	Subject       string `json:"subject"`
+	MessageID     string `json:"messageId,omitempty"`
+	ConsumerGroup string `json:"consumerGroup,omitempty"`
+	BrokerGroup   string `json:"brokerGroup,omitempty"`
+	Sequence      *int64 `json:"sequence,omitempty"`
+	Begin         int64  `json:"msgCreateTimeBegin,omitempty"`
+	End           int64  `json:"msgCreateTimeEnd,omitempty"`
+	Len           int    `json:"len,omitempty"`
+	Start         string `json:"start,omitempty"`
+}
+
+// backupMessage is one entry of a message or dead-letter list.
+type backupMessage struct {
+	BrokerGroup   string   `json:"brokerGroup"`
+	Sequence      int64    `json:"sequence"`
+	MessageID     string   `json:"messageId"`
+	Subject       string   `json:"subject"`
+	ConsumerGroup string   `json:"consumerGroup"`
+	CreateTime    flexTime `json:"createTime"`
+}
+
+type backupPage struct {
+	List []backupMessage `json:"list"`
+	Next flexString      `json:"next"`
+}
+
+// backupRecord is one consume record (action 0 pull, 1 ack).
+type backupRecord struct {
+	ConsumerGroup string   `json:"consumerGroup"`
+	Action        int      `json:"action"`
+	Type          int      `json:"type"`
+	Timestamp     flexTime `json:"timestamp"`
+	ConsumerID    string   `json:"consumerId"`
+	Sequence      int64    `json:"sequence"`
+}
+
+// flexTime decodes epoch milliseconds, or an RFC 3339 string.
+type flexTime struct{ time.Time }
+
+func (t *flexTime) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	if s == "" || s == "null" {
+		return nil
+	}
+	if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
+		t.Time = time.UnixMilli(ms)
+		return nil
+	}
+	v, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return fmt.Errorf("time %q is neither epoch milliseconds nor RFC 3339", s)
+	}
+	t.Time = v
+	return nil
+}
+
+// flexString decodes a string or a number (a page's next cursor).
+type flexString string
+
+func (f *flexString) UnmarshalJSON(b []byte) error {
+	s := string(b)
+	if s == "null" {
+		return nil
+	}
+	if uq, err := strconv.Unquote(s); err == nil {
+		s = uq
+	}
+	*f = flexString(s)
+	return nil
+}
+
+// get GETs path with params from the first backup that answers.
+func (c *backupClient) get(ctx context.Context, path string, params url.Values, out any) error {
+	if len(c.addrs) == 0 {
+		return errBackupNotConfigured
+	}
+	var errs []error
+	for _, a := range c.addrs {
+		u := "http://" + a + path + "?" + params.Encode()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return err
+		}
+		err = c.do(req, out)
+		if err == nil {
+			return nil
+		}
+		var refused *backupRefusal
+		if errors.As(err, &refused) {
+			return err // the backup answered: another would say the same
+		}
+		errs = append(errs, err)
+	}
+	return fmt.Errorf("backup not reachable at %s: %w", strings.Join(c.addrs, ", "), errors.Join(errs...))
+}
+
+// backupRefusal is a 4xx/5xx answer of the backup, with its text.
+type backupRefusal struct {
+	Status int
+	Body   string
+}
+
+func (e *backupRefusal) Error() string {
+	return fmt.Sprintf("the backup answered HTTP %d: %s", e.Status, e.Body)
+}
+
+func (c *backupClient) do(req *http.Request, out any) error {
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBackupAnswer))
+	if err != nil {
+		return fmt.Errorf("read the answer of %s: %w", req.URL.Host, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return &backupRefusal{Status: resp.StatusCode, Body: clip(strings.TrimSpace(string(body)), 300)}
+	}
+	switch o := out.(type) {
+	case nil:
+		return nil
+	case *[]byte:
+		*o = body
+		return nil
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		return fmt.Errorf("the backup at %s answered what is not the expected JSON (%v): %s", req.URL.Host, err, clip(string(body), 200))
+	}
+	return nil
+}
+
+func (c *backupClient) query(q backupQuery) url.Values {
+	b, _ := json.Marshal(q)
+	return url.Values{"backupQuery": {string(b)}}
+}
+
+// Messages lists messages (dead=false) or dead letters of a query.
+func (c *backupClient) Messages(ctx context.Context, q backupQuery, dead bool) (backupPage, error) {
+	path := "/api/message"
+	if dead {
+		path = "/api/message/dead"
+	}
+	var p backupPage
+	err := c.get(ctx, path, c.query(q), &p)
+	return p, err
+}
+
+// Detail returns one message's stored fields, as the backup gives them.
+func (c *backupClient) Detail(ctx context.Context, subject, brokerGroup string, seq int64) (map[string]any, error) {
+	var out map[string]any
+	err := c.get(ctx, "/api/message/detail", c.query(backupQuery{Subject: subject, BrokerGroup: brokerGroup, Sequence: &seq}), &out)
+	return out, err
+}
+
+// Records returns a message's consume records of kind recordCode (0
+// normal, 1 retry, 2 dead).
+func (c *backupClient) Records(ctx context.Context, subject, messageID, brokerGroup string, seq int64, recordCode int) ([]backupRecord, error) {
+	q, _ := json.Marshal(map[string]any{"subject": subject, "messageId": messageID, "brokerGroup": brokerGroup, "sequence": seq, "recordCode": recordCode})
+	var out struct {
+		Records []backupRecord `json:"records"`
+	}
+	err := c.get(ctx, "/api/message/records", url.Values{"recordQuery": {string(q)}}, &out)
+	return out.Records, err
+}
+
+// Resend asks the backup to send a dead letter again; token is forwarded.
+func (c *backupClient) Resend(ctx context.Context, token string, form url.Values) (string, error) {
+	if len(c.addrs) == 0 {
+		return "", errBackupNotConfigured
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+c.addrs[0]+c.resendPath, bytes.NewBufferString(form.Encode()))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Api-Token", token)
+	var raw []byte
+	if err := c.do(req, &raw); err != nil {
+		return "", fmt.Errorf("resend through the backup at %s%s: %w", c.addrs[0], c.resendPath, err)
+	}
+	// The backup's answer: {"resent":[{…,"newMessageId":…}],"failed":[…]}.
+	var ans struct {
+		Resent []struct {
+			NewMessageID string `json:"newMessageId"`
+		} `json:"resent"`
+	}
+	if json.Unmarshal(raw, &ans) == nil && len(ans.Resent) > 0 {
+		var ids []string
+		for _, r := range ans.Resent {
+			ids = append(ids, r.NewMessageID)
+		}
+		return "new message id " + strings.Join(ids, ", "), nil
+	}
+	return clip(string(raw), 300), nil
+}
+
+// clip shortens s for display.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
