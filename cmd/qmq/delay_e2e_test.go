@@ -21,20 +21,29 @@ import (
 // server listens on --delay-port and --delay-port + 2).
 func freeDelayPort(t *testing.T) int {
 	t.Helper()
+	// qmq dev's delay server takes p (broker.port), p+1 (sync.port) and p+2
+	// (delay.http.port): all three must be free.
 	for range 50 {
+		var held []net.Listener
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
+		held = append(held, l)
 		p := l.Addr().(*net.TCPAddr).Port
-		l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+2))
-		l.Close()
-		if err == nil {
-			l2.Close()
+		for _, q := range []int{p + 1, p + 2} {
+			if l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(q)); err == nil {
+				held = append(held, l2)
+			}
+		}
+		for _, h := range held {
+			h.Close()
+		}
+		if len(held) == 3 {
 			return p
 		}
 	}
-	t.Fatal("no free pair of ports p, p+2")
+	t.Fatal("no free ports p, p+1, p+2")
 	return 0
 }
 

@@ -56,6 +56,9 @@ func startDev(t *testing.T, data string, ports [5]int, extra ...string) *devProc
 	if !strings.Contains(strings.Join(extra, " "), "--backup-http") { // its default, 8082, is not known to be free
 		args = append(args, "--backup-http=-1")
 	}
+	if !strings.Contains(strings.Join(extra, " "), "--console") { // nor is the console's, 8090
+		args = append(args, "--console=off")
+	}
 	cmd := exec.Command(qmqBin, append(args, extra...)...)
 	log := &lockedLog{ch: make(chan struct{}, 1)}
 	cmd.Stderr = log

@@ -132,7 +132,7 @@ func startTarget(t *testing.T, env ...string) *target {
 		delay: base + 15, delayHTTP: base + 17}
 	cmd := exec.Command(qmqBin, "dev", "--slave", "--data", t.TempDir(), "--log-level", "warn",
 		"--meta-http-port="+strconv.Itoa(mh), "--meta-port="+strconv.Itoa(mt), "--broker-port="+strconv.Itoa(base),
-		"--delay-port="+strconv.Itoa(base+15), "--backup-http=-1")
+		"--delay-port="+strconv.Itoa(base+15), "--backup-http=-1", "--console=off")
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = tg.log
 	out, err := cmd.StdoutPipe()
