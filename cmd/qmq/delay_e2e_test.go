@@ -17,8 +17,8 @@ import (
 	"github.com/qmq-go/qmq/internal/testutil"
 )
 
-// freeDelayPort returns a port p with p and p+2 free (qmq dev's delay
-// server listens on --delay-port and --delay-port + 2).
+// freeDelayPort returns a port p with p, p+1 and p+2 free (qmq dev's delay
+// server listens on --delay-port, + 1 and + 2).
 func freeDelayPort(t *testing.T) int {
 	t.Helper()
 	// qmq dev's delay server takes p (broker.port), p+1 (sync.port) and p+2
