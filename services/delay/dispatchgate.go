@@ -1,0 +1,122 @@
+package delay
+
+import (
+	"context"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/qmq-go/qmq/internal/lograte"
+	"github.com/qmq-go/qmq/storage/delaystore"
+)
+
+// The slave gate (wait.slave.wrote): a master dispatches a batch only once
+// its slave has confirmed the dispatch records of the batches before the
+// previous one.
+//
+// Why: after a failover the new master dispatches every due message its
+// copy of the dispatch log does not record as sent. A master that went on
+// dispatching while cut off from its slave (its lease still valid) would
+// make the new master send all of those again. With the gate, a master
+// whose slave stops confirming stops dispatching within two batches
+// (which also fences it before its lease runs out), so a failover sends
+// again at most the two batches whose records were not yet confirmed:
+// 2 × delay.send.batch.size messages.
+//
+// Why two and not one: waiting for the records of the batch just sent
+// before sending the next costs a replication round trip per batch, which
+// halves the dispatch rate when batches are small. The gate instead lets
+// batch N go out while batch N-1's records are being copied
+// (pipelining): before batch N+1 it waits for what the dispatch log held
+// when batch N passed the gate (batch N-1's records and everything
+// before).
+//
+// Without wait.slave.wrote (or without replication: a master without a
+// slave) nothing waits: the slave's copy may be behind, and a failover
+// may send again whatever it lacks.
+type slaveGate struct {
+	s   *Server
+	log hclog.Logger
+	// passed is the dispatch log's end when the last batch passed the
+	// gate: the next batch waits until the slave has it.
+	passed  int64
+	waitLog lograte.Limiter
+}
+
+// gatePoll bounds one wait for the slave, so that the gate notices a
+// fence, a stop or a replica that changed.
+const gatePoll = 100 * time.Millisecond
+
+// pass blocks until the slave has confirmed the dispatch records the next
+// batch must not go out without (see slaveGate), while the master is
+// fenced, or until ctx ends (false). The batch's entries stay with the
+// caller either way: a stopping server hands them out again at its next
+// start.
+func (g *slaveGate) pass(ctx context.Context) bool {
+	s := g.s
+	if !s.settings.WaitSlaveWrote {
+		return ctx.Err() == nil
+	}
+	start := time.Time{}
+	defer s.gateWaitingSince.Store(0)
+	for {
+		if ctx.Err() != nil {
+			return false
+		}
+		r := s.replica.Load()
+		if r == nil || r.master == nil {
+			return true // no replication (yet): nothing to wait for
+		}
+		if !s.fenced() {
+			wctx, cancel := context.WithTimeout(ctx, gatePoll)
+			err := r.master.WaitSlaveWroteActions(wctx, g.passed)
+			cancel()
+			if err == nil && !s.fenced() {
+				g.passed = s.ds.LogEnd(delaystore.DispatchLog)
+				return true
+			}
+		} else if err := sleepCtx(ctx, gatePoll); err != nil {
+			return false
+		}
+		if start.IsZero() {
+			start = time.Now()
+			s.gateWaitingSince.Store(start.UnixNano())
+		}
+		if waited := time.Since(start); waited >= time.Second {
+			l := r.master.Lag()
+			g.waitLog.Warn(g.log, "dispatching waits for the slave to confirm the dispatch log (wait.slave.wrote): due messages are held back until it does, so that a failover does not send them twice",
+				"waited", waited.Round(time.Millisecond), "slave", l.Slave, "slave_dispatch_log_end", l.ActionOffset, "needed", g.passed,
+				"last_slave_request_ago", sinceOrNever(l.LastRequest), "fenced", s.fenced())
+		}
+	}
+}
+
+// sinceOrNever is how long ago t was, or "never".
+func sinceOrNever(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return time.Since(t).Round(time.Millisecond).String()
+}
+
+// sleepCtx sleeps for d or until ctx ends (its error).
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// gateWaiting is how long dispatching has been waiting for the slave to
+// confirm dispatch records (0: not waiting).
+func (s *Server) gateWaiting() time.Duration {
+	ns := s.gateWaitingSince.Load()
+	if ns == 0 {
+		return 0
+	}
+	return time.Since(time.Unix(0, ns))
+}
