@@ -37,8 +37,11 @@
 // a caught-up slave whose master is silent takes over the expired lease
 // (the metaserver swaps the rows) and stops the same way. A promoted
 // slave's store opens its copy and dispatches exactly what the copied
-// dispatch log does not record as sent (messages the old master sent after
-// its last copied dispatch record go out twice). A demoted master stops
+// dispatch log does not record as sent. With wait.slave.wrote the master
+// sends a batch only once the slave has confirmed the dispatch log as it
+// ends before the batch (dispatchgate.go), so what goes out twice after a
+// failover is at most one batch (delay.send.batch.size), and a master cut
+// off from its slave stops dispatching by itself. A demoted master stops
 // without OFFLINE. A former master rejoins as slave if its logs end
 // within the next term's takeover point; if they go past the point a lease
 // promotion recorded, it closes its store, cuts both logs there
@@ -78,11 +81,13 @@
 // # Observability (http.go, metrics.go)
 //
 // delay.http.port serves /health (status, group, role, online, scheduled,
-// dispatched, dueLagMillis, parked, diskFull, slave or master) and /metrics
+// dispatched, dueLagMillis, parked, dispatchWaitingForSlaveMillis,
+// diskFull, slave or master) and /metrics
 // (qmq_delay_received_total, qmq_delay_rejected_total,
 // qmq_delay_dispatched_total, qmq_delay_dispatch_failures_total,
 // qmq_delay_dispatch_lateness_seconds, qmq_delay_scheduled,
-// qmq_delay_due_lag_seconds, qmq_delay_parked, and the store's
+// qmq_delay_due_lag_seconds, qmq_delay_parked,
+// qmq_delay_dispatch_waiting_for_slave_seconds, and the store's
 // qmq_delay_store_* series). With consul.address set the server registers
 // as qmq-delay (tags group:, role:delay_master; a TCP check on broker.port).
 //
@@ -98,6 +103,5 @@
 // # Not implemented yet
 //
 // Rejoin after a manual swap when the former master's logs go on (delete
-// its store.root), the Consul lease, dispatching that waits for the slave
-// (messages sent while partitioned under a valid lease go out twice).
+// its store.root), the Consul lease.
 package delay
