@@ -15,6 +15,7 @@ import (
 	"github.com/qmq-go/qmq/internal/backoff"
 	"github.com/qmq-go/qmq/protocol"
 	"github.com/qmq-go/qmq/protocol/remoting"
+	"github.com/qmq-go/qmq/services/syncpeer"
 )
 
 // registrar talks to the metaserver: BROKER_ACQUIRE_META, then ONLINE and
@@ -326,7 +327,7 @@ func (r *registrar) acquire(ctx context.Context) error {
 	}
 	r.group, r.role, r.masterSync = resp.GroupName, resp.Role, resp.MasterAddress
 	if resp.Role == protocol.RoleMaster { // a slave's row is asked for once it is promoted
-		r.s.slaves.set(slaveRow{addr: resp.SlaveAddress, known: resp.SlaveKnown})
+		r.s.slaves.set(syncpeer.Row{Addr: resp.SlaveAddress, Known: resp.SlaveKnown})
 	}
 	ip := r.s.settings.AdvertiseIP
 	if ip == "" {

@@ -14,6 +14,7 @@ import (
 	"github.com/qmq-go/qmq/consul"
 	"github.com/qmq-go/qmq/internal/backoff"
 	"github.com/qmq-go/qmq/protocol"
+	"github.com/qmq-go/qmq/services/syncpeer"
 )
 
 // registrar talks to the metaserver as QMQ's delay server does
@@ -216,7 +217,7 @@ func (r *registrar) acquire(ctx context.Context) error {
 	}
 	switch resp.Role {
 	case protocol.RoleDelayMaster:
-		s.slaves.set(resp.SlaveAddress, resp.SlaveKnown)
+		s.slaves.set(syncpeer.Row{Addr: resp.SlaveAddress, Known: resp.SlaveKnown})
 	case protocol.RoleDelaySlave:
 		if resp.MasterAddress == "" {
 			return fmt.Errorf("the metaserver registers %s:%d as DELAY_SLAVE of delay group %q but names no master sync address", s.hostname, s.Port(), resp.GroupName)

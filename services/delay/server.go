@@ -121,7 +121,7 @@ func New(ctx context.Context, settings Settings, opts Options) (*Server, error) 
 		return nil, fmt.Errorf("open the delay store under %s (store.root): %w", scfg.Root, err)
 	}
 	s.store, s.ds = st, st
-	s.slaves = &slavePeer{s: s, refreshEvery: 2 * time.Second}
+	s.slaves = newSlavePeer(s)
 	s.m.reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "qmq_delay_scheduled",
 			Help: "Messages due within the store's loaded window (load.in.advance.min) and not yet dispatched."},
