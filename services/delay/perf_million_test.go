@@ -294,6 +294,10 @@ func TestPerfDelayMillionRestart(t *testing.T) {
 	}
 	down := serving.Sub(killed)
 	t.Logf("killed at %v into the window; serving again %v after the kill (target < 5 s)", killed.Sub(first).Round(time.Millisecond), down.Round(time.Millisecond))
+	// Where the restart's time went, in the restarted server's words.
+	for _, what := range []string{"delay server started", "delay store opened", "delay server meta acquired", "dispatching due messages", "delay server online"} {
+		t.Logf("restarted: %s", lastLine(d.out.String(), what))
+	}
 
 	got := col.waitAll(n+1, first.Add(window+time.Minute))
 	col.mu.Lock()
