@@ -61,8 +61,13 @@ type healthReport struct {
 	// messages back until the slave confirms the dispatch log
 	// (wait.slave.wrote; 0: not waiting). A master cut off from its slave
 	// shows it growing.
-	DispatchWaitMillis int64  `json:"dispatchWaitingForSlaveMillis"`
-	DiskFull           string `json:"diskFull,omitempty"`
+	DispatchWaitMillis int64 `json:"dispatchWaitingForSlaveMillis"`
+	// DispatchWithoutSlave: the slave has not confirmed the dispatch log
+	// for wait.slave.wrote.timeout.ms while this server stayed the group's
+	// master, and dispatching goes on without it until it does (a failover
+	// meanwhile sends those messages again).
+	DispatchWithoutSlave bool   `json:"dispatchWithoutSlave,omitempty"`
+	DiskFull             string `json:"diskFull,omitempty"`
 	// Slave is the DELAY_MASTER's view of its slave; Master the
 	// DELAY_SLAVE's view of its master (replication).
 	Slave  *slaveHealth  `json:"slave,omitempty"`
@@ -92,7 +97,7 @@ func (h *httpServer) health(w http.ResponseWriter, _ *http.Request) {
 	s := h.s
 	rep := healthReport{Status: "ok", Group: s.Group(), Online: s.online.Load(), Scheduled: s.scheduled(),
 		Dispatched: s.dispatched.Load(), DueLagMillis: s.dueLag().Milliseconds(), Parked: s.parked.Load(),
-		DispatchWaitMillis: s.gateWaiting().Milliseconds()}
+		DispatchWaitMillis: s.gateWaiting().Milliseconds(), DispatchWithoutSlave: s.dispatchWithoutSlave.Load()}
 	code := http.StatusOK
 	if role := s.role.Load(); role == roleUnknown {
 		rep.Status, code = "starting", http.StatusServiceUnavailable

@@ -23,6 +23,7 @@ import (
 
 	"github.com/qmq-go/qmq/client/admin"
 	"github.com/qmq-go/qmq/conf"
+	"github.com/qmq-go/qmq/consul/consultest"
 	"github.com/qmq-go/qmq/internal/testlog"
 	"github.com/qmq-go/qmq/internal/testutil"
 	"github.com/qmq-go/qmq/protocol"
@@ -158,9 +159,20 @@ func TestDelayKill9Failover(t *testing.T) {
 	}
 	t.Run("manual", func(t *testing.T) { runKill9(t, false) })
 	t.Run("lease", func(t *testing.T) { runKill9(t, true) })
+	// The lease as a Consul session lock (services/lease, as a broker's):
+	// the killed master's session goes when its health check does; the
+	// slave takes the lock, is promoted, releases the lock as it stops and
+	// takes it again started as master.
+	t.Run("consul", func(t *testing.T) {
+		agent := consultest.Agent(t)
+		runKill9(t, true, "consul.address="+agent.HTTPAddr, "failover.consul.session.ttl.ms=10000",
+			"failover.consul.lock.delay.ms=500", "failover.consul.key.prefix=qmq-test/"+t.Name()+"/")
+	})
 }
 
-func runKill9(t *testing.T, auto bool) {
+// runKill9 runs the kill -9 failover with the lease when auto, with extra
+// delay.properties lines (the Consul lease: consul.address among them).
+func runKill9(t *testing.T, auto bool, extra ...string) {
 	m := startMeta(t)
 	startBroker(t, m)
 	const subject = "delay.repl.kill9"
@@ -169,6 +181,8 @@ func runKill9(t *testing.T, auto bool) {
 	if auto {
 		sets = []string{"failover.enable=true", "failover.lease.ttl.ms=1500", "failover.master.timeout.ms=500"}
 	}
+	sets = append(sets, extra...)
+	consulLease := len(extra) > 0
 	master := newProcDelay(t, m, delayHost, int(protocol.RoleDelayMaster), sets...)
 	slave := newProcDelay(t, m, slaveHost, int(protocol.RoleDelaySlave), sets...)
 	master.start()
@@ -238,6 +252,14 @@ func runKill9(t *testing.T, auto bool) {
 	slave.cmd = nil
 	slave.start() // as its supervisor would
 	online := slave.waitLog("delay server online", 15*time.Second)
+	if consulLease {
+		if held := lastLine(slave.out.String(), "delay master lease held"); !strings.Contains(held, "lease=\"consul ") {
+			t.Fatalf("the new master does not hold the consul lease: %q", held)
+		}
+		if !strings.Contains(master.out.String(), "consul lock acquired") {
+			t.Fatalf("the first master never held the consul lock")
+		}
+	}
 
 	mu.Lock()
 	ids := append([]string(nil), acked...)

@@ -120,9 +120,9 @@ func (r *registrar) checkRejoin(ctx context.Context) error {
 	if !ok || (msgEnd == 0 && dispEnd == 0) {
 		return nil
 	}
-	l := &leaser{s: s, group: r.group, addr: r.brokerA}
-	defer l.close()
-	resp, _, err := l.call(ctx, protocol.LeaseStatus)
+	c := s.newLeaseClient()
+	defer c.Close()
+	resp, err := r.leaseCall(c)(ctx, protocol.LeaseStatus)
 	var next *protocol.LeaseEpoch
 	if err == nil && t.Group == r.group {
 		for i, e := range resp.Epochs {
@@ -167,11 +167,11 @@ func (r *registrar) cutOnDemotion(ctx context.Context, demoted error) error {
 	if !s.settings.Failover.Enable {
 		return demoted
 	}
-	l := &leaser{s: s, group: r.group, addr: r.brokerA}
-	defer l.close()
+	c := s.newLeaseClient()
+	defer c.Close()
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	resp, _, err := l.call(cctx, protocol.LeaseStatus)
+	resp, err := r.leaseCall(c)(cctx, protocol.LeaseStatus)
 	if err != nil {
 		s.log.Warn("cannot read the group's terms on the way out; the next start checks this store's tail", "error", explain(err))
 		return demoted

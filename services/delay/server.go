@@ -76,6 +76,9 @@ type Server struct {
 	// gateWaitingSince is when dispatching started waiting for the slave
 	// to confirm dispatch records (unix ns; 0: not waiting; dispatchgate.go).
 	gateWaitingSince atomic.Int64
+	// dispatchWithoutSlave: the slave stopped confirming the dispatch log
+	// and dispatching goes on without it (dispatchgate.go).
+	dispatchWithoutSlave atomic.Bool
 
 	appendErrLog lograte.Limiter
 	slaveWaitLog lograte.Limiter

@@ -148,6 +148,12 @@ func (l *Consul) Claim(ctx context.Context) (time.Time, protocol.LeaseResponse, 
 	return time.Time{}, resp, err
 }
 
+// Release gives the lock up at once (Close lets it expire). A delay
+// server's slave that took over releases it as it stops, so that its
+// restart as master (a new session) finds the lock free instead of held by
+// its own previous session until that expires.
+func (l *Consul) Release(ctx context.Context) { l.release(ctx) }
+
 func (l *Consul) TakeOver(ctx context.Context) (time.Time, protocol.LeaseResponse, error) {
 	cctx, cancel := l.consulCall(ctx)
 	v, held, err := l.Lock.Holder(cctx)
