@@ -32,16 +32,21 @@
 // their role every heartbeat interval, and a changed role (SwapMasterSlave,
 // the manual failover) stops the server with an error saying so, for its
 // supervisor to start it again in the new role. With failover.enable the
-// master holds its group's lease (the broker's BROKER_LEASE) and is fenced
-// (no sends, no dispatching) once the lease it last got may have run out;
-// a caught-up slave whose master is silent takes over the expired lease
-// (the metaserver swaps the rows) and stops the same way. A promoted
-// slave's store opens its copy and dispatches exactly what the copied
-// dispatch log does not record as sent. With wait.slave.wrote the master
-// sends a batch only once the slave has confirmed the dispatch log as it
-// ends before the batch (dispatchgate.go), so what goes out twice after a
-// failover is at most one batch (delay.send.batch.size), and a master cut
-// off from its slave stops dispatching by itself. A demoted master stops
+// master holds its group's lease (services/lease, shared with the broker:
+// the metaserver's BROKER_LEASE, or with consul.address a Consul session
+// lock on qmq/delay/<group>/master, failover.consul.*) and is fenced (no
+// sends, no dispatching) once the lease it last got may have run out; a
+// caught-up slave whose master is silent takes over the expired lease
+// (the metaserver swaps the rows) and stops the same way (releasing a
+// Consul lock for its restart). A promoted slave's store opens its copy
+// and dispatches exactly what the copied dispatch log does not record as
+// sent. With wait.slave.wrote the master sends a batch only once the
+// slave has confirmed the dispatch log as it ends before the batch
+// (dispatchgate.go), so what goes out twice after a failover is at most
+// one batch (delay.send.batch.size), and a master cut off from its slave
+// stops dispatching by itself; a slave silent for
+// wait.slave.wrote.timeout.ms while the master is still the group's (no
+// lease, or one renewed since) is given up on until it confirms again. A demoted master stops
 // without OFFLINE. A former master rejoins as slave if its logs end
 // within the next term's takeover point; if they go past the point a lease
 // promotion recorded, it closes its store, cuts both logs there
@@ -82,7 +87,7 @@
 //
 // delay.http.port serves /health (status, group, role, online, scheduled,
 // dispatched, dueLagMillis, parked, dispatchWaitingForSlaveMillis,
-// diskFull, slave or master) and /metrics
+// dispatchWithoutSlave, diskFull, slave or master) and /metrics
 // (qmq_delay_received_total, qmq_delay_rejected_total,
 // qmq_delay_dispatched_total, qmq_delay_dispatch_failures_total,
 // qmq_delay_dispatch_lateness_seconds, qmq_delay_scheduled,
@@ -103,5 +108,5 @@
 // # Not implemented yet
 //
 // Rejoin after a manual swap when the former master's logs go on (delete
-// its store.root), the Consul lease.
+// its store.root).
 package delay
