@@ -52,8 +52,11 @@
 // promotion recorded, it closes its store, cuts both logs there
 // (delaystore.TruncateLogs) and stops to be started again, then copies
 // (rejoin.go); a live master that learns it was demoted cuts on its way
-// out. After a manual swap (no takeover point) it stops and says
-// to delete store.root.
+// out. Without failover.enable a master still records its term once at
+// start (one BROKER_LEASE claim, never renewed), so a manual swap has a
+// takeover point too, and the former master rejoins the same way; only
+// without a recorded later term does it stop and say to delete
+// store.root.
 //
 // # Receiving (receive.go, schedule.go)
 //
@@ -104,9 +107,4 @@
 // metaserver (its CancelDelay action, behind the API token) and the delay
 // servers hold; a refusal is answered BROKER_REJECT and logged rate-limited,
 // never with the secret. Only the master cancels.
-//
-// # Not implemented yet
-//
-// Rejoin after a manual swap when the former master's logs go on (delete
-// its store.root).
 package delay

@@ -140,6 +140,8 @@ func (r *registrar) run(ctx context.Context) error {
 		var renewer sync.WaitGroup
 		renewer.Go(func() { leaseLost <- r.renewLease(lctx) })
 		defer func() { stopLease(); renewer.Wait() }()
+	} else {
+		r.recordTerm(ctx) // rejoin.go
 	}
 	s.recordMasterTerm(r.group, r.epoch)
 	close(r.master)
