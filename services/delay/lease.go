@@ -37,13 +37,18 @@ func (s *Server) newLeaseClient() *lease.Client {
 
 // leaseCall sends BROKER_LEASE for this server with its log ends on c.
 func (r *registrar) leaseCall(c *lease.Client) lease.CallFunc {
-	s := r.s
 	return func(ctx context.Context, op uint8) (protocol.LeaseResponse, error) {
-		ttl := s.settings.Failover.LeaseTTL
-		return c.Call(ctx, protocol.LeaseRequest{Op: op, Group: r.group, Hostname: s.hostname, ServePort: int32(s.Port()), Address: r.brokerA,
-			MessageOffset: s.ds.LogEnd(delaystore.MessageLog), ActionOffset: s.ds.LogEnd(delaystore.DispatchLog),
-			WaitSlaveWrote: s.settings.WaitSlaveWrote, TTLMillis: ttl.Milliseconds()}, min(2*time.Second, ttl/2))
+		req := r.leaseRequest(op)
+		return c.Call(ctx, req, min(2*time.Second, time.Duration(req.TTLMillis)*time.Millisecond/2))
 	}
+}
+
+// leaseRequest is a BROKER_LEASE of op for this server with its log ends.
+func (r *registrar) leaseRequest(op uint8) protocol.LeaseRequest {
+	s := r.s
+	return protocol.LeaseRequest{Op: op, Group: r.group, Hostname: s.hostname, ServePort: int32(s.Port()), Address: r.brokerA,
+		MessageOffset: s.ds.LogEnd(delaystore.MessageLog), ActionOffset: s.ds.LogEnd(delaystore.DispatchLog),
+		WaitSlaveWrote: s.settings.WaitSlaveWrote, TTLMillis: s.settings.Failover.LeaseTTL.Milliseconds()}
 }
 
 // masterLease is a DELAY_MASTER's (or a slave's, to take over) hold on its

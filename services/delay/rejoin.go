@@ -210,7 +210,13 @@ func (r *registrar) recordTerm(ctx context.Context) {
 	defer c.Close()
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	resp, err := r.leaseCall(c)(cctx, protocol.LeaseClaim)
+	req := r.leaseRequest(protocol.LeaseClaim)
+	// This master does not fence itself (no lease renewals): the term
+	// says it is not safe to promote its slave automatically, so a slave
+	// configured with failover.enable by mistake is refused a takeover
+	// while this master may still be serving.
+	req.WaitSlaveWrote = false
+	resp, err := c.Call(cctx, req, 2*time.Second)
 	switch {
 	case err == nil:
 		r.epoch = resp.Current().Epoch
