@@ -333,6 +333,12 @@ func TestPerfDelayMillionRestart(t *testing.T) {
 			warned++
 		}
 	}
+	// Duplicates are the batch in flight at the kill: sent, taken by the
+	// broker, its dispatch record not yet written (at-least-once). A
+	// dispatch record written survives kill -9 (the page cache keeps it).
+	if batch := DefaultSettings().Dispatch.BatchSize; col.dups > batch {
+		t.Errorf("%d duplicates: more than the one dispatch batch (%d) that can be in flight at the kill", col.dups, batch)
+	}
 	if down > 5*time.Second || over > 0 || col.early > 0 || got != n+1 {
 		t.Errorf("issue 15: serving again after %v (< 5 s), %d late, %d early, %d lost", down, over, col.early, n+1-got)
 	}
