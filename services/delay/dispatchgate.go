@@ -25,8 +25,9 @@ import (
 //
 // A slave that is gone for good (crashed, or the group has just failed
 // over and the former master is not back) must not stop deliveries,
-// though. So the gate gives up waiting after wait.slave.wrote.timeout.ms
-// if the master is still the group's master: without failover.enable
+// though. So the gate gives up waiting after wait.slave.wrote.timeout.ms,
+// or at once when no slave has connected since this master started, if
+// the master is still the group's master: without failover.enable
 // (nobody takes over by themselves), or with a lease renewed since the
 // wait began (the metaserver still counts on this master, so the slave
 // cannot take over before that lease runs out, and a master cut off from
@@ -103,7 +104,11 @@ func (g *slaveGate) pass(ctx context.Context) bool {
 		waited := time.Since(start)
 		s.gateWaitingSince.Store(start.UnixNano())
 		l := r.master.Lag()
-		if waited >= s.settings.SlaveWroteTimeout && !s.fenced() && s.leaseRenewedSince(start) {
+		// No slave has asked this master anything since it started (a
+		// promoted slave whose former master is not back): no slave holds
+		// what it dispatches, so none could take over without it either.
+		noSlaveYet := l.LastRequest.IsZero()
+		if (waited >= s.settings.SlaveWroteTimeout || noSlaveYet) && !s.fenced() && s.leaseRenewedSince(start) {
 			g.slaveGone = true
 			s.dispatchWithoutSlave.Store(true)
 			g.log.Warn("the slave has not confirmed the dispatch log for wait.slave.wrote.timeout.ms and this server is still the group's master: dispatching without the slave until it confirms again (should the group fail over meanwhile, what goes out now is sent again)",

@@ -45,8 +45,9 @@
 // (dispatchgate.go), so what goes out twice after a failover is at most
 // one batch (delay.send.batch.size), and a master cut off from its slave
 // stops dispatching by itself; a slave silent for
-// wait.slave.wrote.timeout.ms while the master is still the group's (no
-// lease, or one renewed since) is given up on until it confirms again. A demoted master stops
+// wait.slave.wrote.timeout.ms (or none connected since the start) while
+// the master is still the group's (no lease, or one renewed since) is
+// given up on until it confirms again. A demoted master stops
 // without OFFLINE. A former master rejoins as slave if its logs end
 // within the next term's takeover point; if they go past the point a lease
 // promotion recorded, it closes its store, cuts both logs there
