@@ -61,11 +61,12 @@
 // (protocol.LeaseRefused*): a master waiting at start-up retries only while
 // the lease is held by another broker and has not expired.
 //
-// The lease is a masterLease (lease_consul.go): the metaserver's (dbLease)
+// The lease is a masterLease (lease_consul.go, services/lease, shared with
+// the delay server): the metaserver's (lease.Meta)
 // or, when consul.address is set with failover.enable (and
 // failover.consul.lease, default true), a Consul session lock on
 // <failover.consul.key.prefix, default qmq/broker/><group>/master
-// (consulLease, consul.Lock): session TTL
+// (lease.Consul, consul.Lock): session TTL
 // failover.consul.session.ttl.ms (at least 10 s), behavior release,
 // lock-delay failover.consul.lock.delay.ms, and (ours, unless
 // failover.consul.check.ttl.ms is 0) a TTL health check of

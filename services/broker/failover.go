@@ -12,7 +12,7 @@ import (
 	"github.com/qmq-go/qmq/client/meta"
 	"github.com/qmq-go/qmq/internal/backoff"
 	"github.com/qmq-go/qmq/protocol"
-	"github.com/qmq-go/qmq/protocol/remoting"
+	"github.com/qmq-go/qmq/services/lease"
 	"github.com/qmq-go/qmq/storage"
 )
 
@@ -58,7 +58,7 @@ func (s *instance) writeEpoch(group string, epoch int64) {
 }
 
 // errLeaseUnsupported: the metaserver does not know BROKER_LEASE (a Java one).
-var errLeaseUnsupported = errors.New("the metaserver does not support BROKER_LEASE (a QMQ Java metaserver, or a qmq metaserver older than the broker?): failover needs qmq-go's metaserver; upgrade it, or set failover.enable=false")
+var errLeaseUnsupported = lease.ErrUnsupported
 
 // rejoinError ends Server.runOnce: the broker restarts in-process as the
 // group's slave, first cutting its logs at the given offsets (-1: leave).
@@ -70,84 +70,43 @@ type rejoinError struct {
 
 func (e *rejoinError) Error() string { return "rejoin as slave: " + e.reason }
 
-// lease calls BROKER_LEASE on the registrar's metaserver.
+// lease calls BROKER_LEASE on the registrar's metaserver (services/lease),
+// with this store's log ends.
 func (r *registrar) lease(ctx context.Context, op uint8) (protocol.LeaseResponse, error) {
 	s := r.s
-	if r.leaseConn == nil || r.leaseConn.Err() != nil {
-		if r.leaseConn != nil {
-			r.leaseConn.Close()
-			r.leaseConn = nil
+	if r.leaseConn == nil {
+		r.leaseConn = &lease.Client{
+			Locate: func(ctx context.Context) (string, error) {
+				if addr := r.getLeaseAddr(); addr != "" {
+					return addr, nil
+				}
+				return meta.Locate(ctx, s.settings.MetaEndpoint)
+			},
+			DialFailed: func(string) { r.setLeaseAddr("") }, // locate it again next time
 		}
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		addr := r.getLeaseAddr()
-		if addr == "" {
-			var err error
-			if addr, err = meta.Locate(cctx, s.settings.MetaEndpoint); err != nil {
-				cancel()
-				return protocol.LeaseResponse{}, err
-			}
-		}
-		c, err := remoting.Dial(cctx, addr, 0)
-		cancel()
-		if err != nil {
-			r.setLeaseAddr("") // locate it again next time
-			return protocol.LeaseResponse{}, err
-		}
-		r.leaseConn = c
 	}
 	req := protocol.LeaseRequest{Op: op, Group: r.group, Hostname: s.hostname, ServePort: int32(s.Port()), Address: r.brokerA,
 		MessageOffset: s.store.LogEnd(storage.MessageLog), ActionOffset: s.store.LogEnd(storage.ActionLog),
 		WaitSlaveWrote: s.settings.WaitSlaveWrote, TTLMillis: s.settings.Failover.LeaseTTL.Milliseconds()}
-	cctx, cancel := context.WithTimeout(ctx, min(2*time.Second, s.settings.Failover.LeaseTTL/2))
-	defer cancel()
-	resp, err := r.leaseConn.Call(cctx, protocol.CodeBrokerLease, protocol.AppendLeaseRequest(nil, req))
-	if err != nil {
-		return protocol.LeaseResponse{}, err
-	}
-	switch resp.Header.Code {
-	case protocol.CodeSuccess:
-		return protocol.DecodeLeaseResponse(resp.Body)
-	case protocol.CodeUnknownCode:
-		return protocol.LeaseResponse{}, errLeaseUnsupported
-	}
-	if resp.Header.Code == protocol.CodeBrokerReject {
-		reason, msg := protocol.DecodeLeaseRefusal(resp.Body)
-		return protocol.LeaseResponse{}, &leaseRefused{reason: reason, msg: msg}
-	}
-	return protocol.LeaseResponse{}, &meta.Error{Request: "BROKER_LEASE", Status: resp.Header.Code, Message: protocol.DecodeErrorBody(resp.Body)}
+	return r.leaseConn.Call(ctx, req, min(2*time.Second, s.settings.Failover.LeaseTTL/2))
 }
 
 // leaseRefused is the metaserver's refusal of a BROKER_LEASE claim or
-// promotion, with its reason (protocol.LeaseRefused*).
-type leaseRefused struct {
-	reason uint8
-	msg    string
-}
-
-func (e *leaseRefused) Error() string { return "BROKER_LEASE refused: " + e.msg }
+// promotion (services/lease).
+type leaseRefused = lease.Refused
 
 // refusedLease reports whether err is the metaserver's refusal of a lease
 // or of a registration (not a failure to ask).
-func refusedLease(err error) bool {
-	var lr *leaseRefused
-	if errors.As(err, &lr) {
-		return true
-	}
-	var me *meta.Error
-	return errors.As(err, &me) && me.Status == protocol.CodeBrokerReject
-}
+func refusedLease(err error) bool { return lease.IsRefused(err) }
 
 // isHeld reports whether err refuses a lease because another broker holds
 // it and it has not expired: the caller may get it later.
-func isHeld(err error) bool {
-	var lr *leaseRefused
-	return errors.As(err, &lr) && lr.reason == protocol.LeaseRefusedHeld
-}
+func isHeld(err error) bool { return lease.IsHeld(err) }
 
 // claim takes or renews the master lease. Refusals other than "held by
 // another, not expired yet" mean this broker is no longer the master.
 func (r *registrar) claim(ctx context.Context) error {
-	until, resp, err := r.masterLease().claim(ctx)
+	until, resp, err := r.masterLease().Claim(ctx)
 	if err != nil {
 		return err
 	}
@@ -168,7 +127,7 @@ func (r *registrar) claimAtStart(ctx context.Context) error {
 		err := r.claim(ctx)
 		switch {
 		case err == nil:
-			s.log.Info("master lease held", "group", r.group, "epoch", r.epoch, "lease", r.masterLease().kind(), "failover.enable", s.settings.Failover.Enable)
+			s.log.Info("master lease held", "group", r.group, "epoch", r.epoch, "lease", r.masterLease().Kind(), "failover.enable", s.settings.Failover.Enable)
 			return nil
 		case ctx.Err() != nil:
 			return ctx.Err()
@@ -186,9 +145,9 @@ func (r *registrar) claimAtStart(ctx context.Context) error {
 		}
 		if msg := explain(err); msg != logged {
 			logged = msg
-			s.log.Warn("waiting for the group's master lease before serving", "lease", r.masterLease().kind(), "retry_in", r.masterLease().renewEvery(), "error", msg)
+			s.log.Warn("waiting for the group's master lease before serving", "lease", r.masterLease().Kind(), "retry_in", r.masterLease().RenewEvery(), "error", msg)
 		}
-		if backoff.Sleep(ctx, r.masterLease().renewEvery()) != nil {
+		if backoff.Sleep(ctx, r.masterLease().RenewEvery()) != nil {
 			return ctx.Err()
 		}
 	}
@@ -199,7 +158,7 @@ func (r *registrar) claimAtStart(ctx context.Context) error {
 func (r *registrar) renewLoop(ctx context.Context, lost chan<- error) {
 	s := r.s
 	failing := false
-	for backoff.Sleep(ctx, r.masterLease().renewEvery()) == nil {
+	for backoff.Sleep(ctx, r.masterLease().RenewEvery()) == nil {
 		err := r.claim(ctx)
 		switch {
 		case err == nil:
@@ -217,7 +176,7 @@ func (r *registrar) renewLoop(ctx context.Context, lost chan<- error) {
 			return
 		default:
 			if !failing && s.settings.Failover.Enable {
-				s.log.Warn("cannot renew the master lease; sends are refused once it runs out (fencing), until it is renewed", "lease", r.masterLease().kind(),
+				s.log.Warn("cannot renew the master lease; sends are refused once it runs out (fencing), until it is renewed", "lease", r.masterLease().Kind(),
 					"lease_left", time.Until(time.Unix(0, s.leaseUntil.Load())).Round(time.Millisecond), "error", explain(err))
 			}
 			failing = true
@@ -311,13 +270,13 @@ func (r *registrar) watchMaster(ctx context.Context) (promoted bool) {
 			continue
 		}
 		rep.stopNow()
-		until, resp, err := r.masterLease().takeOver(ctx)
+		until, resp, err := r.masterLease().TakeOver(ctx)
 		if err == nil {
 			cur := resp.Current()
 			s.writeEpoch(r.group, cur.Epoch)
 			s.leaseUntil.Store(until.UnixNano())
 			r.epoch = cur.Epoch
-			s.log.Warn("master silent; this slave took over as the group's master", "group", r.group, "epoch", cur.Epoch, "lease", r.masterLease().kind(),
+			s.log.Warn("master silent; this slave took over as the group's master", "group", r.group, "epoch", cur.Epoch, "lease", r.masterLease().Kind(),
 				"master_silent_for", time.Since(lastContact).Round(time.Millisecond),
 				"takeover_message_offset", cur.MessageOffset, "takeover_action_offset", cur.ActionOffset)
 			return true

@@ -14,7 +14,8 @@ import (
 	"github.com/qmq-go/qmq/consul"
 	"github.com/qmq-go/qmq/internal/backoff"
 	"github.com/qmq-go/qmq/protocol"
-	"github.com/qmq-go/qmq/protocol/remoting"
+	"github.com/qmq-go/qmq/services/lease"
+	"github.com/qmq-go/qmq/services/syncpeer"
 )
 
 // registrar talks to the metaserver: BROKER_ACQUIRE_META, then ONLINE and
@@ -32,7 +33,7 @@ type registrar struct {
 	// leaseConn is the BROKER_LEASE connection (failover.go). Once the
 	// broker is online it belongs to the lease-renewing goroutine, so the
 	// heartbeat loop's closeMeta leaves it alone; run closes it at the end.
-	leaseConn *remoting.Client
+	leaseConn *lease.Client
 	// leaseAddr is the metaserver address the lease goroutine dials: the
 	// heartbeat loop moves r.addr as it locates the metaserver again, so the
 	// lease side reads a copy under leaseMu.
@@ -98,7 +99,7 @@ func (r *registrar) close() {
 func explain(err error) string {
 	var lr *leaseRefused
 	if errors.As(err, &lr) {
-		return lr.msg
+		return lr.Msg
 	}
 	var me *meta.Error
 	if errors.As(err, &me) {
@@ -113,7 +114,7 @@ func (r *registrar) run(ctx context.Context) error {
 	defer r.close()
 	defer func() {
 		if r.ml != nil {
-			r.ml.close() // a held lease is left to expire: writes may still be in flight
+			r.ml.Close() // a held lease is left to expire: writes may still be in flight
 		}
 	}()
 	defer r.deregisterConsul() // first thing at shutdown, so Consul stops sending clients here
@@ -326,7 +327,7 @@ func (r *registrar) acquire(ctx context.Context) error {
 	}
 	r.group, r.role, r.masterSync = resp.GroupName, resp.Role, resp.MasterAddress
 	if resp.Role == protocol.RoleMaster { // a slave's row is asked for once it is promoted
-		r.s.slaves.set(slaveRow{addr: resp.SlaveAddress, known: resp.SlaveKnown})
+		r.s.slaves.set(syncpeer.Row{Addr: resp.SlaveAddress, Known: resp.SlaveKnown})
 	}
 	ip := r.s.settings.AdvertiseIP
 	if ip == "" {

@@ -140,7 +140,7 @@ func (s *Server) newInstance(group string) (*instance, error) {
 	if group != "" {
 		n.group.Store(&group)
 	}
-	n.slaves = &slavePeer{fetch: n.fetchSlaveRow, group: n.Group, log: n.log.Named("sync"), refreshEvery: 2 * time.Second}
+	n.slaves = newSlavePeer(n)
 	if err := n.open(); err != nil {
 		return nil, err
 	}

@@ -3,7 +3,6 @@ package broker
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net"
 	"net/http"
 	"os"
@@ -12,8 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/go-hclog"
 
 	"github.com/qmq-go/qmq/conf"
 	"github.com/qmq-go/qmq/internal/testutil"
@@ -83,53 +80,6 @@ func TestPairSyncSecretsDiffer(t *testing.T) {
 	}
 	if res := master.dial().send(msg("diff.subject", "unconfirmed")); len(res) != 1 || res[0].Code != protocol.SendBrokerBusy {
 		t.Fatalf("send with no authenticated slave: %+v; want BROKER_BUSY", res)
-	}
-}
-
-// TestSlavePeerCheck: only the IP of the group's slave row may replicate;
-// a changed row is asked for again; a Java metaserver (no row sent) lets
-// any address in with a warning; an unreachable metaserver refuses.
-func TestSlavePeerCheck(t *testing.T) {
-	row := slaveRow{addr: "10.0.0.2:20882", known: true}
-	var fetchErr error
-	fetches := 0
-	p := &slavePeer{
-		fetch: func(context.Context) (slaveRow, error) { fetches++; return row, fetchErr },
-		group: func() string { return "g7" }, log: hclog.NewNullLogger(), refreshEvery: time.Hour,
-	}
-	p.set(row)
-	addr := func(s string) net.Addr { a, _ := net.ResolveTCPAddr("tcp", s); return a }
-	ctx := context.Background()
-	if err := p.check(ctx, addr("10.0.0.2:51000")); err != nil {
-		t.Fatalf("the registered slave: %v", err)
-	}
-	err := p.check(ctx, addr("10.0.0.9:51000"))
-	if err == nil || !strings.Contains(err.Error(), "registers the slave of group g7 at 10.0.0.2:20882") {
-		t.Fatalf("another address: %v", err)
-	}
-	if fetches != 0 {
-		t.Fatalf("asked the metaserver %d times within refreshEvery", fetches)
-	}
-	// The row changed (ReplaceBroker, failover): asked again once refreshEvery passed.
-	p.refreshEvery = 0
-	row.addr = "10.0.0.9:20882"
-	if err := p.check(ctx, addr("10.0.0.9:51000")); err != nil || fetches != 1 {
-		t.Fatalf("the moved slave: %v (fetches %d)", err, fetches)
-	}
-	if err := p.check(ctx, addr("[::ffff:10.0.0.9]:51000")); err != nil {
-		t.Fatalf("an IPv4-mapped address of the slave: %v", err)
-	}
-	row = slaveRow{known: true}
-	if err := p.check(ctx, addr("10.0.0.2:51000")); err == nil || !strings.Contains(err.Error(), "has no slave") {
-		t.Fatalf("no slave row: %v", err)
-	}
-	fetchErr = errors.New("connection refused")
-	if err := p.check(ctx, addr("10.0.0.2:51000")); err == nil || !strings.Contains(err.Error(), "cannot ask the metaserver") {
-		t.Fatalf("metaserver down: %v", err)
-	}
-	fetchErr, row = nil, slaveRow{}
-	if err := p.check(ctx, addr("10.0.0.3:51000")); err != nil {
-		t.Fatalf("a metaserver that does not send the row: %v", err)
 	}
 }
 

@@ -40,6 +40,10 @@ type dispatcher struct {
 
 	failLog lograte.Limiter
 	markLog lograte.Limiter
+
+	// gate holds batches back until the slave has the dispatch records
+	// of earlier ones (wait.slave.wrote; dispatchgate.go).
+	gate slaveGate
 }
 
 // dueMessage is one due entry with what the dispatcher needs of it; msg's
@@ -50,7 +54,8 @@ type dueMessage struct {
 }
 
 func newDispatcher(s *Server) *dispatcher {
-	return &dispatcher{s: s, log: s.log.Named("dispatch"), parked: map[string]*parkedSubject{}}
+	log := s.log.Named("dispatch")
+	return &dispatcher{s: s, log: log, parked: map[string]*parkedSubject{}, gate: slaveGate{s: s, log: log}}
 }
 
 // run dispatches until ctx ends. Only a delay master runs it.
@@ -116,6 +121,9 @@ func (d *dispatcher) dispatch(ctx context.Context, es []delaystore.Entry) {
 	d.s.inflightOldest.Store(oldest)
 	defer d.s.inflightOldest.Store(0)
 	defer d.publish()
+	if !d.gate.pass(ctx) {
+		return // stopping: the entries are handed out again at the next start
+	}
 	for _, subject := range order {
 		msgs := bySubject[subject]
 		if p := d.parked[subject]; p != nil {

@@ -32,20 +32,32 @@
 // their role every heartbeat interval, and a changed role (SwapMasterSlave,
 // the manual failover) stops the server with an error saying so, for its
 // supervisor to start it again in the new role. With failover.enable the
-// master holds its group's lease (the broker's BROKER_LEASE) and is fenced
-// (no sends, no dispatching) once the lease it last got may have run out;
-// a caught-up slave whose master is silent takes over the expired lease
-// (the metaserver swaps the rows) and stops the same way. A promoted
-// slave's store opens its copy and dispatches exactly what the copied
-// dispatch log does not record as sent (messages the old master sent after
-// its last copied dispatch record go out twice). A demoted master stops
+// master holds its group's lease (services/lease, shared with the broker:
+// the metaserver's BROKER_LEASE, or with consul.address a Consul session
+// lock on qmq/delay/<group>/master, failover.consul.*) and is fenced (no
+// sends, no dispatching) once the lease it last got may have run out; a
+// caught-up slave whose master is silent takes over the expired lease
+// (the metaserver swaps the rows) and stops the same way (releasing a
+// Consul lock for its restart). A promoted slave's store opens its copy
+// and dispatches exactly what the copied dispatch log does not record as
+// sent. With wait.slave.wrote the master sends a batch only once the
+// slave has confirmed the dispatch log as it ends before the batch
+// (dispatchgate.go), so what goes out twice after a failover is at most
+// one batch (delay.send.batch.size), and a master cut off from its slave
+// stops dispatching by itself; a slave silent for
+// wait.slave.wrote.timeout.ms (or none connected since the start) while
+// the master is still the group's (no lease, or one renewed since) is
+// given up on until it confirms again. A demoted master stops
 // without OFFLINE. A former master rejoins as slave if its logs end
 // within the next term's takeover point; if they go past the point a lease
 // promotion recorded, it closes its store, cuts both logs there
 // (delaystore.TruncateLogs) and stops to be started again, then copies
 // (rejoin.go); a live master that learns it was demoted cuts on its way
-// out. After a manual swap (no takeover point) it stops and says
-// to delete store.root.
+// out. Without failover.enable a master still records its term once at
+// start (one BROKER_LEASE claim, never renewed), so a manual swap has a
+// takeover point too, and the former master rejoins the same way; only
+// without a recorded later term does it stop and say to delete
+// store.root.
 //
 // # Receiving (receive.go, schedule.go)
 //
@@ -78,11 +90,13 @@
 // # Observability (http.go, metrics.go)
 //
 // delay.http.port serves /health (status, group, role, online, scheduled,
-// dispatched, dueLagMillis, parked, diskFull, slave or master) and /metrics
+// dispatched, dueLagMillis, parked, dispatchWaitingForSlaveMillis,
+// dispatchWithoutSlave, diskFull, slave or master) and /metrics
 // (qmq_delay_received_total, qmq_delay_rejected_total,
 // qmq_delay_dispatched_total, qmq_delay_dispatch_failures_total,
 // qmq_delay_dispatch_lateness_seconds, qmq_delay_scheduled,
-// qmq_delay_due_lag_seconds, qmq_delay_parked, and the store's
+// qmq_delay_due_lag_seconds, qmq_delay_parked,
+// qmq_delay_dispatch_waiting_for_slave_seconds, and the store's
 // qmq_delay_store_* series). With consul.address set the server registers
 // as qmq-delay (tags group:, role:delay_master; a TCP check on broker.port).
 //
@@ -94,10 +108,4 @@
 // metaserver (its CancelDelay action, behind the API token) and the delay
 // servers hold; a refusal is answered BROKER_REJECT and logged rate-limited,
 // never with the secret. Only the master cancels.
-//
-// # Not implemented yet
-//
-// Rejoin after a manual swap when the former master's logs go on (delete
-// its store.root), the Consul lease, dispatching that waits for the slave
-// (messages sent while partitioned under a valid lease go out twice).
 package delay

@@ -56,8 +56,18 @@ type healthReport struct {
 	// by a real-time broker is (0: nothing is overdue).
 	DueLagMillis int64 `json:"dueLagMillis"`
 	// Parked is how many due messages wait for a retry after a failed send.
-	Parked   int64  `json:"parked"`
-	DiskFull string `json:"diskFull,omitempty"`
+	Parked int64 `json:"parked"`
+	// DispatchWaitMillis is how long dispatching has been holding due
+	// messages back until the slave confirms the dispatch log
+	// (wait.slave.wrote; 0: not waiting). A master cut off from its slave
+	// shows it growing.
+	DispatchWaitMillis int64 `json:"dispatchWaitingForSlaveMillis"`
+	// DispatchWithoutSlave: the slave has not confirmed the dispatch log
+	// for wait.slave.wrote.timeout.ms while this server stayed the group's
+	// master, and dispatching goes on without it until it does (a failover
+	// meanwhile sends those messages again).
+	DispatchWithoutSlave bool   `json:"dispatchWithoutSlave,omitempty"`
+	DiskFull             string `json:"diskFull,omitempty"`
 	// Slave is the DELAY_MASTER's view of its slave; Master the
 	// DELAY_SLAVE's view of its master (replication).
 	Slave  *slaveHealth  `json:"slave,omitempty"`
@@ -86,7 +96,8 @@ type masterHealth struct {
 func (h *httpServer) health(w http.ResponseWriter, _ *http.Request) {
 	s := h.s
 	rep := healthReport{Status: "ok", Group: s.Group(), Online: s.online.Load(), Scheduled: s.scheduled(),
-		Dispatched: s.dispatched.Load(), DueLagMillis: s.dueLag().Milliseconds(), Parked: s.parked.Load()}
+		Dispatched: s.dispatched.Load(), DueLagMillis: s.dueLag().Milliseconds(), Parked: s.parked.Load(),
+		DispatchWaitMillis: s.gateWaiting().Milliseconds(), DispatchWithoutSlave: s.dispatchWithoutSlave.Load()}
 	code := http.StatusOK
 	if role := s.role.Load(); role == roleUnknown {
 		rep.Status, code = "starting", http.StatusServiceUnavailable

@@ -23,6 +23,7 @@ import (
 
 	"github.com/qmq-go/qmq/client/admin"
 	"github.com/qmq-go/qmq/conf"
+	"github.com/qmq-go/qmq/consul/consultest"
 	"github.com/qmq-go/qmq/internal/testlog"
 	"github.com/qmq-go/qmq/internal/testutil"
 	"github.com/qmq-go/qmq/protocol"
@@ -158,9 +159,20 @@ func TestDelayKill9Failover(t *testing.T) {
 	}
 	t.Run("manual", func(t *testing.T) { runKill9(t, false) })
 	t.Run("lease", func(t *testing.T) { runKill9(t, true) })
+	// The lease as a Consul session lock (services/lease, as a broker's):
+	// the killed master's session goes when its health check does; the
+	// slave takes the lock, is promoted, releases the lock as it stops and
+	// takes it again started as master.
+	t.Run("consul", func(t *testing.T) {
+		agent := consultest.Agent(t)
+		runKill9(t, true, "consul.address="+agent.HTTPAddr, "failover.consul.session.ttl.ms=10000",
+			"failover.consul.lock.delay.ms=500", "failover.consul.key.prefix=qmq-test/"+t.Name()+"/")
+	})
 }
 
-func runKill9(t *testing.T, auto bool) {
+// runKill9 runs the kill -9 failover with the lease when auto, with extra
+// delay.properties lines (the Consul lease: consul.address among them).
+func runKill9(t *testing.T, auto bool, extra ...string) {
 	m := startMeta(t)
 	startBroker(t, m)
 	const subject = "delay.repl.kill9"
@@ -169,6 +181,8 @@ func runKill9(t *testing.T, auto bool) {
 	if auto {
 		sets = []string{"failover.enable=true", "failover.lease.ttl.ms=1500", "failover.master.timeout.ms=500"}
 	}
+	sets = append(sets, extra...)
+	consulLease := len(extra) > 0
 	master := newProcDelay(t, m, delayHost, int(protocol.RoleDelayMaster), sets...)
 	slave := newProcDelay(t, m, slaveHost, int(protocol.RoleDelaySlave), sets...)
 	master.start()
@@ -238,6 +252,14 @@ func runKill9(t *testing.T, auto bool) {
 	slave.cmd = nil
 	slave.start() // as its supervisor would
 	online := slave.waitLog("delay server online", 15*time.Second)
+	if consulLease {
+		if held := lastLine(slave.out.String(), "delay master lease held"); !strings.Contains(held, "lease=\"consul ") {
+			t.Fatalf("the new master does not hold the consul lease: %q", held)
+		}
+		if !strings.Contains(master.out.String(), "consul lock acquired") {
+			t.Fatalf("the first master never held the consul lock")
+		}
+	}
 
 	mu.Lock()
 	ids := append([]string(nil), acked...)
@@ -257,10 +279,10 @@ func runKill9(t *testing.T, auto bool) {
 	}
 
 	// The killed master starts again, now registered as the slave: it
-	// copies if its logs end within the takeover point; past it, after a
-	// lease promotion, it cuts its tail and stops to be started again;
-	// after a manual swap (no takeover point) it stops and says to delete
-	// store.root, after which it rejoins.
+	// copies if its logs end within the takeover point; past it it cuts its
+	// tail and stops to be started again. The new master recorded its term
+	// and takeover point at start, after a lease promotion and after a
+	// manual swap alike (recordTerm), so no store.root has to be deleted.
 	master.start()
 	testutil.Eventually(t, 15*time.Second, "the former master to rejoin, cut or explain", func() bool {
 		out := master.out.String()
@@ -271,19 +293,12 @@ func runKill9(t *testing.T, auto bool) {
 	case strings.Contains(out, "start the server again to copy the new master"):
 		<-master.done
 		master.cmd = nil
-		if !auto {
-			t.Fatalf("the former master cut its tail after a manual swap: %s", lastLine(out, "cut the tail"))
-		}
 		t.Logf("the former master cut its unreplicated tail: %s", lastLine(out, "cut the tail"))
 		master.start()
 	case strings.Contains(out, "delete its store.root"):
-		<-master.done
-		master.cmd = nil
-		t.Logf("the former master refused to copy its tail: %s", lastLine(out, "delete its store.root"))
-		if err := os.RemoveAll(filepath.Join(master.dir, "store")); err != nil {
-			t.Fatal(err)
-		}
-		master.start()
+		// Each master records its term at start, also without failover
+		// (recordTerm): the manual swap's takeover point is known.
+		t.Fatalf("the former master asks for its store.root to be deleted: %s", lastLine(out, "delete its store.root"))
 	default:
 		t.Logf("the former master rejoined with its store: %s", lastLine(out, "rejoins as slave"))
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/qmq-go/qmq/consul"
 	"github.com/qmq-go/qmq/internal/netlimits"
 	"github.com/qmq-go/qmq/services/delay/delayadmin"
+	"github.com/qmq-go/qmq/services/lease"
 	"github.com/qmq-go/qmq/services/replication"
 	"github.com/qmq-go/qmq/services/replication/syncauth"
 	"github.com/qmq-go/qmq/storage/delaystore"
@@ -84,6 +85,13 @@ func readSettings(dir string, l conf.Lookup) (Settings, *conf.Reader, error) {
 		Enable:        r.Bool("failover.enable", df.Enable),
 		MasterTimeout: r.Millis("failover.master.timeout.ms", df.MasterTimeout, 100*time.Millisecond, 10*time.Minute),
 		LeaseTTL:      r.Millis("failover.lease.ttl.ms", df.LeaseTTL, 300*time.Millisecond, 10*time.Minute),
+		Consul: lease.ConsulSettings{
+			Enable:     r.Bool("failover.consul.lease", df.Consul.Enable),
+			SessionTTL: r.Millis("failover.consul.session.ttl.ms", df.Consul.SessionTTL, 10*time.Second, 24*time.Hour),
+			LockDelay:  r.Millis("failover.consul.lock.delay.ms", df.Consul.LockDelay, 0, time.Minute),
+			HealthTTL:  r.Millis("failover.consul.check.ttl.ms", df.Consul.HealthTTL, 0, time.Minute),
+			KeyPrefix:  r.String("failover.consul.key.prefix", df.Consul.KeyPrefix),
+		},
 	}
 	s.Store = readStore(r, d.Store, s.MaxMessageSize)
 	s.Replication = readReplication(r, d.Replication)

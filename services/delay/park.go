@@ -87,6 +87,10 @@ func (d *dispatcher) retryParked(ctx context.Context) {
 				batch[i] = dueMessage{entry: p.msgs[i].entry, msg: m}
 			}
 			d.s.inflightOldest.Store(batch[0].msg.ScheduleTime)
+			if !d.gate.pass(ctx) {
+				d.s.inflightOldest.Store(0)
+				return
+			}
 			again, group := d.sendOnce(ctx, subject, batch, p.avoid, true)
 			d.s.inflightOldest.Store(0)
 			sent := n - len(again)

@@ -278,6 +278,7 @@ func TestPerfDelayMillionRestart(t *testing.T) {
 	time.Sleep(time.Until(first.Add(window / 3)))
 	killed := time.Now()
 	d.kill()
+	before := len(d.out.String())
 	d.start()
 	probe := delayMessage(subject, "restart-probe", time.Now().UnixMilli())
 	var serving time.Time
@@ -294,6 +295,10 @@ func TestPerfDelayMillionRestart(t *testing.T) {
 	}
 	down := serving.Sub(killed)
 	t.Logf("killed at %v into the window; serving again %v after the kill (target < 5 s)", killed.Sub(first).Round(time.Millisecond), down.Round(time.Millisecond))
+	// Where the restart's time went, in the restarted server's words.
+	for _, what := range []string{"delay server started", "delay store opened", "delay server meta acquired", "dispatching due messages", "delay server online"} {
+		t.Logf("restarted: %s", lastLine(d.out.String(), what))
+	}
 
 	got := col.waitAll(n+1, first.Add(window+time.Minute))
 	col.mu.Lock()
@@ -319,6 +324,21 @@ func TestPerfDelayMillionRestart(t *testing.T) {
 	t.Logf("consumed %d of %d (with the probe); due outside the restart: %d, lateness p50 %v p99 %v max %v; due during it: %d, lateness after due p50 %v p99 %v max %v",
 		got, n+1, len(other), p50, p99, mx, len(during), dp50, dp99, dmx)
 	t.Logf("later than 1 s (after serving again, for those due meanwhile): %d; early %d; lost %d; duplicates %d", over, col.early, n+1-got, col.dups)
+	// What went wrong after the restart, if anything (a failed first send
+	// parks messages for a retry).
+	warned := 0
+	for _, line := range strings.Split(d.out.String()[before:], "\n") {
+		if (strings.Contains(line, "[WARN]") || strings.Contains(line, "[ERROR]")) && warned < 10 {
+			t.Logf("restarted: %s", line)
+			warned++
+		}
+	}
+	// Duplicates are the batch in flight at the kill: sent, taken by the
+	// broker, its dispatch record not yet written (at-least-once). A
+	// dispatch record written survives kill -9 (the page cache keeps it).
+	if batch := DefaultSettings().Dispatch.BatchSize; col.dups > batch {
+		t.Errorf("%d duplicates: more than the one dispatch batch (%d) that can be in flight at the kill", col.dups, batch)
+	}
 	if down > 5*time.Second || over > 0 || col.early > 0 || got != n+1 {
 		t.Errorf("issue 15: serving again after %v (< 5 s), %d late, %d early, %d lost", down, over, col.early, n+1-got)
 	}

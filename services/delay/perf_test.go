@@ -20,6 +20,8 @@ import (
 	"github.com/qmq-go/qmq/client"
 	"github.com/qmq-go/qmq/internal/loadgen"
 	"github.com/qmq-go/qmq/internal/testlog"
+	"github.com/qmq-go/qmq/protocol"
+	"github.com/qmq-go/qmq/services/metaserver/metatest"
 )
 
 // TestPerfDelaySameSecond schedules 100,000 messages due in the same
@@ -29,12 +31,29 @@ import (
 // time), and when a consumer got each (lateness p50/p99/max after the due
 // time; none early, none lost).
 func TestPerfDelaySameSecond(t *testing.T) {
-	const n = 100_000
 	m := startMeta(t)
 	startBroker(t, m)
 	d := startDelay(t, m, nil)
 	d.waitOnline()
-	const subject = "delay.perf.same.second"
+	perfSameSecond(t, m, d, "delay.perf.same.second")
+}
+
+// TestPerfDelaySameSecondWithSlave is TestPerfDelaySameSecond on a
+// master/slave pair with wait.slave.wrote: dispatching waits for the
+// slave to confirm earlier batches' dispatch records (dispatchgate.go).
+func TestPerfDelaySameSecondWithSlave(t *testing.T) {
+	m := startMeta(t)
+	startBroker(t, m)
+	d := pairMember(t, m, delayHost, int(protocol.RoleDelayMaster), waitSlave)
+	pairMember(t, m, slaveHost, int(protocol.RoleDelaySlave), waitSlave)
+	d.waitOnline()
+	perfSameSecond(t, m, d, "delay.perf.same.second.slave")
+}
+
+// perfSameSecond schedules 100,000 messages of subject due in the same
+// second on d and reports the figures of TestPerfDelaySameSecond.
+func perfSameSecond(t *testing.T, m *metatest.Server, d *delayHarness, subject string) {
+	const n = 100_000
 
 	// The lateness of each message after its own schedule time, which it carries (ScheduledAt).
 	arrivals := make(map[string]time.Duration, n)

@@ -14,6 +14,7 @@ import (
 	"github.com/qmq-go/qmq/consul"
 	"github.com/qmq-go/qmq/internal/backoff"
 	"github.com/qmq-go/qmq/protocol"
+	"github.com/qmq-go/qmq/services/syncpeer"
 )
 
 // registrar talks to the metaserver as QMQ's delay server does
@@ -139,6 +140,8 @@ func (r *registrar) run(ctx context.Context) error {
 		var renewer sync.WaitGroup
 		renewer.Go(func() { leaseLost <- r.renewLease(lctx) })
 		defer func() { stopLease(); renewer.Wait() }()
+	} else {
+		r.recordTerm(ctx) // rejoin.go
 	}
 	s.recordMasterTerm(r.group, r.epoch)
 	close(r.master)
@@ -216,7 +219,7 @@ func (r *registrar) acquire(ctx context.Context) error {
 	}
 	switch resp.Role {
 	case protocol.RoleDelayMaster:
-		s.slaves.set(resp.SlaveAddress, resp.SlaveKnown)
+		s.slaves.set(syncpeer.Row{Addr: resp.SlaveAddress, Known: resp.SlaveKnown})
 	case protocol.RoleDelaySlave:
 		if resp.MasterAddress == "" {
 			return fmt.Errorf("the metaserver registers %s:%d as DELAY_SLAVE of delay group %q but names no master sync address", s.hostname, s.Port(), resp.GroupName)

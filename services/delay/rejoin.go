@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/qmq-go/qmq/protocol"
+	"github.com/qmq-go/qmq/services/lease"
 	"github.com/qmq-go/qmq/storage/delaystore"
 )
 
@@ -34,11 +35,17 @@ import (
 // wait.slave.wrote (the new master has everything acknowledged), and its
 // dispatch records are of deliveries the new master makes again.
 //
-// After a manual swap the metaserver records no takeover point, and the
-// new master's current ends do not tell where the two logs part (the old
-// master may have written records at offsets the new master has filled
-// since with others): such a store still stops and asks for its
-// store.root to be deleted.
+// A manual swap records no takeover point by itself, and the new master's
+// current ends do not tell where the two logs part (the old master may
+// have written records at offsets the new master has filled since with
+// others). So a DELAY_MASTER without failover.enable still records its
+// term once at start (recordTerm: one BROKER_LEASE claim, never renewed):
+// the metaserver keeps the term with this store's ends then, which for a
+// slave promoted by a swap are exactly where its copy ends, the takeover
+// point; the former master then rejoins as after a lease promotion. Only
+// when no later term was recorded (a metaserver without BROKER_LEASE, or
+// a claim refused) does such a store stop and ask for its store.root to be
+// deleted.
 
 // rejoinCut ends registrar.run: Run cuts the store's logs at messageEnd and
 // dispatchEnd once the store is closed, then stops for a restart.
@@ -120,9 +127,9 @@ func (r *registrar) checkRejoin(ctx context.Context) error {
 	if !ok || (msgEnd == 0 && dispEnd == 0) {
 		return nil
 	}
-	l := &leaser{s: s, group: r.group, addr: r.brokerA}
-	defer l.close()
-	resp, _, err := l.call(ctx, protocol.LeaseStatus)
+	c := s.newLeaseClient()
+	defer c.Close()
+	resp, err := r.leaseCall(c)(ctx, protocol.LeaseStatus)
 	var next *protocol.LeaseEpoch
 	if err == nil && t.Group == r.group {
 		for i, e := range resp.Epochs {
@@ -164,14 +171,14 @@ func (r *registrar) checkRejoin(ctx context.Context) error {
 // as is and the next start decides (checkRejoin).
 func (r *registrar) cutOnDemotion(ctx context.Context, demoted error) error {
 	s := r.s
-	if !s.settings.Failover.Enable {
-		return demoted
+	if r.epoch == 0 {
+		return demoted // this master's term is unknown: the next start decides
 	}
-	l := &leaser{s: s, group: r.group, addr: r.brokerA}
-	defer l.close()
+	c := s.newLeaseClient()
+	defer c.Close()
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	resp, _, err := l.call(cctx, protocol.LeaseStatus)
+	resp, err := r.leaseCall(c)(cctx, protocol.LeaseStatus)
 	if err != nil {
 		s.log.Warn("cannot read the group's terms on the way out; the next start checks this store's tail", "error", explain(err))
 		return demoted
@@ -190,4 +197,34 @@ func (r *registrar) cutOnDemotion(ctx context.Context, demoted error) error {
 		}
 	}
 	return demoted
+}
+
+// recordTerm records this master's term at the metaserver without
+// failover.enable (one claim of the lease, which nobody renews): the
+// term's takeover point, this store's ends now, is where a former master
+// cuts its tail after a manual swap (see above). Failing is not fatal:
+// such a former master then asks for its store.root to be deleted.
+func (r *registrar) recordTerm(ctx context.Context) {
+	s := r.s
+	c := s.newLeaseClient()
+	defer c.Close()
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req := r.leaseRequest(protocol.LeaseClaim)
+	// This master does not fence itself (no lease renewals): the term
+	// says it is not safe to promote its slave automatically, so a slave
+	// configured with failover.enable by mistake is refused a takeover
+	// while this master may still be serving.
+	req.WaitSlaveWrote = false
+	resp, err := c.Call(cctx, req, 2*time.Second)
+	switch {
+	case err == nil:
+		r.epoch = resp.Current().Epoch
+		s.log.Info("master term recorded at the metaserver (for a former master's rejoin after a manual swap)", "group", r.group, "epoch", r.epoch,
+			"message_log_end", s.ds.LogEnd(delaystore.MessageLog), "dispatch_log_end", s.ds.LogEnd(delaystore.DispatchLog))
+	case errors.Is(err, lease.ErrUnsupported) || ctx.Err() != nil:
+	default:
+		s.log.Warn("cannot record this master's term at the metaserver; should this server be swapped out by hand, its rejoin as slave will need its store.root deleted",
+			"group", r.group, "error", explain(err))
+	}
 }

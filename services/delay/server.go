@@ -79,6 +79,12 @@ type Server struct {
 	// parkedOldest the schedule time of the oldest (0: none).
 	parked       atomic.Int64
 	parkedOldest atomic.Int64
+	// gateWaitingSince is when dispatching started waiting for the slave
+	// to confirm dispatch records (unix ns; 0: not waiting; dispatchgate.go).
+	gateWaitingSince atomic.Int64
+	// dispatchWithoutSlave: the slave stopped confirming the dispatch log
+	// and dispatching goes on without it (dispatchgate.go).
+	dispatchWithoutSlave atomic.Bool
 
 	appendErrLog lograte.Limiter
 	slaveWaitLog lograte.Limiter
@@ -124,7 +130,7 @@ func New(ctx context.Context, settings Settings, opts Options) (*Server, error) 
 		return nil, fmt.Errorf("open the delay store under %s (store.root): %w", scfg.Root, err)
 	}
 	s.store, s.ds = st, st
-	s.slaves = &slavePeer{s: s, refreshEvery: 2 * time.Second}
+	s.slaves = newSlavePeer(s)
 	s.m.reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "qmq_delay_scheduled",
 			Help: "Messages due within the store's loaded window (load.in.advance.min) and not yet dispatched."},
@@ -134,7 +140,10 @@ func New(ctx context.Context, settings Settings, opts Options) (*Server, error) 
 			func() float64 { return s.dueLag().Seconds() }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "qmq_delay_parked",
 			Help: "Due messages waiting for a retry after a failed send to a real-time broker."},
-			func() float64 { return float64(s.parked.Load()) }))
+			func() float64 { return float64(s.parked.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "qmq_delay_dispatch_waiting_for_slave_seconds",
+			Help: "How long dispatching has been holding due messages back until the slave confirms the dispatch log (wait.slave.wrote; 0: not waiting)."},
+			func() float64 { return s.gateWaiting().Seconds() }))
 
 	tcfg := remoting.ServerConfig{
 		Addr:         net.JoinHostPort(settings.BindHost, strconv.Itoa(settings.Port)),

@@ -8,6 +8,7 @@ import (
 	"github.com/qmq-go/qmq/consul"
 	"github.com/qmq-go/qmq/internal/netlimits"
 	"github.com/qmq-go/qmq/services/delay/delayadmin"
+	"github.com/qmq-go/qmq/services/lease"
 	"github.com/qmq-go/qmq/services/replication"
 	"github.com/qmq-go/qmq/services/replication/syncauth"
 	"github.com/qmq-go/qmq/storage/delaystore"
@@ -78,7 +79,13 @@ type Settings struct {
 type FailoverSettings struct {
 	Enable        bool          // failover.enable: a slave takes over when its master's lease expires
 	MasterTimeout time.Duration // failover.master.timeout.ms: master silence before the slave asks to take over
-	LeaseTTL      time.Duration // failover.lease.ttl.ms: the master lease; renewed every third of it
+	LeaseTTL      time.Duration // failover.lease.ttl.ms: the metaserver's master lease; renewed every third of it
+	// Consul is the Consul lease (services/lease), used instead of the
+	// metaserver's when consul.address is set and failover.consul.lease is
+	// true: failover.consul.session.ttl.ms, failover.consul.lock.delay.ms,
+	// failover.consul.check.ttl.ms and failover.consul.key.prefix (default
+	// qmq/delay/: the lock is qmq/delay/<group>/master), as a broker's.
+	Consul lease.ConsulSettings
 }
 
 // DispatchSettings pace the sending of due messages to the real-time
@@ -107,7 +114,8 @@ func DefaultSettings() Settings {
 		MetaRetry:         5 * time.Second,
 		SlaveWroteTimeout: 3 * time.Second,
 		Replication:       replication.DefaultSettings(),
-		Failover:          FailoverSettings{MasterTimeout: 2 * time.Second, LeaseTTL: 3 * time.Second},
+		Failover: FailoverSettings{MasterTimeout: 2 * time.Second, LeaseTTL: 3 * time.Second,
+			Consul: lease.ConsulSettings{Enable: true, SessionTTL: 10 * time.Second, LockDelay: time.Second, HealthTTL: 3 * time.Second, KeyPrefix: "qmq/delay/"}},
 		Dispatch: DispatchSettings{
 			BatchSize:    30,
 			SendTimeout:  5 * time.Second,
@@ -149,6 +157,10 @@ func (s Settings) Validate() error {
 	}
 	if f := s.Failover; f.Enable && !s.WaitSlaveWrote {
 		fail("failover.enable=true needs wait.slave.wrote=true: the metaserver promotes a slave only if its master acknowledged nothing the slave lacks")
+	}
+	if h := s.Failover.Consul.HealthTTL; h > 0 && h < time.Second {
+		fail("failover.consul.check.ttl.ms=%d is below 1000: the master passes the check every third of it and a missed pass frees its lock, so a short TTL makes the lease flap; use 1000 or more (default 3000), or 0 for the session TTL only",
+			h.Milliseconds())
 	}
 	if s.Store.Root == "" {
 		fail("store.root is empty: name the directory of the delay server's logs")
