@@ -58,7 +58,7 @@ nomad-demo: build consul nomad
 test: consul nomad vet staticcheck
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*'))" || { echo "gofmt needed on:"; gofmt -l .; exit 1; }
 	$(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
-	$(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v -E '/(conf|protocol|consul|services|cmd|client|storage)(/|$$)')
+	$(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v -E '/(conf|protocol|consul|services|cmd|client|storage|backup)(/|$$)')
 
 ## perf: the tests that measure rather than check — throughput with and without a slave, replication lag
 ## under a steady load — and print figures (-v). They are named TestPerf* in files built only with the perf

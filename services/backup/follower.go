@@ -462,13 +462,6 @@ func (f *follower) applyActions(ctx context.Context, group string, actions []act
 	return nil
 }
 
-// write runs put until the store accepts it, pausing with backoff between
-// failures (a store down or slow: nothing is skipped, the offsets wait). It
-// fails only when ctx ends.
-func (f *follower) write(ctx context.Context, put func(context.Context) error) error {
-	return f.writeTries(ctx, 0, put)
-}
-
 // refusedError: the store refused a write maxRefusals times in a row for a
 // reason other than being unavailable or slow.
 type refusedError struct{ err error }
@@ -482,8 +475,11 @@ func unavailable(err error) bool {
 	return errors.Is(err, backup.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)
 }
 
-// writeTries is write, but after maxRefusals (> 0) consecutive failures
-// that are not unavailability it returns a *refusedError.
+// writeTries runs put until the store accepts it, pausing with backoff
+// between failures (a store down or slow: nothing is skipped, the offsets
+// wait); after maxRefusals (> 0) consecutive failures that are not
+// unavailability it returns a *refusedError. Otherwise it fails only when
+// ctx ends.
 func (f *follower) writeTries(ctx context.Context, maxRefusals int, put func(context.Context) error) error {
 	b := backoff.Backoff{Min: f.settings.StoreRetryMin, Max: f.settings.StoreRetryMax}
 	failing := false
