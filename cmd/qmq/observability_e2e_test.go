@@ -91,15 +91,18 @@ func TestObservabilityDev(t *testing.T) {
 	t.Setenv("QMQ_WATCHDOG_TABLE", dbName+".qmq_msg_queue")
 
 	bp := freeBrokerPortWithSlave(t)
-	free := testutil.FreePorts(t, 5)
+	free := testutil.FreePorts(t, 7)
 	ports := [5]int{free[0], free[1], bp, free[2], free[3]}
-	wp := free[4]
+	wp, backupPort, consolePort := free[4], free[5], free[6]
 	dp := freeDelayPort(t)
 	data := t.TempDir()
-	dev := startDev(t, data, ports, fmt.Sprintf("--delay-port=%d", dp), "--slave", "--watchdog", fmt.Sprintf("--watchdog-http-port=%d", wp))
-	if !strings.Contains(dev.log.String(), "tracing on") {
-		t.Errorf("qmq dev does not say tracing is on:\n%s", dev.log.String())
-	}
+	dev := startDev(t, data, ports, fmt.Sprintf("--delay-port=%d", dp), "--slave", "--watchdog", fmt.Sprintf("--watchdog-http-port=%d", wp),
+		fmt.Sprintf("--backup-http=%d", backupPort), fmt.Sprintf("--console=127.0.0.1:%d", consolePort))
+	// Its log is copied from the process's stderr as it comes: the line may
+	// trail the ready line on stdout.
+	testutil.Eventually(t, 5*time.Second, "qmq dev says tracing is on", func() bool {
+		return strings.Contains(dev.log.String(), "tracing on")
+	})
 	host, port, _ := strings.Cut(dbCfg.Addr, ":")
 	if out, _, code := runTool(t, "AddDb", fmt.Sprintf("--metaserver=127.0.0.1:%d", ports[0]), "--token="+devToken(t, data),
 		"--host="+host, "--port="+port, "--username="+dbCfg.User, "--password="+dbCfg.Passwd); code != 0 || !strings.Contains(out, "register success") {
@@ -301,6 +304,8 @@ func TestObservabilityDev(t *testing.T) {
 			"broker (slave)": fmt.Sprintf("http://127.0.0.1:%d/metrics", bp+12),
 			"delay":          fmt.Sprintf("http://127.0.0.1:%d/metrics", dp+2),
 			"watchdog":       fmt.Sprintf("http://127.0.0.1:%d/metrics", wp),
+			"backup":         fmt.Sprintf("http://127.0.0.1:%d/metrics", backupPort),
+			"console":        fmt.Sprintf("http://127.0.0.1:%d/metrics", consolePort),
 		}
 		// The series that appear once something happened: wait for them.
 		rows := map[string]*metricRow{}
