@@ -186,5 +186,6 @@
 // root unless the client's user denylist allows it). TestNomadBundle runs
 // every job together (each with small cpu and memory), with a MariaDB
 // client database for the watchdogs, and kills a broker master and the
-// delay master through Nomad while producing.
+// delay master through Nomad while producing; TestNomadConsoleBeforeMetaserver
+// runs the console first and checks it waits for the metaserver in Consul.
 package jobs
