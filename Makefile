@@ -50,8 +50,9 @@ metaserver: build
 
 ## nomad-demo: the Nomad deployment on this machine (jobs/demo.sh): Consul and Nomad dev agents,
 ## the metaserver job and one broker pair with raw_exec; Ctrl-C stops everything.
+## DEMO_ARGS=--bundle: the whole bundle (README, The whole bundle on Nomad); --check: try it and stop.
 nomad-demo: build consul nomad
-	jobs/demo.sh
+	jobs/demo.sh $(DEMO_ARGS)
 
 ## test: everything, against real MariaDB (127.0.0.1:3306) and real Consul and Nomad agents (built by
 ## `make consul` and `make nomad`), after go vet and staticcheck.

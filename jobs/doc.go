@@ -105,6 +105,29 @@
 // admin_token, sync_secret, meta_endpoint, consul_address, restart_delay,
 // cpu, memory, user, distinct_hosts.
 //
+// qmq-console.nomad.hcl runs `qmq console` (job qmq-console, group
+// console), registered in Consul by a Nomad service block as qmq-console
+// with an HTTP check on /health (the console does not register itself).
+// Nomad renders its console.properties, with the admin token beside it,
+// into secrets/conf from the Consul catalog: the first passing
+// qmq-metaserver, every passing qmq-backup and qmq-watchdog; a change
+// restarts the console. Without a passing metaserver the address is
+// no-passing-qmq-metaserver-in-consul, which the console refuses by name
+// (rather than falling back to 127.0.0.1:8080). Its variables:
+//
+//	qmq_binary, driver, datacenters, consul_address, cpu, memory, as above (200 MHz, 128 MB)
+//	http_port          8090 (console.port; 0 a dynamic port)
+//	metaserver_http    "": from Consul; host:port pins it
+//	backup_http        []: from Consul; host:port each pins them
+//	watchdog_http      []: from Consul; host:port each pins them
+//	broker_http_ports  {} console.broker.http.ports, "ip:servePort" = "httpPort" per broker and
+//	                   delay server (their registrations carry only the serve port)
+//	broker_http_offset -1 (unknown)
+//	read_open          false (console.read.open)
+//	admin_token        "": the key admin_token of nomad/jobs/qmq-console
+//	backup_token       "" (console.backup.token)
+//	console_config     {} more console.properties keys (--set key=value)
+//
 // # Running them
 //
 // Each client that runs a broker or the SQLite metaserver declares its
@@ -142,9 +165,14 @@
 // mounts nothing: set store_root (store_root_a, store_root_b) to the host
 // volume's path; the volume still decides where the task is placed.
 //
+// The whole bundle (metaserver, two broker pairs, a delay pair, two
+// watchdogs, a backup per group, the console): README, "The whole bundle
+// on Nomad"; jobs/demo.sh --bundle runs it on one machine.
+//
 // # Tests
 //
-// The specs are embedded (Metaserver, Broker, Delay) and run by the tests through
+// The specs are embedded (Metaserver, Broker, Delay, Watchdog, Backup,
+// Console) and run by the tests through
 // the Nomad API with Spec.Parse and Spec.Run: /v1/jobs/parse with the
 // variables, then register, as `nomad job run -var …` does. The tests use
 // a real Nomad dev agent (jobs/nomadtest, binary built by `make nomad`), a
@@ -155,5 +183,9 @@
 // s on the 2-core test machine). The exec driver itself works on that
 // machine (cgroups v1): the spec test plans the broker pair with it, and a
 // task run with it by hand wrote to its host volume as nobody (exec refuses
-// root unless the client's user denylist allows it).
+// root unless the client's user denylist allows it). TestNomadBundle runs
+// every job together (each with small cpu and memory), with a MariaDB
+// client database for the watchdogs, and kills a broker master and the
+// delay master through Nomad while producing; TestNomadConsoleBeforeMetaserver
+// runs the console first and checks it waits for the metaserver in Consul.
 package jobs

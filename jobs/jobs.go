@@ -29,6 +29,8 @@ var (
 	delayHCL string
 	//go:embed qmq-backup.nomad.hcl
 	backupHCL string
+	//go:embed qmq-console.nomad.hcl
+	consoleHCL string
 )
 
 // The job specifications of this directory.
@@ -38,10 +40,11 @@ var (
 	Watchdog   = Spec{File: "qmq-watchdog.nomad.hcl", HCL: watchdogHCL}
 	Delay      = Spec{File: "qmq-delay.nomad.hcl", HCL: delayHCL}
 	Backup     = Spec{File: "qmq-backup.nomad.hcl", HCL: backupHCL}
+	Console    = Spec{File: "qmq-console.nomad.hcl", HCL: consoleHCL}
 )
 
 // Specs lists every embedded specification.
-func Specs() []Spec { return []Spec{Metaserver, Broker, Watchdog, Delay, Backup} }
+func Specs() []Spec { return []Spec{Metaserver, Broker, Watchdog, Delay, Backup, Console} }
 
 // Vars are values for a spec's variables, what `nomad job run -var
 // name=value` gives: strings, bools, integers, []string and

@@ -18,10 +18,14 @@ const (
 	volDelayB = "qmq-test-delay-b"
 	// The backup's checkpoint and Pebble store.
 	volBackup = "qmq-test-backup"
+	// The whole bundle's second broker pair and its backup.
+	volC       = "qmq-test-c"
+	volD       = "qmq-test-d"
+	volBackup2 = "qmq-test-backup2"
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(nomadtest.Main(m, volMeta, volA, volB, volDelayA, volDelayB, volBackup))
+	os.Exit(nomadtest.Main(m, volMeta, volA, volB, volDelayA, volDelayB, volBackup, volC, volD, volBackup2))
 }
 
 // testToken is the admin token the tests give the jobs.
