@@ -37,6 +37,31 @@ type Message struct {
 	Content []byte
 }
 
+// MessageRef names one stored message by where its broker group stored it.
+// A normal message and a dead letter are numbered in different logs (the
+// subject's, and %DEAD_RETRY%<subject>%<group>'s), so the same broker
+// group and sequence commonly name one of each — and one dead letter per
+// consumer group: ConsumerGroup says which.
+type MessageRef struct {
+	Subject     string // the original subject
+	BrokerGroup string
+	Sequence    int64
+	// ConsumerGroup, when set, names that group's dead letter (the copy
+	// stored under %DEAD_RETRY%<Subject>%<ConsumerGroup>); "" the normal
+	// message.
+	ConsumerGroup string
+}
+
+// Ref is where m is stored: its MessageRef (retry copies are not kept
+// with content, so a KindRetry's Ref names the normal message).
+func (m *Message) Ref() MessageRef {
+	r := MessageRef{Subject: m.Subject, BrokerGroup: m.BrokerGroup, Sequence: m.Sequence}
+	if m.Kind == KindDead {
+		r.ConsumerGroup = m.ConsumerGroup
+	}
+	return r
+}
+
 // Action is a consume action; its numbers are QMQ's (0 pull, 1 ack).
 type Action uint8
 

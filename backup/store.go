@@ -21,10 +21,11 @@ type Store interface {
 	FindMessages(ctx context.Context, q MessageQuery) (MessagePage, error)
 	// FindDeadLetters answers a MessageQuery over dead letters.
 	FindDeadLetters(ctx context.Context, q MessageQuery) (MessagePage, error)
-	// FindMessage returns one message with its Content if the store has it
-	// (dead letters always; others with backup.message.content), or
-	// ErrNotFound.
-	FindMessage(ctx context.Context, subject, brokerGroup string, sequence int64) (Message, error)
+	// FindMessage returns the message ref names — the normal message, or
+	// with ref.ConsumerGroup that group's dead letter — with its Content if
+	// the store has it (dead letters always; others with
+	// backup.message.content), or ErrNotFound.
+	FindMessage(ctx context.Context, ref MessageRef) (Message, error)
 	// FindRecords returns a message's consume records, oldest first.
 	FindRecords(ctx context.Context, q RecordQuery) ([]Record, error)
 

@@ -50,10 +50,10 @@ func TestRetentionDeletesOldRows(t *testing.T) {
 	if err != nil || len(p.Messages) != 1 || p.Messages[0].MessageID != "new" {
 		t.Fatalf("after the retention: %+v, %v", p, err)
 	}
-	if _, err := st.FindMessage(ctx, "s", "bg", 1); err == nil {
+	if _, err := st.FindMessage(ctx, backup.MessageRef{Subject: "s", BrokerGroup: "bg", Sequence: 1}); err == nil {
 		t.Fatal("the old message's detail survived")
 	}
-	if m, err := st.FindMessage(ctx, "s", "bg", 2); err != nil || string(m.Content) != "y" {
+	if m, err := st.FindMessage(ctx, backup.MessageRef{Subject: "s", BrokerGroup: "bg", Sequence: 2}); err != nil || string(m.Content) != "y" {
 		t.Fatalf("the new message's detail: %+v, %v", m, err)
 	}
 	if d, _ := st.FindDeadLetters(ctx, q); len(d.Messages) != 0 {

@@ -20,7 +20,8 @@ import (
 // DetailSource fetches a message's stored bytes (the broker's payload,
 // without CRC) from elsewhere — the slave, as QMQ does — when the store
 // keeps only its index. It returns an error wrapping backup.ErrNotFound if
-// the message is gone.
+// the message is gone. subject is the subject the group's log holds the
+// message under: for a dead letter %DEAD_RETRY%<subject>%<group>.
 type DetailSource func(ctx context.Context, subject, brokerGroup string, sequence int64) ([]byte, error)
 
 // Options of the handler.

@@ -127,14 +127,24 @@ func DecodeDeadRecordValue(b []byte) (DeadRecordValue, error) {
 	}, nil
 }
 
-// DetailKey (ours, not QMQ's) keys a message by where the broker stored
-// it, for the detail query: subjectId + brokerGroupId + seq19 + kind digit.
+// DetailKey (ours, not QMQ's) keys a normal message by where the broker
+// stored it, for the detail query: subjectId + brokerGroupId + seq19 + "0".
 // HBase keeps it in qmq_backup_detail, Pebble under its own table byte.
-func DetailKey(subjectID, brokerGroupID, seqKey string, kind byte) []byte {
-	return cat(subjectID, brokerGroupID, seqKey, string(rune('0'+kind)))
+func DetailKey(subjectID, brokerGroupID, seqKey string) []byte {
+	return cat(subjectID, brokerGroupID, seqKey, "0")
 }
 
-// DetailKeyLen is the length of a DetailKey.
+// DeadDetailKey (ours) keys a dead letter the same way, plus its consumer
+// group: subjectId + brokerGroupId + seq19 + "2" + consumerGroupId. Each
+// group's dead letters are numbered in their own log
+// (%DEAD_RETRY%<subject>%<group>), so without the group two groups' dead
+// letters of one subject share a sequence (and one row).
+func DeadDetailKey(subjectID, brokerGroupID, seqKey, consumerGroupID string) []byte {
+	return cat(subjectID, brokerGroupID, seqKey, "2", consumerGroupID)
+}
+
+// DetailKeyLen is the length of a DetailKey; a DeadDetailKey is IDLen
+// longer.
 const DetailKeyLen = IDLen + IDLen + SeqLen + 1
 
 // DetailValue (ours) is what the detail query needs of a message:

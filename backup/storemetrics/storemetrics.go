@@ -99,9 +99,9 @@ func (m *Store) FindDeadLetters(ctx context.Context, q backup.MessageQuery) (bac
 	return p, err
 }
 
-func (m *Store) FindMessage(ctx context.Context, subject, brokerGroup string, sequence int64) (backup.Message, error) {
+func (m *Store) FindMessage(ctx context.Context, ref backup.MessageRef) (backup.Message, error) {
 	start := time.Now()
-	msg, err := m.Store.FindMessage(ctx, subject, brokerGroup, sequence)
+	msg, err := m.Store.FindMessage(ctx, ref)
 	m.observe("find_message", start, err)
 	return msg, err
 }
