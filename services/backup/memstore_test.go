@@ -15,13 +15,13 @@ import (
 // makes every call fail as an unreachable HBase gateway does, and counters
 // of the entries written (including rewrites).
 type memStore struct {
-	mu      sync.Mutex
-	msgs    map[msgKey]backup.Message
-	recs    map[recKey]backup.Record
-	fail    atomic.Bool
+	mu   sync.Mutex
+	msgs map[msgKey]backup.Message
+	recs map[recKey]backup.Record
+	fail atomic.Bool
 	// poison, if set, makes a Put holding a message of that subject fail
 	// (not as unavailable): a store refusing one entry.
-	poison func(subject string) bool
+	poison  func(subject string) bool
 	puts    atomic.Int64 // entries handed to successful Puts (rewrites included)
 	refused atomic.Int64
 }
