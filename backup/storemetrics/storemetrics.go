@@ -106,6 +106,13 @@ func (m *Store) FindMessage(ctx context.Context, ref backup.MessageRef) (backup.
 	return msg, err
 }
 
+func (m *Store) Sync(ctx context.Context) error {
+	start := time.Now()
+	err := m.Store.Sync(ctx)
+	m.observe("sync", start, err)
+	return err
+}
+
 func (m *Store) FindRecords(ctx context.Context, q backup.RecordQuery) ([]backup.Record, error) {
 	start := time.Now()
 	r, err := m.Store.FindRecords(ctx, q)

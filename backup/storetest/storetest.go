@@ -104,6 +104,9 @@ func testPages(t *testing.T, s backup.Store) {
 	msgs := series("order.changed", "bg1", 25, t0, time.Second)
 	put(t, s, msgs...)
 	put(t, s, series("other.subject", "bg1", 3, t0, time.Second)...)
+	if err := s.Sync(ctx); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
 
 	p, err := s.FindMessages(ctx, backup.MessageQuery{Subject: "order.changed", Len: 10})
 	if err != nil {

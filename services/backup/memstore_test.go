@@ -123,6 +123,8 @@ func (s *memStore) FindMessage(ctx context.Context, ref backup.MessageRef) (back
 	return backup.Message{}, fmt.Errorf("%w: %+v", backup.ErrNotFound, ref)
 }
 
+func (s *memStore) Sync(context.Context) error { return nil }
+
 func (s *memStore) FindRecords(ctx context.Context, q backup.RecordQuery) ([]backup.Record, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

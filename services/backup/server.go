@@ -188,6 +188,16 @@ func (s *Server) saveCheckpoint() error {
 	}
 	cp.Consumers = f.pulls.save()
 	f.actMu.Unlock()
+	// Every entry before these offsets was accepted by the store, but a
+	// store may accept before its disk has it (Pebble writes without an
+	// fsync each): make it durable first, so a checkpoint never points past
+	// entries a crash could lose.
+	ctx, cancel := context.WithTimeout(context.Background(), s.settings.StoreTimeout)
+	err := s.store.Sync(ctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("sync the store before saving the checkpoint (the checkpoint stays where it was): %w", err)
+	}
 	if err := s.cp.save(cp); err != nil {
 		return err
 	}

@@ -17,6 +17,10 @@ import (
 const (
 	FileBackup = "backup.properties"
 	FileHBase  = "hbase.properties"
+	// FileDatasource names the metaserver's database, as QMQ's backup reads
+	// it (JdbcTemplateHolder: jdbc.url, jdbc.username, jdbc.password): with
+	// store.type=hbase its qmq_dic is the dictionary.
+	FileDatasource = "datasource.properties"
 )
 
 // Store types (store.type).
@@ -82,6 +86,12 @@ type HBaseSettings struct {
 	// store.root/dic.db. Backups writing to the same HBase tables must share
 	// it (see docs/backup-follower.md).
 	DictionaryPath string
+	// JDBCURL, JDBCUser and JDBCPassword are datasource.properties'
+	// jdbc.url, jdbc.username, jdbc.password: the metaserver's MySQL or
+	// MariaDB, whose qmq_dic is then the dictionary — one for every backup
+	// writing the same HBase tables, as QMQ's. "" = the SQLite file
+	// DictionaryPath (fine for one backup only).
+	JDBCURL, JDBCUser, JDBCPassword string
 	// Tables are QMQ's table names (backup.properties: hbase.message.table,
 	// hbase.record.table, hbase.dead.table, hbase.dead.content.table).
 	MessageTable, RecordTable, DeadTable, DeadContentTable string
