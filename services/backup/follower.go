@@ -381,6 +381,9 @@ func (f *follower) copyMessages(ctx context.Context, c *remoting.Client, t targe
 		if next == off {
 			return parsed[backup.Message]{}, fmt.Errorf("slave %s sent %d bytes of its message log at %d that hold no whole record", t.addr, len(data), off)
 		}
+		if len(f.settings.SkipSubjects) > 0 {
+			b.msgs = skipMessages(b.msgs, f.settings.SkipSubjects)
+		}
 		if b.bad > 0 {
 			f.m.badPayloads.Add(float64(b.bad))
 			f.log.Warn("messages whose payload could not be read were not indexed", "count", b.bad, "offset", off)
@@ -399,6 +402,31 @@ func (f *follower) copyMessages(ctx context.Context, c *remoting.Client, t targe
 		f.msgOff.Store(b.next)
 		return nil
 	})
+}
+
+// skipMessages drops the entries of skipped subjects but their dead
+// letters, as QMQ (its index listener checks the skip list after handing
+// dead letters on).
+func skipMessages(msgs []backup.Message, skip map[string]bool) []backup.Message {
+	out := msgs[:0]
+	for _, m := range msgs {
+		if m.Kind == backup.KindDead || !skip[m.Subject] {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// skipRecords drops the consume records of skipped subjects (and of their
+// retry copies), as QMQ's action log processor.
+func skipRecords(recs []backup.Record, skip map[string]bool) []backup.Record {
+	out := recs[:0]
+	for _, r := range recs {
+		if subject, _, _ := splitSubject(r.Subject); !skip[subject] {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func kindLabel(k backup.Kind) string {
@@ -443,6 +471,11 @@ func (f *follower) applyActions(ctx context.Context, group string, actions []act
 		var u int64
 		recs, u = f.pulls.apply(a, group, recs)
 		unresolved += u
+	}
+	if len(f.settings.SkipSubjects) > 0 {
+		// The pulls of skipped subjects stay in the pull map (an ack still
+		// finds its pull); only their records are not written.
+		recs = skipRecords(recs, f.settings.SkipSubjects)
 	}
 	if len(recs) > 0 {
 		if err := writeBatch(f, ctx, recs, f.store.PutRecords, describeRecord); err != nil {

@@ -3,6 +3,7 @@ package backup
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -138,10 +139,37 @@ func readSettings(dir string, l conf.Lookup) (Settings, []*conf.Reader, error) {
 	if s.AdminToken, err = loadToken(token, tokenFile); err != nil {
 		return Settings{}, nil, fmt.Errorf("%s: %w", f.Path, err)
 	}
+	if s.SkipSubjects, err = loadSkip(dir); err != nil {
+		return Settings{}, nil, err
+	}
 	if err := s.Validate(); err != nil {
 		return Settings{}, nil, fmt.Errorf("%s: %w", f.Path, err)
 	}
 	return s, []*conf.Reader{r, hr, dr}, nil
+}
+
+// loadSkip reads skip_backup.properties: one subject per line, =true to
+// skip it (=false, QMQ's other value, keeps it).
+func loadSkip(dir string) (map[string]bool, error) {
+	sf, err := conf.LoadFile(dir, FileSkip)
+	if err != nil {
+		return nil, err
+	}
+	var skip map[string]bool
+	for _, k := range sf.SortedKeys() {
+		v, _ := sf.Get(k)
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			return nil, fmt.Errorf("%s line %d: %s=%q: want true (not backed up) or false", sf.Path, sf.Line(k), k, v)
+		}
+		if b {
+			if skip == nil {
+				skip = map[string]bool{}
+			}
+			skip[k] = true
+		}
+	}
+	return skip, nil
 }
 
 // MinAdminTokenBytes is the shortest backup.admin.token accepted.

@@ -133,7 +133,8 @@ func (s *Server) Run(ctx context.Context) error {
 	fw.Go(func() { s.f.run(ctx) })
 	wg.Go(func() { s.runCheckpoints(ctx) })
 	s.log.Info("backup started", "http", s.HTTPAddr().String(), "hostname", s.hostname, "broker.port", s.settings.Port,
-		"store.root", s.settings.StoreRoot, "store.type", s.settings.StoreType, "enable.record", s.settings.EnableRecord)
+		"store.root", s.settings.StoreRoot, "store.type", s.settings.StoreType, "enable.record", s.settings.EnableRecord,
+		"skip_backup", len(s.settings.SkipSubjects))
 	var err error
 	select {
 	case <-ctx.Done():
