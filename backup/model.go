@@ -31,6 +31,12 @@ type Message struct {
 	// ConsumerGroup is the group whose retry or dead-letter subject held the
 	// copy ("" for KindNormal).
 	ConsumerGroup string
+	// LogOffset is where BrokerGroup's message log holds the record, when
+	// Located (the follower knows it; a query answers it when the store
+	// kept it): the detail of a message kept without its content is read
+	// there from the group's slave.
+	LogOffset int64
+	Located   bool
 	// Content is the message as stored by the broker (QMQ's payload
 	// encoding: flag, times, subject, id, tags, attributes). Always kept for
 	// dead letters; for other messages only with backup.message.content.

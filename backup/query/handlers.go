@@ -209,7 +209,8 @@ func (h *handler) detail(ctx context.Context, raw []byte) (any, error) {
 			}
 			return nil, err
 		}
-		if content, err = h.opts.Detail(ctx, stored, q.BrokerGroup, q.Sequence); err != nil {
+		req := DetailRequest{Subject: stored, BrokerGroup: q.BrokerGroup, Sequence: q.Sequence, LogOffset: m.LogOffset, Located: m.Located}
+		if content, err = h.opts.Detail(ctx, req); err != nil {
 			return nil, err
 		}
 		if ref.ConsumerGroup != "" {

@@ -198,8 +198,9 @@ func TestDetailSource(t *testing.T) {
 	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
 	fill(t, st, t0)
 	var asked string
-	srv := httptest.NewServer(NewHandler(st, Options{Detail: func(ctx context.Context, subject, group string, seq int64) ([]byte, error) {
-		asked = fmt.Sprintf("%s/%s/%d", subject, group, seq)
+	srv := httptest.NewServer(NewHandler(st, Options{Detail: func(ctx context.Context, req DetailRequest) ([]byte, error) {
+		subject, seq := req.Subject, req.Sequence
+		asked = fmt.Sprintf("%s/%s/%d", subject, req.BrokerGroup, seq)
 		if seq == 99 {
 			return nil, fmt.Errorf("slave: no such message: %w", backup.ErrNotFound)
 		}

@@ -260,6 +260,7 @@ func (s *Store) FindMessage(ctx context.Context, ref backup.MessageRef) (backup.
 	m := backup.Message{
 		Subject: ref.Subject, MessageID: d.MessageID, BrokerGroup: ref.BrokerGroup, Sequence: ref.Sequence,
 		CreateTime: time.UnixMilli(d.CreateTimeMs), Kind: kind, ConsumerGroup: d.ConsumerGroup, Content: d.Content,
+		LogOffset: d.LogOffset, Located: d.Located,
 	}
 	if kind == backup.KindDead {
 		if m.Content, err = s.deadContent(ctx, sid, &m); err != nil {

@@ -63,7 +63,8 @@ func (s *Store) messageRows(ctx context.Context, rows []Row, m *backup.Message) 
 	}
 	row := func(t Table, k, v []byte) { rows = append(rows, Row{Table: t, Key: k, Value: v, Time: m.CreateTime}) }
 	detail := func(key []byte, cg string, content []byte) error {
-		v, err := rowkey.DetailValue{CreateTimeMs: m.CreateTime.UnixMilli(), Kind: byte(m.Kind), MessageID: m.MessageID, ConsumerGroup: cg, Content: content}.Encode(nil)
+		v, err := rowkey.DetailValue{CreateTimeMs: m.CreateTime.UnixMilli(), Kind: byte(m.Kind), LogOffset: m.LogOffset, Located: m.Located,
+			MessageID: m.MessageID, ConsumerGroup: cg, Content: content}.Encode(nil)
 		if err == nil {
 			row(Details, key, v)
 		}
@@ -79,7 +80,8 @@ func (s *Store) messageRows(ctx context.Context, rows []Row, m *backup.Message) 
 		if s.opts.IDIndex {
 			row(IDIndex, rowkey.IDIndexKey(sid, md, tk, bg, seq), index)
 		}
-		if len(m.Content) > 0 {
+		// The detail row: the content, or where the group's log holds it.
+		if len(m.Content) > 0 || m.Located {
 			if err := detail(rowkey.DetailKey(sid, bg, seq), "", m.Content); err != nil {
 				return nil, err
 			}

@@ -389,6 +389,13 @@ func testDetail(t *testing.T, s backup.Store) {
 	if _, err := s.FindMessage(ctx, ref("order.changed", "bg1", 2)); !errors.Is(err, backup.ErrNotFound) {
 		t.Fatalf("FindMessage of a message kept without content: %v, want ErrNotFound", err)
 	}
+	// Kept without content but located: where the group's log holds it.
+	located := msg("order.changed", "m-located", "bg1", 4, t0)
+	located.LogOffset, located.Located = 1<<33+17, true
+	put(t, s, located)
+	if m, err := s.FindMessage(ctx, ref("order.changed", "bg1", 4)); err != nil || !m.Located || m.LogOffset != located.LogOffset || len(m.Content) != 0 || m.MessageID != "m-located" {
+		t.Fatalf("FindMessage of a located message without content: %+v, %v", m, err)
+	}
 	if _, err := s.FindMessage(ctx, ref("order.changed", "bg1", 3)); !errors.Is(err, backup.ErrNotFound) {
 		t.Fatalf("FindMessage of a missing sequence: %v, want ErrNotFound", err)
 	}

@@ -58,7 +58,9 @@ func startBackup(settings backupsvc.Settings, hostname string, log hclog.Logger)
 	if err != nil {
 		return nil, err
 	}
-	srv, err := backupsvc.New(settings, store, backupsvc.Options{Hostname: hostname, Logger: log, Query: backupQueryHandler(store, log)})
+	srv, err := backupsvc.New(settings, store, backupsvc.Options{Hostname: hostname, Logger: log, Query: func(detail query.DetailSource) http.Handler {
+		return backupQueryHandler(store, detail, log)
+	}})
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -151,9 +153,11 @@ func (c *closeAlso) Close() error {
 
 // backupQueryHandler is the query API (QMQ's /api/message…) on the
 // backup's HTTP port. Details come from the stored content (dead letters
-// always, others with backup.message.content).
-func backupQueryHandler(store backup.Store, log hclog.Logger) http.Handler {
+// always, others with backup.message.content), else from detail (the
+// group's slave).
+func backupQueryHandler(store backup.Store, detail query.DetailSource, log hclog.Logger) http.Handler {
 	o := query.DefaultOptions()
+	o.Detail = detail
 	o.Logger = log.Named("query")
 	return query.NewHandler(store, o)
 }

@@ -177,36 +177,11 @@ func (f *follower) run(ctx context.Context) {
 
 // follow copies from one slave until ctx ends or a request fails.
 func (f *follower) follow(ctx context.Context, t target) error {
-	dctx, cancel := context.WithTimeout(ctx, f.settings.RequestTimeout)
-	defer cancel()
-	c, err := remoting.Dial(dctx, t.addr, 0)
+	c, hs, err := dialSlave(ctx, f.settings, t)
 	if err != nil {
-		return fmt.Errorf("slave %s of group %s not reachable: %w", t.addr, t.group, err)
+		return err
 	}
 	defer c.Close()
-	auth := syncauth.Client{Secret: f.settings.SyncSecret, Group: t.group, Role: syncauth.RoleBackup}
-	err = auth.Authenticate(dctx, func(ctx context.Context, body []byte) (protocol.Frame, error) {
-		return c.Call(ctx, protocol.CodeSyncAuth, body)
-	})
-	switch {
-	case errors.Is(err, syncauth.ErrNotSupported):
-		// Without SYNC_AUTH the peer would take this connection for its
-		// slave's: never risk counting as one.
-		return fmt.Errorf("the sync port %s does not know SYNC_AUTH (a qmq-go broker older than the backup); upgrade the group's brokers", t.addr)
-	case err != nil:
-		return fmt.Errorf("sync auth with slave %s: %w", t.addr, err)
-	}
-	resp, err := c.Call(dctx, protocol.CodeSyncCheckpointRequest, []byte{protocol.SyncCheckpointV2})
-	if err != nil {
-		return fmt.Errorf("handshake with slave %s: %w", t.addr, err)
-	}
-	if resp.Header.Code != protocol.CodeSuccess {
-		return fmt.Errorf("slave %s refused the handshake (%s): %s", t.addr, protocol.CodeName(resp.Header.Code, true), protocol.DecodeErrorBody(resp.Body))
-	}
-	hs, err := protocol.DecodeSyncCheckpointResponse(resp.Body)
-	if err != nil || hs.Version != protocol.SyncCheckpointV2 {
-		return fmt.Errorf("slave %s answered the handshake with version %d (%v): it is not a qmq-go broker", t.addr, hs.Version, err)
-	}
 	info := hs.Replica
 	if info.MessageMinOffset < 0 || info.ActionMinOffset < 0 || info.MessageSegmentSize <= 0 || info.ActionSegmentSize <= 0 {
 		return fmt.Errorf("slave %s cannot be read yet: its active segment was written under another segment size; the backup starts once it moved on to a new segment", t.addr)
@@ -263,6 +238,48 @@ func (f *follower) follow(ctx context.Context, t target) error {
 		return err
 	}
 	return ctx.Err()
+}
+
+// dialSlave connects to t's slave as a reader (syncauth.RoleBackup: it
+// never counts as the group's slave) and shakes hands; the caller closes
+// the client.
+func dialSlave(ctx context.Context, settings Settings, t target) (*remoting.Client, protocol.SyncCheckpointResponse, error) {
+	var none protocol.SyncCheckpointResponse
+	dctx, cancel := context.WithTimeout(ctx, settings.RequestTimeout)
+	defer cancel()
+	c, err := remoting.Dial(dctx, t.addr, 0)
+	if err != nil {
+		return nil, none, fmt.Errorf("slave %s of group %s not reachable: %w", t.addr, t.group, err)
+	}
+	auth := syncauth.Client{Secret: settings.SyncSecret, Group: t.group, Role: syncauth.RoleBackup}
+	err = auth.Authenticate(dctx, func(ctx context.Context, body []byte) (protocol.Frame, error) {
+		return c.Call(ctx, protocol.CodeSyncAuth, body)
+	})
+	switch {
+	case errors.Is(err, syncauth.ErrNotSupported):
+		// Without SYNC_AUTH the peer would take this connection for its
+		// slave's: never risk counting as one.
+		c.Close()
+		return nil, none, fmt.Errorf("the sync port %s does not know SYNC_AUTH (a qmq-go broker older than the backup); upgrade the group's brokers", t.addr)
+	case err != nil:
+		c.Close()
+		return nil, none, fmt.Errorf("sync auth with slave %s: %w", t.addr, err)
+	}
+	resp, err := c.Call(dctx, protocol.CodeSyncCheckpointRequest, []byte{protocol.SyncCheckpointV2})
+	if err != nil {
+		c.Close()
+		return nil, none, fmt.Errorf("handshake with slave %s: %w", t.addr, err)
+	}
+	if resp.Header.Code != protocol.CodeSuccess {
+		c.Close()
+		return nil, none, fmt.Errorf("slave %s refused the handshake (%s): %s", t.addr, protocol.CodeName(resp.Header.Code, true), protocol.DecodeErrorBody(resp.Body))
+	}
+	hs, err := protocol.DecodeSyncCheckpointResponse(resp.Body)
+	if err != nil || hs.Version != protocol.SyncCheckpointV2 {
+		c.Close()
+		return nil, none, fmt.Errorf("slave %s answered the handshake with version %d (%v): it is not a qmq-go broker", t.addr, hs.Version, err)
+	}
+	return c, hs, nil
 }
 
 // fetch asks the slave for its log bytes from off.

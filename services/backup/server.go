@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/qmq-go/qmq/backup"
+	"github.com/qmq-go/qmq/backup/query"
 	"github.com/qmq-go/qmq/backup/storemetrics"
 	"github.com/qmq-go/qmq/internal/httpguard"
 )
@@ -24,9 +25,10 @@ type Options struct {
 	// With broker.port it names the backup's row in the broker table.
 	Hostname string
 	Logger   hclog.Logger // nil: no logging
-	// Query serves the query API (/api/…) on the HTTP port; nil: only
-	// /health, /metrics and the dead-letter resend.
-	Query http.Handler
+	// Query builds the query API's handler (/api/… on the HTTP port),
+	// given Server.Detail as the source of content the store does not keep;
+	// nil: only /health, /metrics and the dead-letter resend.
+	Query func(detail query.DetailSource) http.Handler
 }
 
 // Server is the backup service: it follows its broker group's slave,
@@ -66,7 +68,10 @@ func New(settings Settings, store backup.Store, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}
-	s := &Server{settings: settings, store: store, log: opts.Logger, hostname: opts.Hostname, query: opts.Query, fatal: make(chan error, 1)}
+	s := &Server{settings: settings, store: store, log: opts.Logger, hostname: opts.Hostname, fatal: make(chan error, 1)}
+	if opts.Query != nil {
+		s.query = opts.Query(s.Detail)
+	}
 	if s.hostname == "" {
 		var err error
 		if s.hostname, err = os.Hostname(); err != nil {
