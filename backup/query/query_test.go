@@ -201,6 +201,9 @@ func TestDetailSource(t *testing.T) {
 	srv := httptest.NewServer(NewHandler(st, Options{Detail: func(ctx context.Context, req DetailRequest) ([]byte, error) {
 		subject, seq := req.Subject, req.Sequence
 		asked = fmt.Sprintf("%s/%s/%d", subject, req.BrokerGroup, seq)
+		if req.Located {
+			asked += fmt.Sprintf("@%d", req.LogOffset)
+		}
 		if seq == 99 {
 			return nil, fmt.Errorf("slave: no such message: %w", backup.ErrNotFound)
 		}
@@ -222,6 +225,14 @@ func TestDetailSource(t *testing.T) {
 	}
 	if code := get(t, srv, "/api/message/detail", "backupQuery", `{"subject":"%RETRY%order.changed%billing","brokerGroup":"bg1","sequence":2}`, &d); code != 200 || asked != "%RETRY%order.changed%billing/bg1/2" {
 		t.Fatalf("retry copy through the source: %d %+v (asked %s)", code, d, asked)
+	}
+	// A message kept without content but with its log offset: the source
+	// is told where the group's log holds it.
+	if err := st.PutMessages(ctx, []backup.Message{{Subject: "order.changed", MessageID: "m9", BrokerGroup: "bg1", Sequence: 9, CreateTime: t0, LogOffset: 4096, Located: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if code := get(t, srv, "/api/message/detail", "backupQuery", `{"subject":"order.changed","brokerGroup":"bg1","sequence":9}`, &d); code != 200 || asked != "order.changed/bg1/9@4096" {
+		t.Fatalf("located message through the source: %d %+v (asked %s)", code, d, asked)
 	}
 }
 
