@@ -512,13 +512,6 @@ func (f *follower) applyActions(ctx context.Context, group string, actions []act
 	return nil
 }
 
-// write runs put until the store accepts it, pausing with backoff between
-// failures (a store down or slow: nothing is skipped, the offsets wait). It
-// fails only when ctx ends.
-func (f *follower) write(ctx context.Context, put func(context.Context) error) error {
-	return f.writeTries(ctx, 0, put)
-}
-
 // refusedError: the store refused a write maxRefusals times in a row for a
 // reason other than being unavailable or slow.
 type refusedError struct{ err error }
