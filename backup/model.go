@@ -31,10 +31,41 @@ type Message struct {
 	// ConsumerGroup is the group whose retry or dead-letter subject held the
 	// copy ("" for KindNormal).
 	ConsumerGroup string
+	// LogOffset is where BrokerGroup's message log holds the record, when
+	// Located (the follower knows it; a query answers it when the store
+	// kept it): the detail of a message kept without its content is read
+	// there from the group's slave.
+	LogOffset int64
+	Located   bool
 	// Content is the message as stored by the broker (QMQ's payload
 	// encoding: flag, times, subject, id, tags, attributes). Always kept for
 	// dead letters; for other messages only with backup.message.content.
 	Content []byte
+}
+
+// MessageRef names one stored message by where its broker group stored it.
+// A normal message and a dead letter are numbered in different logs (the
+// subject's, and %DEAD_RETRY%<subject>%<group>'s), so the same broker
+// group and sequence commonly name one of each — and one dead letter per
+// consumer group: ConsumerGroup says which.
+type MessageRef struct {
+	Subject     string // the original subject
+	BrokerGroup string
+	Sequence    int64
+	// ConsumerGroup, when set, names that group's dead letter (the copy
+	// stored under %DEAD_RETRY%<Subject>%<ConsumerGroup>); "" the normal
+	// message.
+	ConsumerGroup string
+}
+
+// Ref is where m is stored: its MessageRef (retry copies are not kept
+// with content, so a KindRetry's Ref names the normal message).
+func (m *Message) Ref() MessageRef {
+	r := MessageRef{Subject: m.Subject, BrokerGroup: m.BrokerGroup, Sequence: m.Sequence}
+	if m.Kind == KindDead {
+		r.ConsumerGroup = m.ConsumerGroup
+	}
+	return r
 }
 
 // Action is a consume action; its numbers are QMQ's (0 pull, 1 ack).

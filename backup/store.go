@@ -21,12 +21,20 @@ type Store interface {
 	FindMessages(ctx context.Context, q MessageQuery) (MessagePage, error)
 	// FindDeadLetters answers a MessageQuery over dead letters.
 	FindDeadLetters(ctx context.Context, q MessageQuery) (MessagePage, error)
-	// FindMessage returns one message with its Content if the store has it
-	// (dead letters always; others with backup.message.content), or
-	// ErrNotFound.
-	FindMessage(ctx context.Context, subject, brokerGroup string, sequence int64) (Message, error)
+	// FindMessage returns the message ref names — the normal message, or
+	// with ref.ConsumerGroup that group's dead letter — with its Content if
+	// the store has it (dead letters always; others with
+	// backup.message.content), or ErrNotFound.
+	FindMessage(ctx context.Context, ref MessageRef) (Message, error)
 	// FindRecords returns a message's consume records, oldest first.
 	FindRecords(ctx context.Context, q RecordQuery) ([]Record, error)
+
+	// Sync makes every Put that returned before it durable: it survives a
+	// crash of the process and of the machine. The follower calls it
+	// before each checkpoint save, so a store may acknowledge a Put before
+	// it is on disk (Pebble without backup.store.sync: one fsync per
+	// checkpoint instead of one per Put).
+	Sync(ctx context.Context) error
 
 	// Close releases the store; calls after Close fail.
 	Close() error

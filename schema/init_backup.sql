@@ -11,11 +11,16 @@
 -- QMQ's file, add the column:
 --   ALTER TABLE qmq_dic ADD COLUMN name_id INT UNSIGNED NOT NULL, ADD UNIQUE KEY uniq_idx_name_id (name_id);
 -- (on an empty table; a filled one cannot have been written by QMQ's DAO).
+-- name is 112 wide, not QMQ's 100: row keys use the ids of
+-- "%DEAD_RETRY%<subject>" and "%RETRY%<subject>", 12 and 7 bytes more than
+-- a subject of up to 100. The backup refuses a narrower column (MySQL's
+-- non-strict mode would truncate such names); widen one made from QMQ's file:
+--   ALTER TABLE qmq_dic MODIFY name VARCHAR(112) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL DEFAULT '';
 CREATE TABLE IF NOT EXISTS `qmq_dic`
 (
     `id`      INT(11) UNSIGNED NOT NULL AUTO_INCREMENT COMMENT 'row key',
     `name_id` INT(11) UNSIGNED NOT NULL COMMENT '6-digit id in row keys (0..999998)',
-    `name`    VARCHAR(100) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL DEFAULT '' COMMENT 'subject or group name (case-sensitive, as subjects are)',
+    `name`    VARCHAR(112) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL DEFAULT '' COMMENT 'subject or group name, or %RETRY%/%DEAD_RETRY% + subject (case-sensitive, as subjects are)',
     PRIMARY KEY (`id`),
     UNIQUE KEY `uniq_idx_name_id` (`name_id`),
     UNIQUE KEY `uniq_idx_name` (`name`)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 )
 
@@ -24,8 +25,24 @@ type Dictionary interface {
 // ErrUnknownID is returned (wrapped) by Name for an id nobody was given.
 var ErrUnknownID = errors.New("dic: unknown id")
 
-// MaxNameLen is the longest name qmq_dic holds (varchar(100)).
+// MaxNameLen is the longest subject or group name the dictionary takes
+// (QMQ's qmq_dic.name is varchar(100)).
 const MaxNameLen = 100
+
+// MaxPrefixedNameLen is the longest name of a retry or dead-letter subject
+// the dictionary takes: QMQ's row keys use the ids of "%RETRY%<subject>"
+// and "%DEAD_RETRY%<subject>" (not of the stored
+// %RETRY%<subject>%<group>: the group has its own id in the key), which
+// for a 100-byte subject are up to 112 bytes. Our schema's column is
+// varchar(112) for them; CheckTable refuses a narrower one.
+const MaxPrefixedNameLen = len(deadRetryPrefix) + MaxNameLen
+
+// The prefixes of the names of MaxPrefixedNameLen (rowkey.RetrySubject,
+// rowkey.DeadRetrySubject).
+const (
+	retryPrefix     = "%RETRY%"
+	deadRetryPrefix = "%DEAD_RETRY%"
+)
 
 // insertAttempts is how often an id is drawn before giving up, as QMQ.
 const insertAttempts = 5
@@ -75,8 +92,12 @@ func checkName(name string) error {
 	if name == "" {
 		return errors.New("dic: an empty name has no id")
 	}
-	if len(name) > MaxNameLen {
-		return fmt.Errorf("dic: name %.40q… is %d bytes long; qmq_dic holds at most %d", name, len(name), MaxNameLen)
+	limit := MaxNameLen
+	if strings.HasPrefix(name, retryPrefix) || strings.HasPrefix(name, deadRetryPrefix) {
+		limit = MaxPrefixedNameLen
+	}
+	if len(name) > limit {
+		return fmt.Errorf("dic: name %.40q… is %d bytes long; the dictionary takes subjects and groups of at most %d bytes (QMQ's qmq_dic), %%RETRY%%/%%DEAD_RETRY%% names of at most %d", name, len(name), MaxNameLen, MaxPrefixedNameLen)
 	}
 	return nil
 }

@@ -132,6 +132,20 @@ func TestDictionary(t *testing.T) {
 			if _, err := a.ID(ctx, strings.Repeat("x", 101)); err == nil || !strings.Contains(err.Error(), "100") {
 				t.Fatalf("a 101-byte name: %v", err)
 			}
+			// QMQ's retry and dead-letter names of a 100-byte subject.
+			long := strings.Repeat("s", 100)
+			for _, n := range []string{"%RETRY%" + long, "%DEAD_RETRY%" + long} {
+				lid, err := a.ID(ctx, n)
+				if err != nil {
+					t.Fatalf("ID of the %d-byte %.12s… name: %v", len(n), n, err)
+				}
+				if back, err := b.Name(ctx, lid); err != nil || back != n {
+					t.Fatalf("Name(%s) = %.20q…, %v; want the whole name back", lid, back, err)
+				}
+			}
+			if _, err := a.ID(ctx, "%DEAD_RETRY%"+long+"x"); err == nil || !strings.Contains(err.Error(), "112") {
+				t.Fatalf("a 113-byte dead-letter name: %v", err)
+			}
 			if name != "kv" {
 				// Case matters: subjects differing only in case are two subjects.
 				up, err := a.ID(ctx, "Order.Changed")
@@ -209,6 +223,21 @@ func TestQMQSchemaIsRefusedWithAFix(t *testing.T) {
 	err = CheckTable(context.Background(), db)
 	if err == nil || !strings.Contains(err.Error(), "name_id") || !strings.Contains(err.Error(), "init_backup.sql") {
 		t.Fatalf("CheckTable on QMQ's schema: %v", err)
+	}
+	// With name_id added, as the schema's comment says, the column's width
+	// is still QMQ's 100: refused, with the ALTER that widens it.
+	if _, err := db.Exec("ALTER TABLE qmq_dic ADD COLUMN name_id INT UNSIGNED NOT NULL, ADD UNIQUE KEY uniq_idx_name_id (name_id)"); err != nil {
+		t.Fatal(err)
+	}
+	err = CheckTable(context.Background(), db)
+	if err == nil || !strings.Contains(err.Error(), "holds 100") || !strings.Contains(err.Error(), "VARCHAR(112)") {
+		t.Fatalf("CheckTable on a varchar(100) name: %v", err)
+	}
+	if _, err := db.Exec("ALTER TABLE qmq_dic MODIFY name VARCHAR(112) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL DEFAULT ''"); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckTable(context.Background(), db); err != nil {
+		t.Fatalf("CheckTable after the ALTER it names: %v", err)
 	}
 }
 

@@ -49,7 +49,21 @@ func CheckTable(ctx context.Context, db *sql.DB) error {
 	if err != nil {
 		return fmt.Errorf("table %s cannot be read as the backup needs it (columns name_id, name): %w; create it with schema/init_backup.sql, or add name_id to a table made by QMQ's init_backup.sql as that file's comment says", Table, err)
 	}
-	return rows.Close()
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	// A name column narrower than the longest name would, in MySQL's
+	// non-strict mode, store a truncated name under an id: rows keyed by it
+	// would be orphaned at the next start. Refuse it up front, with the fix.
+	var width sql.NullInt64
+	err = db.QueryRowContext(ctx, "SELECT CHARACTER_MAXIMUM_LENGTH FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = 'name'", Table).Scan(&width)
+	if err != nil {
+		return fmt.Errorf("read the width of %s.name from information_schema: %w", Table, err)
+	}
+	if width.Valid && width.Int64 < int64(MaxPrefixedNameLen) {
+		return fmt.Errorf("%s.name holds %d characters; the backup needs %d (\"%%DEAD_RETRY%%\" + a 100-character subject): ALTER TABLE %s MODIFY name VARCHAR(%d) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL DEFAULT '' (schema/init_backup.sql)", Table, width.Int64, MaxPrefixedNameLen, Table, MaxPrefixedNameLen)
+	}
+	return nil
 }
 
 func (b *sqlBackend) idOf(ctx context.Context, name string) (int, bool, error) {

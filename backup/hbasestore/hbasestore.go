@@ -85,6 +85,10 @@ func (t tables) Scan(ctx context.Context, s rowstore.Scan, fn func(k, v []byte) 
 	return t.c.scan(ctx, s, fn)
 }
 
+// Sync has nothing to do: the REST gateway answers a Put once HBase has
+// it in its write-ahead log.
+func (t tables) Sync(context.Context) error { return nil }
+
 func (t tables) Close() error {
 	t.c.close()
 	return nil

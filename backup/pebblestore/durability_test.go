@@ -50,10 +50,10 @@ func TestRetentionDeletesOldRows(t *testing.T) {
 	if err != nil || len(p.Messages) != 1 || p.Messages[0].MessageID != "new" {
 		t.Fatalf("after the retention: %+v, %v", p, err)
 	}
-	if _, err := st.FindMessage(ctx, "s", "bg", 1); err == nil {
+	if _, err := st.FindMessage(ctx, backup.MessageRef{Subject: "s", BrokerGroup: "bg", Sequence: 1}); err == nil {
 		t.Fatal("the old message's detail survived")
 	}
-	if m, err := st.FindMessage(ctx, "s", "bg", 2); err != nil || string(m.Content) != "y" {
+	if m, err := st.FindMessage(ctx, backup.MessageRef{Subject: "s", BrokerGroup: "bg", Sequence: 2}); err != nil || string(m.Content) != "y" {
 		t.Fatalf("the new message's detail: %+v, %v", m, err)
 	}
 	if d, _ := st.FindDeadLetters(ctx, q); len(d.Messages) != 0 {
@@ -106,55 +106,62 @@ func TestReopenKeepsRowsAndDictionary(t *testing.T) {
 }
 
 // TestKill9LosesNoAcknowledgedWrite runs a writer process that prints each
-// batch after PutMessages returned, kills it with SIGKILL mid-stream, and
-// checks that every printed batch is in the reopened store.
+// batch once it is durable — with Settings.Sync after PutMessages returned,
+// without it after the Store.Sync that follows every third batch (as the
+// follower syncs before each checkpoint) — kills it with SIGKILL
+// mid-stream, and checks that every printed batch is in the reopened store.
 func TestKill9LosesNoAcknowledgedWrite(t *testing.T) {
-	if os.Getenv("PEBBLESTORE_KILL9_WRITER") != "" {
-		killWriter(os.Getenv("PEBBLESTORE_KILL9_WRITER"))
+	if w := os.Getenv("PEBBLESTORE_KILL9_WRITER"); w != "" {
+		dir, mode, _ := strings.Cut(w, "|")
+		killWriter(dir, mode == "sync")
 		return
 	}
-	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestKill9LosesNoAcknowledgedWrite$")
-	cmd.Env = append(os.Environ(), "PEBBLESTORE_KILL9_WRITER="+dir)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	acked := -1
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		line := sc.Text()
-		if n, ok := strings.CutPrefix(line, "acked "); ok {
-			acked, _ = strconv.Atoi(n)
-			if acked >= 30 {
-				break
+	for _, mode := range []string{"sync", "nosync"} {
+		t.Run(mode, func(t *testing.T) {
+			dir := t.TempDir()
+			cmd := exec.Command(os.Args[0], "-test.run=^TestKill9LosesNoAcknowledgedWrite$")
+			cmd.Env = append(os.Environ(), "PEBBLESTORE_KILL9_WRITER="+dir+"|"+mode)
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-	}
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	cmd.Wait()
-	if acked < 30 {
-		t.Fatalf("the writer acknowledged only %d batches before it ended", acked)
-	}
-	st := open(t, dir, nil)
-	defer st.Close()
-	for b := 0; b <= acked; b++ {
-		id := fmt.Sprintf("batch-%d-msg-99", b)
-		p, err := st.FindMessages(ctx, backup.MessageQuery{Subject: "kill9", MessageID: id, Len: 1, CreateTimeBegin: time.Now().Add(-time.Hour)})
-		if err != nil || len(p.Messages) != 1 {
-			t.Fatalf("acknowledged batch %d (of %d) is lost after kill -9: %+v, %v", b, acked, p, err)
-		}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			acked := -1
+			sc := bufio.NewScanner(out)
+			for sc.Scan() {
+				line := sc.Text()
+				if n, ok := strings.CutPrefix(line, "acked "); ok {
+					acked, _ = strconv.Atoi(n)
+					if acked >= 30 {
+						break
+					}
+				}
+			}
+			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			cmd.Wait()
+			if acked < 30 {
+				t.Fatalf("the writer acknowledged only %d batches before it ended", acked)
+			}
+			st := open(t, dir, nil)
+			defer st.Close()
+			for b := 0; b <= acked; b++ {
+				id := fmt.Sprintf("batch-%d-msg-99", b)
+				p, err := st.FindMessages(ctx, backup.MessageQuery{Subject: "kill9", MessageID: id, Len: 1, CreateTimeBegin: time.Now().Add(-time.Hour)})
+				if err != nil || len(p.Messages) != 1 {
+					t.Fatalf("acknowledged batch %d (of %d) is lost after kill -9: %+v, %v", b, acked, p, err)
+				}
+			}
+		})
 	}
 }
 
-func killWriter(dir string) {
+func killWriter(dir string, sync bool) {
 	s := DefaultSettings()
-	s.Dir = dir
+	s.Dir, s.Sync = dir, sync
 	st, err := Open(s)
 	if err != nil {
 		fmt.Println("open:", err)
@@ -170,7 +177,16 @@ func killWriter(dir string) {
 			fmt.Println("put:", err)
 			os.Exit(1)
 		}
-		fmt.Printf("acked %d\n", b)
+		switch {
+		case sync:
+			fmt.Printf("acked %d\n", b)
+		case b%3 == 2:
+			if err := st.Sync(context.Background()); err != nil {
+				fmt.Println("sync:", err)
+				os.Exit(1)
+			}
+			fmt.Printf("acked %d\n", b)
+		}
 	}
 }
 

@@ -16,7 +16,9 @@ type Settings struct {
 	RetentionDays int
 	// RetentionCheckInterval is how often old rows are looked for.
 	RetentionCheckInterval time.Duration
-	// Sync fsyncs every Put before it returns (backup.store.sync).
+	// Sync fsyncs every Put before it returns. Without it a Put is durable
+	// only after the next Store.Sync (what the follower does before each
+	// checkpoint: `qmq backup` runs without it).
 	Sync bool
 	// IDIndex keeps qmq_backup_id for fast message-id queries.
 	IDIndex bool

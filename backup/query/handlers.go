@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/qmq-go/qmq/backup"
+	"github.com/qmq-go/qmq/backup/rowkey"
 	"github.com/qmq-go/qmq/protocol"
 )
 
@@ -171,7 +172,32 @@ func (h *handler) detail(ctx context.Context, raw []byte) (any, error) {
 	case q.Sequence < 0:
 		return nil, badRequest("sequence", "sequence: is %d; it must not be negative", q.Sequence)
 	}
-	m, err := h.store.FindMessage(ctx, q.Subject, q.BrokerGroup, q.Sequence)
+	// A normal message and each consumer group's dead letters are numbered
+	// in their own logs, so broker group and sequence alone are ambiguous:
+	// the dead list's consumerGroup names the dead letter. QMQ's detail
+	// query has no such field in use — it asks the slave for the subject as
+	// given — so its stored dead-letter subject %DEAD_RETRY%<subject>%<group>
+	// is taken too, and means the same.
+	ref := backup.MessageRef{Subject: q.Subject, BrokerGroup: q.BrokerGroup, Sequence: q.Sequence, ConsumerGroup: q.ConsumerGroup}
+	stored := q.Subject // as the broker group's log holds it, for the DetailSource
+	if prefix, subject, group := rowkey.SplitSubject(q.Subject); prefix != "" {
+		switch {
+		case prefix == rowkey.RetryPrefix:
+			// Retry copies are kept without content: only the slave has it.
+			ref = backup.MessageRef{}
+		case q.ConsumerGroup != "" && q.ConsumerGroup != group:
+			return nil, badRequest("consumerGroup", "consumerGroup: is %q but the subject %q names the dead letter of %q", q.ConsumerGroup, q.Subject, group)
+		default:
+			ref.Subject, ref.ConsumerGroup = subject, group
+		}
+	} else if q.ConsumerGroup != "" {
+		stored = protocol.DeadRetrySubject(q.Subject, q.ConsumerGroup)
+	}
+	var m backup.Message
+	err := fmt.Errorf("%w: a retry copy's content is not kept", backup.ErrNotFound)
+	if ref.Subject != "" {
+		m, err = h.store.FindMessage(ctx, ref)
+	}
 	var content []byte
 	switch {
 	case err == nil && len(m.Content) > 0:
@@ -183,8 +209,12 @@ func (h *handler) detail(ctx context.Context, raw []byte) (any, error) {
 			}
 			return nil, err
 		}
-		if content, err = h.opts.Detail(ctx, q.Subject, q.BrokerGroup, q.Sequence); err != nil {
+		req := DetailRequest{Subject: stored, BrokerGroup: q.BrokerGroup, Sequence: q.Sequence, LogOffset: m.LogOffset, Located: m.Located}
+		if content, err = h.opts.Detail(ctx, req); err != nil {
 			return nil, err
+		}
+		if ref.ConsumerGroup != "" {
+			m.ConsumerGroup = ref.ConsumerGroup
 		}
 	default:
 		return nil, err

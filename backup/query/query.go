@@ -18,10 +18,23 @@ import (
 )
 
 // DetailSource fetches a message's stored bytes (the broker's payload,
-// without CRC) from elsewhere — the slave, as QMQ does — when the store
-// keeps only its index. It returns an error wrapping backup.ErrNotFound if
-// the message is gone.
-type DetailSource func(ctx context.Context, subject, brokerGroup string, sequence int64) ([]byte, error)
+// without CRC) from elsewhere — the group's slave, as QMQ does — when the
+// store keeps only its index. It returns an error wrapping
+// backup.ErrNotFound if the message is gone or cannot be located.
+type DetailSource func(ctx context.Context, req DetailRequest) ([]byte, error)
+
+// DetailRequest names the message a DetailSource fetches.
+type DetailRequest struct {
+	// Subject is the subject the group's log holds the message under: for
+	// a dead letter %DEAD_RETRY%<subject>%<group>.
+	Subject     string
+	BrokerGroup string
+	Sequence    int64
+	// LogOffset is where the group's message log holds it, when the store
+	// knows (Located).
+	LogOffset int64
+	Located   bool
+}
 
 // Options of the handler.
 type Options struct {

@@ -149,8 +149,36 @@ func TestQueriesOverHTTP(t *testing.T) {
 	if d.MessageID != "m4" || d.Attrs["orderId"] != "42" || len(d.Tags) != 1 || d.Tags[0] != "vip" {
 		t.Fatalf("detail %+v", d)
 	}
-	if code := get(t, srv, "/api/message/detail", "backupQuery", `{"subject":"order.changed","brokerGroup":"bg1","sequence":7}`, &d); code != 200 || d.MessageID != "d1" || d.ConsumerGroup != "billing" {
-		t.Fatalf("dead letter's detail: %d %+v", code, d)
+	// A dead letter is named by its group (the dead list's consumerGroup),
+	// or by QMQ's stored subject %DEAD_RETRY%<subject>%<group>.
+	for _, q := range []string{
+		`{"subject":"order.changed","brokerGroup":"bg1","sequence":7,"consumerGroup":"billing"}`,
+		`{"subject":"%DEAD_RETRY%order.changed%billing","brokerGroup":"bg1","sequence":7}`,
+	} {
+		d = Detail{}
+		if code := get(t, srv, "/api/message/detail", "backupQuery", q, &d); code != 200 || d.MessageID != "d1" || d.ConsumerGroup != "billing" {
+			t.Fatalf("dead letter's detail %s: %d %+v", q, code, d)
+		}
+	}
+	// Normal message m4 and a dead letter share bg1's sequence 4 (numbered
+	// in different logs): each query gets its own.
+	if err := st.PutMessages(ctx, []backup.Message{{Subject: "order.changed", MessageID: "d4", BrokerGroup: "bg1", Sequence: 4, CreateTime: t0, Kind: backup.KindDead, ConsumerGroup: "audit",
+		Content: payload(t, protocol.Message{CreateTime: t0.UnixMilli(), Subject: "order.changed", MessageID: "d4"})}}); err != nil {
+		t.Fatal(err)
+	}
+	for q, want := range map[string]string{
+		`{"subject":"order.changed","brokerGroup":"bg1","sequence":4}`:                         "m4",
+		`{"subject":"order.changed","brokerGroup":"bg1","sequence":4,"consumerGroup":"audit"}`: "d4",
+		`{"subject":"%DEAD_RETRY%order.changed%audit","brokerGroup":"bg1","sequence":4}`:       "d4",
+	} {
+		d = Detail{}
+		if code := get(t, srv, "/api/message/detail", "backupQuery", q, &d); code != 200 || d.MessageID != want {
+			t.Fatalf("detail %s: %d %+v, want %s", q, code, d, want)
+		}
+	}
+	var e0 errorBody
+	if code := get(t, srv, "/api/message/detail", "backupQuery", `{"subject":"order.changed","brokerGroup":"bg1","sequence":4,"consumerGroup":"billing"}`, &e0); code != 404 {
+		t.Fatalf("billing's dead letter at 4 (there is none): %d %+v", code, e0)
 	}
 	// Without content and without a DetailSource: 404.
 	var e errorBody
@@ -170,8 +198,12 @@ func TestDetailSource(t *testing.T) {
 	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
 	fill(t, st, t0)
 	var asked string
-	srv := httptest.NewServer(NewHandler(st, Options{Detail: func(ctx context.Context, subject, group string, seq int64) ([]byte, error) {
-		asked = fmt.Sprintf("%s/%s/%d", subject, group, seq)
+	srv := httptest.NewServer(NewHandler(st, Options{Detail: func(ctx context.Context, req DetailRequest) ([]byte, error) {
+		subject, seq := req.Subject, req.Sequence
+		asked = fmt.Sprintf("%s/%s/%d", subject, req.BrokerGroup, seq)
+		if req.Located {
+			asked += fmt.Sprintf("@%d", req.LogOffset)
+		}
 		if seq == 99 {
 			return nil, fmt.Errorf("slave: no such message: %w", backup.ErrNotFound)
 		}
@@ -185,6 +217,22 @@ func TestDetailSource(t *testing.T) {
 	var e errorBody
 	if code := get(t, srv, "/api/message/detail", "backupQuery", `{"subject":"order.changed","brokerGroup":"bg1","sequence":99}`, &e); code != 404 {
 		t.Fatalf("a message the source does not have: %d %+v", code, e)
+	}
+	// A dead letter the store does not have is asked for under the subject
+	// the group's log holds it.
+	if code := get(t, srv, "/api/message/detail", "backupQuery", `{"subject":"order.changed","brokerGroup":"bg1","sequence":3,"consumerGroup":"billing"}`, &d); code != 200 || asked != "%DEAD_RETRY%order.changed%billing/bg1/3" || d.ConsumerGroup != "billing" {
+		t.Fatalf("dead letter through the source: %d %+v (asked %s)", code, d, asked)
+	}
+	if code := get(t, srv, "/api/message/detail", "backupQuery", `{"subject":"%RETRY%order.changed%billing","brokerGroup":"bg1","sequence":2}`, &d); code != 200 || asked != "%RETRY%order.changed%billing/bg1/2" {
+		t.Fatalf("retry copy through the source: %d %+v (asked %s)", code, d, asked)
+	}
+	// A message kept without content but with its log offset: the source
+	// is told where the group's log holds it.
+	if err := st.PutMessages(ctx, []backup.Message{{Subject: "order.changed", MessageID: "m9", BrokerGroup: "bg1", Sequence: 9, CreateTime: t0, LogOffset: 4096, Located: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if code := get(t, srv, "/api/message/detail", "backupQuery", `{"subject":"order.changed","brokerGroup":"bg1","sequence":9}`, &d); code != 200 || asked != "order.changed/bg1/9@4096" {
+		t.Fatalf("located message through the source: %d %+v (asked %s)", code, d, asked)
 	}
 }
 

@@ -156,13 +156,23 @@ func TestRecordValuesRoundTrip(t *testing.T) {
 	if got, err := DecodeDetailValue(b); err != nil || !reflect.DeepEqual(got, dv) {
 		t.Fatalf("DecodeDetailValue = %+v, %v", got, err)
 	}
+	// With the log offset (a message kept without content); a row written
+	// before offsets were recorded still decodes (above).
+	located := DetailValue{CreateTimeMs: 5, Kind: 0, LogOffset: 1 << 40, Located: true, MessageID: "id"}
+	if b, err = located.Encode(nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := DecodeDetailValue(b); err != nil || !reflect.DeepEqual(got, located) {
+		t.Fatalf("DecodeDetailValue with an offset = %+v, %v", got, err)
+	}
 }
 
 func FuzzDecodeValues(f *testing.F) {
 	iv, _ := IndexValue{Sequence: 1, CreateTimeMs: 2, BrokerGroup: "g", MessageID: "m"}.Encode(nil)
 	rv, _ := RecordValue{TimestampMs: 1, ConsumerID: "c", ConsumerGroup: "g"}.Encode(nil)
 	dv, _ := DetailValue{CreateTimeMs: 1, Kind: 2, MessageID: "m", ConsumerGroup: "g", Content: []byte("x")}.Encode(nil)
-	for _, s := range [][]byte{iv, rv, dv, nil, {0xff}} {
+	lv, _ := DetailValue{CreateTimeMs: 1, Kind: 0, LogOffset: 77, Located: true, MessageID: "m"}.Encode(nil)
+	for _, s := range [][]byte{iv, rv, dv, lv, nil, {0xff}} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -127,34 +127,61 @@ func DecodeDeadRecordValue(b []byte) (DeadRecordValue, error) {
 	}, nil
 }
 
-// DetailKey (ours, not QMQ's) keys a message by where the broker stored
-// it, for the detail query: subjectId + brokerGroupId + seq19 + kind digit.
+// DetailKey (ours, not QMQ's) keys a normal message by where the broker
+// stored it, for the detail query: subjectId + brokerGroupId + seq19 + "0".
 // HBase keeps it in qmq_backup_detail, Pebble under its own table byte.
-func DetailKey(subjectID, brokerGroupID, seqKey string, kind byte) []byte {
-	return cat(subjectID, brokerGroupID, seqKey, string(rune('0'+kind)))
+func DetailKey(subjectID, brokerGroupID, seqKey string) []byte {
+	return cat(subjectID, brokerGroupID, seqKey, "0")
 }
 
-// DetailKeyLen is the length of a DetailKey.
+// DeadDetailKey (ours) keys a dead letter the same way, plus its consumer
+// group: subjectId + brokerGroupId + seq19 + "2" + consumerGroupId. Each
+// group's dead letters are numbered in their own log
+// (%DEAD_RETRY%<subject>%<group>), so without the group two groups' dead
+// letters of one subject share a sequence (and one row).
+func DeadDetailKey(subjectID, brokerGroupID, seqKey, consumerGroupID string) []byte {
+	return cat(subjectID, brokerGroupID, seqKey, "2", consumerGroupID)
+}
+
+// DetailKeyLen is the length of a DetailKey; a DeadDetailKey is IDLen
+// longer.
 const DetailKeyLen = IDLen + IDLen + SeqLen + 1
 
 // DetailValue (ours) is what the detail query needs of a message:
-// createTime i64 | kind u8 | idLen u16 | messageId | groupLen u16 |
-// consumerGroup | content (the rest, may be empty).
+// createTime i64 | kind u8 [| logOffset i64 when kind has bit 0x80] |
+// idLen u16 | messageId | groupLen u16 | consumerGroup | content (the
+// rest, may be empty). The flag bit keeps rows written before the offset
+// was recorded readable.
 type DetailValue struct {
-	CreateTimeMs  int64
-	Kind          byte
+	CreateTimeMs int64
+	Kind         byte
+	// LogOffset is where the broker group's message log holds the record
+	// (Located): the detail of a message kept without content is read
+	// there from the slave.
+	LogOffset     int64
+	Located       bool
 	MessageID     string
 	ConsumerGroup string
 	Content       []byte
 }
+
+const detailLocated = 0x80
 
 // Encode appends v's bytes to b.
 func (v DetailValue) Encode(b []byte) ([]byte, error) {
 	if len(v.MessageID) > math.MaxUint16 || len(v.ConsumerGroup) > math.MaxUint16 {
 		return nil, fmt.Errorf("message id (%d bytes) or consumer group (%d bytes) longer than %d bytes", len(v.MessageID), len(v.ConsumerGroup), math.MaxUint16)
 	}
+	if v.Kind&detailLocated != 0 {
+		return nil, fmt.Errorf("kind %d is not a kind", v.Kind)
+	}
 	b = binary.BigEndian.AppendUint64(b, uint64(v.CreateTimeMs))
-	b = append(b, v.Kind)
+	if v.Located {
+		b = append(b, v.Kind|detailLocated)
+		b = binary.BigEndian.AppendUint64(b, uint64(v.LogOffset))
+	} else {
+		b = append(b, v.Kind)
+	}
 	b = binary.BigEndian.AppendUint16(b, uint16(len(v.MessageID)))
 	b = append(b, v.MessageID...)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(v.ConsumerGroup)))
@@ -168,12 +195,21 @@ func DecodeDetailValue(b []byte) (DetailValue, error) {
 		return DetailValue{}, fmt.Errorf("detail value is %d bytes; it needs at least 13: %w", len(b), errShort)
 	}
 	v := DetailValue{CreateTimeMs: int64(binary.BigEndian.Uint64(b)), Kind: b[8]}
-	n := int(binary.BigEndian.Uint16(b[9:]))
-	if 11+n+2 > len(b) {
+	h := 9 // where the message id's length is
+	if v.Kind&detailLocated != 0 {
+		if len(b) < 21 {
+			return DetailValue{}, fmt.Errorf("detail value with a log offset is %d bytes; it needs at least 21: %w", len(b), errShort)
+		}
+		v.Kind &^= detailLocated
+		v.Located, v.LogOffset = true, int64(binary.BigEndian.Uint64(b[9:]))
+		h = 17
+	}
+	n := int(binary.BigEndian.Uint16(b[h:]))
+	if h+2+n+2 > len(b) {
 		return DetailValue{}, fmt.Errorf("detail value: message id of %d bytes in %d: %w", n, len(b), errShort)
 	}
-	v.MessageID = string(b[11 : 11+n])
-	o := 11 + n
+	v.MessageID = string(b[h+2 : h+2+n])
+	o := h + 2 + n
 	m := int(binary.BigEndian.Uint16(b[o:]))
 	if o+2+m > len(b) {
 		return DetailValue{}, fmt.Errorf("detail value: consumer group of %d bytes in %d: %w", m, len(b), errShort)

@@ -212,55 +212,62 @@ func (s *Store) page(ctx context.Context, sc Scan, q backup.MessageQuery, w wind
 	return page, nil
 }
 
-// FindMessage returns the message brokerGroup stored as sequence of
-// subject: a normal message whose content the store keeps, else a dead
-// letter (content from qmq_backup_dead_content).
-func (s *Store) FindMessage(ctx context.Context, subject, brokerGroup string, sequence int64) (backup.Message, error) {
+// FindMessage returns the message ref names: the normal message (whose
+// content the store keeps only with backup.message.content), or with
+// ref.ConsumerGroup that group's dead letter (content from
+// qmq_backup_dead_content).
+func (s *Store) FindMessage(ctx context.Context, ref backup.MessageRef) (backup.Message, error) {
 	if err := s.check(); err != nil {
 		return backup.Message{}, err
 	}
-	if subject == "" {
+	if ref.Subject == "" {
 		return backup.Message{}, badQuery("subject", "is required")
 	}
-	if brokerGroup == "" {
+	if ref.BrokerGroup == "" {
 		return backup.Message{}, badQuery("brokerGroup", "is required")
 	}
-	seq, err := rowkey.SeqKey(sequence)
+	seq, err := rowkey.SeqKey(ref.Sequence)
 	if err != nil {
 		return backup.Message{}, badQuery("sequence", "%v", err)
 	}
-	sid, err := s.lookup(ctx, "subject", subject)
+	sid, err := s.lookup(ctx, "subject", ref.Subject)
 	if err != nil {
 		return backup.Message{}, err
 	}
-	bg, err := s.lookup(ctx, "brokerGroup", brokerGroup)
+	bg, err := s.lookup(ctx, "brokerGroup", ref.BrokerGroup)
 	if err != nil {
 		return backup.Message{}, err
 	}
-	for _, kind := range []backup.Kind{backup.KindNormal, backup.KindDead} {
-		v, ok, err := s.t.Get(ctx, Details, rowkey.DetailKey(sid, bg, seq, byte(kind)))
+	key, kind, what := rowkey.DetailKey(sid, bg, seq), backup.KindNormal, "message"
+	if ref.ConsumerGroup != "" {
+		cg, err := s.lookup(ctx, "consumerGroup", ref.ConsumerGroup)
 		if err != nil {
-			return backup.Message{}, fmt.Errorf("%s: read %s: %w", s.opts.Name, Details, err)
+			return backup.Message{}, err
 		}
-		if !ok {
-			continue
-		}
-		d, err := rowkey.DecodeDetailValue(v)
-		if err != nil {
-			return backup.Message{}, fmt.Errorf("%s: %s row of %s/%s/%d: %w", s.opts.Name, Details, subject, brokerGroup, sequence, err)
-		}
-		m := backup.Message{
-			Subject: subject, MessageID: d.MessageID, BrokerGroup: brokerGroup, Sequence: sequence,
-			CreateTime: time.UnixMilli(d.CreateTimeMs), Kind: kind, ConsumerGroup: d.ConsumerGroup, Content: d.Content,
-		}
-		if kind == backup.KindDead {
-			if m.Content, err = s.deadContent(ctx, sid, &m); err != nil {
-				return backup.Message{}, err
-			}
-		}
-		return m, nil
+		key, kind, what = rowkey.DeadDetailKey(sid, bg, seq, cg), backup.KindDead, fmt.Sprintf("dead letter of consumer group %q", ref.ConsumerGroup)
 	}
-	return backup.Message{}, fmt.Errorf("%s: message %d of subject %q in broker group %q: %w", s.opts.Name, sequence, subject, brokerGroup, backup.ErrNotFound)
+	v, ok, err := s.t.Get(ctx, Details, key)
+	if err != nil {
+		return backup.Message{}, fmt.Errorf("%s: read %s: %w", s.opts.Name, Details, err)
+	}
+	if !ok {
+		return backup.Message{}, fmt.Errorf("%s: %s %d of subject %q in broker group %q: %w", s.opts.Name, what, ref.Sequence, ref.Subject, ref.BrokerGroup, backup.ErrNotFound)
+	}
+	d, err := rowkey.DecodeDetailValue(v)
+	if err != nil {
+		return backup.Message{}, fmt.Errorf("%s: %s row of %s/%s/%d: %w", s.opts.Name, Details, ref.Subject, ref.BrokerGroup, ref.Sequence, err)
+	}
+	m := backup.Message{
+		Subject: ref.Subject, MessageID: d.MessageID, BrokerGroup: ref.BrokerGroup, Sequence: ref.Sequence,
+		CreateTime: time.UnixMilli(d.CreateTimeMs), Kind: kind, ConsumerGroup: d.ConsumerGroup, Content: d.Content,
+		LogOffset: d.LogOffset, Located: d.Located,
+	}
+	if kind == backup.KindDead {
+		if m.Content, err = s.deadContent(ctx, sid, &m); err != nil {
+			return backup.Message{}, err
+		}
+	}
+	return m, nil
 }
 
 func (s *Store) deadContent(ctx context.Context, sid string, m *backup.Message) ([]byte, error) {

@@ -62,10 +62,11 @@ func (s *Store) messageRows(ctx context.Context, rows []Row, m *backup.Message) 
 		return nil, err
 	}
 	row := func(t Table, k, v []byte) { rows = append(rows, Row{Table: t, Key: k, Value: v, Time: m.CreateTime}) }
-	detail := func(sid, cg string, content []byte) error {
-		v, err := rowkey.DetailValue{CreateTimeMs: m.CreateTime.UnixMilli(), Kind: byte(m.Kind), MessageID: m.MessageID, ConsumerGroup: cg, Content: content}.Encode(nil)
+	detail := func(key []byte, cg string, content []byte) error {
+		v, err := rowkey.DetailValue{CreateTimeMs: m.CreateTime.UnixMilli(), Kind: byte(m.Kind), LogOffset: m.LogOffset, Located: m.Located,
+			MessageID: m.MessageID, ConsumerGroup: cg, Content: content}.Encode(nil)
 		if err == nil {
-			row(Details, rowkey.DetailKey(sid, bg, seq, byte(m.Kind)), v)
+			row(Details, key, v)
 		}
 		return err
 	}
@@ -79,8 +80,9 @@ func (s *Store) messageRows(ctx context.Context, rows []Row, m *backup.Message) 
 		if s.opts.IDIndex {
 			row(IDIndex, rowkey.IDIndexKey(sid, md, tk, bg, seq), index)
 		}
-		if len(m.Content) > 0 {
-			if err := detail(sid, "", m.Content); err != nil {
+		// The detail row: the content, or where the group's log holds it.
+		if len(m.Content) > 0 || m.Located {
+			if err := detail(rowkey.DetailKey(sid, bg, seq), "", m.Content); err != nil {
 				return nil, err
 			}
 		}
@@ -116,7 +118,7 @@ func (s *Store) messageRows(ctx context.Context, rows []Row, m *backup.Message) 
 		rec := rowkey.DeadRecordValue{Sequence: m.Sequence, TimestampMs: m.CreateTime.UnixMilli() + rowkey.DeadRecordDelay, ConsumerGroup: m.ConsumerGroup}
 		row(Records, rowkey.DeadRecordKey(dsid, md, cg), rec.Encode(nil))
 		// The detail row points at the dead content; it holds no copy.
-		if err := detail(sid, m.ConsumerGroup, nil); err != nil {
+		if err := detail(rowkey.DeadDetailKey(sid, bg, seq, cg), m.ConsumerGroup, nil); err != nil {
 			return nil, err
 		}
 	}

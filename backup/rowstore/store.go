@@ -1,6 +1,7 @@
 package rowstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -57,6 +58,17 @@ func New(t Tables, dict dic.Dictionary, opts Options) *Store {
 
 // Tables is the store's backend.
 func (s *Store) Tables() Tables { return s.t }
+
+// Sync makes every Put that returned durable.
+func (s *Store) Sync(ctx context.Context) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	if err := s.t.Sync(ctx); err != nil {
+		return fmt.Errorf("%s: sync: %w", s.opts.Name, err)
+	}
+	return nil
+}
 
 // Close closes the backend; later calls fail.
 func (s *Store) Close() error {

@@ -73,5 +73,7 @@ type Tables interface {
 	// or the rows run out. key and value are valid only during the call,
 	// and fn must not call the backend (it may hold a lock for the scan).
 	Scan(ctx context.Context, s Scan, fn func(key, value []byte) bool) error
+	// Sync makes every Put that returned durable (backup.Store.Sync).
+	Sync(ctx context.Context) error
 	Close() error
 }

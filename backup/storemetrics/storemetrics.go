@@ -99,11 +99,18 @@ func (m *Store) FindDeadLetters(ctx context.Context, q backup.MessageQuery) (bac
 	return p, err
 }
 
-func (m *Store) FindMessage(ctx context.Context, subject, brokerGroup string, sequence int64) (backup.Message, error) {
+func (m *Store) FindMessage(ctx context.Context, ref backup.MessageRef) (backup.Message, error) {
 	start := time.Now()
-	msg, err := m.Store.FindMessage(ctx, subject, brokerGroup, sequence)
+	msg, err := m.Store.FindMessage(ctx, ref)
 	m.observe("find_message", start, err)
 	return msg, err
+}
+
+func (m *Store) Sync(ctx context.Context) error {
+	start := time.Now()
+	err := m.Store.Sync(ctx)
+	m.observe("sync", start, err)
+	return err
 }
 
 func (m *Store) FindRecords(ctx context.Context, q backup.RecordQuery) ([]backup.Record, error) {

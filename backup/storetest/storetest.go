@@ -28,6 +28,8 @@ func Run(t *testing.T, newStore func(t *testing.T) backup.Store) {
 		{"Records", testRecords},
 		{"RetryRecords", testRetryRecords},
 		{"Detail", testDetail},
+		{"DetailSameSequence", testDetailSameSequence},
+		{"LongNames", testLongNames},
 		{"BadQueries", testBadQueries},
 		{"Concurrent", testConcurrent},
 		{"Close", testClose},
@@ -102,6 +104,9 @@ func testPages(t *testing.T, s backup.Store) {
 	msgs := series("order.changed", "bg1", 25, t0, time.Second)
 	put(t, s, msgs...)
 	put(t, s, series("other.subject", "bg1", 3, t0, time.Second)...)
+	if err := s.Sync(ctx); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
 
 	p, err := s.FindMessages(ctx, backup.MessageQuery{Subject: "order.changed", Len: 10})
 	if err != nil {
@@ -264,7 +269,7 @@ func testDeadLetters(t *testing.T, s backup.Store) {
 			t.Fatalf("dead letter %s among the messages", m.MessageID)
 		}
 	}
-	m, err := s.FindMessage(ctx, "order.changed", "bg1", 5)
+	m, err := s.FindMessage(ctx, backup.MessageRef{Subject: "order.changed", BrokerGroup: "bg1", Sequence: 5, ConsumerGroup: "audit"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,21 +379,110 @@ func testDetail(t *testing.T, s backup.Store) {
 	with.Content = []byte{0, 1, 2, 3, 0xff}
 	without := msg("order.changed", "m-bare", "bg1", 2, t0)
 	put(t, s, with, without)
-	m, err := s.FindMessage(ctx, "order.changed", "bg1", 1)
+	m, err := s.FindMessage(ctx, ref("order.changed", "bg1", 1))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(m.Content, with.Content) || m.MessageID != "m-content" || !m.CreateTime.Equal(t0) || m.Kind != backup.KindNormal {
 		t.Fatalf("FindMessage with content: %+v", m)
 	}
-	if _, err := s.FindMessage(ctx, "order.changed", "bg1", 2); !errors.Is(err, backup.ErrNotFound) {
+	if _, err := s.FindMessage(ctx, ref("order.changed", "bg1", 2)); !errors.Is(err, backup.ErrNotFound) {
 		t.Fatalf("FindMessage of a message kept without content: %v, want ErrNotFound", err)
 	}
-	if _, err := s.FindMessage(ctx, "order.changed", "bg1", 3); !errors.Is(err, backup.ErrNotFound) {
+	// Kept without content but located: where the group's log holds it.
+	located := msg("order.changed", "m-located", "bg1", 4, t0)
+	located.LogOffset, located.Located = 1<<33+17, true
+	put(t, s, located)
+	if m, err := s.FindMessage(ctx, ref("order.changed", "bg1", 4)); err != nil || !m.Located || m.LogOffset != located.LogOffset || len(m.Content) != 0 || m.MessageID != "m-located" {
+		t.Fatalf("FindMessage of a located message without content: %+v, %v", m, err)
+	}
+	if _, err := s.FindMessage(ctx, ref("order.changed", "bg1", 3)); !errors.Is(err, backup.ErrNotFound) {
 		t.Fatalf("FindMessage of a missing sequence: %v, want ErrNotFound", err)
 	}
-	if _, err := s.FindMessage(ctx, "never.seen", "bg1", 1); !errors.Is(err, backup.ErrNotFound) {
+	if _, err := s.FindMessage(ctx, ref("never.seen", "bg1", 1)); !errors.Is(err, backup.ErrNotFound) {
 		t.Fatalf("FindMessage of an unknown subject: %v, want ErrNotFound", err)
+	}
+}
+
+func ref(subject, brokerGroup string, seq int64) backup.MessageRef {
+	return backup.MessageRef{Subject: subject, BrokerGroup: brokerGroup, Sequence: seq}
+}
+
+// testDetailSameSequence: a normal message and two groups' dead letters
+// stored as sequence 7 of bg1 (each in its own log) are three messages.
+func testDetailSameSequence(t *testing.T, s backup.Store) {
+	t0 := base()
+	normal := msg("order.changed", "normal.7", "bg1", 7, t0)
+	normal.Content = []byte("content of normal.7")
+	put(t, s, normal,
+		dead("order.changed", "dead.billing.7", "bg1", "billing", 7, t0.Add(time.Second)),
+		dead("order.changed", "dead.audit.7", "bg1", "audit", 7, t0.Add(2*time.Second)))
+	for _, c := range []struct {
+		ref      backup.MessageRef
+		id       string
+		kind     backup.Kind
+		consumer string
+	}{
+		{ref("order.changed", "bg1", 7), "normal.7", backup.KindNormal, ""},
+		{backup.MessageRef{Subject: "order.changed", BrokerGroup: "bg1", Sequence: 7, ConsumerGroup: "billing"}, "dead.billing.7", backup.KindDead, "billing"},
+		{backup.MessageRef{Subject: "order.changed", BrokerGroup: "bg1", Sequence: 7, ConsumerGroup: "audit"}, "dead.audit.7", backup.KindDead, "audit"},
+	} {
+		m, err := s.FindMessage(ctx, c.ref)
+		if err != nil {
+			t.Fatalf("FindMessage(%+v): %v", c.ref, err)
+		}
+		if m.MessageID != c.id || m.Kind != c.kind || m.ConsumerGroup != c.consumer || !bytes.Equal(m.Content, []byte("content of "+c.id)) || m.Ref() != c.ref {
+			t.Fatalf("FindMessage(%+v) = %+v (content %q), want %s", c.ref, m, m.Content, c.id)
+		}
+	}
+	// A group's dead letter that is not there is not found, whatever else
+	// has the sequence.
+	if _, err := s.FindMessage(ctx, backup.MessageRef{Subject: "order.changed", BrokerGroup: "bg1", Sequence: 8, ConsumerGroup: "billing"}); !errors.Is(err, backup.ErrNotFound) {
+		t.Fatalf("a missing dead letter: %v, want ErrNotFound", err)
+	}
+	put(t, s, msg("order.changed", "normal.9", "bg1", 9, t0))
+	if _, err := s.FindMessage(ctx, backup.MessageRef{Subject: "order.changed", BrokerGroup: "bg1", Sequence: 9, ConsumerGroup: "billing"}); !errors.Is(err, backup.ErrNotFound) {
+		t.Fatalf("the dead letter of a sequence only a normal message has: %v, want ErrNotFound", err)
+	}
+	if _, err := s.FindMessage(ctx, backup.MessageRef{Subject: "order.changed", BrokerGroup: "bg1", Sequence: 7, ConsumerGroup: "never-seen"}); !errors.Is(err, backup.ErrNotFound) {
+		t.Fatalf("the dead letter of an unknown group: %v, want ErrNotFound", err)
+	}
+}
+
+// testLongNames: a 100-byte subject (the most QMQ's dictionary holds) with
+// 100-byte groups: its retry copies and dead letters are keyed by the ids
+// of "%RETRY%<subject>" and "%DEAD_RETRY%<subject>" (107 and 112 bytes),
+// and every kind of entry is written and found.
+func testLongNames(t *testing.T, s backup.Store) {
+	t0 := base()
+	subject := strings.Repeat("s", 100)
+	group := strings.Repeat("g", 100)
+	brokerGroup := strings.Repeat("b", 100)
+	normal := msg(subject, "long.1", brokerGroup, 1, t0)
+	retry := msg(subject, "long.1", brokerGroup, 1, t0)
+	retry.Kind, retry.ConsumerGroup = backup.KindRetry, group
+	put(t, s, normal, retry, dead(subject, "long.1", brokerGroup, group, 1, t0.Add(time.Second)))
+	if err := s.PutRecords(ctx, []backup.Record{
+		rec(subject, brokerGroup, 1, group, "host-a", backup.ActionPull, t0),
+		rec("%RETRY%"+subject+"%"+group, brokerGroup, 1, group, "host-a", backup.ActionAck, t0),
+	}); err != nil {
+		t.Fatalf("PutRecords with long names: %v", err)
+	}
+	if got := all(t, s.FindMessages, backup.MessageQuery{Subject: subject, Len: 10}); len(got) != 1 || got[0].BrokerGroup != brokerGroup {
+		t.Fatalf("messages of a 100-byte subject: %+v", got)
+	}
+	if got := all(t, s.FindDeadLetters, backup.MessageQuery{Subject: subject, ConsumerGroup: group, Len: 10}); len(got) != 1 || got[0].ConsumerGroup != group {
+		t.Fatalf("dead letters of a 100-byte subject and group: %+v", got)
+	}
+	m, err := s.FindMessage(ctx, backup.MessageRef{Subject: subject, BrokerGroup: brokerGroup, Sequence: 1, ConsumerGroup: group})
+	if err != nil || m.MessageID != "long.1" || string(m.Content) != "content of long.1" {
+		t.Fatalf("the dead letter of a 100-byte subject: %+v, %v", m, err)
+	}
+	for kind, want := range map[backup.Kind]int{backup.KindNormal: 1, backup.KindRetry: 1, backup.KindDead: 1} {
+		q := backup.RecordQuery{Subject: subject, MessageID: "long.1", BrokerGroup: brokerGroup, Sequence: 1, Kind: kind}
+		if recs, err := s.FindRecords(ctx, q); err != nil || len(recs) != want {
+			t.Fatalf("records of kind %d of a 100-byte subject: %+v, %v; want %d", kind, recs, err, want)
+		}
 	}
 }
 
@@ -434,7 +528,7 @@ func testBadQueries(t *testing.T, s backup.Store) {
 			t.Errorf("FindRecords(%+v): %v; want ErrBadQuery naming %s", b.q, err, b.field)
 		}
 	}
-	if _, err := s.FindMessage(ctx, "order.changed", "", 1); !errors.Is(err, backup.ErrBadQuery) {
+	if _, err := s.FindMessage(ctx, ref("order.changed", "", 1)); !errors.Is(err, backup.ErrBadQuery) {
 		t.Errorf("FindMessage without broker group: %v", err)
 	}
 	// Bad entries are refused, not half written.

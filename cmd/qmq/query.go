@@ -26,7 +26,9 @@ Usage:
   qmq query dead    --subject S [--group G] [--id ID] [--since T] [--until T] [--len N] [--start NEXT] [--all]
   qmq query records --subject S --broker-group BG --sequence N          pulls and acks of a message
   qmq query records --subject S --id ID --retry | --dead                of its retries, or its dead letters
-  qmq query detail  --subject S --broker-group BG --sequence N          one message with its properties
+  qmq query detail  --subject S --broker-group BG --sequence N [--group G]
+                                                     one message with its properties (--group: that
+                                                     consumer group's dead letter at BG:N)
   qmq query create-hbase-tables --rest http://hbase-rest:8080 [--retention-days 30]
 
 Common flags:
@@ -346,6 +348,7 @@ func queryDetail(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&q.Subject, "subject", "", "the subject (required)")
 	fs.StringVar(&q.BrokerGroup, "broker-group", "", "the message's broker group (required)")
 	fs.Int64Var(&q.Sequence, "sequence", -1, "the message's sequence (required)")
+	fs.StringVar(&q.ConsumerGroup, "group", "", "a dead letter's consumer group, as `qmq query dead` lists it: each group's dead letters are numbered in their own log, so BG:N also names a normal message")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/qmq-go/qmq/backup/pebblestore"
 	"github.com/qmq-go/qmq/backup/query"
 	"github.com/qmq-go/qmq/internal/testutil"
+	"github.com/qmq-go/qmq/protocol"
 )
 
 // queryBackup serves the query API over a Pebble store holding 30
@@ -34,7 +35,13 @@ func queryBackup(t *testing.T) string {
 	for i := range 30 {
 		msgs = append(msgs, backup.Message{Subject: "order.changed", MessageID: fmt.Sprintf("m%02d", i), BrokerGroup: "bg1", Sequence: int64(i), CreateTime: now.Add(-time.Duration(30-i) * time.Minute)})
 	}
-	msgs = append(msgs, backup.Message{Subject: "order.changed", MessageID: "d1", BrokerGroup: "bg1", Sequence: 3, CreateTime: now.Add(-time.Hour), Kind: backup.KindDead, ConsumerGroup: "billing"})
+	dead, err := protocol.AppendMessage(nil, &protocol.Message{CreateTime: now.Add(-time.Hour).UnixMilli(), Subject: "order.changed", MessageID: "d1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// d1 and m03 are both sequence 3 of bg1 (numbered in different logs).
+	msgs = append(msgs, backup.Message{Subject: "order.changed", MessageID: "d1", BrokerGroup: "bg1", Sequence: 3, CreateTime: now.Add(-time.Hour), Kind: backup.KindDead, ConsumerGroup: "billing",
+		Content: dead[8:]})
 	ctx := context.Background()
 	if err := st.PutMessages(ctx, msgs); err != nil {
 		t.Fatal(err)
@@ -82,6 +89,10 @@ func TestQueryCommands(t *testing.T) {
 	code, out, _ = runQ("records", "--backup", addr, "--subject", "order.changed", "--broker-group", "bg1", "--sequence", "5", "--table")
 	if code != 0 || !strings.Contains(out, "pull") || !strings.Contains(out, "ack") || !strings.Contains(out, "host-a") {
 		t.Fatalf("records --table:\n%s", out)
+	}
+	code, out, _ = runQ("detail", "--backup", addr, "--subject", "order.changed", "--broker-group", "bg1", "--sequence", "3", "--group", "billing", "--table")
+	if code != 0 || !strings.Contains(out, "d1") || !strings.Contains(out, "billing") {
+		t.Fatalf("detail --group billing --table:\n%s", out)
 	}
 	code, out, _ = runQ("records", "--backup", addr, "--subject", "order.changed", "--id", "d1", "--dead")
 	var rl query.RecordList

@@ -177,36 +177,11 @@ func (f *follower) run(ctx context.Context) {
 
 // follow copies from one slave until ctx ends or a request fails.
 func (f *follower) follow(ctx context.Context, t target) error {
-	dctx, cancel := context.WithTimeout(ctx, f.settings.RequestTimeout)
-	defer cancel()
-	c, err := remoting.Dial(dctx, t.addr, 0)
+	c, hs, err := dialSlave(ctx, f.settings, t)
 	if err != nil {
-		return fmt.Errorf("slave %s of group %s not reachable: %w", t.addr, t.group, err)
+		return err
 	}
 	defer c.Close()
-	auth := syncauth.Client{Secret: f.settings.SyncSecret, Group: t.group, Role: syncauth.RoleBackup}
-	err = auth.Authenticate(dctx, func(ctx context.Context, body []byte) (protocol.Frame, error) {
-		return c.Call(ctx, protocol.CodeSyncAuth, body)
-	})
-	switch {
-	case errors.Is(err, syncauth.ErrNotSupported):
-		// Without SYNC_AUTH the peer would take this connection for its
-		// slave's: never risk counting as one.
-		return fmt.Errorf("the sync port %s does not know SYNC_AUTH (a qmq-go broker older than the backup); upgrade the group's brokers", t.addr)
-	case err != nil:
-		return fmt.Errorf("sync auth with slave %s: %w", t.addr, err)
-	}
-	resp, err := c.Call(dctx, protocol.CodeSyncCheckpointRequest, []byte{protocol.SyncCheckpointV2})
-	if err != nil {
-		return fmt.Errorf("handshake with slave %s: %w", t.addr, err)
-	}
-	if resp.Header.Code != protocol.CodeSuccess {
-		return fmt.Errorf("slave %s refused the handshake (%s): %s", t.addr, protocol.CodeName(resp.Header.Code, true), protocol.DecodeErrorBody(resp.Body))
-	}
-	hs, err := protocol.DecodeSyncCheckpointResponse(resp.Body)
-	if err != nil || hs.Version != protocol.SyncCheckpointV2 {
-		return fmt.Errorf("slave %s answered the handshake with version %d (%v): it is not a qmq-go broker", t.addr, hs.Version, err)
-	}
 	info := hs.Replica
 	if info.MessageMinOffset < 0 || info.ActionMinOffset < 0 || info.MessageSegmentSize <= 0 || info.ActionSegmentSize <= 0 {
 		return fmt.Errorf("slave %s cannot be read yet: its active segment was written under another segment size; the backup starts once it moved on to a new segment", t.addr)
@@ -263,6 +238,48 @@ func (f *follower) follow(ctx context.Context, t target) error {
 		return err
 	}
 	return ctx.Err()
+}
+
+// dialSlave connects to t's slave as a reader (syncauth.RoleBackup: it
+// never counts as the group's slave) and shakes hands; the caller closes
+// the client.
+func dialSlave(ctx context.Context, settings Settings, t target) (*remoting.Client, protocol.SyncCheckpointResponse, error) {
+	var none protocol.SyncCheckpointResponse
+	dctx, cancel := context.WithTimeout(ctx, settings.RequestTimeout)
+	defer cancel()
+	c, err := remoting.Dial(dctx, t.addr, 0)
+	if err != nil {
+		return nil, none, fmt.Errorf("slave %s of group %s not reachable: %w", t.addr, t.group, err)
+	}
+	auth := syncauth.Client{Secret: settings.SyncSecret, Group: t.group, Role: syncauth.RoleBackup}
+	err = auth.Authenticate(dctx, func(ctx context.Context, body []byte) (protocol.Frame, error) {
+		return c.Call(ctx, protocol.CodeSyncAuth, body)
+	})
+	switch {
+	case errors.Is(err, syncauth.ErrNotSupported):
+		// Without SYNC_AUTH the peer would take this connection for its
+		// slave's: never risk counting as one.
+		c.Close()
+		return nil, none, fmt.Errorf("the sync port %s does not know SYNC_AUTH (a qmq-go broker older than the backup); upgrade the group's brokers", t.addr)
+	case err != nil:
+		c.Close()
+		return nil, none, fmt.Errorf("sync auth with slave %s: %w", t.addr, err)
+	}
+	resp, err := c.Call(dctx, protocol.CodeSyncCheckpointRequest, []byte{protocol.SyncCheckpointV2})
+	if err != nil {
+		c.Close()
+		return nil, none, fmt.Errorf("handshake with slave %s: %w", t.addr, err)
+	}
+	if resp.Header.Code != protocol.CodeSuccess {
+		c.Close()
+		return nil, none, fmt.Errorf("slave %s refused the handshake (%s): %s", t.addr, protocol.CodeName(resp.Header.Code, true), protocol.DecodeErrorBody(resp.Body))
+	}
+	hs, err := protocol.DecodeSyncCheckpointResponse(resp.Body)
+	if err != nil || hs.Version != protocol.SyncCheckpointV2 {
+		c.Close()
+		return nil, none, fmt.Errorf("slave %s answered the handshake with version %d (%v): it is not a qmq-go broker", t.addr, hs.Version, err)
+	}
+	return c, hs, nil
 }
 
 // fetch asks the slave for its log bytes from off.
@@ -381,6 +398,9 @@ func (f *follower) copyMessages(ctx context.Context, c *remoting.Client, t targe
 		if next == off {
 			return parsed[backup.Message]{}, fmt.Errorf("slave %s sent %d bytes of its message log at %d that hold no whole record", t.addr, len(data), off)
 		}
+		if len(f.settings.SkipSubjects) > 0 {
+			b.msgs = skipMessages(b.msgs, f.settings.SkipSubjects)
+		}
 		if b.bad > 0 {
 			f.m.badPayloads.Add(float64(b.bad))
 			f.log.Warn("messages whose payload could not be read were not indexed", "count", b.bad, "offset", off)
@@ -399,6 +419,31 @@ func (f *follower) copyMessages(ctx context.Context, c *remoting.Client, t targe
 		f.msgOff.Store(b.next)
 		return nil
 	})
+}
+
+// skipMessages drops the entries of skipped subjects but their dead
+// letters, as QMQ (its index listener checks the skip list after handing
+// dead letters on).
+func skipMessages(msgs []backup.Message, skip map[string]bool) []backup.Message {
+	out := msgs[:0]
+	for _, m := range msgs {
+		if m.Kind == backup.KindDead || !skip[m.Subject] {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// skipRecords drops the consume records of skipped subjects (and of their
+// retry copies), as QMQ's action log processor.
+func skipRecords(recs []backup.Record, skip map[string]bool) []backup.Record {
+	out := recs[:0]
+	for _, r := range recs {
+		if subject, _, _ := splitSubject(r.Subject); !skip[subject] {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func kindLabel(k backup.Kind) string {
@@ -443,6 +488,11 @@ func (f *follower) applyActions(ctx context.Context, group string, actions []act
 		var u int64
 		recs, u = f.pulls.apply(a, group, recs)
 		unresolved += u
+	}
+	if len(f.settings.SkipSubjects) > 0 {
+		// The pulls of skipped subjects stay in the pull map (an ack still
+		// finds its pull); only their records are not written.
+		recs = skipRecords(recs, f.settings.SkipSubjects)
 	}
 	if len(recs) > 0 {
 		if err := writeBatch(f, ctx, recs, f.store.PutRecords, describeRecord); err != nil {

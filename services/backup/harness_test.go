@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/qmq-go/qmq/backup/query"
 	"github.com/qmq-go/qmq/client"
 	"github.com/qmq-go/qmq/client/admin"
 	"github.com/qmq-go/qmq/internal/testlog"
@@ -58,7 +59,11 @@ func startBackup(t *testing.T, s Settings, host string, store *memStore) *testBa
 	t.Helper()
 	b := &testBackup{t: t, settings: s, hostname: host, logs: &testlog.Buffer{}, done: make(chan error, 1)}
 	log := hclog.New(&hclog.LoggerOptions{Name: "backup", Level: hclog.Debug, Output: b.logs})
-	srv, err := New(s, store, Options{Hostname: host, Logger: log})
+	srv, err := New(s, store, Options{Hostname: host, Logger: log, Query: func(detail query.DetailSource) http.Handler {
+		o := query.DefaultOptions()
+		o.Detail = detail
+		return query.NewHandler(store, o)
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}

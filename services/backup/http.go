@@ -32,7 +32,8 @@ type healthReport struct {
 	PendingPulls      int64      `json:"pendingPulls"`
 }
 
-func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+// report is /health's answer now.
+func (s *Server) report() healthReport {
 	f := s.f
 	t, _ := f.target()
 	f.mu.Lock()
@@ -59,6 +60,11 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	case len(rep.Reasons) > 0:
 		rep.Status = "degraded"
 	}
+	return rep
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	rep := s.report()
 	w.Header().Set("Content-Type", "application/json")
 	if rep.Status != "ok" {
 		w.WriteHeader(http.StatusServiceUnavailable)

@@ -3,6 +3,7 @@ package backup
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -59,7 +60,11 @@ func readSettings(dir string, l conf.Lookup) (Settings, []*conf.Reader, error) {
 	if err != nil {
 		return Settings{}, nil, err
 	}
-	r, hr := conf.NewReader(f, l), conf.NewReader(hf, l)
+	df, err := conf.LoadFile(dir, FileDatasource)
+	if err != nil {
+		return Settings{}, nil, err
+	}
+	r, hr, dr := conf.NewReader(f, l), conf.NewReader(hf, l), conf.NewReader(df, l)
 	d := DefaultSettings()
 	ms := func(key string, def, lo, hi time.Duration) time.Duration { return r.Millis(key, def, lo, hi) }
 	s := Settings{
@@ -90,6 +95,9 @@ func readSettings(dir string, l conf.Lookup) (Settings, []*conf.Reader, error) {
 		RESTURL:        hr.String("backup.hbase.rest.url", d.HBase.RESTURL),
 		Timeout:        hr.Millis("backup.hbase.timeout.ms", d.HBase.Timeout, 10*time.Millisecond, 10*time.Minute),
 		DictionaryPath: hr.String("backup.dic.sqlite.path", d.HBase.DictionaryPath),
+		JDBCURL:        dr.String("jdbc.url", d.HBase.JDBCURL),
+		JDBCUser:       dr.String("jdbc.username", d.HBase.JDBCUser),
+		JDBCPassword:   dr.String("jdbc.password", d.HBase.JDBCPassword),
 		// QMQ reads the table names from backup.properties.
 		MessageTable:     r.String("hbase.message.table", d.HBase.MessageTable),
 		RecordTable:      r.String("hbase.record.table", d.HBase.RecordTable),
@@ -112,11 +120,18 @@ func readSettings(dir string, l conf.Lookup) (Settings, []*conf.Reader, error) {
 	for k, note := range ignoredHBaseKeys {
 		hr.Ignore(k, note)
 	}
+	// The metaserver's keys of the same file, so one datasource.properties
+	// serves both.
+	dr.Ignore("jdbc.driverClassName", "the MySQL driver is built in")
+	dr.Ignore("pool.size.max", "the dictionary needs a few connections (4)")
 	if err := r.Err(); err != nil {
 		return Settings{}, nil, fmt.Errorf("invalid configuration in %s:\n%w", f.Path, err)
 	}
 	if err := hr.Err(); err != nil {
 		return Settings{}, nil, fmt.Errorf("invalid configuration in %s:\n%w", hf.Path, err)
+	}
+	if err := dr.Err(); err != nil {
+		return Settings{}, nil, fmt.Errorf("invalid configuration in %s:\n%w", df.Path, err)
 	}
 	if s.SyncSecret, err = syncauth.LoadSecret(syncSecret, s.SyncSecretFile); err != nil {
 		return Settings{}, nil, fmt.Errorf("%s: %w", f.Path, err)
@@ -124,10 +139,37 @@ func readSettings(dir string, l conf.Lookup) (Settings, []*conf.Reader, error) {
 	if s.AdminToken, err = loadToken(token, tokenFile); err != nil {
 		return Settings{}, nil, fmt.Errorf("%s: %w", f.Path, err)
 	}
+	if s.SkipSubjects, err = loadSkip(dir); err != nil {
+		return Settings{}, nil, err
+	}
 	if err := s.Validate(); err != nil {
 		return Settings{}, nil, fmt.Errorf("%s: %w", f.Path, err)
 	}
-	return s, []*conf.Reader{r, hr}, nil
+	return s, []*conf.Reader{r, hr, dr}, nil
+}
+
+// loadSkip reads skip_backup.properties: one subject per line, =true to
+// skip it (=false, QMQ's other value, keeps it).
+func loadSkip(dir string) (map[string]bool, error) {
+	sf, err := conf.LoadFile(dir, FileSkip)
+	if err != nil {
+		return nil, err
+	}
+	var skip map[string]bool
+	for _, k := range sf.SortedKeys() {
+		v, _ := sf.Get(k)
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			return nil, fmt.Errorf("%s line %d: %s=%q: want true (not backed up) or false", sf.Path, sf.Line(k), k, v)
+		}
+		if b {
+			if skip == nil {
+				skip = map[string]bool{}
+			}
+			skip[k] = true
+		}
+	}
+	return skip, nil
 }
 
 // MinAdminTokenBytes is the shortest backup.admin.token accepted.

@@ -107,18 +107,23 @@ func (s *memStore) FindDeadLetters(ctx context.Context, q backup.MessageQuery) (
 	return s.find(backup.KindDead, q), s.check()
 }
 
-func (s *memStore) FindMessage(ctx context.Context, subject, brokerGroup string, sequence int64) (backup.Message, error) {
+func (s *memStore) FindMessage(ctx context.Context, ref backup.MessageRef) (backup.Message, error) {
 	if err := s.check(); err != nil {
 		return backup.Message{}, err
 	}
-	want, group, kind := splitSubject(subject)
+	kind := backup.KindNormal
+	if ref.ConsumerGroup != "" {
+		kind = backup.KindDead
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if m, ok := s.msgs[msgKey{kind, want, group, brokerGroup, sequence}]; ok {
+	if m, ok := s.msgs[msgKey{kind, ref.Subject, ref.ConsumerGroup, ref.BrokerGroup, ref.Sequence}]; ok {
 		return m, nil
 	}
-	return backup.Message{}, fmt.Errorf("%w: %s %s:%d", backup.ErrNotFound, subject, brokerGroup, sequence)
+	return backup.Message{}, fmt.Errorf("%w: %+v", backup.ErrNotFound, ref)
 }
+
+func (s *memStore) Sync(context.Context) error { return nil }
 
 func (s *memStore) FindRecords(ctx context.Context, q backup.RecordQuery) ([]backup.Record, error) {
 	s.mu.Lock()

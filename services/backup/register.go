@@ -31,6 +31,10 @@ type registrar struct {
 
 	consulSvc     *consul.Service
 	consulFailing bool
+	// consulDegraded: a refresh since the last registration found the
+	// backup not ok, so its check may have been critical long enough
+	// (consul.deregister.critical.after.ms) for the agent to remove it.
+	consulDegraded bool
 }
 
 func (r *registrar) lastError() string {
@@ -68,6 +72,7 @@ func (r *registrar) run(ctx context.Context) {
 		if err := r.once(ctx); err != nil && ctx.Err() == nil {
 			r.setError(err)
 			r.close()
+			r.consulDegraded = true // /health says so
 		} else if err == nil {
 			r.setError(nil)
 		}
@@ -134,14 +139,28 @@ func (r *registrar) close() {
 	}
 }
 
-// tryConsul registers the backup in Consul (ours) once, when configured:
+// tryConsul registers the backup in Consul (ours) when configured:
 // service consul.service.name (qmq-backup) at the HTTP port, tagged
 // group:<group>, with an HTTP check on /health. A failure is logged once
 // and retried at the next refresh; Consul is never needed to run.
+//
+// A backup degraded longer than consul.deregister.critical.after.ms is
+// removed by the agent (its /health check is critical meanwhile); so after
+// any degraded refresh, the first ok one registers again — idempotent by
+// ID, nothing changes if the agent still had it.
 func (r *registrar) tryConsul(ctx context.Context, group string) {
 	s := r.s
-	if s.settings.ConsulAddress == "" || r.consulSvc != nil {
+	if s.settings.ConsulAddress == "" {
 		return
+	}
+	if r.consulSvc != nil {
+		if s.report().Status != "ok" {
+			r.consulDegraded = true
+			return
+		}
+		if !r.consulDegraded {
+			return
+		}
 	}
 	host, portStr, _ := net.SplitHostPort(r.advertise)
 	port, _ := strconv.Atoi(portStr)
@@ -154,12 +173,25 @@ func (r *registrar) tryConsul(ctx context.Context, group string) {
 		DeregisterCriticalAfter: s.settings.ConsulDeregisterAfter,
 	}
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	svc, err := consul.RegisterService(rctx, consul.Config{Address: s.settings.ConsulAddress, Token: s.settings.ConsulToken, Logger: s.log.Named("consul")}, reg)
+	var err error
+	again := r.consulSvc != nil
+	if again {
+		err = r.consulSvc.Update(rctx, reg)
+	} else {
+		var svc *consul.Service
+		if svc, err = consul.RegisterService(rctx, consul.Config{Address: s.settings.ConsulAddress, Token: s.settings.ConsulToken, Logger: s.log.Named("consul")}, reg); err == nil {
+			r.consulSvc = svc
+		}
+	}
 	cancel()
 	switch {
 	case err == nil:
-		r.consulSvc, r.consulFailing = svc, false
-		s.log.Info("registered in consul", "service", s.settings.ConsulService, "address", r.advertise, "group", group)
+		r.consulFailing, r.consulDegraded = false, false
+		if again {
+			s.log.Info("registered in consul again after a degraded spell (the agent may have removed the backup meanwhile)", "service", s.settings.ConsulService, "address", r.advertise, "group", group)
+		} else {
+			s.log.Info("registered in consul", "service", s.settings.ConsulService, "address", r.advertise, "group", group)
+		}
 	case ctx.Err() != nil:
 	case !r.consulFailing:
 		r.consulFailing = true

@@ -123,7 +123,7 @@ func replayMessages(data []byte, off int64, g geometry, brokerGroup string, keep
 		}
 		subject, group, kind := splitSubject(string(rec.Subject))
 		m := backup.Message{Subject: subject, MessageID: id, BrokerGroup: brokerGroup, Sequence: rec.Sequence,
-			CreateTime: time.UnixMilli(created), Kind: kind, ConsumerGroup: group}
+			CreateTime: time.UnixMilli(created), Kind: kind, ConsumerGroup: group, LogOffset: pos, Located: true}
 		if kind == backup.KindDead || keepContent {
 			m.Content = append([]byte(nil), rec.Payload...)
 		}

@@ -128,10 +128,6 @@ func (s *Server) resend(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		m, err := s.findDeadLetter(r.Context(), subject, group, bg, seq)
-		if errors.Is(err, backup.ErrNotFound) && group == "" {
-			badRequest(w, "no dead letter at %s:%d of subject %s: give consumerGroup too (dead letters are stored per group)", bg, seq, subject)
-			return
-		}
 		if err != nil {
 			storeError(w, err)
 			return
@@ -178,81 +174,39 @@ func (s *Server) resend(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(res)
 }
 
-// findDeadLetter looks one dead letter up, by the subject it was stored
-// under (%DEAD_RETRY%subject%group) when the group is known, else by the
-// original subject.
+// findDeadLetter looks one dead letter up: group's, or when group is ""
+// the one dead letter at bg:seq among the subject's (each group's dead
+// letters are numbered in their own log, so several groups may have one
+// there: then the caller must say which).
 func (s *Server) findDeadLetter(ctx context.Context, subject, group, bg string, seq int64) (backup.Message, error) {
-	if group != "" {
-		m, err := s.store.FindMessage(ctx, protocol.DeadRetrySubject(subject, group), bg, seq)
-		if err == nil && m.Kind == backup.KindDead {
-			return m, nil
-		}
-		if err != nil && !errors.Is(err, backup.ErrNotFound) {
-			return backup.Message{}, err
-		}
-	}
-	m, err := s.store.FindMessage(ctx, subject, bg, seq)
-	if err != nil {
-		return backup.Message{}, err
-	}
-	if m.Kind != backup.KindDead {
-		// The store found the normal message with the dead letter's
-		// sequence (the two live in different subjects' logs, so their
-		// sequences overlap, and FindMessage cannot tell them apart): use
-		// the dead letter's original instead, by its id.
-		if group != "" {
-			if d, ok := s.deadLetterByOriginal(ctx, subject, group, bg, seq); ok {
-				return d, nil
+	if group == "" {
+		q := backup.MessageQuery{Subject: subject, Len: backup.MaxPageLen}
+		var groups []string
+		for {
+			page, err := s.store.FindDeadLetters(ctx, q)
+			if err != nil {
+				return backup.Message{}, err
 			}
-		}
-		return backup.Message{}, fmt.Errorf("%w: %s:%d of subject %s is not a dead letter", backup.ErrNotFound, bg, seq, subject)
-	}
-	return m, nil
-}
-
-// deadLetterByOriginal finds the dead letter bg:seq of group in the dead
-// index and returns it with the content of its original message (same id,
-// same properties and tags), if the store keeps that content
-// (backup.message.content).
-func (s *Server) deadLetterByOriginal(ctx context.Context, subject, group, bg string, seq int64) (backup.Message, bool) {
-	q := backup.MessageQuery{Subject: subject, ConsumerGroup: group, Len: backup.MaxPageLen}
-	var dead backup.Message
-	found := false
-	for !found {
-		page, err := s.store.FindDeadLetters(ctx, q)
-		if err != nil {
-			return backup.Message{}, false
-		}
-		for _, m := range page.Messages {
-			if m.BrokerGroup == bg && m.Sequence == seq {
-				dead, found = m, true
+			for _, m := range page.Messages {
+				if m.BrokerGroup == bg && m.Sequence == seq {
+					groups = append(groups, m.ConsumerGroup)
+				}
+			}
+			if page.Next == "" {
 				break
 			}
+			q.Start = page.Next
 		}
-		if page.Next == "" {
-			break
-		}
-		q.Start = page.Next
-	}
-	if !found {
-		return backup.Message{}, false
-	}
-	return s.withOriginalContent(ctx, subject, dead)
-}
-
-// withOriginalContent returns dead with the content of its original message.
-func (s *Server) withOriginalContent(ctx context.Context, subject string, dead backup.Message) (backup.Message, bool) {
-	page, err := s.store.FindMessages(ctx, backup.MessageQuery{Subject: subject, MessageID: dead.MessageID, Len: 10})
-	if err != nil {
-		return backup.Message{}, false
-	}
-	for _, o := range page.Messages {
-		if m, err := s.store.FindMessage(ctx, subject, o.BrokerGroup, o.Sequence); err == nil && m.MessageID == dead.MessageID && len(m.Content) > 0 {
-			dead.Content = m.Content
-			return dead, true
+		switch len(groups) {
+		case 0:
+			return backup.Message{}, fmt.Errorf("%w: no dead letter at %s:%d of subject %s in the last 30 days", backup.ErrNotFound, bg, seq, subject)
+		case 1:
+			group = groups[0]
+		default:
+			return backup.Message{}, fmt.Errorf("%w: consumer groups %s each have a dead letter at %s:%d of subject %s; give consumerGroup", backup.ErrBadQuery, strings.Join(groups, ", "), bg, seq, subject)
 		}
 	}
-	return backup.Message{}, false
+	return s.store.FindMessage(ctx, backup.MessageRef{Subject: subject, BrokerGroup: bg, Sequence: seq, ConsumerGroup: group})
 }
 
 func (s *Server) allDeadLetters(ctx context.Context, subject, group string, limit int) ([]backup.Message, bool, error) {
@@ -268,14 +222,9 @@ func (s *Server) allDeadLetters(ctx context.Context, subject, group string, limi
 			if len(out) == limit {
 				return out, true, nil
 			}
-			if len(m.Content) == 0 { // a page may hold the index only
-				full, err := s.findDeadLetter(ctx, subject, group, m.BrokerGroup, m.Sequence)
-				if errors.Is(err, backup.ErrNotFound) {
-					var ok bool
-					if full, ok = s.withOriginalContent(ctx, subject, m); !ok {
-						return nil, false, err
-					}
-				} else if err != nil {
+			if len(m.Content) == 0 { // a page holds the index only
+				full, err := s.store.FindMessage(ctx, m.Ref())
+				if err != nil {
 					return nil, false, err
 				}
 				m = full

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/qmq-go/qmq/backup"
+	"github.com/qmq-go/qmq/backup/query"
 	"github.com/qmq-go/qmq/backup/storemetrics"
 	"github.com/qmq-go/qmq/internal/httpguard"
 )
@@ -24,9 +25,10 @@ type Options struct {
 	// With broker.port it names the backup's row in the broker table.
 	Hostname string
 	Logger   hclog.Logger // nil: no logging
-	// Query serves the query API (/api/…) on the HTTP port; nil: only
-	// /health, /metrics and the dead-letter resend.
-	Query http.Handler
+	// Query builds the query API's handler (/api/… on the HTTP port),
+	// given Server.Detail as the source of content the store does not keep;
+	// nil: only /health, /metrics and the dead-letter resend.
+	Query func(detail query.DetailSource) http.Handler
 }
 
 // Server is the backup service: it follows its broker group's slave,
@@ -66,7 +68,10 @@ func New(settings Settings, store backup.Store, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}
-	s := &Server{settings: settings, store: store, log: opts.Logger, hostname: opts.Hostname, query: opts.Query, fatal: make(chan error, 1)}
+	s := &Server{settings: settings, store: store, log: opts.Logger, hostname: opts.Hostname, fatal: make(chan error, 1)}
+	if opts.Query != nil {
+		s.query = opts.Query(s.Detail)
+	}
 	if s.hostname == "" {
 		var err error
 		if s.hostname, err = os.Hostname(); err != nil {
@@ -133,7 +138,8 @@ func (s *Server) Run(ctx context.Context) error {
 	fw.Go(func() { s.f.run(ctx) })
 	wg.Go(func() { s.runCheckpoints(ctx) })
 	s.log.Info("backup started", "http", s.HTTPAddr().String(), "hostname", s.hostname, "broker.port", s.settings.Port,
-		"store.root", s.settings.StoreRoot, "store.type", s.settings.StoreType, "enable.record", s.settings.EnableRecord)
+		"store.root", s.settings.StoreRoot, "store.type", s.settings.StoreType, "enable.record", s.settings.EnableRecord,
+		"skip_backup", len(s.settings.SkipSubjects))
 	var err error
 	select {
 	case <-ctx.Done():
@@ -188,6 +194,16 @@ func (s *Server) saveCheckpoint() error {
 	}
 	cp.Consumers = f.pulls.save()
 	f.actMu.Unlock()
+	// Every entry before these offsets was accepted by the store, but a
+	// store may accept before its disk has it (Pebble writes without an
+	// fsync each): make it durable first, so a checkpoint never points past
+	// entries a crash could lose.
+	ctx, cancel := context.WithTimeout(context.Background(), s.settings.StoreTimeout)
+	err := s.store.Sync(ctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("sync the store before saving the checkpoint (the checkpoint stays where it was): %w", err)
+	}
 	if err := s.cp.save(cp); err != nil {
 		return err
 	}

@@ -17,6 +17,12 @@ import (
 const (
 	FileBackup = "backup.properties"
 	FileHBase  = "hbase.properties"
+	// FileDatasource names the metaserver's database, as QMQ's backup reads
+	// it (JdbcTemplateHolder: jdbc.url, jdbc.username, jdbc.password): with
+	// store.type=hbase its qmq_dic is the dictionary.
+	FileDatasource = "datasource.properties"
+	// FileSkip lists subjects not backed up, as QMQ's: <subject>=true.
+	FileSkip = "skip_backup.properties"
 )
 
 // Store types (store.type).
@@ -41,11 +47,16 @@ type Settings struct {
 	StoreType string // store.type: pebble (ours, the default) or hbase
 	// PullMapTTL is rocks.db.ttl: how long a pull waits for its ack before
 	// the backup forgets which messages it held.
-	PullMapTTL     time.Duration
-	EnableRecord   bool // enable.record: follow the action log into consume records
-	BackupContent  bool // backup.message.content (ours): keep every message's content, not only dead letters'
-	RetentionDays  int  // backup.retention.days (ours): the store drops entries older than this (30); 0 = keep
-	HBase          HBaseSettings
+	PullMapTTL    time.Duration
+	EnableRecord  bool // enable.record: follow the action log into consume records
+	BackupContent bool // backup.message.content (ours): keep every message's content, not only dead letters'
+	RetentionDays int  // backup.retention.days (ours): the store drops entries older than this (30); 0 = keep
+	HBase         HBaseSettings
+	// SkipSubjects are skip_backup.properties' subjects (<subject>=true),
+	// as QMQ's: their messages, retries and consume records are not backed
+	// up; their dead letters are (an operator needs them to resend). Read
+	// at start.
+	SkipSubjects   map[string]bool
 	SyncSecret     syncauth.Secret // sync.secret / sync.secret.file: the group's, as the broker's
 	SyncSecretFile string
 
@@ -82,6 +93,12 @@ type HBaseSettings struct {
 	// store.root/dic.db. Backups writing to the same HBase tables must share
 	// it (see docs/backup-follower.md).
 	DictionaryPath string
+	// JDBCURL, JDBCUser and JDBCPassword are datasource.properties'
+	// jdbc.url, jdbc.username, jdbc.password: the metaserver's MySQL or
+	// MariaDB, whose qmq_dic is then the dictionary — one for every backup
+	// writing the same HBase tables, as QMQ's. "" = the SQLite file
+	// DictionaryPath (fine for one backup only).
+	JDBCURL, JDBCUser, JDBCPassword string
 	// Tables are QMQ's table names (backup.properties: hbase.message.table,
 	// hbase.record.table, hbase.dead.table, hbase.dead.content.table).
 	MessageTable, RecordTable, DeadTable, DeadContentTable string
