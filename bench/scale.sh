@@ -132,24 +132,26 @@ fi
 
 if [[ ",$series," == *,clients,* ]]; then
 	echo; echo "## e2e at 10,000 msg/s spread over N producers (each its own connections), 1 subject, $duration"
-	printf 'producers\tmetric'; IFS=, read -ra s <<<"$systems"; for x in "${s[@]}"; do printf '\t%s' "$x"; done
+	printf 'producers, metric'; IFS=, read -ra s <<<"$systems"; for x in "${s[@]}"; do printf '\t%s' "$x"; done
 	for x in "${s[@]}"; do [ "$x" != qmq ] && printf '\tqmq/%s' "$x"; done; printf '\n'
 	for n in 1 100 1000; do
 		j=$(peer --mode e2e --producers "$n" --rate 10000 --duration "$duration" --warmup 0)
-		row "$n	msg/s" '.e2e.msg_per_sec' "$j"
-		row "$n	p50 ms" '.e2e.latency_p50_ms' "$j"
-		row "$n	p99 ms" '.e2e.latency_p99_ms' "$j"
-		row "$n	p99.9 ms" '.e2e.latency_p999_ms' "$j"
+		row "$n msg/s" '.e2e.msg_per_sec' "$j"
+		row "$n p50 ms" '.e2e.latency_p50_ms' "$j"
+		row "$n p99 ms" '.e2e.latency_p99_ms' "$j"
+		row "$n p99.9 ms" '.e2e.latency_p999_ms' "$j"
 	done
 fi
 
-# rss_kib prints the resident set of pid in KiB.
-rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# rss_kib prints the resident set of pid in KiB: all of it (VmRSS), then
+# the anonymous part (RssAnon: heap and stacks, without the pages of mapped
+# files, which qmq's memory-mapped logs add to VmRSS).
+rss_kib() { awk '/^VmRSS/ {r=$2} /^RssAnon/ {a=$2} END {print r+0, a+0}' "/proc/$1/status" 2>/dev/null || echo 0 0; }
 
 if [[ ",$series," == *,backlog,* ]]; then
 	count=$((backlog_gib * 1024 * 1024))
 	echo; echo "## consume from the start of a ${backlog_gib} GiB backlog ($count messages of 1 KiB, pre-filled by 1 producer)"
-	q0=$(rss_kib "$qmq_pid"); n0=$(rss_kib "$nats_pid")
+	read -r q0 qa0 < <(rss_kib "$qmq_pid"); read -r n0 na0 < <(rss_kib "$nats_pid")
 	: >"$dir/rss"
 	(
 		while sleep 1; do echo "$(rss_kib "$qmq_pid") $(rss_kib "$nats_pid")" >>"$dir/rss"; done
@@ -162,8 +164,12 @@ if [[ ",$series," == *,backlog,* ]]; then
 	row "consume msg/s" '.consume.msg_per_sec' "$j"
 	row "consume seconds" '.consume.seconds' "$j"
 	row "missing" '.consume.missing' "$j"
-	read -r qmax nmax < <(awk 'BEGIN{q=0;n=0} {if ($1>q) q=$1; if ($2>n) n=$2} END{print q, n}' "$dir/rss")
+	read -r qmax qamax nmax namax < <(awk '{for (i = 1; i <= 4; i++) if ($i > m[i]) m[i] = $i} END {print m[1]+0, m[2]+0, m[3]+0, m[4]+0}' "$dir/rss")
 	printf 'server RSS MiB before\t%d\t%d\n' $((q0 / 1024)) $((n0 / 1024))
 	printf 'server RSS MiB peak (fill + consume)\t%d\t%d\n' $((qmax / 1024)) $((nmax / 1024))
-	du -sm "$dir/dev" "$dir/nats" | awk '{printf "disk MiB %s\t%s\n", $2, $1}'
+	printf 'server anonymous RSS MiB before\t%d\t%d\n' $((qa0 / 1024)) $((na0 / 1024))
+	printf 'server anonymous RSS MiB peak\t%d\t%d\n' $((qamax / 1024)) $((namax / 1024))
+	# RSS counts the pages of the servers' memory-mapped logs that are
+	# resident: qmq maps its segments, so its RSS follows what was read
+	# recently, not what it allocated.
 fi
