@@ -19,7 +19,9 @@ const (
 	// DefaultSenders is 8, not QMQ's 3 threads: each sender keeps one batch
 	// request in flight, and on loopback or a LAN round trips, not CPU, bound
 	// async throughput (qmq bench: 3 senders 128k msg/s, 8 senders 160k msg/s
-	// in one run on 2 cores). Senders are goroutines, not threads.
+	// in one run on 2 cores). Senders are goroutines, not threads. They send
+	// in parallel only full batches (or after a millisecond): a partial
+	// batch waits for the request in flight, see Producer.worker.
 	DefaultSenders          = 8
 	DefaultConsumerRetries  = 32
 	DefaultPullBatch        = 50
@@ -200,7 +202,8 @@ func WithQueueSize(n int) ProducerOption {
 	})
 }
 
-// WithSenders sets the number of asynchronous sender goroutines (default 3).
+// WithSenders sets the number of asynchronous sender goroutines (default
+// DefaultSenders): how many batch requests may be in flight at once.
 func WithSenders(n int) ProducerOption {
 	return producerOption(func(c *producerConfig) {
 		if n > 0 {

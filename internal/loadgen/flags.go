@@ -12,6 +12,7 @@ import (
 // both describe a run the same way.
 type Flags struct {
 	subjects, size, producers, consumers, count *int
+	groups                                      *int
 	batch, senders, pullBatch                   *int
 	duration, warmup                            *time.Duration
 	mode                                        *string
@@ -24,6 +25,7 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 		size:      fs.Int("size", 1024, "message body size in bytes"),
 		producers: fs.Int("producers", 1, "producers (each with its own connections)"),
 		consumers: fs.Int("consumers", 1, "members of the consumer group / durable (each subscribes to every subject)"),
+		groups:    fs.Int("groups", 1, "consume: consumer groups reading every message (the figure is deliveries per second)"),
 		count:     fs.Int("count", 0, "consume: messages to pre-fill (0 = what --duration of producing gives)"),
 		duration:  fs.Duration("duration", 5*time.Second, "length of each workload"),
 		warmup:    fs.Duration("warmup", time.Second, "unmeasured produce run before the produce workload (0 = none)"),
@@ -41,9 +43,9 @@ func (f *Flags) Config() (Config, []string, error) {
 		return Config{}, nil, err
 	}
 	c := Config{Subjects: *f.subjects, Size: *f.size, Producers: *f.producers, Consumers: *f.consumers,
-		Duration: *f.duration, Count: *f.count, Warmup: *f.warmup}
-	if c.Subjects < 1 || c.Size < 0 || c.Producers < 1 || c.Consumers < 1 || c.Duration <= 0 || c.Count < 0 || c.Warmup < 0 {
-		return Config{}, nil, errors.New("--subjects, --producers, --consumers and --duration must be positive; --size, --count and --warmup not negative")
+		Duration: *f.duration, Count: *f.count, Warmup: *f.warmup, Groups: *f.groups}
+	if c.Subjects < 1 || c.Size < 0 || c.Producers < 1 || c.Consumers < 1 || c.Duration <= 0 || c.Count < 0 || c.Warmup < 0 || c.Groups < 1 {
+		return Config{}, nil, errors.New("--subjects, --producers, --consumers, --groups and --duration must be positive; --size, --count and --warmup not negative")
 	}
 	return c, modes, nil
 }

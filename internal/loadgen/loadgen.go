@@ -52,6 +52,29 @@ type Publisher interface {
 
 type Subscriber interface{ Close() error }
 
+// Grouped is a Backend that can read the same subjects as other, independent
+// consumer groups (QMQ groups, JetStream durables): Group(0) is the backend
+// itself, Group(i) the i-th other group (Config.Groups).
+type Grouped interface {
+	Group(i int) Backend
+}
+
+// groupBackends returns the backends of cfg.Groups consumer groups.
+func groupBackends(b Backend, groups int) ([]Backend, error) {
+	if groups <= 1 {
+		return []Backend{b}, nil
+	}
+	g, ok := b.(Grouped)
+	if !ok {
+		return nil, fmt.Errorf("%d consumer groups: this system's harness has only one", groups)
+	}
+	out := make([]Backend, groups)
+	for i := range out {
+		out[i] = g.Group(i)
+	}
+	return out, nil
+}
+
 type Config struct {
 	Subjects  int
 	Size      int
@@ -60,6 +83,10 @@ type Config struct {
 	Duration  time.Duration
 	Rate      int // msg/s over all producers; 0 = as fast as possible
 	Count     int // consume: messages to pre-fill (0 = what --duration of produce gives)
+	// Groups is the number of consumer groups the consume workload reads
+	// the pre-filled messages with, each receiving every message (the
+	// backend must implement Grouped when > 1); 0 or 1 = one group.
+	Groups int
 	// Warmup is an unmeasured produce run before the produce workload, so that
 	// one-time costs (connections, routes, and on the server every subject's
 	// files: a thousand subjects take seconds to create on a slow disk) stay
@@ -317,6 +344,12 @@ func benchProduce(ctx context.Context, b Backend, cfg Config, count int, metered
 				return
 			}
 			rate := float64(cfg.Rate) / float64(cfg.Producers)
+			// A quarter of the interval between two messages, at least 200 µs:
+			// a thousand producers each at 10 msg/s would otherwise wake 5
+			// million times a second and the harness would measure itself.
+			// Stamps are taken when a message is published, so the sleep
+			// adds nothing to the latency measured.
+			tick := max(200*time.Microsecond, min(20*time.Millisecond, time.Duration(float64(time.Second)/rate/4)))
 			for ctx.Err() == nil {
 				el := time.Since(start)
 				if el >= cfg.Duration || (limit >= 0 && sent >= limit) {
@@ -330,7 +363,7 @@ func benchProduce(ctx context.Context, b Backend, cfg Config, count int, metered
 					}
 					sent++
 				}
-				time.Sleep(200 * time.Microsecond)
+				time.Sleep(tick)
 			}
 			published.Add(int64(sent))
 		}()
@@ -400,46 +433,65 @@ func newSubscribers(ctx context.Context, b Backend, n int, fn func(int, int64)) 
 
 // benchConsume creates the consumer group (confirmed with sentinels), stops
 // its members, pre-fills the subjects, then measures how fast fresh members
-// of the group receive and acknowledge every message.
+// of the group receive and acknowledge every message. With cfg.Groups > 1
+// every group does so at once, and the figure is deliveries (messages times
+// groups) per second.
 func benchConsume(ctx context.Context, b Backend, cfg Config) (Result, error) {
-	d := newBenchDispatch(cfg.Subjects)
-	_, closeSubs, err := newSubscribers(ctx, b, cfg.Consumers, d.fn)
+	groups, err := groupBackends(b, cfg.Groups)
 	if err != nil {
 		return Result{}, err
 	}
 	p, err := b.NewPublisher(ctx)
 	if err != nil {
-		closeSubs()
 		return Result{}, err
 	}
-	err = confirmGroup(ctx, p, d)
-	closeSubs()
+	for _, gb := range groups {
+		d := newBenchDispatch(cfg.Subjects)
+		_, closeSubs, err := newSubscribers(ctx, gb, cfg.Consumers, d.fn)
+		if err == nil {
+			err = confirmGroup(ctx, p, d)
+			closeSubs()
+		}
+		if err != nil {
+			cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			_ = p.Close(cctx)
+			cancel()
+			return Result{}, err
+		}
+	}
 	cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	_ = p.Close(cctx)
 	cancel()
-	if err != nil {
-		return Result{}, err
-	}
 	fill, err := benchProduce(ctx, b, cfg, cfg.Count, false)
 	if err != nil {
 		return Result{}, fmt.Errorf("pre-fill: %w", err)
 	}
-	want := fill.totalOK
+	want := fill.totalOK * int64(len(groups))
 	var got atomic.Int64
 	done := make(chan struct{})
 	var doneOnce sync.Once
-	d2 := newBenchDispatch(cfg.Subjects)
-	d2.set(func(int, int64) {
-		if got.Add(1) >= want {
-			doneOnce.Do(func() { close(done) })
-		}
-	})
 	start := time.Now()
 	m := startMeter(cfg, "consume", got.Load, nil)
-	_, closeSubs, err = newSubscribers(ctx, b, cfg.Consumers, d2.fn)
-	if err != nil {
-		m.finish()
-		return Result{}, err
+	var closers []func()
+	closeAll := func() {
+		for _, c := range closers {
+			c()
+		}
+	}
+	for _, gb := range groups {
+		d2 := newBenchDispatch(cfg.Subjects)
+		d2.set(func(int, int64) {
+			if got.Add(1) >= want {
+				doneOnce.Do(func() { close(done) })
+			}
+		})
+		_, closeSubs, err := newSubscribers(ctx, gb, cfg.Consumers, d2.fn)
+		if err != nil {
+			m.finish()
+			closeAll()
+			return Result{}, err
+		}
+		closers = append(closers, closeSubs)
 	}
 	limit := max(60*time.Second, 4*cfg.Duration)
 	if want == 0 {
@@ -453,7 +505,7 @@ func benchConsume(ctx context.Context, b Backend, cfg Config) (Result, error) {
 	took := time.Since(start)
 	n := got.Load()
 	series := m.finish()
-	closeSubs()
+	closeAll()
 	res := Result{Mode: "consume", Messages: n, Missing: max(want-n, 0), Series: series}
 	res.finish(cfg, took)
 	return res, ctx.Err()
@@ -609,6 +661,17 @@ func NewQMQ(meta, runID string, subjects, size int, log hclog.Logger) *QMQ {
 		b.subjects = append(b.subjects, fmt.Sprintf("%s%s.s%d", QMQSubjectPrefix, runID, i))
 	}
 	return b
+}
+
+// Group returns a view of b that consumes as the i-th consumer group of
+// the run (i = 0: b itself).
+func (b *QMQ) Group(i int) Backend {
+	if i == 0 {
+		return b
+	}
+	c := *b
+	c.group = fmt.Sprintf("%s_g%d", b.group, i)
+	return &c
 }
 
 type qmqBenchPublisher struct {

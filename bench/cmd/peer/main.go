@@ -52,6 +52,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	htmlOut := fs.String("html", "", "also write a self-contained HTML report of the run (every system side by side) to this file")
 	quiet := fs.Bool("quiet", false, "no live progress line each second (on stderr)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (the clients) to this file")
+	traceOut := fs.String("trace", "", "write a runtime execution trace of this process (the clients; go tool trace) to this file")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -64,6 +65,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	defer stopProfile()
+	stopTrace, err := loadgen.StartTrace(*traceOut)
+	if err != nil {
+		fmt.Fprintln(stderr, "peer: --trace:", err)
+		return 2
+	}
+	defer stopTrace()
 	cfg, modes, err := workload.Config()
 	if err == nil && *rate <= 0 {
 		err = errors.New("--rate must be positive")
@@ -145,7 +152,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if *asJSON {
 		out := map[string]any{"config": map[string]any{"subjects": cfg.Subjects, "size": cfg.Size, "producers": cfg.Producers,
-			"consumers": cfg.Consumers, "duration_s": cfg.Duration.Seconds(), "e2e_rate": *rate}, "systems": order, "results": results, "ratios": ratios(order, results)}
+			"consumers": cfg.Consumers, "groups": cfg.Groups, "count": cfg.Count, "duration_s": cfg.Duration.Seconds(), "e2e_rate": *rate}, "systems": order, "results": results, "ratios": ratios(order, results)}
 		_ = json.NewEncoder(stdout).Encode(out)
 		return 0
 	}
@@ -195,8 +202,8 @@ func ratios(order []string, results map[string]map[string]loadgen.Result) map[st
 }
 
 func printTable(w io.Writer, cfg loadgen.Config, rate int, modes, order []string, results map[string]map[string]loadgen.Result) {
-	fmt.Fprintf(w, "%d B messages, %d subject(s), %d producer(s), %d consumer(s), %s per workload, e2e at %d msg/s\n",
-		cfg.Size, cfg.Subjects, cfg.Producers, cfg.Consumers, cfg.Duration, rate)
+	fmt.Fprintf(w, "%d B messages, %d subject(s), %d producer(s), %d consumer(s), %d group(s), %s per workload, e2e at %d msg/s\n",
+		cfg.Size, cfg.Subjects, cfg.Producers, cfg.Consumers, max(cfg.Groups, 1), cfg.Duration, rate)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	var peers []string
 	header := "workload\t"

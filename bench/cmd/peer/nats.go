@@ -141,6 +141,16 @@ func (b *natsBench) group(ctx context.Context) error {
 	return err
 }
 
+// Group returns a view of b that consumes as the i-th durable of the run
+// (i = 0: b itself); it shares b's connection and stream.
+func (b *natsBench) Group(i int) loadgen.Backend {
+	if i == 0 {
+		return b
+	}
+	return &natsBench{url: b.url, stream: b.stream, durable: fmt.Sprintf("%s_g%d", b.durable, i), subjects: b.subjects,
+		index: b.index, payload: b.payload, maxPend: b.maxPend, nc: b.nc, js: b.js}
+}
+
 func (b *natsBench) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

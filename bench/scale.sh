@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# scale.sh runs issue 19's scale series with the peer harness (cmd/peer)
+# against a qmq dev and a NATS JetStream server it starts itself, on free
+# ports, in a temporary directory it removes at the end, and prints one
+# table per series with the qmq/nats ratio of every point (both systems run
+# in the same invocation of the harness, one after the other).
+#
+#   cd bench && ./scale.sh                      # every series, 1 GiB backlog
+#   ./scale.sh --series subjects,groups          # some series
+#   ./scale.sh --backlog-gib 10                  # the 10 GiB backlog (long)
+#
+# Series (1 KiB messages):
+#   subjects  produce msg/s over 1, 10, 100, 1000, 10000 subjects
+#   groups    consume deliveries/s of 1, 10, 100 consumer groups on one subject
+#   clients   e2e at 10k msg/s spread over 1, 100, 1000 producers (connections)
+#   backlog   consume from the start of a --backlog-gib GiB backlog:
+#             msg/s, and the servers' peak RSS while it runs
+#
+# Needs: ../bin/qmq (go build -o bin/qmq ./cmd/qmq at the repo root),
+# nats-server (NATS_SERVER, default nats-server on PATH or /usr/sbin), jq.
+# Figures on a shared machine are noisy: repeat, and compare ratios.
+set -euo pipefail
+
+series="subjects,groups,clients,backlog"
+backlog_gib=1
+duration=5s
+systems="qmq,nats"
+keep=0
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--series) series="$2"; shift 2 ;;
+	--backlog-gib) backlog_gib="$2"; shift 2 ;;
+	--duration) duration="$2"; shift 2 ;;
+	--systems) systems="$2"; shift 2 ;;
+	--keep) keep=1; shift ;;
+	-h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+	*) echo "scale.sh: unknown argument $1" >&2; exit 2 ;;
+	esac
+done
+
+here=$(cd "$(dirname "$0")" && pwd)
+qmq="$here/../bin/qmq"
+nats_server=${NATS_SERVER:-$(command -v nats-server || echo /usr/sbin/nats-server)}
+[ -x "$qmq" ] || { echo "scale.sh: $qmq missing: go build -o bin/qmq ./cmd/qmq" >&2; exit 2; }
+command -v jq >/dev/null || { echo "scale.sh: needs jq" >&2; exit 2; }
+
+dir=$(mktemp -d /tmp/qmq-scale-XXXX)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	if [ "$keep" = 0 ]; then rm -rf "$dir"; else echo "kept $dir" >&2; fi
+}
+trap cleanup EXIT
+
+# free_port prints a TCP port nothing listens on, with the next three free
+# too (qmq dev uses the broker port + 1 and + 2).
+free_port() {
+	python3 - <<'EOF'
+import random, socket
+def free(p):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p)); return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+while True:
+    p = random.randrange(30000, 60000)
+    if all(free(p + i) for i in range(4)):
+        print(p); break
+EOF
+}
+
+meta_http=$(free_port); meta_port=$(free_port); broker_port=$(free_port); nats_port=$(free_port)
+"$qmq" dev --data "$dir/dev" --meta-http-port "$meta_http" --meta-port "$meta_port" --broker-port "$broker_port" \
+	--console=off --backup-http=-1 --delay-port=-1 --log-level warn >"$dir/qmq.log" 2>&1 &
+qmq_pid=$!; pids+=("$qmq_pid")
+"$nats_server" -js -a 127.0.0.1 -p "$nats_port" -sd "$dir/nats" >"$dir/nats.log" 2>&1 &
+nats_pid=$!; pids+=("$nats_pid")
+meta="http://127.0.0.1:$meta_http/meta/address"
+for _ in $(seq 100); do
+	curl -fs "$meta" >/dev/null 2>&1 && break
+	sleep 0.2
+done
+sleep 1
+(cd "$here" && go build -o "$dir/peer" ./cmd/peer)
+peer() { "$dir/peer" --meta "$meta" --nats "nats://127.0.0.1:$nats_port" --systems "$systems" --quiet --json "$@" 2>>"$dir/peer.log"; }
+
+echo "# scale series, $(date -u +%FT%TZ), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# qmq dev pid $qmq_pid, nats-server pid $nats_pid (${nats_server}), data in $dir"
+
+# row prints one table row: the point, then each system's value, then the
+# qmq/<peer> ratios, from the harness's JSON ($1: point, $2: jq path).
+row() {
+	local point=$1 path=$2 json=$3
+	jq -r --arg point "$point" --arg systems "$systems" "
+		(\$systems | split(\",\")) as \$s
+		| [\$point] + [\$s[] as \$x | (.results[\$x] | $path // 0 | if . >= 100 then round else . * 1000 | round / 1000 end | tostring)]
+		+ [\$s[] as \$x | select(\$x != \"qmq\")
+			| if (.results.qmq | $path // 0) > 0 and (.results[\$x] | $path // 0) > 0
+			  then ((.results.qmq | $path) / (.results[\$x] | $path) * 100 | round / 100 | tostring) + \"x\" else \"-\" end]
+		| @tsv" <<<"$json"
+}
+header() {
+	local first=$1
+	printf '%s' "$first"
+	IFS=, read -ra s <<<"$systems"
+	for x in "${s[@]}"; do printf '\t%s' "$x"; done
+	for x in "${s[@]}"; do [ "$x" != qmq ] && printf '\tqmq/%s' "$x"; done
+	printf '\n'
+}
+
+if [[ ",$series," == *,subjects,* ]]; then
+	echo; echo "## produce msg/s by subjects (1 producer, $duration)"
+	header subjects
+	for n in 1 10 100 1000 10000; do
+		j=$(peer --mode produce --subjects "$n" --duration "$duration" --warmup 2s)
+		row "$n" '.produce.msg_per_sec' "$j"
+	done
+fi
+
+if [[ ",$series," == *,groups,* ]]; then
+	echo; echo "## consume deliveries/s by consumer groups (1 subject, 50,000 messages pre-filled, every group reads all)"
+	header groups
+	for g in 1 10 100; do
+		j=$(peer --mode consume --groups "$g" --count 50000 --duration "$duration")
+		row "$g" '.consume.msg_per_sec' "$j"
+	done
+fi
+
+if [[ ",$series," == *,clients,* ]]; then
+	echo; echo "## e2e at 10,000 msg/s spread over N producers (each its own connections), 1 subject, $duration"
+	printf 'producers, metric'; IFS=, read -ra s <<<"$systems"; for x in "${s[@]}"; do printf '\t%s' "$x"; done
+	for x in "${s[@]}"; do [ "$x" != qmq ] && printf '\tqmq/%s' "$x"; done; printf '\n'
+	for n in 1 100 1000; do
+		j=$(peer --mode e2e --producers "$n" --rate 10000 --duration "$duration" --warmup 0)
+		row "$n msg/s" '.e2e.msg_per_sec' "$j"
+		row "$n p50 ms" '.e2e.latency_p50_ms' "$j"
+		row "$n p99 ms" '.e2e.latency_p99_ms' "$j"
+		row "$n p99.9 ms" '.e2e.latency_p999_ms' "$j"
+	done
+fi
+
+# rss_kib prints the resident set of pid in KiB: all of it (VmRSS), then
+# the anonymous part (RssAnon: heap and stacks, without the pages of mapped
+# files, which qmq's memory-mapped logs add to VmRSS).
+rss_kib() { awk '/^VmRSS/ {r=$2} /^RssAnon/ {a=$2} END {print r+0, a+0}' "/proc/$1/status" 2>/dev/null || echo 0 0; }
+
+if [[ ",$series," == *,backlog,* ]]; then
+	count=$((backlog_gib * 1024 * 1024))
+	echo; echo "## consume from the start of a ${backlog_gib} GiB backlog ($count messages of 1 KiB, pre-filled by 1 producer)"
+	read -r q0 qa0 < <(rss_kib "$qmq_pid"); read -r n0 na0 < <(rss_kib "$nats_pid")
+	: >"$dir/rss"
+	(
+		while sleep 1; do echo "$(rss_kib "$qmq_pid") $(rss_kib "$nats_pid")" >>"$dir/rss"; done
+	) &
+	sampler=$!
+	# --duration bounds the consume phase at 4x it: allow a minute per GiB.
+	j=$(peer --mode consume --count "$count" --duration "$((backlog_gib * 60))s")
+	kill "$sampler"; wait "$sampler" 2>/dev/null || true
+	header metric
+	row "consume msg/s" '.consume.msg_per_sec' "$j"
+	row "consume seconds" '.consume.seconds' "$j"
+	row "missing" '.consume.missing' "$j"
+	read -r qmax qamax nmax namax < <(awk '{for (i = 1; i <= 4; i++) if ($i > m[i]) m[i] = $i} END {print m[1]+0, m[2]+0, m[3]+0, m[4]+0}' "$dir/rss")
+	printf 'server RSS MiB before\t%d\t%d\n' $((q0 / 1024)) $((n0 / 1024))
+	printf 'server RSS MiB peak (fill + consume)\t%d\t%d\n' $((qmax / 1024)) $((nmax / 1024))
+	printf 'server anonymous RSS MiB before\t%d\t%d\n' $((qa0 / 1024)) $((na0 / 1024))
+	printf 'server anonymous RSS MiB peak\t%d\t%d\n' $((qamax / 1024)) $((namax / 1024))
+	# RSS counts the pages of the servers' memory-mapped logs that are
+	# resident: qmq maps its segments, so its RSS follows what was read
+	# recently, not what it allocated.
+fi
