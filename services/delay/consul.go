@@ -5,15 +5,20 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/qmq-go/qmq/consul"
+	"github.com/qmq-go/qmq/protocol"
 )
 
 // consulRegistration is the delay server's Consul registration (ours), made
 // when consul.address (or CONSUL_HTTP_ADDR) is set: service
 // consul.service.name (qmq-delay) at the registered address, tagged
-// group:<group> and role:delay_master, with a TCP check on broker.port.
+// group:<group> and role:delay_master or role:delay_slave, with a TCP check
+// on broker.port. The ID is the address, not the role: a former master that
+// rejoins as slave replaces its own entry instead of leaving a second
+// "delay_master" listed beside the new one.
 func (r *registrar) consulRegistration() (consul.Registration, error) {
 	s := r.s
 	host, portStr, err := net.SplitHostPort(r.brokerA)
@@ -21,37 +26,50 @@ func (r *registrar) consulRegistration() (consul.Registration, error) {
 		return consul.Registration{}, fmt.Errorf("delay server address %q: %w", r.brokerA, err)
 	}
 	port, _ := strconv.Atoi(portStr)
+	role := "delay_master"
+	if r.role == protocol.RoleDelaySlave {
+		role = "delay_slave"
+	}
 	return consul.Registration{
 		Name:    s.settings.ConsulService,
 		ID:      s.settings.ConsulService + "-" + host + "-" + portStr,
 		Address: host,
 		Port:    port,
-		Tags:    []string{"qmq", "delay", "group:" + r.group, "role:delay_master"},
-		Meta: map[string]string{"group": r.group, "role": "delay_master", "hostname": s.hostname,
+		Tags:    []string{"qmq", "delay", "group:" + r.group, "role:" + role},
+		Meta: map[string]string{"group": r.group, "role": role, "hostname": s.hostname,
 			"sync_port": strconv.Itoa(s.settings.SyncPort)},
 		CheckTCP:                r.brokerA,
 		DeregisterCriticalAfter: s.settings.ConsulDeregisterAfter,
 	}, nil
 }
 
-// tryConsul registers in Consul once, when configured; a failure is logged
-// once, then retried every heartbeat. Consul is optional for QMQ's own
-// discovery: a failure never stops the server.
+// tryConsul registers in Consul when configured, or updates the
+// registration in place when the role changed (registration is idempotent
+// by ID); a failure is logged once, then retried every heartbeat. Consul is
+// optional for QMQ's own discovery: a failure never stops the server.
 func (r *registrar) tryConsul(ctx context.Context) {
 	s := r.s
-	if s.settings.ConsulAddress == "" || r.consulSvc != nil {
+	if s.settings.ConsulAddress == "" {
 		return
 	}
 	reg, err := r.consulRegistration()
+	if err == nil && r.consulSvc != nil && strings.Join(reg.Tags, ",") == r.consulTags {
+		return
+	}
 	if err == nil {
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		cfg := consul.Config{Address: s.settings.ConsulAddress, Token: s.settings.ConsulToken, Logger: s.log.Named("consul")}
-		r.consulSvc, err = consul.RegisterService(rctx, cfg, reg)
+		if r.consulSvc != nil {
+			err = r.consulSvc.Update(rctx, reg)
+		} else {
+			cfg := consul.Config{Address: s.settings.ConsulAddress, Token: s.settings.ConsulToken, Logger: s.log.Named("consul")}
+			r.consulSvc, err = consul.RegisterService(rctx, cfg, reg)
+		}
 		cancel()
 	}
 	switch {
 	case err == nil:
-		s.log.Info("registered in consul", "service", s.settings.ConsulService, "address", r.brokerA, "group", r.group, "consul", s.settings.ConsulAddress)
+		r.consulTags = strings.Join(reg.Tags, ",")
+		s.log.Info("registered in consul", "service", s.settings.ConsulService, "address", r.brokerA, "group", r.group, "role", protocol.RoleName(r.role), "consul", s.settings.ConsulAddress)
 		r.consulFailing = false
 	case ctx.Err() != nil:
 	case !r.consulFailing:

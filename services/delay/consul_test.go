@@ -1,6 +1,7 @@
 package delay
 
 import (
+	"fmt"
 	"os"
 	"slices"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/qmq-go/qmq/consul/consultest"
 	"github.com/qmq-go/qmq/internal/testutil"
+	"github.com/qmq-go/qmq/protocol"
 )
 
 func TestMain(m *testing.M) {
@@ -52,4 +54,40 @@ func TestConsulRegistration(t *testing.T) {
 	if err != nil || len(all) != 0 {
 		t.Fatalf("after shutdown qmq-delay should be deregistered: %v, %d instances", err, len(all))
 	}
+}
+
+// TestConsulRegistrationSlave: the slave of a pair is listed too, as
+// role:delay_slave, under an ID of its address alone — so a former master
+// that rejoins as slave replaces its own "delay_master" entry instead of
+// leaving two masters listed (a whole-bundle run on Nomad showed that).
+func TestConsulRegistrationSlave(t *testing.T) {
+	agent := consultest.Agent(t)
+	m := startMeta(t)
+	withConsul := func(s *Settings) { s.ConsulAddress, s.AdvertiseIP = agent.HTTPAddr, "127.0.0.1" }
+	master := pairMember(t, m, delayHost, int(protocol.RoleDelayMaster), withConsul)
+	slave := pairMember(t, m, slaveHost, int(protocol.RoleDelaySlave), withConsul)
+	master.waitOnline()
+	cfg := api.DefaultConfig()
+	cfg.Address = agent.HTTPAddr
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[int]string{master.port: "role:delay_master", slave.port: "role:delay_slave"}
+	testutil.EventuallyState(t, 30*time.Second, "master and slave passing in consul with their roles", func() (bool, string) {
+		entries, _, err := c.Health().Service("qmq-delay", "", true, nil)
+		if err != nil {
+			return false, err.Error()
+		}
+		got := map[int][]string{}
+		for _, e := range entries {
+			got[e.Service.Port] = e.Service.Tags
+		}
+		for port, tag := range want {
+			if !slices.Contains(got[port], tag) {
+				return false, fmt.Sprintf("entries by port: %v", got)
+			}
+		}
+		return len(entries) == 2, fmt.Sprintf("entries by port: %v", got)
+	})
 }

@@ -98,7 +98,7 @@
 // qmq_delay_due_lag_seconds, qmq_delay_parked,
 // qmq_delay_dispatch_waiting_for_slave_seconds, and the store's
 // qmq_delay_store_* series). With consul.address set the server registers
-// as qmq-delay (tags group:, role:delay_master; a TCP check on broker.port).
+// as qmq-delay (tags group:, role:delay_master or role:delay_slave, updated in place on a role change; a TCP check on broker.port).
 //
 // # Cancelling (cancel.go, package delayadmin)
 //

@@ -37,6 +37,7 @@ func (r *registrar) followAsSlave(ctx context.Context) error {
 		watcher.Go(func() { promoted <- r.watchMaster(wctx) })
 		defer func() { stop(); watcher.Wait() }()
 	}
+	r.tryConsul(ctx)
 	t := time.NewTicker(r.s.settings.HeartbeatInterval)
 	defer t.Stop()
 	for {
@@ -51,6 +52,7 @@ func (r *registrar) followAsSlave(ctx context.Context) error {
 			continue
 		case <-t.C:
 		}
+		r.tryConsul(ctx)
 		if err := r.checkRole(ctx); err != nil {
 			return err
 		}

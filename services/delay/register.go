@@ -38,6 +38,7 @@ type registrar struct {
 	demoted    atomic.Bool // the metaserver gave the role away: no OFFLINE (it would mark the new master's group)
 
 	consulSvc     *consul.Service
+	consulTags    string // the tags last registered (a change is updated in place)
 	consulFailing bool
 }
 
