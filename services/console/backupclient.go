@@ -102,12 +102,16 @@ func (f *flexString) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// get GETs path with params from the first backup that answers.
+// get GETs path with params from the first backup that answers it. A
+// backup keeps one broker group, so a 404 from one (not its group's
+// message) sends the question on to the next; other refusals (a bad query)
+// would be the same everywhere and end the search.
 func (c *backupClient) get(ctx context.Context, path string, params url.Values, out any) error {
 	if len(c.addrs) == 0 {
 		return errBackupNotConfigured
 	}
 	var errs []error
+	var notFound error
 	for _, a := range c.addrs {
 		u := "http://" + a + path + "?" + params.Encode()
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
@@ -120,9 +124,16 @@ func (c *backupClient) get(ctx context.Context, path string, params url.Values, 
 		}
 		var refused *backupRefusal
 		if errors.As(err, &refused) {
-			return err // the backup answered: another would say the same
+			if refused.Status != http.StatusNotFound {
+				return err
+			}
+			notFound = err
+			continue
 		}
 		errs = append(errs, err)
+	}
+	if notFound != nil {
+		return notFound
 	}
 	return fmt.Errorf("backup not reachable at %s: %w", strings.Join(c.addrs, ", "), errors.Join(errs...))
 }
@@ -174,6 +185,9 @@ func (c *backupClient) Messages(ctx context.Context, q backupQuery, dead bool) (
 	if dead {
 		path = "/api/message/dead"
 	}
+	if len(c.addrs) > 1 {
+		return c.messagesOfAll(ctx, path, q)
+	}
 	var p backupPage
 	err := c.get(ctx, path, c.query(q), &p)
 	return p, err
@@ -198,19 +212,33 @@ func (c *backupClient) Records(ctx context.Context, subject, messageID, brokerGr
 }
 
 // Resend asks the backup to send a dead letter again; token is forwarded.
+// Each backup keeps one broker group: one that answers 404 (not its
+// group's dead letter, nothing done) passes the request to the next.
 func (c *backupClient) Resend(ctx context.Context, token string, form url.Values) (string, error) {
 	if len(c.addrs) == 0 {
 		return "", errBackupNotConfigured
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+c.addrs[0]+c.resendPath, bytes.NewBufferString(form.Encode()))
+	var raw []byte
+	var err error
+	for _, a := range c.addrs {
+		var req *http.Request
+		req, err = http.NewRequestWithContext(ctx, http.MethodPost, "http://"+a+c.resendPath, bytes.NewBufferString(form.Encode()))
+		if err != nil {
+			return "", err
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Api-Token", token)
+		if err = c.do(req, &raw); err == nil {
+			break
+		}
+		err = fmt.Errorf("resend through the backup at %s%s: %w", a, c.resendPath, err)
+		var refused *backupRefusal
+		if !errors.As(err, &refused) || refused.Status != http.StatusNotFound {
+			return "", err
+		}
+	}
 	if err != nil {
 		return "", err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("X-Api-Token", token)
-	var raw []byte
-	if err := c.do(req, &raw); err != nil {
-		return "", fmt.Errorf("resend through the backup at %s%s: %w", c.addrs[0], c.resendPath, err)
 	}
 	// The backup's answer: {"resent":[{…,"newMessageId":…}],"failed":[…]}.
 	var ans struct {
