@@ -16,7 +16,7 @@ import (
 type snapshot struct {
 	brokers  []store.Broker
 	groups   map[string]store.BrokerGroup
-	routes   map[string]store.SubjectRoute
+	routes   routeTable
 	subjects map[string]store.SubjectInfo
 	readonly map[string]map[string]bool // subject (or "*") -> broker groups
 	offline  map[offlineKey]int
@@ -60,7 +60,6 @@ func newCache(st store.Store, log hclog.Logger, m *metrics) *cache {
 func emptySnapshot() *snapshot {
 	return &snapshot{
 		groups:   map[string]store.BrokerGroup{},
-		routes:   map[string]store.SubjectRoute{},
 		subjects: map[string]store.SubjectInfo{},
 		readonly: map[string]map[string]bool{},
 		offline:  map[offlineKey]int{},
@@ -139,9 +138,11 @@ func (c *cache) load(ctx context.Context) (*snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
+	byName := make(map[string]store.SubjectRoute, len(routes))
 	for _, r := range routes {
-		s.routes[r.Subject] = r
+		byName[r.Subject] = r
 	}
+	s.routes = newRouteTable(byName)
 	infos, err := c.store.ListSubjectInfos(ctx)
 	if err != nil {
 		return nil, err
@@ -179,7 +180,7 @@ func (c *cache) update(fn func(s *snapshot)) {
 	defer c.mu.Unlock()
 	n := *c.snap
 	n.groups = cloneMap(c.snap.groups)
-	n.routes = cloneMap(c.snap.routes)
+	n.routes = c.snap.routes.copy()
 	n.offline = cloneMap(c.snap.offline)
 	fn(&n)
 	c.snap = &n
@@ -215,5 +216,5 @@ func (c *cache) run(ctx context.Context, period func() time.Duration) {
 }
 
 func (s *snapshot) String() string {
-	return fmt.Sprintf("%d brokers, %d groups, %d routes", len(s.brokers), len(s.groups), len(s.routes))
+	return fmt.Sprintf("%d brokers, %d groups, %d routes", len(s.brokers), len(s.groups), s.routes.len())
 }

@@ -356,9 +356,7 @@ func (s *Server) listBrokerGroups(ctx context.Context, _ params) any {
 func (s *Server) listSubjectRoutes(ctx context.Context, _ params) any {
 	routes, err := s.store.ListSubjectRoutes(ctx)
 	if err != nil {
-		for _, r := range s.cache.get().routes {
-			routes = append(routes, r)
-		}
+		s.cache.get().routes.each(func(r store.SubjectRoute) { routes = append(routes, r) })
 		slices.SortFunc(routes, func(a, b store.SubjectRoute) int { return strings.Compare(a.Subject, b.Subject) })
 	}
 	out := []subjectRouteJSON{}
@@ -592,7 +590,7 @@ func (s *Server) resetOffset(ctx context.Context, p params) any {
 		body = protocol.AppendConsumeManageRequest(nil, &protocol.ConsumeManageRequest{Subject: subject, ConsumerGroup: group, Code: int32(code)})
 	}
 	snap := s.cache.get()
-	route, found := snap.routes[protocol.RealSubject(subject)]
+	route, found := snap.routes.get(protocol.RealSubject(subject))
 	if !found || len(route.BrokerGroups) == 0 {
 		return fail("find no route for subject %q: nobody has produced or consumed it yet", subject)
 	}

@@ -28,7 +28,7 @@ func (s *Server) handleSubjectRouteQuery(ctx context.Context, req *remoting.Requ
 	for _, subject := range subjects {
 		r := protocol.SubjectRoute{Subject: subject, Status: protocol.RouteMissing}
 		real := protocol.RealSubject(subject)
-		route, ok := snap.routes[real]
+		route, ok := snap.routes.get(real)
 		if !ok {
 			fresh, exists, err := s.store.GetSubjectRoute(ctx, real)
 			switch {

@@ -38,7 +38,7 @@ func (s *Server) route(ctx context.Context, req *protocol.ClientRegisterRequest)
 	}
 
 	subject := protocol.RealSubject(req.Subject)
-	route, ok := snap.routes[subject]
+	route, ok := snap.routes.get(subject)
 	if min := s.dynamic().MinGroupNum; !ok || len(route.BrokerGroups) < min {
 		widened, err := s.assignRoute(ctx, subject, min)
 		switch {
@@ -129,7 +129,7 @@ func (s *Server) assignRoute(ctx context.Context, subject string, min int) (stor
 }
 
 func (s *Server) rememberRoute(r store.SubjectRoute) {
-	s.cache.update(func(sn *snapshot) { sn.routes[r.Subject] = r })
+	s.cache.update(func(sn *snapshot) { sn.routes.set(r) })
 }
 
 // candidates are the live real-time groups whose tag matches the subject's,
