@@ -103,11 +103,8 @@ func startDev(t *testing.T, bin string, extra ...string) *dev {
 		fmt.Sprintf("--meta-http-port=%d", ports[0]), fmt.Sprintf("--meta-port=%d", ports[1]), fmt.Sprintf("--broker-port=%d", ports[2]),
 		fmt.Sprintf("--sync-port=%d", ports[3]), fmt.Sprintf("--broker-http-port=%d", ports[4]), fmt.Sprintf("--delay-port=%d", delayPort),
 		fmt.Sprintf("--console=127.0.0.1:%d", ports[5])}, extra...)
-	// qmq dev runs a backup on a fixed port (8082) once s9-backup-svc is
-	// merged: give it a free one.
-	if help, _ := exec.Command(bin, "dev", "-h").CombinedOutput(); strings.Contains(string(help), "-backup-http") {
-		args = append(args, fmt.Sprintf("--backup-http=%d", freeBlock(t)))
-	}
+	// qmq dev's backup listens on 8082 unless told: give it a free port.
+	args = append(args, fmt.Sprintf("--backup-http=%d", freeBlock(t)))
 	cmd := exec.Command(bin, args...)
 	logFile, err := os.Create(filepath.Join(t.TempDir(), "dev.log"))
 	if err != nil {
@@ -243,10 +240,7 @@ func TestConsoleInBrowser(t *testing.T) {
 }
 
 // TestConsoleBackupInBrowser searches a sent message in qmq dev's backup,
-// opens its consume records and resends a dead letter. It needs qmq dev to
-// run the backup with its query API (branch s9-backup-svc) and hand its
-// address to the console; until then it skips, saying what is missing
-// (QMQ_REQUIRE_BACKUP=1 makes that a failure: for the lead after merging).
+// opens its consume records and resends a dead letter.
 func TestConsoleBackupInBrowser(t *testing.T) {
 	node, chromium := requireBrowser(t)
 	bin, err := buildQMQ()
@@ -311,11 +305,7 @@ func TestConsoleBackupInBrowser(t *testing.T) {
 			}
 			for _, absent := range []string{"backup not configured", "no such endpoint /api/"} {
 				if strings.Contains(b.String(), absent) {
-					msg := fmt.Sprintf("qmq dev's console cannot search a backup yet (%q): this test needs qmq dev's backup with its query API (s9-backup-svc) and its address passed to newDevConsole in cmd/qmq/dev.go", absent)
-					if os.Getenv("QMQ_REQUIRE_BACKUP") != "" {
-						t.Fatal(msg)
-					}
-					t.Skip(msg)
+					t.Fatalf("qmq dev's console cannot search its backup (%q)", absent)
 				}
 			}
 			return strings.Contains(b.String(), `id="results"`) && !strings.Contains(b.String(), "No message found") && !strings.Contains(b.String(), "No dead letter found")

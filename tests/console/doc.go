@@ -6,8 +6,7 @@
 // (TestConsoleInBrowser); and search a message, see its records on the
 // timeline and resend a dead letter, against a stub of the backup's API
 // (TestConsoleBackupPagesInBrowser) and against qmq dev's real backup
-// (TestConsoleBackupInBrowser, which skips until qmq dev serves one with
-// its query API; QMQ_REQUIRE_BACKUP=1 makes that a failure).
+// (TestConsoleBackupInBrowser).
 // Screenshots are kept under artifacts/ (gitignored).
 //
 // Without node, Chromium or playwright-core the tests skip on a developer
