@@ -233,24 +233,26 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 		delayLine += fmt.Sprintf("  backup       http://%s  group %s  (queries /api/message?backupQuery={\"subject\":\"hello\",\"len\":20}, /api/message/records, /api/message/dead; /health, /metrics)\n",
 			hostPort(h, ports.backup), devGroup)
 	}
-	fmt.Fprintf(stdout, `qmq dev is running (data in %s; Ctrl-C stops it, a restart keeps the data; ports listen on %s)
-  metaserver   http://%s  (tcp %d)
-  broker       %s  group %s  (health and metrics http://%s/health, /metrics)
-%s  meta.server.endpoint=%s
-  admin token  %s   (qmq tools ListBrokers --metaserver=%s)
-Try:
-  qmq consume --meta %s --subject hello --group g1
-  qmq send --meta %s --subject hello --body "hi"
-%s`, *data, ports.bind, hostPort(h, *metaHTTP), *metaTCP, hostPort(h, *brokerPort), devGroup, hostPort(h, *httpPort), delayLine, endpoint, token, hostPort(h, *metaHTTP), endpoint, endpoint, delayTry)
+	// The servers first, then how to reach them, then what to try: the
+	// console's line comes after the token's (tests read up to it).
+	more := ""
 	if ports.watchdog != 0 {
-		fmt.Fprintf(stdout, "  watchdog     namespace default, scans the databases of qmq tools AddDb --metaserver=%s every %s  (http://%s/health, /metrics)\n",
+		more += fmt.Sprintf("  watchdog     namespace default, scans the databases of qmq tools AddDb --metaserver=%s every %s  (http://%s/health, /metrics)\n",
 			hostPort(h, *metaHTTP), devWatchdogCheck, hostPort(h, ports.watchdog))
 	}
 	if ports.slave != 0 {
-		fmt.Fprintf(stdout, "  slave        %s  group %s  (http://%s/health); the master answers sends once the slave wrote them (wait.slave.wrote=true)\n",
+		more += fmt.Sprintf("  slave        %s  group %s  (http://%s/health); the master answers sends once the slave wrote them (wait.slave.wrote=true)\n",
 			hostPort(h, ports.slave), devGroup, hostPort(h, ports.slave+2))
 	}
-	fmt.Fprint(stdout, consoleLine)
+	fmt.Fprintf(stdout, `qmq dev is running (data in %s; Ctrl-C stops it, a restart keeps the data; ports listen on %s)
+  metaserver   http://%s  (tcp %d)
+  broker       %s  group %s  (health and metrics http://%s/health, /metrics)
+%s%s  meta.server.endpoint=%s
+  admin token  %s   (qmq tools ListBrokers --metaserver=%s)
+%sTry:
+  qmq consume --meta %s --subject hello --group g1
+  qmq send --meta %s --subject hello --body "hi"
+%s`, *data, ports.bind, hostPort(h, *metaHTTP), *metaTCP, hostPort(h, *brokerPort), devGroup, hostPort(h, *httpPort), delayLine, more, endpoint, token, hostPort(h, *metaHTTP), consoleLine, endpoint, endpoint, delayTry)
 
 	select {
 	case <-ctx.Done():
