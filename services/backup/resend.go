@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -203,6 +204,7 @@ func (s *Server) findDeadLetter(ctx context.Context, subject, group, bg string, 
 		case 1:
 			group = groups[0]
 		default:
+			slices.Sort(groups) // the store's order follows the dictionary's random ids
 			return backup.Message{}, fmt.Errorf("%w: consumer groups %s each have a dead letter at %s:%d of subject %s; give consumerGroup", backup.ErrBadQuery, strings.Join(groups, ", "), bg, seq, subject)
 		}
 	}
