@@ -152,6 +152,19 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 		}
 		started = 0
 	}
+	// failStart stops what started and says which server could not start
+	// (hint: how to run without it); launch runs a server until brokerCtx ends.
+	failStart := func(what, hint string, err error) int {
+		fmt.Fprintf(stderr, "qmq dev: %s cannot start: %v%s\n", what, err, hint)
+		stopBrokers()
+		stopMeta()
+		metaWG.Wait()
+		return 1
+	}
+	launch := func(r runnable) {
+		go func() { brokerDone <- r.Run(brokerCtx) }()
+		started++
+	}
 	for _, m := range members {
 		err := devAddBroker(ctx, ports.host, *metaHTTP, token, hostname, m.role, m.port, m.sync)
 		var b *broker.Server
@@ -159,14 +172,9 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 			b, err = newDevBroker(ctx, m.conf, log.Named(m.name), hostname, tp)
 		}
 		if err != nil {
-			fmt.Fprintf(stderr, "qmq dev: %s cannot start: %v\n", m.name, err)
-			stopBrokers()
-			stopMeta()
-			metaWG.Wait()
-			return 1
+			return failStart(m.name, "", err)
 		}
-		go func() { brokerDone <- b.Run(brokerCtx) }()
-		started++
+		launch(b)
 	}
 	if ports.delay != 0 {
 		err := devAddGroup(ctx, ports.host, *metaHTTP, token, devDelayGroup, hostname, int(protocol.RoleDelayMaster), ports.delay, ports.delay+1)
@@ -175,14 +183,9 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 			d, err = newDevDelay(ctx, confDir, log.Named("delay"), hostname, tp)
 		}
 		if err != nil {
-			fmt.Fprintf(stderr, "qmq dev: delay server cannot start: %v (--delay-port=-1 runs without it)\n", err)
-			stopBrokers()
-			stopMeta()
-			metaWG.Wait()
-			return 1
+			return failStart("delay server", " (--delay-port=-1 runs without it)", err)
 		}
-		go func() { brokerDone <- d.Run(brokerCtx) }()
-		started++
+		launch(d)
 	}
 	if ports.backup != 0 {
 		// Its row's servePort names it (broker.port = the HTTP port); the
@@ -193,31 +196,20 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 			b, err = newDevBackup(confDir, log.Named("backup"), hostname)
 		}
 		if err != nil {
-			fmt.Fprintf(stderr, "qmq dev: backup cannot start: %v (--backup-http=-1 runs without it)\n", err)
-			stopBrokers()
-			stopMeta()
-			metaWG.Wait()
-			return 1
+			return failStart("backup", " (--backup-http=-1 runs without it)", err)
 		}
-		go func() { brokerDone <- b.Run(brokerCtx) }()
-		started++
+		launch(b)
 	}
 	if ports.watchdog != 0 {
 		w, err := newDevWatchdog(ctx, confDir, log.Named("watchdog"), tp)
 		if err != nil {
-			fmt.Fprintf(stderr, "qmq dev: watchdog cannot start: %v\n", err)
-			stopBrokers()
-			stopMeta()
-			metaWG.Wait()
-			return 1
+			return failStart("watchdog", " (run qmq dev without --watchdog)", err)
 		}
-		go func() { brokerDone <- w.Run(brokerCtx) }()
-		started++
+		launch(w)
 	}
 	consoleLine := ""
 	if c := newDevConsole(*consoleAddr, ports, token, log.Named("console"), stderr); c != nil {
-		go func() { brokerDone <- c.Run(brokerCtx) }()
-		started++
+		launch(c)
 		consoleLine = fmt.Sprintf("  console      %s\n", c.URL())
 	}
 

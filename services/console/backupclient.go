@@ -113,12 +113,7 @@ func (c *backupClient) get(ctx context.Context, path string, params url.Values, 
 	var errs []error
 	var notFound error
 	for _, a := range c.addrs {
-		u := "http://" + a + path + "?" + params.Encode()
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		if err != nil {
-			return err
-		}
-		err = c.do(req, out)
+		err := c.getFrom(ctx, a, path, params, out)
 		if err == nil {
 			return nil
 		}
@@ -136,6 +131,15 @@ func (c *backupClient) get(ctx context.Context, path string, params url.Values, 
 		return notFound
 	}
 	return fmt.Errorf("backup not reachable at %s: %w", strings.Join(c.addrs, ", "), errors.Join(errs...))
+}
+
+// getFrom GETs path with params from the backup at addr.
+func (c *backupClient) getFrom(ctx context.Context, addr, path string, params url.Values, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path+"?"+params.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	return c.do(req, out)
 }
 
 // backupRefusal is a 4xx/5xx answer of the backup, with its text.

@@ -52,11 +52,7 @@ func (c *backupClient) messagesOfAll(ctx context.Context, path string, q backupQ
 			one := q
 			one.Start = starts[a]
 			var p backupPage
-			u := "http://" + a + path + "?" + c.query(one).Encode()
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-			if err == nil {
-				err = c.do(req, &p)
-			}
+			err := c.getFrom(ctx, a, path, c.query(one), &p)
 			answers[i] = answer{addr: a, page: p, err: err}
 		})
 	}
