@@ -8,6 +8,7 @@
 #   cd bench && ./scale.sh                      # every series, 1 GiB backlog
 #   ./scale.sh --series subjects,groups          # some series
 #   ./scale.sh --backlog-gib 10                  # the 10 GiB backlog (long)
+#   ./scale.sh --rounds 5                         # more rounds per point
 #
 # Series (1 KiB messages):
 #   subjects  produce msg/s over 1, 10, 100, 1000, 10000 subjects
@@ -15,6 +16,12 @@
 #   clients   e2e at 10k msg/s spread over 1, 100, 1000 producers (connections)
 #   backlog   consume from the start of a --backlog-gib GiB backlog:
 #             msg/s, and the servers' peak RSS while it runs
+#
+# Each series runs --rounds rounds (3 by default); a round visits every
+# point once, each round starting at a different point, and the table shows
+# the median over the rounds with qmq's min-max. One pass from the smallest
+# point to the largest put any drift of the machine's load into the curve
+# (the first, quietest point looked best); interleaved rounds spread it.
 #
 # Needs: ../bin/qmq (go build -o bin/qmq ./cmd/qmq at the repo root),
 # nats-server (NATS_SERVER, default nats-server on PATH or /usr/sbin), jq.
@@ -26,6 +33,7 @@ backlog_gib=1
 duration=5s
 systems="qmq,nats"
 keep=0
+rounds=3
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--series) series="$2"; shift 2 ;;
@@ -33,7 +41,8 @@ while [ $# -gt 0 ]; do
 	--duration) duration="$2"; shift 2 ;;
 	--systems) systems="$2"; shift 2 ;;
 	--keep) keep=1; shift ;;
-	-h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+	--rounds) rounds="$2"; shift 2 ;;
+	-h|--help) sed -n '2,30p' "$0"; exit 0 ;;
 	*) echo "scale.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -91,55 +100,83 @@ peer() { "$dir/peer" --meta "$meta" --nats "nats://127.0.0.1:$nats_port" --syste
 echo "# scale series, $(date -u +%FT%TZ), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# qmq dev pid $qmq_pid, nats-server pid $nats_pid (${nats_server}), data in $dir"
 
-# row prints one table row: the point, then each system's value, then the
-# qmq/<peer> ratios, from the harness's JSON ($1: point, $2: jq path).
-row() {
-	local point=$1 path=$2 json=$3
-	jq -r --arg point "$point" --arg systems "$systems" "
-		(\$systems | split(\",\")) as \$s
-		| [\$point] + [\$s[] as \$x | (.results[\$x] | $path // 0 | if . >= 100 then round else . * 1000 | round / 1000 end | tostring)]
-		+ [\$s[] as \$x | select(\$x != \"qmq\")
-			| if (.results.qmq | $path // 0) > 0 and (.results[\$x] | $path // 0) > 0
-			  then ((.results.qmq | $path) / (.results[\$x] | $path) * 100 | round / 100 | tostring) + \"x\" else \"-\" end]
-		| @tsv" <<<"$json"
+mkdir -p "$dir/json"
+
+# measure runs the harness for every point of a series, --rounds times,
+# round r starting at point r (mod the number of points), and keeps each
+# answer in $dir/json/<series>-<point>-<round>.json. $1: series, $2: the
+# points (space-separated), then the harness's arguments, in which POINT
+# stands for the point.
+measure() {
+	local name=$1 points=($2) r i k n
+	shift 2
+	for ((r = 0; r < rounds; r++)); do
+		for ((i = 0; i < ${#points[@]}; i++)); do
+			k=$(((i + r) % ${#points[@]}))
+			n=${points[$k]}
+			peer "${@//POINT/$n}" >"$dir/json/$name-$n-$r.json"
+			printf '.' >&2
+		done
+	done
+	printf '\n' >&2
 }
+
+# row prints one table row from the rounds of a point: the point, each
+# system's median, the qmq/<peer> ratios of the medians, qmq's min-max and,
+# with $4, qmq's median as a percentage of $4 ($1: label, $2: jq path, $3:
+# the files' prefix $dir/json/<series>-<point>).
+row() {
+	local label=$1 path=$2 prefix=$3 base=${4:-}
+	jq -rs --arg point "$label" --arg systems "$systems" --arg base "$base" "
+		(\$systems | split(\",\")) as \$s
+		| def fmt: if . >= 100 then round else . * 1000 | round / 1000 end | tostring;
+		  def med(x): [.[] | (.results[x] | $path // 0)] | sort | .[length / 2 | floor];
+		  (med(\"qmq\")) as \$q
+		| [\$point] + [\$s[] as \$x | med(\$x) | fmt]
+		+ [\$s[] as \$x | select(\$x != \"qmq\") | med(\$x) as \$p
+			| if \$q > 0 and \$p > 0 then (\$q / \$p * 100 | round / 100 | tostring) + \"x\" else \"-\" end]
+		+ [[.[] | (.results.qmq | $path // 0)] | sort | \"\\(.[0] | fmt)-\\(.[-1] | fmt)\"]
+		+ (if \$base != \"\" and (\$base | tonumber) > 0 then [(\$q / (\$base | tonumber) * 100 | round | tostring) + \"%\"] else [] end)
+		| @tsv" "$prefix"-*.json
+}
+# median prints qmq's median of a point's rounds ($1: jq path, $2: prefix).
+median() { jq -s "[.[] | (.results.qmq | $1 // 0)] | sort | .[length / 2 | floor]" "$2"-*.json; }
 header() {
-	local first=$1
+	local first=$1 extra=${2:-}
 	printf '%s' "$first"
 	IFS=, read -ra s <<<"$systems"
 	for x in "${s[@]}"; do printf '\t%s' "$x"; done
 	for x in "${s[@]}"; do [ "$x" != qmq ] && printf '\tqmq/%s' "$x"; done
-	printf '\n'
+	printf '\tqmq min-max%s\n' "$extra"
 }
 
 if [[ ",$series," == *,subjects,* ]]; then
-	echo; echo "## produce msg/s by subjects (1 producer, $duration)"
-	header subjects
-	for n in 1 10 100 1000 10000; do
-		j=$(peer --mode produce --subjects "$n" --duration "$duration" --warmup 2s)
-		row "$n" '.produce.msg_per_sec' "$j"
-	done
+	echo; echo "## produce msg/s by subjects (1 producer, $duration; median of $rounds interleaved rounds)"
+	points="1 10 100 1000 10000"
+	measure subjects "$points" --mode produce --subjects POINT --duration "$duration" --warmup 2s
+	base=$(median '.produce.msg_per_sec' "$dir/json/subjects-1")
+	header subjects $'\tqmq vs 1 subject'
+	for n in $points; do row "$n" '.produce.msg_per_sec' "$dir/json/subjects-$n" "$base"; done
 fi
 
 if [[ ",$series," == *,groups,* ]]; then
-	echo; echo "## consume deliveries/s by consumer groups (1 subject, 50,000 messages pre-filled, every group reads all)"
+	echo; echo "## consume deliveries/s by consumer groups (1 subject, 50,000 messages pre-filled, every group reads all; median of $rounds rounds)"
+	points="1 10 100"
+	measure groups "$points" --mode consume --groups POINT --count 50000 --duration "$duration"
 	header groups
-	for g in 1 10 100; do
-		j=$(peer --mode consume --groups "$g" --count 50000 --duration "$duration")
-		row "$g" '.consume.msg_per_sec' "$j"
-	done
+	for g in $points; do row "$g" '.consume.msg_per_sec' "$dir/json/groups-$g"; done
 fi
 
 if [[ ",$series," == *,clients,* ]]; then
-	echo; echo "## e2e at 10,000 msg/s spread over N producers (each its own connections), 1 subject, $duration"
-	printf 'producers, metric'; IFS=, read -ra s <<<"$systems"; for x in "${s[@]}"; do printf '\t%s' "$x"; done
-	for x in "${s[@]}"; do [ "$x" != qmq ] && printf '\tqmq/%s' "$x"; done; printf '\n'
-	for n in 1 100 1000; do
-		j=$(peer --mode e2e --producers "$n" --rate 10000 --duration "$duration" --warmup 0)
-		row "$n msg/s" '.e2e.msg_per_sec' "$j"
-		row "$n p50 ms" '.e2e.latency_p50_ms' "$j"
-		row "$n p99 ms" '.e2e.latency_p99_ms' "$j"
-		row "$n p99.9 ms" '.e2e.latency_p999_ms' "$j"
+	echo; echo "## e2e at 10,000 msg/s spread over N producers (each its own connections), 1 subject, $duration; median of $rounds rounds"
+	points="1 100 1000"
+	measure clients "$points" --mode e2e --producers POINT --rate 10000 --duration "$duration" --warmup 0
+	header 'producers, metric'
+	for n in $points; do
+		row "$n msg/s" '.e2e.msg_per_sec' "$dir/json/clients-$n"
+		row "$n p50 ms" '.e2e.latency_p50_ms' "$dir/json/clients-$n"
+		row "$n p99 ms" '.e2e.latency_p99_ms' "$dir/json/clients-$n"
+		row "$n p99.9 ms" '.e2e.latency_p999_ms' "$dir/json/clients-$n"
 	done
 fi
 
@@ -158,12 +195,13 @@ if [[ ",$series," == *,backlog,* ]]; then
 	) &
 	sampler=$!
 	# --duration bounds the consume phase at 4x it: allow a minute per GiB.
-	j=$(peer --mode consume --count "$count" --duration "$((backlog_gib * 60))s")
+	# One round: a backlog takes minutes to fill.
+	peer --mode consume --count "$count" --duration "$((backlog_gib * 60))s" >"$dir/json/backlog-$backlog_gib-0.json"
 	kill "$sampler"; wait "$sampler" 2>/dev/null || true
 	header metric
-	row "consume msg/s" '.consume.msg_per_sec' "$j"
-	row "consume seconds" '.consume.seconds' "$j"
-	row "missing" '.consume.missing' "$j"
+	for m in "consume msg/s:.consume.msg_per_sec" "consume seconds:.consume.seconds" "missing:.consume.missing"; do
+		row "${m%%:*}" "${m#*:}" "$dir/json/backlog-$backlog_gib"
+	done
 	read -r qmax qamax nmax namax < <(awk '{for (i = 1; i <= 4; i++) if ($i > m[i]) m[i] = $i} END {print m[1]+0, m[2]+0, m[3]+0, m[4]+0}' "$dir/rss")
 	printf 'server RSS MiB before\t%d\t%d\n' $((q0 / 1024)) $((n0 / 1024))
 	printf 'server RSS MiB peak (fill + consume)\t%d\t%d\n' $((qmax / 1024)) $((nmax / 1024))
