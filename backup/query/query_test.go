@@ -234,6 +234,24 @@ func TestDetailSource(t *testing.T) {
 	if code := get(t, srv, "/api/message/detail", "backupQuery", `{"subject":"order.changed","brokerGroup":"bg1","sequence":9}`, &d); code != 200 || asked != "order.changed/bg1/9@4096" {
 		t.Fatalf("located message through the source: %d %+v (asked %s)", code, d, asked)
 	}
+	// A retry copy kept likewise: named by its stored subject, read where
+	// the group's log holds it, under that subject.
+	if err := st.PutMessages(ctx, []backup.Message{{Subject: "order.changed", MessageID: "m9", BrokerGroup: "bg1", Sequence: 9, CreateTime: t0,
+		Kind: backup.KindRetry, ConsumerGroup: "billing", LogOffset: 8192, Located: true}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`{"subject":"%RETRY%order.changed%billing","brokerGroup":"bg1","sequence":9}`,
+		`{"subject":"%RETRY%order.changed%billing","brokerGroup":"bg1","sequence":9,"consumerGroup":"billing"}`,
+	} {
+		d = Detail{}
+		if code := get(t, srv, "/api/message/detail", "backupQuery", q, &d); code != 200 || asked != "%RETRY%order.changed%billing/bg1/9@8192" || d.ConsumerGroup != "billing" {
+			t.Fatalf("located retry copy through the source %s: %d %+v (asked %s)", q, code, d, asked)
+		}
+	}
+	if code := get(t, srv, "/api/message/detail", "backupQuery", `{"subject":"%RETRY%order.changed%billing","brokerGroup":"bg1","sequence":9,"consumerGroup":"audit"}`, &e); code != 400 || e.Field != "consumerGroup" {
+		t.Fatalf("a retry copy's subject with another consumerGroup: %d %+v, want 400 naming consumerGroup", code, e)
+	}
 }
 
 func TestBadInput(t *testing.T) {

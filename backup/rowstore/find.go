@@ -212,10 +212,10 @@ func (s *Store) page(ctx context.Context, sc Scan, q backup.MessageQuery, w wind
 	return page, nil
 }
 
-// FindMessage returns the message ref names: the normal message (whose
-// content the store keeps only with backup.message.content), or with
-// ref.ConsumerGroup that group's dead letter (content from
-// qmq_backup_dead_content).
+// FindMessage returns the message ref names: the normal message or a
+// group's retry copy (whose content the store keeps only with
+// backup.message.content; otherwise where the group's log holds it), or a
+// group's dead letter (content from qmq_backup_dead_content).
 func (s *Store) FindMessage(ctx context.Context, ref backup.MessageRef) (backup.Message, error) {
 	if err := s.check(); err != nil {
 		return backup.Message{}, err
@@ -238,13 +238,20 @@ func (s *Store) FindMessage(ctx context.Context, ref backup.MessageRef) (backup.
 	if err != nil {
 		return backup.Message{}, err
 	}
-	key, kind, what := rowkey.DetailKey(sid, bg, seq), backup.KindNormal, "message"
-	if ref.ConsumerGroup != "" {
+	key, kind, what := rowkey.DetailKey(sid, bg, seq), ref.Which(), "message"
+	if kind != backup.KindNormal {
+		if ref.ConsumerGroup == "" {
+			return backup.Message{}, badQuery("consumerGroup", "is required for a retry copy or a dead letter (the group whose %%RETRY%% or %%DEAD_RETRY%% subject holds it)")
+		}
 		cg, err := s.lookup(ctx, "consumerGroup", ref.ConsumerGroup)
 		if err != nil {
 			return backup.Message{}, err
 		}
-		key, kind, what = rowkey.DeadDetailKey(sid, bg, seq, cg), backup.KindDead, fmt.Sprintf("dead letter of consumer group %q", ref.ConsumerGroup)
+		if kind == backup.KindRetry {
+			key, what = rowkey.RetryDetailKey(sid, bg, seq, cg), fmt.Sprintf("retry copy of consumer group %q", ref.ConsumerGroup)
+		} else {
+			key, what = rowkey.DeadDetailKey(sid, bg, seq, cg), fmt.Sprintf("dead letter of consumer group %q", ref.ConsumerGroup)
+		}
 	}
 	v, ok, err := s.t.Get(ctx, Details, key)
 	if err != nil {

@@ -111,10 +111,7 @@ func (s *memStore) FindMessage(ctx context.Context, ref backup.MessageRef) (back
 	if err := s.check(); err != nil {
 		return backup.Message{}, err
 	}
-	kind := backup.KindNormal
-	if ref.ConsumerGroup != "" {
-		kind = backup.KindDead
-	}
+	kind := ref.Which()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if m, ok := s.msgs[msgKey{kind, ref.Subject, ref.ConsumerGroup, ref.BrokerGroup, ref.Sequence}]; ok {
