@@ -65,6 +65,12 @@ type backupRecord struct {
 	Timestamp     flexTime `json:"timestamp"`
 	ConsumerID    string   `json:"consumerId"`
 	Sequence      int64    `json:"sequence"`
+	// BrokerGroup is where the record's message is stored (the backup's
+	// own field): a retry record's names its retry copy.
+	BrokerGroup string `json:"brokerGroup"`
+	// DetailURL, set by the detail page, links a retry record to its retry
+	// copy's detail.
+	DetailURL string `json:"-"`
 }
 
 // flexTime decodes epoch milliseconds, or an RFC 3339 string.
