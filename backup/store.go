@@ -21,6 +21,11 @@ type Store interface {
 	FindMessages(ctx context.Context, q MessageQuery) (MessagePage, error)
 	// FindDeadLetters answers a MessageQuery over dead letters.
 	FindDeadLetters(ctx context.Context, q MessageQuery) (MessagePage, error)
+	// FindRetries answers a MessageQuery over the retry copies of one
+	// message (q.MessageID is required), each with its ConsumerGroup and
+	// its Sequence in %RETRY%<subject>%<group>: what names the copy's
+	// detail (a MessageRef of KindRetry).
+	FindRetries(ctx context.Context, q MessageQuery) (MessagePage, error)
 	// FindMessage returns the message ref names — the normal message, or
 	// ref.ConsumerGroup's retry copy or dead letter (ref.Which) — with its
 	// Content if the store has it (dead letters always; others with

@@ -140,6 +140,24 @@ func (h *handler) dead(ctx context.Context, raw []byte) (any, error) {
 	return list(p), nil
 }
 
+// retries lists a message's retry copies (ours: QMQ's API has no such
+// list; its detail query takes a copy by its stored subject, broker group
+// and sequence, which this list gives, with the copy's consumerGroup).
+func (h *handler) retries(ctx context.Context, raw []byte) (any, error) {
+	var q BackupQuery
+	if err := decode("backupQuery", raw, &q); err != nil {
+		return nil, err
+	}
+	if q.MessageID == "" {
+		return nil, badRequest("messageId", "messageId: is required: the retry copies of which message (the list's messageId)")
+	}
+	p, err := h.store.FindRetries(ctx, q.messageQuery())
+	if err != nil {
+		return nil, err
+	}
+	return list(p), nil
+}
+
 func (h *handler) records(ctx context.Context, raw []byte) (any, error) {
 	var q RecordQuery
 	if err := decode("recordQuery", raw, &q); err != nil {

@@ -252,6 +252,15 @@ func TestDetailSource(t *testing.T) {
 	if code := get(t, srv, "/api/message/detail", "backupQuery", `{"subject":"%RETRY%order.changed%billing","brokerGroup":"bg1","sequence":9,"consumerGroup":"audit"}`, &e); code != 400 || e.Field != "consumerGroup" {
 		t.Fatalf("a retry copy's subject with another consumerGroup: %d %+v, want 400 naming consumerGroup", code, e)
 	}
+	// The copies of a message are listed with what names their detail.
+	var l MessageList
+	if code := get(t, srv, "/api/message/retry", "backupQuery", `{"subject":"order.changed","messageId":"m9","len":10}`, &l); code != 200 || len(l.List) != 1 ||
+		l.List[0].ConsumerGroup != "billing" || l.List[0].Sequence != 9 || l.List[0].BrokerGroup != "bg1" {
+		t.Fatalf("retry copies of m9: %d %+v", code, l)
+	}
+	if code := get(t, srv, "/api/message/retry", "backupQuery", `{"subject":"order.changed","len":10}`, &e); code != 400 || e.Field != "messageId" {
+		t.Fatalf("retry copies without messageId: %d %+v, want 400 naming messageId", code, e)
+	}
 }
 
 func TestBadInput(t *testing.T) {

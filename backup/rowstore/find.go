@@ -159,6 +159,55 @@ func (s *Store) FindDeadLetters(ctx context.Context, q backup.MessageQuery) (bac
 	})
 }
 
+// FindRetries pages through the retry copies of one message (q.MessageID,
+// required), newest first: QMQ's retry rows, id("%RETRY%subject") + md5 +
+// time + broker group + consumer group + sequence, so one id's copies are
+// one range.
+func (s *Store) FindRetries(ctx context.Context, q backup.MessageQuery) (backup.MessagePage, error) {
+	if err := s.check(); err != nil {
+		return backup.MessagePage{}, err
+	}
+	w, err := s.checkQuery(&q)
+	if err != nil {
+		return backup.MessagePage{}, err
+	}
+	if q.MessageID == "" {
+		return backup.MessagePage{}, badQuery("messageId", "is required: retry copies are listed per message")
+	}
+	if _, err := s.lookup(ctx, "subject", q.Subject); err != nil {
+		return backup.MessagePage{}, err
+	}
+	rsid, ok, err := s.dict.Lookup(ctx, rowkey.RetrySubject(q.Subject))
+	if err != nil {
+		return backup.MessagePage{}, fmt.Errorf("%s: %w", s.opts.Name, err)
+	}
+	if !ok {
+		return backup.MessagePage{}, nil // the subject was never retried
+	}
+	md := rowkey.MD5Key(q.MessageID)
+	prefix := concat(rsid, md)
+	sc := Scan{Table: Messages, Batch: q.Len + 1}
+	if q.ConsumerGroup != "" {
+		cg, err := s.lookup(ctx, "consumerGroup", q.ConsumerGroup)
+		if err != nil {
+			return backup.MessagePage{}, err
+		}
+		sc.Regexp = "^" + rsid + md + `\d{12}\d{6}` + cg + `\d{19}$`
+	}
+	valid := func(k []byte) error { _, err := rowkey.ParseRetryKey(k); return err }
+	if sc.Start, err = startKey(concat(string(prefix), s.timeKey(w.end)), q.Start, prefix, valid); err != nil {
+		return backup.MessagePage{}, err
+	}
+	sc.Stop = prefixEnd(concat(string(prefix), s.timeKey(w.begin)))
+	return s.page(ctx, sc, q, w, backup.KindRetry, func(k []byte) (string, error) {
+		p, err := rowkey.ParseRetryKey(k)
+		if err != nil {
+			return "", err
+		}
+		return s.dict.Name(ctx, p.ConsumerGroupID)
+	})
+}
+
 // page reads up to q.Len index rows of sc inside w, and the key of the
 // next one as Next.
 func (s *Store) page(ctx context.Context, sc Scan, q backup.MessageQuery, w window, kind backup.Kind, group func(key []byte) (string, error)) (backup.MessagePage, error) {

@@ -30,6 +30,7 @@ func Run(t *testing.T, newStore func(t *testing.T) backup.Store) {
 		{"Detail", testDetail},
 		{"DetailSameSequence", testDetailSameSequence},
 		{"RetryDetail", testRetryDetail},
+		{"RetryCopies", testRetryCopies},
 		{"LongNames", testLongNames},
 		{"BadQueries", testBadQueries},
 		{"Concurrent", testConcurrent},
@@ -455,6 +456,49 @@ func testRetryDetail(t *testing.T, s backup.Store) {
 	}
 	if recs, err := s.FindRecords(ctx, backup.RecordQuery{Subject: "order.changed", MessageID: "r.1", Kind: backup.KindRetry}); err != nil || len(recs) != 1 || recs[0].Sequence != 3 || recs[0].BrokerGroup != "bg1" {
 		t.Fatalf("the retry copy's records: %+v, %v", recs, err)
+	}
+}
+
+// testRetryCopies: a message's retry copies are listed by its id, newest
+// first, each with its consumer group and its sequence in that group's
+// retry log — what names its detail.
+func testRetryCopies(t *testing.T, s backup.Store) {
+	t0 := base()
+	put(t, s, msg("order.changed", "r.1", "bg1", 1, t0), msg("plain", "p.1", "bg1", 1, t0),
+		retry("order.changed", "r.1", "bg1", "billing", 0, t0.Add(time.Second), nil, 100, true),
+		retry("order.changed", "r.1", "bg2", "audit", 4, t0.Add(2*time.Second), nil, 200, true),
+		retry("order.changed", "r.1", "bg1", "billing", 1, t0.Add(3*time.Second), nil, 300, true),
+		retry("order.changed", "r.2", "bg1", "billing", 2, t0.Add(time.Second), nil, 400, true))
+	got := all(t, s.FindRetries, backup.MessageQuery{Subject: "order.changed", MessageID: "r.1", Len: 1})
+	var seen []string
+	for _, m := range got {
+		if m.Kind != backup.KindRetry || m.MessageID != "r.1" || m.Subject != "order.changed" {
+			t.Fatalf("retry copy %+v", m)
+		}
+		seen = append(seen, fmt.Sprintf("%s/%s/%d", m.ConsumerGroup, m.BrokerGroup, m.Sequence))
+		if d, err := s.FindMessage(ctx, m.Ref()); err != nil || d.MessageID != "r.1" || !d.Located {
+			t.Fatalf("the listed copy's detail %+v: %+v, %v", m.Ref(), d, err)
+		}
+	}
+	if strings.Join(seen, ",") != "billing/bg1/1,audit/bg2/4,billing/bg1/0" {
+		t.Fatalf("r.1's retry copies, newest first: %v", seen)
+	}
+	got = all(t, s.FindRetries, backup.MessageQuery{Subject: "order.changed", MessageID: "r.1", ConsumerGroup: "audit", Len: 10})
+	if len(got) != 1 || got[0].Sequence != 4 {
+		t.Fatalf("audit's copies of r.1: %+v", got)
+	}
+	got = all(t, s.FindRetries, backup.MessageQuery{Subject: "order.changed", MessageID: "r.1", Len: 10, CreateTimeBegin: t0.Add(2 * time.Second), CreateTimeEnd: t0.Add(2 * time.Second)})
+	if len(got) != 1 || got[0].ConsumerGroup != "audit" {
+		t.Fatalf("r.1's copies in a one-second window: %+v", got)
+	}
+	if got := all(t, s.FindRetries, backup.MessageQuery{Subject: "plain", MessageID: "p.1", Len: 10}); len(got) != 0 {
+		t.Fatalf("a subject never retried: %+v", got)
+	}
+	if _, err := s.FindRetries(ctx, backup.MessageQuery{Subject: "order.changed", Len: 10}); !errors.Is(err, backup.ErrBadQuery) || !strings.Contains(err.Error(), "messageId") {
+		t.Fatalf("without a message id: %v, want ErrBadQuery naming messageId", err)
+	}
+	if _, err := s.FindRetries(ctx, backup.MessageQuery{Subject: "never.seen", MessageID: "x", Len: 10}); !errors.Is(err, backup.ErrNotFound) {
+		t.Fatalf("an unknown subject: %v, want ErrNotFound", err)
 	}
 }
 

@@ -25,6 +25,9 @@ const queryUsage = `qmq query — ask a backup server what it kept (QMQ's backup
 Usage:
   qmq query message --subject S [--id ID] [--since T] [--until T] [--len N] [--start NEXT] [--all]
   qmq query dead    --subject S [--group G] [--id ID] [--since T] [--until T] [--len N] [--start NEXT] [--all]
+  qmq query retry   --subject S --id ID [--group G] [--since T] [--until T] [--len N] [--all]
+                                                     a message's retry copies: each group's sequence
+                                                     for detail --group G --retry
   qmq query records --subject S --broker-group BG --sequence N          pulls and acks of a message
   qmq query records --subject S --id ID --retry | --dead                of its retries, or its dead letters
   qmq query detail  --subject S --broker-group BG --sequence N [--group G [--retry]]
@@ -54,7 +57,7 @@ func runQuery(args []string, stdout, stderr io.Writer) int {
 	}
 	var err error
 	switch args[0] {
-	case "message", "messages", "dead":
+	case "message", "messages", "dead", "retry", "retries":
 		err = queryMessages(args[0], args[1:], stdout, stderr)
 	case "records":
 		err = queryRecords(args[1:], stdout, stderr)
@@ -216,14 +219,21 @@ func queryMessages(cmd string, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&q.Len, "len", 20, "page size, 1..1000")
 	fs.StringVar(&q.Start, "start", "", "continue after a page: its next")
 	fs.BoolVar(&all, "all", false, "follow next to the last page")
-	if cmd == "dead" {
+	retry := cmd == "retry" || cmd == "retries"
+	switch {
+	case cmd == "dead":
 		fs.StringVar(&q.ConsumerGroup, "group", "", "only this consumer group's dead letters")
+	case retry:
+		fs.StringVar(&q.ConsumerGroup, "group", "", "only this consumer group's retry copies")
 	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if q.Subject == "" {
 		return usageError{errors.New("--subject is required")}
+	}
+	if retry && q.MessageID == "" {
+		return usageError{errors.New("--id is required: retry copies are listed per message")}
 	}
 	now := time.Now()
 	var err error
@@ -234,8 +244,11 @@ func queryMessages(cmd string, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	path := "/api/message"
-	if cmd == "dead" {
+	switch {
+	case cmd == "dead":
 		path = "/api/message/dead"
+	case retry:
+		path = "/api/message/retry"
 	}
 	var rows []query.MessageMeta
 	for pages := 0; ; pages++ {
@@ -254,7 +267,7 @@ func queryMessages(cmd string, args []string, stdout, stderr io.Writer) error {
 		rows = append(rows, l.List...)
 		if !all || l.Next == nil || pages >= 100_000 {
 			if c.table {
-				printMessages(stdout, rows, cmd == "dead", l.Next)
+				printMessages(stdout, rows, cmd == "dead" || retry, l.Next)
 				return nil
 			}
 			return json.NewEncoder(stdout).Encode(query.MessageList{List: rows, Next: l.Next})

@@ -108,6 +108,10 @@ func TestQueryCommands(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "BROKER GROUP") || !strings.Contains(out, "host-b") || !strings.Contains(out, "bg1") {
 		t.Fatalf("records --retry --table:\n%s", out)
 	}
+	code, out, _ = runQ("retry", "--backup", addr, "--subject", "order.changed", "--id", "m05", "--table")
+	if code != 0 || !strings.Contains(out, "CONSUMER GROUP") || !strings.Contains(out, "billing") || strings.Count(out, "\n") != 2 {
+		t.Fatalf("retry --table:\n%s", out)
+	}
 	code, out, errOut = runQ("detail", "--backup", addr, "--subject", "order.changed", "--broker-group", "bg1", "--sequence", "0", "--group", "billing", "--retry", "--table")
 	if code != 0 || !strings.Contains(out, "m05") || !strings.Contains(out, "billing") || !strings.Contains(out, "%RETRY%order.changed%billing") {
 		t.Fatalf("detail --group billing --retry --table: %d\n%s%s", code, out, errOut)
@@ -136,6 +140,7 @@ func TestQueryErrors(t *testing.T) {
 		{[]string{"records", "--backup", addr, "--subject", "order.changed"}, 2, "--broker-group"},
 		{[]string{"records", "--backup", addr, "--subject", "order.changed", "--retry"}, 2, "--id"},
 		{[]string{"detail", "--backup", addr, "--subject", "order.changed", "--broker-group", "bg1", "--sequence", "0", "--retry"}, 2, "--group"},
+		{[]string{"retry", "--backup", addr, "--subject", "order.changed"}, 2, "--id"},
 		{[]string{"frobnicate"}, 2, "unknown command"},
 		{[]string{"create-hbase-tables"}, 2, "--rest is required"},
 	}

@@ -121,8 +121,21 @@ func TestRetryDetailFromSlave(t *testing.T) {
 	if r.ConsumerGroup != group || !r.Located || len(r.Content) != 0 {
 		t.Fatalf("retry copy indexed as %+v: want group %s, its log offset, no content (backup.message.content is off)", r, group)
 	}
+	// The list of the message's retry copies names it: group, broker group
+	// and its sequence in the group's retry subject.
+	raw, _ := json.Marshal(map[string]any{"subject": subject, "messageId": msg.ID(), "len": 10})
+	resp, err := http.Get(fmt.Sprintf("http://%s/api/message/retry?backupQuery=%s", b.srv.HTTPAddr(), url.QueryEscape(string(raw))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l query.MessageList
+	err = json.NewDecoder(resp.Body).Decode(&l)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || len(l.List) != 1 || l.List[0].ConsumerGroup != group || l.List[0].BrokerGroup != "g1" || l.List[0].Sequence != r.Sequence {
+		t.Fatalf("the message's retry copies: %d %+v (%v)", resp.StatusCode, l, err)
+	}
 	stored := "%RETRY%" + subject + "%" + group
-	code, body := getDetail(t, b, map[string]any{"subject": stored, "brokerGroup": "g1", "sequence": r.Sequence})
+	code, body := getDetail(t, b, map[string]any{"subject": stored, "brokerGroup": l.List[0].BrokerGroup, "sequence": l.List[0].Sequence})
 	var d query.Detail
 	if err := json.Unmarshal(body, &d); code != 200 || err != nil {
 		t.Fatalf("retry copy's detail: %d %s (%v)", code, body, err)

@@ -231,7 +231,7 @@ func (s *Server) listenHTTP() error {
 		mux.Handle("/api/", s.query)
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, fmt.Sprintf("no such endpoint %s; the backup serves /health, /metrics, /api/message, /api/message/dead, /api/message/detail, /api/message/records and POST /api/message/dead/resend", r.URL.Path), http.StatusNotFound)
+		http.Error(w, fmt.Sprintf("no such endpoint %s; the backup serves /health, /metrics, /api/message, /api/message/dead, /api/message/detail, /api/message/records, /api/message/retry and POST /api/message/dead/resend", r.URL.Path), http.StatusNotFound)
 	})
 	cfg := s.settings.HTTPLimits
 	cfg.Logger = s.log.Named("http")

@@ -23,9 +23,13 @@ type searchView struct {
 	Searched                              bool
 	Results                               []backupMessage
 	Next                                  string
-	Err                                   string
-	BadInput                              string
-	BackupAddrs                           string
+	// Retries are the retry copies of the message searched by id (each
+	// numbered in its consumer group's %RETRY% log), linked to their detail.
+	Retries     []backupMessage
+	RetriesErr  string
+	Err         string
+	BadInput    string
+	BackupAddrs string
 }
 
 const pageLen = 50
@@ -86,7 +90,30 @@ func (s *Server) search(r *http.Request, dead bool) (searchView, int) {
 		return v, http.StatusOK
 	}
 	v.Results, v.Next = p.List, string(p.Next)
+	if !dead && v.ID != "" {
+		v.Retries, v.RetriesErr = s.retries(ctx, v.Subject, v.ID)
+	}
 	return v, http.StatusOK
+}
+
+// retries lists the retry copies of message id, each linked to its detail.
+// A 404 (a backup that never had the subject, or one older than the retry
+// list) is no copy, not an error.
+func (s *Server) retries(ctx context.Context, subject, id string) ([]backupMessage, string) {
+	p, err := s.src.backup.Retries(ctx, subject, id)
+	var refused *backupRefusal
+	if errors.As(err, &refused) && refused.Status == http.StatusNotFound {
+		return nil, ""
+	}
+	if err != nil {
+		return nil, "retry copies: " + err.Error()
+	}
+	for i := range p.List {
+		m := &p.List[i]
+		m.DetailURL = "/messages/detail?" + url.Values{"subject": {protocol.RetrySubject(subject, m.ConsumerGroup)}, "brokerGroup": {m.BrokerGroup},
+			"sequence": {strconv.FormatInt(m.Sequence, 10)}, "id": {id}}.Encode()
+	}
+	return p.List, ""
 }
 
 func (s *Server) messagesPage(w http.ResponseWriter, r *http.Request) {
