@@ -44,25 +44,40 @@ type Message struct {
 }
 
 // MessageRef names one stored message by where its broker group stored it.
-// A normal message and a dead letter are numbered in different logs (the
-// subject's, and %DEAD_RETRY%<subject>%<group>'s), so the same broker
-// group and sequence commonly name one of each — and one dead letter per
-// consumer group: ConsumerGroup says which.
+// A normal message, its retry copies and its dead letters are numbered in
+// different logs (the subject's, %RETRY%<subject>%<group>'s and
+// %DEAD_RETRY%<subject>%<group>'s), so the same broker group and sequence
+// commonly name one of each — and one copy per consumer group: Kind and
+// ConsumerGroup say which.
 type MessageRef struct {
 	Subject     string // the original subject
 	BrokerGroup string
 	Sequence    int64
-	// ConsumerGroup, when set, names that group's dead letter (the copy
-	// stored under %DEAD_RETRY%<Subject>%<ConsumerGroup>); "" the normal
-	// message.
+	// Kind is which copy: KindRetry names ConsumerGroup's retry copy,
+	// KindDead its dead letter, KindNormal the message itself. A
+	// ConsumerGroup with Kind left KindNormal names the dead letter (the
+	// spelling from before retry copies had a detail).
+	Kind Kind
+	// ConsumerGroup is the group whose retry or dead-letter subject holds
+	// the copy; "" for the normal message.
 	ConsumerGroup string
 }
 
-// Ref is where m is stored: its MessageRef (retry copies are not kept
-// with content, so a KindRetry's Ref names the normal message).
+// Which is the kind of copy r names (see Kind).
+func (r MessageRef) Which() Kind {
+	switch {
+	case r.Kind == KindRetry:
+		return KindRetry
+	case r.ConsumerGroup != "" || r.Kind == KindDead:
+		return KindDead
+	}
+	return KindNormal
+}
+
+// Ref is where m is stored: its MessageRef.
 func (m *Message) Ref() MessageRef {
-	r := MessageRef{Subject: m.Subject, BrokerGroup: m.BrokerGroup, Sequence: m.Sequence}
-	if m.Kind == KindDead {
+	r := MessageRef{Subject: m.Subject, BrokerGroup: m.BrokerGroup, Sequence: m.Sequence, Kind: m.Kind}
+	if m.Kind != KindNormal {
 		r.ConsumerGroup = m.ConsumerGroup
 	}
 	return r

@@ -21,10 +21,16 @@ type Store interface {
 	FindMessages(ctx context.Context, q MessageQuery) (MessagePage, error)
 	// FindDeadLetters answers a MessageQuery over dead letters.
 	FindDeadLetters(ctx context.Context, q MessageQuery) (MessagePage, error)
+	// FindRetries answers a MessageQuery over the retry copies of one
+	// message (q.MessageID is required), each with its ConsumerGroup and
+	// its Sequence in %RETRY%<subject>%<group>: what names the copy's
+	// detail (a MessageRef of KindRetry).
+	FindRetries(ctx context.Context, q MessageQuery) (MessagePage, error)
 	// FindMessage returns the message ref names — the normal message, or
-	// with ref.ConsumerGroup that group's dead letter — with its Content if
-	// the store has it (dead letters always; others with
-	// backup.message.content), or ErrNotFound.
+	// ref.ConsumerGroup's retry copy or dead letter (ref.Which) — with its
+	// Content if the store has it (dead letters always; others with
+	// backup.message.content) and, when Located, where the group's message
+	// log holds it; or ErrNotFound.
 	FindMessage(ctx context.Context, ref MessageRef) (Message, error)
 	// FindRecords returns a message's consume records, oldest first.
 	FindRecords(ctx context.Context, q RecordQuery) ([]Record, error)

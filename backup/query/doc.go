@@ -6,10 +6,15 @@
 //	    → {"list":[{subject, messageId, sequence, createTime, brokerGroup}], "next": "…" | null}
 //	GET /api/message/dead?backupQuery={… and consumerGroup?}
 //	    → the same, each with its consumerGroup
-//	GET /api/message/detail?backupQuery={subject, brokerGroup, sequence}
-//	    → the message: id, subject, tags, attrs (body and properties), times
+//	GET /api/message/detail?backupQuery={subject, brokerGroup, sequence, consumerGroup?}
+//	    → the message: id, subject, tags, attrs (body and properties), times;
+//	      consumerGroup names that group's dead letter, and the stored subjects
+//	      %RETRY%<subject>%<group> (a retry copy) and %DEAD_RETRY%<subject>%<group> are taken
 //	GET /api/message/records?recordQuery={subject, messageId, brokerGroup, sequence, recordCode}
-//	    → {"records":[{consumerGroup, action, type, timestamp, consumerId, sequence}]}
+//	    → {"records":[{consumerGroup, action, type, timestamp, consumerId, sequence, brokerGroup}]}
+//	GET /api/message/retry?backupQuery={subject, messageId, consumerGroup?, …} (ours)
+//	    → the message's retry copies, as /api/message lists, each with its consumerGroup
+//	      and its sequence in %RETRY%<subject>%<consumerGroup>: what names its detail
 //
 // Times are milliseconds since the epoch (QMQ's Dates), or RFC 3339 or
 // "2006-01-02 15:04:05" strings on input. A page's "next" goes back as the

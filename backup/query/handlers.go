@@ -62,6 +62,11 @@ type Record struct {
 	Timestamp     int64  `json:"timestamp"`
 	ConsumerID    string `json:"consumerId"`
 	Sequence      int64  `json:"sequence"`
+	// BrokerGroup (ours, not in QMQ's answer) is where the record's
+	// message is stored: with a retry record's consumerGroup and sequence
+	// it names the retry copy for the detail query
+	// ({"subject":"%RETRY%<subject>%<consumerGroup>","brokerGroup":…,"sequence":…}).
+	BrokerGroup string `json:"brokerGroup,omitempty"`
 }
 
 // RecordList is QMQ's RecordQueryResult.
@@ -135,6 +140,24 @@ func (h *handler) dead(ctx context.Context, raw []byte) (any, error) {
 	return list(p), nil
 }
 
+// retries lists a message's retry copies (ours: QMQ's API has no such
+// list; its detail query takes a copy by its stored subject, broker group
+// and sequence, which this list gives, with the copy's consumerGroup).
+func (h *handler) retries(ctx context.Context, raw []byte) (any, error) {
+	var q BackupQuery
+	if err := decode("backupQuery", raw, &q); err != nil {
+		return nil, err
+	}
+	if q.MessageID == "" {
+		return nil, badRequest("messageId", "messageId: is required: the retry copies of which message (the list's messageId)")
+	}
+	p, err := h.store.FindRetries(ctx, q.messageQuery())
+	if err != nil {
+		return nil, err
+	}
+	return list(p), nil
+}
+
 func (h *handler) records(ctx context.Context, raw []byte) (any, error) {
 	var q RecordQuery
 	if err := decode("recordQuery", raw, &q); err != nil {
@@ -153,7 +176,7 @@ func (h *handler) records(ctx context.Context, raw []byte) (any, error) {
 	for _, r := range recs {
 		out.Records = append(out.Records, Record{
 			ConsumerGroup: r.ConsumerGroup, Action: r.Action.Code(), Type: q.RecordCode,
-			Timestamp: r.Timestamp.UnixMilli(), ConsumerID: r.ConsumerID, Sequence: r.Sequence,
+			Timestamp: r.Timestamp.UnixMilli(), ConsumerID: r.ConsumerID, Sequence: r.Sequence, BrokerGroup: r.BrokerGroup,
 		})
 	}
 	return out, nil
@@ -172,32 +195,30 @@ func (h *handler) detail(ctx context.Context, raw []byte) (any, error) {
 	case q.Sequence < 0:
 		return nil, badRequest("sequence", "sequence: is %d; it must not be negative", q.Sequence)
 	}
-	// A normal message and each consumer group's dead letters are numbered
-	// in their own logs, so broker group and sequence alone are ambiguous:
-	// the dead list's consumerGroup names the dead letter. QMQ's detail
-	// query has no such field in use — it asks the slave for the subject as
-	// given — so its stored dead-letter subject %DEAD_RETRY%<subject>%<group>
-	// is taken too, and means the same.
+	// A normal message, each consumer group's retry copies and its dead
+	// letters are numbered in their own logs, so broker group and sequence
+	// alone are ambiguous. The dead list's consumerGroup names the dead
+	// letter. QMQ's detail query has no such field in use — it asks the
+	// slave for the subject as given — so the stored subjects
+	// %RETRY%<subject>%<group> (a retry copy, the only way to name one: the
+	// backupQuery has no kind) and %DEAD_RETRY%<subject>%<group> are taken
+	// too.
 	ref := backup.MessageRef{Subject: q.Subject, BrokerGroup: q.BrokerGroup, Sequence: q.Sequence, ConsumerGroup: q.ConsumerGroup}
 	stored := q.Subject // as the broker group's log holds it, for the DetailSource
 	if prefix, subject, group := rowkey.SplitSubject(q.Subject); prefix != "" {
-		switch {
-		case prefix == rowkey.RetryPrefix:
-			// Retry copies are kept without content: only the slave has it.
-			ref = backup.MessageRef{}
-		case q.ConsumerGroup != "" && q.ConsumerGroup != group:
-			return nil, badRequest("consumerGroup", "consumerGroup: is %q but the subject %q names the dead letter of %q", q.ConsumerGroup, q.Subject, group)
-		default:
-			ref.Subject, ref.ConsumerGroup = subject, group
+		if q.ConsumerGroup != "" && q.ConsumerGroup != group {
+			return nil, badRequest("consumerGroup", "consumerGroup: is %q but the subject %q names a copy of %q", q.ConsumerGroup, q.Subject, group)
+		}
+		ref.Subject, ref.ConsumerGroup = subject, group
+		if prefix == rowkey.RetryPrefix {
+			ref.Kind, stored = backup.KindRetry, protocol.RetrySubject(subject, group)
+		} else {
+			ref.Kind, stored = backup.KindDead, protocol.DeadRetrySubject(subject, group)
 		}
 	} else if q.ConsumerGroup != "" {
-		stored = protocol.DeadRetrySubject(q.Subject, q.ConsumerGroup)
+		ref.Kind, stored = backup.KindDead, protocol.DeadRetrySubject(q.Subject, q.ConsumerGroup)
 	}
-	var m backup.Message
-	err := fmt.Errorf("%w: a retry copy's content is not kept", backup.ErrNotFound)
-	if ref.Subject != "" {
-		m, err = h.store.FindMessage(ctx, ref)
-	}
+	m, err := h.store.FindMessage(ctx, ref)
 	var content []byte
 	switch {
 	case err == nil && len(m.Content) > 0:
@@ -213,9 +234,7 @@ func (h *handler) detail(ctx context.Context, raw []byte) (any, error) {
 		if content, err = h.opts.Detail(ctx, req); err != nil {
 			return nil, err
 		}
-		if ref.ConsumerGroup != "" {
-			m.ConsumerGroup = ref.ConsumerGroup
-		}
+		m.ConsumerGroup = ref.ConsumerGroup
 	default:
 		return nil, err
 	}

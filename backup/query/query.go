@@ -84,6 +84,7 @@ func NewHandler(store backup.Store, opts Options) http.Handler {
 	h.mux.HandleFunc("/api/message/dead", h.wrap("backupQuery", h.dead))
 	h.mux.HandleFunc("/api/message/detail", h.wrap("backupQuery", h.detail))
 	h.mux.HandleFunc("/api/message/records", h.wrap("recordQuery", h.records))
+	h.mux.HandleFunc("/api/message/retry", h.wrap("backupQuery", h.retries))
 	return h
 }
 

@@ -234,6 +234,33 @@ func TestDetailSource(t *testing.T) {
 	if code := get(t, srv, "/api/message/detail", "backupQuery", `{"subject":"order.changed","brokerGroup":"bg1","sequence":9}`, &d); code != 200 || asked != "order.changed/bg1/9@4096" {
 		t.Fatalf("located message through the source: %d %+v (asked %s)", code, d, asked)
 	}
+	// A retry copy kept likewise: named by its stored subject, read where
+	// the group's log holds it, under that subject.
+	if err := st.PutMessages(ctx, []backup.Message{{Subject: "order.changed", MessageID: "m9", BrokerGroup: "bg1", Sequence: 9, CreateTime: t0,
+		Kind: backup.KindRetry, ConsumerGroup: "billing", LogOffset: 8192, Located: true}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`{"subject":"%RETRY%order.changed%billing","brokerGroup":"bg1","sequence":9}`,
+		`{"subject":"%RETRY%order.changed%billing","brokerGroup":"bg1","sequence":9,"consumerGroup":"billing"}`,
+	} {
+		d = Detail{}
+		if code := get(t, srv, "/api/message/detail", "backupQuery", q, &d); code != 200 || asked != "%RETRY%order.changed%billing/bg1/9@8192" || d.ConsumerGroup != "billing" {
+			t.Fatalf("located retry copy through the source %s: %d %+v (asked %s)", q, code, d, asked)
+		}
+	}
+	if code := get(t, srv, "/api/message/detail", "backupQuery", `{"subject":"%RETRY%order.changed%billing","brokerGroup":"bg1","sequence":9,"consumerGroup":"audit"}`, &e); code != 400 || e.Field != "consumerGroup" {
+		t.Fatalf("a retry copy's subject with another consumerGroup: %d %+v, want 400 naming consumerGroup", code, e)
+	}
+	// The copies of a message are listed with what names their detail.
+	var l MessageList
+	if code := get(t, srv, "/api/message/retry", "backupQuery", `{"subject":"order.changed","messageId":"m9","len":10}`, &l); code != 200 || len(l.List) != 1 ||
+		l.List[0].ConsumerGroup != "billing" || l.List[0].Sequence != 9 || l.List[0].BrokerGroup != "bg1" {
+		t.Fatalf("retry copies of m9: %d %+v", code, l)
+	}
+	if code := get(t, srv, "/api/message/retry", "backupQuery", `{"subject":"order.changed","len":10}`, &e); code != 400 || e.Field != "messageId" {
+		t.Fatalf("retry copies without messageId: %d %+v, want 400 naming messageId", code, e)
+	}
 }
 
 func TestBadInput(t *testing.T) {

@@ -225,3 +225,24 @@ func FuzzParseKeys(f *testing.F) {
 		}
 	})
 }
+
+// TestDetailKeys: a normal message, a retry copy and a dead letter at the
+// same broker group and sequence are three rows, the copies' per group.
+func TestDetailKeys(t *testing.T) {
+	seq, _ := SeqKey(7)
+	keys := map[string]bool{}
+	for _, k := range [][]byte{
+		DetailKey("000001", "000002", seq),
+		RetryDetailKey("000001", "000002", seq, "000003"),
+		RetryDetailKey("000001", "000002", seq, "000004"),
+		DeadDetailKey("000001", "000002", seq, "000003"),
+	} {
+		if keys[string(k)] {
+			t.Fatalf("key %q twice", k)
+		}
+		keys[string(k)] = true
+	}
+	if k := RetryDetailKey("000001", "000002", seq, "000003"); string(k) != "000001000002"+seq+"1000003" || len(k) != DetailKeyLen+IDLen {
+		t.Fatalf("RetryDetailKey = %q", k)
+	}
+}

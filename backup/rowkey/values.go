@@ -143,8 +143,17 @@ func DeadDetailKey(subjectID, brokerGroupID, seqKey, consumerGroupID string) []b
 	return cat(subjectID, brokerGroupID, seqKey, "2", consumerGroupID)
 }
 
-// DetailKeyLen is the length of a DetailKey; a DeadDetailKey is IDLen
-// longer.
+// RetryDetailKey (ours) keys a retry copy likewise: subjectId +
+// brokerGroupId + seq19 + "1" + consumerGroupId, the sequence being the
+// copy's in %RETRY%<subject>%<group>, numbered per consumer group as dead
+// letters are. QMQ's qmq_backup retry row (RetryKey) stays as QMQ writes
+// it; this row only serves the detail query.
+func RetryDetailKey(subjectID, brokerGroupID, seqKey, consumerGroupID string) []byte {
+	return cat(subjectID, brokerGroupID, seqKey, "1", consumerGroupID)
+}
+
+// DetailKeyLen is the length of a DetailKey; a DeadDetailKey or
+// RetryDetailKey is IDLen longer.
 const DetailKeyLen = IDLen + IDLen + SeqLen + 1
 
 // DetailValue (ours) is what the detail query needs of a message:

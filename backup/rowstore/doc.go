@@ -12,6 +12,9 @@
 //   - retry records are found for retries of any age (QMQ: 30 days);
 //   - with Options.IDIndex (Pebble) a message-id query reads an index of its
 //     own instead of filtering the subject's whole time range;
-//   - qmq_backup_detail (ours) keeps a message's content by broker group and
-//     sequence for /api/message/detail.
+//   - qmq_backup_detail (ours) keeps, by broker group and sequence (and
+//     consumer group, for a retry copy or a dead letter), a message's
+//     content or where its group's log holds it, for /api/message/detail;
+//   - FindRetries lists one message's retry copies from QMQ's retry rows
+//     (QMQ only reads them for retry records).
 package rowstore

@@ -159,6 +159,55 @@ func (s *Store) FindDeadLetters(ctx context.Context, q backup.MessageQuery) (bac
 	})
 }
 
+// FindRetries pages through the retry copies of one message (q.MessageID,
+// required), newest first: QMQ's retry rows, id("%RETRY%subject") + md5 +
+// time + broker group + consumer group + sequence, so one id's copies are
+// one range.
+func (s *Store) FindRetries(ctx context.Context, q backup.MessageQuery) (backup.MessagePage, error) {
+	if err := s.check(); err != nil {
+		return backup.MessagePage{}, err
+	}
+	w, err := s.checkQuery(&q)
+	if err != nil {
+		return backup.MessagePage{}, err
+	}
+	if q.MessageID == "" {
+		return backup.MessagePage{}, badQuery("messageId", "is required: retry copies are listed per message")
+	}
+	if _, err := s.lookup(ctx, "subject", q.Subject); err != nil {
+		return backup.MessagePage{}, err
+	}
+	rsid, ok, err := s.dict.Lookup(ctx, rowkey.RetrySubject(q.Subject))
+	if err != nil {
+		return backup.MessagePage{}, fmt.Errorf("%s: %w", s.opts.Name, err)
+	}
+	if !ok {
+		return backup.MessagePage{}, nil // the subject was never retried
+	}
+	md := rowkey.MD5Key(q.MessageID)
+	prefix := concat(rsid, md)
+	sc := Scan{Table: Messages, Batch: q.Len + 1}
+	if q.ConsumerGroup != "" {
+		cg, err := s.lookup(ctx, "consumerGroup", q.ConsumerGroup)
+		if err != nil {
+			return backup.MessagePage{}, err
+		}
+		sc.Regexp = "^" + rsid + md + `\d{12}\d{6}` + cg + `\d{19}$`
+	}
+	valid := func(k []byte) error { _, err := rowkey.ParseRetryKey(k); return err }
+	if sc.Start, err = startKey(concat(string(prefix), s.timeKey(w.end)), q.Start, prefix, valid); err != nil {
+		return backup.MessagePage{}, err
+	}
+	sc.Stop = prefixEnd(concat(string(prefix), s.timeKey(w.begin)))
+	return s.page(ctx, sc, q, w, backup.KindRetry, func(k []byte) (string, error) {
+		p, err := rowkey.ParseRetryKey(k)
+		if err != nil {
+			return "", err
+		}
+		return s.dict.Name(ctx, p.ConsumerGroupID)
+	})
+}
+
 // page reads up to q.Len index rows of sc inside w, and the key of the
 // next one as Next.
 func (s *Store) page(ctx context.Context, sc Scan, q backup.MessageQuery, w window, kind backup.Kind, group func(key []byte) (string, error)) (backup.MessagePage, error) {
@@ -212,10 +261,10 @@ func (s *Store) page(ctx context.Context, sc Scan, q backup.MessageQuery, w wind
 	return page, nil
 }
 
-// FindMessage returns the message ref names: the normal message (whose
-// content the store keeps only with backup.message.content), or with
-// ref.ConsumerGroup that group's dead letter (content from
-// qmq_backup_dead_content).
+// FindMessage returns the message ref names: the normal message or a
+// group's retry copy (whose content the store keeps only with
+// backup.message.content; otherwise where the group's log holds it), or a
+// group's dead letter (content from qmq_backup_dead_content).
 func (s *Store) FindMessage(ctx context.Context, ref backup.MessageRef) (backup.Message, error) {
 	if err := s.check(); err != nil {
 		return backup.Message{}, err
@@ -238,13 +287,20 @@ func (s *Store) FindMessage(ctx context.Context, ref backup.MessageRef) (backup.
 	if err != nil {
 		return backup.Message{}, err
 	}
-	key, kind, what := rowkey.DetailKey(sid, bg, seq), backup.KindNormal, "message"
-	if ref.ConsumerGroup != "" {
+	key, kind, what := rowkey.DetailKey(sid, bg, seq), ref.Which(), "message"
+	if kind != backup.KindNormal {
+		if ref.ConsumerGroup == "" {
+			return backup.Message{}, badQuery("consumerGroup", "is required for a retry copy or a dead letter (the group whose %%RETRY%% or %%DEAD_RETRY%% subject holds it)")
+		}
 		cg, err := s.lookup(ctx, "consumerGroup", ref.ConsumerGroup)
 		if err != nil {
 			return backup.Message{}, err
 		}
-		key, kind, what = rowkey.DeadDetailKey(sid, bg, seq, cg), backup.KindDead, fmt.Sprintf("dead letter of consumer group %q", ref.ConsumerGroup)
+		if kind == backup.KindRetry {
+			key, what = rowkey.RetryDetailKey(sid, bg, seq, cg), fmt.Sprintf("retry copy of consumer group %q", ref.ConsumerGroup)
+		} else {
+			key, what = rowkey.DeadDetailKey(sid, bg, seq, cg), fmt.Sprintf("dead letter of consumer group %q", ref.ConsumerGroup)
+		}
 	}
 	v, ok, err := s.t.Get(ctx, Details, key)
 	if err != nil {

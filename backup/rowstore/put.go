@@ -11,7 +11,8 @@ import (
 
 // PutMessages writes msgs' rows: for KindNormal the qmq_backup row (plus
 // the id index with Options.IDIndex, and a detail row when the message has
-// Content); for KindRetry the qmq_backup retry row; for KindDead the
+// Content or is Located); for KindRetry the qmq_backup retry row (and a
+// detail row likewise); for KindDead the
 // qmq_backup_dead and qmq_backup_dead_content rows, the dead record in
 // qmq_backup_record, and a detail row.
 func (s *Store) PutMessages(ctx context.Context, msgs []backup.Message) error {
@@ -96,6 +97,18 @@ func (s *Store) messageRows(ctx context.Context, rows []Row, m *backup.Message) 
 			return nil, err
 		}
 		row(Messages, rowkey.RetryKey(rsid, md, tk, bg, cg, seq), index)
+		// The copy's detail row, as a normal message's: its content, or
+		// where the group's log holds it (keyed by the original subject's
+		// id and the group's, as a dead letter's).
+		if len(m.Content) > 0 || m.Located {
+			sid, err := s.dict.ID(ctx, m.Subject)
+			if err != nil {
+				return nil, err
+			}
+			if err := detail(rowkey.RetryDetailKey(sid, bg, seq, cg), m.ConsumerGroup, m.Content); err != nil {
+				return nil, err
+			}
+		}
 	case backup.KindDead:
 		sid, err := s.dict.ID(ctx, m.Subject)
 		if err != nil {

@@ -99,6 +99,13 @@ func (m *Store) FindDeadLetters(ctx context.Context, q backup.MessageQuery) (bac
 	return p, err
 }
 
+func (m *Store) FindRetries(ctx context.Context, q backup.MessageQuery) (backup.MessagePage, error) {
+	start := time.Now()
+	p, err := m.Store.FindRetries(ctx, q)
+	m.observe("find_retries", start, err)
+	return p, err
+}
+
 func (m *Store) FindMessage(ctx context.Context, ref backup.MessageRef) (backup.Message, error) {
 	start := time.Now()
 	msg, err := m.Store.FindMessage(ctx, ref)

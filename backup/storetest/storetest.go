@@ -29,6 +29,8 @@ func Run(t *testing.T, newStore func(t *testing.T) backup.Store) {
 		{"RetryRecords", testRetryRecords},
 		{"Detail", testDetail},
 		{"DetailSameSequence", testDetailSameSequence},
+		{"RetryDetail", testRetryDetail},
+		{"RetryCopies", testRetryCopies},
 		{"LongNames", testLongNames},
 		{"BadQueries", testBadQueries},
 		{"Concurrent", testConcurrent},
@@ -404,6 +406,102 @@ func testDetail(t *testing.T, s backup.Store) {
 	}
 }
 
+func retry(subject, id, group, consumerGroup string, seq int64, at time.Time, content []byte, off int64, located bool) backup.Message {
+	m := msg(subject, id, group, seq, at)
+	m.Kind, m.ConsumerGroup, m.Content, m.LogOffset, m.Located = backup.KindRetry, consumerGroup, content, off, located
+	return m
+}
+
+// testRetryDetail: a retry copy (stored as sequence N of
+// %RETRY%<subject>%<group>, numbered per group) has a detail like a normal
+// message's — its content, or where the group's log holds it — found by
+// its group and sequence; the retry row QMQ reads is unchanged.
+func testRetryDetail(t *testing.T, s backup.Store) {
+	t0 := base()
+	located := retry("order.changed", "r.1", "bg1", "billing", 3, t0, nil, 1<<33+5, true)
+	content := retry("order.changed", "r.1", "bg1", "audit", 3, t0.Add(time.Second), []byte("content of r.1"), 4096, true)
+	bare := retry("order.changed", "r.2", "bg1", "billing", 4, t0, nil, 0, false) // indexed before offsets were recorded
+	put(t, s, located, content, bare)
+	put(t, s, located) // idempotent
+	ref := func(group string, seq int64) backup.MessageRef {
+		return backup.MessageRef{Subject: "order.changed", BrokerGroup: "bg1", Sequence: seq, Kind: backup.KindRetry, ConsumerGroup: group}
+	}
+	m, err := s.FindMessage(ctx, ref("billing", 3))
+	if err != nil || m.MessageID != "r.1" || m.Kind != backup.KindRetry || m.ConsumerGroup != "billing" || !m.Located || m.LogOffset != located.LogOffset ||
+		len(m.Content) != 0 || !m.CreateTime.Equal(t0) || m.Ref() != ref("billing", 3) {
+		t.Fatalf("billing's located retry copy: %+v, %v", m, err)
+	}
+	m, err = s.FindMessage(ctx, ref("audit", 3))
+	if err != nil || m.MessageID != "r.1" || m.ConsumerGroup != "audit" || string(m.Content) != "content of r.1" {
+		t.Fatalf("audit's retry copy with content: %+v, %v", m, err)
+	}
+	for name, r := range map[string]backup.MessageRef{
+		"a copy kept without content or offset": ref("billing", 4),
+		"a sequence no copy has":                ref("billing", 5),
+		"a group without copies":                ref("never-seen", 3),
+		"the normal message at the sequence":    {Subject: "order.changed", BrokerGroup: "bg1", Sequence: 3},
+		"the dead letter at the sequence":       {Subject: "order.changed", BrokerGroup: "bg1", Sequence: 3, Kind: backup.KindDead, ConsumerGroup: "billing"},
+	} {
+		if m, err := s.FindMessage(ctx, r); !errors.Is(err, backup.ErrNotFound) {
+			t.Fatalf("%s: %+v, %v; want ErrNotFound", name, m, err)
+		}
+	}
+	if _, err := s.FindMessage(ctx, backup.MessageRef{Subject: "order.changed", BrokerGroup: "bg1", Sequence: 3, Kind: backup.KindRetry}); !errors.Is(err, backup.ErrBadQuery) {
+		t.Fatalf("a retry copy without its group: %v, want ErrBadQuery", err)
+	}
+	// The retry row itself, as QMQ reads it: the copy's records are found
+	// through it.
+	if err := s.PutRecords(ctx, []backup.Record{rec("%RETRY%order.changed%billing", "bg1", 3, "billing", "host-a", backup.ActionPull, t0)}); err != nil {
+		t.Fatal(err)
+	}
+	if recs, err := s.FindRecords(ctx, backup.RecordQuery{Subject: "order.changed", MessageID: "r.1", Kind: backup.KindRetry}); err != nil || len(recs) != 1 || recs[0].Sequence != 3 || recs[0].BrokerGroup != "bg1" {
+		t.Fatalf("the retry copy's records: %+v, %v", recs, err)
+	}
+}
+
+// testRetryCopies: a message's retry copies are listed by its id, newest
+// first, each with its consumer group and its sequence in that group's
+// retry log — what names its detail.
+func testRetryCopies(t *testing.T, s backup.Store) {
+	t0 := base()
+	put(t, s, msg("order.changed", "r.1", "bg1", 1, t0), msg("plain", "p.1", "bg1", 1, t0),
+		retry("order.changed", "r.1", "bg1", "billing", 0, t0.Add(time.Second), nil, 100, true),
+		retry("order.changed", "r.1", "bg2", "audit", 4, t0.Add(2*time.Second), nil, 200, true),
+		retry("order.changed", "r.1", "bg1", "billing", 1, t0.Add(3*time.Second), nil, 300, true),
+		retry("order.changed", "r.2", "bg1", "billing", 2, t0.Add(time.Second), nil, 400, true))
+	got := all(t, s.FindRetries, backup.MessageQuery{Subject: "order.changed", MessageID: "r.1", Len: 1})
+	var seen []string
+	for _, m := range got {
+		if m.Kind != backup.KindRetry || m.MessageID != "r.1" || m.Subject != "order.changed" {
+			t.Fatalf("retry copy %+v", m)
+		}
+		seen = append(seen, fmt.Sprintf("%s/%s/%d", m.ConsumerGroup, m.BrokerGroup, m.Sequence))
+		if d, err := s.FindMessage(ctx, m.Ref()); err != nil || d.MessageID != "r.1" || !d.Located {
+			t.Fatalf("the listed copy's detail %+v: %+v, %v", m.Ref(), d, err)
+		}
+	}
+	if strings.Join(seen, ",") != "billing/bg1/1,audit/bg2/4,billing/bg1/0" {
+		t.Fatalf("r.1's retry copies, newest first: %v", seen)
+	}
+	got = all(t, s.FindRetries, backup.MessageQuery{Subject: "order.changed", MessageID: "r.1", ConsumerGroup: "audit", Len: 10})
+	if len(got) != 1 || got[0].Sequence != 4 {
+		t.Fatalf("audit's copies of r.1: %+v", got)
+	}
+	got = all(t, s.FindRetries, backup.MessageQuery{Subject: "order.changed", MessageID: "r.1", Len: 10, CreateTimeBegin: t0.Add(2 * time.Second), CreateTimeEnd: t0.Add(2 * time.Second)})
+	if len(got) != 1 || got[0].ConsumerGroup != "audit" {
+		t.Fatalf("r.1's copies in a one-second window: %+v", got)
+	}
+	if got := all(t, s.FindRetries, backup.MessageQuery{Subject: "plain", MessageID: "p.1", Len: 10}); len(got) != 0 {
+		t.Fatalf("a subject never retried: %+v", got)
+	}
+	if _, err := s.FindRetries(ctx, backup.MessageQuery{Subject: "order.changed", Len: 10}); !errors.Is(err, backup.ErrBadQuery) || !strings.Contains(err.Error(), "messageId") {
+		t.Fatalf("without a message id: %v, want ErrBadQuery naming messageId", err)
+	}
+	if _, err := s.FindRetries(ctx, backup.MessageQuery{Subject: "never.seen", MessageID: "x", Len: 10}); !errors.Is(err, backup.ErrNotFound) {
+		t.Fatalf("an unknown subject: %v, want ErrNotFound", err)
+	}
+}
+
 func ref(subject, brokerGroup string, seq int64) backup.MessageRef {
 	return backup.MessageRef{Subject: subject, BrokerGroup: brokerGroup, Sequence: seq}
 }
@@ -416,7 +514,8 @@ func testDetailSameSequence(t *testing.T, s backup.Store) {
 	normal.Content = []byte("content of normal.7")
 	put(t, s, normal,
 		dead("order.changed", "dead.billing.7", "bg1", "billing", 7, t0.Add(time.Second)),
-		dead("order.changed", "dead.audit.7", "bg1", "audit", 7, t0.Add(2*time.Second)))
+		dead("order.changed", "dead.audit.7", "bg1", "audit", 7, t0.Add(2*time.Second)),
+		retry("order.changed", "retry.billing.7", "bg1", "billing", 7, t0.Add(3*time.Second), []byte("content of retry.billing.7"), 0, false))
 	for _, c := range []struct {
 		ref      backup.MessageRef
 		id       string
@@ -424,8 +523,9 @@ func testDetailSameSequence(t *testing.T, s backup.Store) {
 		consumer string
 	}{
 		{ref("order.changed", "bg1", 7), "normal.7", backup.KindNormal, ""},
-		{backup.MessageRef{Subject: "order.changed", BrokerGroup: "bg1", Sequence: 7, ConsumerGroup: "billing"}, "dead.billing.7", backup.KindDead, "billing"},
-		{backup.MessageRef{Subject: "order.changed", BrokerGroup: "bg1", Sequence: 7, ConsumerGroup: "audit"}, "dead.audit.7", backup.KindDead, "audit"},
+		{backup.MessageRef{Subject: "order.changed", BrokerGroup: "bg1", Sequence: 7, Kind: backup.KindDead, ConsumerGroup: "billing"}, "dead.billing.7", backup.KindDead, "billing"},
+		{backup.MessageRef{Subject: "order.changed", BrokerGroup: "bg1", Sequence: 7, Kind: backup.KindDead, ConsumerGroup: "audit"}, "dead.audit.7", backup.KindDead, "audit"},
+		{backup.MessageRef{Subject: "order.changed", BrokerGroup: "bg1", Sequence: 7, Kind: backup.KindRetry, ConsumerGroup: "billing"}, "retry.billing.7", backup.KindRetry, "billing"},
 	} {
 		m, err := s.FindMessage(ctx, c.ref)
 		if err != nil {
@@ -434,6 +534,11 @@ func testDetailSameSequence(t *testing.T, s backup.Store) {
 		if m.MessageID != c.id || m.Kind != c.kind || m.ConsumerGroup != c.consumer || !bytes.Equal(m.Content, []byte("content of "+c.id)) || m.Ref() != c.ref {
 			t.Fatalf("FindMessage(%+v) = %+v (content %q), want %s", c.ref, m, m.Content, c.id)
 		}
+	}
+	// A consumer group without Kind names its dead letter (the spelling
+	// from before retry copies had a detail).
+	if m, err := s.FindMessage(ctx, backup.MessageRef{Subject: "order.changed", BrokerGroup: "bg1", Sequence: 7, ConsumerGroup: "billing"}); err != nil || m.MessageID != "dead.billing.7" {
+		t.Fatalf("a group without Kind: %+v, %v; want billing's dead letter", m, err)
 	}
 	// A group's dead letter that is not there is not found, whatever else
 	// has the sequence.

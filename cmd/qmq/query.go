@@ -17,6 +17,7 @@ import (
 
 	"github.com/qmq-go/qmq/backup/hbasestore"
 	"github.com/qmq-go/qmq/backup/query"
+	"github.com/qmq-go/qmq/protocol"
 )
 
 const queryUsage = `qmq query — ask a backup server what it kept (QMQ's backup query API).
@@ -24,11 +25,16 @@ const queryUsage = `qmq query — ask a backup server what it kept (QMQ's backup
 Usage:
   qmq query message --subject S [--id ID] [--since T] [--until T] [--len N] [--start NEXT] [--all]
   qmq query dead    --subject S [--group G] [--id ID] [--since T] [--until T] [--len N] [--start NEXT] [--all]
+  qmq query retry   --subject S --id ID [--group G] [--since T] [--until T] [--len N] [--all]
+                                                     a message's retry copies: each group's sequence
+                                                     for detail --group G --retry
   qmq query records --subject S --broker-group BG --sequence N          pulls and acks of a message
   qmq query records --subject S --id ID --retry | --dead                of its retries, or its dead letters
-  qmq query detail  --subject S --broker-group BG --sequence N [--group G]
+  qmq query detail  --subject S --broker-group BG --sequence N [--group G [--retry]]
                                                      one message with its properties (--group: that
-                                                     consumer group's dead letter at BG:N)
+                                                     consumer group's dead letter at BG:N; with
+                                                     --retry its retry copy, as records --retry
+                                                     --table lists them)
   qmq query create-hbase-tables --rest http://hbase-rest:8080 [--retention-days 30]
 
 Common flags:
@@ -51,7 +57,7 @@ func runQuery(args []string, stdout, stderr io.Writer) int {
 	}
 	var err error
 	switch args[0] {
-	case "message", "messages", "dead":
+	case "message", "messages", "dead", "retry", "retries":
 		err = queryMessages(args[0], args[1:], stdout, stderr)
 	case "records":
 		err = queryRecords(args[1:], stdout, stderr)
@@ -213,14 +219,21 @@ func queryMessages(cmd string, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&q.Len, "len", 20, "page size, 1..1000")
 	fs.StringVar(&q.Start, "start", "", "continue after a page: its next")
 	fs.BoolVar(&all, "all", false, "follow next to the last page")
-	if cmd == "dead" {
+	retry := cmd == "retry" || cmd == "retries"
+	switch {
+	case cmd == "dead":
 		fs.StringVar(&q.ConsumerGroup, "group", "", "only this consumer group's dead letters")
+	case retry:
+		fs.StringVar(&q.ConsumerGroup, "group", "", "only this consumer group's retry copies")
 	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if q.Subject == "" {
 		return usageError{errors.New("--subject is required")}
+	}
+	if retry && q.MessageID == "" {
+		return usageError{errors.New("--id is required: retry copies are listed per message")}
 	}
 	now := time.Now()
 	var err error
@@ -231,8 +244,11 @@ func queryMessages(cmd string, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	path := "/api/message"
-	if cmd == "dead" {
+	switch {
+	case cmd == "dead":
 		path = "/api/message/dead"
+	case retry:
+		path = "/api/message/retry"
 	}
 	var rows []query.MessageMeta
 	for pages := 0; ; pages++ {
@@ -251,7 +267,7 @@ func queryMessages(cmd string, args []string, stdout, stderr io.Writer) error {
 		rows = append(rows, l.List...)
 		if !all || l.Next == nil || pages >= 100_000 {
 			if c.table {
-				printMessages(stdout, rows, cmd == "dead", l.Next)
+				printMessages(stdout, rows, cmd == "dead" || retry, l.Next)
 				return nil
 			}
 			return json.NewEncoder(stdout).Encode(query.MessageList{List: rows, Next: l.Next})
@@ -328,13 +344,19 @@ func queryRecords(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("the backup's answer is not a record list: %w", err)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tACTION\tCONSUMER GROUP\tCONSUMER ID\tSEQUENCE")
+	// A retry record's broker group and sequence, with its consumer group,
+	// name the retry copy for `qmq query detail --group G --retry`.
+	fmt.Fprintln(tw, "TIME\tACTION\tCONSUMER GROUP\tCONSUMER ID\tBROKER GROUP\tSEQUENCE")
 	for _, r := range rl.Records {
 		action := map[int]string{0: "pull", 1: "ack", -2: "dead"}[r.Action]
 		if action == "" {
 			action = strconv.Itoa(r.Action)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", time.UnixMilli(r.Timestamp).Format("2006-01-02 15:04:05.000"), action, r.ConsumerGroup, r.ConsumerID, r.Sequence)
+		bg := r.BrokerGroup
+		if bg == "" {
+			bg = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", time.UnixMilli(r.Timestamp).Format("2006-01-02 15:04:05.000"), action, r.ConsumerGroup, r.ConsumerID, bg, r.Sequence)
 	}
 	return tw.Flush()
 }
@@ -349,11 +371,21 @@ func queryDetail(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&q.BrokerGroup, "broker-group", "", "the message's broker group (required)")
 	fs.Int64Var(&q.Sequence, "sequence", -1, "the message's sequence (required)")
 	fs.StringVar(&q.ConsumerGroup, "group", "", "a dead letter's consumer group, as `qmq query dead` lists it: each group's dead letters are numbered in their own log, so BG:N also names a normal message")
+	var retry bool
+	fs.BoolVar(&retry, "retry", false, "with --group: that group's retry copy at BG:N (%RETRY%<subject>%<group>'s sequence, as `qmq query records --retry` lists it)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if q.Subject == "" || q.BrokerGroup == "" || q.Sequence < 0 {
 		return usageError{errors.New("--subject, --broker-group and --sequence are required")}
+	}
+	if retry {
+		if q.ConsumerGroup == "" {
+			return usageError{errors.New("--retry needs --group: each consumer group's retry copies are numbered in their own log")}
+		}
+		// The backupQuery has no kind: a retry copy is named by the subject
+		// its group's log holds it under, as QMQ's detail query does.
+		q.Subject, q.ConsumerGroup = protocol.RetrySubject(q.Subject, q.ConsumerGroup), ""
 	}
 	body, err := c.get("/api/message/detail", "backupQuery", q)
 	if err != nil {

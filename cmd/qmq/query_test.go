@@ -42,6 +42,13 @@ func queryBackup(t *testing.T) string {
 	// d1 and m03 are both sequence 3 of bg1 (numbered in different logs).
 	msgs = append(msgs, backup.Message{Subject: "order.changed", MessageID: "d1", BrokerGroup: "bg1", Sequence: 3, CreateTime: now.Add(-time.Hour), Kind: backup.KindDead, ConsumerGroup: "billing",
 		Content: dead[8:]})
+	// m05's retry copy for billing: sequence 0 of %RETRY%order.changed%billing.
+	retried, err := protocol.AppendMessage(nil, &protocol.Message{CreateTime: now.Add(-25 * time.Minute).UnixMilli(), Subject: "%RETRY%order.changed%billing", MessageID: "m05"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs = append(msgs, backup.Message{Subject: "order.changed", MessageID: "m05", BrokerGroup: "bg1", Sequence: 0, CreateTime: now.Add(-25 * time.Minute), Kind: backup.KindRetry, ConsumerGroup: "billing",
+		Content: retried[8:], LogOffset: 4096, Located: true})
 	ctx := context.Background()
 	if err := st.PutMessages(ctx, msgs); err != nil {
 		t.Fatal(err)
@@ -49,6 +56,7 @@ func queryBackup(t *testing.T) string {
 	if err := st.PutRecords(ctx, []backup.Record{
 		{Subject: "order.changed", BrokerGroup: "bg1", Sequence: 5, ConsumerGroup: "billing", ConsumerID: "host-a", Action: backup.ActionPull, Timestamp: now.Add(-time.Minute)},
 		{Subject: "order.changed", BrokerGroup: "bg1", Sequence: 5, ConsumerGroup: "billing", ConsumerID: "host-a", Action: backup.ActionAck, Timestamp: now},
+		{Subject: "%RETRY%order.changed%billing", BrokerGroup: "bg1", Sequence: 0, ConsumerGroup: "billing", ConsumerID: "host-b", Action: backup.ActionPull, Timestamp: now},
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -94,6 +102,20 @@ func TestQueryCommands(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "d1") || !strings.Contains(out, "billing") {
 		t.Fatalf("detail --group billing --table:\n%s", out)
 	}
+	// A retry copy: its records name its broker group and sequence, which
+	// with its group name its detail.
+	code, out, _ = runQ("records", "--backup", addr, "--subject", "order.changed", "--id", "m05", "--retry", "--table")
+	if code != 0 || !strings.Contains(out, "BROKER GROUP") || !strings.Contains(out, "host-b") || !strings.Contains(out, "bg1") {
+		t.Fatalf("records --retry --table:\n%s", out)
+	}
+	code, out, _ = runQ("retry", "--backup", addr, "--subject", "order.changed", "--id", "m05", "--table")
+	if code != 0 || !strings.Contains(out, "CONSUMER GROUP") || !strings.Contains(out, "billing") || strings.Count(out, "\n") != 2 {
+		t.Fatalf("retry --table:\n%s", out)
+	}
+	code, out, errOut = runQ("detail", "--backup", addr, "--subject", "order.changed", "--broker-group", "bg1", "--sequence", "0", "--group", "billing", "--retry", "--table")
+	if code != 0 || !strings.Contains(out, "m05") || !strings.Contains(out, "billing") || !strings.Contains(out, "%RETRY%order.changed%billing") {
+		t.Fatalf("detail --group billing --retry --table: %d\n%s%s", code, out, errOut)
+	}
 	code, out, _ = runQ("records", "--backup", addr, "--subject", "order.changed", "--id", "d1", "--dead")
 	var rl query.RecordList
 	if code != 0 || json.Unmarshal([]byte(out), &rl) != nil || len(rl.Records) != 1 || rl.Records[0].Action != -2 {
@@ -117,6 +139,8 @@ func TestQueryErrors(t *testing.T) {
 		{[]string{"message", "--backup", addr, "--subject", "order.changed", "--since", "1h", "--until", "2h"}, 1, "field msgCreateTimeBegin"},
 		{[]string{"records", "--backup", addr, "--subject", "order.changed"}, 2, "--broker-group"},
 		{[]string{"records", "--backup", addr, "--subject", "order.changed", "--retry"}, 2, "--id"},
+		{[]string{"detail", "--backup", addr, "--subject", "order.changed", "--broker-group", "bg1", "--sequence", "0", "--retry"}, 2, "--group"},
+		{[]string{"retry", "--backup", addr, "--subject", "order.changed"}, 2, "--id"},
 		{[]string{"frobnicate"}, 2, "unknown command"},
 		{[]string{"create-hbase-tables"}, 2, "--rest is required"},
 	}

@@ -3,6 +3,7 @@ package backup
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 
 	"github.com/qmq-go/qmq/backup"
 	"github.com/qmq-go/qmq/backup/query"
@@ -29,8 +30,16 @@ func (s *Server) Detail(ctx context.Context, req query.DetailRequest) ([]byte, e
 	t, _ := s.f.target()
 	switch {
 	case !req.Located:
-		return nil, fmt.Errorf("message %d of %q in %q: the store has neither its content nor where the group's log holds it (a retry copy, or indexed before the backup recorded log offsets): %w",
-			req.Sequence, req.Subject, req.BrokerGroup, backup.ErrNotFound)
+		// The store has no detail row of it. Rows without an offset come
+		// from backups that did not record one (normal messages before
+		// detail-from-the-slave, retry copies before their detail rows):
+		// re-reading the group's retained logs writes them again with it.
+		return nil, fmt.Errorf("message %d of %q in %q: the backup has neither its content nor where the group's message log holds it, so it cannot read it from the slave. "+
+			"Either it was indexed before the backup recorded log offsets (by an older backup; retry copies before their details were kept): "+
+			"while the group still retains it (messagelog.retention.hours), stop the backup, move %s aside and start it again — it re-reads what the group retains "+
+			"and records the offsets (writes are idempotent: nothing doubles); set backup.message.content=true to keep contents beyond the group's retention. "+
+			"Or it was never indexed here: a message of another broker group, of a subject in %s, or older than backup.retention.days: %w",
+			req.Sequence, req.Subject, req.BrokerGroup, filepath.Join(s.settings.StoreRoot, checkpointName), FileSkip, backup.ErrNotFound)
 	case t.addr == "":
 		return nil, fmt.Errorf("message %d of %q in %q: the backup does not know the group's slave yet: %w", req.Sequence, req.Subject, req.BrokerGroup, backup.ErrUnavailable)
 	case req.BrokerGroup != t.group:

@@ -35,6 +35,7 @@ type follower struct {
 	log      hclog.Logger
 	m        *metrics
 	cp       *checkpointFile
+	skip     *skipList // skip_backup.properties, reloaded while running
 
 	msgOff atomic.Int64 // the message log's next offset to read (everything before is in the store)
 	actOff atomic.Int64 // likewise, the action log's
@@ -64,8 +65,8 @@ type state struct {
 	reason string
 }
 
-func newFollower(settings Settings, store backup.Store, cp *checkpointFile, log hclog.Logger, m *metrics) *follower {
-	f := &follower{settings: settings, store: store, log: log, m: m, cp: cp, pulls: newPullMap(settings.PullMapTTL),
+func newFollower(settings Settings, store backup.Store, cp *checkpointFile, skip *skipList, log hclog.Logger, m *metrics) *follower {
+	f := &follower{settings: settings, store: store, log: log, m: m, cp: cp, skip: skip, pulls: newPullMap(settings.PullMapTTL),
 		changed: make(chan struct{})}
 	f.slaveMsgEnd.Store(-1)
 	f.slaveActEnd.Store(-1)
@@ -398,15 +399,17 @@ func (f *follower) copyMessages(ctx context.Context, c *remoting.Client, t targe
 		if next == off {
 			return parsed[backup.Message]{}, fmt.Errorf("slave %s sent %d bytes of its message log at %d that hold no whole record", t.addr, len(data), off)
 		}
-		if len(f.settings.SkipSubjects) > 0 {
-			b.msgs = skipMessages(b.msgs, f.settings.SkipSubjects)
-		}
 		if b.bad > 0 {
 			f.m.badPayloads.Add(float64(b.bad))
 			f.log.Warn("messages whose payload could not be read were not indexed", "count", b.bad, "offset", off)
 		}
 		return parsed[backup.Message]{entries: b.msgs, next: next, newest: b.newest}, nil
 	}, func(ctx context.Context, b parsed[backup.Message]) error {
+		// Filtered here, when written, not when read ahead: a reloaded
+		// skip_backup.properties applies to every batch written after it.
+		if skip := f.skip.get(); len(skip) > 0 {
+			b.entries = skipMessages(b.entries, skip)
+		}
 		if len(b.entries) > 0 {
 			if err := writeBatch(f, ctx, b.entries, f.store.PutMessages, describeMessage); err != nil {
 				return err
@@ -419,31 +422,6 @@ func (f *follower) copyMessages(ctx context.Context, c *remoting.Client, t targe
 		f.msgOff.Store(b.next)
 		return nil
 	})
-}
-
-// skipMessages drops the entries of skipped subjects but their dead
-// letters, as QMQ (its index listener checks the skip list after handing
-// dead letters on).
-func skipMessages(msgs []backup.Message, skip map[string]bool) []backup.Message {
-	out := msgs[:0]
-	for _, m := range msgs {
-		if m.Kind == backup.KindDead || !skip[m.Subject] {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
-// skipRecords drops the consume records of skipped subjects (and of their
-// retry copies), as QMQ's action log processor.
-func skipRecords(recs []backup.Record, skip map[string]bool) []backup.Record {
-	out := recs[:0]
-	for _, r := range recs {
-		if subject, _, _ := splitSubject(r.Subject); !skip[subject] {
-			out = append(out, r)
-		}
-	}
-	return out
 }
 
 func kindLabel(k backup.Kind) string {
@@ -489,10 +467,10 @@ func (f *follower) applyActions(ctx context.Context, group string, actions []act
 		recs, u = f.pulls.apply(a, group, recs)
 		unresolved += u
 	}
-	if len(f.settings.SkipSubjects) > 0 {
+	if skip := f.skip.get(); len(skip) > 0 {
 		// The pulls of skipped subjects stay in the pull map (an ack still
 		// finds its pull); only their records are not written.
-		recs = skipRecords(recs, f.settings.SkipSubjects)
+		recs = skipRecords(recs, skip)
 	}
 	if len(recs) > 0 {
 		if err := writeBatch(f, ctx, recs, f.store.PutRecords, describeRecord); err != nil {

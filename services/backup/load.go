@@ -3,6 +3,7 @@ package backup
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -85,6 +86,8 @@ func readSettings(dir string, l conf.Lookup) (Settings, []*conf.Reader, error) {
 		StoreRetryMin:      ms("backup.store.retry.min.ms", d.StoreRetryMin, time.Millisecond, time.Minute),
 		StoreRetryMax:      ms("backup.store.retry.max.ms", d.StoreRetryMax, time.Millisecond, time.Hour),
 		MetaRefresh:        ms("backup.meta.refresh.ms", d.MetaRefresh, 10*time.Millisecond, 10*time.Minute),
+		SkipReloadInterval: ms("backup.skip.reload.ms", d.SkipReloadInterval, 10*time.Millisecond, time.Hour),
+		SkipFile:           filepath.Join(dir, FileSkip),
 		ConsulAddress:      r.HostPort("consul.address", l.Getenv("CONSUL_HTTP_ADDR")),
 		ConsulToken:        r.String("consul.token", l.Getenv("CONSUL_HTTP_TOKEN")),
 		ConsulService:      r.String("consul.service.name", d.ConsulService),
@@ -139,7 +142,7 @@ func readSettings(dir string, l conf.Lookup) (Settings, []*conf.Reader, error) {
 	if s.AdminToken, err = loadToken(token, tokenFile); err != nil {
 		return Settings{}, nil, fmt.Errorf("%s: %w", f.Path, err)
 	}
-	if s.SkipSubjects, err = loadSkip(dir); err != nil {
+	if s.SkipSubjects, err = loadSkip(s.SkipFile); err != nil {
 		return Settings{}, nil, err
 	}
 	if err := s.Validate(); err != nil {
@@ -148,10 +151,11 @@ func readSettings(dir string, l conf.Lookup) (Settings, []*conf.Reader, error) {
 	return s, []*conf.Reader{r, hr, dr}, nil
 }
 
-// loadSkip reads skip_backup.properties: one subject per line, =true to
-// skip it (=false, QMQ's other value, keeps it).
-func loadSkip(dir string) (map[string]bool, error) {
-	sf, err := conf.LoadFile(dir, FileSkip)
+// loadSkip reads skip_backup.properties at path: one subject per line,
+// =true to skip it (=false, QMQ's other value, keeps it). A missing file
+// skips nothing.
+func loadSkip(path string) (map[string]bool, error) {
+	sf, err := conf.LoadFile(filepath.Dir(path), filepath.Base(path))
 	if err != nil {
 		return nil, err
 	}

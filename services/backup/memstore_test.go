@@ -107,14 +107,15 @@ func (s *memStore) FindDeadLetters(ctx context.Context, q backup.MessageQuery) (
 	return s.find(backup.KindDead, q), s.check()
 }
 
+func (s *memStore) FindRetries(ctx context.Context, q backup.MessageQuery) (backup.MessagePage, error) {
+	return s.find(backup.KindRetry, q), s.check()
+}
+
 func (s *memStore) FindMessage(ctx context.Context, ref backup.MessageRef) (backup.Message, error) {
 	if err := s.check(); err != nil {
 		return backup.Message{}, err
 	}
-	kind := backup.KindNormal
-	if ref.ConsumerGroup != "" {
-		kind = backup.KindDead
-	}
+	kind := ref.Which()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if m, ok := s.msgs[msgKey{kind, ref.Subject, ref.ConsumerGroup, ref.BrokerGroup, ref.Sequence}]; ok {

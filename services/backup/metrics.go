@@ -16,6 +16,8 @@ type metrics struct {
 	unresolvedAcks prometheus.Counter
 	skippedBytes   *prometheus.CounterVec
 	skippedEntries prometheus.Counter
+	skipReloads    *prometheus.CounterVec
+	skipSubjects   prometheus.Gauge
 }
 
 func newMetrics(f func() Lag, pending func() int) *metrics {
@@ -40,11 +42,18 @@ func newMetrics(f func() Lag, pending func() int) *metrics {
 			Help: "Acked pull sequences whose pull the backup does not know (before its start, or older than rocks.db.ttl)."}),
 		skippedEntries: prometheus.NewCounter(prometheus.CounterOpts{Name: "qmq_backup_skipped_entries_total",
 			Help: "Entries the store refused while it took the others of their batch (logged with the reason; not in the backup)."}),
+		skipReloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "qmq_backup_skip_reloads_total",
+			Help: "Reloads of skip_backup.properties after it changed, by result: ok (read and in force), error (does not parse; the previous list is kept)."}, []string{"result"}),
+		skipSubjects: prometheus.NewGauge(prometheus.GaugeOpts{Name: "qmq_backup_skip_subjects",
+			Help: "Subjects skip_backup.properties leaves out of the backup now."}),
 		skippedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "qmq_backup_skipped_bytes_total",
 			Help: "Log bytes retention deleted before the backup read them."}, []string{"log"}),
 	}
 	m.storeUp.Set(1)
-	m.reg.MustRegister(m.rows, m.storeErrors, m.storeUp, m.writeSeconds, m.fetchSeconds, m.syncErrors, m.badPayloads, m.unresolvedAcks, m.skippedBytes, m.skippedEntries,
+	// Both results exported from the start, so an alert can watch error.
+	m.skipReloads.WithLabelValues("ok")
+	m.skipReloads.WithLabelValues("error")
+	m.reg.MustRegister(m.skipReloads, m.skipSubjects, m.rows, m.storeErrors, m.storeUp, m.writeSeconds, m.fetchSeconds, m.syncErrors, m.badPayloads, m.unresolvedAcks, m.skippedBytes, m.skippedEntries,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "qmq_backup_lag_bytes", Help: "Bytes of the slave's message log not yet indexed (-1: unknown).",
 			ConstLabels: prometheus.Labels{"log": "message"}}, func() float64 { return float64(f().MessageBytes) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "qmq_backup_lag_bytes", Help: "Bytes of the slave's message log not yet indexed (-1: unknown).",

@@ -14,7 +14,8 @@ import (
 func testFollower(st backup.Store) *follower {
 	s := DefaultSettings()
 	s.StoreRetryMin, s.StoreRetryMax = time.Millisecond, 5*time.Millisecond
-	return newFollower(s, st, nil, hclog.NewNullLogger(), newMetrics(func() Lag { return Lag{} }, func() int { return 0 }))
+	m := newMetrics(func() Lag { return Lag{} }, func() int { return 0 })
+	return newFollower(s, st, nil, newSkipList(nil, "", 0, hclog.NewNullLogger(), m), hclog.NewNullLogger(), m)
 }
 
 func skipped(f *follower) float64 {

@@ -45,6 +45,7 @@ type Server struct {
 	cp       *checkpointFile
 	reg      *registrar
 	resender resender
+	skip     *skipList
 
 	httpLn  *httpguard.Listener
 	httpSrv *http.Server
@@ -92,7 +93,8 @@ func New(settings Settings, store backup.Store, opts Options) (*Server, error) {
 	}
 	store = wrapped
 	s.store = store
-	f = newFollower(settings, store, cp, s.log.Named("follower"), s.m)
+	s.skip = newSkipList(settings.SkipSubjects, settings.SkipFile, settings.SkipReloadInterval, s.log.Named("skip"), s.m)
+	f = newFollower(settings, store, cp, s.skip, s.log.Named("follower"), s.m)
 	s.f = f
 	saved, ok, err := cp.load()
 	if err != nil {
@@ -137,9 +139,10 @@ func (s *Server) Run(ctx context.Context) error {
 	var fw sync.WaitGroup
 	fw.Go(func() { s.f.run(ctx) })
 	wg.Go(func() { s.runCheckpoints(ctx) })
+	wg.Go(func() { s.skip.run(ctx) })
 	s.log.Info("backup started", "http", s.HTTPAddr().String(), "hostname", s.hostname, "broker.port", s.settings.Port,
 		"store.root", s.settings.StoreRoot, "store.type", s.settings.StoreType, "enable.record", s.settings.EnableRecord,
-		"skip_backup", len(s.settings.SkipSubjects))
+		"skip_backup", len(s.skip.get()), "skip_backup_file", s.settings.SkipFile)
 	var err error
 	select {
 	case <-ctx.Done():
@@ -228,7 +231,7 @@ func (s *Server) listenHTTP() error {
 		mux.Handle("/api/", s.query)
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, fmt.Sprintf("no such endpoint %s; the backup serves /health, /metrics, /api/message, /api/message/dead, /api/message/detail, /api/message/records and POST /api/message/dead/resend", r.URL.Path), http.StatusNotFound)
+		http.Error(w, fmt.Sprintf("no such endpoint %s; the backup serves /health, /metrics, /api/message, /api/message/dead, /api/message/detail, /api/message/records, /api/message/retry and POST /api/message/dead/resend", r.URL.Path), http.StatusNotFound)
 	})
 	cfg := s.settings.HTTPLimits
 	cfg.Logger = s.log.Named("http")

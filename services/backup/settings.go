@@ -54,11 +54,19 @@ type Settings struct {
 	HBase         HBaseSettings
 	// SkipSubjects are skip_backup.properties' subjects (<subject>=true),
 	// as QMQ's: their messages, retries and consume records are not backed
-	// up; their dead letters are (an operator needs them to resend). Read
-	// at start.
-	SkipSubjects   map[string]bool
-	SyncSecret     syncauth.Secret // sync.secret / sync.secret.file: the group's, as the broker's
-	SyncSecretFile string
+	// up; their dead letters are (an operator needs them to resend). The
+	// set at start; with SkipFile the running backup follows the file.
+	SkipSubjects map[string]bool
+	// SkipFile is skip_backup.properties' path (LoadSettings sets it): the
+	// backup polls it every SkipReloadInterval and applies a changed file
+	// to what it indexes next, as QMQ reloads it live. "" = SkipSubjects
+	// stay as given.
+	SkipFile string
+	// SkipReloadInterval is backup.skip.reload.ms (ours): how often
+	// SkipFile's size and modification time are checked.
+	SkipReloadInterval time.Duration
+	SyncSecret         syncauth.Secret // sync.secret / sync.secret.file: the group's, as the broker's
+	SyncSecretFile     string
 
 	// CheckpointInterval is sync.offset.flush.interval (ms): how often the
 	// follower saves how far the store has everything.
@@ -122,6 +130,7 @@ func DefaultSettings() Settings {
 		StoreRetryMin:         100 * time.Millisecond,
 		StoreRetryMax:         10 * time.Second,
 		MetaRefresh:           10 * time.Second,
+		SkipReloadInterval:    5 * time.Second,
 		ConsulService:         "qmq-backup",
 		ConsulDeregisterAfter: time.Hour,
 	}
@@ -158,7 +167,7 @@ func (s Settings) Validate() error {
 		v   time.Duration
 	}{{"rocks.db.ttl", s.PullMapTTL}, {"sync.offset.flush.interval", s.CheckpointInterval}, {"slave.sync.timeout", s.RequestTimeout},
 		{"backup.sync.retry.ms", s.RetryInterval}, {"backup.store.timeout.ms", s.StoreTimeout}, {"backup.store.retry.min.ms", s.StoreRetryMin},
-		{"backup.store.retry.max.ms", s.StoreRetryMax}, {"backup.meta.refresh.ms", s.MetaRefresh}} {
+		{"backup.store.retry.max.ms", s.StoreRetryMax}, {"backup.meta.refresh.ms", s.MetaRefresh}, {"backup.skip.reload.ms", s.SkipReloadInterval}} {
 		if d.v <= 0 {
 			bad("%s must be positive (got %s)", d.key, d.v)
 		}

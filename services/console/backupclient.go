@@ -50,6 +50,8 @@ type backupMessage struct {
 	Subject       string   `json:"subject"`
 	ConsumerGroup string   `json:"consumerGroup"`
 	CreateTime    flexTime `json:"createTime"`
+	// DetailURL, set by the search page, links a retry copy to its detail.
+	DetailURL string `json:"-"`
 }
 
 type backupPage struct {
@@ -65,6 +67,12 @@ type backupRecord struct {
 	Timestamp     flexTime `json:"timestamp"`
 	ConsumerID    string   `json:"consumerId"`
 	Sequence      int64    `json:"sequence"`
+	// BrokerGroup is where the record's message is stored (the backup's
+	// own field): a retry record's names its retry copy.
+	BrokerGroup string `json:"brokerGroup"`
+	// DetailURL, set by the detail page, links a retry record to its retry
+	// copy's detail.
+	DetailURL string `json:"-"`
 }
 
 // flexTime decodes epoch milliseconds, or an RFC 3339 string.
@@ -189,6 +197,19 @@ func (c *backupClient) Messages(ctx context.Context, q backupQuery, dead bool) (
 	if dead {
 		path = "/api/message/dead"
 	}
+	if len(c.addrs) > 1 {
+		return c.messagesOfAll(ctx, path, q)
+	}
+	var p backupPage
+	err := c.get(ctx, path, c.query(q), &p)
+	return p, err
+}
+
+// Retries lists a message's retry copies (the backup's /api/message/retry),
+// from every backup: a copy is stored in whichever broker group took it.
+func (c *backupClient) Retries(ctx context.Context, subject, messageID string) (backupPage, error) {
+	const path = "/api/message/retry"
+	q := backupQuery{Subject: subject, MessageID: messageID, Len: pageLen}
 	if len(c.addrs) > 1 {
 		return c.messagesOfAll(ctx, path, q)
 	}

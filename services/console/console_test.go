@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"net"
 	"net/http"
@@ -344,5 +345,92 @@ func TestLoginCookie(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "console login: who=alice") {
 		t.Errorf("the login is not logged:\n%s", logs.String())
+	}
+}
+
+// TestConsoleRetryCopyDetail: the search by id lists the message's retry
+// copies, and its retry records link to them: each to its detail
+// (%RETRY%<subject>%<group> at the copy's broker group and sequence), whose
+// page shows the copy's own records.
+func TestConsoleRetryCopyDetail(t *testing.T) {
+	var mu sync.Mutex
+	var detailAsked []string
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/message/detail", func(w http.ResponseWriter, r *http.Request) {
+		var q map[string]any
+		_ = json.Unmarshal([]byte(r.URL.Query().Get("backupQuery")), &q)
+		mu.Lock()
+		detailAsked = append(detailAsked, fmt.Sprintf("%v/%v/%v", q["subject"], q["brokerGroup"], q["sequence"]))
+		mu.Unlock()
+		_ = json.NewEncoder(w).Encode(map[string]any{"subject": q["subject"], "messageId": "m1", "consumerGroup": "billing"})
+	})
+	mux.HandleFunc("GET /api/message/records", func(w http.ResponseWriter, r *http.Request) {
+		var q map[string]any
+		_ = json.Unmarshal([]byte(r.URL.Query().Get("recordQuery")), &q)
+		now := time.Now().UnixMilli()
+		recs := []map[string]any{}
+		switch q["recordCode"] {
+		case float64(0):
+			recs = append(recs, map[string]any{"consumerGroup": "billing", "action": 0, "timestamp": now, "consumerId": "c1", "sequence": 3})
+		case float64(1):
+			if q["subject"] != "orders" || q["messageId"] != "m1" {
+				http.Error(w, "retry records are asked by the original subject and id", http.StatusBadRequest)
+				return
+			}
+			recs = append(recs, map[string]any{"consumerGroup": "billing", "action": 0, "timestamp": now + 10, "consumerId": "c1", "sequence": 0, "brokerGroup": "g2"},
+				map[string]any{"consumerGroup": "billing", "action": 0, "timestamp": now + 20, "consumerId": "c1", "sequence": 1, "brokerGroup": "g2"})
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"records": recs})
+	})
+	mux.HandleFunc("GET /api/message", func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(map[string]any{"list": []map[string]any{{"brokerGroup": "g1", "sequence": 3, "messageId": "m1", "subject": "orders", "createTime": time.Now().UnixMilli()}}})
+	})
+	mux.HandleFunc("GET /api/message/retry", func(w http.ResponseWriter, r *http.Request) {
+		var q map[string]any
+		_ = json.Unmarshal([]byte(r.URL.Query().Get("backupQuery")), &q)
+		if q["subject"] != "orders" || q["messageId"] != "m1" {
+			http.Error(w, `{"error":"messageId: is required","field":"messageId"}`, http.StatusBadRequest)
+			return
+		}
+		// A copy nobody pulled yet has no record: only this list names it.
+		_ = json.NewEncoder(w).Encode(map[string]any{"list": []map[string]any{
+			{"brokerGroup": "g2", "sequence": 0, "messageId": "m1", "subject": "orders", "consumerGroup": "billing", "createTime": time.Now().UnixMilli()},
+			{"brokerGroup": "g2", "sequence": 5, "messageId": "m1", "subject": "orders", "consumerGroup": "audit", "createTime": time.Now().UnixMilli()},
+		}})
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	s := console.DefaultSettings()
+	s.MetaHTTP = "127.0.0.1:1"
+	s.OpenReads = true
+	s.Tokens = map[string]string{testToken: "ops-team"}
+	s.BackupHTTP = []string{strings.TrimPrefix(srv.URL, "http://")}
+	base, _ := startConsole(t, s)
+
+	// The search by id lists the message and its retry copies, each linked
+	// to its detail.
+	code, body, _ := get(t, base+"/messages?"+url.Values{"subject": {"orders"}, "id": {"m1"}}.Encode(), nil)
+	auditURL := "/messages/detail?" + url.Values{"subject": {"%RETRY%orders%audit"}, "brokerGroup": {"g2"}, "sequence": {"5"}, "id": {"m1"}}.Encode()
+	if code != 200 || !strings.Contains(body, `id="retries"`) || strings.Count(body, `class="retry-copy"`) != 2 || !strings.Contains(body, html.EscapeString(auditURL)) {
+		t.Fatalf("search by id without its retry copies (want a link to %s): %d\n%s", auditURL, code, body)
+	}
+	// Without an id there is no retry list.
+	if _, body, _ := get(t, base+"/messages?subject=orders", nil); strings.Contains(body, `id="retries"`) {
+		t.Fatalf("a search without id lists retry copies:\n%s", body)
+	}
+
+	code, body, _ = get(t, base+"/messages/detail?"+url.Values{"subject": {"orders"}, "brokerGroup": {"g1"}, "sequence": {"3"}, "id": {"m1"}}.Encode(), nil)
+	copyURL := "/messages/detail?" + url.Values{"subject": {"%RETRY%orders%billing"}, "brokerGroup": {"g2"}, "sequence": {"0"}, "id": {"m1"}}.Encode()
+	if code != 200 || strings.Count(body, `class="retry-copy"`) != 2 || !strings.Contains(body, html.EscapeString(copyURL)) {
+		t.Fatalf("the message's page does not link its retry copies (want %s): %d\n%s", copyURL, code, body)
+	}
+	code, body, _ = get(t, base+copyURL, nil)
+	if code != 200 || !strings.Contains(body, `id="retry-copy"`) || !strings.Contains(body, "consumer group billing") || strings.Count(body, "<circle") != 1 {
+		t.Fatalf("the retry copy's page: %d\n%s", code, body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if last := detailAsked[len(detailAsked)-1]; last != "%RETRY%orders%billing/g2/0" {
+		t.Fatalf("the retry copy's detail asked the backup for %s", last)
 	}
 }

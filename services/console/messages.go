@@ -1,15 +1,19 @@
 package console
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/qmq-go/qmq/protocol"
 )
 
 // searchView is the message search and the dead-letter list: the query as
@@ -19,9 +23,13 @@ type searchView struct {
 	Searched                              bool
 	Results                               []backupMessage
 	Next                                  string
-	Err                                   string
-	BadInput                              string
-	BackupAddrs                           string
+	// Retries are the retry copies of the message searched by id (each
+	// numbered in its consumer group's %RETRY% log), linked to their detail.
+	Retries     []backupMessage
+	RetriesErr  string
+	Err         string
+	BadInput    string
+	BackupAddrs string
 }
 
 const pageLen = 50
@@ -82,7 +90,30 @@ func (s *Server) search(r *http.Request, dead bool) (searchView, int) {
 		return v, http.StatusOK
 	}
 	v.Results, v.Next = p.List, string(p.Next)
+	if !dead && v.ID != "" {
+		v.Retries, v.RetriesErr = s.retries(ctx, v.Subject, v.ID)
+	}
 	return v, http.StatusOK
+}
+
+// retries lists the retry copies of message id, each linked to its detail.
+// A 404 (a backup that never had the subject, or one older than the retry
+// list) is no copy, not an error.
+func (s *Server) retries(ctx context.Context, subject, id string) ([]backupMessage, string) {
+	p, err := s.src.backup.Retries(ctx, subject, id)
+	var refused *backupRefusal
+	if errors.As(err, &refused) && refused.Status == http.StatusNotFound {
+		return nil, ""
+	}
+	if err != nil {
+		return nil, "retry copies: " + err.Error()
+	}
+	for i := range p.List {
+		m := &p.List[i]
+		m.DetailURL = "/messages/detail?" + url.Values{"subject": {protocol.RetrySubject(subject, m.ConsumerGroup)}, "brokerGroup": {m.BrokerGroup},
+			"sequence": {strconv.FormatInt(m.Sequence, 10)}, "id": {id}}.Encode()
+	}
+	return p.List, ""
 }
 
 func (s *Server) messagesPage(w http.ResponseWriter, r *http.Request) {
@@ -100,11 +131,15 @@ func (s *Server) deadPage(w http.ResponseWriter, r *http.Request) {
 type detailView struct {
 	Subject, ID, BrokerGroup string
 	Sequence                 int64
-	Fields                   []field
-	DetailErr                string
-	Records                  []backupRecord
-	RecordsErr               string
-	Timeline                 template.HTML
+	// RetryOf and RetryGroup are set when the page shows a retry copy
+	// (Subject %RETRY%<RetryOf>%<RetryGroup>): its records are among its
+	// message's retry records.
+	RetryOf, RetryGroup string
+	Fields              []field
+	DetailErr           string
+	Records             []backupRecord
+	RecordsErr          string
+	Timeline            template.HTML
 }
 
 type field struct{ Name, Value string }
@@ -128,20 +163,72 @@ func (s *Server) detailPage(w http.ResponseWriter, r *http.Request) {
 		v.Fields = append(v.Fields, field{k, fieldText(k, val)})
 	}
 	sort.Slice(v.Fields, func(i, j int) bool { return v.Fields[i].Name < v.Fields[j].Name })
-	for code := 0; code <= 2; code++ {
-		recs, err := s.src.backup.Records(ctx, v.Subject, v.ID, v.BrokerGroup, seq, code)
-		if err != nil {
-			v.RecordsErr = err.Error()
-			break
-		}
-		for i := range recs {
-			recs[i].Type = code
-		}
-		v.Records = append(v.Records, recs...)
+	if orig, group, ok := retryCopy(v.Subject); ok {
+		v.RetryOf, v.RetryGroup = orig, group
+		v.Records, v.RecordsErr = s.retryCopyRecords(ctx, v)
+	} else {
+		v.Records, v.RecordsErr = s.messageRecords(ctx, v)
 	}
 	sort.SliceStable(v.Records, func(i, j int) bool { return v.Records[i].Timestamp.Before(v.Records[j].Timestamp.Time) })
 	v.Timeline = timelineSVG(v.Records)
 	s.render(w, r, http.StatusOK, "detail", v)
+}
+
+// messageRecords are a message's records of every kind; each retry record
+// links to its retry copy's detail (the copy's own log numbers it, in the
+// broker group the record names).
+func (s *Server) messageRecords(ctx context.Context, v detailView) ([]backupRecord, string) {
+	var out []backupRecord
+	for code := 0; code <= 2; code++ {
+		recs, err := s.src.backup.Records(ctx, v.Subject, v.ID, v.BrokerGroup, v.Sequence, code)
+		if err != nil {
+			return out, err.Error()
+		}
+		for i := range recs {
+			recs[i].Type = code
+			if r := &recs[i]; code == 1 && r.BrokerGroup != "" && r.ConsumerGroup != "" {
+				r.DetailURL = "/messages/detail?" + url.Values{"subject": {protocol.RetrySubject(v.Subject, r.ConsumerGroup)}, "brokerGroup": {r.BrokerGroup},
+					"sequence": {strconv.FormatInt(r.Sequence, 10)}, "id": {v.ID}}.Encode()
+			}
+		}
+		out = append(out, recs...)
+	}
+	return out, ""
+}
+
+// retryCopyRecords are a retry copy's own records: its message's retry
+// records of the copy's group, broker group and sequence (the backup keys
+// them under the original subject and the message id).
+func (s *Server) retryCopyRecords(ctx context.Context, v detailView) ([]backupRecord, string) {
+	if v.ID == "" {
+		return nil, "The records of a retry copy are found by its message id: open it from its message's page, or add &id=<message id> to this URL."
+	}
+	recs, err := s.src.backup.Records(ctx, v.RetryOf, v.ID, v.BrokerGroup, v.Sequence, 1)
+	if err != nil {
+		return nil, err.Error()
+	}
+	var out []backupRecord
+	for _, r := range recs {
+		if r.ConsumerGroup == v.RetryGroup && r.Sequence == v.Sequence && (r.BrokerGroup == "" || r.BrokerGroup == v.BrokerGroup) {
+			r.Type = 1
+			out = append(out, r)
+		}
+	}
+	return out, ""
+}
+
+// retryCopy splits a retry copy's subject %RETRY%<subject>%<group>; ok is
+// false for any other subject.
+func retryCopy(subject string) (orig, group string, ok bool) {
+	rest, ok := strings.CutPrefix(subject, protocol.RetryPrefix)
+	if !ok {
+		return "", "", false
+	}
+	i := strings.LastIndexByte(rest, '%')
+	if i <= 0 || i == len(rest)-1 {
+		return "", "", false
+	}
+	return rest[:i], rest[i+1:], true
 }
 
 // fieldText shows a detail field: numbers as written (not 1.79e+12),
