@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/qmq-go/qmq/backup"
+	"github.com/qmq-go/qmq/backup/rowstore"
 	"github.com/qmq-go/qmq/internal/testutil"
 )
 
@@ -100,8 +101,10 @@ func TestReopenKeepsRowsAndDictionary(t *testing.T) {
 	if p, err := st.FindMessages(ctx, backup.MessageQuery{Subject: "s", Len: 1}); err != nil || len(p.Messages) != 1 {
 		t.Fatalf("after reopen: %+v, %v", p, err)
 	}
-	if _, err := Open(Settings{Dir: dir, RetentionDays: 1, RetentionCheckInterval: time.Hour}); err == nil {
-		t.Fatal("a second Open of the same directory succeeded")
+	second := DefaultSettings()
+	second.Dir = dir
+	if _, err := Open(second); err == nil || !strings.Contains(err.Error(), "another backup") {
+		t.Fatalf("a second Open of the same directory: %v, want the lock refused", err)
 	}
 }
 
@@ -225,5 +228,42 @@ func TestCloseDuringQueries(t *testing.T) {
 	}
 	if err := <-closed; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A store written before the expiry lists has a key per row
+// ('e' + day + table byte + row key); the retention still deletes those
+// rows, beside the lists of newer writes.
+func TestRetentionReadsPerRowExpiryKeys(t *testing.T) {
+	st := open(t, t.TempDir(), func(s *Settings) { s.RetentionDays = 7 })
+	defer st.Close()
+	now := time.Now()
+	oldDay := now.UTC().AddDate(0, 0, -10).Format(dayLayout)
+	db := st.tables.db
+	for _, k := range []string{"row-1", "row-2"} {
+		row := append([]byte{tablePrefix[rowstore.Records]}, k...)
+		if err := db.Set(row, []byte("v"), nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Set(append(append([]byte{expiryPrefix}, oldDay...), row...), nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.PutRecords(ctx, []backup.Record{{Subject: "s", BrokerGroup: "bg", Sequence: 1, ConsumerGroup: "g", ConsumerID: "c", Timestamp: now.AddDate(0, 0, -9)}}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := st.DeleteExpired(ctx, now)
+	if err != nil || n != 3 {
+		t.Fatalf("deleted %d rows (%v), want the 2 old-style rows and the new record", n, err)
+	}
+	it, err := db.NewIter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		if k := it.Key(); k[0] != dictPrefix {
+			t.Errorf("key %q survived the retention", k)
+		}
 	}
 }

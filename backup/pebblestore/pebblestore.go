@@ -1,10 +1,14 @@
 package pebblestore
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -56,11 +60,27 @@ func Open(s Settings) (*Store, error) {
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloom10
 	}
+	// A follower writes at the broker's rate, three keys per message (one of
+	// them, the id index, random over the key space). With Pebble's defaults
+	// (4 MiB memtables, a 64 MiB Lbase) a million messages took 665 flushes
+	// and a write amplification of 9, and compactions took 87% of the CPU
+	// (62 µs per message, 17,000 msg/s: the backup fell behind the broker).
+	// Larger memtables flush a tenth as often into larger L0 files, and a
+	// larger Lbase rewrites less per L0 compaction: 14 µs per message, write
+	// amplification 2 (TestPerfWriteRate; the figures are in docs/backup.md).
+	// It costs memory: up to MemTableStopWritesThreshold memtables.
+	opts.MemTableSize = uint64(s.MemTableBytes)
+	opts.MemTableStopWritesThreshold = 4
+	opts.L0CompactionThreshold = 4
+	opts.L0StopWritesThreshold = 32
+	opts.LBaseMaxBytes = 8 * s.MemTableBytes
+	opts.TargetFileSizes[0] = s.MemTableBytes / 8
 	db, err := pebble.Open(s.Dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open the backup's Pebble store in %s: %w (is another backup using the directory?)", s.Dir, err)
 	}
 	t := &tables{db: db, settings: s, log: s.Logger, stop: make(chan struct{})}
+	t.expiryIDs.Store(uint64(time.Now().UnixNano()))
 	if s.Sync {
 		t.wo = pebble.Sync
 	} else {
@@ -94,6 +114,9 @@ type tables struct {
 	wo       *pebble.WriteOptions
 	settings Settings
 	log      hclog.Logger
+	// expiryIDs numbers the expiry lists; it starts at the opening's time in
+	// nanoseconds, above every id of an earlier run.
+	expiryIDs atomic.Uint64
 
 	closeOnce sync.Once
 	mu        sync.RWMutex // held for reading by every operation; Close takes it to write
@@ -124,12 +147,16 @@ func key(table rowstore.Table, k []byte) []byte {
 	return append(append(b, p), k...)
 }
 
-func expiryKey(day string, table rowstore.Table, k []byte) []byte {
-	b := make([]byte, 0, 2+len(day)+len(k))
+// expiryListKey names one write's expiry list for day: the day, a zero
+// byte (a table byte is a letter, so old one-key-per-row entries and lists
+// never mix up) and an id unique to the write (the time of the write and a
+// counter, so that a restart never reuses one).
+func expiryListKey(day string, id uint64) []byte {
+	b := make([]byte, 0, 2+len(day)+8)
 	b = append(b, expiryPrefix)
 	b = append(b, day...)
-	b = append(b, tablePrefix[table])
-	return append(b, k...)
+	b = append(b, 0)
+	return binary.BigEndian.AppendUint64(b, id)
 }
 
 func (t *tables) Put(ctx context.Context, rows []rowstore.Row) error {
@@ -140,16 +167,49 @@ func (t *tables) Put(ctx context.Context, rows []rowstore.Row) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	type kv struct {
+		k, v []byte
+		i    int
+	}
+	kvs := make([]kv, len(rows))
+	for i, r := range rows {
+		kvs[i] = kv{key(r.Table, r.Key), r.Value, i}
+	}
+	// One expiry list per day of the batch's rows, not a key per row: the
+	// retention finds the rows of a day from a few keys, and a write costs
+	// one more key rather than twice its keys.
+	var lists map[string][]byte
+	if t.settings.RetentionDays > 0 {
+		lists = map[string][]byte{}
+		for i, r := range rows {
+			day := r.Time.UTC().Format(dayLayout)
+			lists[day] = binary.AppendUvarint(lists[day], uint64(len(kvs[i].k)))
+			lists[day] = append(lists[day], kvs[i].k...)
+		}
+	}
+	// In key order, the memtable's skip list inserts each key next to the
+	// one before it (its inserter keeps the last position): a follower's
+	// rows are runs of ascending keys per subject, and inserting them in
+	// arrival order walked the list from the top for every key (the largest
+	// cost of a write once compactions were tuned). A key written twice in
+	// one batch keeps its last value: equal keys stay in arrival order (by
+	// index; a stable sort cost twice as much).
+	slices.SortFunc(kvs, func(a, b kv) int {
+		if c := bytes.Compare(a.k, b.k); c != 0 {
+			return c
+		}
+		return a.i - b.i
+	})
 	b := t.db.NewBatch()
 	defer b.Close()
-	for _, r := range rows {
-		if err := b.Set(key(r.Table, r.Key), r.Value, nil); err != nil {
+	for _, e := range kvs {
+		if err := b.Set(e.k, e.v, nil); err != nil {
 			return err
 		}
-		if t.settings.RetentionDays > 0 {
-			if err := b.Set(expiryKey(r.Time.UTC().Format(dayLayout), r.Table, r.Key), nil, nil); err != nil {
-				return err
-			}
+	}
+	for day, list := range lists {
+		if err := b.Set(expiryListKey(day, t.expiryIDs.Add(1)), list, nil); err != nil {
+			return err
 		}
 	}
 	if err := t.db.Apply(b, t.wo); err != nil {

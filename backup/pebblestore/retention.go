@@ -2,6 +2,7 @@ package pebblestore
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -79,14 +80,37 @@ func (t *tables) deleteExpired(ctx context.Context, now time.Time) (int, error) 
 			return deleted, err
 		}
 		k := it.Key()
-		row := k[1+len(dayLayout):] // table byte + row key
-		if err := b.Delete(row, nil); err != nil {
-			return deleted, err
+		rest := k[1+len(dayLayout):]
+		if len(rest) > 0 && rest[0] == 0 {
+			// An expiry list: the keys of one write's rows of that day.
+			list, err := it.ValueAndErr()
+			if err != nil {
+				return deleted, fmt.Errorf("read an expiry list of the Pebble store in %s: %w", t.settings.Dir, err)
+			}
+			for len(list) > 0 {
+				n, w := binary.Uvarint(list)
+				if w <= 0 || uint64(len(list)-w) < n {
+					// A list this code did not write: skip it rather than
+					// delete what it cannot name; the rows stay.
+					t.log.Error("an expiry list of the backup store is corrupt; its remaining rows are kept", "key", fmt.Sprintf("%x", k))
+					break
+				}
+				if err := b.Delete(list[w:w+int(n)], nil); err != nil {
+					return deleted, err
+				}
+				list = list[w+int(n):]
+				deleted++
+			}
+		} else {
+			// A key per row (stores written before the lists).
+			if err := b.Delete(rest, nil); err != nil {
+				return deleted, err
+			}
+			deleted++
 		}
 		if err := b.Delete(k, nil); err != nil {
 			return deleted, err
 		}
-		deleted++
 		if int(b.Count()) >= 2*deleteBatch {
 			if err := flush(); err != nil {
 				return deleted, err

@@ -24,6 +24,10 @@ type Settings struct {
 	IDIndex bool
 	// CacheBytes is Pebble's block cache.
 	CacheBytes int64
+	// MemTableBytes is the size of one of Pebble's memtables (up to four
+	// are in memory while flushes run behind writes). Smaller saves memory
+	// and costs compaction CPU per message written.
+	MemTableBytes int64
 	// Location is the zone of the row keys' times (nil: time.Local).
 	Location *time.Location
 	Logger   hclog.Logger
@@ -38,6 +42,7 @@ func DefaultSettings() Settings {
 		Sync:                   true,
 		IDIndex:                true,
 		CacheBytes:             64 << 20,
+		MemTableBytes:          64 << 20,
 	}
 }
 
@@ -52,6 +57,8 @@ func (s Settings) Validate() error {
 		return fmt.Errorf("pebble store: retention check interval %s is under 1s", s.RetentionCheckInterval)
 	case s.CacheBytes < 0:
 		return fmt.Errorf("pebble store: cache size %d is negative", s.CacheBytes)
+	case s.MemTableBytes < 1<<20 || s.MemTableBytes > 1<<30:
+		return fmt.Errorf("pebble store: memtable size %d is not 1 MiB .. 1 GiB", s.MemTableBytes)
 	}
 	return nil
 }
