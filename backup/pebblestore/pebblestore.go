@@ -35,6 +35,7 @@ var tablePrefix = map[rowstore.Table]byte{
 	rowstore.DeadContent: 'c',
 	rowstore.Details:     'b',
 	rowstore.IDIndex:     'x',
+	rowstore.IDOrdered:   'y',
 }
 
 const (

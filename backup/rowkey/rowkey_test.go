@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -244,5 +245,34 @@ func TestDetailKeys(t *testing.T) {
 	}
 	if k := RetryDetailKey("000001", "000002", seq, "000003"); string(k) != "000001000002"+seq+"1000003" || len(k) != DetailKeyLen+IDLen {
 		t.Fatalf("RetryDetailKey = %q", k)
+	}
+}
+
+func TestOrderedIDIndexKey(t *testing.T) {
+	for _, id := range []string{"", "has space", "tab\there", "ünïcode", strings.Repeat("x", MaxOrderedIDLen+1)} {
+		if _, ok := OrderedID(id); ok {
+			t.Errorf("OrderedID(%q) accepted", id)
+		}
+	}
+	sid, tk, bg, seq := "000042", "261207184233", "000007", "0000000000000000123"
+	id := "261207.184233.10.0.0.5.4242.17"
+	oid, ok := OrderedID(id)
+	if !ok {
+		t.Fatalf("OrderedID(%q) refused", id)
+	}
+	k := OrderedIDIndexKey(sid, oid, tk, bg, seq)
+	gotSid, gotID, gotTk, err := ParseOrderedIDIndexKey(k)
+	if err != nil || gotSid != sid || gotID != id || gotTk != tk {
+		t.Fatalf("parse %q: %q %q %q %v", k, gotSid, gotID, gotTk, err)
+	}
+	// The keys of one id sort together, before those of a longer id it begins.
+	longer, _ := OrderedID(id + "0")
+	if string(OrderedIDIndexKey(sid, oid, "999999999999", bg, seq)) >= string(OrderedIDIndexKey(sid, longer, "000000000000", bg, seq)) {
+		t.Fatal("an id's keys do not sort before a longer id's")
+	}
+	for _, bad := range []string{string(k[:len(k)-1]), "000042 " + tk + bg + seq, strings.Replace(string(k), " ", "_", 1), "x" + string(k[1:])} {
+		if _, _, _, err := ParseOrderedIDIndexKey([]byte(bad)); err == nil {
+			t.Errorf("ParseOrderedIDIndexKey(%q) accepted", bad)
+		}
 	}
 }

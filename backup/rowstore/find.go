@@ -82,26 +82,43 @@ func (s *Store) FindMessages(ctx context.Context, q backup.MessageQuery) (backup
 	if err != nil {
 		return backup.MessagePage{}, err
 	}
-	sc := Scan{Table: Messages, Batch: q.Len + 1}
-	valid := func(k []byte) error { _, err := rowkey.ParseMessageKey(k); return err }
-	prefix := []byte(sid)
-	if q.MessageID != "" {
-		md := rowkey.MD5Key(q.MessageID)
-		if s.opts.IDIndex {
-			sc.Table = IDIndex
-			prefix = concat(sid, md)
-			valid = func(k []byte) error { _, _, _, err := rowkey.ParseIDIndexKey(k); return err }
-		} else {
-			// QMQ's BackupMessageKeyRegexpBuilder.build.
-			sc.Regexp = "^" + sid + `\d{12}` + md
+	noGroup := func([]byte) (string, error) { return "", nil }
+	find := func(table Table, prefix []byte, valid func([]byte) error, regexp string) (backup.MessagePage, error) {
+		sc := Scan{Table: table, Batch: q.Len + 1, Regexp: regexp}
+		first := concat(string(prefix), s.timeKey(w.end))
+		var err error
+		if sc.Start, err = startKey(first, q.Start, prefix, valid); err != nil {
+			return backup.MessagePage{}, err
+		}
+		sc.Stop = prefixEnd(concat(string(prefix), s.timeKey(w.begin)))
+		return s.page(ctx, sc, q, w, backup.KindNormal, noGroup)
+	}
+	if q.MessageID == "" {
+		return find(Messages, []byte(sid), func(k []byte) error { _, err := rowkey.ParseMessageKey(k); return err }, "")
+	}
+	md := rowkey.MD5Key(q.MessageID)
+	if !s.opts.IDIndex {
+		// QMQ's BackupMessageKeyRegexpBuilder.build.
+		return find(Messages, []byte(sid), func(k []byte) error { _, err := rowkey.ParseMessageKey(k); return err }, "^"+sid+`\d{12}`+md)
+	}
+	byMD5 := func() (backup.MessagePage, error) {
+		return find(IDIndex, concat(sid, md), func(k []byte) error { _, _, _, err := rowkey.ParseIDIndexKey(k); return err }, "")
+	}
+	oid, ok := rowkey.OrderedID(q.MessageID)
+	if !ok {
+		return byMD5()
+	}
+	if q.Start != "" {
+		if _, _, _, err := rowkey.ParseIDIndexKey([]byte(q.Start)); err == nil {
+			return byMD5() // the next page of an answer from the md5 index
 		}
 	}
-	first := concat(string(prefix), s.timeKey(w.end))
-	if sc.Start, err = startKey(first, q.Start, prefix, valid); err != nil {
-		return backup.MessagePage{}, err
+	page, err := find(IDOrdered, concat(sid, oid), func(k []byte) error { _, _, _, err := rowkey.ParseOrderedIDIndexKey(k); return err }, "")
+	if err != nil || len(page.Messages) > 0 || q.Start != "" {
+		return page, err
 	}
-	sc.Stop = prefixEnd(concat(string(prefix), s.timeKey(w.begin)))
-	return s.page(ctx, sc, q, w, backup.KindNormal, func([]byte) (string, error) { return "", nil })
+	// A store written before the ordered index keeps the id under its md5.
+	return byMD5()
 }
 
 // FindDeadLetters pages through a subject's dead letters: by consumer group

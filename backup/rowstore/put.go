@@ -79,7 +79,11 @@ func (s *Store) messageRows(ctx context.Context, rows []Row, m *backup.Message) 
 		}
 		row(Messages, rowkey.MessageKey(sid, tk, md), index)
 		if s.opts.IDIndex {
-			row(IDIndex, rowkey.IDIndexKey(sid, md, tk, bg, seq), index)
+			if oid, ok := rowkey.OrderedID(m.MessageID); ok {
+				row(IDOrdered, rowkey.OrderedIDIndexKey(sid, oid, tk, bg, seq), index)
+			} else {
+				row(IDIndex, rowkey.IDIndexKey(sid, md, tk, bg, seq), index)
+			}
 		}
 		// The detail row: the content, or where the group's log holds it.
 		if len(m.Content) > 0 || m.Located {

@@ -14,7 +14,8 @@ const (
 	Dead        Table = "qmq_backup_dead"         // dead-letter index (QMQ)
 	DeadContent Table = "qmq_backup_dead_content" // dead-letter content (QMQ)
 	Details     Table = "qmq_backup_detail"       // content by broker group and sequence (ours)
-	IDIndex     Table = "qmq_backup_id"           // message id → index (ours; only with Options.IDIndex)
+	IDIndex     Table = "qmq_backup_id"           // md5 of a message id → index (ours; only with Options.IDIndex)
+	IDOrdered   Table = "qmq_backup_id_ordered"   // a message id as it is → index (ours; only with Options.IDIndex)
 )
 
 // QMQTables are the tables of an HBase installation: QMQ's four and
