@@ -47,8 +47,14 @@ func TestCrashRecovery(t *testing.T) {
 func crashOnce(t *testing.T, rng *rand.Rand, opts vfs.CrashOptions) {
 	dir := filepath.Join(t.TempDir(), "consumerlog")
 	cfs := vfs.NewCrashFS(vfs.Default())
+	// Half the runs keep one log open at a time: the others are closed
+	// (flushed) and reopened as the writes move between subjects.
+	maxOpen := 0
+	if rng.Intn(2) == 0 {
+		maxOpen = 1
+	}
 	open := func() *Manager {
-		m, err := Open(Config{FS: cfs, Dir: dir, UnitsPerSegment: 100})
+		m, err := Open(Config{FS: cfs, Dir: dir, UnitsPerSegment: 100, MaxOpenLogs: maxOpen})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -28,6 +28,11 @@ type Config struct {
 	UnitsPerSegment int64  // units per segment file; 0: DefaultUnitsPerSegment
 	Logger          hclog.Logger
 	Registerer      prometheus.Registerer // nil: no metrics registered
+	// MaxOpenLogs bounds the consumer logs open at once (each holds a file
+	// descriptor and a mapping); the least recently used beyond it are
+	// closed and reopened on use. 0: a quarter of the process's file
+	// descriptor limit, at least 256; negative: no bound.
+	MaxOpenLogs int
 }
 
 // Manager owns the consumer logs of every subject. All methods are safe for
@@ -48,6 +53,12 @@ type Manager struct {
 	mu       sync.RWMutex
 	subjects map[string]*subjectLog
 	closed   bool
+
+	// Open logs and their bound (release.go).
+	maxOpen   int
+	openLogs  atomic.Int64
+	epoch     atomic.Int64
+	releasing atomic.Bool
 }
 
 // Open lists the subjects under cfg.Dir (creating it if needed) without
@@ -68,7 +79,11 @@ func Open(cfg Config) (*Manager, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
+	if cfg.MaxOpenLogs == 0 {
+		cfg.MaxOpenLogs = max(256, fileLimit()/4)
+	}
 	m := &Manager{
+		maxOpen:     max(cfg.MaxOpenLogs, 0),
 		fs:          cfg.FS,
 		dir:         cfg.Dir,
 		unitsPerSeg: cfg.UnitsPerSegment,

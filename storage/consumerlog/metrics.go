@@ -16,6 +16,7 @@ type metrics struct {
 	collectors []prometheus.Collector
 	blanks     prometheus.Counter
 	deleted    prometheus.Counter
+	released   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, m *Manager) (*metrics, error) {
@@ -32,10 +33,15 @@ func newMetrics(reg prometheus.Registerer, m *Manager) (*metrics, error) {
 			Name: "qmq_consumerlog_deleted_segments_total",
 			Help: "Consumer log segments deleted by retention.",
 		}),
+		released: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "qmq_consumerlog_released_total",
+			Help: "Idle consumer logs closed to stay within the bound of open logs (each is reopened on its next use); growing fast means the bound is below the subjects in use.",
+		}),
 	}
 	x.collectors = []prometheus.Collector{
 		x.blanks,
 		x.deleted,
+		x.released,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "qmq_consumerlog_subjects",
 			Help: "Subjects with a consumer log.",
@@ -68,6 +74,12 @@ func (x *metrics) blankUnits(n int64) {
 func (x *metrics) deletedSegments(n int) {
 	if x != nil && n > 0 {
 		x.deleted.Add(float64(n))
+	}
+}
+
+func (x *metrics) releasedLogs(n int) {
+	if x != nil && n > 0 {
+		x.released.Add(float64(n))
 	}
 }
 

@@ -33,9 +33,14 @@ type subjectLog struct {
 	// opened, applied when it is (noPendingTruncate: none).
 	pendingTruncate int64
 
-	next   atomic.Int64 // max sequence + 1, valid once log is open
-	onDisk atomic.Bool  // the subject has a directory: listed by Subjects
-	notify notifier
+	next atomic.Int64 // max sequence + 1, valid once log is open
+	// isOpen mirrors log != nil for the release pass, which must not take
+	// every subject's lock to find the open ones; lastUse is the Manager's
+	// epoch at the last use (see touch).
+	isOpen  atomic.Bool
+	lastUse atomic.Int64
+	onDisk  atomic.Bool // the subject has a directory: listed by Subjects
+	notify  notifier
 
 	// Segment files found at Open, reported by the metrics until the log
 	// is opened.
@@ -92,6 +97,8 @@ func (s *subjectLog) openLocked(create bool) error {
 		}
 		s.pendingTruncate = noPendingTruncate
 	}
+	s.isOpen.Store(true)
+	s.m.openLogs.Add(1)
 	return nil
 }
 
@@ -138,21 +145,31 @@ func recoverEnd(log *segment.Log) (int64, error) {
 // subject; without it a subject with no directory stays unopened and
 // ensureOpen reports false.
 func (s *subjectLog) ensureOpen(create bool) (bool, error) {
+	ok, opened, err := s.openIfNeeded(create)
+	if opened {
+		s.m.opened(s)
+	}
+	return ok, err
+}
+
+// openIfNeeded is ensureOpen's locked part; opened reports a log it opened
+// (the Manager then counts the use, with no lock held).
+func (s *subjectLog) openIfNeeded(create bool) (ok, opened bool, err error) {
 	s.rw.Lock()
 	defer s.rw.Unlock()
 	if s.closed {
-		return false, ErrClosed
+		return false, false, ErrClosed
 	}
 	if s.log != nil {
-		return true, nil
+		return true, false, nil
 	}
 	if !create && !s.onDisk.Load() {
-		return false, nil
+		return false, false, nil
 	}
 	if err := s.openLocked(create); err != nil {
-		return false, err
+		return false, false, err
 	}
-	return true, nil
+	return true, true, nil
 }
 
 // rlockOpen takes rw shared with the log open. ok is false (and rw not
@@ -165,6 +182,7 @@ func (s *subjectLog) rlockOpen(create bool) (ok bool, err error) {
 			return false, ErrClosed
 		}
 		if s.log != nil {
+			s.touch()
 			return true, nil
 		}
 		s.rw.RUnlock()
@@ -410,6 +428,8 @@ func (s *subjectLog) close() error {
 	}
 	err := s.log.Close() // flushes
 	s.log = nil
+	s.isOpen.Store(false)
+	s.m.openLogs.Add(-1)
 	if err != nil {
 		return fmt.Errorf("close consumer log %s: %w", s.subject, err)
 	}

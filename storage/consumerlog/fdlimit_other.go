@@ -1,0 +1,5 @@
+//go:build !unix
+
+package consumerlog
+
+func fileLimit() int { return 4096 }

@@ -1,0 +1,110 @@
+package consumerlog
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+)
+
+// Every open consumer log holds a file and a mapping of its newest segment,
+// one per subject: with tens of thousands of subjects a broker ran out of
+// file descriptors ("too many open files" on its next accept, its next
+// message-log segment and every new subject's log: the broker stopped
+// taking messages; bench/scale.sh at 20,000 subjects with the limit at
+// 20,000). The Manager therefore keeps at most Config.MaxOpenLogs logs open
+// and closes the least recently used ones beyond it: flushed, then closed,
+// then opened again on their next use (the lazy open every log has after a
+// restart, so nothing else changes). A closed log costs no descriptor and
+// no mapping; reopening one costs an open, a map and the binary search of
+// recoverEnd.
+
+// touch records a use of s (a put, get or bounds): the Manager's epoch,
+// which advances at every open and every release pass, so the least
+// recently used logs are those with the smallest stamp. It writes only when
+// the stamp changes, so readers of a busy subject do not share a written
+// cache line.
+func (s *subjectLog) touch() {
+	if e := s.m.epoch.Load(); s.lastUse.Load() != e {
+		s.lastUse.Store(e)
+	}
+}
+
+// opened stamps the log the Manager just opened (self) and, beyond
+// MaxOpenLogs, releases the least recently used others. The caller holds
+// no lock of another subject, but may hold self's writeMu (a put opens its
+// log under it): self is never released here.
+func (m *Manager) opened(self *subjectLog) {
+	self.lastUse.Store(m.epoch.Add(1))
+	if m.maxOpen > 0 && m.openLogs.Load() > int64(m.maxOpen) {
+		m.releaseIdle(self)
+	}
+}
+
+// releaseIdle closes the least recently used open logs until a tenth of
+// MaxOpenLogs is free (so that passes are rare), all but self. One pass at
+// a time; a caller that finds one under way leaves it to finish (and so no
+// two releasers ever wait for each other's subject locks).
+func (m *Manager) releaseIdle(self *subjectLog) {
+	if !m.releasing.CompareAndSwap(false, true) {
+		return
+	}
+	defer m.releasing.Store(false)
+	target := int64(m.maxOpen) - int64(m.maxOpen)/10
+	type candidate struct {
+		s       *subjectLog
+		lastUse int64 // read once: uses go on while the pass sorts
+	}
+	var open []candidate
+	for _, s := range m.snapshot() {
+		if s != self && s.isOpen.Load() {
+			open = append(open, candidate{s, s.lastUse.Load()})
+		}
+	}
+	slices.SortFunc(open, func(a, b candidate) int { return cmp.Compare(a.lastUse, b.lastUse) })
+	m.epoch.Add(1) // uses from now on count as newer than every stamp above
+	released := 0
+	for _, c := range open {
+		s := c.s
+		if m.openLogs.Load() <= target {
+			break
+		}
+		ok, err := s.release()
+		if err != nil {
+			// Kept open: a log whose flush failed must stay where the next
+			// Flush (the checkpoint's) sees it and reports the error.
+			m.logger.Warn("could not close an idle consumer log; it stays open", "subject", s.subject, "error", err)
+			continue
+		}
+		if ok {
+			released++
+		}
+	}
+	m.metrics.releasedLogs(released)
+	m.logger.Debug("closed idle consumer logs", "closed", released, "open", m.openLogs.Load(), "max_open", m.maxOpen)
+}
+
+// release flushes and closes s's log if it is open, leaving s to be opened
+// again on its next use. It reports whether it closed the log.
+func (s *subjectLog) release() (bool, error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	s.rw.Lock()
+	defer s.rw.Unlock()
+	if s.closed || s.log == nil {
+		return false, nil
+	}
+	// Flush first, and keep the log if that fails: Manager.Flush skips
+	// logs that are not open, so a checkpoint would otherwise claim units
+	// that never reached the disk.
+	if err := s.log.Flush(); err != nil {
+		return false, fmt.Errorf("flush consumer log %s: %w", s.subject, err)
+	}
+	err := s.log.Close()
+	s.log = nil
+	s.isOpen.Store(false)
+	s.m.openLogs.Add(-1)
+	if err != nil {
+		return true, fmt.Errorf("close consumer log %s: %w", s.subject, err)
+	}
+	return true, nil
+}

@@ -1,0 +1,109 @@
+package consumerlog
+
+import (
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/qmq-go/qmq/storage/vfs"
+)
+
+// With more subjects in use than MaxOpenLogs, the least recently used logs
+// are closed and reopened on use: never more than the bound open, every
+// entry still there, and after a reopen of the whole Manager too.
+func TestMaxOpenLogsBoundsOpenFiles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "consumerlog")
+	reg := prometheus.NewRegistry()
+	m, err := Open(Config{FS: vfs.Default(), Dir: dir, UnitsPerSegment: testUnits, MaxOpenLogs: 10, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const subjects, per = 60, 30
+	name := func(i int) string { return fmt.Sprintf("subject.%d", i) }
+	for seq := int64(0); seq < per; seq++ {
+		for i := range subjects {
+			if err := m.Put(name(i), seq, entryFor(name(i), seq)); err != nil {
+				t.Fatal(err)
+			}
+			if n := m.openLogs.Load(); n > 10 {
+				t.Fatalf("%d logs open, bound 10", n)
+			}
+		}
+	}
+	for i := range subjects {
+		checkRange(t, m, name(i), 0, per-1)
+		if got := m.MaxSequence(name(i)); got != per-1 {
+			t.Fatalf("%s: MaxSequence %d, want %d", name(i), got, per-1)
+		}
+	}
+	var released dto.Metric
+	if err := m.metrics.released.Write(&released); err != nil || released.GetCounter().GetValue() < subjects {
+		t.Fatalf("qmq_consumerlog_released_total %v (%v), want at least %d", released.GetCounter().GetValue(), err, subjects)
+	}
+	// A subject used all along stays open while the others rotate.
+	for i := range subjects {
+		checkRange(t, m, name(0), 0, per-1)
+		checkRange(t, m, name(i), 0, per-1)
+	}
+	if !m.subjects[name(0)].isOpen.Load() {
+		t.Error("the subject read between every other subject was closed as idle")
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := m.openLogs.Load(); n != 0 {
+		t.Fatalf("%d logs counted open after Close", n)
+	}
+	m2 := openTest(t, vfs.Default(), dir, nil)
+	defer m2.Close()
+	for i := range subjects {
+		checkRange(t, m2, name(i), 0, per-1)
+	}
+}
+
+// Readers and writers of many subjects race the release of idle logs
+// (run with -race): nothing is lost and nothing fails.
+func TestReleaseRacesReadersAndWriters(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "consumerlog")
+	m, err := Open(Config{FS: vfs.Default(), Dir: dir, UnitsPerSegment: testUnits, MaxOpenLogs: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	const writers, per = 8, 200
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(2)
+		subject := fmt.Sprintf("s%d", w)
+		go func() {
+			defer wg.Done()
+			for seq := int64(0); seq < per; seq++ {
+				if err := m.Put(subject, seq, entryFor(subject, seq)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for range per {
+				next := m.MaxSequence(subject)
+				if next < 0 {
+					continue
+				}
+				if e, found, err := m.Get(subject, next); err != nil || !found || e != entryFor(subject, next) {
+					t.Errorf("Get(%s, %d) = %+v, %v, %v", subject, next, e, found, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for w := range writers {
+		checkRange(t, m, fmt.Sprintf("s%d", w), 0, per-1)
+	}
+}
