@@ -85,7 +85,7 @@ func TestPendingCounts(t *testing.T) {
 	s := mustOpen(t, cfg)
 	var msgs []Message
 	for i := 0; i < 10; i++ {
-		msgs = append(msgs, countMsg("a", i, c.At(time.Duration(i)*time.Second)))           // in the window
+		msgs = append(msgs, countMsg("a", i, c.At(time.Duration(i)*time.Second)))            // in the window
 		msgs = append(msgs, countMsg("b", i, c.At(48*time.Hour+time.Duration(i)*time.Hour))) // far beyond it
 	}
 	for i := 0; i < 5; i++ {

@@ -12,8 +12,8 @@ type Stats struct {
 	// Subjects how many subjects they belong to (Store.Subjects lists them).
 	Pending  int64
 	Subjects int
-	InWheel   int
-	InFlight  int64
+	InWheel  int
+	InFlight int64
 	// LoadedBuckets are the buckets in the wheel's window; Buckets all on disk.
 	LoadedBuckets, Buckets int
 	MessageLogEnd          int64
