@@ -310,9 +310,11 @@ func parseEndpoint(ep string) (id, room, app string) {
 	return id, room, app
 }
 
-// delayView is the delay page: each delay server's /health.
+// delayView is the delay page: each delay server's /health, and each
+// delay group's pending messages per subject.
 type delayView struct {
 	Servers []serverView
+	Groups  []delaySubjects
 	MetaErr string
 }
 
@@ -326,6 +328,7 @@ func (s *Server) delayPage(w http.ResponseWriter, r *http.Request) {
 			v.Servers = append(v.Servers, sv)
 		}
 	}
+	v.Groups = s.src.delayGroups(ctx, v.Servers)
 	s.render(w, r, http.StatusOK, "delay", v)
 }
 
