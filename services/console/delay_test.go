@@ -24,7 +24,7 @@ import (
 
 // startDelayServer runs a delay server registered as DELAY_MASTER of group
 // with c's metaserver until the test ends.
-func startDelayServer(t *testing.T, m *metatest.Server, group string) *delay.Server {
+func startDelayServer(t *testing.T, m *metatest.Server, group string, change ...func(*delay.Settings)) *delay.Server {
 	t.Helper()
 	s := delay.DefaultSettings()
 	s.MetaEndpoint = m.Endpoint()
@@ -32,6 +32,9 @@ func startDelayServer(t *testing.T, m *metatest.Server, group string) *delay.Ser
 	s.MetaRetry, s.HeartbeatInterval = 100*time.Millisecond, 200*time.Millisecond
 	s.Store.Root = filepath.Join(t.TempDir(), "delay")
 	s.Store.MessageSegmentSize = 16 << 20
+	for _, f := range change {
+		f(&s)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := delay.New(ctx, s, delay.Options{Logger: testlog.Logger(t, "delay", hclog.Warn), Hostname: "console-test-delay"})
 	if err != nil {
