@@ -9,9 +9,10 @@
 # console.properties from the catalog and restarts the console when that changes (a metaserver
 # moved, a backup added). metaserver_http, backup_http and watchdog_http pin them instead.
 # Brokers and delay servers come from the metaserver; their HTTP ports (lag, backlog, pending delay
-# messages) from the http_port meta of their Consul registrations (qmq-broker, qmq-delay), which
-# the console reads from the catalog on every page. broker_http_ports overrides it per server (a
-# server registered without Consul, or by an older qmq).
+# messages) from the http_port meta of their Consul registrations (qmq-broker, qmq-delay; a
+# backup's row from its qmq-backup registration), which the console reads from the catalog on
+# every page. broker_http_ports overrides it per server (a server registered without Consul, or
+# by an older qmq).
 #
 # The console registers in Consul as qmq-console (a Nomad service block: the console does not
 # register itself), with an HTTP check on /health.

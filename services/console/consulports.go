@@ -46,11 +46,13 @@ type consulService struct {
 	ServiceMeta    map[string]string `json:"ServiceMeta"`
 }
 
-// httpPorts reads the HTTP ports brokers and delay servers registered in
-// Consul: every service tagged qmq and broker or delay (whatever its
-// consul.service.name), each instance's http_port meta keyed by its
-// address and serve port, which are the metaserver's broker row's. Without
-// consul.address it returns nothing.
+// httpPorts reads the HTTP ports brokers, delay servers and backups
+// registered in Consul, keyed by address and serve port as the
+// metaserver's broker table has them: every service tagged qmq and broker
+// or delay (whatever its consul.service.name) gives its http_port meta;
+// one tagged qmq and backup registers its HTTP port as the service port and
+// its broker-table port as meta broker_port. Without consul.address it
+// returns nothing.
 func (src *sources) httpPorts(ctx context.Context) httpPorts {
 	if src.settings.Consul == "" {
 		return httpPorts{}
@@ -62,7 +64,7 @@ func (src *sources) httpPorts(ctx context.Context) httpPorts {
 	}
 	var names []string
 	for name, tags := range services {
-		if slices.Contains(tags, "qmq") && (slices.Contains(tags, "broker") || slices.Contains(tags, "delay")) {
+		if slices.Contains(tags, "qmq") && (slices.Contains(tags, "broker") || slices.Contains(tags, "delay") || slices.Contains(tags, "backup")) {
 			names = append(names, name)
 		}
 	}
@@ -82,13 +84,17 @@ func (src *sources) httpPorts(ctx context.Context) httpPorts {
 				return
 			}
 			for _, in := range insts {
-				p, err := strconv.Atoi(in.ServiceMeta[consul.MetaHTTPPort])
-				if err != nil || p <= 0 {
-					continue // registered by a version without it, or HTTP off
-				}
 				host := in.ServiceAddress
 				if host == "" {
 					host = in.Address
+				}
+				if bp, err := strconv.Atoi(in.ServiceMeta["broker_port"]); err == nil && slices.Contains(services[name], "backup") {
+					out.consul[net.JoinHostPort(host, strconv.Itoa(bp))] = in.ServicePort
+					continue
+				}
+				p, err := strconv.Atoi(in.ServiceMeta[consul.MetaHTTPPort])
+				if err != nil || p <= 0 {
+					continue // registered by a version without it, or HTTP off
 				}
 				out.consul[net.JoinHostPort(host, strconv.Itoa(in.ServicePort))] = p
 			}
