@@ -162,9 +162,11 @@ func (h *httpServer) subjects(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, x := range subs {
 		rep.Pending += x.Pending
-		rep.Subjects = append(rep.Subjects, subjectPending{Subject: x.Subject, Pending: x.Pending,
-			EarliestDue:       time.UnixMilli(x.EarliestDue).UTC().Format("2006-01-02T15:04:05.000Z07:00"),
-			EarliestDueMillis: x.EarliestDue, EarliestDueExact: x.EarliestExact})
+		sp := subjectPending{Subject: x.Subject, Pending: x.Pending, EarliestDueMillis: x.EarliestDue, EarliestDueExact: x.EarliestExact}
+		if x.EarliestDue > 0 { // 0: its messages went while the list was made
+			sp.EarliestDue = time.UnixMilli(x.EarliestDue).UTC().Format("2006-01-02T15:04:05.000Z07:00")
+		}
+		rep.Subjects = append(rep.Subjects, sp)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(rep)

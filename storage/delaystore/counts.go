@@ -149,7 +149,9 @@ type SubjectStats struct {
 }
 
 // Subjects returns every subject with pending messages, by name. It costs
-// one pass over the buckets' counts (no disk access).
+// a pass over the buckets' counts in time order until every subject's
+// first bucket is seen (no disk access); mu is taken per bucket, so that
+// Due and MarkDispatched do not wait for the whole pass.
 func (s *Store) Subjects() []SubjectStats {
 	s.bmu.RLock()
 	bs := make([]*bucket, 0, len(s.buckets))
@@ -165,11 +167,13 @@ func (s *Store) Subjects() []SubjectStats {
 		idx[name] = len(out)
 		out = append(out, SubjectStats{Subject: name, Pending: t.n, EarliestDue: math.MaxInt64})
 	}
+	s.mu.Unlock()
 	found := 0
 	for _, b := range bs {
 		if found == len(out) {
 			break // every subject's earliest bucket seen
 		}
+		s.mu.Lock()
 		for name, c := range b.subjects {
 			i, ok := idx[name]
 			if !ok || c.n <= 0 || out[i].EarliestDue != math.MaxInt64 {
@@ -178,11 +182,13 @@ func (s *Store) Subjects() []SubjectStats {
 			out[i].EarliestDue, out[i].EarliestExact = c.min, c.minExact
 			found++
 		}
+		s.mu.Unlock()
 	}
-	s.mu.Unlock()
 	for i := range out {
 		if out[i].EarliestDue == math.MaxInt64 {
-			out[i].EarliestDue = 0 // counted in a bucket already gone (cannot happen)
+			// Its messages went between the two looks (delivered or
+			// cancelled meanwhile): no earliest to tell.
+			out[i].EarliestDue = 0
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Subject < out[j].Subject })
