@@ -131,9 +131,6 @@ func (s *Store) setCounts(b *bucket, subjects map[string]*subjectCount, removed 
 	b.countsVersion++
 }
 
-// dropCounts forgets a deleted bucket's counts (all zero); mu is held.
-func (s *Store) dropCounts(b *bucket) { s.setCounts(b, nil, 0) }
-
 // SubjectStats is one subject's pending delay messages in the whole store.
 type SubjectStats struct {
 	Subject string

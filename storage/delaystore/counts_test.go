@@ -106,17 +106,21 @@ func TestPendingCounts(t *testing.T) {
 	if len(es) != 6 {
 		t.Fatalf("%d due, want 6", len(es))
 	}
-	var mark, held []Entry
+	var mark []Entry
+	held := 0
 	for _, e := range es {
 		m, err := s.Read(e)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if m.MessageID == "a-1" {
-			held = append(held, e)
+			held++
 		} else {
 			mark = append(mark, e)
 		}
+	}
+	if held != 1 {
+		t.Fatalf("a-1 due %d times", held)
 	}
 	if err := s.MarkDispatched(mark); err != nil {
 		t.Fatal(err)
