@@ -356,3 +356,95 @@ func TestPendingCountsKill9(t *testing.T) {
 		}
 	}
 }
+
+// TestPendingCountsStaleFiles: the counts files of two buckets beyond the
+// window are left behind by what happened after they were written (records
+// appended to one, a cancel in the other), then the store "crashes" (its
+// files copied while open); Open counts the first from its file plus the
+// appended records, the second afresh, and both match the logs.
+func TestPendingCountsStaleFiles(t *testing.T) {
+	c := newClock(t0)
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, c)
+	s := mustOpen(t, cfg)
+	var msgs []Message
+	for i := 0; i < 10; i++ {
+		subject := []string{"p", "q"}[i%2]
+		msgs = append(msgs, countMsg(subject, i, c.At(48*time.Hour+time.Duration(i)*time.Minute)), countMsg(subject, 100+i, c.At(72*time.Hour+time.Duration(i)*time.Minute)))
+	}
+	if _, err := s.Append(msgs); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := countsFiles(t, dir); n != 2 {
+		t.Fatalf("%d counts files after Close, want 2", n)
+	}
+	s = mustOpen(t, cfg)
+	if _, err := s.Append([]Message{countMsg("p", 20, c.At(48*time.Hour+30*time.Minute)), countMsg("r", 21, c.At(48*time.Hour+31*time.Minute))}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.Cancel("q", "q-101"); !ok || err != nil {
+		t.Fatalf("cancel: %v %v", ok, err)
+	}
+	want := map[string]int64{"p": 11, "q": 9, "r": 1}
+	checkCounts(t, s, want, "before the crash")
+	crashed := t.TempDir()
+	copyTree(t, dir, crashed)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ccfg := cfg
+	ccfg.Root = crashed
+	s = mustOpen(t, ccfg)
+	defer s.Close()
+	checkCounts(t, s, want, "after the crash")
+	// The earliest of each subject, from the 48-hour bucket's counts file
+	// (p-0, q-1) and its appended records.
+	for _, st := range s.Subjects() {
+		want := map[string]time.Duration{"p": 48 * time.Hour, "q": 48*time.Hour + time.Minute, "r": 48*time.Hour + 31*time.Minute}[st.Subject]
+		if st.EarliestDue != t0.Add(want).UnixMilli() || !st.EarliestExact {
+			t.Errorf("%s's earliest: %+v, want %v", st.Subject, st, t0.Add(want))
+		}
+	}
+}
+
+// TestSubjectOfAfterRetention: the subject of a sequence is read from the
+// message log while it holds the record, and found in the bucket once
+// retention deleted that segment (a slave applying a replicated cancel).
+func TestSubjectOfAfterRetention(t *testing.T) {
+	c := newClock(t0)
+	cfg := testConfig(t, t.TempDir(), c)
+	cfg.MessageSegmentSize = 160 << 10
+	cfg.MaxMessageSize = 1 << 10
+	s := mustOpen(t, cfg)
+	defer s.Close()
+	var msgs []Message
+	for i := 0; i < 8000; i++ {
+		msgs = append(msgs, countMsg(fmt.Sprintf("s%d", i%7), i, c.At(48*time.Hour+time.Duration(i)*time.Second)))
+	}
+	if _, err := s.Append(msgs); err != nil {
+		t.Fatal(err)
+	}
+	segs := s.msgs.Segments()
+	if len(segs) < 2 {
+		t.Fatalf("%d message-log segments, want several", len(segs))
+	}
+	first := segs[0].BaseOffset // the record of msgs[0]
+	b := s.getBucket(s.bucketID(msgs[0].ScheduleTime))
+	s.replayMu.Lock()
+	defer s.replayMu.Unlock()
+	if got, err := s.subjectOf(b, first); err != nil || string(got) != "s0" {
+		t.Fatalf("from the message log: %q %v", got, err)
+	}
+	if _, err := s.msgs.DeleteSegmentsBefore(segs[1].BaseOffset); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.subjectOf(b, first); err != nil || string(got) != "s0" {
+		t.Fatalf("from the bucket: %q %v", got, err)
+	}
+	if _, err := s.subjectOf(b, first+1); err == nil {
+		t.Fatal("found a subject for a sequence that is no record")
+	}
+}
