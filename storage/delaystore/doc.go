@@ -111,8 +111,10 @@
 // rename, without fsync: a lost or torn file costs a scan, never a wrong
 // count. Open uses a bucket's file only if it is intact, its end is within
 // the recovered bucket and removed equals the dispatch records the
-// dispatch log holds for sequences up to lastseq (the log only grows, so
-// equal counts mean the same set); it then counts the records after end
+// dispatch log holds for sequences up to lastseq: the records the file
+// reflects were durable before it was written, so the log holds them all,
+// and equal numbers mean the same set (a crash after the file leaves more,
+// never others); it then counts the records after end
 // (a kill -9 leaves at most 5 s of appends there), and otherwise scans the
 // whole bucket. Buckets in the loaded window have no file: the scan that
 // loads them counts them. A truncation removes every counts file.
