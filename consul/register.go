@@ -44,6 +44,12 @@ func DeregisterAfter(d time.Duration) string {
 	return max(d, MinDeregisterCriticalAfter).String()
 }
 
+// MetaHTTPPort is the Registration.Meta key under which brokers and delay
+// servers give their HTTP port (broker.http.port, delay.http.port): the
+// metaserver's broker table has only their serve and sync ports, and the
+// console reads /health, /consumers and /subjects on the HTTP one.
+const MetaHTTPPort = "http_port"
+
 // Registration describes one instance of a qmq component.
 type Registration struct {
 	Name      string            // service name, e.g. "qmq-metaserver"; required

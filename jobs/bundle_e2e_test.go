@@ -111,15 +111,11 @@ func TestNomadBundle(t *testing.T) {
 		"watchdog_config": map[string]string{"checkInterval": "1000", "refreshInterval": "1000", "watchdog.table": dbName + ".qmq_msg_queue"},
 	}, small(100, 128)))
 	consoleHTTP := ports[22]
-	httpPorts := map[string]string{}
-	for _, m := range []member{g1.a, g1.b, g2.a, g2.b} {
-		httpPorts["127.0.0.1:"+strconv.Itoa(m.port)] = strconv.Itoa(m.http)
-	}
-	httpPorts["127.0.0.1:"+strconv.Itoa(ports[14])] = strconv.Itoa(delayHTTPA)
-	httpPorts["127.0.0.1:"+strconv.Itoa(ports[17])] = strconv.Itoa(delayHTTPB)
+	// No broker_http_ports: the console finds every broker's and delay server's HTTP port in
+	// the http_port meta of their Consul registrations.
 	runJob(ctx, t, n, jobs.Console, withVars(jobs.Vars{
 		"qmq_binary": qmq, "driver": "raw_exec", "http_port": consoleHTTP, "consul_address": n.Consul.HTTPAddr,
-		"admin_token": testToken, "broker_http_ports": httpPorts,
+		"admin_token": testToken,
 	}, small(100, 128)))
 
 	for _, g := range []brokerPair{g1, g2} {
@@ -231,17 +227,24 @@ func TestNomadBundle(t *testing.T) {
 		return n == 0, fmt.Sprintf("%d of %d missing", n, len(realtime))
 	})
 
-	// The console's pages, with the admin token.
+	// The console's pages, with the admin token. Every server's HTTP address (from Consul, no
+	// broker_http_ports) is on the cluster page, and its /health was read there; the delay page
+	// shows the delay group's pending messages per subject, read from its master's /subjects.
 	consoleBase := fmt.Sprintf("http://127.0.0.1:%d", consoleHTTP)
+	httpAddrs := []string{"<td>" + g1.group + "</td>", "<td>" + g2.group + "</td>", "<td>" + delayGroup + "</td>"}
+	for _, p := range []int{g1.a.http, g1.b.http, g2.a.http, g2.b.http, delayHTTPA, delayHTTPB} {
+		httpAddrs = append(httpAddrs, "127.0.0.1:"+strconv.Itoa(p))
+	}
 	for _, c := range []struct {
-		path string
-		want []string
+		path   string
+		want   []string
+		absent []string
 	}{
-		{"/cluster", []string{"<td>" + g1.group + "</td>", "<td>" + g2.group + "</td>", "<td>" + delayGroup + "</td>"}},
-		{"/subjects", []string{"bundle.rt", "bundle.delay", "bundle.tx"}},
-		{"/delay", []string{"<td>" + delayGroup + "</td>"}},
+		{"/cluster", httpAddrs, []string{"HTTP port unknown", "not reachable"}},
+		{"/subjects", []string{"bundle.rt", "bundle.delay", "bundle.tx"}, nil},
+		{"/delay", []string{"<td>" + delayGroup + "</td>", `<table class="delay-subjects" data-group="` + delayGroup + `">`}, []string{"HTTP port unknown"}},
 		// Both watchdogs (from Consul), one of them leading and serving the client database.
-		{"/watchdog", []string{" · leader · ", "127.0.0.1:" + testmysqlPort(t)}},
+		{"/watchdog", []string{" · leader · ", "127.0.0.1:" + testmysqlPort(t)}, nil},
 	} {
 		testutil.EventuallyState(t, 30*time.Second, fmt.Sprintf("console %s shows %q", c.path, c.want), func() (bool, string) {
 			body, code, err := getToken(consoleBase+c.path, testToken)
@@ -250,7 +253,12 @@ func TestNomadBundle(t *testing.T) {
 			}
 			for _, w := range c.want {
 				if !strings.Contains(string(body), w) {
-					return false, fmt.Sprintf("no %q in %.2000s", w, body)
+					return false, fmt.Sprintf("no %q in %.4000s", w, body)
+				}
+			}
+			for _, w := range c.absent {
+				if strings.Contains(string(body), w) {
+					return false, fmt.Sprintf("%q in %.4000s", w, body)
 				}
 			}
 			if c.path == "/watchdog" && strings.Count(string(body), "<section><h2>") != 2 {

@@ -120,9 +120,9 @@
 //	metaserver_http    "": from Consul; host:port pins it
 //	backup_http        []: from Consul; host:port each pins them
 //	watchdog_http      []: from Consul; host:port each pins them
-//	broker_http_ports  {} console.broker.http.ports, "ip:servePort" = "httpPort" per broker and
-//	                   delay server (their registrations carry only the serve port)
-//	broker_http_offset -1 (unknown)
+//	broker_http_ports  {}: from Consul (the http_port meta brokers and delay servers register);
+//	                   console.broker.http.ports, "ip:servePort" = "httpPort", overrides it
+//	broker_http_offset -1 (unknown): for servers in neither
 //	read_open          false (console.read.open)
 //	admin_token        "": the key admin_token of nomad/jobs/qmq-console
 //	backup_token       "" (console.backup.token)

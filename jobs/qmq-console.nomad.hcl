@@ -8,8 +8,11 @@
 # answers) and the watchdogs (qmq-watchdog), each only while its check passes. Nomad renders
 # console.properties from the catalog and restarts the console when that changes (a metaserver
 # moved, a backup added). metaserver_http, backup_http and watchdog_http pin them instead.
-# Brokers and delay servers come from the metaserver; their HTTP ports (lag, backlog) from
-# broker_http_ports, since their Consul registrations carry only the serve port.
+# Brokers and delay servers come from the metaserver; their HTTP ports (lag, backlog, pending delay
+# messages) from the http_port meta of their Consul registrations (qmq-broker, qmq-delay; a
+# backup's row from its qmq-backup registration), which the console reads from the catalog on
+# every page. broker_http_ports overrides it per server (a server registered without Consul, or
+# by an older qmq).
 #
 # The console registers in Consul as qmq-console (a Nomad service block: the console does not
 # register itself), with an HTTP check on /health.
@@ -70,13 +73,13 @@ variable "watchdog_http" {
 variable "broker_http_ports" {
   type        = map(string)
   default     = {}
-  description = "console.broker.http.ports: each broker's and delay server's HTTP port by ip:servePort, e.g. { \"10.0.0.2:20881\" = \"8081\" }."
+  description = "console.broker.http.ports: overrides, by ip:servePort, the HTTP port a broker or delay server gives in its Consul registration (meta http_port), e.g. { \"10.0.0.2:20881\" = \"8081\" }. Empty: Consul says."
 }
 
 variable "broker_http_offset" {
   type        = number
   default     = -1
-  description = "console.broker.http.offset: HTTP port = servePort + this for servers not in broker_http_ports; -1 unknown (the jobs' defaults, 20881 and 8081, follow no offset)."
+  description = "console.broker.http.offset: HTTP port = servePort + this for servers neither in broker_http_ports nor with an http_port in Consul; -1 unknown (the jobs' defaults, 20881 and 8081, follow no offset)."
 }
 
 variable "read_open" {

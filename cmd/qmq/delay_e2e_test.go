@@ -95,13 +95,13 @@ func TestDevDelaySend(t *testing.T) {
 		Role       string `json:"role"`
 		Group      string `json:"group"`
 		Dispatched int64  `json:"dispatched"`
-		Scheduled  int64  `json:"scheduled"`
+		Pending    int64  `json:"pending"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
 		t.Fatal(err)
 	}
-	if h.Status != "ok" || h.Role != "DELAY_MASTER" || h.Group != "dev_delay" || h.Dispatched != 2 || h.Scheduled != 0 {
-		t.Errorf("delay /health: %+v; want ok, DELAY_MASTER, dev_delay, 2 dispatched, 0 scheduled", h)
+	if h.Status != "ok" || h.Role != "DELAY_MASTER" || h.Group != "dev_delay" || h.Dispatched != 2 || h.Pending != 0 {
+		t.Errorf("delay /health: %+v; want ok, DELAY_MASTER, dev_delay, 2 dispatched, 0 pending", h)
 	}
 
 	// kill -9 with a message pending, restart on the same data: it arrives.

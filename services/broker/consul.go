@@ -17,7 +17,10 @@ import (
 // (qmq-broker) at the registered broker address, tagged group:<group>,
 // role:<role> and, while its lagging slave makes the group read-only,
 // readonly; with a TCP check on broker.port (the broker's HTTP port is
-// optional). A check critical for consul.deregister.critical.after.ms
+// optional). Meta http_port is the bound broker.http.port (absent when it
+// is off): the console finds /health and /consumers through it, the
+// metaserver's broker table knowing only the serve and sync ports.
+// A check critical for consul.deregister.critical.after.ms
 // makes the agent remove the registration: a killed broker does not stay
 // listed, with its last role, forever.
 func (r *registrar) consulRegistration() (consul.Registration, error) {
@@ -34,14 +37,18 @@ func (r *registrar) consulRegistration() (consul.Registration, error) {
 		state = "R"
 		tags = append(tags, "readonly")
 	}
+	meta := map[string]string{"group": r.group, "role": role, "state": state, "hostname": s.hostname,
+		"sync_port": strconv.Itoa(s.settings.SyncPort)}
+	if a, ok := s.HTTPAddr().(*net.TCPAddr); ok {
+		meta[consul.MetaHTTPPort] = strconv.Itoa(a.Port)
+	}
 	return consul.Registration{
-		Name:    s.settings.ConsulService,
-		ID:      s.settings.ConsulService + "-" + host + "-" + portStr,
-		Address: host,
-		Port:    port,
-		Tags:    tags,
-		Meta: map[string]string{"group": r.group, "role": role, "state": state, "hostname": s.hostname,
-			"sync_port": strconv.Itoa(s.settings.SyncPort)},
+		Name:                    s.settings.ConsulService,
+		ID:                      s.settings.ConsulService + "-" + host + "-" + portStr,
+		Address:                 host,
+		Port:                    port,
+		Tags:                    tags,
+		Meta:                    meta,
 		CheckTCP:                r.brokerA,
 		DeregisterCriticalAfter: s.settings.ConsulDeregisterAfter,
 	}, nil

@@ -2,8 +2,10 @@ package broker
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -57,6 +59,10 @@ func TestConsulRegistration(t *testing.T) {
 		if !slices.Contains(e.Service.Tags, tag) {
 			t.Fatalf("tags %v lack %s", e.Service.Tags, tag)
 		}
+	}
+	// The console finds /health and /consumers through it.
+	if want := strconv.Itoa(b1.srv.HTTPAddr().(*net.TCPAddr).Port); e.Service.Meta["http_port"] != want {
+		t.Fatalf("meta %v: http_port should be broker.http.port %s", e.Service.Meta, want)
 	}
 	var tcp bool
 	for _, c := range e.Checks {

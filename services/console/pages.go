@@ -310,22 +310,26 @@ func parseEndpoint(ep string) (id, room, app string) {
 	return id, room, app
 }
 
-// delayView is the delay page: each delay server's /health.
+// delayView is the delay page: each delay server's /health, and each
+// delay group's pending messages per subject.
 type delayView struct {
-	Servers []serverView
-	MetaErr string
+	Servers  []serverView
+	Groups   []delaySubjects
+	MetaErr  string
+	PortsErr string
 }
 
 func (s *Server) delayPage(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := s.ctx(r)
 	defer cancel()
 	c := s.src.cluster(ctx)
-	v := delayView{MetaErr: c.MetaErr}
+	v := delayView{MetaErr: c.MetaErr, PortsErr: c.PortsErr}
 	for _, sv := range c.Servers {
 		if sv.IsDelay() {
 			v.Servers = append(v.Servers, sv)
 		}
 	}
+	v.Groups = s.src.delayGroups(ctx, v.Servers)
 	s.render(w, r, http.StatusOK, "delay", v)
 }
 

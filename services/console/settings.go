@@ -39,13 +39,16 @@ type Settings struct {
 	OpenReads bool
 	// BrokerHTTPPorts maps "ip:servePort" of a broker or delay server to
 	// its HTTP port (broker.http.port / delay.http.port); servers not in it
-	// are taken to serve HTTP at servePort + BrokerHTTPOffset.
+	// are found through Consul when Consul is set (the http_port meta of
+	// their registration), else taken to serve HTTP at servePort +
+	// BrokerHTTPOffset.
 	BrokerHTTPPorts  map[string]int
 	BrokerHTTPOffset int
 	// WatchdogHTTP are the watchdogs' HTTP addresses (host:port).
 	WatchdogHTTP []string
 	// Consul, if set, is the Consul agent's HTTP address (host:port) whose
-	// health checks the cluster page shows.
+	// health checks the cluster page shows, and whose catalog says where
+	// the brokers', delay servers' and backups' HTTP ports are.
 	Consul string
 	// FetchTimeout bounds each request to a metaserver, broker or backup.
 	FetchTimeout time.Duration

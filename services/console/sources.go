@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"sort"
@@ -57,19 +56,6 @@ func (src *sources) getJSON(ctx context.Context, rawURL string, out any) error {
 		return fmt.Errorf("%s answered HTTP %d, not JSON: %s", rawURL, resp.StatusCode, clip(strings.TrimSpace(string(body)), 200))
 	}
 	return nil
-}
-
-// serverHTTP is the HTTP address (/health, /metrics, /consumers) of a
-// broker or delay server row, "" when unknown.
-func (src *sources) serverHTTP(b admin.Broker) string {
-	key := net.JoinHostPort(b.IP, strconv.Itoa(b.ServePort))
-	if p, ok := src.settings.BrokerHTTPPorts[key]; ok {
-		return net.JoinHostPort(b.IP, strconv.Itoa(p))
-	}
-	if src.settings.BrokerHTTPOffset < 0 {
-		return ""
-	}
-	return net.JoinHostPort(b.IP, strconv.Itoa(b.ServePort+src.settings.BrokerHTTPOffset))
 }
 
 // serverView is a row of the broker table with what its /health says.
@@ -142,6 +128,7 @@ type clusterView struct {
 	Servers     []serverView
 	Consul      []consulCheck
 	ConsulErr   string
+	PortsErr    string // Consul did not say where the HTTP ports are
 	MetaHealth  map[string]any
 	MetaErr     string
 	GeneratedAt time.Time
@@ -177,12 +164,14 @@ func (src *sources) cluster(ctx context.Context) clusterView {
 		v.MetaErr = err.Error()
 	}
 	_ = src.getJSON(ctx, src.metaURL("/health"), &v.MetaHealth)
+	ports := src.httpPorts(ctx)
+	v.PortsErr = ports.err
 	v.Servers = make([]serverView, len(brokers))
 	var wg sync.WaitGroup
 	for i, b := range brokers {
-		v.Servers[i] = serverView{Broker: b, HTTP: src.serverHTTP(b)}
+		v.Servers[i] = serverView{Broker: b, HTTP: src.serverHTTP(b, ports)}
 		if v.Servers[i].HTTP == "" {
-			v.Servers[i].Err = "HTTP port unknown (console.broker.http.ports)"
+			v.Servers[i].Err = "HTTP port unknown (console.broker.http.ports, or an http_port meta in its Consul registration)"
 			continue
 		}
 		wg.Add(1)
@@ -243,13 +232,17 @@ func (src *sources) progress(ctx context.Context) (map[string]brokerProgress, []
 	}
 	out := map[string]brokerProgress{}
 	var errs []string
+	ports := src.httpPorts(ctx)
+	if ports.err != "" {
+		errs = append(errs, ports.err)
+	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, b := range brokers {
 		if b.Role != "MASTER" {
 			continue
 		}
-		addr := src.serverHTTP(b)
+		addr := src.serverHTTP(b, ports)
 		if addr == "" {
 			continue
 		}

@@ -16,7 +16,9 @@ import (
 // when consul.address (or CONSUL_HTTP_ADDR) is set: service
 // consul.service.name (qmq-delay) at the registered address, tagged
 // group:<group> and role:delay_master or role:delay_slave, with a TCP check
-// on broker.port. The ID is the address, not the role: a former master that
+// on broker.port, and meta http_port, the bound delay.http.port (absent
+// when it is off), for the console's /health and /subjects. The ID is the
+// address, not the role: a former master that
 // rejoins as slave replaces its own entry instead of leaving a second
 // "delay_master" listed beside the new one.
 func (r *registrar) consulRegistration() (consul.Registration, error) {
@@ -30,14 +32,18 @@ func (r *registrar) consulRegistration() (consul.Registration, error) {
 	if r.role == protocol.RoleDelaySlave {
 		role = "delay_slave"
 	}
+	meta := map[string]string{"group": r.group, "role": role, "hostname": s.hostname,
+		"sync_port": strconv.Itoa(s.settings.SyncPort)}
+	if a, ok := s.HTTPAddr().(*net.TCPAddr); ok {
+		meta[consul.MetaHTTPPort] = strconv.Itoa(a.Port)
+	}
 	return consul.Registration{
-		Name:    s.settings.ConsulService,
-		ID:      s.settings.ConsulService + "-" + host + "-" + portStr,
-		Address: host,
-		Port:    port,
-		Tags:    []string{"qmq", "delay", "group:" + r.group, "role:" + role},
-		Meta: map[string]string{"group": r.group, "role": role, "hostname": s.hostname,
-			"sync_port": strconv.Itoa(s.settings.SyncPort)},
+		Name:                    s.settings.ConsulService,
+		ID:                      s.settings.ConsulService + "-" + host + "-" + portStr,
+		Address:                 host,
+		Port:                    port,
+		Tags:                    []string{"qmq", "delay", "group:" + r.group, "role:" + role},
+		Meta:                    meta,
 		CheckTCP:                r.brokerA,
 		DeregisterCriticalAfter: s.settings.ConsulDeregisterAfter,
 	}, nil

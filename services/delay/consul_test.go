@@ -2,8 +2,10 @@ package delay
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -48,6 +50,10 @@ func TestConsulRegistration(t *testing.T) {
 		if !slices.Contains(e.Service.Tags, tag) {
 			t.Errorf("tags %v lack %s", e.Service.Tags, tag)
 		}
+	}
+	// The console finds /health and /subjects through it.
+	if want := strconv.Itoa(d.srv.HTTPAddr().(*net.TCPAddr).Port); e.Service.Meta["http_port"] != want {
+		t.Errorf("meta %v: http_port should be delay.http.port %s", e.Service.Meta, want)
 	}
 	d.stop()
 	all, _, err := c.Health().Service("qmq-delay", "", false, nil)

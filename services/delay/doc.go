@@ -89,15 +89,18 @@
 //
 // # Observability (http.go, metrics.go)
 //
-// delay.http.port serves /health (status, group, role, online, scheduled,
-// dispatched, dueLagMillis, parked, dispatchWaitingForSlaveMillis,
-// dispatchWithoutSlave, diskFull, slave or master) and /metrics
+// delay.http.port serves /health (status, group, role, online, pending,
+// pendingSubjects, pendingInWindow, dispatched, dueLagMillis, parked,
+// dispatchWaitingForSlaveMillis, dispatchWithoutSlave, diskFull, slave or
+// master), /subjects (per subject of the whole store: pending, earliestDue;
+// the console's delay page) and /metrics
 // (qmq_delay_received_total, qmq_delay_rejected_total,
 // qmq_delay_dispatched_total, qmq_delay_dispatch_failures_total,
 // qmq_delay_dispatch_lateness_seconds, qmq_delay_scheduled,
 // qmq_delay_due_lag_seconds, qmq_delay_parked,
 // qmq_delay_dispatch_waiting_for_slave_seconds, and the store's
-// qmq_delay_store_* series). With consul.address set the server registers
+// qmq_delay_store_* series, qmq_delay_store_subject_pending_messages for
+// the 50 subjects with most pending). With consul.address set the server registers
 // as qmq-delay (tags group:, role:delay_master or role:delay_slave, updated in place on a role change; a TCP check on broker.port).
 //
 // # Cancelling (cancel.go, package delayadmin)

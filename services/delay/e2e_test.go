@@ -208,7 +208,7 @@ func TestDelayMessagesArriveWhenDue(t *testing.T) {
 	// What an operator sees.
 	var h healthReport
 	if code := getJSON(t, "http://"+d.srv.HTTPAddr().String()+"/health", &h); code != http.StatusOK ||
-		h.Status != "ok" || h.Role != "DELAY_MASTER" || h.Group != delayGroup || !h.Online || h.Dispatched != 4 || h.Scheduled != 0 || h.Parked != 0 {
+		h.Status != "ok" || h.Role != "DELAY_MASTER" || h.Group != delayGroup || !h.Online || h.Dispatched != 4 || h.Pending != 0 || h.PendingInWindow != 0 || h.Parked != 0 {
 		t.Errorf("/health %d %+v", code, h)
 	}
 	metrics := getText(t, "http://"+d.srv.HTTPAddr().String()+"/metrics")

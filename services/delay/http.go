@@ -6,13 +6,15 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/qmq-go/qmq/internal/httpguard"
 	"github.com/qmq-go/qmq/protocol"
 )
 
 // httpServer serves delay.http.port (ours): /health for operators and
-// checks, /metrics for Prometheus. Port -1 turns it off.
+// checks, /metrics for Prometheus, /subjects for the console (the pending
+// messages per subject). Port -1 turns it off.
 type httpServer struct {
 	s   *Server
 	ln  *httpguard.Listener
@@ -28,6 +30,7 @@ func (s *Server) listenHTTP() (*httpServer, error) {
 		Addr: net.JoinHostPort(s.settings.BindHost, strconv.Itoa(s.settings.HTTPPort)),
 		Key:  "delay.http.port", Port: s.settings.HTTPPort, File: FileDelay, Who: "the delay server",
 		Health: h.health, Metrics: s.m.reg, Guard: s.settings.Limits.HTTP(s.log.Named("http")),
+		Extra: map[string]http.HandlerFunc{"/subjects": h.subjects},
 	})
 	if err != nil {
 		return nil, err
@@ -46,10 +49,14 @@ type healthReport struct {
 	Group  string `json:"group,omitempty"`
 	Role   string `json:"role,omitempty"`
 	Online bool   `json:"online"` // ONLINE acknowledged: delay messages are taken
-	// Scheduled is how many stored messages due within the store's loaded
-	// window (load.in.advance.min ahead) are not dispatched yet; later ones
-	// are on disk and not counted.
-	Scheduled int64 `json:"scheduled"`
+	// Pending is how many stored messages are scheduled and not yet
+	// dispatched or cancelled, in the whole store (up to two years ahead);
+	// PendingSubjects how many subjects they belong to (/subjects lists
+	// them). PendingInWindow is the part due within the store's loaded
+	// window (load.in.advance.min ahead), held in memory.
+	Pending         int64 `json:"pending"`
+	PendingSubjects int   `json:"pendingSubjects"`
+	PendingInWindow int64 `json:"pendingInWindow"`
 	// Dispatched is how many messages real-time brokers acknowledged since start.
 	Dispatched int64 `json:"dispatched"`
 	// DueLagMillis is how late the oldest due message not yet acknowledged
@@ -95,7 +102,9 @@ type masterHealth struct {
 
 func (h *httpServer) health(w http.ResponseWriter, _ *http.Request) {
 	s := h.s
-	rep := healthReport{Status: "ok", Group: s.Group(), Online: s.online.Load(), Scheduled: s.scheduled(),
+	st := s.store.Stats()
+	rep := healthReport{Status: "ok", Group: s.Group(), Online: s.online.Load(),
+		Pending: st.Pending, PendingSubjects: st.Subjects, PendingInWindow: st.Scheduled,
 		Dispatched: s.dispatched.Load(), DueLagMillis: s.dueLag().Milliseconds(), Parked: s.parked.Load(),
 		DispatchWaitMillis: s.gateWaiting().Milliseconds(), DispatchWithoutSlave: s.dispatchWithoutSlave.Load()}
 	code := http.StatusOK
@@ -115,5 +124,50 @@ func (h *httpServer) health(w http.ResponseWriter, _ *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(rep)
+}
+
+// subjectsReport is /subjects' JSON: the pending messages of the whole
+// store per subject, by subject name.
+type subjectsReport struct {
+	Group    string           `json:"group,omitempty"`
+	Role     string           `json:"role,omitempty"`
+	Pending  int64            `json:"pending"`
+	Subjects []subjectPending `json:"subjects"`
+}
+
+type subjectPending struct {
+	Subject string `json:"subject"`
+	Pending int64  `json:"pending"`
+	// EarliestDue is the earliest schedule time among them (RFC 3339, UTC,
+	// ms). When EarliestDueExact is false the earliest one was delivered
+	// or cancelled and the next is not tracked: the time is a lower bound
+	// less than one bucket (segment.scale.minute) before the true one.
+	EarliestDue       string `json:"earliestDue"`
+	EarliestDueMillis int64  `json:"earliestDueMillis"`
+	EarliestDueExact  bool   `json:"earliestDueExact"`
+}
+
+func (h *httpServer) subjects(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "/subjects is read-only: use GET", http.StatusMethodNotAllowed)
+		return
+	}
+	s := h.s
+	subs := s.store.Subjects()
+	rep := subjectsReport{Group: s.Group(), Subjects: make([]subjectPending, 0, len(subs))}
+	if role := s.role.Load(); role != roleUnknown {
+		rep.Role = protocol.RoleName(role)
+	}
+	for _, x := range subs {
+		rep.Pending += x.Pending
+		sp := subjectPending{Subject: x.Subject, Pending: x.Pending, EarliestDueMillis: x.EarliestDue, EarliestDueExact: x.EarliestExact}
+		if x.EarliestDue > 0 { // 0: its messages went while the list was made
+			sp.EarliestDue = time.UnixMilli(x.EarliestDue).UTC().Format("2006-01-02T15:04:05.000Z07:00")
+		}
+		rep.Subjects = append(rep.Subjects, sp)
+	}
+	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(rep)
 }

@@ -23,6 +23,8 @@ type Store interface {
 	// durably; false when none is scheduled.
 	Cancel(subject, messageID string) (bool, error)
 	Stats() delaystore.Stats
+	// Subjects lists the pending messages of the whole store per subject.
+	Subjects() []delaystore.SubjectStats
 	Close() error
 }
 

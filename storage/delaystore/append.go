@@ -165,9 +165,6 @@ func (s *Store) replay() error {
 		for _, e := range r.adds {
 			s.wheel.Add(e.item())
 		}
-		for b, n := range r.counts {
-			b.pending += n
-		}
 		s.wakeLocked()
 		s.mu.Unlock()
 	}
@@ -195,9 +192,9 @@ type replayBatch struct {
 	last     *bucketBatch
 	byBucket map[*bucket]*bucketBatch
 	bytes    int
-	// Wheel entries and pending counts of the records written.
-	adds   []Entry
-	counts map[*bucket]int64
+	// Wheel entries of the records written (the counts are taken as they
+	// are written).
+	adds []Entry
 }
 
 // bucketBatch is the records gathered for one bucket, in sequence order.
@@ -257,19 +254,30 @@ func (r *replayBatch) write() error {
 			b.lastSeq, b.dirty, b.done = bb.seqs[n-1], true, false
 			b.end, b.lastWrite = l.WrotePosition(), time.Now()
 		}
-		for i := 0; i < n && bb.id <= s.loadedUpTo; i++ {
-			if sk := s.skip[bb.id]; sk != nil {
-				if _, ok := sk[bb.seqs[i]]; ok {
+		// Count what was written, in every bucket; only loaded buckets'
+		// entries go to the wheel. A sequence in skip was dispatched or
+		// cancelled before its record got here (a replica copies the two
+		// logs separately): it is not pending, and a loaded bucket's skip
+		// has no further use for it.
+		loaded := bb.id <= s.loadedUpTo
+		sk := s.skip[bb.id]
+		s.mu.Lock()
+		for i := 0; i < n; i++ {
+			if _, ok := sk[bb.seqs[i]]; ok {
+				if loaded {
 					delete(sk, bb.seqs[i])
-					continue
 				}
+				bb.b.removed++
+				bb.b.countsVersion++
+				continue
 			}
-			r.adds = append(r.adds, Entry{ScheduleTime: bb.times[i], Sequence: bb.seqs[i], offset: boffs[i], size: int32(bb.sizes[i])})
-			if r.counts == nil {
-				r.counts = map[*bucket]int64{}
+			rec, _ := decodeRecord(bb.recs[i].Bytes(), false)
+			s.countAdd(bb.b, rec.subject, bb.times[i])
+			if loaded {
+				r.adds = append(r.adds, Entry{ScheduleTime: bb.times[i], Sequence: bb.seqs[i], offset: boffs[i], size: int32(bb.sizes[i])})
 			}
-			r.counts[bb.b]++
 		}
+		s.mu.Unlock()
 		if err != nil {
 			firstErr = fmt.Errorf("append to schedule bucket %s: %w", bb.b.dir, err)
 		}

@@ -28,9 +28,18 @@ type bucket struct {
 	dirty     bool      // appended since the last checkpoint
 	done      bool      // loaded earlier, every entry dispatched: not scanned again
 	lastWrite time.Time // wall clock of the last append or open
-	// pending counts loaded entries not yet dispatched or cancelled (under
-	// Store.mu).
-	pending int64
+	// Under Store.mu (counts.go): pending counts the bucket's messages not
+	// yet dispatched or cancelled, subjects the same per subject, removed
+	// the dispatched or cancelled ones among its records; countsVersion
+	// moves with every change of them.
+	pending       int64
+	subjects      map[string]*subjectCount
+	removed       int64
+	countsVersion int64
+	// Under Store.replayMu: the countsVersion its counts file holds, and when
+	// it was written.
+	savedVersion int64
+	savedAt      time.Time
 }
 
 const bucketNameLayout = "200601021504"
@@ -157,16 +166,23 @@ func (s *Store) getBucket(id int64) *bucket {
 	return s.buckets[id]
 }
 
-// loadBucket puts b's undispatched entries into the wheel. replayMu is held.
-func (s *Store) loadBucket(b *bucket) error {
+// loadBucket puts b's undispatched entries into the wheel. With recount
+// (Open) it also counts them per subject: the counts of a bucket in the
+// window are not saved (countsfile.go), so Open takes them from this scan.
+// Otherwise they are known already. replayMu is held.
+func (s *Store) loadBucket(b *bucket, recount bool) error {
 	skip := s.skip[b.id]
 	var batch []Entry
+	var counts map[string]*subjectCount
+	removed := int64(0)
+	if recount {
+		counts = map[string]*subjectCount{}
+	}
 	flush := func() {
 		s.mu.Lock()
 		for _, e := range batch {
 			s.wheel.Add(e.item())
 		}
-		b.pending += int64(len(batch))
 		s.wakeLocked()
 		s.mu.Unlock()
 		batch = batch[:0]
@@ -183,7 +199,16 @@ func (s *Store) loadBucket(b *bucket) error {
 			rec, _ := decodeRecord(rb, false)
 			if _, ok := skip[rec.seq]; ok {
 				delete(skip, rec.seq)
+				removed++
 				return nil
+			}
+			if counts != nil {
+				sc := counts[string(rec.subject)]
+				if sc == nil {
+					sc = &subjectCount{}
+					counts[string(rec.subject)] = sc
+				}
+				sc.add(rec.scheduleTime)
 			}
 			batch = append(batch, Entry{ScheduleTime: rec.scheduleTime, Sequence: rec.seq, offset: off, size: int32(rec.size)})
 			if len(batch) == 4096 {
@@ -195,6 +220,11 @@ func (s *Store) loadBucket(b *bucket) error {
 			return fmt.Errorf("load schedule bucket %s: %w", b.dir, err)
 		}
 		flush()
+	}
+	if recount {
+		s.mu.Lock()
+		s.setCounts(b, counts, removed)
+		s.mu.Unlock()
 	}
 	// Later records have higher sequences: skips at or below lastSeq can
 	// no longer match.

@@ -62,13 +62,10 @@ func (s *Store) Cancel(subject, messageID string) (bool, error) {
 		if id <= s.loadedUpTo {
 			s.mu.Lock()
 			removed := s.wheel.Remove([]wheel.Key{{Time: e.ScheduleTime, Seq: e.Sequence}})
+			s.mu.Unlock()
 			if len(removed) > 0 {
-				if b := s.getBucket(id); b != nil && b.pending > 0 {
-					b.pending--
-				}
 				cancel = append(cancel, e)
 			}
-			s.mu.Unlock()
 			continue
 		}
 		if _, ok := s.skip[id][e.Sequence]; !ok {
@@ -80,9 +77,19 @@ func (s *Store) Cancel(subject, messageID string) (bool, error) {
 	}
 	if err := s.appendDispatch(kindCancelled, cancel); err != nil {
 		// Removed from the wheel but not recorded: it is delivered after a
-		// restart unless a retry of Cancel succeeds.
+		// restart unless a retry of Cancel succeeds (and still counted
+		// pending meanwhile).
 		return false, err
 	}
+	// Counted out after the dispatch record is written: a counts file must
+	// not reflect a cancel the dispatch log does not hold (countsfile.go).
+	s.mu.Lock()
+	for _, e := range cancel {
+		if b := s.getBucket(s.bucketID(e.ScheduleTime)); b != nil {
+			s.countRemove(b, []byte(subject), e.ScheduleTime)
+		}
+	}
+	s.mu.Unlock()
 	for _, e := range cancel {
 		if id := s.bucketID(e.ScheduleTime); id > s.loadedUpTo {
 			s.addSkip(id, e.Sequence)

@@ -17,9 +17,7 @@ func (s *Store) MarkDispatched(es []Entry) error {
 	s.mu.Lock()
 	s.inflight = max(0, s.inflight-int64(len(es)))
 	for _, e := range es {
-		if b := s.getBucket(s.bucketID(e.ScheduleTime)); b != nil && b.pending > 0 {
-			b.pending--
-		}
+		s.removeLoadedLocked(e)
 	}
 	s.mu.Unlock()
 	s.metrics.dispatched.Add(float64(len(es)))
@@ -52,4 +50,29 @@ func (s *Store) appendDispatch(kind uint8, es []Entry) error {
 		}
 	}
 	return nil
+}
+
+// removeLoadedLocked takes e, an entry of a loaded bucket just dispatched
+// or cancelled, out of the pending counts. Its subject is read from its
+// record in the bucket (mapped, and usually just read by the sender): the
+// wheel keeps 32 bytes per entry and no subject. mu is held.
+func (s *Store) removeLoadedLocked(e Entry) {
+	b := s.getBucket(s.bucketID(e.ScheduleTime))
+	if b == nil {
+		return
+	}
+	l := b.log.Load() // loaded buckets stay open
+	if l == nil {
+		s.log.Warn("pending counts: the bucket of a dispatched entry is closed", "bucket", b.dir, "sequence", e.Sequence)
+		return
+	}
+	v, err := l.Read(e.offset, int(e.size))
+	if err != nil {
+		s.log.Warn("pending counts: cannot read a dispatched entry's record", "bucket", b.dir, "sequence", e.Sequence, "error", err)
+		return
+	}
+	if rec, err := decodeRecord(v.Bytes(), false); err == nil && rec.seq == e.Sequence {
+		s.countRemove(b, rec.subject, e.ScheduleTime)
+	}
+	v.Release()
 }

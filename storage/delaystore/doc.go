@@ -12,6 +12,8 @@
 //	                       named by their first offset, storage/segment)
 //	schedule_log/<yyyyMMddHHmm>/  one bucket per SegmentScale span of schedule
 //	                       time (UTC start), each a sparse segment log of its own
+//	  pending.counts       the bucket's pending messages per subject (see
+//	                       Pending counts); only buckets beyond the window
 //	dispatch_log/          which entries were delivered or cancelled
 //	checkpoint/replay.checkpoint  how far the message log was replayed
 //
@@ -75,6 +77,48 @@
 // now+LoadAhead is loaded into the wheel, without the collected sequences.
 // An unreadable checkpoint only costs time: every bucket is rescanned.
 //
+// # Pending counts (counts.go, countsfile.go)
+//
+// The store counts, per subject, the messages scheduled and not yet
+// dispatched or cancelled in the whole store (Subjects, Stats.Pending),
+// not only the loaded window: each bucket keeps its counts per subject
+// (and the earliest schedule time, exact until the message holding it is
+// dispatched or cancelled) and the store their sums. They move when the
+// replay writes a record to a bucket (a sequence already in the bucket's
+// skip set counts as removed instead), when MarkDispatched records an
+// entry (its subject is read from its record in the bucket: the wheel
+// keeps no subject, so its entries stay 32 bytes), when Cancel records one,
+// and when a slave applies a replicated dispatch record (the subject is
+// read from the message log at the record's sequence, or found in the
+// bucket once retention deleted that).
+//
+// Counts are saved, not rebuilt: rebuilding means reading every record of
+// every bucket up to two years ahead at each Open, which the loaded window
+// was designed to avoid (a million messages a month out are 150 MB read).
+// So each bucket beyond the loaded window has a counts file:
+//
+//	qmq-delay-pending 1
+//	end <bucket end> lastseq <sequence> removed <count>
+//	<pending> <earliest ms> <exact 0|1> <quoted subject>   one line per subject
+//	#crc32:<IEEE CRC-32 of the lines above, 8 hex digits>
+//
+// It says: the records before end (the last with sequence lastseq) hold
+// these pending messages, removed of them having dispatch records. It is
+// rewritten with the checkpoint, after the bucket flush (so end is
+// durable) and after a dispatch-log flush that follows the copy of the
+// counts (so every dispatch record it reflects is durable), at most every
+// countsSaveEvery (5 s) per bucket while it changes and at Close; through a
+// rename, without fsync: a lost or torn file costs a scan, never a wrong
+// count. Open uses a bucket's file only if it is intact, its end is within
+// the recovered bucket and removed equals the dispatch records the
+// dispatch log holds for sequences up to lastseq: the records the file
+// reflects were durable before it was written, so the log holds them all,
+// and equal numbers mean the same set (a crash after the file leaves more,
+// never others); it then counts the records after end
+// (a kill -9 leaves at most 5 s of appends there), and otherwise scans the
+// whole bucket. Buckets in the loaded window have no file: the scan that
+// loads them counts them. A truncation removes every counts file.
+//
 // # Truncation (truncate.go)
 //
 // TruncateLogs cuts a closed store's message log and dispatch log at a
@@ -129,6 +173,7 @@
 // bucket is loaded whole, so SegmentScale bounds the memory a busy hour
 // needs. Open scans the whole dispatch log and keeps the sequences of
 // buckets it still has to load in a set until they are loaded (its size
-// follows DispatchLogKeep and the dispatch rate). Two stores cannot share
-// one prometheus Registerer.
+// follows DispatchLogKeep and the dispatch rate). The pending counts take
+// about 100 bytes per subject present in a bucket, in memory and in the
+// bucket's counts file. Two stores cannot share one prometheus Registerer.
 package delaystore

@@ -90,6 +90,11 @@ func (s *Store) checkpointLocked() error {
 		b.done = done
 		cp.buckets[b.id] = bucketMark{end: b.end, lastSeq: b.lastSeq, done: done}
 	}
+	// After the flushes above, so every bucket end a counts file names is
+	// durable; every file at Close.
+	if err := s.saveCounts(bs, s.closed.Load()); err != nil {
+		return err
+	}
 	data := encodeCheckpoint(cp)
 	if string(data) == s.ckptState {
 		return nil

@@ -1,6 +1,10 @@
 package delaystore
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"sort"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // metrics of one store.
 type metrics struct {
@@ -27,7 +31,14 @@ func newMetrics(reg prometheus.Registerer, s *Store) (*metrics, error) {
 		func() float64 { return float64(s.Stats().InWheel) })
 	lateness := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "qmq_delay_store_oldest_due_lateness_seconds", Help: "How late the oldest due entry in the wheel is."},
 		func() float64 { return s.Stats().OldestDueLateness.Seconds() })
-	m.cs = []prometheus.Collector{m.openSeconds, m.appended, m.dispatched, m.cancelled, m.deleted, wheelSize, lateness}
+	pending := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "qmq_delay_store_pending_messages",
+		Help: "Delay messages scheduled and not yet dispatched or cancelled, in the whole store (every bucket up to two years ahead)."},
+		func() float64 { return float64(s.Stats().Pending) })
+	subjects := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "qmq_delay_store_pending_subjects",
+		Help: "Subjects with pending delay messages (the per-subject series show at most the top ones)."},
+		func() float64 { return float64(s.Stats().Subjects) })
+	m.cs = []prometheus.Collector{m.openSeconds, m.appended, m.dispatched, m.cancelled, m.deleted, wheelSize, lateness,
+		pending, subjects, &subjectCollector{s: s}}
 	if reg != nil {
 		for i, c := range m.cs {
 			if err := reg.Register(c); err != nil {
@@ -48,4 +59,45 @@ func (m *metrics) unregister() {
 	for _, c := range m.cs {
 		m.reg.Unregister(c)
 	}
+}
+
+// MetricSubjects is how many subjects qmq_delay_store_subject_pending_messages
+// shows: those with the most pending messages. A label per subject of a
+// store that may serve thousands of them would make every scrape, and the
+// Prometheus series count, follow the application's subject naming; the
+// ones worth watching are those with most waiting, and /subjects on the
+// delay server's HTTP port lists every one.
+const MetricSubjects = 50
+
+var subjectPendingDesc = prometheus.NewDesc("qmq_delay_store_subject_pending_messages",
+	"Delay messages of a subject scheduled and not yet dispatched or cancelled, for the 50 subjects with most (qmq_delay_store_pending_subjects says how many there are).",
+	[]string{"subject"}, nil)
+
+// subjectCollector exports the top MetricSubjects subjects' pending counts.
+type subjectCollector struct{ s *Store }
+
+func (c *subjectCollector) Describe(ch chan<- *prometheus.Desc) { ch <- subjectPendingDesc }
+
+func (c *subjectCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, t := range c.s.topSubjects(MetricSubjects) {
+		ch <- prometheus.MustNewConstMetric(subjectPendingDesc, prometheus.GaugeValue, float64(t.n), t.name)
+	}
+}
+
+// topSubjects returns the n subjects with most pending messages (ties by
+// name, so the set is stable between scrapes).
+func (s *Store) topSubjects(n int) []subjectTotal {
+	s.mu.Lock()
+	all := make([]subjectTotal, 0, len(s.totals))
+	for _, t := range s.totals {
+		all = append(all, *t)
+	}
+	s.mu.Unlock()
+	sort.Slice(all, func(i, j int) bool {
+		if all[i].n != all[j].n {
+			return all[i].n > all[j].n
+		}
+		return all[i].name < all[j].name
+	})
+	return all[:min(n, len(all))]
 }

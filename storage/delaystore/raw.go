@@ -152,21 +152,37 @@ func (s *Store) applyDispatch(b []byte) {
 			continue // validated by appendRaw
 		}
 		id := s.bucketID(r.scheduleTime)
+		bk := s.getBucket(id)
 		if id <= s.loadedUpTo {
 			s.mu.Lock()
 			removed := s.wheel.Remove(wheelKey(r))
-			if len(removed) > 0 {
-				if bk := s.getBucket(id); bk != nil && bk.pending > 0 {
-					bk.pending--
-				}
-			}
 			s.mu.Unlock()
-			if len(removed) > 0 {
+			if len(removed) > 0 && bk != nil {
+				s.countOutReplicated(bk, r)
 				continue
 			}
+			// Not in the wheel: its record is not replayed yet (it is
+			// counted out when it is), or it was taken out before.
+		} else if _, dup := s.skip[id][r.seq]; !dup && bk != nil && r.seq <= bk.lastSeq {
+			// A bucket beyond the window holding the record: counted out now.
+			s.countOutReplicated(bk, r)
 		}
 		s.addSkip(id, r.seq)
 	}
+}
+
+// countOutReplicated takes the message of a replicated dispatch record,
+// which bk holds, out of the pending counts. replayMu is held.
+func (s *Store) countOutReplicated(bk *bucket, r dispRecord) {
+	subject, err := s.subjectOf(bk, r.seq)
+	if err != nil {
+		s.log.Warn("pending counts: a replicated dispatch record's message not found; its subject stays counted until the next restart",
+			"sequence", r.seq, "bucket", bk.dir, "error", err)
+		return
+	}
+	s.mu.Lock()
+	s.countRemove(bk, subject, r.scheduleTime)
+	s.mu.Unlock()
 }
 
 // LogEnd is where the log ends (its write position).

@@ -7,8 +7,13 @@ type Stats struct {
 	// Scheduled counts the entries of the loaded window not yet dispatched
 	// or cancelled: in the wheel plus handed out by Due and not yet marked.
 	Scheduled int64
-	InWheel   int
-	InFlight  int64
+	// Pending counts every message of the store not yet dispatched or
+	// cancelled, in the window or beyond it (up to two years ahead);
+	// Subjects how many subjects they belong to (Store.Subjects lists them).
+	Pending  int64
+	Subjects int
+	InWheel  int
+	InFlight int64
 	// LoadedBuckets are the buckets in the wheel's window; Buckets all on disk.
 	LoadedBuckets, Buckets int
 	MessageLogEnd          int64
@@ -28,6 +33,7 @@ func (s *Store) Stats() Stats {
 	st.InWheel = s.wheel.Len()
 	st.InFlight = s.inflight
 	st.Scheduled = int64(st.InWheel) + s.inflight
+	st.Pending, st.Subjects = s.pendingTotal, len(s.totals)
 	if next, ok := s.wheel.Next(); ok && next <= now {
 		st.OldestDueLateness = time.Duration(now-next) * time.Millisecond
 	}

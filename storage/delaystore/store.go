@@ -79,6 +79,10 @@ type Store struct {
 	wheel    *wheel.Wheel
 	inflight int64
 	wake     chan struct{} // closed when entries are added
+	// The pending messages of the whole store, per subject and in all
+	// (counts.go).
+	totals       map[string]*subjectTotal
+	pendingTotal int64
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -114,6 +118,7 @@ func Open(cfg Config) (*Store, error) {
 		skip:        map[int64]map[int64]struct{}{},
 		buckets:     map[int64]*bucket{},
 		wheel:       wheel.New(1000),
+		totals:      map[string]*subjectTotal{},
 		wake:        make(chan struct{}),
 		stop:        make(chan struct{}),
 	}
@@ -171,6 +176,9 @@ func Open(cfg Config) (*Store, error) {
 	if err = s.openDispatchLog(); err != nil {
 		return nil, err
 	}
+	if err = s.initCounts(); err != nil {
+		return nil, err
+	}
 	if err = s.replay(); err != nil {
 		return nil, err
 	}
@@ -188,7 +196,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s.metrics.openSeconds.Set(time.Since(begin).Seconds())
-	s.log.Info("delay store opened", "root", cfg.Root, "entries", s.wheel.Len(), "buckets", len(s.buckets),
+	s.log.Info("delay store opened", "root", cfg.Root, "entries", s.wheel.Len(), "pending", s.pendingTotal, "subjects", len(s.totals), "buckets", len(s.buckets),
 		"message_log_end", s.msgs.WrotePosition(), "dispatch_log_end", s.disp.WrotePosition(), "took", time.Since(begin))
 	ok = true
 	s.wg.Add(2)
@@ -266,7 +274,7 @@ func (s *Store) loadUpTo(upTo int64, all bool) error {
 	}
 	s.bmu.RUnlock()
 	for _, b := range todo {
-		if err := s.loadBucket(b); err != nil {
+		if err := s.loadBucket(b, all); err != nil {
 			return err
 		}
 	}

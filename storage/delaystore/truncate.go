@@ -262,6 +262,15 @@ func cutBuckets(cfg Config, cp replayCheckpoint, messageEnd int64) (map[int64]bo
 			continue // a .deleted bucket is Open's to finish removing
 		}
 		path := filepath.Join(dir, e.Name())
+		// The counts file may reflect records or dispatch records the cut
+		// removes: the next Open counts the bucket afresh.
+		if err := cfg.FS.Remove(filepath.Join(path, countsFile)); err == nil {
+			if err := cfg.FS.SyncDir(path); err != nil {
+				return nil, fmt.Errorf("delay store %s: sync %s: %w", cfg.Root, path, err)
+			}
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("delay store %s: remove %s: %w", cfg.Root, filepath.Join(path, countsFile), err)
+		}
 		l, err := openTruncLog(cfg, filepath.Join(scheduleDir, e.Name()), cfg.MessageSegmentSize, fillEOF, true)
 		if err != nil {
 			return nil, err

@@ -226,7 +226,9 @@ func drive(t *testing.T, node, chromium string, d *dev, scenario string, env ...
 }
 
 // TestConsoleInBrowser opens every page of qmq dev's console in Chromium,
-// logs in, resets a consumer group's offset and marks a group readonly.
+// logs in, resets a consumer group's offset and marks a group readonly;
+// the delay page shows the two delay messages sent for an hour later
+// pending under their subject in dev_delay's table.
 func TestConsoleInBrowser(t *testing.T) {
 	node, chromium := requireBrowser(t)
 	bin, err := buildQMQ()
@@ -236,7 +238,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	d := startDev(t, bin)
 	const subject, group = "browser.orders", "billing"
 	sendAndConsume(t, bin, d, subject, group, 5)
-	drive(t, node, chromium, d, "pages", "QMQ_SUBJECT="+subject, "QMQ_GROUP="+group)
+	const later = "browser.later"
+	run(t, bin, "send", "--meta", d.meta, "--subject", later, "--count", "2", "--delay", "1h", "--body", "due in an hour")
+	drive(t, node, chromium, d, "pages", "QMQ_SUBJECT="+subject, "QMQ_GROUP="+group, "QMQ_DELAY_SUBJECT="+later)
 }
 
 // TestConsoleBackupInBrowser searches a sent message in qmq dev's backup,

@@ -4,6 +4,8 @@
 //   QMQ_TOKEN     the dev admin token
 //   QMQ_SUBJECT   a subject with messages and QMQ_GROUP a consumer group of it
 //   QMQ_MESSAGE   the id of a message sent to QMQ_SUBJECT (backup scenario)
+//   QMQ_DELAY_SUBJECT  a subject with two delay messages pending in dev_delay
+//                 (pages scenario)
 //   QMQ_ARTIFACTS the directory for screenshots
 // argv[2] is the scenario: "pages" or "backup". Exits non-zero on the
 // first failed step, naming it.
@@ -64,6 +66,16 @@ try {
       await expectText(page, 'main', want);
       await shot(page, name);
     }
+
+    step = 'see the pending delay messages per subject of dev_delay';
+    const delaySubject = env('QMQ_DELAY_SUBJECT');
+    await page.goto(`${base}/delay`);
+    const delayRow = page.locator(`table.delay-subjects[data-group="dev_delay"] tr[data-subject="${delaySubject}"]`);
+    const pending = (await delayRow.locator('td.pending').innerText({ timeout: 15000 })).trim();
+    if (pending !== '2') throw new Error(`${delaySubject} shows ${pending} pending; want 2`);
+    const due = (await delayRow.locator('td.due').innerText()).trim();
+    if (!/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(due)) throw new Error(`${delaySubject}'s earliest due is ${JSON.stringify(due)}; want an exact UTC time`);
+    await shot(page, 'delay-subjects');
 
     step = 'follow the links from the subjects page to the consumer group';
     await page.goto(`${base}/subjects`);
