@@ -114,8 +114,15 @@ measure() {
 		for ((i = 0; i < ${#points[@]}; i++)); do
 			k=$(((i + r) % ${#points[@]}))
 			n=${points[$k]}
-			peer "${@//POINT/$n}" >"$dir/json/$name-$n-$r.json"
-			printf '.' >&2
+			if peer "${@//POINT/$n}" >"$dir/json/$name-$n-$r.json"; then
+				printf '.' >&2
+			else
+				# One failed point is reported and left out of the medians;
+				# the other points still run.
+				rm -f "$dir/json/$name-$n-$r.json"
+				printf '\nscale.sh: the harness failed on %s %s (round %d); its last lines:\n' "$name" "$n" "$r" >&2
+				tail -n 5 "$dir/peer.log" >&2
+			fi
 		done
 	done
 	printf '\n' >&2
@@ -127,6 +134,10 @@ measure() {
 # the files' prefix $dir/json/<series>-<point>).
 row() {
 	local label=$1 path=$2 prefix=$3 base=${4:-}
+	if ! compgen -G "$prefix-*.json" >/dev/null; then
+		printf '%s\t(every round failed)\n' "$label"
+		return
+	fi
 	jq -rs --arg point "$label" --arg systems "$systems" --arg base "$base" "
 		(\$systems | split(\",\")) as \$s
 		| def fmt: if . >= 100 then round else . * 1000 | round / 1000 end | tostring;
@@ -140,7 +151,7 @@ row() {
 		| @tsv" "$prefix"-*.json
 }
 # median prints qmq's median of a point's rounds ($1: jq path, $2: prefix).
-median() { jq -s "[.[] | (.results.qmq | $1 // 0)] | sort | .[length / 2 | floor]" "$2"-*.json; }
+median() { compgen -G "$2-*.json" >/dev/null && jq -s "[.[] | (.results.qmq | $1 // 0)] | sort | .[length / 2 | floor]" "$2"-*.json || echo 0; }
 header() {
 	local first=$1 extra=${2:-}
 	printf '%s' "$first"
