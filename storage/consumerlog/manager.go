@@ -30,7 +30,7 @@ type Config struct {
 	Registerer      prometheus.Registerer // nil: no metrics registered
 	// MaxOpenLogs bounds the consumer logs open at once (each holds a file
 	// descriptor and a mapping); the least recently used beyond it are
-	// closed and reopened on use. 0: a quarter of the process's file
+	// closed and reopened on use. 0: three quarters of the process's file
 	// descriptor limit, at least 256; negative: no bound.
 	MaxOpenLogs int
 }
@@ -59,6 +59,7 @@ type Manager struct {
 	openLogs  atomic.Int64
 	epoch     atomic.Int64
 	releasing atomic.Bool
+	warnedAt  atomic.Int64 // unix seconds of the last "too many subjects" warning
 }
 
 // Open lists the subjects under cfg.Dir (creating it if needed) without
@@ -80,7 +81,7 @@ func Open(cfg Config) (*Manager, error) {
 		cfg.Logger = hclog.NewNullLogger()
 	}
 	if cfg.MaxOpenLogs == 0 {
-		cfg.MaxOpenLogs = max(256, fileLimit()/4)
+		cfg.MaxOpenLogs = max(256, fileLimit()*3/4)
 	}
 	m := &Manager{
 		maxOpen:     max(cfg.MaxOpenLogs, 0),

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"time"
 )
 
 // Every open consumer log holds a file and a mapping of its newest segment,
@@ -16,7 +17,13 @@ import (
 // then opened again on their next use (the lazy open every log has after a
 // restart, so nothing else changes). A closed log costs no descriptor and
 // no mapping; reopening one costs an open, a map and the binary search of
-// recoverEnd.
+// recoverEnd, and closing one a flush. That is cheap for logs idle for a
+// while and ruinous for a working set larger than the bound (every write
+// then reopens a log: 10,000 subjects written in turn under a bound of
+// 5,000 left the dispatcher gigabytes behind), so the default bound is
+// three quarters of the descriptor limit, above what a broker could keep
+// open without it, and the broker warns when it starts closing logs: the
+// fix is a larger descriptor limit.
 
 // touch records a use of s (a put, get or bounds): the Manager's epoch,
 // which advances at every open and every release pass, so the least
@@ -80,6 +87,11 @@ func (m *Manager) releaseIdle(self *subjectLog) {
 		}
 	}
 	m.metrics.releasedLogs(released)
+	if now := time.Now().Unix(); now-m.warnedAt.Load() >= 600 {
+		m.warnedAt.Store(now)
+		m.logger.Warn("more subjects' consumer logs in use than may be open at once: idle ones are closed and reopened on their next use, which slows the broker if they are not idle; raise the process's file descriptor limit (ulimit -n, systemd LimitNOFILE): the bound is three quarters of it",
+			"max_open", m.maxOpen, "closed_now", released, "descriptor_limit", fileLimit())
+	}
 	m.logger.Debug("closed idle consumer logs", "closed", released, "open", m.openLogs.Load(), "max_open", m.maxOpen)
 }
 
