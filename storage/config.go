@@ -18,6 +18,9 @@ type Config struct {
 	MessageSegmentSize     int64 // messagelog.segment.size (ours; QMQ: 1 GiB fixed)
 	ActionSegmentSize      int64 // actionlog.segment.size (ours; QMQ: 100 MiB fixed)
 	ConsumerLogSegmentUnit int64 // consumerlog.segment.units (ours; QMQ: 10,000,000 fixed)
+	// MaxOpenConsumerLogs (consumerlog.max.open, ours) bounds the consumer logs open at once (a file
+	// descriptor and a mapping each); 0: three quarters of the process's descriptor limit.
+	MaxOpenConsumerLogs int
 
 	// MessageResidentBytes (messagelog.resident.bytes, ours): how much of the message log behind the
 	// flush point stays mapped into the broker (RSS); older pages stay in the page cache only.

@@ -94,7 +94,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("open message log: %w", err)
 	}
 	s.clogs, err = consumerlog.Open(consumerlog.Config{
-		FS: s.fs, Dir: cfg.dir("consumerlog"), UnitsPerSegment: cfg.ConsumerLogSegmentUnit, Logger: s.log.Named("consumerlog"), Registerer: cfg.Registerer,
+		FS: s.fs, Dir: cfg.dir("consumerlog"), UnitsPerSegment: cfg.ConsumerLogSegmentUnit, MaxOpenLogs: cfg.MaxOpenConsumerLogs, Logger: s.log.Named("consumerlog"), Registerer: cfg.Registerer,
 	})
 	if err != nil {
 		s.msgs.Close()

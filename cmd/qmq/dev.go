@@ -31,6 +31,7 @@ import (
 	"github.com/qmq-go/qmq/services/delay"
 	"github.com/qmq-go/qmq/services/metaserver"
 	"github.com/qmq-go/qmq/services/watchdog"
+	"github.com/qmq-go/qmq/storage/consumerlog"
 )
 
 // devGroup is the broker group `qmq dev` registers; devDelayGroup its
@@ -335,6 +336,8 @@ func prepareDevConf(confDir, data string, p devPortSet) (string, error) {
 		s += devStorageConf
 		if p.slave != 0 {
 			s += "wait.slave.wrote=true\nsync.secret.file=" + secretFile + "\n"
+			// Master and slave share this process's descriptor limit.
+			s += fmt.Sprintf("consumerlog.max.open=%d\n", consumerlog.DefaultMaxOpenLogs(2))
 		}
 		return s
 	}

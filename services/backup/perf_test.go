@@ -20,9 +20,9 @@ import (
 
 	"github.com/qmq-go/qmq/backup"
 	"github.com/qmq-go/qmq/backup/pebblestore"
-	"github.com/qmq-go/qmq/services/broker"
 	"github.com/qmq-go/qmq/internal/loadgen"
 	"github.com/qmq-go/qmq/internal/testutil"
+	"github.com/qmq-go/qmq/services/broker"
 	"github.com/qmq-go/qmq/tests/framework"
 )
 

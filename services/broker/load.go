@@ -138,6 +138,7 @@ func readStore(r *conf.Reader, c storage.Config) storage.Config {
 	c.MessageSegmentSize = r.Int64("messagelog.segment.size", c.MessageSegmentSize, 1<<20, 1<<31-1) // record sizes are i32
 	c.ActionSegmentSize = r.Int64("actionlog.segment.size", c.ActionSegmentSize, 1<<20, 4<<30)
 	c.ConsumerLogSegmentUnit = r.Int64("consumerlog.segment.units", c.ConsumerLogSegmentUnit, 1000, 100_000_000)
+	c.MaxOpenConsumerLogs = r.Int("consumerlog.max.open", c.MaxOpenConsumerLogs, 0, 10_000_000)
 	c.MessageResidentBytes = r.Int64("messagelog.resident.bytes", c.MessageResidentBytes, 0, 1<<40)
 	c.FlushSync = r.Bool("flush.sync", c.FlushSync)
 	c.FlushInterval = r.Millis("flush.interval.ms", c.FlushInterval, time.Millisecond, time.Minute)

@@ -81,7 +81,7 @@ func Open(cfg Config) (*Manager, error) {
 		cfg.Logger = hclog.NewNullLogger()
 	}
 	if cfg.MaxOpenLogs == 0 {
-		cfg.MaxOpenLogs = max(256, fileLimit()*3/4)
+		cfg.MaxOpenLogs = DefaultMaxOpenLogs(1)
 	}
 	m := &Manager{
 		maxOpen:     max(cfg.MaxOpenLogs, 0),

@@ -120,3 +120,11 @@ func (s *subjectLog) release() (bool, error) {
 	}
 	return true, nil
 }
+
+// DefaultMaxOpenLogs is the default bound of open consumer logs for one of
+// brokers processes sharing this process's descriptor limit (qmq dev runs
+// a master and its slave in one): three quarters of the limit, shared, at
+// least 256 each.
+func DefaultMaxOpenLogs(brokers int) int {
+	return max(256, fileLimit()*3/4/max(brokers, 1))
+}

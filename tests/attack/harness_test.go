@@ -126,13 +126,25 @@ func portBlock(t *testing.T) (base, metaHTTP, metaTCP int) {
 // overrides) and waits until it serves.
 func startTarget(t *testing.T, env ...string) *target {
 	t.Helper()
+	return startTargetLimited(t, 0, env...)
+}
+
+// startTargetLimited is startTarget with the process's file descriptor
+// limit set to fileLimit (0: inherited).
+func startTargetLimited(t *testing.T, fileLimit int, env ...string) *target {
+	t.Helper()
 	base, mh, mt := portBlock(t)
 	tg := &target{t: t, log: &syncBuffer{}, metaHTTP: mh, metaTCP: mt,
 		broker: base, sync: base + 1, brokerHTTP: base + 2, slave: base + 10, slaveSync: base + 11, slaveHTTP: base + 12,
 		delay: base + 15, delayHTTP: base + 17}
-	cmd := exec.Command(qmqBin, "dev", "--slave", "--data", t.TempDir(), "--log-level", "warn",
-		"--meta-http-port="+strconv.Itoa(mh), "--meta-port="+strconv.Itoa(mt), "--broker-port="+strconv.Itoa(base),
-		"--delay-port="+strconv.Itoa(base+15), "--backup-http=-1", "--console=off")
+	args := []string{"dev", "--slave", "--data", t.TempDir(), "--log-level", "warn",
+		"--meta-http-port=" + strconv.Itoa(mh), "--meta-port=" + strconv.Itoa(mt), "--broker-port=" + strconv.Itoa(base),
+		"--delay-port=" + strconv.Itoa(base+15), "--backup-http=-1", "--console=off"}
+	cmd := exec.Command(qmqBin, args...)
+	if fileLimit > 0 {
+		// The shell sets the limit and execs qmq in its place (same pid).
+		cmd = exec.Command("/bin/sh", append([]string{"-c", fmt.Sprintf(`ulimit -n %d && exec "$@"`, fileLimit), "sh", qmqBin}, args...)...)
+	}
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = tg.log
 	out, err := cmd.StdoutPipe()
