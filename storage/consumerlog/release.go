@@ -111,6 +111,8 @@ func (s *subjectLog) release() (bool, error) {
 	if err := s.log.Flush(); err != nil {
 		return false, fmt.Errorf("flush consumer log %s: %w", s.subject, err)
 	}
+	s.releasedMin = s.log.MinOffset() / UnitSize
+	s.released = true
 	err := s.log.Close()
 	s.log = nil
 	s.isOpen.Store(false)

@@ -40,6 +40,17 @@ func TestMaxOpenLogsBoundsOpenFiles(t *testing.T) {
 			t.Fatalf("%s: MaxSequence %d, want %d", name(i), got, per-1)
 		}
 	}
+	// Bounds of closed logs come from what release kept: asking every
+	// subject's (the dispatcher does at each checkpoint) opens none.
+	opened := m.openLogs.Load()
+	for i := range subjects {
+		if got, min := m.MaxSequence(name(i)), m.MinSequence(name(i)); got != per-1 || min != 0 {
+			t.Fatalf("%s: MaxSequence %d, MinSequence %d; want %d, 0", name(i), got, min, per-1)
+		}
+	}
+	if now := m.openLogs.Load(); now != opened {
+		t.Fatalf("asking bounds opened logs: %d open before, %d after", opened, now)
+	}
 	var released dto.Metric
 	if err := m.metrics.released.Write(&released); err != nil || released.GetCounter().GetValue() < subjects {
 		t.Fatalf("qmq_consumerlog_released_total %v (%v), want at least %d", released.GetCounter().GetValue(), err, subjects)

@@ -39,6 +39,12 @@ type subjectLog struct {
 	// epoch at the last use (see touch).
 	isOpen  atomic.Bool
 	lastUse atomic.Int64
+	// released: the log was open and release closed it; next and
+	// releasedMin (its first sequence) are still exact, so bounds answers
+	// without reopening it (the dispatcher asks every subject's bounds at
+	// each checkpoint). Under rw.
+	released    bool
+	releasedMin int64
 	onDisk  atomic.Bool // the subject has a directory: listed by Subjects
 	notify  notifier
 
@@ -86,6 +92,7 @@ func (s *subjectLog) openLocked(create bool) error {
 		return fmt.Errorf("recover consumer log %s: %w", s.dir, err)
 	}
 	s.log = log
+	s.released = false
 	s.next.Store(end / UnitSize)
 	if s.pendingTruncate != noPendingTruncate {
 		if err := s.truncateLocked(s.pendingTruncate); err != nil {
@@ -218,6 +225,13 @@ func (s *subjectLog) get(seq int64) (Entry, bool, error) {
 
 // bounds returns next (max sequence + 1) and the min sequence.
 func (s *subjectLog) bounds() (next, minSeq int64) {
+	s.rw.RLock()
+	if s.log == nil && s.released && !s.closed {
+		next, minSeq = s.next.Load(), s.releasedMin
+		s.rw.RUnlock()
+		return next, min(minSeq, next)
+	}
+	s.rw.RUnlock()
 	ok, _ := s.rlockOpen(false)
 	if !ok {
 		return 0, 0
@@ -320,6 +334,7 @@ func (s *subjectLog) truncateAfter(maxSeq int64) error {
 		if s.pendingTruncate == noPendingTruncate || maxSeq < s.pendingTruncate {
 			s.pendingTruncate = max(maxSeq, -1)
 		}
+		s.released = false // its bounds are the reopened log's now
 		return nil
 	}
 	return s.truncateLocked(maxSeq)
