@@ -236,7 +236,13 @@ func (s *Store) runDispatcher(ctx context.Context, it *messagelog.Iterator) {
 		sinceCheckpoint += n
 		s.setDispatched(pos)
 		s.m.replayLag.Set(float64(s.msgs.WrotePosition() - pos))
-		if sinceCheckpoint >= s.cfg.MessageCheckpointInterval || (sinceCheckpoint > 0 && time.Since(lastCheckpoint) >= s.cfg.CheckpointMaxAge) {
+		// A capture reads every subject's end (O(subjects), in this goroutine:
+		// dispatch waits meanwhile), and the checkpointer writes at most one
+		// per CheckpointMinGap, taking the newest: capturing every interval
+		// records regardless cost, at 10,000 msg/s and 33,000 subjects, a
+		// stall of tens of ms every second (e2e p99 41 ms against 3 ms).
+		gap := time.Since(lastCheckpoint)
+		if (sinceCheckpoint >= s.cfg.MessageCheckpointInterval && gap >= s.cfg.CheckpointMinGap) || (sinceCheckpoint > 0 && gap >= s.cfg.CheckpointMaxAge) {
 			s.requestCheckpoint(s.captureCheckpoint(pos))
 			sinceCheckpoint, lastCheckpoint = 0, time.Now()
 		}
