@@ -150,8 +150,10 @@ func key(table rowstore.Table, k []byte) []byte {
 
 // expiryListKey names one write's expiry list for day: the day, a zero
 // byte (a table byte is a letter, so old one-key-per-row entries and lists
-// never mix up) and an id unique to the write (the time of the write and a
-// counter, so that a restart never reuses one).
+// never mix up) and an id unique to the write (a counter started at the
+// opening's time in nanoseconds, so a restart does not reuse one unless the
+// clock went back; a reused id would overwrite an older list, whose rows
+// would then outlive the retention).
 func expiryListKey(day string, id uint64) []byte {
 	b := make([]byte, 0, 2+len(day)+8)
 	b = append(b, expiryPrefix)
