@@ -18,7 +18,8 @@ import (
 // detail rows, one Store.Sync per 500 ms — and prints messages per second
 // and, steadier on a shared machine, the process's CPU time per message
 // (user + system, Pebble's compactions included: they run in this
-// process). PERF_WRITE_MESSAGES sets the count (1,000,000).
+// process). PERF_WRITE_MESSAGES sets the count (1,000,000);
+// PERF_NO_ID_INDEX=1 writes without the id index (its share of the cost).
 func TestPerfWriteRate(t *testing.T) {
 	n := 1_000_000
 	if v := os.Getenv("PERF_WRITE_MESSAGES"); v != "" {

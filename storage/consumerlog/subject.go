@@ -45,8 +45,8 @@ type subjectLog struct {
 	// each checkpoint). Under rw.
 	released    bool
 	releasedMin int64
-	onDisk  atomic.Bool // the subject has a directory: listed by Subjects
-	notify  notifier
+	onDisk      atomic.Bool // the subject has a directory: listed by Subjects
+	notify      notifier
 
 	// Segment files found at Open, reported by the metrics until the log
 	// is opened.
