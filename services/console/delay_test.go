@@ -92,10 +92,13 @@ func TestDelayPagePendingPerSubject(t *testing.T) {
 		re := regexp.MustCompile(`<tr data-subject="` + regexp.QuoteMeta(subject) + `"><td>[^<]*</td><td class="pending">(\d+)</td><td class="due[^"]*">([^<]*)</td></tr>`)
 		return re.FindStringSubmatch(body)
 	}
+	// The page reads the server's /health (its row) and /subjects (the
+	// table) one after the other: wait until both have seen the sends.
+	serverRow := regexp.MustCompile(`<td>5</td><td>2</td>`)
 	var body string
-	testutil.EventuallyState(t, 10*time.Second, "the delay page to show both subjects", func() (bool, string) {
+	testutil.EventuallyState(t, 10*time.Second, "the delay page to show both subjects and the server's total", func() (bool, string) {
 		_, body, _ = get(t, base+"/delay", auth)
-		return row(body, "console.later") != nil && row(body, "console.much.later") != nil, body
+		return row(body, "console.later") != nil && row(body, "console.much.later") != nil && serverRow.MatchString(body), body
 	})
 	if !strings.Contains(body, `<table class="delay-subjects" data-group="console_delay">`) || !strings.Contains(body, "5 pending · from DELAY_MASTER 127.0.0.1:"+httpPort) {
 		t.Errorf("the delay page lacks console_delay's table or its total:\n%s", body)
@@ -107,7 +110,7 @@ func TestDelayPagePendingPerSubject(t *testing.T) {
 		t.Errorf("console.much.later: %q; want 2 pending, earliest %v", r[1:], days.UTC())
 	}
 	// The server row: the whole-store total and the number of subjects.
-	if !regexp.MustCompile(`<td>5</td><td>2</td>`).MatchString(body) {
+	if !serverRow.MatchString(body) {
 		t.Errorf("the delay server row does not show 5 pending in 2 subjects:\n%s", body)
 	}
 }
