@@ -268,11 +268,7 @@ type messageCheckpoint = checkpoint.MessageCheckpoint
 // only writer of consumer logs, so their ends match pos exactly.
 func (s *Store) captureCheckpoint(pos int64) *messageCheckpoint {
 	cp := &messageCheckpoint{Offset: pos, MaxSequences: map[string]int64{}}
-	for _, subject := range s.clogs.Subjects() {
-		if seq := s.clogs.MaxSequence(subject); seq >= 0 {
-			cp.MaxSequences[subject] = seq
-		}
-	}
+	s.clogs.EachMaxSequence(func(subject string, seq int64) { cp.MaxSequences[subject] = seq })
 	// Subjects without a consumer log keep their sequences: those of the
 	// checkpoint Open started from, and those a replica learned from its
 	// master for subjects it holds no message of (see replica.go).

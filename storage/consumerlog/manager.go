@@ -226,6 +226,22 @@ func (m *Manager) MinSequence(subject string) int64 {
 	return minSeq
 }
 
+// EachMaxSequence calls fn with the largest sequence of every subject
+// whose log holds one, in no order. It is what a message checkpoint
+// captures, once per subject: Subjects sorted every name and MaxSequence
+// looked each up again, which with tens of thousands of subjects took the
+// dispatcher milliseconds per capture.
+func (m *Manager) EachMaxSequence(fn func(subject string, maxSeq int64)) {
+	for _, s := range m.snapshot() {
+		if !s.onDisk.Load() {
+			continue
+		}
+		if next, _ := s.bounds(); next > 0 {
+			fn(s.subject, next-1)
+		}
+	}
+}
+
 // Subjects returns the subjects that have a consumer log, sorted.
 func (m *Manager) Subjects() []string {
 	m.mu.RLock()

@@ -118,3 +118,60 @@ func TestReleaseRacesReadersAndWriters(t *testing.T) {
 		checkRange(t, m, fmt.Sprintf("s%d", w), 0, per-1)
 	}
 }
+
+// EachMaxSequence gives what Subjects and MaxSequence give, for open,
+// closed (released) and never-written subjects alike.
+func TestEachMaxSequenceMatchesMaxSequence(t *testing.T) {
+	m, err := Open(Config{FS: vfs.Default(), Dir: filepath.Join(t.TempDir(), "consumerlog"), UnitsPerSegment: testUnits, MaxOpenLogs: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for i := range 10 {
+		putRange(t, m, fmt.Sprintf("s%d", i), 0, int64(i))
+	}
+	m.Changed("never.written") // known to the Manager, no log
+	want := map[string]int64{}
+	for _, s := range m.Subjects() {
+		if seq := m.MaxSequence(s); seq >= 0 {
+			want[s] = seq
+		}
+	}
+	got := map[string]int64{}
+	m.EachMaxSequence(func(s string, seq int64) { got[s] = seq })
+	if fmt.Sprint(got) != fmt.Sprint(want) || len(got) != 10 {
+		t.Fatalf("EachMaxSequence %v, Subjects+MaxSequence %v", got, want)
+	}
+}
+
+// BenchmarkCaptureEnds: what a message checkpoint reads, with 30,000
+// subjects — every subject's end.
+func BenchmarkCaptureEnds(b *testing.B) {
+	m, err := Open(Config{FS: vfs.Default(), Dir: filepath.Join(b.TempDir(), "consumerlog"), UnitsPerSegment: testUnits, MaxOpenLogs: 500})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	for i := range 30_000 {
+		s := fmt.Sprintf("bench.subject.%d", i)
+		if err := m.Put(s, 0, entryFor(s, 0)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("Subjects+MaxSequence", func(b *testing.B) {
+		for range b.N {
+			ends := map[string]int64{}
+			for _, s := range m.Subjects() {
+				if seq := m.MaxSequence(s); seq >= 0 {
+					ends[s] = seq
+				}
+			}
+		}
+	})
+	b.Run("EachMaxSequence", func(b *testing.B) {
+		for range b.N {
+			ends := map[string]int64{}
+			m.EachMaxSequence(func(s string, seq int64) { ends[s] = seq })
+		}
+	})
+}
