@@ -184,8 +184,16 @@ func (t *tables) Put(ctx context.Context, rows []rowstore.Row) error {
 	var lists map[string][]byte
 	if t.settings.RetentionDays > 0 {
 		lists = map[string][]byte{}
+		// A batch's rows are almost all of one day: format a day once, not
+		// per row.
+		var day string
+		var dayStart, dayEnd time.Time
 		for i, r := range rows {
-			day := r.Time.UTC().Format(dayLayout)
+			if at := r.Time.UTC(); at.Before(dayStart) || !at.Before(dayEnd) {
+				dayStart = time.Date(at.Year(), at.Month(), at.Day(), 0, 0, 0, 0, time.UTC)
+				dayEnd = dayStart.AddDate(0, 0, 1)
+				day = dayStart.Format(dayLayout)
+			}
 			lists[day] = binary.AppendUvarint(lists[day], uint64(len(kvs[i].k)))
 			lists[day] = append(lists[day], kvs[i].k...)
 		}

@@ -69,6 +69,9 @@ func startKey(first []byte, start string, prefix []byte, valid func([]byte) erro
 	return k, nil
 }
 
+// validMessageKey checks a page cursor of the qmq_backup table.
+func validMessageKey(k []byte) error { _, err := rowkey.ParseMessageKey(k); return err }
+
 // FindMessages pages through a subject's normal messages, newest first.
 func (s *Store) FindMessages(ctx context.Context, q backup.MessageQuery) (backup.MessagePage, error) {
 	if err := s.check(); err != nil {
@@ -94,12 +97,12 @@ func (s *Store) FindMessages(ctx context.Context, q backup.MessageQuery) (backup
 		return s.page(ctx, sc, q, w, backup.KindNormal, noGroup)
 	}
 	if q.MessageID == "" {
-		return find(Messages, []byte(sid), func(k []byte) error { _, err := rowkey.ParseMessageKey(k); return err }, "")
+		return find(Messages, []byte(sid), validMessageKey, "")
 	}
 	md := rowkey.MD5Key(q.MessageID)
 	if !s.opts.IDIndex {
 		// QMQ's BackupMessageKeyRegexpBuilder.build.
-		return find(Messages, []byte(sid), func(k []byte) error { _, err := rowkey.ParseMessageKey(k); return err }, "^"+sid+`\d{12}`+md)
+		return find(Messages, []byte(sid), validMessageKey, "^"+sid+`\d{12}`+md)
 	}
 	byMD5 := func() (backup.MessagePage, error) {
 		return find(IDIndex, concat(sid, md), func(k []byte) error { _, _, _, err := rowkey.ParseIDIndexKey(k); return err }, "")

@@ -6,6 +6,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/qmq-go/qmq/internal/backoff"
 	"github.com/qmq-go/qmq/internal/lograte"
 	"github.com/qmq-go/qmq/storage/delaystore"
 )
@@ -83,7 +84,7 @@ func (g *slaveGate) pass(ctx context.Context) bool {
 			return true // no replication (yet): nothing to wait for
 		}
 		if s.fenced() {
-			if sleepCtx(ctx, gatePoll) != nil {
+			if backoff.Sleep(ctx, gatePoll) != nil {
 				return false
 			}
 		} else if g.slaveGone {
@@ -130,18 +131,6 @@ func sinceOrNever(t time.Time) string {
 		return "never"
 	}
 	return time.Since(t).Round(time.Millisecond).String()
-}
-
-// sleepCtx sleeps for d or until ctx ends (its error).
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // gateWaiting is how long dispatching has been waiting for the slave to

@@ -51,28 +51,45 @@ func encodeCheckpoint(cp replayCheckpoint) []byte {
 		}
 		fmt.Fprintf(&b, "bucket %d %d %d %d\n", id, m.end, m.lastSeq, done)
 	}
-	fmt.Fprintf(&b, "#crc32:%08x\n", crc32.ChecksumIEEE(b.Bytes()))
+	return sealText(&b)
+}
+
+// sealText ends a text file of this package (the replay checkpoint, a
+// bucket's counts) with its checksum line: "#crc32:" and the IEEE CRC-32
+// of the lines above, 8 hex digits.
+func sealText(b *bytes.Buffer) []byte {
+	fmt.Fprintf(b, "#crc32:%08x\n", crc32.ChecksumIEEE(b.Bytes()))
 	return b.Bytes()
+}
+
+// openText checks a sealed text's checksum and first line (version) and
+// returns its lines after the version; there is at least one.
+func openText(data []byte, version string) ([]string, error) {
+	i := bytes.LastIndex(data, []byte("#crc32:"))
+	if i < 0 || !bytes.HasSuffix(data, []byte("\n")) {
+		return nil, errors.New("no checksum line")
+	}
+	sum, err := strconv.ParseUint(strings.TrimSpace(string(data[i+7:])), 16, 32)
+	if err != nil || uint32(sum) != crc32.ChecksumIEEE(data[:i]) {
+		return nil, errors.New("checksum mismatch")
+	}
+	lines := strings.Split(strings.TrimSuffix(string(data[:i]), "\n"), "\n")
+	if len(lines) < 2 || lines[0] != version {
+		return nil, fmt.Errorf("unknown version %q", lines[0])
+	}
+	return lines[1:], nil
 }
 
 func decodeCheckpoint(data []byte) (replayCheckpoint, error) {
 	cp := replayCheckpoint{buckets: map[int64]bucketMark{}}
-	i := bytes.LastIndex(data, []byte("#crc32:"))
-	if i < 0 || !bytes.HasSuffix(data, []byte("\n")) {
-		return cp, errors.New("no checksum line")
+	lines, err := openText(data, ckptVersion)
+	if err != nil {
+		return cp, err
 	}
-	sum, err := strconv.ParseUint(strings.TrimSpace(string(data[i+7:])), 16, 32)
-	if err != nil || uint32(sum) != crc32.ChecksumIEEE(data[:i]) {
-		return cp, errors.New("checksum mismatch")
+	if _, err := fmt.Sscanf(lines[0], "replayed %d", &cp.replayed); err != nil || cp.replayed < 0 {
+		return cp, fmt.Errorf("bad line %q", lines[0])
 	}
-	lines := strings.Split(strings.TrimSuffix(string(data[:i]), "\n"), "\n")
-	if len(lines) < 2 || lines[0] != ckptVersion {
-		return cp, fmt.Errorf("unknown version %q", lines[0])
-	}
-	if _, err := fmt.Sscanf(lines[1], "replayed %d", &cp.replayed); err != nil || cp.replayed < 0 {
-		return cp, fmt.Errorf("bad line %q", lines[1])
-	}
-	for _, l := range lines[2:] {
+	for _, l := range lines[1:] {
 		var id int64
 		var m bucketMark
 		var done int

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"os"
 	"path/filepath"
 	"sort"
@@ -56,28 +55,19 @@ func encodeCounts(c bucketCounts) []byte {
 		}
 		fmt.Fprintf(&b, "%d %d %d %s\n", sc.n, sc.min, exact, strconv.Quote(name))
 	}
-	fmt.Fprintf(&b, "#crc32:%08x\n", crc32.ChecksumIEEE(b.Bytes()))
-	return b.Bytes()
+	return sealText(&b)
 }
 
 func decodeCounts(data []byte) (bucketCounts, error) {
 	c := bucketCounts{subjects: map[string]*subjectCount{}}
-	i := bytes.LastIndex(data, []byte("#crc32:"))
-	if i < 0 || !bytes.HasSuffix(data, []byte("\n")) {
-		return c, errors.New("no checksum line")
+	lines, err := openText(data, countsVersion)
+	if err != nil {
+		return c, err
 	}
-	sum, err := strconv.ParseUint(strings.TrimSpace(string(data[i+7:])), 16, 32)
-	if err != nil || uint32(sum) != crc32.ChecksumIEEE(data[:i]) {
-		return c, errors.New("checksum mismatch")
+	if _, err := fmt.Sscanf(lines[0], "end %d lastseq %d removed %d", &c.end, &c.lastSeq, &c.removed); err != nil || c.end < 0 || c.removed < 0 {
+		return c, fmt.Errorf("bad line %q", lines[0])
 	}
-	lines := strings.Split(strings.TrimSuffix(string(data[:i]), "\n"), "\n")
-	if len(lines) < 2 || lines[0] != countsVersion {
-		return c, fmt.Errorf("unknown version %q", lines[0])
-	}
-	if _, err := fmt.Sscanf(lines[1], "end %d lastseq %d removed %d", &c.end, &c.lastSeq, &c.removed); err != nil || c.end < 0 || c.removed < 0 {
-		return c, fmt.Errorf("bad line %q", lines[1])
-	}
-	for _, l := range lines[2:] {
+	for _, l := range lines[1:] {
 		f := strings.SplitN(l, " ", 4)
 		if len(f) != 4 {
 			return c, fmt.Errorf("bad line %q", l)
