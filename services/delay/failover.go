@@ -54,6 +54,19 @@ func (r *registrar) followAsSlave(ctx context.Context) error {
 		}
 		r.tryConsul(ctx)
 		if err := r.checkRole(ctx); err != nil {
+			if promoted != nil && r.takingOver.Load() {
+				// The promotion is the watcher's own takeover, seen
+				// between the metaserver's swap and the watcher's return:
+				// let it finish (it releases the Consul lock for the
+				// restarted master) and report it as a takeover.
+				select {
+				case werr := <-promoted:
+					if werr != nil {
+						return werr
+					}
+				case <-ctx.Done():
+				}
+			}
 			return err
 		}
 	}

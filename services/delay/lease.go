@@ -230,7 +230,11 @@ func (r *registrar) watchMaster(ctx context.Context) error {
 		if !caughtUp || lastContact.IsZero() || time.Since(lastContact) < s.settings.Failover.MasterTimeout {
 			continue
 		}
+		r.takingOver.Store(true)
 		_, _, err := ml.l.TakeOver(ctx)
+		if err != nil {
+			r.takingOver.Store(false)
+		}
 		if err == nil {
 			if c, ok := ml.l.(*lease.Consul); ok {
 				// The server stops and starts again as master with a new

@@ -36,6 +36,7 @@ type registrar struct {
 	wentOnline bool        // ONLINE was acknowledged: OFFLINE at shutdown
 	epoch      int64       // the master lease's term (0: none)
 	demoted    atomic.Bool // the metaserver gave the role away: no OFFLINE (it would mark the new master's group)
+	takingOver atomic.Bool // watchMaster is asking to take over: a role change seen meanwhile is its own
 
 	consulSvc     *consul.Service
 	consulTags    string // the tags last registered (a change is updated in place)
