@@ -60,6 +60,11 @@ type Manager struct {
 	epoch     atomic.Int64
 	releasing atomic.Bool
 	warnedAt  atomic.Int64 // unix seconds of the last "too many subjects" warning
+
+	// The logs whose end moved since the last EachChangedMaxSequence
+	// (changes.go).
+	changesMu sync.Mutex
+	changes   []*subjectLog
 }
 
 // Open lists the subjects under cfg.Dir (creating it if needed) without

@@ -46,6 +46,7 @@ type subjectLog struct {
 	released    bool
 	releasedMin int64
 	onDisk      atomic.Bool // the subject has a directory: listed by Subjects
+	changed     atomic.Bool // on the Manager's list of ends moved since the last EachChangedMaxSequence
 	notify      notifier
 
 	// Segment files found at Open, reported by the metrics until the log
@@ -250,6 +251,7 @@ func (s *subjectLog) put(seq int64, e Entry) error {
 	advanced, err := s.putLocked(seq, e)
 	s.rw.RUnlock()
 	if advanced {
+		s.markChanged()
 		s.notify.fire()
 	}
 	return err
@@ -352,6 +354,7 @@ func (s *subjectLog) truncateLocked(maxSeq int64) error {
 		return fmt.Errorf("truncate consumer log %s after sequence %d: %w", s.subject, maxSeq, err)
 	}
 	s.next.Store(target / UnitSize)
+	s.markChanged()
 	return nil
 }
 

@@ -71,9 +71,10 @@ type Log struct {
 	log     hclog.Logger
 	metrics *metrics
 
-	appendMu sync.Mutex
-	nextSeq  map[string]*int64 // guarded by appendMu
-	raised   map[string]int64  // floors from RaiseSequences and the start checkpoint (see raw.go), guarded by appendMu
+	appendMu  sync.Mutex
+	nextSeq   map[string]*int64 // guarded by appendMu
+	raised    map[string]int64  // floors from RaiseSequences and the start checkpoint (see raw.go), guarded by appendMu
+	raisedNew map[string]int64  // the floors raised since the last TakeRaisedChanges, guarded by appendMu
 
 	notify atomic.Pointer[chan struct{}] // Appended(): closed on the next append
 

@@ -219,6 +219,10 @@ func (l *Log) RaiseSequences(maxSequences map[string]int64) {
 		}
 		if cur, ok := l.raised[s]; !ok || seq > cur {
 			l.raised[s] = seq
+			if l.raisedNew == nil {
+				l.raisedNew = map[string]int64{}
+			}
+			l.raisedNew[s] = seq
 		}
 		if q := l.nextSeq[s]; q != nil {
 			*q = max(*q, seq+1)
@@ -227,6 +231,18 @@ func (l *Log) RaiseSequences(maxSequences map[string]int64) {
 			l.nextSeq[s] = &next
 		}
 	}
+}
+
+// TakeRaisedChanges returns the floors raised since its previous call
+// (nil if none) and starts over: a store that keeps its own copy of
+// RaisedSequences merges these instead of copying every floor, which holds
+// appendMu, and so every producer, for as long as the copy takes.
+func (l *Log) TakeRaisedChanges() map[string]int64 {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	out := l.raisedNew
+	l.raisedNew = nil
+	return out
 }
 
 // RaisedSequences returns the floors RaiseSequences set, including those of
