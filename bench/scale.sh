@@ -16,6 +16,9 @@
 #   clients   e2e at 10k msg/s spread over 1, 100, 1000 producers (connections)
 #   backlog   consume from the start of a --backlog-gib GiB backlog:
 #             msg/s, and the servers' peak RSS while it runs
+#   present   e2e at 10k msg/s from 1 and 100 producers on one subject,
+#             fresh and after --present subjects (33,333) were created
+#             (not in the default list: it leaves the servers full)
 #
 # Each series runs --rounds rounds (3 by default); a round visits every
 # point once, each round starting at a different point, and the table shows
@@ -34,6 +37,7 @@ duration=5s
 systems="qmq,nats"
 keep=0
 rounds=3
+present=33333
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--series) series="$2"; shift 2 ;;
@@ -42,7 +46,8 @@ while [ $# -gt 0 ]; do
 	--systems) systems="$2"; shift 2 ;;
 	--keep) keep=1; shift ;;
 	--rounds) rounds="$2"; shift 2 ;;
-	-h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+	--present) present="$2"; shift 2 ;;
+	-h|--help) sed -n '2,33p' "$0"; exit 0 ;;
 	*) echo "scale.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -188,6 +193,30 @@ if [[ ",$series," == *,clients,* ]]; then
 		row "$n p50 ms" '.e2e.latency_p50_ms' "$dir/json/clients-$n"
 		row "$n p99 ms" '.e2e.latency_p99_ms' "$dir/json/clients-$n"
 		row "$n p99.9 ms" '.e2e.latency_p999_ms' "$dir/json/clients-$n"
+	done
+fi
+
+if [[ ",$series," == *,present,* ]]; then
+	# Many subjects present, one busy: what a broker that has seen tens of
+	# thousands of subjects (each a consumer log, each in every message
+	# checkpoint) does to the latency of the one in use. Measured fresh,
+	# then after --present subjects were created, in the same servers.
+	points="1 100"
+	echo; echo "## e2e at 10,000 msg/s over 1 subject from N producers, before and after $present subjects were created ($duration; median of $rounds rounds)"
+	measure present-fresh "$points" --mode e2e --producers POINT --rate 10000 --duration "$duration" --warmup 0
+	printf 'creating %d subjects...\n' "$present" >&2
+	peer --mode produce --subjects "$present" --duration 10s --warmup 0 >/dev/null
+	# The first run after creating them is left out: the broker is still
+	# opening the new logs then.
+	peer --mode e2e --rate 10000 --duration 5s --warmup 0 >/dev/null
+	measure present-after "$points" --mode e2e --producers POINT --rate 10000 --duration "$duration" --warmup 0
+	header 'producers, metric'
+	for n in $points; do
+		for when in fresh after; do
+			row "$n p50 ms $when" '.e2e.latency_p50_ms' "$dir/json/present-$when-$n"
+			row "$n p99 ms $when" '.e2e.latency_p99_ms' "$dir/json/present-$when-$n"
+			row "$n p99.9 ms $when" '.e2e.latency_p999_ms' "$dir/json/present-$when-$n"
+		done
 	done
 fi
 

@@ -2,6 +2,8 @@ package storage
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/qmq-go/qmq/internal/backoff"
@@ -91,18 +93,52 @@ type checkpointPicture struct {
 	// floorOnly are the subjects of maxSeqs whose value is a floor (no
 	// consumer-log end): a later floor may raise them; an end replaces it.
 	floorOnly map[string]bool
+	// subjects are maxSeqs's keys in order, but for those added since
+	// (sortedSubjects merges them): sorting every subject for every
+	// checkpoint cost the checkpointer as much as the rest of the encoding.
+	subjects, added []string
+}
+
+// set records seq as subject's, noting a subject new to the picture.
+func (p *checkpointPicture) set(subject string, seq int64) {
+	if _, ok := p.maxSeqs[subject]; !ok {
+		p.added = append(p.added, subject)
+	}
+	p.maxSeqs[subject] = seq
+}
+
+// sortedSubjects returns every subject of the picture in order.
+func (p *checkpointPicture) sortedSubjects() []string {
+	if len(p.added) == 0 {
+		return p.subjects
+	}
+	slices.Sort(p.added)
+	merged := make([]string, 0, len(p.subjects)+len(p.added))
+	i, j := 0, 0
+	for i < len(p.subjects) || j < len(p.added) {
+		if j == len(p.added) || (i < len(p.subjects) && p.subjects[i] < p.added[j]) {
+			merged = append(merged, p.subjects[i])
+			i++
+		} else {
+			merged = append(merged, p.added[j])
+			j++
+		}
+	}
+	p.subjects, p.added = merged, nil
+	return p.subjects
 }
 
 // apply folds a capture into the picture, with captureCheckpoint's rule:
 // a consumer log's end wins over a floor.
 func (p *checkpointPicture) apply(d *checkpointDelta) {
 	if d.full {
-		*p = checkpointPicture{complete: true, maxSeqs: d.ends, floorOnly: map[string]bool{}}
+		*p = checkpointPicture{complete: true, maxSeqs: d.ends, floorOnly: map[string]bool{},
+			added: slices.Collect(maps.Keys(d.ends))}
 	}
 	p.offset = d.offset
 	if !d.full {
 		for subject, seq := range d.ends {
-			p.maxSeqs[subject] = seq
+			p.set(subject, seq)
 			delete(p.floorOnly, subject)
 		}
 	}
@@ -111,7 +147,7 @@ func (p *checkpointPicture) apply(d *checkpointDelta) {
 			continue
 		}
 		if cur, ok := p.maxSeqs[subject]; !ok || seq > cur {
-			p.maxSeqs[subject] = seq
+			p.set(subject, seq)
 		}
 		p.floorOnly[subject] = true
 	}
@@ -173,7 +209,7 @@ func (s *Store) runCheckpointer(ctx context.Context) {
 			continue
 		}
 		last = time.Now()
-		cp := messageCheckpoint{Offset: picture.offset, MaxSequences: picture.maxSeqs}
+		cp := messageCheckpoint{Offset: picture.offset, MaxSequences: picture.maxSeqs, Subjects: picture.sortedSubjects()}
 		if err := s.saveMessageCheckpoint(&cp); err != nil {
 			s.log.Error("message checkpoint failed; the next one retries", "offset", cp.Offset, "error", err)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -79,5 +80,12 @@ func TestCheckpointDeltaMerge(t *testing.T) {
 	p.apply(&checkpointDelta{offset: 3, raised: map[string]int64{"f": 50, "g": 2}})
 	if want := map[string]int64{"a": 4, "f": 6, "g": 2}; !maps.Equal(p.maxSeqs, want) || p.offset != 3 {
 		t.Fatalf("picture %v at %d, want %v at 3", p.maxSeqs, p.offset, want)
+	}
+	if got := p.sortedSubjects(); !slices.Equal(got, []string{"a", "f", "g"}) {
+		t.Fatalf("sorted subjects %v", got)
+	}
+	p.apply(&checkpointDelta{offset: 4, ends: map[string]int64{"b": 0, "a": 5, "z": 1}})
+	if got := p.sortedSubjects(); !slices.Equal(got, []string{"a", "b", "f", "g", "z"}) {
+		t.Fatalf("sorted subjects after adding b, z: %v", got)
 	}
 }

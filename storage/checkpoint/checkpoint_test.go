@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -270,4 +271,25 @@ func checkpointFiles(t *testing.T, dir, kind string) []string {
 		}
 	}
 	return names
+}
+
+// TestEncodeMessageSubjects: a caller's sorted subjects give the same file
+// as sorting them here; a list that is out of order, short, repeats or
+// names a subject not in the map is not trusted.
+func TestEncodeMessageSubjects(t *testing.T) {
+	cp := MessageCheckpoint{Offset: 7, MaxSequences: map[string]int64{"a": 1, "b": 2, "c": 3}}
+	want, err := EncodeMessage(cp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, subjects := range [][]string{{"a", "b", "c"}, {"c", "b", "a"}, {"a", "b"}, {"a", "a", "c"}, {"a", "b", "x"}, {}} {
+		cp.Subjects = subjects
+		got, err := EncodeMessage(cp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("with Subjects %q:\n%s\nwant\n%s", subjects, got, want)
+		}
+	}
 }
