@@ -31,18 +31,21 @@ func TestCheckpointIncrementalMatchesFull(t *testing.T) {
 		for range 1 + rng.IntN(40) {
 			batch = append(batch, messagelog.Message{Subject: "s." + strconv.Itoa(rng.IntN(500)), Payload: []byte("x")})
 		}
-		app, err := s.Append(ctx, batch)
-		if err != nil {
-			t.Fatal(err)
-		}
 		if round%3 == 1 {
-			// Floors: one for a subject with a log (its end wins), one for
-			// a subject without (kept), one below an existing floor.
+			// Floors, raised before the batch so that the capture at its
+			// end follows them (a floor raised later is the next
+			// capture's): one for a subject with a log (its end wins),
+			// one for a subject without (kept), one below an existing
+			// floor.
 			s.RaiseSequences(map[string]int64{
 				"s." + strconv.Itoa(rng.IntN(500)): 1_000,
 				"floor." + strconv.Itoa(round):     int64(round * 10),
 				"floor.1":                          3,
 			})
+		}
+		app, err := s.Append(ctx, batch)
+		if err != nil {
+			t.Fatal(err)
 		}
 		end := app[len(app)-1].Offset + int64(app[len(app)-1].Size)
 		if err := s.WaitDispatched(ctx, end); err != nil {
