@@ -205,7 +205,7 @@ if [[ ",$series," == *,present,* ]]; then
 	echo; echo "## e2e at 10,000 msg/s over 1 subject from N producers, before and after $present subjects were created ($duration; median of $rounds rounds)"
 	measure present-fresh "$points" --mode e2e --producers POINT --rate 10000 --duration "$duration" --warmup 0
 	printf 'creating %d subjects...\n' "$present" >&2
-	peer --mode produce --subjects "$present" --duration 10s --warmup 0 >/dev/null
+	peer --mode produce --subjects "$present" --count "$present" --duration 120s --warmup 0 >/dev/null
 	# The first run after creating them is left out: the broker is still
 	# opening the new logs then.
 	peer --mode e2e --rate 10000 --duration 5s --warmup 0 >/dev/null

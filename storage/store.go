@@ -250,6 +250,11 @@ func (s *Store) runDispatcher(ctx context.Context, it *messagelog.Iterator) {
 			sinceCheckpoint, lastCheckpoint = 0, time.Now()
 		}
 		if n == 4096 {
+			if ctx.Err() != nil {
+				// Closing: a dispatcher far behind must not hold Close until
+				// it catches up (recovery replays the rest at the next Open).
+				return
+			}
 			continue // more is waiting
 		}
 		select {

@@ -48,7 +48,8 @@ func crashOnce(t *testing.T, rng *rand.Rand, opts vfs.CrashOptions) {
 	dir := filepath.Join(t.TempDir(), "consumerlog")
 	cfs := vfs.NewCrashFS(vfs.Default())
 	// Half the runs keep one log open at a time: the others are closed
-	// (flushed) and reopened as the writes move between subjects.
+	// (unsynced: the next Flush syncs their files) and reopened as the
+	// writes move between subjects.
 	maxOpen := 0
 	if rng.Intn(2) == 0 {
 		maxOpen = 1

@@ -65,6 +65,11 @@ type Manager struct {
 	// (changes.go).
 	changesMu sync.Mutex
 	changes   []*subjectLog
+
+	// What released logs owe the disk, synced by the next Flush
+	// (release.go).
+	owedMu              sync.Mutex
+	owedFiles, owedDirs map[string]bool
 }
 
 // Open lists the subjects under cfg.Dir (creating it if needed) without
@@ -303,6 +308,9 @@ func (m *Manager) Flush() error {
 		}
 	}
 	errs = append(errs, flushAll(dirty))
+	// After the open logs: one released while flushAll ran is skipped
+	// there, and it recorded what it owes before it was seen closed.
+	errs = append(errs, m.syncOwed())
 	return errors.Join(errs...)
 }
 
@@ -312,37 +320,45 @@ func (m *Manager) Flush() error {
 const flushParallelism = 16
 
 func flushAll(logs []*subjectLog) error {
-	if len(logs) <= 1 {
-		for _, s := range logs {
-			return s.flush()
-		}
-		return nil
-	}
 	var (
 		mu   sync.Mutex
 		errs []error
+	)
+	parallel(len(logs), func(i int) {
+		if err := logs[i].flush(); err != nil {
+			mu.Lock()
+			errs = append(errs, err)
+			mu.Unlock()
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// parallel calls fn(0) … fn(n-1) from up to flushParallelism goroutines
+// and returns when all have returned.
+func parallel(n int, fn func(i int)) {
+	if n <= 1 {
+		for i := range n {
+			fn(i)
+		}
+		return
+	}
+	var (
 		wg   sync.WaitGroup
 		next atomic.Int64
 	)
-	for range min(flushParallelism, len(logs)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for range min(flushParallelism, n) {
+		wg.Go(func() {
 			for {
 				i := next.Add(1) - 1
-				if i >= int64(len(logs)) {
+				if i >= int64(n) {
 					return
 				}
-				if err := logs[i].flush(); err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-				}
+				fn(int(i))
 			}
-		}()
+		})
 	}
 	wg.Wait()
-	return errors.Join(errs...)
 }
 
 // DeleteBefore deletes, in every subject, the oldest segments last modified
@@ -395,6 +411,7 @@ func (m *Manager) Close() error {
 			errs = append(errs, err)
 		}
 	}
+	errs = append(errs, m.syncOwed())
 	if m.dirDirty.Swap(false) {
 		if err := m.fs.SyncDir(m.dir); err != nil {
 			errs = append(errs, fmt.Errorf("close consumer logs: sync %s: %w", m.dir, err))

@@ -2,9 +2,15 @@ package consumerlog
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
+	"maps"
+	"os"
 	"slices"
+	"sync"
 	"time"
+
+	"github.com/qmq-go/qmq/storage/segment"
 )
 
 // Every open consumer log holds a file and a mapping of its newest segment,
@@ -13,11 +19,12 @@ import (
 // message-log segment and every new subject's log: the broker stopped
 // taking messages; bench/scale.sh at 20,000 subjects with the limit at
 // 20,000). The Manager therefore keeps at most Config.MaxOpenLogs logs open
-// and closes the least recently used ones beyond it: flushed, then closed,
+// and closes the least recently used ones beyond it (without an fsync),
 // then opened again on their next use (the lazy open every log has after a
 // restart, so nothing else changes). A closed log costs no descriptor and
 // no mapping; reopening one costs an open, a map and the binary search of
-// recoverEnd, and closing one a flush. That is cheap for logs idle for a
+// recoverEnd; closing one costs no fsync (its files are synced with the
+// next checkpoint's Flush). That is cheap for logs idle for a
 // while and ruinous for a working set larger than the bound (every write
 // then reopens a log: 10,000 subjects written in turn under a bound of
 // 5,000 left the dispatcher gigabytes behind), so the default bound is
@@ -75,14 +82,7 @@ func (m *Manager) releaseIdle(self *subjectLog) {
 		if m.openLogs.Load() <= target {
 			break
 		}
-		ok, err := s.release()
-		if err != nil {
-			// Kept open: a log whose flush failed must stay where the next
-			// Flush (the checkpoint's) sees it and reports the error.
-			m.logger.Warn("could not close an idle consumer log; it stays open", "subject", s.subject, "error", err)
-			continue
-		}
-		if ok {
+		if s.release() {
 			released++
 		}
 	}
@@ -95,32 +95,83 @@ func (m *Manager) releaseIdle(self *subjectLog) {
 	m.logger.Debug("closed idle consumer logs", "closed", released, "open", m.openLogs.Load(), "max_open", m.maxOpen)
 }
 
-// release flushes and closes s's log if it is open, leaving s to be opened
-// again on its next use. It reports whether it closed the log.
-func (s *subjectLog) release() (bool, error) {
+// release closes s's log if it is open, leaving s to be opened again on
+// its next use. It reports whether it closed the log.
+func (s *subjectLog) release() bool {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	s.rw.Lock()
 	defer s.rw.Unlock()
 	if s.closed || s.log == nil {
-		return false, nil
+		return false
 	}
-	// Flush first, and keep the log if that fails: Manager.Flush skips
-	// logs that are not open, so a checkpoint would otherwise claim units
-	// that never reached the disk.
-	if err := s.log.Flush(); err != nil {
-		return false, fmt.Errorf("flush consumer log %s: %w", s.subject, err)
-	}
+	// Closed without an fsync: the files it owes the disk are synced by the
+	// next Manager.Flush (the checkpoint's), with the open logs. A release
+	// pass used to flush each log it closed, in the goroutine that opened a
+	// log (the dispatcher): with more busy subjects than the bound every
+	// write reopened a log and paid an fsync for another, and the
+	// dispatcher fell minutes behind.
 	s.releasedMin = s.log.MinOffset() / UnitSize
 	s.released = true
-	err := s.log.Close()
+	s.m.owe(s.log.CloseUnsynced())
 	s.log = nil
 	s.isOpen.Store(false)
 	s.m.openLogs.Add(-1)
-	if err != nil {
-		return true, fmt.Errorf("close consumer log %s: %w", s.subject, err)
+	return true
+}
+
+// owe records what a released log still owes the disk, for the next Flush.
+// It is called before the log is seen closed (under the subject's rw), so
+// a Flush that finds the log closed finds its files here.
+func (m *Manager) owe(u segment.Unsynced) {
+	if len(u.Files) == 0 && u.Dir == "" {
+		return
 	}
-	return true, nil
+	m.owedMu.Lock()
+	defer m.owedMu.Unlock()
+	if m.owedFiles == nil {
+		m.owedFiles, m.owedDirs = map[string]bool{}, map[string]bool{}
+	}
+	for _, f := range u.Files {
+		m.owedFiles[f] = true
+	}
+	if u.Dir != "" {
+		m.owedDirs[u.Dir] = true
+	}
+}
+
+// syncOwed makes durable what released logs owe: their files, then their
+// directories. What fails stays owed for the next Flush.
+func (m *Manager) syncOwed() error {
+	m.owedMu.Lock()
+	files, dirs := m.owedFiles, m.owedDirs
+	m.owedFiles, m.owedDirs = nil, nil
+	m.owedMu.Unlock()
+	if len(files) == 0 && len(dirs) == 0 {
+		return nil
+	}
+	var (
+		mu     sync.Mutex
+		failed segment.Unsynced
+		errs   []error
+	)
+	paths := slices.Collect(maps.Keys(files))
+	parallel(len(paths), func(i int) {
+		if err := segment.SyncFile(m.fs, paths[i]); err != nil {
+			mu.Lock()
+			failed.Files = append(failed.Files, paths[i])
+			errs = append(errs, fmt.Errorf("sync closed consumer log segment: %w", err))
+			mu.Unlock()
+		}
+	})
+	for dir := range dirs {
+		if err := m.fs.SyncDir(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+			m.owe(segment.Unsynced{Dir: dir})
+			errs = append(errs, fmt.Errorf("sync consumer log directory %s: %w", dir, err))
+		}
+	}
+	m.owe(failed)
+	return errors.Join(errs...)
 }
 
 // DefaultMaxOpenLogs is the default bound of open consumer logs for one of

@@ -54,6 +54,28 @@ type subjectLog struct {
 	diskSegments, diskBytes int64
 }
 
+// openEnd finds the end of log, just opened for s, and makes it the log's
+// write position.
+func (s *subjectLog) openEnd(log *segment.Log) (int64, error) {
+	if s.released {
+		// Closed by a release pass: its end is exact and nothing past it
+		// was ever written, so recovery (a search, and a Truncate that
+		// zeroes and fsyncs the tail: an fsync per reopen, which left the
+		// dispatcher far behind with more busy subjects than the bound)
+		// is not needed.
+		end := s.next.Load() * UnitSize
+		if log.Resume(end) == nil {
+			return end, nil
+		}
+	}
+	end, err := recoverEnd(log)
+	if err == nil && end != log.WrotePosition() {
+		s.m.logger.Debug("consumer log end recovered", "subject", s.subject, "end", end, "file_end", log.WrotePosition())
+		err = log.Truncate(end)
+	}
+	return end, err
+}
+
 // openLocked opens the log and recovers its end. rw must be held
 // exclusively.
 func (s *subjectLog) openLocked(create bool) error {
@@ -83,11 +105,7 @@ func (s *subjectLog) openLocked(create bool) error {
 	if err != nil {
 		return fmt.Errorf("open consumer log %s: %w", s.dir, err)
 	}
-	end, err := recoverEnd(log)
-	if err == nil && end != log.WrotePosition() {
-		s.m.logger.Debug("consumer log end recovered", "subject", s.subject, "end", end, "file_end", log.WrotePosition())
-		err = log.Truncate(end)
-	}
+	end, err := s.openEnd(log)
 	if err != nil {
 		_ = log.Close()
 		return fmt.Errorf("recover consumer log %s: %w", s.dir, err)

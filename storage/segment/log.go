@@ -530,6 +530,34 @@ func (l *Log) DeleteSegmentsBefore(offset int64) (int, error) {
 	return n, errors.Join(errs...)
 }
 
+// Resume sets WrotePosition to offset in a log just opened whose exact end
+// the caller knows, and whose bytes past it are known blank: this process
+// wrote the log up to offset and no further, then closed it (a consumer
+// log closed to save descriptors and opened again). Unlike Truncate it
+// zeroes and syncs nothing: a reopened consumer log paid an fsync here for
+// a tail that was already blank. FlushedPosition becomes offset too; the
+// caller makes what the log held unsynced durable by other means (SyncFile
+// on what CloseUnsynced returned). offset must lie in the last segment.
+func (l *Log) Resume(offset int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	segs := l.snapshot()
+	if len(segs) == 0 {
+		if offset != l.start {
+			return fmt.Errorf("segment log %s: resume an empty log at %d (start %d)", l.cfg.Dir, offset, l.start)
+		}
+		return nil
+	}
+	last := segs[len(segs)-1]
+	if offset < last.base || offset > last.end() {
+		return fmt.Errorf("segment log %s: resume at %d outside the last segment [%d, %d]", l.cfg.Dir, offset, last.base, last.end())
+	}
+	l.active, l.activeData = last, nil
+	l.wrote.Store(offset)
+	l.flushed.Store(offset)
+	return nil
+}
+
 // Truncate is for recovery: WrotePosition becomes offset, segments starting
 // at or after it are removed (but the first segment is kept) and the bytes from offset to the end of its segment
 // are zeroed. The zeroing and removals are made durable before returning, so
@@ -629,6 +657,50 @@ func (l *Log) UnmapIdle() int {
 	}
 	return n
 }
+
+// Unsynced names what a log closed by CloseUnsynced still owes the disk:
+// segment files holding bytes not synced yet, and the log's directory when
+// a segment was created since its last sync ("" otherwise).
+type Unsynced struct {
+	Files []string
+	Dir   string
+}
+
+// CloseUnsynced releases every segment like Close, without syncing what was
+// appended since the last Flush: those bytes stay in the page cache (an
+// unmapped shared mapping leaves its dirty pages there) and the caller
+// makes them durable later with SyncFile and SyncDir on what it returns.
+// Closing an idle log so costs no fsync; a caller closing many logs (a
+// consumer-log manager over its bound) syncs them in one batch, off its
+// hot path.
+func (l *Log) CloseUnsynced() Unsynced {
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
+	if l.closed.Swap(true) {
+		return Unsynced{}
+	}
+	var u Unsynced
+	target, from := l.wrote.Load(), l.flushed.Load()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, s := range l.snapshot() {
+		if s.end() > from && s.base < target {
+			u.Files = append(u.Files, s.path)
+		}
+		s.retire()
+	}
+	if l.dirDirty.Load() {
+		u.Dir = l.cfg.Dir
+	}
+	empty := []*segment{}
+	l.segs.Store(&empty)
+	l.active, l.activeData = nil, nil
+	return u
+}
+
+// SyncFile makes a closed segment file's bytes durable (open, fsync,
+// close); a file deleted meanwhile has nothing to sync.
+func SyncFile(fs vfs.FS, path string) error { return syncPath(fs, path) }
 
 // Close flushes and releases every segment; Views still held keep their
 // segment mapped until released.
