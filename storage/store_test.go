@@ -183,6 +183,11 @@ func TestHelperStoreWriter(t *testing.T) {
 	}
 	cfg := testConfig(root)
 	cfg.FlushSync = os.Getenv("QMQ_STORE_WRITER_SYNC") == "1"
+	if os.Getenv("QMQ_STORE_WRITER_FEW_OPEN") == "1" {
+		// Fewer open consumer logs than subjects: logs are closed without
+		// a sync and reopened at their end (consumerlog release.go).
+		cfg.MaxOpenConsumerLogs = 4
+	}
 	s, err := Open(cfg)
 	if err != nil {
 		fmt.Println("open failed:", err)
@@ -235,7 +240,8 @@ func TestStoreKill9(t *testing.T) {
 	rng := rand.New(rand.NewPCG(42, 7))
 	for iter := 0; iter < iterations; iter++ {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperStoreWriter$", "-test.v=false")
-		cmd.Env = append(os.Environ(), "QMQ_STORE_WRITER_ROOT="+root, "QMQ_STORE_WRITER_SYNC="+strconv.Itoa(iter%2))
+		cmd.Env = append(os.Environ(), "QMQ_STORE_WRITER_ROOT="+root, "QMQ_STORE_WRITER_SYNC="+strconv.Itoa(iter%2),
+			"QMQ_STORE_WRITER_FEW_OPEN="+strconv.Itoa(iter/2%2))
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
