@@ -205,7 +205,16 @@ if [[ ",$series," == *,present,* ]]; then
 	echo; echo "## e2e at 10,000 msg/s over 1 subject from N producers, before and after $present subjects were created ($duration; median of $rounds rounds)"
 	measure present-fresh "$points" --mode e2e --producers POINT --rate 10000 --duration "$duration" --warmup 0
 	printf 'creating %d subjects...\n' "$present" >&2
-	peer --mode produce --subjects "$present" --count "$present" --duration 120s --warmup 0 >/dev/null
+	# One second of producing over all of them, in turn (more messages than
+	# subjects), then until qmq's dispatcher has caught up: a write to each
+	# of more subjects than consumerlog.max.open reopens a log, which is slow.
+	peer --mode produce --subjects "$present" --duration 1s --warmup 0 >/dev/null
+	for _ in $(seq 600); do
+		lag=$(curl -fs "http://127.0.0.1:$((broker_port + 2))/metrics" | awk '/^qmq_store_replay_lag_bytes/ {print $2}')
+		[ "${lag:-1}" = 0 ] && break
+		sleep 1
+	done
+	printf 'qmq dispatcher caught up (replay lag %s bytes)\n' "${lag:-?}" >&2
 	# The first run after creating them is left out: the broker is still
 	# opening the new logs then.
 	peer --mode e2e --rate 10000 --duration 5s --warmup 0 >/dev/null
