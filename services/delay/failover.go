@@ -58,12 +58,15 @@ func (r *registrar) followAsSlave(ctx context.Context) error {
 				// The promotion is the watcher's own takeover, seen
 				// between the metaserver's swap and the watcher's return:
 				// let it finish (it releases the Consul lock for the
-				// restarted master) and report it as a takeover.
+				// restarted master) and report it as a takeover. Bounded:
+				// a watcher stuck in its call must not keep a promoted
+				// slave running as a slave.
 				select {
 				case werr := <-promoted:
 					if werr != nil {
 						return werr
 					}
+				case <-time.After(10 * time.Second):
 				case <-ctx.Done():
 				}
 			}
