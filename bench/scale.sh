@@ -214,7 +214,11 @@ if [[ ",$series," == *,present,* ]]; then
 		[ "${lag:-1}" = 0 ] && break
 		sleep 1
 	done
-	printf 'qmq dispatcher caught up (replay lag %s bytes)\n' "${lag:-?}" >&2
+	if [ "${lag:-1}" = 0 ]; then
+		echo "qmq dispatcher caught up" >&2
+	else
+		echo "scale.sh: qmq's dispatcher is still ${lag:-?} bytes behind after 10 min (qmq_store_replay_lag_bytes); the figures after creating the subjects include it — more subjects than consumerlog.max.open? raise ulimit -n" >&2
+	fi
 	# The first run after creating them is left out: the broker is still
 	# opening the new logs then.
 	peer --mode e2e --rate 10000 --duration 5s --warmup 0 >/dev/null

@@ -67,9 +67,7 @@ func (d *checkpointDelta) mergeNewer(n *checkpointDelta) {
 		return
 	}
 	d.offset = n.offset
-	for subject, seq := range n.ends {
-		d.ends[subject] = seq
-	}
+	maps.Copy(d.ends, n.ends)
 	for subject, seq := range n.raised {
 		if d.raised == nil {
 			d.raised = map[string]int64{}

@@ -4,13 +4,13 @@ package storage
 
 import (
 	"context"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/qmq-go/qmq/internal/testutil"
 	"github.com/qmq-go/qmq/storage/messagelog"
 )
 
@@ -25,8 +25,8 @@ import (
 //
 //	go test -tags perf -run TestPerfDispatchLatencySubjects -v ./storage/
 func TestPerfDispatchLatencySubjects(t *testing.T) {
-	n := envInt(t, "PERF_SUBJECTS", 33_333)
-	seconds := envInt(t, "PERF_SECONDS", 20)
+	n := testutil.EnvInt(t, "PERF_SUBJECTS", 33_333)
+	seconds := testutil.EnvInt(t, "PERF_SECONDS", 20)
 	cfg := DefaultConfig(t.TempDir())
 	s, err := Open(cfg)
 	if err != nil {
@@ -74,16 +74,4 @@ func TestPerfDispatchLatencySubjects(t *testing.T) {
 	q := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
 	t.Logf("subjects=%d messages=%d append→dispatched p50=%v p99=%v p99.9=%v max=%v", n, len(lat),
 		q(0.5), q(0.99), q(0.999), lat[len(lat)-1])
-}
-
-func envInt(t *testing.T, name string, def int) int {
-	v := os.Getenv(name)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		t.Fatalf("%s=%q: %v", name, v, err)
-	}
-	return n
 }

@@ -48,7 +48,8 @@ type Store struct {
 	// The dispatcher captures what a checkpoint claims; the checkpointer
 	// goroutine makes it durable and writes it, so fsyncs of the message log
 	// and of every subject's consumer log never stall dispatch (consumers
-	// would see them as latency). A newer capture replaces one still waiting.
+	// would see them as latency). A newer capture is merged into one still
+	// waiting (checkpointer.go).
 	checkpointMu      sync.Mutex
 	checkpointPending *checkpointDelta // the captures not taken yet, merged (checkpointer.go)
 	checkpointDue     chan struct{}    // capacity 1

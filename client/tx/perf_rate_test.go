@@ -5,7 +5,6 @@ package tx
 import (
 	"context"
 	"fmt"
-	"os"
 	"runtime"
 	"strconv"
 	"sync"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/qmq-go/qmq/client"
 	"github.com/qmq-go/qmq/internal/testlog"
+	"github.com/qmq-go/qmq/internal/testutil"
 	"github.com/qmq-go/qmq/tests/framework"
 )
 
@@ -41,10 +41,10 @@ import (
 // shares one process and the machine's cores: the metaserver, the broker,
 // the producer, the consumer, the database and the load.
 func TestPerfTransactionalSendRate(t *testing.T) {
-	rate := envInt(t, "QMQ_PERF_TX_RATE", 1000)
-	plainRate := envInt(t, "QMQ_PERF_PLAIN_RATE", 100)
-	seconds := envInt(t, "QMQ_PERF_SECONDS", 10)
-	workers := envInt(t, "QMQ_PERF_WORKERS", 64)
+	rate := testutil.EnvInt(t, "QMQ_PERF_TX_RATE", 1000)
+	plainRate := testutil.EnvInt(t, "QMQ_PERF_PLAIN_RATE", 100)
+	seconds := testutil.EnvInt(t, "QMQ_PERF_SECONDS", 10)
+	workers := testutil.EnvInt(t, "QMQ_PERF_WORKERS", 64)
 	const accounts = 1000
 	ctx := context.Background()
 	cluster := framework.StartCluster(t, framework.ClusterOptions{Groups: 1})
@@ -233,16 +233,4 @@ func TestPerfTransactionalSendRate(t *testing.T) {
 	if left != 0 {
 		t.Errorf("%d rows left after every message was delivered", left)
 	}
-}
-
-func envInt(t *testing.T, name string, def int) int {
-	v := os.Getenv(name)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		t.Fatalf("%s=%q: want a non-negative integer", name, v)
-	}
-	return n
 }

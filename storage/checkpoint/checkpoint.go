@@ -93,10 +93,20 @@ func LoadAction(fs vfs.FS, dir string) (cp ActionCheckpoint, found bool, err err
 // line. Subjects are written in sorted order so equal checkpoints produce
 // equal files.
 func EncodeMessage(cp MessageCheckpoint) ([]byte, error) {
-	subjects := cp.Subjects
-	if !sortedKeys(subjects, cp.MaxSequences) {
-		subjects = slices.Sorted(maps.Keys(cp.MaxSequences))
+	if len(cp.Subjects) == len(cp.MaxSequences) {
+		if b, ok, err := encodeMessage(cp, cp.Subjects); ok || err != nil {
+			return b, err
+		}
 	}
+	b, _, err := encodeMessage(cp, slices.Sorted(maps.Keys(cp.MaxSequences)))
+	return b, err
+}
+
+// encodeMessage writes cp's subjects in the order given, which must be
+// strictly increasing and name only subjects of cp (as many as it has):
+// ok is false when it does not, checked as the lines are written so that
+// each subject is looked up once.
+func encodeMessage(cp MessageCheckpoint, subjects []string) (_ []byte, ok bool, _ error) {
 	var b bytes.Buffer
 	b.Grow(32 + len(subjects)*48)
 	num := make([]byte, 0, 20)
@@ -104,34 +114,21 @@ func EncodeMessage(cp MessageCheckpoint) ([]byte, error) {
 	b.WriteByte('\n')
 	b.Write(strconv.AppendInt(num, cp.Offset, 10))
 	b.WriteByte('\n')
-	for _, subject := range subjects {
+	for i, subject := range subjects {
+		seq, found := cp.MaxSequences[subject]
+		if !found || (i > 0 && subjects[i-1] >= subject) {
+			return nil, false, nil
+		}
 		if strings.ContainsAny(subject, "\r\n") {
-			return nil, fmt.Errorf("subject %q contains a line break", subject)
+			return nil, false, fmt.Errorf("subject %q contains a line break", subject)
 		}
 		b.WriteString(subject)
 		b.WriteByte('/')
-		b.Write(strconv.AppendInt(num, cp.MaxSequences[subject], 10))
+		b.Write(strconv.AppendInt(num, seq, 10))
 		b.WriteByte('\n')
 	}
 	appendCRC(&b)
-	return b.Bytes(), nil
-}
-
-// sortedKeys reports whether keys are exactly m's keys, in strictly
-// increasing order.
-func sortedKeys(keys []string, m map[string]int64) bool {
-	if keys == nil || len(keys) != len(m) {
-		return false
-	}
-	for i, k := range keys {
-		if i > 0 && keys[i-1] >= k {
-			return false
-		}
-		if _, ok := m[k]; !ok {
-			return false
-		}
-	}
-	return true
+	return b.Bytes(), true, nil
 }
 
 // DecodeMessage parses a message checkpoint written by EncodeMessage or by

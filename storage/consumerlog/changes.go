@@ -24,14 +24,7 @@ func (s *subjectLog) markChanged() {
 // left out, as EachMaxSequence leaves them out. A put that races the call
 // is reported by this call or by the next.
 func (m *Manager) EachChangedMaxSequence(fn func(subject string, maxSeq int64)) {
-	m.changesMu.Lock()
-	logs := m.changes
-	m.changes = nil
-	m.changesMu.Unlock()
-	for _, s := range logs {
-		// Cleared before the end is read: a put after this is listed
-		// again, so the next call reports its end.
-		s.changed.Store(false)
+	for _, s := range m.takeChanges() {
 		if !s.onDisk.Load() {
 			continue
 		}
@@ -43,7 +36,12 @@ func (m *Manager) EachChangedMaxSequence(fn func(subject string, maxSeq int64)) 
 
 // ResetChanges empties the list of moved ends, for a caller about to read
 // every end with EachMaxSequence.
-func (m *Manager) ResetChanges() {
+func (m *Manager) ResetChanges() { m.takeChanges() }
+
+// takeChanges empties the list of moved ends and returns it, each log's
+// flag cleared before its end is read: a put after this lists it again, so
+// the next call reports its end.
+func (m *Manager) takeChanges() []*subjectLog {
 	m.changesMu.Lock()
 	logs := m.changes
 	m.changes = nil
@@ -51,4 +49,5 @@ func (m *Manager) ResetChanges() {
 	for _, s := range logs {
 		s.changed.Store(false)
 	}
+	return logs
 }

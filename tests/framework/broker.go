@@ -46,7 +46,7 @@ func (c *Cluster) newBroker(group string, role int) *Broker {
 	if role == RoleSlave {
 		host = fmt.Sprintf("framework-%s-b", group)
 	}
-	ports := c.freePorts(3)
+	ports := testutil.FreePorts(c.t, 3)
 	s := broker.DefaultSettings()
 	s.MetaEndpoint = c.meta.Endpoint()
 	s.Port, s.SyncPort, s.HTTPPort = ports[0], ports[1], ports[2]

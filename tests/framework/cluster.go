@@ -12,7 +12,6 @@ import (
 
 	"github.com/qmq-go/qmq/client/admin"
 	"github.com/qmq-go/qmq/internal/testlog"
-	"github.com/qmq-go/qmq/internal/testutil"
 	"github.com/qmq-go/qmq/services/broker"
 	"github.com/qmq-go/qmq/services/metaserver/metatest"
 )
@@ -53,32 +52,6 @@ type Cluster struct {
 	admin   *admin.Client
 	http    *http.Client // reads the brokers' /health
 	groups  []*Group
-	ports   map[int]bool // handed out to this cluster's brokers (freePorts)
-}
-
-// freePorts returns n free ports none of this cluster's brokers was given:
-// every broker's ports are picked before any starts, and a port closed
-// after one pick can come back in the next (two brokers then collided on
-// one, "address already in use").
-func (c *Cluster) freePorts(n int) []int {
-	c.t.Helper()
-	if c.ports == nil {
-		c.ports = map[int]bool{}
-	}
-	var out []int
-	for range 100 {
-		for _, p := range testutil.FreePorts(c.t, n-len(out)) {
-			if !c.ports[p] {
-				c.ports[p] = true
-				out = append(out, p)
-			}
-		}
-		if len(out) == n {
-			return out
-		}
-	}
-	c.t.Fatalf("framework: no %d free ports distinct from the cluster's %d", n, len(c.ports))
-	return nil
 }
 
 // StartCluster starts a metaserver, registers every broker with it
